@@ -1,0 +1,116 @@
+"""Samples, the dataset interface, and image/mask loading with specific errors."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+
+from adbench.errors import DataError
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".JPG", ".PNG"}
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One image: its path, its mask path (None for normal or unannotated), label 0/1 and defect kind."""
+
+    image_path: Path
+    mask_path: Path | None
+    label: int
+    defect: str = "good"
+
+
+class Dataset(Protocol):
+    name: str
+    has_masks: bool
+
+    def categories(self) -> list[str]: ...
+
+    def train(self, category: str) -> list[Sample]: ...
+
+    def test(self, category: str) -> list[Sample]: ...
+
+
+@dataclass(frozen=True)
+class Transform:
+    """Resize to a square size and normalise channels (ImageNet statistics by default)."""
+
+    size: int = 256
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+
+
+def list_images(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.suffix in IMAGE_SUFFIXES and p.is_file())
+
+
+def safe_child(root: Path, name: str, what: str) -> Path:
+    """``root / name``, refusing names that would leave ``root`` (path traversal)."""
+    child = (root / name).resolve()
+    if name in ("", ".", "..") or root.resolve() not in child.parents:
+        raise DataError(f"{what} {name!r} is not a folder name inside {root}")
+    return child
+
+
+def _open(path: Path, mode: str) -> Image.Image:
+    try:
+        with Image.open(path) as img:
+            img.load()
+            return img.convert(mode)
+    except FileNotFoundError:
+        raise DataError(f"Image file not found: {path}") from None
+    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
+        raise DataError(f"Cannot read image {path}: {exc}. Replace or remove the file.") from None
+
+
+def image_size_of(path: Path) -> tuple[int, int]:
+    """(width, height) of an image file without decoding its pixels."""
+    try:
+        with Image.open(path) as img:
+            return img.size
+    except (FileNotFoundError, UnidentifiedImageError, OSError) as exc:
+        raise DataError(f"Cannot read image {path}: {exc}") from None
+
+
+def load_image(path: Path, transform: Transform) -> torch.Tensor:
+    """RGB image as a normalised float tensor 3 x size x size."""
+    img = _open(path, "RGB").resize((transform.size, transform.size), Image.BILINEAR)
+    arr = torch.from_numpy(np.asarray(img, dtype=np.float32) / 255.0).permute(2, 0, 1)
+    mean = torch.tensor(transform.mean).view(3, 1, 1)
+    std = torch.tensor(transform.std).view(3, 1, 1)
+    return (arr - mean) / std
+
+
+def load_mask(sample: Sample, size: int) -> np.ndarray:
+    """Binary mask (bool, size x size) of a sample; all False for a normal image.
+
+    The mask must have the same pixel size as its image and contain only two values.
+    """
+    if sample.mask_path is None:
+        return np.zeros((size, size), dtype=bool)
+    mask = _open(sample.mask_path, "L")
+    image_wh = image_size_of(sample.image_path)
+    if mask.size != image_wh:
+        raise DataError(
+            f"Mask {sample.mask_path} is {mask.size[0]}x{mask.size[1]} but its image "
+            f"{sample.image_path} is {image_wh[0]}x{image_wh[1]}. Masks must match their image size."
+        )
+    values = np.unique(np.asarray(mask))
+    if len(values) > 2 or (len(values) == 2 and values[0] != 0):
+        raise DataError(
+            f"Mask {sample.mask_path} is not binary (values {values[:6].tolist()}...); "
+            "expected 0 for normal and one positive value for anomalous pixels."
+        )
+    resized = mask.resize((size, size), Image.NEAREST)
+    return np.asarray(resized) > 0
+
+
+def load_batch(samples: list[Sample], transform: Transform) -> torch.Tensor:
+    return torch.stack([load_image(s.image_path, transform) for s in samples])

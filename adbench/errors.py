@@ -1,0 +1,17 @@
+"""User-facing errors: raised for bad input, printed by the CLI without a traceback."""
+
+
+class AdbenchError(Exception):
+    """An error the user can fix; the message says what is wrong and what to do."""
+
+
+class DataError(AdbenchError):
+    """A dataset file or folder is missing, unreadable or inconsistent."""
+
+
+class ConfigError(AdbenchError):
+    """A configuration key or value is invalid."""
+
+
+class WeightsError(AdbenchError):
+    """Pretrained weights cannot be found or loaded."""

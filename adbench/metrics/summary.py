@@ -1,0 +1,78 @@
+"""Public metric API: image and pixel metrics for one category, and the mean over metrics (mAD).
+
+Degenerate inputs: with no positive or no negative (image or pixel) the metrics of that level are
+undefined and returned as NaN with a ``MetricWarning``; they are never turned into 0 or 1.
+NaN or Inf in the scores is an error that says where it is.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+from adbench.errors import AdbenchError
+from adbench.metrics.pro import aupro, region_weights
+from adbench.metrics.ranking import auroc, average_precision, curve, f1_max
+
+IMAGE_KEYS = ("image_auroc", "image_ap", "image_f1max")
+PIXEL_KEYS = ("pixel_auroc", "pixel_ap", "pixel_f1max", "pixel_aupro")
+METRIC_KEYS = IMAGE_KEYS + PIXEL_KEYS
+
+
+class MetricWarning(UserWarning):
+    """A metric is undefined for this input and was reported as NaN."""
+
+
+class NonFiniteScoreError(AdbenchError):
+    """Scores contain NaN or Inf."""
+
+
+def _check_finite(values: np.ndarray, what: str) -> None:
+    bad = ~np.isfinite(values)
+    if bad.any():
+        idx = np.unravel_index(int(np.argmax(bad)), values.shape)
+        raise NonFiniteScoreError(
+            f"{what} contain {int(bad.sum())} non-finite value(s) (NaN or Inf), first at index "
+            f"{tuple(int(i) for i in idx)}: the scorer diverged or the model weights are broken."
+        )
+
+
+def _undefined(keys: tuple[str, ...], why: str) -> dict[str, float]:
+    warnings.warn(f"{', '.join(keys)} undefined: {why}; reported as NaN.", MetricWarning, stacklevel=3)
+    return {k: float("nan") for k in keys}
+
+
+def image_metrics(scores: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+    """Image AU-ROC, AP and F1-max of anomaly ``scores`` (N) against binary ``labels`` (N)."""
+    scores, labels = np.asarray(scores), np.asarray(labels).astype(bool)
+    if scores.shape != labels.shape or scores.ndim != 1:
+        raise ValueError(f"scores {scores.shape} and labels {labels.shape} must be equal 1-D shapes")
+    _check_finite(scores, "Image scores")
+    pos, neg = np.sort(scores[labels]), scores[~labels]
+    if len(pos) == 0 or len(neg) == 0:
+        return _undefined(IMAGE_KEYS, "the test set needs both normal and anomalous images")
+    c = curve(pos, neg)
+    return dict(zip(IMAGE_KEYS, (auroc(c), average_precision(c), f1_max(c)), strict=True))
+
+
+def pixel_metrics(maps: np.ndarray, masks: np.ndarray, pro_limit: float = 0.3) -> dict[str, float]:
+    """Pixel AU-ROC, AP, F1-max and AU-PRO of anomaly ``maps`` (N x H x W) against ``masks``."""
+    maps, masks = np.asarray(maps), np.asarray(masks).astype(bool)
+    if maps.shape != masks.shape or maps.ndim != 3:
+        raise ValueError(f"maps {maps.shape} and masks {masks.shape} must be equal N x H x W shapes")
+    if not 0 < pro_limit <= 1:
+        raise ValueError(f"pro_limit must be in (0, 1], got {pro_limit}")
+    _check_finite(maps, "Anomaly maps")
+    pos_values, neg = maps[masks], maps[~masks]
+    if len(pos_values) == 0 or len(neg) == 0:
+        return _undefined(PIXEL_KEYS, "the masks need both anomalous and normal pixels")
+    order = np.argsort(pos_values, kind="stable")
+    c = curve(pos_values[order], neg)
+    pro = aupro(region_weights(masks)[order], c, pro_limit)
+    return dict(zip(PIXEL_KEYS, (auroc(c), average_precision(c), f1_max(c), pro), strict=True))
+
+
+def mad(metrics: dict[str, float]) -> float:
+    """Mean of the seven metrics; NaN where any is NaN (image-level-only data has no mAD)."""
+    return float(np.mean([metrics[k] for k in METRIC_KEYS]))

@@ -1,0 +1,97 @@
+"""One generic registry for datasets, backbones, noise nets and scorers, plus entry-point plugins.
+
+Third-party packages register components by exposing an entry point in the group
+``adbench.plugins`` that points at a module (or callable); loading it runs its ``@register`` calls.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib import import_module
+from importlib.metadata import entry_points
+from typing import Any
+
+from adbench.errors import ConfigError
+
+PLUGIN_GROUP = "adbench.plugins"
+
+
+@dataclass(frozen=True)
+class Entry:
+    name: str
+    factory: Callable[..., Any]
+    description: str
+    defaults: dict[str, Any]
+
+
+class Registry:
+    """Named factories of one kind of component."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self._entries: dict[str, Entry] = {}
+
+    def register(self, name: str, description: str = "", **defaults: Any) -> Callable:
+        """Decorator: ``@REG.register("name", "one-line description", key=default)``."""
+
+        def wrap(factory: Callable) -> Callable:
+            if name in self._entries:
+                raise ValueError(f"{self.kind} {name!r} is registered twice")
+            text = description or ((factory.__doc__ or "").strip().splitlines() or [""])[0]
+            self._entries[name] = Entry(name, factory, text, dict(defaults))
+            return factory
+
+        return wrap
+
+    def get(self, name: str) -> Entry:
+        load_components()
+        if name not in self._entries:
+            close = difflib.get_close_matches(name, self.names(), n=3, cutoff=0.5)
+            hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
+            raise ConfigError(
+                f"Unknown {self.kind} {name!r}.{hint} Known: {', '.join(self.names())}. "
+                f"Run `adbench list {self.kind}` to see them all."
+            )
+        return self._entries[name]
+
+    def create(self, name: str, **kwargs: Any) -> Any:
+        """Build the component ``name``; ``kwargs`` override its registered defaults."""
+        entry = self.get(name)
+        return entry.factory(**{**entry.defaults, **kwargs})
+
+    def names(self) -> list[str]:
+        load_components()
+        return sorted(self._entries)
+
+    def entries(self) -> list[Entry]:
+        return [self._entries[n] for n in self.names()]
+
+    def __contains__(self, name: str) -> bool:
+        load_components()
+        return name in self._entries
+
+
+DATASETS = Registry("datasets")
+BACKBONES = Registry("backbones")
+NOISE_NETS = Registry("noise-nets")
+SCORERS = Registry("scorers")
+REGISTRIES = {r.kind: r for r in (DATASETS, BACKBONES, NOISE_NETS, SCORERS)}
+
+_BUILTIN_MODULES = ("adbench.data", "adbench.backbones", "adbench.noise_nets", "adbench.scorers")
+_loaded = False
+
+
+def load_components() -> None:
+    """Import the built-in component modules and every installed plugin, once."""
+    global _loaded
+    if _loaded:
+        return
+    _loaded = True
+    for module in _BUILTIN_MODULES:
+        import_module(module)
+    for ep in entry_points(group=PLUGIN_GROUP):
+        loaded = ep.load()
+        if callable(loaded):
+            loaded()

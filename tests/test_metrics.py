@@ -1,0 +1,145 @@
+"""Metrics against scikit-learn and a brute-force AU-PRO on random data with ties."""
+
+import warnings
+
+import numpy as np
+import pytest
+from scipy import ndimage
+from sklearn.metrics import average_precision_score, precision_recall_curve, roc_auc_score
+
+from adbench.metrics import MetricWarning, NonFiniteScoreError, image_metrics, mad, pixel_metrics
+
+
+def sklearn_f1max(y, s):
+    p, r, _ = precision_recall_curve(y, s)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        f1 = np.where(p + r > 0, 2 * p * r / (p + r), 0)
+    return f1.max()
+
+
+def brute_aupro(maps, masks, limit=0.3):
+    """Direct definition: every distinct threshold, each region's overlap, trapezoid + interpolation."""
+    regions = []
+    for i, m in enumerate(masks):
+        lab, n = ndimage.label(m, structure=np.ones((3, 3)))
+        regions += [(i, lab == k) for k in range(1, n + 1)]
+    neg = ~masks
+    fprs, pros = [0.0], [0.0]
+    for thr in np.unique(maps)[::-1]:
+        pred = maps >= thr
+        fprs.append((pred & neg).sum() / neg.sum())
+        pros.append(np.mean([(pred[i] & r).sum() / r.sum() for i, r in regions]))
+    fprs.append(1.0)
+    pros.append(pros[-1])
+    area = 0.0
+    for k in range(1, len(fprs)):
+        x0, x1, y0, y1 = fprs[k - 1], fprs[k], pros[k - 1], pros[k]
+        if x0 >= limit:
+            break
+        if x1 > limit:
+            y1 = y0 + (limit - x0) / (x1 - x0) * (y1 - y0)
+            x1 = limit
+        area += (x1 - x0) * (y0 + y1) / 2
+    return area / limit
+
+
+def random_maps(rng, n=6, h=12, w=12, levels=7):
+    masks = np.zeros((n, h, w), bool)
+    for i in range(1, n):
+        for _ in range(rng.integers(1, 3)):
+            y, x = rng.integers(0, h - 3), rng.integers(0, w - 3)
+            masks[i, y : y + rng.integers(1, 4), x : x + rng.integers(1, 4)] = True
+    # few levels -> many ties within and across positives and negatives
+    maps = rng.integers(0, levels, (n, h, w)).astype(np.float32) + masks * rng.integers(0, 3, (n, h, w))
+    return maps.astype(np.float32), masks
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_image_metrics_match_sklearn(seed):
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 2, 60)
+    labels[:2] = [0, 1]
+    scores = rng.integers(0, 10, 60).astype(np.float64) + labels * rng.random(60)
+    m = image_metrics(scores, labels)
+    assert m["image_auroc"] == pytest.approx(roc_auc_score(labels, scores), abs=1e-12)
+    assert m["image_ap"] == pytest.approx(average_precision_score(labels, scores), abs=1e-12)
+    assert m["image_f1max"] == pytest.approx(sklearn_f1max(labels, scores), abs=1e-12)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_pixel_metrics_match_sklearn_and_brute_force_pro(seed):
+    rng = np.random.default_rng(100 + seed)
+    maps, masks = random_maps(rng, levels=3 + seed)
+    m = pixel_metrics(maps, masks)
+    y, s = masks.ravel(), maps.ravel()
+    assert m["pixel_auroc"] == pytest.approx(roc_auc_score(y, s), abs=1e-12)
+    assert m["pixel_ap"] == pytest.approx(average_precision_score(y, s), abs=1e-12)
+    assert m["pixel_f1max"] == pytest.approx(sklearn_f1max(y, s), abs=1e-12)
+    for limit in (0.3, 0.05, 1.0):
+        got = pixel_metrics(maps, masks, pro_limit=limit)["pixel_aupro"]
+        assert got == pytest.approx(brute_aupro(maps, masks, limit), abs=1e-12)
+
+
+def test_continuous_scores_and_regions_never_merge_across_images():
+    rng = np.random.default_rng(7)
+    masks = np.zeros((2, 8, 8), bool)
+    masks[0, 2:5, 2:5] = masks[1, 2:5, 2:5] = True  # same place in two images: two regions
+    masks[1, 7, 7] = True  # a single pixel touching nothing: third region
+    maps = rng.random((2, 8, 8)).astype(np.float32) + masks
+    assert pixel_metrics(maps, masks)["pixel_aupro"] == pytest.approx(brute_aupro(maps, masks), abs=1e-12)
+
+
+def test_monotonic_transform_changes_nothing():
+    rng = np.random.default_rng(3)
+    maps, masks = random_maps(rng, levels=20)
+    maps = maps + rng.random(maps.shape).astype(np.float32)
+    labels = masks.any(axis=(1, 2)).astype(int)
+    scores = maps.max(axis=(1, 2)).astype(np.float64)
+    before = {**image_metrics(scores, labels), **pixel_metrics(maps, masks)}
+    after = {**image_metrics(np.exp(scores) * 3 - 1, labels),
+             **pixel_metrics(np.exp(maps.astype(np.float64)) * 3 - 1, masks)}
+    assert after == pytest.approx(before, abs=1e-12)
+
+
+def test_perfect_and_inverted_scores():
+    labels = np.array([0, 0, 1, 1])
+    m = image_metrics(np.array([0.1, 0.2, 0.8, 0.9]), labels)
+    assert m == {"image_auroc": 1.0, "image_ap": 1.0, "image_f1max": 1.0}
+    assert image_metrics(np.array([0.9, 0.8, 0.2, 0.1]), labels)["image_auroc"] == 0.0
+
+
+def test_degenerate_inputs_give_nan_with_warning():
+    with pytest.warns(MetricWarning, match="both normal and anomalous"):
+        m = image_metrics(np.array([0.1, 0.5]), np.array([0, 0]))
+    assert all(np.isnan(v) for v in m.values())
+    with pytest.warns(MetricWarning, match="anomalous and normal pixels"):
+        m = pixel_metrics(np.ones((2, 4, 4)), np.zeros((2, 4, 4), bool))
+    assert all(np.isnan(v) for v in m.values())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert np.isnan(mad({**m, "image_auroc": 1, "image_ap": 1, "image_f1max": 1}))
+
+
+def test_non_finite_scores_are_named():
+    with pytest.raises(NonFiniteScoreError, match=r"Image scores contain 1 non-finite.*index \(1,\)"):
+        image_metrics(np.array([0.1, np.nan, 0.3]), np.array([0, 1, 1]))
+    maps = np.zeros((2, 3, 3))
+    maps[1, 2, 0] = np.inf
+    with pytest.raises(NonFiniteScoreError, match=r"Anomaly maps.*\(1, 2, 0\)"):
+        pixel_metrics(maps, maps > 0)
+
+
+def test_shape_mismatch_is_rejected():
+    with pytest.raises(ValueError, match="equal"):
+        pixel_metrics(np.zeros((2, 4, 4)), np.zeros((2, 4, 5), bool))
+
+
+def test_parallel_chunked_path_matches_sklearn(monkeypatch):
+    import adbench.metrics.ranking as ranking
+
+    monkeypatch.setattr(ranking, "PARALLEL_SORT_MIN", 10)
+    rng = np.random.default_rng(11)
+    maps, masks = random_maps(rng, n=5, h=16, w=16, levels=9)
+    m = pixel_metrics(maps, masks)
+    assert m["pixel_auroc"] == pytest.approx(roc_auc_score(masks.ravel(), maps.ravel()), abs=1e-12)
+    assert m["pixel_aupro"] == pytest.approx(brute_aupro(maps, masks), abs=1e-12)
