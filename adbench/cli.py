@@ -1,0 +1,204 @@
+"""The adbench command line (Typer): parses options and calls the engine, nothing else."""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from adbench.config import RunConfig, from_dict, load_config, parse_scorer
+from adbench.errors import AdbenchError
+
+app = typer.Typer(help="Benchmark and ablation harness for diffusion-based industrial anomaly detection.",
+                  no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
+out = Console()
+err = Console(stderr=True)
+_state = {"debug": False}
+
+DEFAULT_RESULTS = Path("results")
+
+
+def cache_dir_default() -> Path:
+    return Path(os.environ.get("ADBENCH_CACHE", Path.home() / ".cache" / "adbench"))
+
+
+@app.callback()
+def main(debug: Annotated[bool, typer.Option("--debug", help="Show full tracebacks on errors.")] = False) -> None:
+    _state["debug"] = debug
+
+
+def fail(exc: BaseException) -> None:
+    if _state["debug"]:
+        traceback.print_exception(exc)
+    err.print(f"[bold red]error:[/] {exc}")
+    raise typer.Exit(2)
+
+
+ConfigArg = Annotated[Path | None, typer.Argument(help="YAML run config; flags override its keys.")]
+Opt = typer.Option
+
+
+def build_config(config: Path | None, dataset: str | None, data_root: str | None, category: list[str] | None,
+                 backbone: str | None, weights: str | None, pretrained: bool | None, noise_net: str | None,
+                 scorer: list[str] | None, epochs: int | None, batch_size: int | None, image_score: str | None,
+                 seed: int | None, device: str | None, name: str | None) -> RunConfig:
+    flags: dict[str, Any] = {
+        "dataset": dataset, "data_root": data_root, "categories": category or None, "backbone": backbone,
+        "weights": weights, "pretrained": pretrained, "noise_net": noise_net,
+        "scorers": [parse_scorer(s) for s in scorer] if scorer else None, "image_score": image_score,
+        "seed": seed, "device": device, "name": name,
+    }
+    flags = {k: v for k, v in flags.items() if v is not None}
+    cfg = load_config(config, flags) if config else from_dict(RunConfig, flags)
+    if epochs is not None:
+        cfg.train.epochs = epochs
+    if batch_size is not None:
+        cfg.train.batch_size = batch_size
+    return cfg
+
+
+def run_options(fn):
+    """The flags shared by train and run, documented once."""
+    import functools
+    import inspect
+
+    params = [
+        inspect.Parameter("config", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None, annotation=ConfigArg),
+        *[inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=Annotated[t, Opt(*f, help=h)])
+          for n, t, f, h in [
+              ("dataset", str | None, ("--dataset",), "Dataset name (adbench list datasets)."),
+              ("data_root", str | None, ("--data-root",), "Local dataset folder."),
+              ("category", list[str] | None, ("--category", "-c"), "Category to run (repeatable; default all)."),
+              ("backbone", str | None, ("--backbone",), "Backbone name."),
+              ("weights", str | None, ("--weights",), "Local backbone weights file (offline)."),
+              ("pretrained", bool | None, ("--pretrained/--no-pretrained",), "Use pretrained backbone weights."),
+              ("noise_net", str | None, ("--noise-net",), "Noise net name."),
+              ("scorer", list[str] | None, ("--scorer", "-s"), "Scorer, e.g. invad:steps=5 (repeatable)."),
+              ("epochs", int | None, ("--epochs",), "Training epochs."),
+              ("batch_size", int | None, ("--batch-size",), "Training batch size."),
+              ("image_score", str | None, ("--image-score",), "nll, diff or nll+diff."),
+              ("seed", int | None, ("--seed",), "Random seed."),
+              ("device", str | None, ("--device",), "auto, cpu, cuda or cuda:N."),
+              ("name", str | None, ("--name",), "Run name (prefix of the results folder)."),
+              ("results_dir", Path, ("--results-dir",), "Where run folders are written."),
+              ("cache_dir", Path | None, ("--cache-dir",), "Feature and dataset cache (default $ADBENCH_CACHE)."),
+          ]],
+    ]
+    for p in params:
+        if p.name == "results_dir":
+            params[params.index(p)] = p.replace(default=DEFAULT_RESULTS)
+
+    @functools.wraps(fn)
+    def wrapper(**kw: Any) -> None:
+        results_dir, cache_dir = kw.pop("results_dir"), kw.pop("cache_dir") or cache_dir_default()
+        try:
+            fn(build_config(**kw), results_dir, cache_dir)
+        except AdbenchError as exc:
+            fail(exc)
+
+    wrapper.__signature__ = inspect.Signature(params)
+    return wrapper
+
+
+def _execute(cfg: RunConfig, results_dir: Path, cache_dir: Path, train_only: bool = False) -> Path:
+    from adbench.engine.run import Context, evaluate_run, train_run
+    from adbench.results import new_run_dir
+
+    run_dir = new_run_dir(results_dir, cfg)
+    err.print(f"run folder: {run_dir}")
+    ctx = Context.create(cfg, run_dir, cache_dir)
+    if train_only:
+        train_run(ctx)
+    else:
+        _finish(run_dir, evaluate_run(ctx))
+    return run_dir
+
+
+def _finish(run_dir: Path, rows: list[dict]) -> None:
+    import pandas as pd
+
+    from adbench.atomic import atomic_write_text
+    from adbench.report.tables import markdown_table
+
+    table = markdown_table(pd.DataFrame(rows))
+    atomic_write_text(run_dir / "table.md", table)
+    print(table)
+    err.print(f"results: {run_dir / 'metrics.parquet'}, table: {run_dir / 'table.md'}")
+
+
+@app.command()
+@run_options
+def train(cfg: RunConfig, results_dir: Path, cache_dir: Path) -> None:
+    """Train the noise net of every category; `adbench evaluate RUN_DIR` scores them later."""
+    _execute(cfg, results_dir, cache_dir, train_only=True)
+
+
+@app.command()
+@run_options
+def run(cfg: RunConfig, results_dir: Path, cache_dir: Path) -> None:
+    """Train and evaluate: results (Parquet, CSV) and a Markdown table in a new run folder."""
+    _execute(cfg, results_dir, cache_dir)
+
+
+@app.command()
+def evaluate(run_dir: Annotated[Path, typer.Argument(help="Run folder written by `adbench train`.")],
+             cache_dir: Annotated[Path | None, Opt("--cache-dir", help="Feature cache.")] = None) -> None:
+    """Score the test sets with the trained models of a run folder (trains any that are missing)."""
+    from adbench.engine.run import Context, evaluate_run
+    from adbench.results import read_run_config
+
+    try:
+        ctx = Context.create(read_run_config(run_dir), run_dir, cache_dir or cache_dir_default())
+        _finish(run_dir, evaluate_run(ctx))
+    except AdbenchError as exc:
+        fail(exc)
+
+
+def demo_config(quick: bool = False) -> RunConfig:
+    """The embedded default: OSD-IRF (mean, noisy) vs InvAD on `synthetic` with EfficientNet-Lite0."""
+    return from_dict(RunConfig, {
+        "name": "demo-quick" if quick else "demo", "dataset": "synthetic", "backbone": "efficientnet_lite0",
+        "noise_net": "mlp", "noise_net_args": {"width": 256, "depth": 4},
+        "train": {"epochs": 20 if quick else 200, "batch_size": 8, "lr": 1e-3, "warmup_epochs": 2 if quick else 10},
+        "scorers": [{"name": "osd_irf_mean"}, {"name": "osd_irf_noisy"}, {"name": "invad"}],
+    })
+
+
+@app.command()
+def demo(quick: Annotated[bool, Opt("--quick", help="Few epochs: a smoke run in about a minute.")] = False,
+         results_dir: Annotated[Path, Opt("--results-dir")] = DEFAULT_RESULTS,
+         cache_dir: Annotated[Path | None, Opt("--cache-dir")] = None) -> None:
+    """Run the embedded default end to end: synthetic data, Lite0 features, three scorers."""
+    try:
+        _execute(demo_config(quick), results_dir, cache_dir or cache_dir_default())
+    except AdbenchError as exc:
+        fail(exc)
+
+
+@app.command("list")
+def list_components(kind: Annotated[str | None, typer.Argument(
+        help="datasets, backbones, noise-nets or scorers (default: all).")] = None) -> None:
+    """Show registered components with one-line descriptions."""
+    from adbench.registry import REGISTRIES
+
+    if kind is not None and kind not in REGISTRIES:
+        fail(AdbenchError(f"Unknown kind {kind!r}; choose from {', '.join(REGISTRIES)}."))
+    for name, registry in REGISTRIES.items():
+        if kind not in (None, name):
+            continue
+        table = Table(title=name, title_justify="left")
+        table.add_column("name", style="bold")
+        table.add_column("description")
+        for entry in registry.entries():
+            table.add_row(entry.name, entry.description)
+        out.print(table)
+
+
+def entry() -> None:  # pragma: no cover - console script shim
+    sys.exit(app())

@@ -1,0 +1,123 @@
+"""The typed, validated run configuration (filled alike from YAML and CLI flags) and its hash."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from adbench.diffusion.train import TrainConfig
+from adbench.errors import ConfigError
+from adbench.scorers.scoring import IMAGE_SCORES
+
+
+@dataclass
+class RunConfig:
+    name: str = "run"
+    dataset: str = "synthetic"
+    data_root: str | None = None
+    categories: list[str] | None = None  # None: every category of the dataset
+    image_size: int = 256
+    backbone: str = "efficientnet_b4"
+    pretrained: bool = True
+    weights: str | None = None
+    noise_net: str = "mlp"
+    noise_net_args: dict[str, Any] = field(default_factory=dict)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    scorers: list[dict[str, Any]] = field(
+        default_factory=lambda: [{"name": "osd_irf_mean"}, {"name": "osd_irf_noisy"}, {"name": "invad"}])
+    image_score: str = "nll+diff"
+    holdout_fraction: float = 0.1
+    seed: int = 0
+    device: str = "auto"
+    eval_batch_size: int = 32
+    fps_images: int = 16
+
+    def __post_init__(self) -> None:
+        if self.image_score not in IMAGE_SCORES:
+            raise ConfigError(f"image_score must be one of {IMAGE_SCORES}, got {self.image_score!r}")
+        if not 0 < self.holdout_fraction < 1:
+            raise ConfigError(f"holdout_fraction must be in (0, 1), got {self.holdout_fraction}")
+        if self.image_size % 16:
+            raise ConfigError(f"image_size must be a multiple of 16, got {self.image_size}")
+        for spec in self.scorers:
+            if not isinstance(spec, dict) or "name" not in spec:
+                raise ConfigError(f"each scorer needs a 'name', got {spec!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def hash(self) -> str:
+        """Stable hash of everything that changes results (not the run name or device)."""
+        return stable_hash({k: v for k, v in self.to_dict().items() if k not in ("name", "device")})
+
+    def training_key(self, category: str) -> str:
+        """Hash of what determines a trained noise net for ``category`` (scoring excluded)."""
+        keys = ("dataset", "data_root", "image_size", "backbone", "pretrained", "weights", "noise_net",
+                "noise_net_args", "train", "holdout_fraction", "seed")
+        return stable_hash({"category": category, **{k: self.to_dict()[k] for k in keys}})
+
+
+def stable_hash(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _coerce(value: Any, annotation: Any, where: str) -> Any:
+    """Check ``value`` against a (simple) type annotation; build nested dataclasses."""
+    if dataclasses.is_dataclass(annotation):
+        return from_dict(annotation, value, where)
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        options = typing.get_args(annotation)
+        if value is None and type(None) in options:
+            return None
+        return _coerce(value, next(a for a in options if a is not type(None)), where)
+    target = origin or annotation
+    if target is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if target is typing.Any or isinstance(value, target) and not (target is int and isinstance(value, bool)):
+        return value
+    raise ConfigError(f"{where}: expected {getattr(target, '__name__', target)}, got {value!r}")
+
+
+def from_dict(cls: type, data: dict[str, Any], where: str = "config") -> Any:
+    """Build dataclass ``cls`` from ``data``, rejecting unknown keys and wrong types by name."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: expected a mapping, got {data!r}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    hints = typing.get_type_hints(cls)
+    unknown = set(data) - set(fields)
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {sorted(unknown)}; valid keys: {sorted(fields)}")
+    return cls(**{k: _coerce(v, hints[k], f"{where}.{k}") for k, v in data.items()})
+
+
+def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> RunConfig:
+    """Read a YAML run config (safe loader) and apply ``overrides``."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except FileNotFoundError:
+        raise ConfigError(f"Config file {path} not found.") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path} is not valid YAML: {exc}") from None
+    return from_dict(RunConfig, {**data, **(overrides or {})}, where=str(path))
+
+
+def parse_scorer(text: str) -> dict[str, Any]:
+    """``"invad:steps=5"`` -> ``{"name": "invad", "steps": 5}`` (values parsed as YAML scalars)."""
+    name, _, args = text.partition(":")
+    spec: dict[str, Any] = {"name": name.strip()}
+    for item in filter(None, args.split(",")):
+        key, eq, value = item.partition("=")
+        if not eq:
+            raise ConfigError(f"scorer option {item!r} in {text!r} must be key=value")
+        spec[key.strip()] = yaml.safe_load(value)
+    return spec

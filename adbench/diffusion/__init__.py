@@ -1,0 +1,1 @@
+"""DDPM schedule, DDIM steps and the noise-net trainer."""

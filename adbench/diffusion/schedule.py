@@ -1,0 +1,51 @@
+"""DDPM linear beta schedule (epsilon prediction) and the deterministic DDIM step.
+
+Timesteps are indexed 0..T-1; ``abar[t]`` is the cumulative product of (1 - beta) up to and
+including step t, so x_t = sqrt(abar[t]) x_0 + sqrt(1 - abar[t]) eps.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass(frozen=True)
+class Schedule:
+    betas: torch.Tensor  # float64, T
+
+    @classmethod
+    def linear(cls, T: int = 1000, beta_start: float = 1e-4, beta_end: float = 0.02) -> Schedule:
+        return cls(torch.linspace(beta_start, beta_end, T, dtype=torch.float64))
+
+    @property
+    def T(self) -> int:
+        return len(self.betas)
+
+    @property
+    def abar(self) -> torch.Tensor:
+        return torch.cumprod(1.0 - self.betas, dim=0)
+
+    def check_timestep(self, t: int) -> int:
+        if not 0 <= int(t) < self.T:
+            raise ValueError(f"timestep t={t} is outside [0, {self.T - 1}]")
+        return int(t)
+
+    def q_sample(self, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        """x_t for per-sample timesteps ``t`` (B) and standard-normal ``noise``."""
+        a = self.abar.to(x0.device)[t].to(x0.dtype).view(-1, *([1] * (x0.dim() - 1)))
+        return a.sqrt() * x0 + (1 - a).sqrt() * noise
+
+
+def ddim_step(x: torch.Tensor, eps: torch.Tensor, abar_from: float, abar_to: float) -> torch.Tensor:
+    """Deterministic DDIM move from noise level ``abar_from`` to ``abar_to`` (either direction)."""
+    x0_pred = (x - (1 - abar_from) ** 0.5 * eps) / abar_from**0.5
+    return abar_to**0.5 * x0_pred + (1 - abar_to) ** 0.5 * eps
+
+
+def even_timesteps(T: int, steps: int) -> list[int]:
+    """``steps`` evenly spaced timesteps ending at T-1, e.g. T=1000, steps=3 -> [333, 666, 999]."""
+    if not 1 <= steps <= T - 1:
+        raise ValueError(f"steps must be in [1, {T - 1}], got {steps}")
+    return [round(i * (T - 1) / steps) for i in range(1, steps + 1)]

@@ -1,0 +1,98 @@
+"""Train a noise net on cached features with the DDPM epsilon objective (Eq. 4).
+
+AdamW, linear warm-up then cosine decay, gradient clipping, one seeded generator for batches,
+timesteps and noise. Checkpoints (model, optimizer, scheduler, step, generator state) are written
+atomically every ``checkpoint_every`` steps; training resumes from one when it exists.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from adbench.atomic import atomic_torch_save
+from adbench.diffusion.schedule import Schedule
+from adbench.progress import progress_bar
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 100
+    batch_size: int = 8
+    lr: float = 1e-4
+    warmup_epochs: int = 5
+    weight_decay: float = 0.0
+    grad_clip: float = 1.0
+    timesteps: int = 1000
+    checkpoint_every: int = 500
+
+
+def lr_factor(step: int, warmup: int, total: int) -> float:
+    """Linear warm-up to 1, then cosine decay to 0 at ``total``."""
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = (step - warmup) / max(1, total - warmup)
+    return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+
+def train_noise_net(model: nn.Module, features: torch.Tensor, cfg: TrainConfig, seed: int,
+                    checkpoint: Path | None = None, device: torch.device | str = "cpu",
+                    description: str = "train") -> list[float]:
+    """Train ``model`` in place on ``features`` (N x C x h x w); returns the loss of every step."""
+    device = torch.device(device)
+    model.to(device).train()
+    schedule = Schedule.linear(cfg.timesteps)
+    steps_per_epoch = math.ceil(len(features) / cfg.batch_size)
+    total = cfg.epochs * steps_per_epoch
+    warmup = cfg.warmup_epochs * steps_per_epoch
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, warmup, total))
+    gen = torch.Generator().manual_seed(seed)
+    step, losses, order = 0, [], None
+    if checkpoint is not None and checkpoint.is_file():
+        state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        gen.set_state(state["generator"])
+        step, losses = state["step"], state["losses"]
+    use_bf16 = device.type == "cuda"
+    abar = schedule.abar.to(device, torch.float32)
+
+    def save() -> None:
+        if checkpoint is not None:
+            atomic_torch_save(dict(model=model.state_dict(), optimizer=opt.state_dict(),
+                                   scheduler=sched.state_dict(), generator=gen.get_state(),
+                                   step=step, losses=losses), checkpoint)
+
+    with progress_bar() as bar:
+        task = bar.add_task(description, total=total, completed=step)
+        while step < total:
+            if order is None or step % steps_per_epoch == 0:  # per-epoch shuffle, resumable
+                epoch_gen = torch.Generator().manual_seed(seed * 1_000_003 + step // steps_per_epoch)
+                order = torch.randperm(len(features), generator=epoch_gen)
+            idx = order[(step % steps_per_epoch) * cfg.batch_size:][: cfg.batch_size]
+            x0 = features[idx].to(device, non_blocking=True)
+            t = torch.randint(0, cfg.timesteps, (len(idx),), generator=gen)
+            noise = torch.randn(x0.shape, generator=gen).to(device)
+            a = abar[t.to(device)].view(-1, 1, 1, 1)
+            x_t = a.sqrt() * x0 + (1 - a).sqrt() * noise
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
+                pred = model(x_t, t.to(device))
+            loss = torch.nn.functional.mse_loss(pred.float(), noise)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            opt.step()
+            sched.step()
+            step += 1
+            losses.append(loss.item())
+            bar.update(task, advance=1, description=f"{description} loss {losses[-1]:.4f}")
+            if step % cfg.checkpoint_every == 0 or step == total:
+                save()
+    model.eval()
+    return losses

@@ -1,0 +1,1 @@
+"""The engine composes datasets, backbones, noise nets, scorers and metrics into runs."""

@@ -1,0 +1,55 @@
+"""Backbone features, extracted once per (dataset files, backbone, weights, image size) and cached."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from adbench.atomic import atomic_torch_save
+from adbench.config import stable_hash
+from adbench.data.base import Sample, Transform, load_batch
+from adbench.progress import progress_bar
+
+
+def file_fingerprint(samples: list[Sample]) -> list[tuple[str, int, int]]:
+    out = []
+    for s in samples:
+        st = s.image_path.stat()
+        out.append((str(s.image_path.resolve()), st.st_size, st.st_mtime_ns))
+    return out
+
+
+@torch.no_grad()
+def extract(backbone: nn.Module, samples: list[Sample], transform: Transform, device: torch.device,
+            batch_size: int, description: str = "features") -> torch.Tensor:
+    """Features N x C x h x w (float32, CPU) of ``samples``."""
+    out = []
+    with progress_bar() as bar:
+        task = bar.add_task(description, total=len(samples))
+        for i in range(0, len(samples), batch_size):
+            chunk = samples[i : i + batch_size]
+            images = load_batch(chunk, transform).to(device)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+                feats = backbone(images)
+            out.append(feats.float().cpu())
+            bar.update(task, advance=len(chunk))
+    return torch.cat(out)
+
+
+def cached_features(cache_dir: Path, backbone_key: dict, backbone: nn.Module, samples: list[Sample],
+                    transform: Transform, device: torch.device, batch_size: int,
+                    description: str = "features") -> torch.Tensor:
+    """``extract`` through an on-disk cache keyed by the image files and the backbone setup."""
+    key = stable_hash({"backbone": backbone_key, "transform": transform.__dict__,
+                       "files": file_fingerprint(samples)})
+    path = Path(cache_dir) / "features" / f"{key}.pt"
+    if path.is_file():
+        try:
+            return torch.load(path, map_location="cpu", weights_only=True)
+        except Exception:  # noqa: BLE001 - a damaged cache entry is recomputed
+            path.unlink(missing_ok=True)
+    feats = extract(backbone, samples, transform, device, batch_size, description)
+    atomic_torch_save(feats, path)
+    return feats

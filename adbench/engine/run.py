@@ -1,0 +1,207 @@
+"""Train and evaluate one run configuration, category by category."""
+
+from __future__ import annotations
+
+import json
+import random
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from rich.console import Console
+from torch import nn
+
+from adbench.atomic import atomic_torch_save
+from adbench.config import RunConfig
+from adbench.data.base import Dataset, Sample, Transform, load_batch, load_mask
+from adbench.diffusion.schedule import Schedule
+from adbench.diffusion.train import train_noise_net
+from adbench.engine.cache import cached_features
+from adbench.engine.device import clock, device_name, resolve_device
+from adbench.errors import DataError
+from adbench.metrics import PIXEL_KEYS, MetricWarning, image_metrics, mad, pixel_metrics
+from adbench.provenance import git_commit, versions
+from adbench.registry import BACKBONES, DATASETS, NOISE_NETS, SCORERS
+from adbench.results import write_rows
+from adbench.scorers.scoring import Normalizer, feature_map, score_components, upsample
+
+console = Console(stderr=True)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def scorer_label(spec: dict[str, Any]) -> str:
+    args = ",".join(f"{k}={v}" for k, v in spec.items() if k != "name")
+    return f"{spec['name']}({args})" if args else spec["name"]
+
+
+def build_dataset(cfg: RunConfig) -> Dataset:
+    return DATASETS.create(cfg.dataset, root=cfg.data_root) if cfg.data_root else DATASETS.create(cfg.dataset)
+
+
+def split_train(samples: list[Sample], fraction: float, seed: int) -> tuple[list[Sample], list[Sample]]:
+    """(fit, held-out) split of the normal training images; held-out set at least 2 images."""
+    n_hold = max(2, round(fraction * len(samples)))
+    if len(samples) - n_hold < 1:
+        raise DataError(f"{len(samples)} training images (e.g. {samples[0].image_path.parent}) are too few: "
+                        f"{n_hold} are held out for score normalisation and at least 1 must remain to train.")
+    order = np.random.default_rng(seed).permutation(len(samples))
+    held = set(order[:n_hold].tolist())
+    return ([s for i, s in enumerate(samples) if i not in held], [s for i, s in enumerate(samples) if i in held])
+
+
+@dataclass
+class Context:
+    """Everything a run shares across categories."""
+
+    cfg: RunConfig
+    run_dir: Path
+    cache_dir: Path
+    device: torch.device
+    dataset: Dataset
+    backbone: nn.Module
+    transform: Transform
+
+    @classmethod
+    def create(cls, cfg: RunConfig, run_dir: Path, cache_dir: Path) -> Context:
+        device = resolve_device(cfg.device)
+        backbone = BACKBONES.create(cfg.backbone, pretrained=cfg.pretrained, weights=cfg.weights)
+        backbone.to(device).eval()
+        if device.type == "cuda":
+            backbone.to(memory_format=torch.channels_last)
+        return cls(cfg, Path(run_dir), Path(cache_dir), device, build_dataset(cfg), backbone,
+                   Transform(size=cfg.image_size))
+
+    def categories(self) -> list[str]:
+        return self.cfg.categories or self.dataset.categories()
+
+    def features(self, samples: list[Sample], what: str) -> torch.Tensor:
+        key = {"name": self.cfg.backbone, "pretrained": self.cfg.pretrained, "weights": self.cfg.weights}
+        return cached_features(self.cache_dir, key, self.backbone, samples, self.transform, self.device,
+                               self.cfg.eval_batch_size, what)
+
+    def model_path(self, category: str) -> Path:
+        return self.run_dir / "models" / f"{category}-{self.cfg.training_key(category)}.pt"
+
+
+def build_noise_net(cfg: RunConfig, in_channels: int) -> nn.Module:
+    return NOISE_NETS.create(cfg.noise_net, in_channels=in_channels, **cfg.noise_net_args)
+
+
+def train_category(ctx: Context, category: str) -> nn.Module:
+    """Train (or load the finished) noise net of ``category``; resumes from its checkpoint."""
+    cfg = ctx.cfg
+    fit, _ = split_train(ctx.dataset.train(category), cfg.holdout_fraction, cfg.seed)
+    path = ctx.model_path(category)
+    seed_everything(cfg.seed)
+    feats = ctx.features(fit, f"{category}: train features")
+    model = build_noise_net(cfg, feats.shape[1])
+    if path.is_file():
+        model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+        return model.to(ctx.device).eval()
+    ckpt = path.with_suffix(".ckpt")
+    losses = train_noise_net(model, feats, cfg.train, cfg.seed, ckpt, ctx.device, f"{category}: train")
+    atomic_torch_save(model.state_dict(), path)
+    ckpt.unlink(missing_ok=True)
+    console.print(f"[green]{category}[/]: trained {len(losses)} steps, final loss {np.mean(losses[-20:]):.4f}")
+    return model
+
+
+@torch.no_grad()
+def latents(scorer: Any, model: nn.Module, schedule: Schedule, feats: torch.Tensor, ctx: Context,
+            seed: int) -> tuple[list[torch.Tensor], float]:
+    """Scorer latents batch by batch (on CPU) and the seconds spent in the scorer."""
+    gen = torch.Generator(ctx.device).manual_seed(seed)
+    bs = ctx.cfg.eval_batch_size
+    batches = [feats[i : i + bs].to(ctx.device) for i in range(0, len(feats), bs)]
+    amp = dict(device_type=ctx.device.type, dtype=torch.bfloat16, enabled=ctx.device.type == "cuda")
+    with torch.autocast(**amp):
+        scorer.latent(model, schedule, batches[0][:2], torch.Generator(ctx.device).manual_seed(0))  # warm-up
+    start = clock(ctx.device)
+    with torch.autocast(**amp):
+        out = [scorer.latent(model, schedule, b, gen).float() for b in batches]
+    seconds = clock(ctx.device) - start
+    return [o.cpu() for o in out], seconds
+
+
+@torch.no_grad()
+def backbone_seconds_per_image(ctx: Context, samples: list[Sample]) -> float:
+    """Backbone time per image on up to ``fps_images`` test images, after one warm-up pass."""
+    images = load_batch(samples[: ctx.cfg.fps_images], ctx.transform).to(ctx.device)
+    if ctx.device.type == "cuda":
+        images = images.to(memory_format=torch.channels_last)
+    with torch.autocast(ctx.device.type, dtype=torch.bfloat16, enabled=ctx.device.type == "cuda"):
+        ctx.backbone(images)
+        start = clock(ctx.device)
+        ctx.backbone(images)
+        return (clock(ctx.device) - start) / len(images)
+
+
+def evaluate_category(ctx: Context, category: str, model: nn.Module) -> list[dict[str, Any]]:
+    """One result row per scorer for ``category``."""
+    cfg = ctx.cfg
+    _, held = split_train(ctx.dataset.train(category), cfg.holdout_fraction, cfg.seed)
+    test = ctx.dataset.test(category)
+    held_feats = ctx.features(held, f"{category}: held-out features")
+    test_feats = ctx.features(test, f"{category}: test features")
+    labels = np.array([s.label for s in test])
+    masks = np.stack([load_mask(s, cfg.image_size) for s in test]) if ctx.dataset.has_masks else None
+    schedule = Schedule.linear(cfg.train.timesteps)
+    backbone_s = backbone_seconds_per_image(ctx, test)
+    model = model.to(ctx.device).eval()
+    rows = []
+    for spec in cfg.scorers:
+        scorer = SCORERS.create(spec["name"], **{k: v for k, v in spec.items() if k != "name"})
+        held_lat, _ = latents(scorer, model, schedule, held_feats, ctx, cfg.seed)
+        test_lat, scorer_s = latents(scorer, model, schedule, test_feats, ctx, cfg.seed)
+        norm = Normalizer.fit(_components(held_lat))
+        scores = norm.image_score(_components(test_lat), cfg.image_score)
+        metrics = image_metrics(scores, labels)
+        if masks is None:
+            metrics |= dict.fromkeys(PIXEL_KEYS, float("nan"))
+        else:
+            maps = torch.cat([upsample(feature_map(z), cfg.image_size) for z in test_lat]).numpy()
+            metrics |= pixel_metrics(maps, masks)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", MetricWarning)
+            metrics["mad"] = mad(metrics)
+        scorer_per_image = scorer_s / len(test)
+        rows.append({
+            "dataset": cfg.dataset, "category": category, "scorer": scorer_label(spec),
+            "backbone": cfg.backbone, "noise_net": cfg.noise_net, **metrics,
+            "fps": 1.0 / (backbone_s + scorer_per_image), "scorer_fps": 1.0 / scorer_per_image,
+            "nfe": scorer.nfe, "n_test": len(test), "n_anomalous": int(labels.sum()),
+            "pixel_metrics": masks is not None, "image_score": cfg.image_score, "normalisation": "train",
+            "seed": cfg.seed, "config_hash": cfg.hash(), "config": json.dumps(cfg.to_dict(), sort_keys=True),
+            "versions": json.dumps(versions()), "git_commit": git_commit(), "device": device_name(ctx.device),
+            "fps_batch_size": cfg.eval_batch_size, "precision": "bf16" if ctx.device.type == "cuda" else "fp32",
+        })
+        console.print(f"  {category:>12} {scorer_label(spec):<24} image AU-ROC {metrics['image_auroc']:.3f}  "
+                      f"pixel AU-ROC {metrics['pixel_auroc']:.3f}")
+    return rows
+
+
+def _components(lat: list[torch.Tensor]) -> dict[str, np.ndarray]:
+    parts = [score_components(z) for z in lat]
+    return {k: torch.cat([p[k] for p in parts]).numpy() for k in parts[0]}
+
+
+def train_run(ctx: Context) -> None:
+    for category in ctx.categories():
+        train_category(ctx, category)
+
+
+def evaluate_run(ctx: Context) -> list[dict[str, Any]]:
+    """Evaluate every category (training any model that is missing) and write the results."""
+    rows: list[dict[str, Any]] = []
+    for category in ctx.categories():
+        rows += evaluate_category(ctx, category, train_category(ctx, category))
+        write_rows(ctx.run_dir, rows)  # after each category: finished work is never lost
+    return rows

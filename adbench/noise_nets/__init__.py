@@ -1,0 +1,3 @@
+"""Noise nets eps_theta(x_t, t): every module registers its presets on import."""
+
+from adbench.noise_nets import mlp  # noqa: F401

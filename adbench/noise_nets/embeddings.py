@@ -1,0 +1,34 @@
+"""Sinusoidal timestep embedding and the AdaLN modulation shared by the noise nets."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+
+def sinusoidal_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
+    """(B,) timesteps -> (B, dim) [cos, sin] features at geometrically spaced frequencies."""
+    half = dim // 2
+    freqs = torch.exp(-math.log(max_period) * torch.arange(half, device=t.device, dtype=torch.float32) / half)
+    args = t.float()[:, None] * freqs[None]
+    emb = torch.cat([torch.cos(args), torch.sin(args)], dim=-1)
+    return torch.nn.functional.pad(emb, (0, dim % 2))
+
+
+class TimestepEmbedder(nn.Module):
+    """Sinusoidal features followed by a two-layer MLP (as in DiT)."""
+
+    def __init__(self, width: int, frequency_dim: int = 256) -> None:
+        super().__init__()
+        self.frequency_dim = frequency_dim
+        self.mlp = nn.Sequential(nn.Linear(frequency_dim, width), nn.SiLU(), nn.Linear(width, width))
+
+    def forward(self, t: torch.Tensor) -> torch.Tensor:
+        return self.mlp(sinusoidal_embedding(t, self.frequency_dim))
+
+
+def modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """AdaLN: per-sample shift and scale, broadcast over tokens (x: B x N x D, shift: B x D)."""
+    return x * (1 + scale.unsqueeze(1)) + shift.unsqueeze(1)

@@ -1,0 +1,1 @@
+"""Tables and figures generated only from stored results."""

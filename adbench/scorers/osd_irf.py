@@ -1,0 +1,38 @@
+"""OSD-IRF: one-step inverse residual fields (Zhang et al. 2026, Eqs. 6-7).
+
+mean-path (Eq. 7): IRF = eps_theta(sqrt(abar_t) x0, t)
+noisy-state (Eq. 6): IRF = eps_theta(sqrt(abar_t) x0 + sqrt(1 - abar_t) eps, t), eps ~ N(0, I) seeded.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from adbench.diffusion.schedule import Schedule
+from adbench.registry import SCORERS
+from adbench.scorers.base import timesteps_like
+
+
+class OSDIRF:
+    nfe = 1
+
+    def __init__(self, t: int = 500, noisy: bool = False) -> None:
+        self.t = int(t)
+        self.noisy = noisy
+        self.name = "osd_irf_noisy" if noisy else "osd_irf_mean"
+
+    def latent(self, model: nn.Module, schedule: Schedule, x0: torch.Tensor,
+               generator: torch.Generator | None = None) -> torch.Tensor:
+        abar = float(schedule.abar[schedule.check_timestep(self.t)])
+        x_t = abar**0.5 * x0
+        if self.noisy:
+            eps = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
+            x_t = x_t + (1 - abar) ** 0.5 * eps
+        return model(x_t, timesteps_like(x0, self.t))
+
+
+SCORERS.register("osd_irf_mean", "OSD-IRF, mean-path input (Eq. 7), one NFE; t=500")(
+    lambda t=500: OSDIRF(t, noisy=False))
+SCORERS.register("osd_irf_noisy", "OSD-IRF, noisy-state input (Eq. 6, seeded), one NFE; t=500")(
+    lambda t=500: OSDIRF(t, noisy=True))
