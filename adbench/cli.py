@@ -10,6 +10,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from adbench.config import RunConfig, from_dict, load_config, parse_scorer
@@ -36,7 +37,7 @@ def main(debug: Annotated[bool, typer.Option("--debug", help="Show full tracebac
 def fail(exc: BaseException) -> None:
     if _state["debug"]:
         traceback.print_exception(exc)
-    err.print(f"[bold red]error:[/] {exc}")
+    err.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True, highlight=False)
     raise typer.Exit(2)
 
 
@@ -110,9 +111,9 @@ def _execute(cfg: RunConfig, results_dir: Path, cache_dir: Path, train_only: boo
     from adbench.engine.run import Context, evaluate_run, train_run
     from adbench.results import new_run_dir
 
-    run_dir = new_run_dir(results_dir, cfg)
-    err.print(f"run folder: {run_dir}")
-    ctx = Context.create(cfg, run_dir, cache_dir)
+    ctx = Context.create(cfg, Path(), cache_dir)  # validates data and names before a folder is made
+    ctx.run_dir = run_dir = new_run_dir(results_dir, cfg)
+    err.print(f"run folder: {run_dir}", soft_wrap=True)
     if train_only:
         train_run(ctx)
     else:
@@ -129,7 +130,7 @@ def _finish(run_dir: Path, rows: list[dict]) -> None:
     table = markdown_table(pd.DataFrame(rows))
     atomic_write_text(run_dir / "table.md", table)
     print(table)
-    err.print(f"results: {run_dir / 'metrics.parquet'}, table: {run_dir / 'table.md'}")
+    err.print(f"results: {run_dir / 'metrics.parquet'}, table: {run_dir / 'table.md'}", soft_wrap=True)
 
 
 @app.command()

@@ -23,6 +23,7 @@ class RunConfig:
     name: str = "run"
     dataset: str = "synthetic"
     data_root: str | None = None
+    dataset_args: dict[str, Any] = field(default_factory=dict)  # e.g. elpv threshold, synthetic sizes
     categories: list[str] | None = None  # None: every category of the dataset
     image_size: int = 256
     backbone: str = "efficientnet_b4"
@@ -60,7 +61,7 @@ class RunConfig:
 
     def training_key(self, category: str) -> str:
         """Hash of what determines a trained noise net for ``category`` (scoring excluded)."""
-        keys = ("dataset", "data_root", "image_size", "backbone", "pretrained", "weights", "noise_net",
+        keys = ("dataset", "data_root", "dataset_args", "image_size", "backbone", "pretrained", "weights", "noise_net",
                 "noise_net_args", "train", "holdout_fraction", "seed")
         return stable_hash({"category": category, **{k: self.to_dict()[k] for k in keys}})
 

@@ -43,7 +43,8 @@ def scorer_label(spec: dict[str, Any]) -> str:
 
 
 def build_dataset(cfg: RunConfig) -> Dataset:
-    return DATASETS.create(cfg.dataset, root=cfg.data_root) if cfg.data_root else DATASETS.create(cfg.dataset)
+    root = {"root": cfg.data_root} if cfg.data_root else {}
+    return DATASETS.create(cfg.dataset, **root, **cfg.dataset_args)
 
 
 def split_train(samples: list[Sample], fraction: float, seed: int) -> tuple[list[Sample], list[Sample]]:
@@ -72,11 +73,15 @@ class Context:
     @classmethod
     def create(cls, cfg: RunConfig, run_dir: Path, cache_dir: Path) -> Context:
         device = resolve_device(cfg.device)
+        dataset = build_dataset(cfg)  # cheap checks first: names and data before loading weights
+        for spec in cfg.scorers:
+            SCORERS.get(spec["name"])
+        NOISE_NETS.get(cfg.noise_net)
         backbone = BACKBONES.create(cfg.backbone, pretrained=cfg.pretrained, weights=cfg.weights)
         backbone.to(device).eval()
         if device.type == "cuda":
             backbone.to(memory_format=torch.channels_last)
-        return cls(cfg, Path(run_dir), Path(cache_dir), device, build_dataset(cfg), backbone,
+        return cls(cfg, Path(run_dir), Path(cache_dir), device, dataset, backbone,
                    Transform(size=cfg.image_size))
 
     def categories(self) -> list[str]:

@@ -1,0 +1,23 @@
+import os
+from pathlib import Path
+
+import pytest
+
+HAZELNUT = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "hazelnut_toy"
+TINY_SYNTHETIC = {"n_train": 10, "n_good": 3, "n_per_defect": 1}
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _isolated_cache(tmp_path_factory):
+    """Every test session gets its own dataset/feature cache."""
+    os.environ["ADBENCH_CACHE"] = str(tmp_path_factory.mktemp("cache"))
+    yield
+
+
+@pytest.fixture(scope="session")
+def tiny_synthetic(tmp_path_factory):
+    from adbench.data.synthetic import generate
+
+    root = tmp_path_factory.mktemp("synthetic") / "data"
+    generate(root, seed=0, size=128, **TINY_SYNTHETIC)
+    return root

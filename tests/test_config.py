@@ -1,0 +1,44 @@
+import pytest
+
+from adbench.config import RunConfig, from_dict, load_config, parse_scorer
+from adbench.errors import ConfigError
+
+
+def test_yaml_config_with_overrides(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("dataset: mvtec\ndata_root: /data\ntrain:\n  epochs: 3\n  lr: 1\nscorers:\n  - name: invad\n")
+    cfg = load_config(path, {"seed": 4})
+    assert cfg.dataset == "mvtec" and cfg.train.epochs == 3 and cfg.train.lr == 1.0 and cfg.seed == 4
+    assert cfg.scorers == [{"name": "invad"}]
+
+
+def test_unknown_key_and_wrong_type_are_named(tmp_path):
+    with pytest.raises(ConfigError, match=r"unknown key\(s\) \['epoch'\]"):
+        from_dict(RunConfig, {"train": {"epoch": 3}})
+    with pytest.raises(ConfigError, match=r"config.image_size: expected int, got 'big'"):
+        from_dict(RunConfig, {"image_size": "big"})
+    with pytest.raises(ConfigError, match="expected bool"):
+        from_dict(RunConfig, {"pretrained": "yes"})
+    with pytest.raises(ConfigError, match="image_score"):
+        from_dict(RunConfig, {"image_score": "max"})
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("dataset: [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(bad)
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "none.yaml")
+
+
+def test_hash_is_stable_and_ignores_name_and_device():
+    a, b = RunConfig(), RunConfig(name="other", device="cpu")
+    assert a.hash() == b.hash()
+    assert a.hash() != RunConfig(seed=1).hash()
+    assert a.training_key("x") == RunConfig(scorers=[{"name": "invad"}]).training_key("x")
+    assert a.training_key("x") != a.training_key("y")
+
+
+def test_parse_scorer():
+    assert parse_scorer("invad") == {"name": "invad"}
+    assert parse_scorer("osd_irf_mean:t=250") == {"name": "osd_irf_mean", "t": 250}
+    with pytest.raises(ConfigError, match="key=value"):
+        parse_scorer("invad:steps")

@@ -1,0 +1,163 @@
+import hashlib
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from adbench.data.base import Transform, load_image, load_mask
+from adbench.data.mvtec import MVTecLayout
+from adbench.data.synthetic import CATEGORIES, DEFECTS, generate
+from adbench.data.visa import VisA
+from adbench.errors import DataError
+from adbench.registry import DATASETS
+
+
+def digest(root):
+    h = hashlib.sha256()
+    for p in sorted(root.rglob("*.png")):
+        h.update(str(p.relative_to(root)).encode() + p.read_bytes())
+    return h.hexdigest()
+
+
+def test_synthetic_is_deterministic_and_complete(tiny_synthetic, tmp_path):
+    again = tmp_path / "again"
+    generate(again, seed=0, size=128, n_train=10, n_good=3, n_per_defect=1)
+    assert digest(again) == digest(tiny_synthetic)
+    other = tmp_path / "other"
+    generate(other, seed=1, size=128, n_train=10, n_good=3, n_per_defect=1)
+    assert digest(other) != digest(tiny_synthetic)
+    ds = MVTecLayout(tiny_synthetic)
+    assert ds.categories() == sorted(CATEGORIES)
+    for cat in CATEGORIES:
+        test = ds.test(cat)
+        assert len(ds.train(cat)) == 10
+        assert {s.defect for s in test} == {"good", *DEFECTS}
+        for s in test:
+            mask = load_mask(s, 128)
+            assert mask.any() == bool(s.label)
+
+
+def test_synthetic_masks_are_exactly_the_changed_pixels(tmp_path):
+    # a defect replaces pixels with a flat colour: inside the mask all pixels share one colour
+    generate(tmp_path / "d", seed=3, size=128, n_train=1, n_good=1, n_per_defect=2)
+    for cat in CATEGORIES:
+        for defect in DEFECTS:
+            for i in range(2):
+                img = np.asarray(Image.open(tmp_path / "d" / cat / "test" / defect / f"{i:03d}.png"))
+                mask = np.asarray(Image.open(tmp_path / "d" / cat / "ground_truth" / defect / f"{i:03d}_mask.png")) > 0
+                assert mask.sum() > 10
+                assert len(np.unique(img[mask], axis=0)) == 1
+
+
+def test_registry_creates_synthetic_in_cache():
+    ds = DATASETS.create("synthetic", n_train=4, n_good=1, n_per_defect=1, size=64)
+    assert ds.name == "synthetic" and len(ds.train("weave")) == 4
+
+
+def test_load_image_resizes_and_normalises(tiny_synthetic):
+    path = next((tiny_synthetic / "weave" / "train" / "good").iterdir())
+    x = load_image(path, Transform(size=64))
+    assert x.shape == (3, 64, 64) and x.dtype == torch.float32
+    raw = np.asarray(Image.open(path).convert("RGB").resize((64, 64), Image.BILINEAR)) / 255.0
+    expected = (raw[..., 0] - 0.485) / 0.229
+    assert np.allclose(x[0].numpy(), expected, atol=1e-5)
+
+
+@pytest.fixture
+def broken(tiny_synthetic, tmp_path):
+    root = tmp_path / "data"
+    shutil.copytree(tiny_synthetic, root)
+    return root
+
+
+def test_missing_root_and_category(tmp_path, broken):
+    with pytest.raises(DataError, match="does not exist"):
+        MVTecLayout(tmp_path / "nowhere")
+    with pytest.raises(DataError, match="Category 'bottle' not found.*Available: granite"):
+        MVTecLayout(broken).train("bottle")
+
+
+def test_path_traversal_is_refused(broken):
+    with pytest.raises(DataError, match="not a folder name inside"):
+        MVTecLayout(broken).train("../data")
+
+
+def test_empty_train_set(broken):
+    for p in (broken / "weave" / "train" / "good").iterdir():
+        p.unlink()
+    with pytest.raises(DataError, match=r"Empty training set.*weave/train/good"):
+        MVTecLayout(broken).train("weave")
+
+
+def test_defect_image_without_mask(broken):
+    (broken / "washer" / "ground_truth" / "stain" / "000_mask.png").unlink()
+    with pytest.raises(DataError, match=r"washer/test/stain/000.png has no mask"):
+        MVTecLayout(broken).test("washer")
+
+
+def test_mask_of_another_size(broken):
+    mask_path = broken / "washer" / "ground_truth" / "hole" / "000_mask.png"
+    Image.new("L", (100, 100)).save(mask_path)
+    sample = next(s for s in MVTecLayout(broken).test("washer") if s.mask_path == mask_path)
+    with pytest.raises(DataError, match=r"000_mask.png is 100x100 but its image .* is 128x128"):
+        load_mask(sample, 64)
+
+
+def test_non_binary_mask(broken):
+    mask_path = broken / "washer" / "ground_truth" / "hole" / "000_mask.png"
+    Image.fromarray(np.arange(128 * 128, dtype=np.uint16).reshape(128, 128).astype(np.uint8)).save(mask_path)
+    sample = next(s for s in MVTecLayout(broken).test("washer") if s.mask_path == mask_path)
+    with pytest.raises(DataError, match="not binary"):
+        load_mask(sample, 64)
+
+
+def test_unreadable_and_truncated_image(broken):
+    path = broken / "weave" / "train" / "good" / "000.png"
+    path.write_bytes(b"not an image at all")
+    with pytest.raises(DataError, match=r"Cannot read image .*000.png"):
+        load_image(path, Transform(64))
+    good = broken / "weave" / "train" / "good" / "001.png"
+    good.write_bytes(good.read_bytes()[:200])
+    with pytest.raises(DataError, match=r"Cannot read image .*001.png"):
+        load_image(good, Transform(64))
+
+
+def test_visa_layout(tiny_synthetic, tmp_path):
+    root = tmp_path / "visa"
+    (root / "split_csv").mkdir(parents=True)
+    rows = ["object,split,label,image,mask"]
+    for split, folder in (("train", "train/good"), ("test", "test/good")):
+        for p in sorted((tiny_synthetic / "weave" / folder).iterdir()):
+            rel = f"candle/{split}/{p.name}"
+            (root / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(p, root / rel)
+            rows.append(f"candle,{split},normal,{rel},")
+    img = tiny_synthetic / "weave" / "test" / "stain" / "000.png"
+    mask = tiny_synthetic / "weave" / "ground_truth" / "stain" / "000_mask.png"
+    for src, rel in ((img, "candle/Images/Anomaly/000.JPG"), (mask, "candle/Masks/Anomaly/000.png")):
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(src, root / rel)
+    rows.append("candle,test,anomaly,candle/Images/Anomaly/000.JPG,candle/Masks/Anomaly/000.png")
+    (root / "split_csv" / "1cls.csv").write_text("\n".join(rows) + "\n")
+    ds = VisA(root)
+    assert ds.categories() == ["candle"]
+    assert len(ds.train("candle")) == 10
+    test = ds.test("candle")
+    assert [s.label for s in test].count(1) == 1
+    assert load_mask(next(s for s in test if s.label), 128).any()
+    with pytest.raises(DataError, match="split file"):
+        VisA(tmp_path)
+
+
+def test_elpv_from_package():
+    pytest.importorskip("elpv_dataset")
+    ds = DATASETS.create("elpv")
+    assert ds.categories() == ["mono", "poly"] and ds.has_masks is False
+    train, test = ds.train("mono"), ds.test("mono")
+    assert all(s.label == 0 for s in train) and {s.label for s in test} == {0, 1}
+    assert not {s.image_path for s in train} & {s.image_path for s in test}
+    strict = DATASETS.create("elpv", threshold=1.0)
+    assert sum(s.label for s in strict.test("mono")) < sum(s.label for s in test)
+    assert load_image(train[0].image_path, Transform(64)).shape == (3, 64, 64)

@@ -1,0 +1,131 @@
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from adbench.diffusion.schedule import Schedule, ddim_step, even_timesteps
+from adbench.diffusion.train import TrainConfig, lr_factor, train_noise_net
+from adbench.registry import NOISE_NETS
+
+
+def test_linear_schedule_closed_form():
+    s = Schedule.linear()
+    assert s.T == 1000
+    assert s.betas[0].item() == pytest.approx(1e-4) and s.betas[-1].item() == pytest.approx(0.02)
+    assert s.betas[500].item() == pytest.approx(1e-4 + 500 * (0.02 - 1e-4) / 999)
+    for t in (0, 1, 250, 500, 999):
+        expected = math.prod(1 - (1e-4 + k * (0.02 - 1e-4) / 999) for k in range(t + 1))
+        assert s.abar[t].item() == pytest.approx(expected, rel=1e-12)
+    with pytest.raises(ValueError, match="outside"):
+        s.check_timestep(1000)
+
+
+def test_q_sample_matches_definition():
+    s = Schedule.linear()
+    x0, noise = torch.randn(3, 4, 2, 2), torch.randn(3, 4, 2, 2)
+    t = torch.tensor([0, 500, 999])
+    got = s.q_sample(x0, t, noise)
+    for i in range(3):
+        a = s.abar[t[i]].item()
+        assert torch.allclose(got[i], a**0.5 * x0[i] + (1 - a) ** 0.5 * noise[i], atol=1e-6)
+
+
+def test_ddim_step_is_invertible_and_exact_for_true_noise():
+    x0, eps = torch.randn(2, 3), torch.randn(2, 3)
+    a, b = 0.9, 0.3
+    x_a = a**0.5 * x0 + (1 - a) ** 0.5 * eps
+    x_b = ddim_step(x_a, eps, a, b)
+    assert torch.allclose(x_b, b**0.5 * x0 + (1 - b) ** 0.5 * eps, atol=1e-6)
+    assert torch.allclose(ddim_step(x_b, eps, b, a), x_a, atol=1e-6)
+
+
+def test_even_timesteps():
+    assert even_timesteps(1000, 3) == [333, 666, 999]
+    assert even_timesteps(1000, 1) == [999]
+    assert even_timesteps(1000, 5)[-1] == 999
+    with pytest.raises(ValueError):
+        even_timesteps(1000, 0)
+
+
+def test_lr_schedule_warmup_then_cosine():
+    assert lr_factor(0, 10, 110) == pytest.approx(0.1)
+    assert lr_factor(9, 10, 110) == pytest.approx(1.0)
+    assert lr_factor(60, 10, 110) == pytest.approx(0.5)
+    assert lr_factor(110, 10, 110) == pytest.approx(0.0)
+
+
+@pytest.mark.parametrize("name", ["mlp", "mlp_tiny"])
+def test_mlp_shapes_zero_init_and_determinism(name):
+    torch.manual_seed(0)
+    net = NOISE_NETS.create(name, in_channels=12)
+    x, t = torch.randn(2, 12, 4, 5), torch.tensor([3, 700])
+    out = net(x, t)
+    assert out.shape == x.shape
+    assert torch.count_nonzero(out) == 0  # AdaLN-Zero: starts predicting zero noise
+    torch.manual_seed(0)
+    again = NOISE_NETS.create(name, in_channels=12)
+    assert all(torch.equal(p, q) for p, q in zip(net.state_dict().values(), again.state_dict().values(), strict=True))
+
+
+def test_mlp_is_per_token():
+    torch.manual_seed(0)
+    net = NOISE_NETS.create("mlp_tiny", in_channels=6)
+    for p in net.parameters():
+        nn.init.normal_(p, std=0.2)
+    x, t = torch.randn(1, 6, 3, 3), torch.tensor([100])
+    moved = x.clone()
+    moved[..., 0, 0] += 5  # change one position: only that output position changes
+    diff = (net(x, t) - net(moved, t)).abs().sum(dim=1)[0]
+    assert diff[0, 0] > 0 and torch.count_nonzero(diff) == 1
+
+
+def toy_features(n=16):
+    g = torch.Generator().manual_seed(1)
+    return 2.0 + 0.3 * torch.randn(n, 4, 2, 2, generator=g)
+
+
+def test_training_reduces_the_loss():
+    torch.manual_seed(0)
+    net = NOISE_NETS.create("mlp_tiny", in_channels=4)
+    losses = train_noise_net(net, toy_features(), TrainConfig(epochs=60, batch_size=8, lr=3e-3, warmup_epochs=2),
+                             seed=0)
+    assert sum(losses[-10:]) / 10 < 0.6 * sum(losses[:10]) / 10
+
+
+class Interrupt(Exception):
+    pass
+
+
+def test_resume_from_checkpoint_is_bit_exact(tmp_path):
+    cfg = TrainConfig(epochs=6, batch_size=3, lr=1e-3, warmup_epochs=1, checkpoint_every=4)
+    feats = toy_features(10)  # 4 steps per epoch, 24 in all
+
+    def fresh():
+        torch.manual_seed(0)
+        return NOISE_NETS.create("mlp_tiny", in_channels=4)
+
+    reference = fresh()
+    ref_losses = train_noise_net(reference, feats, cfg, seed=5)
+
+    interrupted = fresh()
+    calls = {"n": 0}
+    original = interrupted.forward
+
+    def dying_forward(x, t):
+        calls["n"] += 1
+        if calls["n"] == 11:  # mid-epoch, after the checkpoint at step 8
+            raise Interrupt
+        return original(x, t)
+
+    interrupted.forward = dying_forward
+    ckpt = tmp_path / "model.ckpt"
+    with pytest.raises(Interrupt):
+        train_noise_net(interrupted, feats, cfg, seed=5, checkpoint=ckpt)
+    assert torch.load(ckpt, weights_only=True)["step"] == 8
+
+    resumed = fresh()
+    losses = train_noise_net(resumed, feats, cfg, seed=5, checkpoint=ckpt)
+    assert losses == ref_losses
+    for p, q in zip(reference.state_dict().values(), resumed.state_dict().values(), strict=True):
+        assert torch.equal(p, q)

@@ -1,0 +1,126 @@
+"""Whole runs from the CLI on tiny data (CPU, seconds)."""
+
+import json
+import math
+
+import pandas as pd
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from adbench.cli import app
+from adbench.metrics import METRIC_KEYS
+from tests.conftest import HAZELNUT
+
+runner = CliRunner()
+
+
+def write_config(path, **overrides):
+    cfg = {
+        "dataset": "mvtec", "image_size": 128, "backbone": "efficientnet_lite0", "noise_net": "mlp_tiny",
+        "train": {"epochs": 4, "batch_size": 4, "lr": 1e-3, "warmup_epochs": 1},
+        "scorers": [{"name": "osd_irf_mean"}, {"name": "osd_irf_noisy", "t": 250}, {"name": "invad", "steps": 2}],
+        "eval_batch_size": 8, "fps_images": 4, "holdout_fraction": 0.2,
+    }
+    cfg.update(overrides)
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def only_run_dir(results):
+    (run_dir,) = [p for p in results.iterdir() if p.is_dir()]
+    return run_dir
+
+
+def test_run_writes_results_with_provenance(tiny_synthetic, tmp_path):
+    config = write_config(tmp_path / "c.yaml", data_root=str(tiny_synthetic), categories=["washer", "weave"])
+    result = runner.invoke(app, ["run", str(config), "--results-dir", str(tmp_path / "res"), "--name", "e2e"])
+    assert result.exit_code == 0, result.output
+    run_dir = only_run_dir(tmp_path / "res")
+    assert run_dir.name.startswith("e2e-")
+    frame = pd.read_parquet(run_dir / "metrics.parquet")
+    assert len(frame) == 6 and set(frame["scorer"]) == {"osd_irf_mean", "osd_irf_noisy(t=250)", "invad(steps=2)"}
+    for key in METRIC_KEYS:
+        assert frame[key].between(0, 1).all()
+    assert (frame["fps"] > 0).all() and (frame["scorer_fps"] > frame["fps"]).all()
+    assert list(frame["nfe"]) == [1, 1, 2] * 2
+    row = frame.iloc[0]
+    assert json.loads(row["config"])["noise_net"] == "mlp_tiny" and len(row["config_hash"]) == 16
+    assert {"torch", "timm", "numpy", "adbench"} <= set(json.loads(row["versions"]))
+    assert row["git_commit"] and row["device"].startswith("cpu")
+    assert pd.read_csv(run_dir / "metrics.csv").shape == frame.shape
+    table = (run_dir / "table.md").read_text()
+    assert "| I-AUROC | I-AP | I-F1max | P-AUROC | P-AP | P-F1max | AU-PRO | mAD | FPS |" in table
+    assert "Mean over categories" in table and "osd_irf_noisy(t=250)" in table
+
+
+def test_train_then_evaluate_is_deterministic(tiny_synthetic, tmp_path):
+    config = write_config(tmp_path / "c.yaml", data_root=str(tiny_synthetic), categories=["granite"],
+                          scorers=[{"name": "osd_irf_noisy"}])
+    assert runner.invoke(app, ["train", str(config), "--results-dir", str(tmp_path / "a")]).exit_code == 0
+    run_dir = only_run_dir(tmp_path / "a")
+    assert list((run_dir / "models").glob("granite-*.pt")) and not (run_dir / "metrics.parquet").exists()
+    result = runner.invoke(app, ["evaluate", str(run_dir)])
+    assert result.exit_code == 0, result.output
+    first = pd.read_parquet(run_dir / "metrics.parquet")
+    assert runner.invoke(app, ["run", str(config), "--results-dir", str(tmp_path / "b")]).exit_code == 0
+    second = pd.read_parquet(only_run_dir(tmp_path / "b") / "metrics.parquet")
+    assert first[list(METRIC_KEYS)].equals(second[list(METRIC_KEYS)])
+
+
+def test_image_level_only_dataset_reports_pixel_metrics_as_missing(tiny_synthetic, tmp_path, monkeypatch):
+    from adbench.data.mvtec import MVTecLayout
+    from adbench.registry import DATASETS
+
+    class NoMasks(MVTecLayout):
+        has_masks = False
+
+    monkeypatch.setattr(DATASETS, "_entries", dict(DATASETS._entries))
+    DATASETS.register("nomask_test")(lambda root: NoMasks(root, name="nomask_test"))
+    config = write_config(tmp_path / "c.yaml", dataset="nomask_test", data_root=str(tiny_synthetic),
+                          categories=["washer"], scorers=[{"name": "osd_irf_mean"}])
+    result = runner.invoke(app, ["run", str(config), "--results-dir", str(tmp_path / "r")])
+    assert result.exit_code == 0, result.output
+    row = pd.read_parquet(only_run_dir(tmp_path / "r") / "metrics.parquet").iloc[0]
+    assert 0 <= row["image_auroc"] <= 1 and math.isnan(row["pixel_auroc"]) and math.isnan(row["mad"])
+    assert "n/a" in (only_run_dir(tmp_path / "r") / "table.md").read_text()
+
+
+def test_bad_input_is_one_clear_line_without_traceback(tmp_path):
+    result = runner.invoke(app, ["run", "--dataset", "mvtec", "--data-root", str(tmp_path / "nope"),
+                                 "--results-dir", str(tmp_path / "r"), "--backbone", "efficientnet_lite0"])
+    assert result.exit_code == 2
+    assert "does not exist" in result.output and "Traceback" not in result.output
+    result = runner.invoke(app, ["run", "--scorer", "invadd", "--results-dir", str(tmp_path / "r")])
+    assert result.exit_code == 2 and "Did you mean 'invad'" in result.output
+
+
+@pytest.mark.skipif(not HAZELNUT.is_dir(), reason="shared/data/hazelnut_toy not present")
+def test_hazelnut_toy_smoke(tmp_path):
+    config = write_config(tmp_path / "c.yaml", data_root=str(HAZELNUT.parent), image_size=256,
+                          categories=["hazelnut_toy"],
+                          train={"epochs": 10, "batch_size": 8, "lr": 1e-3, "warmup_epochs": 1},
+                          scorers=[{"name": "osd_irf_mean"}, {"name": "invad"}])
+    result = runner.invoke(app, ["run", str(config), "--results-dir", str(tmp_path / "r")])
+    assert result.exit_code == 0, result.output
+    frame = pd.read_parquet(only_run_dir(tmp_path / "r") / "metrics.parquet")
+    assert list(frame["category"]) == ["hazelnut_toy"] * 2
+    assert frame[list(METRIC_KEYS)].notna().all().all()
+    assert (frame["n_anomalous"] == 17).all() and (frame["n_test"] == 23).all()
+
+
+def test_config_errors_keep_brackets(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("train:\n  epoch: 3\n")
+    result = runner.invoke(app, ["run", str(bad), "--results-dir", str(tmp_path / "r")])
+    assert result.exit_code == 2 and "unknown key(s) ['epoch']" in result.output
+    assert not (tmp_path / "r").exists()  # nothing is created for a rejected config
+
+
+@pytest.mark.slow
+def test_demo_quick_runs_from_nothing(tmp_path):
+    result = runner.invoke(app, ["demo", "--quick", "--results-dir", str(tmp_path / "r")])
+    assert result.exit_code == 0, result.output
+    frame = pd.read_parquet(only_run_dir(tmp_path / "r") / "metrics.parquet")
+    assert set(frame["category"]) == {"granite", "washer", "weave"} and len(frame) == 9
+    assert frame[list(METRIC_KEYS)].notna().all().all()

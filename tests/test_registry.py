@@ -1,0 +1,61 @@
+import pytest
+from typer.testing import CliRunner
+
+from adbench.cli import app
+from adbench.errors import ConfigError
+from adbench.registry import BACKBONES, DATASETS, NOISE_NETS, SCORERS, Registry
+
+
+def test_register_create_and_defaults():
+    reg = Registry("things")
+
+    @reg.register("box", "a box", size=3)
+    def box(size, colour="red"):
+        return (size, colour)
+
+    assert reg.names() == ["box"]
+    assert reg.create("box") == (3, "red")
+    assert reg.create("box", size=5, colour="blue") == (5, "blue")
+    assert reg.get("box").description == "a box"
+    with pytest.raises(ValueError, match="registered twice"):
+        reg.register("box")(box)
+
+
+def test_unknown_name_suggests_close_matches():
+    with pytest.raises(ConfigError, match=r"Unknown scorers 'osd_irf_maen'.*Did you mean 'osd_irf_mean'"):
+        SCORERS.create("osd_irf_maen")
+
+
+def test_builtin_components_are_registered():
+    assert {"mvtec", "mpdd", "btad", "visa", "elpv", "synthetic"} <= set(DATASETS.names())
+    assert {"efficientnet_b4", "efficientnet_lite0"} <= set(BACKBONES.names())
+    assert {"mlp", "mlp_tiny"} <= set(NOISE_NETS.names())
+    assert {"osd_irf_mean", "osd_irf_noisy", "invad"} <= set(SCORERS.names())
+
+
+def test_entry_point_plugins_are_loaded(monkeypatch):
+    import adbench.registry as registry
+
+    class FakeEntryPoint:
+        def load(self):
+            def plugin():
+                SCORERS.register("plugin_scorer", "from a plugin")(lambda: "plugged")
+            return plugin
+
+    monkeypatch.setattr(registry, "_loaded", False)
+    monkeypatch.setattr(registry, "entry_points",
+                        lambda group: [FakeEntryPoint()] if group == "adbench.plugins" else [])
+    monkeypatch.setattr(SCORERS, "_entries", dict(SCORERS._entries))
+    assert SCORERS.create("plugin_scorer") == "plugged"
+
+
+def test_cli_list_shows_every_component():
+    result = CliRunner().invoke(app, ["list"])
+    assert result.exit_code == 0
+    for reg in (DATASETS, BACKBONES, NOISE_NETS, SCORERS):
+        for name in reg.names():
+            assert name in result.output
+    scorers_only = CliRunner().invoke(app, ["list", "scorers"])
+    assert "invad" in scorers_only.output and "efficientnet_b4" not in scorers_only.output
+    bad = CliRunner().invoke(app, ["list", "widgets"])
+    assert bad.exit_code == 2 and "Unknown kind" in bad.output

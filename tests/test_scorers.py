@@ -1,0 +1,89 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from adbench.diffusion.schedule import Schedule
+from adbench.errors import AdbenchError, ConfigError
+from adbench.registry import SCORERS
+from adbench.scorers.scoring import Normalizer, feature_map, score_components, upsample
+
+SCHEDULE = Schedule.linear()
+
+
+class Recorder(nn.Module):
+    """eps(x, t) = w * x + c, recording the timesteps it is called with."""
+
+    def __init__(self, w=0.5, c=0.25):
+        super().__init__()
+        self.w, self.c, self.calls = w, c, []
+
+    def forward(self, x, t):
+        self.calls.append(t.tolist())
+        return self.w * x + self.c
+
+
+def test_osd_irf_mean_path_by_hand():
+    x0 = torch.randn(2, 3, 4, 4, dtype=torch.float64)
+    model = Recorder()
+    z = SCORERS.create("osd_irf_mean").latent(model, SCHEDULE, x0)
+    a = SCHEDULE.abar[500].item()
+    assert torch.allclose(z, 0.5 * math.sqrt(a) * x0 + 0.25)
+    assert model.calls == [[500, 500]]
+    z250 = SCORERS.create("osd_irf_mean", t=250).latent(model, SCHEDULE, x0)
+    assert torch.allclose(z250, 0.5 * math.sqrt(SCHEDULE.abar[250].item()) * x0 + 0.25)
+
+
+def test_osd_irf_noisy_state_is_seeded():
+    x0 = torch.randn(2, 3, 4, 4)
+    scorer = SCORERS.create("osd_irf_noisy")
+    z1 = scorer.latent(Recorder(), SCHEDULE, x0, torch.Generator().manual_seed(7))
+    z2 = scorer.latent(Recorder(), SCHEDULE, x0, torch.Generator().manual_seed(7))
+    z3 = scorer.latent(Recorder(), SCHEDULE, x0, torch.Generator().manual_seed(8))
+    assert torch.equal(z1, z2) and not torch.equal(z1, z3)
+    a = SCHEDULE.abar[500].item()
+    eps = torch.randn(x0.shape, generator=torch.Generator().manual_seed(7))
+    assert torch.allclose(z1, 0.5 * (math.sqrt(a) * x0 + math.sqrt(1 - a) * eps) + 0.25, atol=1e-6)
+
+
+def test_invad_with_constant_noise_prediction_has_closed_form():
+    """With eps_theta = c everywhere every DDIM step keeps x0_pred fixed: the end is closed form."""
+    x0 = torch.randn(1, 2, 3, 3, dtype=torch.float64)
+    model = Recorder(w=0.0, c=0.3)
+    z = SCORERS.create("invad").latent(model, SCHEDULE, x0)
+    a0, a_end = SCHEDULE.abar[0].item(), SCHEDULE.abar[999].item()
+    x0_pred = (x0 - math.sqrt(1 - a0) * 0.3) / math.sqrt(a0)
+    assert torch.allclose(z, math.sqrt(a_end) * x0_pred + math.sqrt(1 - a_end) * 0.3)
+    assert model.calls == [[0], [333], [666]]
+    assert SCORERS.create("invad", steps=5).nfe == 5
+
+
+def test_score_components_by_hand():
+    z = torch.zeros(2, 2, 2, 2)
+    z[0, 0, 0, 0], z[0, 1, 0, 0] = 3.0, 4.0  # norm 5 at one position, 0 elsewhere
+    z[1] = 1.0  # norm sqrt(2) everywhere
+    fm = feature_map(z)
+    assert fm[0, 0, 0] == 5 and fm[0].sum() == 5 and torch.allclose(fm[1], torch.full((2, 2), math.sqrt(2)))
+    comp = score_components(z)
+    const = 0.5 * 8 * math.log(2 * math.pi)
+    assert comp["nll"].tolist() == pytest.approx([12.5 + const, 4.0 + const])
+    assert comp["diff"].tolist() == pytest.approx([5.0, 0.0])
+    up = upsample(fm, 8)
+    assert up.shape == (2, 8, 8) and torch.allclose(up[1], torch.full((8, 8), math.sqrt(2)))
+
+
+def test_normalizer_uses_held_out_statistics():
+    held = {"nll": np.array([1.0, 3.0]), "diff": np.array([10.0, 10.0, ])}
+    norm = Normalizer.fit(held)
+    assert norm.mean == {"nll": 2.0, "diff": 10.0}
+    assert norm.std["nll"] == pytest.approx(math.sqrt(2)) and norm.std["diff"] == 1.0  # zero std -> 1
+    test = {"nll": np.array([2.0, 2.0 + math.sqrt(2)]), "diff": np.array([10.0, 13.0])}
+    assert norm.image_score(test, "nll").tolist() == pytest.approx([0.0, 1.0])
+    assert norm.image_score(test, "diff").tolist() == pytest.approx([0.0, 3.0])
+    assert norm.image_score(test, "nll+diff").tolist() == pytest.approx([0.0, 4.0])
+    with pytest.raises(ConfigError):
+        norm.image_score(test, "max")
+    with pytest.raises(AdbenchError, match="at least 2 held-out"):
+        Normalizer.fit({"nll": np.array([1.0])})
