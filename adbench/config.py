@@ -26,6 +26,8 @@ class RunConfig:
     dataset_args: dict[str, Any] = field(default_factory=dict)  # e.g. elpv threshold, synthetic sizes
     categories: list[str] | None = None  # None: every category of the dataset
     image_size: int = 256
+    image_mean: list[float] = field(default_factory=lambda: [0.485, 0.456, 0.406])  # ImageNet
+    image_std: list[float] = field(default_factory=lambda: [0.229, 0.224, 0.225])
     backbone: str = "efficientnet_b4"
     pretrained: bool = True
     weights: str | None = None
@@ -48,6 +50,8 @@ class RunConfig:
             raise ConfigError(f"holdout_fraction must be in (0, 1), got {self.holdout_fraction}")
         if self.image_size % 16:
             raise ConfigError(f"image_size must be a multiple of 16, got {self.image_size}")
+        if len(self.image_mean) != 3 or len(self.image_std) != 3 or min(self.image_std) <= 0:
+            raise ConfigError(f"image_mean/image_std need 3 values (std > 0), got {self.image_mean}/{self.image_std}")
         for spec in self.scorers:
             if not isinstance(spec, dict) or "name" not in spec:
                 raise ConfigError(f"each scorer needs a 'name', got {spec!r}")
@@ -61,7 +65,8 @@ class RunConfig:
 
     def training_key(self, category: str) -> str:
         """Hash of what determines a trained noise net for ``category`` (scoring excluded)."""
-        keys = ("dataset", "data_root", "dataset_args", "image_size", "backbone", "pretrained", "weights", "noise_net",
+        keys = ("dataset", "data_root", "dataset_args", "image_size", "image_mean", "image_std",
+                "backbone", "pretrained", "weights", "noise_net",
                 "noise_net_args", "train", "holdout_fraction", "seed")
         return stable_hash({"category": category, **{k: self.to_dict()[k] for k in keys}})
 
@@ -80,6 +85,9 @@ def _coerce(value: Any, annotation: Any, where: str) -> Any:
         if value is None and type(None) in options:
             return None
         return _coerce(value, next(a for a in options if a is not type(None)), where)
+    if origin is list and isinstance(value, list):
+        (item,) = typing.get_args(annotation)
+        return [_coerce(v, item, f"{where}[{i}]") for i, v in enumerate(value)]
     target = origin or annotation
     if target is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)

@@ -19,6 +19,10 @@ def test_unknown_key_and_wrong_type_are_named(tmp_path):
         from_dict(RunConfig, {"image_size": "big"})
     with pytest.raises(ConfigError, match="expected bool"):
         from_dict(RunConfig, {"pretrained": "yes"})
+    with pytest.raises(ConfigError, match=r"config.categories\[1\]: expected str, got 3"):
+        from_dict(RunConfig, {"categories": ["a", 3]})
+    with pytest.raises(ConfigError, match="image_std need 3 values"):
+        from_dict(RunConfig, {"image_std": [0.5, 0.5]})
     with pytest.raises(ConfigError, match="image_score"):
         from_dict(RunConfig, {"image_score": "max"})
     bad = tmp_path / "bad.yaml"

@@ -82,7 +82,7 @@ class Context:
         if device.type == "cuda":
             backbone.to(memory_format=torch.channels_last)
         return cls(cfg, Path(run_dir), Path(cache_dir), device, dataset, backbone,
-                   Transform(size=cfg.image_size))
+                   Transform(cfg.image_size, tuple(cfg.image_mean), tuple(cfg.image_std)))
 
     def categories(self) -> list[str]:
         return self.cfg.categories or self.dataset.categories()
