@@ -34,6 +34,7 @@ class RunConfig:
     noise_net: str = "mlp"
     noise_net_args: dict[str, Any] = field(default_factory=dict)
     train: TrainConfig = field(default_factory=TrainConfig)
+    use_ema: bool = True  # score with the EMA weights (False: the raw last weights)
     scorers: list[dict[str, Any]] = field(
         default_factory=lambda: [{"name": "osd_irf_mean"}, {"name": "osd_irf_noisy"}, {"name": "invad"}])
     image_score: str = "nll+diff"

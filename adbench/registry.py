@@ -46,7 +46,11 @@ class Registry:
         return wrap
 
     def get(self, name: str) -> Entry:
+        """The entry of ``name``; ``family:rest`` resolves to a registered ``family:*`` entry."""
         load_components()
+        family = name.split(":", 1)[0] + ":*" if ":" in name else None
+        if family in self._entries:
+            return self._entries[family]
         if name not in self._entries:
             close = difflib.get_close_matches(name, self.names(), n=3, cutoff=0.5)
             hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
@@ -59,6 +63,8 @@ class Registry:
     def create(self, name: str, **kwargs: Any) -> Any:
         """Build the component ``name``; ``kwargs`` override its registered defaults."""
         entry = self.get(name)
+        if entry.name.endswith(":*"):
+            kwargs = {"model_name": name.split(":", 1)[1], **kwargs}
         return entry.factory(**{**entry.defaults, **kwargs})
 
     def names(self) -> list[str]:

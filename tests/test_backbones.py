@@ -2,9 +2,9 @@ import pytest
 import timm
 import torch
 
-from adbench.backbones.efficientnet import MultiScaleEfficientNet
+from adbench.backbones.timm_backbone import TimmBackbone
 from adbench.backbones.weights import load_state_dict, map_by_order, shipped_lite0_weights
-from adbench.errors import WeightsError
+from adbench.errors import ConfigError, WeightsError
 from adbench.registry import BACKBONES
 
 
@@ -29,7 +29,7 @@ def test_lite0_multiscale_features():
         feats = backbone(torch.randn(2, 3, 256, 256))
     assert feats.shape == (2, 192, 16, 16) and backbone.out_channels == 192 and backbone.grid(256) == 16
     shipped = map_by_order(load_state_dict(shipped_lite0_weights()), timm.create_model("efficientnet_lite0"), "x")
-    assert torch.equal(backbone.features.conv_stem.weight, shipped["conv_stem.weight"])
+    assert torch.equal(backbone.model.conv_stem.weight, shipped["conv_stem.weight"])
 
 
 def test_b4_multiscale_shape_random_init():
@@ -40,16 +40,16 @@ def test_b4_multiscale_shape_random_init():
 
 def test_local_weights_file_roundtrip(tmp_path):
     torch.manual_seed(1)
-    source = MultiScaleEfficientNet("efficientnet_lite0", pretrained=False)
+    source = TimmBackbone("efficientnet_lite0", pretrained=False)
     path = tmp_path / "w.pt"
-    torch.save(source.features.state_dict(), path)
+    torch.save(source.model.state_dict(), path)
     loaded = BACKBONES.create("efficientnet_lite0", weights=str(path))
-    assert torch.equal(loaded.features.conv_stem.weight, source.features.conv_stem.weight)
+    assert torch.equal(loaded.model.conv_stem.weight, source.model.conv_stem.weight)
     from safetensors.torch import save_file
 
-    save_file(source.features.state_dict(), tmp_path / "w.safetensors")
+    save_file(source.model.state_dict(), tmp_path / "w.safetensors")
     loaded = BACKBONES.create("efficientnet_lite0", weights=str(tmp_path / "w.safetensors"))
-    assert torch.equal(loaded.features.blocks[1][0].conv_pw.weight, source.features.blocks[1][0].conv_pw.weight)
+    assert torch.equal(loaded.model.blocks[1][0].conv_pw.weight, source.model.blocks[1][0].conv_pw.weight)
 
 
 def test_bad_weights_give_clear_errors(tmp_path):
@@ -71,3 +71,36 @@ def test_offline_hub_failure_says_how_to_fix(monkeypatch, tmp_path):
     monkeypatch.setattr(hub, "HF_HUB_CACHE", str(tmp_path))
     with pytest.raises(WeightsError, match=r"--weights FILE.*--no-pretrained"):
         BACKBONES.create("efficientnet_b4", pretrained=True)
+
+
+@pytest.mark.parametrize("name", ["vit_base", "dino_vitb16"])
+def test_vit_patch_token_maps(name):
+    torch.manual_seed(0)
+    backbone = BACKBONES.create(name, pretrained=False, image_size=224)
+    x = torch.randn(1, 3, 224, 224)
+    with torch.no_grad():
+        feats = backbone(x)
+        tokens = backbone.model.forward_features(x)
+    assert feats.shape == (1, 768, 14, 14) and backbone.grid(224) == 14
+    # position (row 2, col 5) is patch token 2 * 14 + 5 (after the class token)
+    assert torch.equal(feats[0, :, 2, 5], tokens[0, 1 + 2 * 14 + 5])
+    assert BACKBONES.create(name, pretrained=False, image_size=256)(torch.randn(1, 3, 256, 256)).shape[-1] == 16
+
+
+def test_vit_local_weights_are_resampled_to_the_input_size(tmp_path):
+    torch.manual_seed(0)
+    at224 = BACKBONES.create("vit_base", pretrained=False, image_size=224)
+    torch.save(at224.model.state_dict(), tmp_path / "vit.pt")
+    at256 = BACKBONES.create("vit_base", weights=str(tmp_path / "vit.pt"), image_size=256)
+    assert at256.model.pos_embed.shape[1] == 1 + 16 * 16
+    assert torch.equal(at256.model.blocks[0].attn.qkv.weight, at224.model.blocks[0].attn.qkv.weight)
+
+
+def test_any_timm_model_by_name():
+    cnn = BACKBONES.create("timm:resnet18", pretrained=False)
+    with torch.no_grad():
+        assert cnn(torch.randn(1, 3, 128, 128)).shape == (1, 64 + 64 + 128 + 256, 8, 8)
+    vit = BACKBONES.create("timm:vit_tiny_patch16_224", pretrained=False, image_size=64)
+    assert vit(torch.randn(1, 3, 64, 64)).shape == (1, 192, 4, 4)
+    with pytest.raises(ConfigError, match="timm has no model 'resnet_nope'"):
+        BACKBONES.create("timm:resnet_nope")

@@ -88,7 +88,7 @@ def toy_features(n=16):
 def test_training_reduces_the_loss():
     torch.manual_seed(0)
     net = NOISE_NETS.create("mlp_tiny", in_channels=4)
-    losses = train_noise_net(net, toy_features(), TrainConfig(epochs=60, batch_size=8, lr=3e-3, warmup_epochs=2),
+    losses, _ = train_noise_net(net, toy_features(), TrainConfig(epochs=60, batch_size=8, lr=3e-3, warmup_epochs=2),
                              seed=0)
     assert sum(losses[-10:]) / 10 < 0.6 * sum(losses[:10]) / 10
 
@@ -106,7 +106,7 @@ def test_resume_from_checkpoint_is_bit_exact(tmp_path):
         return NOISE_NETS.create("mlp_tiny", in_channels=4)
 
     reference = fresh()
-    ref_losses = train_noise_net(reference, feats, cfg, seed=5)
+    ref_losses, ref_ema = train_noise_net(reference, feats, cfg, seed=5)
 
     interrupted = fresh()
     calls = {"n": 0}
@@ -125,7 +125,23 @@ def test_resume_from_checkpoint_is_bit_exact(tmp_path):
     assert torch.load(ckpt, weights_only=True)["step"] == 8
 
     resumed = fresh()
-    losses = train_noise_net(resumed, feats, cfg, seed=5, checkpoint=ckpt)
+    losses, ema = train_noise_net(resumed, feats, cfg, seed=5, checkpoint=ckpt)
     assert losses == ref_losses
+    assert all(torch.equal(ema[k], ref_ema[k]) for k in ema)
     for p, q in zip(reference.state_dict().values(), resumed.state_dict().values(), strict=True):
         assert torch.equal(p, q)
+
+
+def test_ema_follows_the_closed_form():
+    from adbench.diffusion.train import EMA
+
+    net = nn.Linear(1, 1, bias=False)
+    nn.init.constant_(net.weight, 0.0)
+    ema = EMA(net, decay=0.9)
+    expected = 0.0
+    for step in range(30):
+        nn.init.constant_(net.weight, float(step + 1))
+        ema.update(net, step)
+        d = min(0.9, (1 + step) / (10 + step))
+        expected = d * expected + (1 - d) * (step + 1)
+    assert ema.state["weight"].item() == pytest.approx(expected)

@@ -1,3 +1,3 @@
 """Feature extractors images -> B x C x h x w: every module registers its backbones on import."""
 
-from adbench.backbones import efficientnet  # noqa: F401
+from adbench.backbones import timm_backbone  # noqa: F401

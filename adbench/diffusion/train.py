@@ -1,8 +1,11 @@
 """Train a noise net on cached features with the DDPM epsilon objective (Eq. 4).
 
-AdamW, linear warm-up then cosine decay, gradient clipping, one seeded generator for batches,
-timesteps and noise. Checkpoints (model, optimizer, scheduler, step, generator state) are written
-atomically every ``checkpoint_every`` steps; training resumes from one when it exists.
+AdamW, linear warm-up then cosine decay, gradient clipping, one seeded generator for timesteps and
+noise, a per-epoch seeded shuffle, and an exponential moving average (EMA) of the weights with
+decay min(ema_decay, (1 + step) / (10 + step)) so that short runs are not dominated by the
+initialisation. On CUDA the forward pass runs under bf16 autocast. Checkpoints (model, EMA,
+optimizer, scheduler, step, generator state, losses) are written atomically every
+``checkpoint_every`` steps; training resumes from one exactly where it stopped.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ class TrainConfig:
     grad_clip: float = 1.0
     timesteps: int = 1000
     checkpoint_every: int = 500
+    ema_decay: float = 0.999
 
 
 def lr_factor(step: int, warmup: int, total: int) -> float:
@@ -39,10 +43,27 @@ def lr_factor(step: int, warmup: int, total: int) -> float:
     return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
 
 
+class EMA:
+    """Exponential moving average of a model's floating-point state."""
+
+    def __init__(self, model: nn.Module, decay: float) -> None:
+        self.decay = decay
+        self.state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+    @torch.no_grad()
+    def update(self, model: nn.Module, step: int) -> None:
+        d = min(self.decay, (1 + step) / (10 + step))
+        for k, v in model.state_dict().items():
+            if v.is_floating_point():
+                self.state[k].mul_(d).add_(v.detach(), alpha=1 - d)
+            else:
+                self.state[k].copy_(v)
+
+
 def train_noise_net(model: nn.Module, features: torch.Tensor, cfg: TrainConfig, seed: int,
                     checkpoint: Path | None = None, device: torch.device | str = "cpu",
-                    description: str = "train") -> list[float]:
-    """Train ``model`` in place on ``features`` (N x C x h x w); returns the loss of every step."""
+                    description: str = "train") -> tuple[list[float], dict[str, torch.Tensor]]:
+    """Train ``model`` in place on ``features`` (N x C x h x w); return every step's loss and the EMA state."""
     device = torch.device(device)
     model.to(device).train()
     schedule = Schedule.linear(cfg.timesteps)
@@ -53,9 +74,11 @@ def train_noise_net(model: nn.Module, features: torch.Tensor, cfg: TrainConfig, 
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, warmup, total))
     gen = torch.Generator().manual_seed(seed)
     step, losses, order = 0, [], None
+    ema = EMA(model, cfg.ema_decay)
     if checkpoint is not None and checkpoint.is_file():
         state = torch.load(checkpoint, map_location="cpu", weights_only=True)
         model.load_state_dict(state["model"])
+        ema.state = {k: v.to(device) for k, v in state["ema"].items()}
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
         gen.set_state(state["generator"])
@@ -65,7 +88,7 @@ def train_noise_net(model: nn.Module, features: torch.Tensor, cfg: TrainConfig, 
 
     def save() -> None:
         if checkpoint is not None:
-            atomic_torch_save(dict(model=model.state_dict(), optimizer=opt.state_dict(),
+            atomic_torch_save(dict(model=model.state_dict(), ema=ema.state, optimizer=opt.state_dict(),
                                    scheduler=sched.state_dict(), generator=gen.get_state(),
                                    step=step, losses=losses), checkpoint)
 
@@ -89,10 +112,11 @@ def train_noise_net(model: nn.Module, features: torch.Tensor, cfg: TrainConfig, 
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
             opt.step()
             sched.step()
+            ema.update(model, step)
             step += 1
             losses.append(loss.item())
             bar.update(task, advance=1, description=f"{description} loss {losses[-1]:.4f}")
             if step % cfg.checkpoint_every == 0 or step == total:
                 save()
     model.eval()
-    return losses
+    return losses, ema.state

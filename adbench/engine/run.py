@@ -77,7 +77,8 @@ class Context:
         for spec in cfg.scorers:
             SCORERS.get(spec["name"])
         NOISE_NETS.get(cfg.noise_net)
-        backbone = BACKBONES.create(cfg.backbone, pretrained=cfg.pretrained, weights=cfg.weights)
+        backbone = BACKBONES.create(cfg.backbone, pretrained=cfg.pretrained, weights=cfg.weights,
+                                    image_size=cfg.image_size)
         backbone.to(device).eval()
         if device.type == "cuda":
             backbone.to(memory_format=torch.channels_last)
@@ -101,22 +102,25 @@ def build_noise_net(cfg: RunConfig, in_channels: int) -> nn.Module:
 
 
 def train_category(ctx: Context, category: str) -> nn.Module:
-    """Train (or load the finished) noise net of ``category``; resumes from its checkpoint."""
+    """Train (or load the finished) noise net of ``category``; resumes from its checkpoint.
+
+    The model file holds the raw and the EMA weights; ``use_ema`` picks the ones scored.
+    """
     cfg = ctx.cfg
     fit, _ = split_train(ctx.dataset.train(category), cfg.holdout_fraction, cfg.seed)
     path = ctx.model_path(category)
     seed_everything(cfg.seed)
     feats = ctx.features(fit, f"{category}: train features")
     model = build_noise_net(cfg, feats.shape[1])
-    if path.is_file():
-        model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-        return model.to(ctx.device).eval()
-    ckpt = path.with_suffix(".ckpt")
-    losses = train_noise_net(model, feats, cfg.train, cfg.seed, ckpt, ctx.device, f"{category}: train")
-    atomic_torch_save(model.state_dict(), path)
-    ckpt.unlink(missing_ok=True)
-    console.print(f"[green]{category}[/]: trained {len(losses)} steps, final loss {np.mean(losses[-20:]):.4f}")
-    return model
+    if not path.is_file():
+        ckpt = path.with_suffix(".ckpt")
+        losses, ema = train_noise_net(model, feats, cfg.train, cfg.seed, ckpt, ctx.device, f"{category}: train")
+        atomic_torch_save({"raw": model.state_dict(), "ema": ema}, path)
+        ckpt.unlink(missing_ok=True)
+        console.print(f"[green]{category}[/]: trained {len(losses)} steps, final loss {np.mean(losses[-20:]):.4f}")
+    weights = torch.load(path, map_location="cpu", weights_only=True)
+    model.load_state_dict(weights["ema" if cfg.use_ema else "raw"])
+    return model.to(ctx.device).eval()
 
 
 @torch.no_grad()

@@ -1,3 +1,3 @@
 """Noise nets eps_theta(x_t, t): every module registers its presets on import."""
 
-from adbench.noise_nets import mlp  # noqa: F401
+from adbench.noise_nets import dit, mlp, unet  # noqa: F401

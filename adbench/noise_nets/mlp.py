@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from adbench.noise_nets.embeddings import TimestepEmbedder, modulate
+from adbench.noise_nets.embeddings import FinalLayer, TimestepEmbedder, modulate
 from adbench.registry import NOISE_NETS
 
 
@@ -27,21 +27,6 @@ class ResBlock(nn.Module):
     def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
         shift, scale, gate = self.ada(c).chunk(3, dim=-1)
         return x + gate.unsqueeze(1) * self.mlp(modulate(self.norm(x), shift, scale))
-
-
-class FinalLayer(nn.Module):
-    def __init__(self, width: int, out_channels: int) -> None:
-        super().__init__()
-        self.norm = nn.LayerNorm(width, elementwise_affine=False, eps=1e-6)
-        self.ada = nn.Sequential(nn.SiLU(), nn.Linear(width, 2 * width))
-        self.linear = nn.Linear(width, out_channels)
-        for layer in (self.ada[1], self.linear):
-            nn.init.zeros_(layer.weight)
-            nn.init.zeros_(layer.bias)
-
-    def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
-        shift, scale = self.ada(c).chunk(2, dim=-1)
-        return self.linear(modulate(self.norm(x), shift, scale))
 
 
 class MLPNoiseNet(nn.Module):

