@@ -85,7 +85,7 @@ class UNet(nn.Module):
             if level < len(mults) - 1:
                 self.down.append(nn.Conv2d(ch, ch, 3, stride=2, padding=1))
                 skips.append(ch)
-        self.mid = nn.ModuleList([Block(ch, ch, t_dim, dropout, True, heads), Block(ch, ch, t_dim, dropout, False, heads)])
+        self.mid = nn.ModuleList([Block(ch, ch, t_dim, dropout, attend, heads) for attend in (True, False)])
         self.up = nn.ModuleList()
         for level, mult in reversed(list(enumerate(mults))):
             for i in range(num_res_blocks + 1):
