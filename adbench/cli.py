@@ -197,8 +197,14 @@ def list_components(kind: Annotated[str | None, typer.Argument(
         table = Table(title=name, title_justify="left")
         table.add_column("name", style="bold")
         table.add_column("description")
+        counted = name == "noise-nets"
+        if counted:
+            from adbench.noise_nets import B4_CHANNELS, parameter_count
+
+            table.add_column(f"params (C={B4_CHANNELS})", justify="right")
         for entry in registry.entries():
-            table.add_row(entry.name, entry.description)
+            extra = [f"{parameter_count(entry.name) / 1e6:.1f}M"] if counted else []
+            table.add_row(entry.name, entry.description, *extra)
         out.print(table)
 
 

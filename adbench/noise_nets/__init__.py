@@ -1,3 +1,15 @@
 """Noise nets eps_theta(x_t, t): every module registers its presets on import."""
 
+import torch
+
 from adbench.noise_nets import dit, mlp, unet  # noqa: F401
+from adbench.registry import NOISE_NETS
+
+B4_CHANNELS = 272
+
+
+def parameter_count(name: str, in_channels: int = B4_CHANNELS, **kwargs) -> int:
+    """Parameters of a noise-net preset (built on the meta device: no memory, no init cost)."""
+    with torch.device("meta"):
+        net = NOISE_NETS.create(name, in_channels=in_channels, **kwargs)
+    return sum(p.numel() for p in net.parameters())

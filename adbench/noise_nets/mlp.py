@@ -50,4 +50,6 @@ class MLPNoiseNet(nn.Module):
 
 
 NOISE_NETS.register("mlp", "Per-token MLP, AdaLN-Zero (width 512, depth 6)", width=512, depth=6)(MLPNoiseNet)
+NOISE_NETS.register("mlp_large", "Per-token MLP at InvAD Table 8 scale (width 2048, depth 16)", width=2048,
+                    depth=16)(MLPNoiseNet)
 NOISE_NETS.register("mlp_tiny", "Per-token MLP for CPU tests (width 64, depth 2)", width=64, depth=2)(MLPNoiseNet)

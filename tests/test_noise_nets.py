@@ -1,0 +1,76 @@
+import pytest
+import torch
+
+from adbench.diffusion.schedule import Schedule
+from adbench.diffusion.train import TrainConfig, train_noise_net
+from adbench.noise_nets import parameter_count
+from adbench.noise_nets.embeddings import sincos_2d, sinusoidal_embedding
+from adbench.registry import NOISE_NETS, SCORERS
+
+TINY = ["mlp_tiny", "dit_tiny", "unet_tiny"]
+
+
+def test_sinusoidal_embeddings_closed_form():
+    emb = sinusoidal_embedding(torch.tensor([0, 7]), 8)
+    freqs = torch.exp(-torch.log(torch.tensor(10000.0)) * torch.arange(4) / 4)
+    assert torch.allclose(emb[1], torch.cat([torch.cos(7 * freqs), torch.sin(7 * freqs)]))
+    pos = sincos_2d(8, 2, 3)
+    assert pos.shape == (6, 8)
+    assert torch.allclose(pos[4], torch.cat([sinusoidal_embedding(torch.tensor([1]), 4)[0],
+                                             sinusoidal_embedding(torch.tensor([1]), 4)[0]]))
+
+
+def test_paper_scale_parameter_counts():
+    """InvAD's Table 8 lists DiT-base 155M, DiT-gigant 1223M and MLP 351M parameters."""
+    assert parameter_count("dit_base") / 1e6 == pytest.approx(155, abs=1)
+    assert parameter_count("dit_gigant") / 1e6 == pytest.approx(1223, abs=1)
+    assert parameter_count("mlp_large") / 1e6 == pytest.approx(351, abs=2)
+    assert 1.2e9 < parameter_count("unet") < 1.5e9
+
+
+@pytest.mark.parametrize("name", TINY)
+def test_shapes_zero_output_at_init_and_seeded_init(name):
+    torch.manual_seed(0)
+    net = NOISE_NETS.create(name, in_channels=16)
+    x = torch.randn(2, 16, 8, 8)
+    out = net(x, torch.tensor([0, 999]))
+    assert out.shape == x.shape and torch.count_nonzero(out) == 0  # zero-initialised output layer
+    torch.manual_seed(0)
+    again = NOISE_NETS.create(name, in_channels=16)
+    assert all(torch.equal(a, b) for a, b in zip(net.state_dict().values(), again.state_dict().values(), strict=True))
+
+
+def test_dit_attends_across_positions_and_unet_checks_grid():
+    torch.manual_seed(0)
+    dit = NOISE_NETS.create("dit_tiny", in_channels=8)
+    for p in dit.parameters():
+        torch.nn.init.normal_(p, std=0.1)
+    x = torch.randn(1, 8, 4, 4)
+    moved = x.clone()
+    moved[..., 0, 0] += 3
+    t = torch.tensor([10])
+    assert torch.count_nonzero((dit(x, t) - dit(moved, t)).abs().sum(dim=1)) == 16  # every token sees it
+    with pytest.raises(ValueError, match="divisible by 2"):
+        NOISE_NETS.create("unet_tiny", in_channels=8)(torch.randn(1, 8, 5, 5), t)
+
+
+@pytest.mark.parametrize("name", TINY)
+def test_tiny_train_then_score_with_every_scorer(name):
+    g = torch.Generator().manual_seed(0)
+    feats = 1.5 + 0.4 * torch.randn(24, 16, 8, 8, generator=g)
+    torch.manual_seed(0)
+    net = NOISE_NETS.create(name, in_channels=16)
+    cfg = TrainConfig(epochs=30, batch_size=8, lr=2e-3, warmup_epochs=2)
+    losses, ema = train_noise_net(net, feats, cfg, seed=0)
+    assert sum(losses[-5:]) < sum(losses[:5])
+    net.load_state_dict(ema)
+    schedule = Schedule.linear()
+    anomalous = feats[:2].clone()
+    anomalous[..., 2:5, 2:5] += 4.0
+    for scorer_name in SCORERS.names():
+        scorer = SCORERS.create(scorer_name)
+        with torch.no_grad():
+            normal = scorer.latent(net, schedule, feats[:2], torch.Generator().manual_seed(1))
+            odd = scorer.latent(net, schedule, anomalous, torch.Generator().manual_seed(1))
+        assert normal.shape == feats[:2].shape and torch.isfinite(normal).all()
+        assert not torch.equal(normal, odd)
