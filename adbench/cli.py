@@ -47,12 +47,14 @@ Opt = typer.Option
 
 def build_config(config: Path | None, dataset: str | None, data_root: str | None, category: list[str] | None,
                  backbone: str | None, weights: str | None, pretrained: bool | None, noise_net: str | None,
-                 scorer: list[str] | None, epochs: int | None, batch_size: int | None, image_score: str | None,
+                 scorer: list[str] | None, epochs: int | None, batch_size: int | None, protocol: str | None,
+                 image_score: str | None,
                  seed: int | None, device: str | None, name: str | None) -> RunConfig:
     flags: dict[str, Any] = {
         "dataset": dataset, "data_root": data_root, "categories": category or None, "backbone": backbone,
         "weights": weights, "pretrained": pretrained, "noise_net": noise_net,
         "scorers": [parse_scorer(s) for s in scorer] if scorer else None, "image_score": image_score,
+        "protocol": protocol,
         "seed": seed, "device": device, "name": name,
     }
     flags = {k: v for k, v in flags.items() if v is not None}
@@ -83,7 +85,9 @@ def run_options(fn):
               ("scorer", list[str] | None, ("--scorer", "-s"), "Scorer, e.g. invad:steps=5 (repeatable)."),
               ("epochs", int | None, ("--epochs",), "Training epochs."),
               ("batch_size", int | None, ("--batch-size",), "Training batch size."),
-              ("image_score", str | None, ("--image-score",), "nll, diff or nll+diff."),
+              ("protocol", str | None, ("--protocol",), "Scoring protocol: invad (raw maps, nll+diff) or ader "
+               "(sigma 4, max of 16x16-pooled map)."),
+              ("image_score", str | None, ("--image-score",), "nll, diff, nll+diff or max (overrides the protocol)."),
               ("seed", int | None, ("--seed",), "Random seed."),
               ("device", str | None, ("--device",), "auto, cpu, cuda or cuda:N."),
               ("name", str | None, ("--name",), "Run name (prefix of the results folder)."),

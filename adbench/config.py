@@ -15,7 +15,7 @@ import yaml
 
 from adbench.diffusion.train import TrainConfig
 from adbench.errors import ConfigError
-from adbench.scorers.scoring import IMAGE_SCORES
+from adbench.scorers.scoring import PROTOCOLS, Scoring
 
 
 @dataclass
@@ -37,7 +37,11 @@ class RunConfig:
     use_ema: bool = True  # score with the EMA weights (False: the raw last weights)
     scorers: list[dict[str, Any]] = field(
         default_factory=lambda: [{"name": "osd_irf_mean"}, {"name": "osd_irf_noisy"}, {"name": "invad"}])
-    image_score: str = "nll+diff"
+    protocol: str = "invad"  # scoring preset: invad (raw maps, nll+diff) or ader (sigma 4, pooled max)
+    image_score: str | None = None  # the fields below override the protocol's values when set
+    smoothing_sigma: float | None = None
+    pool_size: int | None = None
+    normalisation: str | None = None  # train (held-out normals) or test-minmax (transductive)
     holdout_fraction: float = 0.1
     seed: int = 0
     device: str = "auto"
@@ -45,8 +49,9 @@ class RunConfig:
     fps_images: int = 16
 
     def __post_init__(self) -> None:
-        if self.image_score not in IMAGE_SCORES:
-            raise ConfigError(f"image_score must be one of {IMAGE_SCORES}, got {self.image_score!r}")
+        if self.protocol not in PROTOCOLS:
+            raise ConfigError(f"protocol must be one of {sorted(PROTOCOLS)}, got {self.protocol!r}")
+        self.scoring()  # validates the overrides
         if not 0 < self.holdout_fraction < 1:
             raise ConfigError(f"holdout_fraction must be in (0, 1), got {self.holdout_fraction}")
         if self.image_size % 16:
@@ -56,6 +61,16 @@ class RunConfig:
         for spec in self.scorers:
             if not isinstance(spec, dict) or "name" not in spec:
                 raise ConfigError(f"each scorer needs a 'name', got {spec!r}")
+
+    def scoring(self) -> Scoring:
+        """The protocol's scoring with any explicitly set field overriding it."""
+        fields = ("image_score", "smoothing_sigma", "pool_size", "normalisation")
+        overrides = {k: getattr(self, k) for k in fields if getattr(self, k) is not None}
+        return dataclasses.replace(PROTOCOLS[self.protocol], **overrides)
+
+    def protocol_label(self) -> str:
+        """The protocol name, with ``+custom`` when overrides change it."""
+        return self.protocol if self.scoring() == PROTOCOLS[self.protocol] else f"{self.protocol}+custom"
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

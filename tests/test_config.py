@@ -2,6 +2,7 @@ import pytest
 
 from adbench.config import RunConfig, from_dict, load_config, parse_scorer
 from adbench.errors import ConfigError
+from adbench.scorers.scoring import Scoring
 
 
 def test_yaml_config_with_overrides(tmp_path):
@@ -24,7 +25,9 @@ def test_unknown_key_and_wrong_type_are_named(tmp_path):
     with pytest.raises(ConfigError, match="image_std need 3 values"):
         from_dict(RunConfig, {"image_std": [0.5, 0.5]})
     with pytest.raises(ConfigError, match="image_score"):
-        from_dict(RunConfig, {"image_score": "max"})
+        from_dict(RunConfig, {"image_score": "mean"})
+    with pytest.raises(ConfigError, match="protocol must be one of"):
+        from_dict(RunConfig, {"protocol": "mvtec"})
     bad = tmp_path / "bad.yaml"
     bad.write_text("dataset: [unclosed\n")
     with pytest.raises(ConfigError, match="not valid YAML"):
@@ -46,3 +49,12 @@ def test_parse_scorer():
     assert parse_scorer("osd_irf_mean:t=250") == {"name": "osd_irf_mean", "t": 250}
     with pytest.raises(ConfigError, match="key=value"):
         parse_scorer("invad:steps")
+
+
+def test_protocols_and_overrides():
+    assert RunConfig().scoring() == Scoring("nll+diff", 0.0, 1, "train") and RunConfig().protocol_label() == "invad"
+    ader = RunConfig(protocol="ader")
+    assert ader.scoring() == Scoring("max", 4.0, 16, "train") and ader.protocol_label() == "ader"
+    custom = RunConfig(normalisation="test-minmax")
+    assert custom.scoring().transductive and custom.protocol_label() == "invad+custom"
+    assert RunConfig(image_score="nll+diff").protocol_label() == "invad"  # same as the preset

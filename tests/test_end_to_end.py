@@ -124,3 +124,20 @@ def test_demo_quick_runs_from_nothing(tmp_path):
     frame = pd.read_parquet(only_run_dir(tmp_path / "r") / "metrics.parquet")
     assert set(frame["category"]) == {"granite", "washer", "weave"} and len(frame) == 9
     assert frame[list(METRIC_KEYS)].notna().all().all()
+
+
+def test_protocols_and_transductive_flags_reach_the_table(tiny_synthetic, tmp_path):
+    config = write_config(tmp_path / "c.yaml", data_root=str(tiny_synthetic), categories=["washer"],
+                          noise_net="dit_tiny", protocol="ader", normalisation="test-minmax",
+                          scorers=[{"name": "reconstruction", "ratio": 0.2, "steps": 3},
+                                   {"name": "invad", "subset": "code"}])
+    result = runner.invoke(app, ["run", str(config), "--results-dir", str(tmp_path / "r")])
+    assert result.exit_code == 0, result.output
+    run_dir = only_run_dir(tmp_path / "r")
+    frame = pd.read_parquet(run_dir / "metrics.parquet")
+    assert list(frame["protocol"]) == ["ader+custom"] * 2 and frame["transductive"].all()
+    assert list(frame["image_score"]) == ["max", "max"] and (frame["smoothing_sigma"] == 4).all()
+    assert list(frame["nfe"]) == [3, 3]
+    table = (run_dir / "table.md").read_text()
+    assert "reconstruction(ratio=0.2,steps=3)†" in table and "† transductive" in table
+    assert "ader+custom = image score max, smoothing sigma 4, pool 16" in table

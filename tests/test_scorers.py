@@ -8,7 +8,7 @@ from torch import nn
 from adbench.diffusion.schedule import Schedule
 from adbench.errors import AdbenchError, ConfigError
 from adbench.registry import SCORERS
-from adbench.scorers.scoring import Normalizer, feature_map, score_components, upsample
+from adbench.scorers.scoring import Normalizer, feature_map, from_latent, max_score, pixel_maps, upsample
 
 SCHEDULE = Schedule.linear()
 
@@ -66,7 +66,7 @@ def test_score_components_by_hand():
     z[1] = 1.0  # norm sqrt(2) everywhere
     fm = feature_map(z)
     assert fm[0, 0, 0] == 5 and fm[0].sum() == 5 and torch.allclose(fm[1], torch.full((2, 2), math.sqrt(2)))
-    comp = score_components(z)
+    comp = from_latent(z).components
     const = 0.5 * 8 * math.log(2 * math.pi)
     assert comp["nll"].tolist() == pytest.approx([12.5 + const, 4.0 + const])
     assert comp["diff"].tolist() == pytest.approx([5.0, 0.0])
@@ -74,16 +74,63 @@ def test_score_components_by_hand():
     assert up.shape == (2, 8, 8) and torch.allclose(up[1], torch.full((8, 8), math.sqrt(2)))
 
 
-def test_normalizer_uses_held_out_statistics():
-    held = {"nll": np.array([1.0, 3.0]), "diff": np.array([10.0, 10.0, ])}
+def test_normalizer_train_and_test_minmax():
+    held = {"nll": np.array([1.0, 3.0]), "diff": np.array([10.0, 10.0])}
     norm = Normalizer.fit(held)
-    assert norm.mean == {"nll": 2.0, "diff": 10.0}
-    assert norm.std["nll"] == pytest.approx(math.sqrt(2)) and norm.std["diff"] == 1.0  # zero std -> 1
+    assert norm.shift == {"nll": 2.0, "diff": 10.0}
+    assert norm.scale["nll"] == pytest.approx(math.sqrt(2)) and norm.scale["diff"] == 1.0  # zero std -> 1
     test = {"nll": np.array([2.0, 2.0 + math.sqrt(2)]), "diff": np.array([10.0, 13.0])}
-    assert norm.image_score(test, "nll").tolist() == pytest.approx([0.0, 1.0])
-    assert norm.image_score(test, "diff").tolist() == pytest.approx([0.0, 3.0])
-    assert norm.image_score(test, "nll+diff").tolist() == pytest.approx([0.0, 4.0])
-    with pytest.raises(ConfigError):
-        norm.image_score(test, "max")
-    with pytest.raises(AdbenchError, match="at least 2 held-out"):
+    assert norm.image_score(test, ["nll"]).tolist() == pytest.approx([0.0, 1.0])
+    assert norm.image_score(test, ["diff"]).tolist() == pytest.approx([0.0, 3.0])
+    assert norm.image_score(test, ["nll", "diff"]).tolist() == pytest.approx([0.0, 4.0])
+    minmax = Normalizer.fit({"nll": np.array([2.0, 4.0, 6.0]), "diff": np.array([0.0, 1.0, 0.5])}, "test-minmax")
+    assert minmax.image_score({"nll": np.array([2.0, 6.0]), "diff": np.array([1.0, 0.5])},
+                              ["nll", "diff"]).tolist() == pytest.approx([1.0, 1.5])
+    with pytest.raises(AdbenchError, match="at least 2"):
         Normalizer.fit({"nll": np.array([1.0])})
+
+
+def test_post_processing_smoothing_and_pooled_max():
+    fmap = torch.zeros(1, 4, 4)
+    fmap[0, 1, 1] = 16.0
+    raw = pixel_maps(fmap, 16, sigma=0)
+    assert raw.shape == (1, 16, 16) and raw.max() > 0
+    smooth = pixel_maps(fmap, 16, sigma=2)
+    assert smooth.sum() == pytest.approx(raw.sum(), rel=0.05) and smooth.max() < raw.max()
+    maps = np.zeros((2, 6, 6), np.float32)
+    maps[0, 0, 0] = 9.0  # one hot pixel
+    maps[1, 2:5, 2:5] = 2.0  # a 3x3 blob
+    assert max_score(maps, 1).tolist() == [9.0, 2.0]
+    assert max_score(maps, 3).tolist() == pytest.approx([1.0, 2.0])  # pooling favours extended anomalies
+
+
+def test_invad_code_subset_ends_in_predicted_noise():
+    x0 = torch.randn(1, 2, 3, 3, dtype=torch.float64)
+    model = Recorder(w=0.0, c=0.3)
+    scorer = SCORERS.create("invad", subset="code")
+    assert [e for e, _, _ in scorer.plan(SCHEDULE)] == [0, 500, 999]
+    assert scorer.plan(SCHEDULE)[-1][2] == 0.0
+    z = scorer.latent(model, SCHEDULE, x0)
+    assert torch.allclose(z, torch.full_like(z, 0.3))  # abar_next = 0: the last latent is eps itself
+    assert model.calls == [[0], [500], [999]]
+    with pytest.raises(ConfigError, match="subset"):
+        SCORERS.create("invad", subset="odd")
+
+
+def test_reconstruction_by_hand():
+    scorer = SCORERS.create("reconstruction", ratio=0.4, steps=4)
+    assert scorer.timesteps(SCHEDULE) == [400, 300, 200, 100, 0]
+    x0 = torch.randn(2, 3, 4, 4, dtype=torch.float64)
+    # eps_theta = constant c: DDIM keeps the x0 prediction of the first step, and the last step lands on it
+    model = Recorder(w=0.0, c=0.2)
+    gen = torch.Generator().manual_seed(3)
+    out = scorer.score(model, SCHEDULE, x0, gen)
+    a = SCHEDULE.abar[400].item()
+    noise = torch.randn(x0.shape, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    x_t = math.sqrt(a) * x0 + math.sqrt(1 - a) * noise
+    x0_hat = (x_t - math.sqrt(1 - a) * 0.2) / math.sqrt(a)
+    assert torch.allclose(out.feature_map, (x0 - x0_hat).pow(2).mean(dim=1).float(), atol=1e-5)
+    assert model.calls == [[400, 400], [300, 300], [200, 200], [100, 100]] and scorer.nfe == 4
+    assert scorer.image_scores == ("max",)
+    with pytest.raises(ConfigError, match="steps <= t"):
+        SCORERS.create("reconstruction", ratio=0.002, steps=5).timesteps(SCHEDULE)

@@ -26,7 +26,7 @@ from adbench.metrics import PIXEL_KEYS, MetricWarning, image_metrics, mad, pixel
 from adbench.provenance import git_commit, versions
 from adbench.registry import BACKBONES, DATASETS, NOISE_NETS, SCORERS
 from adbench.results import write_rows
-from adbench.scorers.scoring import Normalizer, feature_map, score_components, upsample
+from adbench.scorers.scoring import Normalizer, Scoring, max_score, pixel_maps
 
 console = Console(stderr=True)
 
@@ -123,21 +123,36 @@ def train_category(ctx: Context, category: str) -> nn.Module:
     return model.to(ctx.device).eval()
 
 
+@dataclass
+class ScorerOutput:
+    feature_map: torch.Tensor  # N x h x w, CPU
+    components: dict[str, np.ndarray]
+    seconds: float  # time in the scorer, CUDA synchronised
+
+
 @torch.no_grad()
-def latents(scorer: Any, model: nn.Module, schedule: Schedule, feats: torch.Tensor, ctx: Context,
-            seed: int) -> tuple[list[torch.Tensor], float]:
-    """Scorer latents batch by batch (on CPU) and the seconds spent in the scorer."""
+def run_scorer(scorer: Any, model: nn.Module, schedule: Schedule, feats: torch.Tensor, ctx: Context,
+               seed: int) -> ScorerOutput:
+    """Score ``feats`` batch by batch after one warm-up call; noise comes from one seeded generator."""
     gen = torch.Generator(ctx.device).manual_seed(seed)
     bs = ctx.cfg.eval_batch_size
     batches = [feats[i : i + bs].to(ctx.device) for i in range(0, len(feats), bs)]
     amp = dict(device_type=ctx.device.type, dtype=torch.bfloat16, enabled=ctx.device.type == "cuda")
     with torch.autocast(**amp):
-        scorer.latent(model, schedule, batches[0][:2], torch.Generator(ctx.device).manual_seed(0))  # warm-up
-    start = clock(ctx.device)
-    with torch.autocast(**amp):
-        out = [scorer.latent(model, schedule, b, gen).float() for b in batches]
-    seconds = clock(ctx.device) - start
-    return [o.cpu() for o in out], seconds
+        scorer.score(model, schedule, batches[0][:2], torch.Generator(ctx.device).manual_seed(0))  # warm-up
+        start = clock(ctx.device)
+        out = [scorer.score(model, schedule, b, gen) for b in batches]
+        seconds = clock(ctx.device) - start
+    keys = out[0].components
+    return ScorerOutput(torch.cat([o.feature_map.float().cpu() for o in out]),
+                        {k: torch.cat([o.components[k].float().cpu() for o in out]).numpy() for k in keys},
+                        seconds)
+
+
+def image_components(output: ScorerOutput, scoring: Scoring, image_size: int) -> tuple[dict, np.ndarray]:
+    """Components incl. ``max`` of the post-processed pixel maps, and those maps."""
+    maps = pixel_maps(output.feature_map, image_size, scoring.smoothing_sigma)
+    return {**output.components, "max": max_score(maps, scoring.pool_size)}, maps
 
 
 @torch.no_grad()
@@ -165,19 +180,24 @@ def evaluate_category(ctx: Context, category: str, model: nn.Module) -> list[dic
     schedule = Schedule.linear(cfg.train.timesteps)
     backbone_s = backbone_seconds_per_image(ctx, test)
     model = model.to(ctx.device).eval()
+    scoring = cfg.scoring()
     rows = []
     for spec in cfg.scorers:
         scorer = SCORERS.create(spec["name"], **{k: v for k, v in spec.items() if k != "name"})
-        held_lat, _ = latents(scorer, model, schedule, held_feats, ctx, cfg.seed)
-        test_lat, scorer_s = latents(scorer, model, schedule, test_feats, ctx, cfg.seed)
-        norm = Normalizer.fit(_components(held_lat))
-        scores = norm.image_score(_components(test_lat), cfg.image_score)
-        metrics = image_metrics(scores, labels)
-        if masks is None:
-            metrics |= dict.fromkeys(PIXEL_KEYS, float("nan"))
+        image_score = scoring.image_score if scoring.image_score in scorer.image_scores else "max"
+        names = image_score.split("+")
+        test_out = run_scorer(scorer, model, schedule, test_feats, ctx, cfg.seed)
+        test_comp, maps = image_components(test_out, scoring, cfg.image_size)
+        if scoring.transductive:
+            norm = Normalizer.fit({k: test_comp[k] for k in names}, "test-minmax")
         else:
-            maps = torch.cat([upsample(feature_map(z), cfg.image_size) for z in test_lat]).numpy()
-            metrics |= pixel_metrics(maps, masks)
+            held_comp, _ = image_components(run_scorer(scorer, model, schedule, held_feats, ctx, cfg.seed + 1),
+                                            scoring, cfg.image_size)
+            norm = Normalizer.fit({k: held_comp[k] for k in names}, "train")
+        scores = norm.image_score(test_comp, names)
+        scorer_s = test_out.seconds
+        metrics = image_metrics(scores, labels)
+        metrics |= dict.fromkeys(PIXEL_KEYS, float("nan")) if masks is None else pixel_metrics(maps, masks)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", MetricWarning)
             metrics["mad"] = mad(metrics)
@@ -187,7 +207,9 @@ def evaluate_category(ctx: Context, category: str, model: nn.Module) -> list[dic
             "backbone": cfg.backbone, "noise_net": cfg.noise_net, **metrics,
             "fps": 1.0 / (backbone_s + scorer_per_image), "scorer_fps": 1.0 / scorer_per_image,
             "nfe": scorer.nfe, "n_test": len(test), "n_anomalous": int(labels.sum()),
-            "pixel_metrics": masks is not None, "image_score": cfg.image_score, "normalisation": "train",
+            "pixel_metrics": masks is not None, "protocol": cfg.protocol_label(), "image_score": image_score,
+            "smoothing_sigma": scoring.smoothing_sigma, "pool_size": scoring.pool_size,
+            "normalisation": scoring.normalisation, "transductive": scoring.transductive,
             "seed": cfg.seed, "config_hash": cfg.hash(), "config": json.dumps(cfg.to_dict(), sort_keys=True),
             "versions": json.dumps(versions()), "git_commit": git_commit(), "device": device_name(ctx.device),
             "fps_batch_size": cfg.eval_batch_size, "precision": "bf16" if ctx.device.type == "cuda" else "fp32",
@@ -195,11 +217,6 @@ def evaluate_category(ctx: Context, category: str, model: nn.Module) -> list[dic
         console.print(f"  {category:>12} {scorer_label(spec):<24} image AU-ROC {metrics['image_auroc']:.3f}  "
                       f"pixel AU-ROC {metrics['pixel_auroc']:.3f}")
     return rows
-
-
-def _components(lat: list[torch.Tensor]) -> dict[str, np.ndarray]:
-    parts = [score_components(z) for z in lat]
-    return {k: torch.cat([p[k] for p in parts]).numpy() for k in parts[0]}
 
 
 def train_run(ctx: Context) -> None:

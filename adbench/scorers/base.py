@@ -1,4 +1,4 @@
-"""The scorer interface: clean features x0 -> a latent whose atypicality marks anomalies."""
+"""The scorer interface: clean features x0 -> a feature-scale map and image score components."""
 
 from __future__ import annotations
 
@@ -8,16 +8,32 @@ import torch
 from torch import nn
 
 from adbench.diffusion.schedule import Schedule
+from adbench.scorers.scoring import IMAGE_SCORES, Scored, from_latent
 
 
 class Scorer(Protocol):
     name: str
     nfe: int  # noise-net evaluations per image
+    image_scores: tuple[str, ...]  # image scores this scorer supports
+
+    def score(self, model: nn.Module, schedule: Schedule, x0: torch.Tensor,
+              generator: torch.Generator | None = None) -> Scored:
+        """Map and components for features ``x0``; ``generator`` seeds any sampled noise."""
+        ...
+
+
+class LatentScorer:
+    """A scorer whose output is a latent expected to be N(0, I) for normal data (IRF, inverted noise)."""
+
+    image_scores = IMAGE_SCORES
 
     def latent(self, model: nn.Module, schedule: Schedule, x0: torch.Tensor,
                generator: torch.Generator | None = None) -> torch.Tensor:
-        """B x C x h x w latent for features ``x0``; ``generator`` seeds any sampled noise."""
-        ...
+        raise NotImplementedError
+
+    def score(self, model: nn.Module, schedule: Schedule, x0: torch.Tensor,
+              generator: torch.Generator | None = None) -> Scored:
+        return from_latent(self.latent(model, schedule, x0, generator))
 
 
 def timesteps_like(x: torch.Tensor, t: int) -> torch.Tensor:

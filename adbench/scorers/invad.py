@@ -1,8 +1,13 @@
 """InvAD: few-step DDIM inversion of the features to the final latent (Sakai et al.).
 
-With the evenly spaced subset tau = [333, 666, 999] (steps=3, T=1000), the noise net is evaluated
-at [0, 333, 666] and each deterministic DDIM step moves the state from abar[t_eval] to abar[tau_i]:
-x <- sqrt(abar_to) * x0_pred + sqrt(1 - abar_to) * eps. The last state is the score input.
+Timestep subsets (``subset``):
+``even`` (the paper, default): tau = [333, 666, 999] for steps=3, T=1000; the noise net is
+evaluated at [0, 333, 666] and each deterministic DDIM step moves the state from abar[t_eval]
+to abar[tau_i]: x <- sqrt(abar_to) * x0_pred + sqrt(1 - abar_to) * eps.
+``code`` (the official code): evaluations at {0, 500, 999} (steps evenly spaced over [0, T-1]),
+each moving to the next one's abar, and the last to abar_next = 0, so the final latent is the
+noise predicted at t=999.
+The last state is the score input.
 """
 
 from __future__ import annotations
@@ -11,24 +16,35 @@ import torch
 from torch import nn
 
 from adbench.diffusion.schedule import Schedule, ddim_step, even_timesteps
+from adbench.errors import ConfigError
 from adbench.registry import SCORERS
-from adbench.scorers.base import timesteps_like
+from adbench.scorers.base import LatentScorer, timesteps_like
+
+SUBSETS = ("even", "code")
 
 
-@SCORERS.register("invad", "InvAD DDIM inversion on an even timestep subset; steps=3 NFE")
-class InvAD:
+@SCORERS.register("invad", "InvAD DDIM inversion, steps=3 NFE; subset even [333,666,999] or code {0,500,999}")
+class InvAD(LatentScorer):
     name = "invad"
 
-    def __init__(self, steps: int = 3) -> None:
-        self.steps = int(steps)
+    def __init__(self, steps: int = 3, subset: str = "even") -> None:
+        if subset not in SUBSETS:
+            raise ConfigError(f"invad subset must be one of {SUBSETS}, got {subset!r}")
+        self.steps, self.subset = int(steps), subset
         self.nfe = self.steps
 
     def plan(self, schedule: Schedule) -> list[tuple[int, float, float]]:
         """(evaluation timestep, abar_from, abar_to) of each inversion step."""
-        targets = even_timesteps(schedule.T, self.steps)
-        evals = [0, *targets[:-1]]
         abar = schedule.abar
-        return [(e, float(abar[e]), float(abar[t])) for e, t in zip(evals, targets, strict=True)]
+        if self.subset == "even":
+            targets = even_timesteps(schedule.T, self.steps)
+            evals = [0, *targets[:-1]]
+            return [(e, float(abar[e]), float(abar[t])) for e, t in zip(evals, targets, strict=True)]
+        if self.steps < 2:
+            raise ConfigError("invad subset 'code' needs steps >= 2")
+        evals = [round(i * (schedule.T - 1) / (self.steps - 1)) for i in range(self.steps)]
+        abar_to = [float(abar[t]) for t in evals[1:]] + [0.0]
+        return [(e, float(abar[e]), a) for e, a in zip(evals, abar_to, strict=True)]
 
     def latent(self, model: nn.Module, schedule: Schedule, x0: torch.Tensor,
                generator: torch.Generator | None = None) -> torch.Tensor:

@@ -11,10 +11,10 @@ from torch import nn
 
 from adbench.diffusion.schedule import Schedule
 from adbench.registry import SCORERS
-from adbench.scorers.base import timesteps_like
+from adbench.scorers.base import LatentScorer, timesteps_like
 
 
-class OSDIRF:
+class OSDIRF(LatentScorer):
     nfe = 1
 
     def __init__(self, t: int = 500, noisy: bool = False) -> None:

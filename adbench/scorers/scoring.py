@@ -1,11 +1,17 @@
-"""From a scorer's latent (IRF or inverted noise) to anomaly maps and image scores.
+"""From a scorer's output to anomaly maps and image scores, under a named protocol.
 
-Map (Eq. 8 of both papers): the per-position channel L2 norm, bilinearly upsampled to the input.
-Image score components, each standardised with statistics of held-out normal training images:
-``nll`` = Gaussian negative log-likelihood of the whole latent under N(0, I),
-``diff`` = max - min of the feature-scale map. ``nll+diff`` adds the two standardised values.
-(OSD-IRF's Eq. 11 is garbled in the text, -log of a negative sum; we use the standard-Gaussian
-NLL that InvAD defines, which it is meant to be.)
+Map (Eq. 8 of both papers): for latent scorers the per-position channel L2 norm of the latent,
+for reconstruction the per-position feature MSE; bilinearly upsampled to the input size and
+optionally Gaussian-smoothed (sigma in pixels, scipy's filter, truncated at 4 sigma).
+Image score components:
+``nll``  Gaussian negative log-likelihood of the whole latent under N(0, I) (latent scorers),
+``diff`` max - min of the feature-scale map (latent scorers),
+``max``  max of the pixel map, after optional k x k average pooling (stride 1).
+``nll+diff`` adds the two normalised components. (OSD-IRF's Eq. 11 is garbled in the text,
+-log of a negative sum; we use the standard-Gaussian NLL that InvAD defines.)
+Normalisation of each component: ``train`` (default) standardises with the mean and std of
+held-out normal training images; ``test-minmax`` min-max scales over the test set, as the official
+InvAD code does; it is transductive (uses the test set) and flagged wherever it appears.
 """
 
 from __future__ import annotations
@@ -16,10 +22,51 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn.functional as F
+from scipy.ndimage import gaussian_filter
 
 from adbench.errors import AdbenchError, ConfigError
 
-IMAGE_SCORES = ("nll", "diff", "nll+diff")
+IMAGE_SCORES = ("nll", "diff", "nll+diff", "max")
+NORMALISATIONS = ("train", "test-minmax")
+
+
+@dataclass(frozen=True)
+class Scoring:
+    """How maps and image scores are made from a scorer's output."""
+
+    image_score: str = "nll+diff"
+    smoothing_sigma: float = 0.0
+    pool_size: int = 1
+    normalisation: str = "train"
+
+    def __post_init__(self) -> None:
+        if self.image_score not in IMAGE_SCORES:
+            raise ConfigError(f"image_score must be one of {IMAGE_SCORES}, got {self.image_score!r}")
+        if self.normalisation not in NORMALISATIONS:
+            raise ConfigError(f"normalisation must be one of {NORMALISATIONS}, got {self.normalisation!r}")
+        if self.smoothing_sigma < 0 or self.pool_size < 1:
+            raise ConfigError("smoothing_sigma must be >= 0 and pool_size >= 1")
+
+    @property
+    def transductive(self) -> bool:
+        return self.normalisation == "test-minmax"
+
+    def components(self) -> list[str]:
+        return self.image_score.split("+")
+
+
+PROTOCOLS = {
+    "invad": Scoring("nll+diff", 0.0, 1, "train"),  # InvAD/OSD-IRF: raw maps, NLL + diff
+    "ader": Scoring("max", 4.0, 16, "train"),  # ADer benchmark: sigma 4, max of 16x16 avg-pooled map
+}
+
+
+@dataclass
+class Scored:
+    """A scorer's output for a batch: feature-scale map (B x h x w) and latent components (B each)."""
+
+    feature_map: torch.Tensor
+    components: dict[str, torch.Tensor]
 
 
 def feature_map(latent: torch.Tensor) -> torch.Tensor:
@@ -31,39 +78,55 @@ def upsample(maps: torch.Tensor, size: int) -> torch.Tensor:
     return F.interpolate(maps[:, None], size=(size, size), mode="bilinear", align_corners=False)[:, 0]
 
 
-def score_components(latent: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Per-image ``nll`` and ``diff`` (B each) of a latent B x C x h x w."""
+def from_latent(latent: torch.Tensor) -> Scored:
+    """Map and ``nll``/``diff`` components of a latent B x C x h x w (IRF or inverted noise)."""
     z = latent.float()
     dim = z[0].numel()
     nll = 0.5 * z.pow(2).flatten(1).sum(dim=1) + 0.5 * dim * math.log(2 * math.pi)
-    fmap = feature_map(z).flatten(1)
-    return {"nll": nll, "diff": fmap.amax(dim=1) - fmap.amin(dim=1)}
+    fmap = feature_map(z)
+    flat = fmap.flatten(1)
+    return Scored(fmap, {"nll": nll, "diff": flat.amax(dim=1) - flat.amin(dim=1)})
 
 
-def parse_image_score(kind: str) -> list[str]:
-    if kind not in IMAGE_SCORES:
-        raise ConfigError(f"image_score must be one of {IMAGE_SCORES}, got {kind!r}")
-    return kind.split("+")
+def pixel_maps(fmap: torch.Tensor, size: int, sigma: float) -> np.ndarray:
+    """Upsampled (and optionally smoothed) pixel maps N x size x size, float32."""
+    maps = upsample(fmap.float(), size).numpy()
+    if sigma > 0:
+        maps = gaussian_filter(maps, sigma=(0, sigma, sigma), truncate=4.0).astype(np.float32)
+    return maps
+
+
+def max_score(maps: np.ndarray, pool_size: int) -> np.ndarray:
+    """Max of each map after ``pool_size`` x ``pool_size`` average pooling with stride 1."""
+    t = torch.from_numpy(maps)[:, None]
+    if pool_size > 1:
+        t = F.avg_pool2d(t, pool_size, stride=1)
+    return t.flatten(1).amax(dim=1).numpy()
 
 
 @dataclass(frozen=True)
 class Normalizer:
-    """Mean and std of each score component over held-out normal training images."""
+    """Per-component affine normalisation: (value - shift) / scale."""
 
-    mean: dict[str, float]
-    std: dict[str, float]
+    shift: dict[str, float]
+    scale: dict[str, float]
 
     @classmethod
-    def fit(cls, components: dict[str, np.ndarray]) -> Normalizer:
+    def fit(cls, components: dict[str, np.ndarray], method: str = "train") -> Normalizer:
+        """``train``: mean/std of held-out normals; ``test-minmax``: min/(max - min) of the test set."""
         n = len(next(iter(components.values())))
         if n < 2:
             raise AdbenchError(
-                f"Score normalisation needs at least 2 held-out normal images, got {n}: "
+                f"Score normalisation needs at least 2 images, got {n}: "
                 "raise holdout_fraction or add training images."
             )
-        mean = {k: float(np.mean(v)) for k, v in components.items()}
-        std = {k: float(np.std(v, ddof=1)) or 1.0 for k, v in components.items()}
-        return cls(mean, std)
+        if method == "test-minmax":
+            shift = {k: float(np.min(v)) for k, v in components.items()}
+            scale = {k: float(np.max(v) - np.min(v)) or 1.0 for k, v in components.items()}
+        else:
+            shift = {k: float(np.mean(v)) for k, v in components.items()}
+            scale = {k: float(np.std(v, ddof=1)) or 1.0 for k, v in components.items()}
+        return cls(shift, scale)
 
-    def image_score(self, components: dict[str, np.ndarray], kind: str) -> np.ndarray:
-        return sum((components[k] - self.mean[k]) / self.std[k] for k in parse_image_score(kind))
+    def image_score(self, components: dict[str, np.ndarray], names: list[str]) -> np.ndarray:
+        return sum((components[k] - self.shift[k]) / self.scale[k] for k in names)
