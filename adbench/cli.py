@@ -188,6 +188,68 @@ def demo(quick: Annotated[bool, Opt("--quick", help="Few epochs: a smoke run in 
 
 
 @app.command()
+def grid(file: Annotated[Path, typer.Argument(help="Grid YAML (base config, axes, quick overrides).")],
+         set_: Annotated[list[str] | None, Opt("--set", help="key=value override of the base (repeatable); "
+                                                "fixes an axis to one value.")] = None,
+         quick: Annotated[bool, Opt("--quick", help="Apply the grid's quick overrides (tiny sizes).")] = False,
+         dry_run: Annotated[bool, Opt("--dry-run", help="Print the plan and stop.")] = False,
+         results_dir: Annotated[Path, Opt("--results-dir")] = DEFAULT_RESULTS,
+         cache_dir: Annotated[Path | None, Opt("--cache-dir")] = None) -> None:
+    """Run an ablation grid; resumable: finished cells are kept and skipped when started again."""
+    from adbench.engine.grid import GridRunner, load_grid
+
+    try:
+        runner = GridRunner(load_grid(file, set_, quick), results_dir, cache_dir or cache_dir_default())
+        cells = runner.cells()
+        plan = runner.plan(cells)
+        table = Table(title=f"grid {runner.spec.name} -> {runner.grid_dir}", title_justify="left")
+        for key in plan:
+            table.add_column(key.replace("_", " "), justify="right")
+        table.add_row(*map(str, plan.values()))
+        err.print(table)
+        if dry_run:
+            return
+        frame = runner.run(cells)
+        if frame.empty:
+            fail(AdbenchError(f"No cell of grid {runner.spec.name} finished; see {runner.log.path}."))
+        _finish(runner.grid_dir, frame.to_dict("records"))
+        failed = runner.log.failed()
+        if failed:
+            err.print(f"[red]{len(failed)} cell(s) failed[/]; errors are in {runner.log.path}", soft_wrap=True)
+    except AdbenchError as exc:
+        fail(exc)
+
+
+@app.command()
+def report(results: Annotated[list[Path], typer.Argument(help="Run or grid folders (or metrics.parquet files).")],
+           fmt: Annotated[str, Opt("--format", help="md, latex or both.")] = "both",
+           out_path: Annotated[Path, Opt("--out", help="Output path without suffix.")] = Path("reports/table"),
+           per_category: Annotated[bool, Opt("--per-category/--no-per-category")] = True) -> None:
+    """Tables from stored results only (nothing is recomputed): Markdown and/or LaTeX (booktabs)."""
+    import pandas as pd
+
+    from adbench.atomic import atomic_write_text
+    from adbench.report.tables import latex_tables, markdown_table
+    from adbench.results import read_rows
+
+    if fmt not in ("md", "latex", "both"):
+        fail(AdbenchError(f"--format must be md, latex or both, got {fmt!r}"))
+    try:
+        frames = [pd.read_parquet(p) if p.suffix == ".parquet" else read_rows(p) for p in results]
+    except AdbenchError as exc:
+        fail(exc)
+    frame = pd.concat(frames, ignore_index=True)
+    written = []
+    if fmt in ("md", "both"):
+        atomic_write_text(out_path.with_suffix(".md"), markdown_table(frame, per_category))
+        written.append(out_path.with_suffix(".md"))
+    if fmt in ("latex", "both"):
+        atomic_write_text(out_path.with_suffix(".tex"), latex_tables(frame, f"tab:{out_path.stem}", per_category))
+        written.append(out_path.with_suffix(".tex"))
+    err.print(f"wrote {', '.join(map(str, written))} from {len(frame)} result rows", soft_wrap=True)
+
+
+@app.command()
 def toy(t: Annotated[int, Opt("--t", help="Timestep of the one-step IRF.")] = 250,
         seed: Annotated[int, Opt("--seed")] = 0,
         as_json: Annotated[bool, Opt("--json", help="Print one JSON object {mean_auroc, noisy_auroc}.")] = False,

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import os
 from datetime import datetime, timezone
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import yaml
 
@@ -43,3 +46,58 @@ def read_rows(run_dir: Path) -> pd.DataFrame:
     if not path.is_file():
         raise AdbenchError(f"No results in {run_dir}: {path} is missing (run `adbench evaluate` first).")
     return pd.read_parquet(path)
+
+
+class RecordLog:
+    """Append-only JSON-lines log of finished and failed cells; safe against kills mid-write.
+
+    Each record is one line written with a single ``write`` and fsynced. A torn last line (the
+    process died while writing it) is ignored on reading and terminated before the next append.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+
+    def read(self) -> list[dict]:
+        if not self.path.is_file():
+            return []
+        records = []
+        for line in self.path.read_text().splitlines():
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue  # a torn line from an interrupted write
+        return records
+
+    def append(self, record: dict) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        data = (json.dumps(record, default=_json_default) + "\n").encode()
+        with open(self.path, "ab") as fh:
+            if fh.tell() > 0 and not self._ends_with_newline():
+                data = b"\n" + data
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+
+    def _ends_with_newline(self) -> bool:
+        with open(self.path, "rb") as fh:
+            fh.seek(-1, os.SEEK_END)
+            return fh.read(1) == b"\n"
+
+    def finished(self) -> dict[str, dict]:
+        """The successful record of each cell key (the first one, should a cell appear twice)."""
+        out: dict[str, dict] = {}
+        for r in self.read():
+            if r.get("status") == "ok":
+                out.setdefault(r["cell_key"], r)
+        return out
+
+    def failed(self) -> dict[str, dict]:
+        done = self.finished()
+        return {r["cell_key"]: r for r in self.read() if r.get("status") == "error" and r["cell_key"] not in done}
+
+
+def _json_default(value):
+    if isinstance(value, (np.floating, np.integer, np.bool_)):
+        return value.item()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")

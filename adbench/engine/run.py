@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 import warnings
@@ -168,55 +169,76 @@ def backbone_seconds_per_image(ctx: Context, samples: list[Sample]) -> float:
         return (clock(ctx.device) - start) / len(images)
 
 
-def evaluate_category(ctx: Context, category: str, model: nn.Module) -> list[dict[str, Any]]:
-    """One result row per scorer for ``category``."""
+@dataclass
+class EvalSet:
+    """What scoring one category needs, shared by every scorer."""
+
+    category: str
+    held_feats: torch.Tensor
+    test_feats: torch.Tensor
+    labels: np.ndarray
+    masks: np.ndarray | None
+    backbone_seconds: float  # per image
+
+
+def eval_set(ctx: Context, category: str) -> EvalSet:
     cfg = ctx.cfg
     _, held = split_train(ctx.dataset.train(category), cfg.holdout_fraction, cfg.seed)
     test = ctx.dataset.test(category)
-    held_feats = ctx.features(held, f"{category}: held-out features")
-    test_feats = ctx.features(test, f"{category}: test features")
-    labels = np.array([s.label for s in test])
     masks = np.stack([load_mask(s, cfg.image_size) for s in test]) if ctx.dataset.has_masks else None
-    schedule = Schedule.linear(cfg.train.timesteps)
-    backbone_s = backbone_seconds_per_image(ctx, test)
-    model = model.to(ctx.device).eval()
+    return EvalSet(category, ctx.features(held, f"{category}: held-out features"),
+                   ctx.features(test, f"{category}: test features"), np.array([s.label for s in test]), masks,
+                   backbone_seconds_per_image(ctx, test))
+
+
+def cell_config(cfg: RunConfig, category: str, spec: dict[str, Any]) -> RunConfig:
+    """The configuration of one result row: one category, one scorer."""
+    return dataclasses.replace(cfg, categories=[category], scorers=[spec])
+
+
+def score_cell(ctx: Context, data: EvalSet, model: nn.Module, spec: dict[str, Any]) -> dict[str, Any]:
+    """Score one category with one scorer: the self-describing result row."""
+    cfg = ctx.cfg
     scoring = cfg.scoring()
-    rows = []
-    for spec in cfg.scorers:
-        scorer = SCORERS.create(spec["name"], **{k: v for k, v in spec.items() if k != "name"})
-        image_score = scoring.image_score if scoring.image_score in scorer.image_scores else "max"
-        names = image_score.split("+")
-        test_out = run_scorer(scorer, model, schedule, test_feats, ctx, cfg.seed)
-        test_comp, maps = image_components(test_out, scoring, cfg.image_size)
-        if scoring.transductive:
-            norm = Normalizer.fit({k: test_comp[k] for k in names}, "test-minmax")
-        else:
-            held_comp, _ = image_components(run_scorer(scorer, model, schedule, held_feats, ctx, cfg.seed + 1),
-                                            scoring, cfg.image_size)
-            norm = Normalizer.fit({k: held_comp[k] for k in names}, "train")
-        scores = norm.image_score(test_comp, names)
-        scorer_s = test_out.seconds
-        metrics = image_metrics(scores, labels)
-        metrics |= dict.fromkeys(PIXEL_KEYS, float("nan")) if masks is None else pixel_metrics(maps, masks)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", MetricWarning)
-            metrics["mad"] = mad(metrics)
-        scorer_per_image = scorer_s / len(test)
-        rows.append({
-            "dataset": cfg.dataset, "category": category, "scorer": scorer_label(spec),
-            "backbone": cfg.backbone, "noise_net": cfg.noise_net, **metrics,
-            "fps": 1.0 / (backbone_s + scorer_per_image), "scorer_fps": 1.0 / scorer_per_image,
-            "nfe": scorer.nfe, "n_test": len(test), "n_anomalous": int(labels.sum()),
-            "pixel_metrics": masks is not None, "protocol": cfg.protocol_label(), "image_score": image_score,
-            "smoothing_sigma": scoring.smoothing_sigma, "pool_size": scoring.pool_size,
-            "normalisation": scoring.normalisation, "transductive": scoring.transductive,
-            "seed": cfg.seed, "config_hash": cfg.hash(), "config": json.dumps(cfg.to_dict(), sort_keys=True),
-            "versions": json.dumps(versions()), "git_commit": git_commit(), "device": device_name(ctx.device),
-            "fps_batch_size": cfg.eval_batch_size, "precision": "bf16" if ctx.device.type == "cuda" else "fp32",
-        })
-        console.print(f"  {category:>12} {scorer_label(spec):<24} image AU-ROC {metrics['image_auroc']:.3f}  "
-                      f"pixel AU-ROC {metrics['pixel_auroc']:.3f}")
-    return rows
+    schedule = Schedule.linear(cfg.train.timesteps)
+    scorer = SCORERS.create(spec["name"], **{k: v for k, v in spec.items() if k != "name"})
+    image_score = scoring.image_score if scoring.image_score in scorer.image_scores else "max"
+    names = image_score.split("+")
+    test_out = run_scorer(scorer, model, schedule, data.test_feats, ctx, cfg.seed)
+    test_comp, maps = image_components(test_out, scoring, cfg.image_size)
+    if scoring.transductive:
+        norm = Normalizer.fit({k: test_comp[k] for k in names}, "test-minmax")
+    else:
+        held_out = run_scorer(scorer, model, schedule, data.held_feats, ctx, cfg.seed + 1)
+        norm = Normalizer.fit({k: image_components(held_out, scoring, cfg.image_size)[0][k] for k in names})
+    metrics = image_metrics(norm.image_score(test_comp, names), data.labels)
+    metrics |= dict.fromkeys(PIXEL_KEYS, float("nan")) if data.masks is None else pixel_metrics(maps, data.masks)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", MetricWarning)
+        metrics["mad"] = mad(metrics)
+    scorer_per_image = test_out.seconds / len(data.labels)
+    cell = cell_config(cfg, data.category, spec)
+    console.print(f"  {data.category:>12} {scorer_label(spec):<28} image AU-ROC {metrics['image_auroc']:.3f}  "
+                  f"pixel AU-ROC {metrics['pixel_auroc']:.3f}")
+    return {
+        "dataset": cfg.dataset, "category": data.category, "scorer": scorer_label(spec),
+        "backbone": cfg.backbone, "noise_net": cfg.noise_net, **metrics,
+        "fps": 1.0 / (data.backbone_seconds + scorer_per_image), "scorer_fps": 1.0 / scorer_per_image,
+        "nfe": scorer.nfe, "n_test": len(data.labels), "n_anomalous": int(data.labels.sum()),
+        "pixel_metrics": data.masks is not None, "protocol": cfg.protocol_label(), "image_score": image_score,
+        "smoothing_sigma": scoring.smoothing_sigma, "pool_size": scoring.pool_size,
+        "normalisation": scoring.normalisation, "transductive": scoring.transductive,
+        "seed": cfg.seed, "cell_key": cell.hash(), "config_hash": cfg.hash(),
+        "config": json.dumps(cell.to_dict(), sort_keys=True), "versions": json.dumps(versions()),
+        "git_commit": git_commit(), "device": device_name(ctx.device), "fps_batch_size": cfg.eval_batch_size,
+        "precision": "bf16" if ctx.device.type == "cuda" else "fp32",
+    }
+
+
+def evaluate_category(ctx: Context, category: str, model: nn.Module) -> list[dict[str, Any]]:
+    """One result row per scorer for ``category``."""
+    data = eval_set(ctx, category)
+    return [score_cell(ctx, data, model, spec) for spec in ctx.cfg.scorers]
 
 
 def train_run(ctx: Context) -> None:

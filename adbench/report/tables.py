@@ -1,9 +1,18 @@
-"""Markdown tables of the seven metrics, mAD and FPS, keyed by metric name (columns cannot shift)."""
+"""Paper-style tables (Markdown and LaTeX) generated only from stored result rows.
+
+Columns are keyed by metric name, so they cannot shift. A method is everything in a row's config
+except the category and the seed; config keys that differ between methods get their own column.
+The averaged table averages categories per seed, then shows mean ± std over seeds (when there
+are several). LaTeX uses booktabs; the best value of each column is bold, the second underlined.
+"""
 
 from __future__ import annotations
 
+import json
 import math
+from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
 COLUMNS = {  # metric key -> header
@@ -12,42 +21,144 @@ COLUMNS = {  # metric key -> header
     "mad": "mAD", "fps": "FPS",
 }
 PERCENT = set(COLUMNS) - {"fps"}
-GROUP = ["dataset", "scorer", "backbone", "noise_net", "protocol", "transductive"]
+METHOD = ["dataset", "scorer", "backbone", "noise_net", "protocol"]
+NOT_A_METHOD_KEY = {"name", "categories", "seed", "scorers", "device", "data_root"}
 TRANSDUCTIVE_MARK = "†"
 
 
-def _cell(key: str, value: float) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
+def _flatten(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict) and k != "noise_net_args":
+            out |= _flatten(v, key + ".")
+        else:
+            out[key] = json.dumps(v, sort_keys=True) if isinstance(v, (dict, list)) else v
+    return out
+
+
+def varying_keys(frame: pd.DataFrame) -> list[str]:
+    """Config keys (besides category, seed and the method columns) that differ between rows."""
+    configs = pd.DataFrame([_flatten(json.loads(c)) for c in frame["config"]])
+    shown = set(METHOD) | NOT_A_METHOD_KEY
+    return [k for k in configs.columns if k not in shown and configs[k].astype(str).nunique() > 1]
+
+
+def with_variant_columns(frame: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    frame = frame.copy()
+    keys = varying_keys(frame)
+    configs = [_flatten(json.loads(c)) for c in frame["config"]]
+    for k in keys:
+        frame[k] = [str(c.get(k)) for c in configs]
+    frame["scorer"] = frame["scorer"] + np.where(frame["transductive"], TRANSDUCTIVE_MARK, "")
+    return frame, METHOD + keys
+
+
+@dataclass
+class Table:
+    """Rows of (label columns, {metric: (mean, std)})."""
+
+    label_columns: list[str]
+    rows: list[tuple[list[str], dict[str, tuple[float, float]]]]
+
+
+def averaged_table(frame: pd.DataFrame) -> Table:
+    frame, method = with_variant_columns(frame)
+    rows = []
+    for labels, group in frame.groupby(method, sort=False, dropna=False):
+        per_seed = group.groupby("seed")[list(COLUMNS)].mean()
+        stats = {k: (per_seed[k].mean(), per_seed[k].std(ddof=1) if len(per_seed) > 1 else float("nan"))
+                 for k in COLUMNS}
+        rows.append((list(map(str, labels)), stats))
+    return Table(method, rows)
+
+
+def per_category_table(frame: pd.DataFrame) -> Table:
+    frame, method = with_variant_columns(frame)
+    rows = []
+    for labels, group in frame.groupby([*method, "category"], sort=False, dropna=False):
+        stats = {k: (group[k].mean(), group[k].std(ddof=1) if len(group) > 1 else float("nan")) for k in COLUMNS}
+        rows.append((list(map(str, labels)), stats))
+    return Table([*method, "category"], rows)
+
+
+def fmt(key: str, mean: float, std: float) -> str:
+    if mean is None or math.isnan(mean):
         return "n/a"
-    return f"{100 * value:.1f}" if key in PERCENT else f"{value:.1f}"
+    scale = 100 if key in PERCENT else 1
+    text = f"{scale * mean:.1f}"
+    return text if math.isnan(std) else f"{text} ± {scale * std:.1f}"
 
 
-def averaged(frame: pd.DataFrame) -> pd.DataFrame:
-    """Mean over categories of every metric column, per method (scorer, backbone, noise net)."""
-    return frame.groupby(GROUP, sort=False)[list(COLUMNS)].mean().reset_index()
+def markdown(table: Table) -> str:
+    header = [c.replace("_", " ") for c in table.label_columns] + list(COLUMNS.values())
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for labels, stats in table.rows:
+        lines.append("| " + " | ".join(labels + [fmt(k, *stats[k]) for k in COLUMNS]) + " |")
+    return "\n".join(lines)
 
 
 def markdown_table(frame: pd.DataFrame, per_category: bool = True) -> str:
     """Averaged table (and per-category rows) in Markdown; metrics in %, FPS in images/s."""
-    lines = []
-    blocks = [("Mean over categories", averaged(frame).assign(category="mean"))]
+    parts = ["### Mean over categories", "", markdown(averaged_table(frame)), ""]
     if per_category:
-        blocks.append(("Per category", frame))
-    for title, block in blocks:
-        header = ["Dataset", "Category", "Scorer", "Backbone", "Noise net", "Protocol", *COLUMNS.values()]
-        lines += [f"### {title}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-        for _, row in block.iterrows():
-            scorer = row["scorer"] + (TRANSDUCTIVE_MARK if row["transductive"] else "")
-            cells = [row["dataset"], row["category"], scorer, row["backbone"], row["noise_net"], row["protocol"]]
-            cells += [_cell(k, row[k]) for k in COLUMNS]
-            lines.append("| " + " | ".join(map(str, cells)) + " |")
-        lines.append("")
-    lines.append(footnote(frame))
+        parts += ["### Per category", "", markdown(per_category_table(frame)), ""]
+    return "\n".join(parts + [footnote(frame)]) + "\n"
+
+
+LATEX_ESCAPES = {"\\": r"\textbackslash{}", "_": r"\_", "%": r"\%", "&": r"\&", "#": r"\#", "$": r"\$",
+                 "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
+                 "±": r"$\pm$", TRANSDUCTIVE_MARK: r"$^\dagger$"}
+
+
+def latex_escape(text: str) -> str:
+    return "".join(LATEX_ESCAPES.get(ch, ch) for ch in str(text))
+
+
+def rank_marks(table: Table) -> dict[tuple[int, str], str]:
+    """(row, metric) -> 'best' or 'second' per column (higher is better for every column)."""
+    marks = {}
+    for key in COLUMNS:
+        values = sorted({round(s[key][0], 12) for _, s in table.rows if not math.isnan(s[key][0])}, reverse=True)
+        for i, (_, stats) in enumerate(table.rows):
+            v = stats[key][0]
+            if not math.isnan(v) and values and round(v, 12) == values[0]:
+                marks[(i, key)] = "best"
+            elif not math.isnan(v) and len(values) > 1 and round(v, 12) == values[1]:
+                marks[(i, key)] = "second"
+    return marks
+
+
+def latex(table: Table, caption: str, label: str) -> str:
+    marks = rank_marks(table)
+    n_labels = len(table.label_columns)
+    header = [latex_escape(c.replace("_", " ")) for c in [*table.label_columns, *COLUMNS.values()]]
+    lines = [r"\begin{table}[t]", r"\centering", r"\small",
+             r"\begin{tabular}{" + "l" * n_labels + "r" * len(COLUMNS) + "}", r"\toprule",
+             " & ".join(header) + r" \\", r"\midrule"]
+    for i, (labels, stats) in enumerate(table.rows):
+        cells = [latex_escape(x) for x in labels]
+        for key in COLUMNS:
+            cell = latex_escape(fmt(key, *stats[key]))
+            mark = marks.get((i, key))
+            cells.append(r"\textbf{" + cell + "}" if mark == "best" else r"\underline{" + cell + "}"
+                         if mark == "second" else cell)
+        lines.append(" & ".join(cells) + r" \\")
+    lines += [r"\bottomrule", r"\end{tabular}", r"\caption{" + latex_escape(caption) + "}",
+              r"\label{" + label + "}", r"\end{table}"]
     return "\n".join(lines) + "\n"
 
 
+def latex_tables(frame: pd.DataFrame, label: str = "tab:adbench", per_category: bool = True) -> str:
+    note = footnote(frame)
+    text = latex(averaged_table(frame), "Mean over categories. " + note, label)
+    if per_category:
+        text += "\n" + latex(per_category_table(frame), "Per category. " + note, label + "-categories")
+    return text
+
+
 def footnote(frame: pd.DataFrame) -> str:
-    """What the numbers mean: units, devices, protocols and the transductive flag."""
+    """What the numbers mean: units, devices, protocols, seeds and the transductive flag."""
     devices = sorted(frame["device"].unique())
     fps = (f"FPS in images/s (backbone + scorer, batch {int(frame['fps_batch_size'].iloc[0])}) on "
            + (devices[0] if len(devices) == 1 else f"DIFFERENT devices ({'; '.join(devices)}): not comparable"))
@@ -57,8 +168,10 @@ def footnote(frame: pd.DataFrame) -> str:
         scores = "/".join(sorted(group["image_score"].unique()))
         protocols.append(f"{name} = image score {scores}, smoothing sigma {row['smoothing_sigma']:g}, "
                          f"pool {int(row['pool_size'])}")
+    seeds = frame["seed"].nunique()
     text = (f"Metrics in %; {fps}. Protocols: {'; '.join(protocols)}. "
-            "n/a: not defined for this data (e.g. no pixel masks).")
+            + (f"Mean ± std over {seeds} seeds. " if seeds > 1 else "")
+            + "n/a: not defined for this data (e.g. no pixel masks).")
     if frame["transductive"].any():
         text += (f" {TRANSDUCTIVE_MARK} transductive: image-score components min-max normalised over the test set "
                  "(as the official InvAD code); others use held-out normal training images.")

@@ -1,0 +1,220 @@
+"""Ablation grids: the cartesian product over config keys, trained once and scored many times.
+
+A grid file::
+
+    name: noise-nets
+    base: {dataset: synthetic, backbone: efficientnet_lite0, scorers: [{name: osd_irf_mean}]}
+    axes:                       # each key takes a list of values; dotted keys reach nested fields
+      noise_net: [mlp, dit_base, unet]
+      seed: [0, 1, 2]
+      scorer: [osd_irf_mean, "invad:steps=3"]   # one scorer per cell (replaces base scorers)
+      scorer.t: [250, 500]                      # an argument of the cell's scorer
+    quick: {train.epochs: 5}    # applied with --quick
+
+Every (axes combination, scorer, category) is a cell, keyed by the hash of its effective config.
+Cells sharing a training key reuse one trained noise net; features are cached per backbone, so
+cells that differ only in scoring (t, steps, image score...) cost one scoring pass. Finished cells
+are appended to ``cells.jsonl`` as they complete; a restarted grid skips them. A failing cell is
+recorded with its error and the grid goes on.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import itertools
+import traceback
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+
+from adbench.atomic import atomic_write_text
+from adbench.config import RunConfig, from_dict, parse_scorer, stable_hash
+from adbench.engine.run import Context, EvalSet, cell_config, console, eval_set, score_cell, train_category
+from adbench.errors import ConfigError
+from adbench.results import RecordLog, write_rows
+
+GRID_KEYS = {"name", "base", "axes", "quick", "description"}
+
+
+@dataclass
+class GridSpec:
+    name: str
+    base: dict[str, Any] = field(default_factory=dict)
+    axes: dict[str, list] = field(default_factory=dict)
+    quick: dict[str, Any] = field(default_factory=dict)
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Cell:
+    cfg: RunConfig  # one category, one scorer
+    category: str
+
+    @property
+    def key(self) -> str:
+        return self.cfg.hash()
+
+    @property
+    def spec(self) -> dict[str, Any]:
+        return self.cfg.scorers[0]
+
+
+def parse_value(text: str) -> Any:
+    return yaml.safe_load(text)
+
+
+def set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
+    """``set_dotted(d, "train.epochs", 5)``; ``scorer`` and ``scorer.<arg>`` address the cell's scorer."""
+    if key == "scorer":
+        data["scorers"] = [parse_scorer(value) if isinstance(value, str) else dict(value)]
+        return
+    if key.startswith("scorer."):
+        arg = key.split(".", 1)[1]
+        data["scorers"] = [{**spec, arg: value} for spec in data.get("scorers") or RunConfig().scorers]
+        return
+    *parents, last = key.split(".")
+    node = data
+    for p in parents:
+        node = node.setdefault(p, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"cannot set {key!r}: {p!r} is not a mapping")
+    node[last] = value
+
+
+def load_grid(path: str | Path, sets: list[str] | None = None, quick: bool = False) -> GridSpec:
+    """Read a grid file; ``sets`` are ``key=value`` overrides of the base (``--set``)."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except FileNotFoundError:
+        raise ConfigError(f"Grid file {path} not found.") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path} is not valid YAML: {exc}") from None
+    unknown = set(data) - GRID_KEYS
+    if unknown:
+        raise ConfigError(f"{path}: unknown key(s) {sorted(unknown)}; a grid file has {sorted(GRID_KEYS)}")
+    spec = GridSpec(name=data.get("name", path.stem), base=dict(data.get("base") or {}),
+                    axes=dict(data.get("axes") or {}), quick=dict(data.get("quick") or {}),
+                    description=data.get("description", ""))
+    for key, values in spec.axes.items():
+        if not isinstance(values, list) or not values:
+            raise ConfigError(f"{path}: axis {key!r} needs a non-empty list of values")
+    overrides = dict(spec.quick) if quick else {}
+    for item in sets or []:
+        key, eq, value = item.partition("=")
+        if not eq:
+            raise ConfigError(f"--set {item!r} must be key=value")
+        overrides[key.strip()] = parse_value(value)
+    for key, value in overrides.items():
+        spec.axes.pop(key, None)  # an override fixes an axis to one value
+        set_dotted(spec.base, key, value)
+    if quick:
+        spec.name += "-quick"
+    return spec
+
+
+def expand(spec: GridSpec, categories_of=None) -> list[Cell]:
+    """All cells, in a stable order: axes combinations x scorers x categories."""
+    cells = []
+    keys = list(spec.axes)
+    for values in itertools.product(*(spec.axes[k] for k in keys)):
+        data = copy.deepcopy(spec.base)
+        data.setdefault("name", spec.name)
+        for key, value in sorted(zip(keys, values, strict=True), key=lambda kv: kv[0] != "scorer"):
+            set_dotted(data, key, value)
+        cfg = from_dict(RunConfig, data, where=f"grid {spec.name}")
+        cats = cfg.categories or (categories_of(cfg) if categories_of else [])
+        for scorer in cfg.scorers:
+            for category in cats:
+                cells.append(Cell(cell_config(cfg, category, scorer), category))
+    seen, unique = set(), []
+    for cell in cells:
+        if cell.key not in seen:
+            seen.add(cell.key)
+            unique.append(cell)
+    return unique
+
+
+def context_key(cfg: RunConfig) -> str:
+    """What a Context (dataset + backbone) depends on."""
+    d = cfg.to_dict()
+    return stable_hash({k: d[k] for k in ("dataset", "data_root", "dataset_args", "backbone", "pretrained",
+                                           "weights", "image_size", "image_mean", "image_std", "device")})
+
+
+class GridRunner:
+    def __init__(self, spec: GridSpec, results_dir: Path, cache_dir: Path) -> None:
+        self.spec = spec
+        self.grid_dir = Path(results_dir) / f"grid-{spec.name}"
+        self.cache_dir = Path(cache_dir)
+        self.log = RecordLog(self.grid_dir / "cells.jsonl")
+        self.contexts: dict[str, Context] = {}
+
+    def context(self, cfg: RunConfig) -> Context:
+        key = context_key(cfg)
+        if key not in self.contexts:
+            self.contexts[key] = Context.create(cfg, self.grid_dir, self.cache_dir)
+        return dataclasses.replace(self.contexts[key], cfg=cfg)
+
+    def categories_of(self, cfg: RunConfig) -> list[str]:
+        from adbench.engine.run import build_dataset
+
+        return build_dataset(cfg).categories()
+
+    def cells(self) -> list[Cell]:
+        return expand(self.spec, self.categories_of)
+
+    def plan(self, cells: list[Cell]) -> dict[str, int]:
+        done = self.log.finished()
+        todo = [c for c in cells if c.key not in done]
+        trainings = {(c.cfg.training_key(c.category)) for c in todo}
+        trained = {t for t in trainings if list((self.grid_dir / "models").glob(f"*-{t}.pt"))}
+        return {"cells": len(cells), "finished": len(cells) - len(todo), "to_run": len(todo),
+                "trainings": len(trainings - trained), "trained_models_reused": len(trained),
+                "scoring_passes": len(todo), "failed_before": len(set(self.log.failed()) & {c.key for c in todo})}
+
+    def run(self, cells: list[Cell]) -> pd.DataFrame:
+        self.grid_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(self.grid_dir / "grid.yaml", yaml.safe_dump(dataclasses.asdict(self.spec), sort_keys=False))
+        done = self.log.finished()
+        groups: dict[tuple[str, str, str], list[Cell]] = defaultdict(list)
+        for cell in cells:
+            if cell.key not in done:
+                groups[(context_key(cell.cfg), cell.cfg.training_key(cell.category), cell.category)].append(cell)
+        for (_, _, category), group in groups.items():
+            try:
+                ctx = self.context(group[0].cfg)
+                model = train_category(ctx, category)
+                data: EvalSet = eval_set(ctx, category)
+            except Exception as exc:  # noqa: BLE001 - recorded per cell, the grid goes on
+                for cell in group:
+                    self.record_error(cell, exc)
+                continue
+            for cell in group:
+                try:
+                    row = score_cell(dataclasses.replace(ctx, cfg=cell.cfg), data, model, cell.spec)
+                except Exception as exc:  # noqa: BLE001
+                    self.record_error(cell, exc)
+                    continue
+                self.log.append({"status": "ok", **row})
+        return self.collect(cells)
+
+    def record_error(self, cell: Cell, exc: BaseException) -> None:
+        console.print(f"[red]cell {cell.key} ({cell.category}, {cell.spec['name']}) failed:[/] {exc}")
+        self.log.append({"status": "error", "cell_key": cell.key, "category": cell.category,
+                         "config": cell.cfg.to_dict(), "error": f"{type(exc).__name__}: {exc}",
+                         "traceback": traceback.format_exc()})
+
+    def collect(self, cells: list[Cell]) -> pd.DataFrame:
+        """The finished rows of this grid's cells, written as metrics.parquet/csv."""
+        done = self.log.finished()
+        rows = [{k: v for k, v in done[c.key].items() if k != "status"} for c in cells if c.key in done]
+        frame = pd.DataFrame(rows)
+        if rows:
+            write_rows(self.grid_dir, rows)
+        return frame

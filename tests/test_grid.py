@@ -1,0 +1,136 @@
+"""Grids: expansion, reuse, resume after SIGKILL, failures recorded; presets run with --quick."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from adbench.cli import app
+from adbench.engine.grid import GridSpec, expand, load_grid
+from adbench.errors import ConfigError
+from adbench.results import RecordLog
+
+ROOT = Path(__file__).resolve().parents[1]
+runner = CliRunner()
+
+
+def tiny_grid(path, data_root, **extra):
+    spec = {
+        "name": "tiny",
+        "base": {"dataset": "mvtec", "data_root": str(data_root), "image_size": 64,
+                 "backbone": "efficientnet_lite0", "noise_net": "mlp_tiny", "holdout_fraction": 0.2,
+                 "categories": ["washer", "weave"], "eval_batch_size": 8, "fps_images": 2,
+                 "train": {"epochs": 3, "batch_size": 4, "lr": 0.001, "warmup_epochs": 1}},
+        "axes": {"scorer": ["osd_irf_mean", "osd_irf_noisy"], "scorer.t": [250, 500]},
+    }
+    spec.update(extra)
+    path.write_text(yaml.safe_dump(spec))
+    return path
+
+
+def test_expansion_overrides_and_quick(tmp_path):
+    spec = GridSpec("g", base={"categories": ["a"], "scorers": [{"name": "invad"}, {"name": "osd_irf_mean"}]},
+                    axes={"seed": [0, 1], "train.epochs": [1, 2]})
+    cells = expand(spec)
+    assert len(cells) == 2 * 2 * 2 and len({c.key for c in cells}) == 8
+    assert {c.cfg.train.epochs for c in cells} == {1, 2}
+    assert {c.spec["name"] for c in cells} == {"invad", "osd_irf_mean"}
+    path = tmp_path / "g.yaml"
+    path.write_text(yaml.safe_dump({"name": "g", "base": {"categories": ["a"]},
+                                    "axes": {"seed": [0, 1, 2], "scorer": ["invad"]},
+                                    "quick": {"train.epochs": 1}}))
+    fixed = load_grid(path, sets=["seed=5"], quick=True)
+    assert fixed.name == "g-quick" and "seed" not in fixed.axes and fixed.base["seed"] == 5
+    assert [c.cfg.train.epochs for c in expand(fixed)] == [1]
+    path.write_text("name: g\naxis: {seed: [1]}\n")
+    with pytest.raises(ConfigError, match=r"unknown key\(s\) \['axis'\]"):
+        load_grid(path)
+
+
+def test_grid_trains_once_resumes_and_records_failures(tiny_synthetic, tmp_path):
+    grid = tiny_grid(tmp_path / "g.yaml", tiny_synthetic)
+    dry = runner.invoke(app, ["grid", str(grid), "--dry-run", "--results-dir", str(tmp_path / "r")])
+    assert dry.exit_code == 0 and not (tmp_path / "r" / "grid-tiny").exists()
+    first = runner.invoke(app, ["grid", str(grid), "--results-dir", str(tmp_path / "r")])
+    assert first.exit_code == 0, first.output
+    grid_dir = tmp_path / "r" / "grid-tiny"
+    assert len(list((grid_dir / "models").glob("*.pt"))) == 2  # one model per category, 8 cells
+    frame = pd.read_parquet(grid_dir / "metrics.parquet")
+    assert len(frame) == 8 and set(frame["scorer"]) == {
+        "osd_irf_mean(t=250)", "osd_irf_mean(t=500)", "osd_irf_noisy(t=250)", "osd_irf_noisy(t=500)"}
+    assert "scorers" not in frame.columns and (frame["cell_key"].str.len() == 16).all()
+    before = (grid_dir / "cells.jsonl").read_text()
+    again = runner.invoke(app, ["grid", str(grid), "--results-dir", str(tmp_path / "r")])
+    assert again.exit_code == 0 and (grid_dir / "cells.jsonl").read_text() == before  # nothing recomputed
+    # a bad cell (steps > t for reconstruction) is recorded and the others still run
+    bad = tiny_grid(tmp_path / "g.yaml", tiny_synthetic,
+                    axes={"scorer": ["reconstruction:ratio=0.002,steps=5", "osd_irf_mean:t=100"]})
+    result = runner.invoke(app, ["grid", str(bad), "--results-dir", str(tmp_path / "r")])
+    assert result.exit_code == 0, result.output
+    log = RecordLog(grid_dir / "cells.jsonl")
+    assert len(log.failed()) == 2 and all("steps <= t" in r["error"] for r in log.failed().values())
+    assert len(pd.read_parquet(grid_dir / "metrics.parquet")) == 2  # this grid's finished cells
+
+
+def test_killed_grid_resumes_without_losing_or_duplicating_cells(tiny_synthetic, tmp_path):
+    grid = tiny_grid(tmp_path / "g.yaml", tiny_synthetic)
+    cmd = [sys.executable, "-m", "adbench", "grid", str(grid), "--results-dir", str(tmp_path / "r")]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    log_path = tmp_path / "r" / "grid-tiny" / "cells.jsonl"
+    kept = []
+    for wait_for in (1, 5):  # kill after the first cell, then again after the fifth
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.time() + 120
+        while time.time() < deadline and proc.poll() is None:
+            if log_path.exists() and len(RecordLog(log_path).finished()) >= wait_for:
+                break
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        finished = RecordLog(log_path).finished()
+        assert all(finished[k] == r for k, r in kept)  # nothing finished is lost or changed
+        kept = list(finished.items())
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    records = [json.loads(line) for line in log_path.read_text().splitlines() if line.strip()]
+    keys = [r["cell_key"] for r in records if r["status"] == "ok"]
+    assert len(keys) == len(set(keys)) == 8
+    assert all(RecordLog(log_path).finished()[k] == r for k, r in kept)
+
+
+def test_torn_last_line_is_ignored_and_terminated(tmp_path):
+    log = RecordLog(tmp_path / "cells.jsonl")
+    log.append({"status": "ok", "cell_key": "a"})
+    with open(log.path, "a") as fh:
+        fh.write('{"status": "ok", "cell_k')  # killed mid-write
+    assert list(log.finished()) == ["a"]
+    log.append({"status": "ok", "cell_key": "b"})
+    assert list(log.finished()) == ["a", "b"]
+
+
+@pytest.mark.parametrize("preset", ["main_comparison", "t_sensitivity"])
+def test_presets_run_quick_on_the_embedded_dataset(preset, tmp_path):
+    args = ["grid", str(ROOT / "registry" / f"{preset}.yaml"), "--quick", "--results-dir", str(tmp_path),
+            "--set", "categories=[washer]", "--set", "dataset_args={n_train: 8, n_good: 2, n_per_defect: 1}",
+            "--set", "image_size=64"]
+    if preset == "t_sensitivity":
+        args += ["--set", "scorer.t=250"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    (grid_dir,) = tmp_path.iterdir()
+    assert len(pd.read_parquet(grid_dir / "metrics.parquet")) in (4, 2)
+
+
+def test_every_preset_expands(tmp_path):
+    for path in sorted((ROOT / "registry").glob("*.yaml")):
+        for quick in (False, True):
+            spec = load_grid(path, quick=quick, sets=["categories=[a]"])
+            assert expand(spec), path
