@@ -220,6 +220,50 @@ def grid(file: Annotated[Path, typer.Argument(help="Grid YAML (base config, axes
         fail(exc)
 
 
+def parse_timesteps(text: str) -> list[int]:
+    """``"50,100,250"`` or a range ``"50:950:100"`` (start:stop:step, stop included when on the grid)."""
+    if ":" in text:
+        try:
+            start, stop, step = (int(x) for x in text.split(":"))
+        except ValueError:
+            raise AdbenchError(f"--t range {text!r} must be start:stop:step") from None
+        return list(range(start, stop + 1, step))
+    try:
+        return [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise AdbenchError(f"--t {text!r} must be integers separated by commas") from None
+
+
+@app.command("sweep-t")
+def sweep_t(config: Annotated[Path, typer.Argument(help="YAML run config (the model to sweep).")],
+            t: Annotated[str, Opt("--t", help="Timesteps: 50,250,500 or a range 50:950:100.")] = "50:950:100",
+            scorer: Annotated[list[str] | None, Opt("--scorer", "-s", help="Scorer(s) with a t argument.")] = None,
+            set_: Annotated[list[str] | None, Opt("--set", help="key=value override of the config.")] = None,
+            results_dir: Annotated[Path, Opt("--results-dir")] = DEFAULT_RESULTS,
+            cache_dir: Annotated[Path | None, Opt("--cache-dir")] = None) -> None:
+    """Timestep sensitivity: score one trained model per category at many t; table and metric-vs-t plot."""
+    from adbench.engine.grid import GridRunner, GridSpec, parse_value, set_dotted
+    from adbench.report.plots import plot_metrics_vs
+
+    try:
+        timesteps = parse_timesteps(t)
+        base = load_config(config).to_dict()
+        for item in set_ or []:
+            key, _, value = item.partition("=")
+            set_dotted(base, key.strip(), parse_value(value))
+        scorers = scorer or ["osd_irf_mean", "osd_irf_noisy"]
+        spec = GridSpec(f"sweep-t-{base['name']}", base=base, axes={"scorer": scorers, "scorer.t": timesteps})
+        runner = GridRunner(spec, results_dir, cache_dir or cache_dir_default())
+        frame = runner.run(runner.cells())
+        if frame.empty:
+            fail(AdbenchError(f"No cell finished; see {runner.log.path}."))
+        _finish(runner.grid_dir, frame.to_dict("records"))
+        figures = plot_metrics_vs(frame, "t", runner.grid_dir / "metrics_vs_t", f"t sensitivity ({base['name']})")
+        err.print(f"plots: {', '.join(map(str, figures))}", soft_wrap=True)
+    except AdbenchError as exc:
+        fail(exc)
+
+
 @app.command()
 def report(results: Annotated[list[Path], typer.Argument(help="Run or grid folders (or metrics.parquet files).")],
            fmt: Annotated[str, Opt("--format", help="md, latex or both.")] = "both",

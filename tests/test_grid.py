@@ -134,3 +134,22 @@ def test_every_preset_expands(tmp_path):
         for quick in (False, True):
             spec = load_grid(path, quick=quick, sets=["categories=[a]"])
             assert expand(spec), path
+
+
+def test_sweep_t_scores_one_model_per_category_and_plots(tiny_synthetic, tmp_path):
+    from adbench.cli import parse_timesteps
+
+    assert parse_timesteps("50:350:100") == [50, 150, 250, 350] and parse_timesteps("5,7") == [5, 7]
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump({
+        "name": "sw", "dataset": "mvtec", "data_root": str(tiny_synthetic), "categories": ["washer"],
+        "image_size": 64, "backbone": "efficientnet_lite0", "noise_net": "mlp_tiny", "holdout_fraction": 0.2,
+        "train": {"epochs": 3, "batch_size": 4, "lr": 0.001, "warmup_epochs": 1}}))
+    result = runner.invoke(app, ["sweep-t", str(config), "--t", "100,500", "--results-dir", str(tmp_path / "r")])
+    assert result.exit_code == 0, result.output
+    grid_dir = tmp_path / "r" / "grid-sweep-t-sw"
+    frame = pd.read_parquet(grid_dir / "metrics.parquet")
+    assert sorted(frame["scorer"]) == ["osd_irf_mean(t=100)", "osd_irf_mean(t=500)",
+                                       "osd_irf_noisy(t=100)", "osd_irf_noisy(t=500)"]
+    assert len(list((grid_dir / "models").glob("*.pt"))) == 1
+    assert (grid_dir / "metrics_vs_t.png").stat().st_size > 10_000 and (grid_dir / "metrics_vs_t.pdf").exists()
