@@ -220,6 +220,41 @@ def grid(file: Annotated[Path, typer.Argument(help="Grid YAML (base config, axes
         fail(exc)
 
 
+@app.command()
+def study(file: Annotated[Path, typer.Argument(help="Study YAML (base config, search space, objective).")],
+          quick: Annotated[bool, Opt("--quick", help="Apply the study's quick overrides.")] = False,
+          storage: Annotated[str | None, Opt("--storage", help="Optuna RDB URL (e.g. postgresql://...) or a "
+                                             "journal file (*.log); default SQLite in the study folder.")] = None,
+          n_trials: Annotated[int | None, Opt("--n-trials", help="Override the file's n_trials.")] = None,
+          evaluate_best: Annotated[bool, Opt("--evaluate-best", help="Do not search: evaluate the best trial's "
+                                             "config on the TEST set (the explicit final step).")] = False,
+          results_dir: Annotated[Path, Opt("--results-dir")] = DEFAULT_RESULTS,
+          cache_dir: Annotated[Path | None, Opt("--cache-dir")] = None) -> None:
+    """Optuna study on a validation split carved from training normals (never the test set)."""
+    from adbench.engine.study import StudyRunner, config_for, load_study
+
+    try:
+        spec = load_study(file, quick)
+        if n_trials is not None:
+            spec.n_trials = n_trials
+        runner = StudyRunner(spec, results_dir, cache_dir or cache_dir_default(), storage)
+        if evaluate_best:
+            best = runner.best_params(runner.study())
+            cfg = config_for(spec, best)
+            cfg.name = f"{spec.name}-best"
+            err.print(f"best trial parameters: {best}; evaluating on the test set", soft_wrap=True)
+            _execute(cfg, results_dir, cache_dir or cache_dir_default())
+            return
+        result = runner.optimize()
+        figures = runner.plots(result)
+        params = runner.best_params(result)
+        out.print(f"best parameters (validation {spec.objective}): {params}")
+        err.print(f"study folder: {runner.study_dir}; plots: {', '.join(map(str, figures)) or 'none'}",
+                  soft_wrap=True)
+    except AdbenchError as exc:
+        fail(exc)
+
+
 def parse_timesteps(text: str) -> list[int]:
     """``"50,100,250"`` or a range ``"50:950:100"`` (start:stop:step, stop included when on the grid)."""
     if ":" in text:

@@ -59,10 +59,11 @@ def _washer(rng: np.random.Generator, size: int) -> tuple[np.ndarray, np.ndarray
     return np.clip(img, 0, 1), ring
 
 
-def _defect(rng: np.random.Generator, img: np.ndarray, kind: str, support: np.ndarray) -> np.ndarray:
+def apply_defect(rng: np.random.Generator, img: np.ndarray, kind: str, support: np.ndarray) -> np.ndarray:
     """Apply one defect in place; return the exact boolean mask of the replaced pixels."""
-    size = img.shape[0]
-    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
+    h, w = img.shape[:2]
+    size = min(h, w)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     ys, xs = np.nonzero(support)
     i = rng.integers(len(ys))
     cy, cx = float(ys[i]), float(xs[i])
@@ -107,14 +108,14 @@ def generate(root: Path, seed: int = 0, size: int = 256, n_train: int = 40, n_go
             Image.fromarray(arr).save(path)
 
         for i in range(n_train):
-            save(_to_uint8(make(rng)[0]), tmp / category / "train" / "good" / f"{i:03d}.png")
+            save(to_uint8(make(rng)[0]), tmp / category / "train" / "good" / f"{i:03d}.png")
         for i in range(n_good):
-            save(_to_uint8(make(rng)[0]), tmp / category / "test" / "good" / f"{i:03d}.png")
+            save(to_uint8(make(rng)[0]), tmp / category / "test" / "good" / f"{i:03d}.png")
         for defect in DEFECTS:
             for i in range(n_per_defect):
                 img, support = make(rng)
-                mask = _defect(rng, img, defect, support)
-                save(_to_uint8(img), tmp / category / "test" / defect / f"{i:03d}.png")
+                mask = apply_defect(rng, img, defect, support)
+                save(to_uint8(img), tmp / category / "test" / defect / f"{i:03d}.png")
                 save((mask * 255).astype(np.uint8), tmp / category / "ground_truth" / defect / f"{i:03d}_mask.png")
     meta = dict(seed=seed, size=size, n_train=n_train, n_good=n_good, n_per_defect=n_per_defect,
                 version=GENERATOR_VERSION)
@@ -125,7 +126,7 @@ def generate(root: Path, seed: int = 0, size: int = 256, n_train: int = 40, n_go
     os.replace(tmp, root)
 
 
-def _to_uint8(img: np.ndarray) -> np.ndarray:
+def to_uint8(img: np.ndarray) -> np.ndarray:
     return (np.clip(img, 0, 1) * 255).round().astype(np.uint8)
 
 

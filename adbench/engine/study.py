@@ -1,0 +1,211 @@
+"""Optuna studies over any config keys, scored on a validation split, never on the test set.
+
+A study file::
+
+    name: t-and-lr
+    base: {dataset: synthetic, backbone: efficientnet_lite0, scorers: [{name: osd_irf_mean}]}
+    space:
+      scorer.t: {type: int, low: 50, high: 950, step: 50}
+      train.lr: {type: float, low: 0.0001, high: 0.01, log: true}
+      noise_net: {type: categorical, choices: [mlp, dit_base]}
+    objective: mad            # any metric key, maximised
+    fps_objective: false      # true: also maximise images/s (multi-objective, Pareto front)
+    n_trials: 20
+    validation: {fraction: 0.2}   # carved from training normals + synthetic defects; or {folder: PATH}
+    quick: {train.epochs: 5}
+
+Single-objective studies prune per category (median pruner on the running mean). Storage is
+SQLite in the study folder by default; ``--storage`` takes any Optuna RDB URL or a journal file
+(``*.log`` / ``*.jsonl``). Studies resume by name until ``n_trials`` trials have finished.
+The final test evaluation of the best trial is a separate, explicit step (``--evaluate-best``).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import optuna
+import yaml
+
+from adbench.config import RunConfig, from_dict
+from adbench.data.validation import CarvedValidation, FolderValidation
+from adbench.engine.grid import context_key, set_dotted
+from adbench.engine.run import Context, console, eval_set, score_cell, train_category
+from adbench.errors import AdbenchError, ConfigError
+from adbench.metrics import METRIC_KEYS
+from adbench.results import RecordLog
+
+STUDY_KEYS = {"name", "base", "space", "objective", "fps_objective", "n_trials", "validation", "quick",
+              "description", "sampler_seed"}
+OBJECTIVES = (*METRIC_KEYS, "mad")
+
+
+@dataclass
+class StudySpec:
+    name: str
+    base: dict[str, Any] = field(default_factory=dict)
+    space: dict[str, dict[str, Any]] = field(default_factory=dict)
+    objective: str = "mad"
+    fps_objective: bool = False
+    n_trials: int = 20
+    validation: dict[str, Any] = field(default_factory=lambda: {"fraction": 0.2})
+    quick: dict[str, Any] = field(default_factory=dict)
+    description: str = ""
+    sampler_seed: int = 0
+
+    @property
+    def directions(self) -> list[str]:
+        return ["maximize", "maximize"] if self.fps_objective else ["maximize"]
+
+
+def load_study(path: str | Path, quick: bool = False) -> StudySpec:
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except FileNotFoundError:
+        raise ConfigError(f"Study file {path} not found.") from None
+    unknown = set(data) - STUDY_KEYS
+    if unknown:
+        raise ConfigError(f"{path}: unknown key(s) {sorted(unknown)}; a study file has {sorted(STUDY_KEYS)}")
+    spec = StudySpec(**{"name": path.stem, **data})
+    if spec.objective not in OBJECTIVES:
+        raise ConfigError(f"{path}: objective must be one of {OBJECTIVES}, got {spec.objective!r}")
+    if not spec.space:
+        raise ConfigError(f"{path}: 'space' needs at least one parameter")
+    for key, dist in spec.space.items():
+        if dist.get("type") not in ("int", "float", "categorical"):
+            raise ConfigError(f"{path}: space.{key} needs type int, float or categorical")
+    if quick:
+        for key, value in spec.quick.items():
+            set_dotted(spec.base, key, value)
+        spec.name += "-quick"
+    return spec
+
+
+def suggest(trial: optuna.Trial, key: str, dist: dict[str, Any]) -> Any:
+    kind = dist["type"]
+    if kind == "categorical":
+        return trial.suggest_categorical(key, dist["choices"])
+    args = dict(low=dist["low"], high=dist["high"], log=dist.get("log", False))
+    if "step" in dist:
+        args["step"] = dist["step"]
+    return trial.suggest_int(key, **args) if kind == "int" else trial.suggest_float(key, **args)
+
+
+def config_for(spec: StudySpec, params: dict[str, Any]) -> RunConfig:
+    data = copy.deepcopy(spec.base)
+    data.setdefault("name", spec.name)
+    for key in sorted(params, key=lambda k: k != "scorer"):
+        set_dotted(data, key, params[key])
+    cfg = from_dict(RunConfig, data, where=f"study {spec.name}")
+    if len(cfg.scorers) != 1:
+        raise ConfigError(f"study {spec.name}: give exactly one scorer (in base or as a 'scorer' parameter)")
+    return cfg
+
+
+def open_storage(url: str) -> Any:
+    """An Optuna storage from an RDB URL or a journal file path (``.log``/``.jsonl``)."""
+    if url.endswith((".log", ".jsonl")) and "://" not in url:
+        from optuna.storages import JournalStorage
+        from optuna.storages.journal import JournalFileBackend
+
+        Path(url).parent.mkdir(parents=True, exist_ok=True)
+        return JournalStorage(JournalFileBackend(url))
+    return url
+
+
+class StudyRunner:
+    def __init__(self, spec: StudySpec, results_dir: Path, cache_dir: Path, storage: str | None = None) -> None:
+        self.spec = spec
+        self.study_dir = Path(results_dir) / f"study-{spec.name}"
+        self.study_dir.mkdir(parents=True, exist_ok=True)
+        self.cache_dir = Path(cache_dir)
+        self.storage = open_storage(storage or f"sqlite:///{self.study_dir / 'study.db'}")
+        self.log = RecordLog(self.study_dir / "trials.jsonl")
+        self.contexts: dict[str, Context] = {}
+
+    def study(self) -> optuna.Study:
+        sampler = optuna.samplers.TPESampler(seed=self.spec.sampler_seed)
+        pruner = optuna.pruners.NopPruner() if self.spec.fps_objective else optuna.pruners.MedianPruner(
+            n_startup_trials=3)
+        return optuna.create_study(study_name=self.spec.name, storage=self.storage, load_if_exists=True,
+                                   directions=self.spec.directions, sampler=sampler, pruner=pruner)
+
+    def validation_context(self, cfg: RunConfig, trial_number: int) -> Context:
+        key = context_key(cfg)
+        if key not in self.contexts:
+            self.contexts[key] = Context.create(cfg, self.study_dir, self.cache_dir)
+        base = self.contexts[key]
+        val = self.spec.validation
+        dataset = (FolderValidation(base.dataset, val["folder"]) if val.get("folder")
+                   else CarvedValidation(base.dataset, self.cache_dir, val.get("fraction", 0.2), cfg.seed))
+        return dataclasses.replace(base, cfg=cfg, dataset=dataset, run_dir=self.study_dir)
+
+    def objective(self, trial: optuna.Trial) -> float | tuple[float, float]:
+        params = {key: suggest(trial, key, dist) for key, dist in self.spec.space.items()}
+        cfg = config_for(self.spec, params)
+        ctx = self.validation_context(cfg, trial.number)
+        values, fps = [], []
+        for step, category in enumerate(ctx.categories()):
+            model = train_category(ctx, category)
+            row = score_cell(ctx, eval_set(ctx, category), model, cfg.scorers[0])
+            self.log.append({"status": "ok", "trial": trial.number, "study": self.spec.name, **row,
+                             "cell_key": f"{trial.number}-{row['cell_key']}"})
+            values.append(row[self.spec.objective])
+            fps.append(row["fps"])
+            if not self.spec.fps_objective:
+                trial.report(float(np.mean(values)), step)
+                if trial.should_prune():
+                    raise optuna.TrialPruned()
+        if np.isnan(np.mean(values)):
+            raise AdbenchError(f"objective {self.spec.objective} is undefined (NaN) on the validation data")
+        return (float(np.mean(values)), float(np.mean(fps))) if self.spec.fps_objective else float(np.mean(values))
+
+    def optimize(self) -> optuna.Study:
+        study = self.study()
+        states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+        done = len(study.get_trials(deepcopy=False, states=states))
+        console.print(f"study {self.spec.name}: {done}/{self.spec.n_trials} trials finished")
+        if done < self.spec.n_trials:
+            study.optimize(self.objective, n_trials=self.spec.n_trials - done, catch=(AdbenchError, ValueError),
+                           callbacks=[optuna.study.MaxTrialsCallback(self.spec.n_trials, states=states)])
+        return study
+
+    def best_params(self, study: optuna.Study) -> dict[str, Any]:
+        if self.spec.fps_objective:  # the Pareto-optimal trial with the best metric
+            return max(study.best_trials, key=lambda t: t.values[0]).params
+        return study.best_trial.params
+
+    def plots(self, study: optuna.Study) -> list[Path]:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        import optuna.visualization.matplotlib as vis
+
+        warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+
+        names = ["metric", "images/s"] if self.spec.fps_objective else [self.spec.objective]
+        makers = {"pareto_front": lambda: vis.plot_pareto_front(study, target_names=names)} if \
+            self.spec.fps_objective else {"optimization_history": lambda: vis.plot_optimization_history(study)}
+        makers["param_importances"] = lambda: vis.plot_param_importances(
+            study, target=(lambda t: t.values[0]) if self.spec.fps_objective else None, target_name=names[0])
+        written = []
+        for name, make in makers.items():
+            try:
+                ax = make()
+            except (ValueError, RuntimeError) as exc:  # e.g. too few finished trials for importances
+                console.print(f"[yellow]no {name} plot:[/] {exc}")
+                continue
+            fig = ax.figure if hasattr(ax, "figure") else ax.flat[0].figure
+            path = self.study_dir / f"{name}.png"
+            fig.savefig(path, dpi=120, bbox_inches="tight")
+            plt.close(fig)
+            written.append(path)
+        return written

@@ -1,0 +1,93 @@
+"""Optuna studies: validation split only, resume by name, journal storage, Pareto front, final test step."""
+
+import optuna
+import pandas as pd
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from adbench.cli import app
+from adbench.data.base import load_mask
+from adbench.data.mvtec import MVTecLayout
+from adbench.data.validation import CarvedValidation
+
+runner = CliRunner()
+
+
+def study_file(path, data_root, **extra):
+    spec = {
+        "name": "tiny",
+        "base": {"dataset": "mvtec", "data_root": str(data_root), "categories": ["washer", "weave"],
+                 "image_size": 64, "backbone": "efficientnet_lite0", "noise_net": "mlp_tiny",
+                 "holdout_fraction": 0.2, "scorers": [{"name": "osd_irf_mean"}], "eval_batch_size": 8,
+                 "fps_images": 2, "train": {"epochs": 2, "batch_size": 4, "lr": 0.001, "warmup_epochs": 1}},
+        "space": {"scorer.t": {"type": "int", "low": 100, "high": 900, "step": 100},
+                  "train.lr": {"type": "float", "low": 1e-4, "high": 1e-2, "log": True}},
+        "objective": "mad", "n_trials": 3, "validation": {"fraction": 0.4},
+    }
+    spec.update(extra)
+    path.write_text(yaml.safe_dump(spec))
+    return path
+
+
+def test_carved_validation_never_touches_the_test_set(tiny_synthetic, tmp_path):
+    base = MVTecLayout(tiny_synthetic)
+    val = CarvedValidation(base, tmp_path, fraction=0.4, seed=0)
+    train, test = val.train("washer"), val.test("washer")
+    all_train = {s.image_path for s in base.train("washer")}
+    test_files = {s.image_path for s in base.test("washer")}
+    assert len(train) == 6 and {s.image_path for s in train} < all_train
+    assert {s.label for s in test} == {0, 1} and not {s.image_path for s in test} & test_files
+    normals = [s for s in test if s.label == 0]
+    assert {s.image_path for s in normals} <= all_train - {s.image_path for s in train}
+    for s in test:
+        if s.label:
+            assert load_mask(s, 64).any()
+    again = CarvedValidation(base, tmp_path, fraction=0.4, seed=0).test("washer")
+    assert [s.image_path for s in again] == [s.image_path for s in test]
+
+
+def test_study_runs_resumes_and_evaluates_best_on_test_separately(tiny_synthetic, tmp_path):
+    path = study_file(tmp_path / "s.yaml", tiny_synthetic)
+    results = tmp_path / "r"
+    first = runner.invoke(app, ["study", str(path), "--results-dir", str(results)])
+    assert first.exit_code == 0, first.output
+    study_dir = results / "study-tiny"
+    storage = f"sqlite:///{study_dir / 'study.db'}"
+    study = optuna.load_study(study_name="tiny", storage=storage)
+    assert len(study.trials) == 3 and (study_dir / "optimization_history.png").exists()
+    assert not list(results.glob("tiny-best-*"))  # the test set is only used on request
+    again = runner.invoke(app, ["study", str(path), "--results-dir", str(results)])
+    assert again.exit_code == 0 and len(optuna.load_study(study_name="tiny", storage=storage).trials) == 3
+    more = runner.invoke(app, ["study", str(path), "--n-trials", "4", "--results-dir", str(results)])
+    assert more.exit_code == 0 and len(optuna.load_study(study_name="tiny", storage=storage).trials) == 4
+    best = runner.invoke(app, ["study", str(path), "--evaluate-best", "--results-dir", str(results)])
+    assert best.exit_code == 0, best.output
+    (run_dir,) = results.glob("tiny-best-*")
+    frame = pd.read_parquet(run_dir / "metrics.parquet")
+    best_t = optuna.load_study(study_name="tiny", storage=storage).best_trial.params["scorer.t"]
+    assert set(frame["scorer"]) == {f"osd_irf_mean(t={best_t})"} and len(frame) == 2
+
+
+@pytest.mark.slow
+def test_multi_objective_with_journal_storage(tiny_synthetic, tmp_path):
+    path = study_file(tmp_path / "s.yaml", tiny_synthetic, name="pareto", fps_objective=True, n_trials=2,
+                      space={"scorer.t": {"type": "categorical", "choices": [200, 600]}})
+    journal = tmp_path / "journal.log"
+    result = runner.invoke(app, ["study", str(path), "--storage", str(journal), "--results-dir", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    study = optuna.load_study(study_name="pareto", storage=JournalStorage(JournalFileBackend(str(journal))))
+    assert len(study.trials) == 2 and len(study.directions) == 2
+    assert all(t.values[1] > 0 for t in study.best_trials)  # images/s objective
+    assert (tmp_path / "study-pareto" / "pareto_front.png").exists()
+
+
+def test_bad_study_files(tmp_path):
+    bad = tmp_path / "s.yaml"
+    bad.write_text(yaml.safe_dump({"name": "x", "space": {"t": {"type": "int", "low": 1, "high": 2}},
+                                   "objective": "accuracy"}))
+    result = runner.invoke(app, ["study", str(bad), "--results-dir", str(tmp_path)])
+    assert result.exit_code == 2 and "objective must be one of" in result.output
