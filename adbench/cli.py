@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
 import traceback
 from pathlib import Path
@@ -303,7 +304,9 @@ def sweep_t(config: Annotated[Path, typer.Argument(help="YAML run config (the mo
 def report(results: Annotated[list[Path], typer.Argument(help="Run or grid folders (or metrics.parquet files).")],
            fmt: Annotated[str, Opt("--format", help="md, latex or both.")] = "both",
            out_path: Annotated[Path, Opt("--out", help="Output path without suffix.")] = Path("reports/table"),
-           per_category: Annotated[bool, Opt("--per-category/--no-per-category")] = True) -> None:
+           per_category: Annotated[bool, Opt("--per-category/--no-per-category")] = True,
+           figures: Annotated[bool, Opt("--figures", help="Anomaly-map figures (image, mask, overlay) "
+                                        "of the samples each run kept (save_maps).")] = False) -> None:
     """Tables from stored results only (nothing is recomputed): Markdown and/or LaTeX (booktabs)."""
     import pandas as pd
 
@@ -325,6 +328,14 @@ def report(results: Annotated[list[Path], typer.Argument(help="Run or grid folde
     if fmt in ("latex", "both"):
         atomic_write_text(out_path.with_suffix(".tex"), latex_tables(frame, f"tab:{out_path.stem}", per_category))
         written.append(out_path.with_suffix(".tex"))
+    if figures:
+        from adbench.report.plots import plot_anomaly_maps
+
+        for _, row in frame.iterrows():
+            if row.get("maps_file") and Path(row["maps_file"]).is_file():
+                name = re.sub(r"[^A-Za-z0-9_.=-]+", "_", f"{row['category']}-{row['scorer']}-{row['cell_key']}")
+                written.append(plot_anomaly_maps(row["maps_file"], out_path.parent / f"{out_path.stem}_maps" /
+                                                 f"{name}.png", f"{row['category']} / {row['scorer']}"))
     err.print(f"wrote {', '.join(map(str, written))} from {len(frame)} result rows", soft_wrap=True)
 
 

@@ -46,6 +46,7 @@ class RunConfig:
     seed: int = 0
     device: str = "auto"
     eval_batch_size: int = 32
+    save_maps: int = 4  # anomaly maps of this many test images (anomalous first) kept for figures
     fps_images: int = 16
 
     def __post_init__(self) -> None:

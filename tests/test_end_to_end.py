@@ -52,6 +52,13 @@ def test_run_writes_results_with_provenance(tiny_synthetic, tmp_path):
     table = (run_dir / "table.md").read_text()
     assert "| I-AUROC | I-AP | I-F1max | P-AUROC | P-AP | P-F1max | AU-PRO | mAD | FPS |" in table
     assert "Mean over categories" in table and "osd_irf_noisy(t=250)" in table
+    import numpy as np
+
+    saved = np.load(frame.iloc[0]["maps_file"])
+    assert saved["maps"].shape == (4, 128, 128) and saved["labels"].tolist() == [1, 1, 1, 0]  # anomalous first
+    report = runner.invoke(app, ["report", str(run_dir), "--figures", "--out", str(tmp_path / "rep" / "t")])
+    assert report.exit_code == 0, report.output
+    assert len(list((tmp_path / "rep" / "t_maps").glob("*.png"))) == 6
 
 
 def test_train_then_evaluate_is_deterministic(tiny_synthetic, tmp_path):

@@ -15,7 +15,7 @@ import torch
 from rich.console import Console
 from torch import nn
 
-from adbench.atomic import atomic_torch_save
+from adbench.atomic import atomic_torch_save, atomic_write
 from adbench.config import RunConfig
 from adbench.data.base import Dataset, Sample, Transform, load_batch, load_mask
 from adbench.diffusion.schedule import Schedule
@@ -179,6 +179,7 @@ class EvalSet:
     labels: np.ndarray
     masks: np.ndarray | None
     backbone_seconds: float  # per image
+    samples: list[Sample]
 
 
 def eval_set(ctx: Context, category: str) -> EvalSet:
@@ -188,7 +189,7 @@ def eval_set(ctx: Context, category: str) -> EvalSet:
     masks = np.stack([load_mask(s, cfg.image_size) for s in test]) if ctx.dataset.has_masks else None
     return EvalSet(category, ctx.features(held, f"{category}: held-out features"),
                    ctx.features(test, f"{category}: test features"), np.array([s.label for s in test]), masks,
-                   backbone_seconds_per_image(ctx, test))
+                   backbone_seconds_per_image(ctx, test), test)
 
 
 def cell_config(cfg: RunConfig, category: str, spec: dict[str, Any]) -> RunConfig:
@@ -218,6 +219,7 @@ def score_cell(ctx: Context, data: EvalSet, model: nn.Module, spec: dict[str, An
         metrics["mad"] = mad(metrics)
     scorer_per_image = test_out.seconds / len(data.labels)
     cell = cell_config(cfg, data.category, spec)
+    maps_file = save_maps(ctx, data, maps, cell.hash()) if cfg.save_maps > 0 else ""
     console.print(f"  {data.category:>12} {scorer_label(spec):<28} image AU-ROC {metrics['image_auroc']:.3f}  "
                   f"pixel AU-ROC {metrics['pixel_auroc']:.3f}")
     return {
@@ -231,8 +233,23 @@ def score_cell(ctx: Context, data: EvalSet, model: nn.Module, spec: dict[str, An
         "seed": cfg.seed, "cell_key": cell.hash(), "config_hash": cfg.hash(),
         "config": json.dumps(cell.to_dict(), sort_keys=True), "versions": json.dumps(versions()),
         "git_commit": git_commit(), "device": device_name(ctx.device), "fps_batch_size": cfg.eval_batch_size,
-        "precision": "bf16" if ctx.device.type == "cuda" else "fp32",
+        "precision": "bf16" if ctx.device.type == "cuda" else "fp32", "maps_file": maps_file,
     }
+
+
+def save_maps(ctx: Context, data: EvalSet, maps: np.ndarray, key: str) -> str:
+    """Keep the maps of a few test images (anomalous first) for figures; returns the file path."""
+    order = np.argsort(-data.labels, kind="stable")[: ctx.cfg.save_maps]
+    masks = data.masks[order] if data.masks is not None else np.zeros((len(order), *maps.shape[1:]), bool)
+    path = ctx.run_dir / "maps" / f"{key}.npz"
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as fh:  # a file object: savez would append .npz to a path
+            np.savez_compressed(fh, maps=maps[order].astype(np.float16), masks=masks, labels=data.labels[order],
+                                images=np.array([str(data.samples[i].image_path) for i in order]))
+
+    atomic_write(path, write)
+    return str(path)
 
 
 def evaluate_category(ctx: Context, category: str, model: nn.Module) -> list[dict[str, Any]]:

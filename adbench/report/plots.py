@@ -44,3 +44,36 @@ def plot_metrics_vs(frame: pd.DataFrame, arg: str, path: Path, title: str = "") 
         fig.savefig(p, dpi=130)
     plt.close(fig)
     return paths
+
+
+def plot_anomaly_maps(maps_file: str | Path, path: Path, title: str = "") -> Path:
+    """Rows of (image, ground-truth mask, anomaly map overlaid on the image) for the saved samples."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+    from PIL import Image
+
+    data = np.load(maps_file)
+    maps, masks, images = data["maps"].astype(np.float32), data["masks"], data["images"]
+    n, size = len(maps), maps.shape[-1]
+    fig, axes = plt.subplots(n, 3, figsize=(7.5, 2.5 * n), squeeze=False)
+    lo, hi = float(maps.min()), float(maps.max())
+    for row, (amap, mask, image) in enumerate(zip(maps, masks, images, strict=True)):
+        with Image.open(str(image)) as img:
+            rgb = np.asarray(img.convert("RGB").resize((size, size), Image.BILINEAR))
+        axes[row, 0].imshow(rgb)
+        axes[row, 1].imshow(mask, cmap="gray", vmin=0, vmax=1)
+        axes[row, 2].imshow(rgb)
+        axes[row, 2].imshow(amap, cmap="jet", alpha=0.5, vmin=lo, vmax=hi)
+        for ax, name in zip(axes[row], ("image", "mask", "anomaly map"), strict=True):
+            ax.set_axis_off()
+            if row == 0:
+                ax.set_title(name, fontsize=9)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
