@@ -340,6 +340,46 @@ def report(results: Annotated[list[Path], typer.Argument(help="Run or grid folde
 
 
 @app.command()
+def fps(config: Annotated[Path | None, typer.Argument(help="YAML run config (backbone, noise net, scorers).")] = None,
+        backbone: Annotated[str | None, Opt("--backbone")] = None,
+        noise_net: Annotated[str | None, Opt("--noise-net")] = None,
+        scorer: Annotated[list[str] | None, Opt("--scorer", "-s", help="Scorer(s), e.g. invad:steps=3.")] = None,
+        batch_size: Annotated[int, Opt("--batch-size", help="Images per batch (the papers use 64).")] = 64,
+        warmup: Annotated[int, Opt("--warmup", help="Untimed iterations first.")] = 3,
+        iters: Annotated[int, Opt("--iters", help="Timed iterations.")] = 10,
+        compile_model: Annotated[bool, Opt("--compile", help="torch.compile backbone and noise net.")] = False,
+        device: Annotated[str | None, Opt("--device")] = None,
+        results_dir: Annotated[Path, Opt("--results-dir")] = DEFAULT_RESULTS) -> None:
+    """Images/s of the full pipeline and of the scorer alone, plus batch-1 latency (see the FPS protocol)."""
+    import json
+    from datetime import datetime, timezone
+
+    from adbench.atomic import atomic_write_text
+    from adbench.engine.fps import measure_fps, records_as_rows
+
+    try:
+        flags = {"backbone": backbone, "noise_net": noise_net, "device": device,
+                 "scorers": [parse_scorer(s) for s in scorer] if scorer else None}
+        flags = {k: v for k, v in flags.items() if v is not None}
+        cfg = load_config(config, flags) if config else from_dict(RunConfig, flags)
+        rows = records_as_rows(measure_fps(cfg, batch_size, warmup, iters, compile_model))
+    except AdbenchError as exc:
+        fail(exc)
+    table = Table(title=f"FPS on {rows[0]['device']} ({rows[0]['precision']}, batch {batch_size}, "
+                  f"compile {'on' if compile_model else 'off'}, torch {rows[0]['torch']})", title_justify="left")
+    for col in ("scorer", "NFE", "pipeline img/s", "scorer img/s", "latency b=1 (ms)"):
+        table.add_column(col, justify="left" if col == "scorer" else "right")
+    for r in rows:
+        table.add_row(r["scorer"], str(r["nfe"]), f"{r['pipeline_images_per_s']:.1f}",
+                      f"{r['scorer_images_per_s']:.1f}", f"{r['latency_ms_batch1']:.1f}")
+    out.print(table)
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    path = results_dir / f"fps-{cfg.backbone}-{cfg.noise_net}-{stamp}.json"
+    atomic_write_text(path, json.dumps({"config": cfg.to_dict(), "records": rows}, indent=1))
+    err.print(f"records: {path}", soft_wrap=True)
+
+
+@app.command()
 def toy(t: Annotated[int, Opt("--t", help="Timestep of the one-step IRF.")] = 250,
         seed: Annotated[int, Opt("--seed")] = 0,
         as_json: Annotated[bool, Opt("--json", help="Print one JSON object {mean_auroc, noisy_auroc}.")] = False,

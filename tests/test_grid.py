@@ -130,10 +130,16 @@ def test_presets_run_quick_on_the_embedded_dataset(preset, tmp_path):
 
 
 def test_every_preset_expands(tmp_path):
+    from adbench.engine.study import config_for, load_study
+
     for path in sorted((ROOT / "registry").glob("*.yaml")):
         for quick in (False, True):
             spec = load_grid(path, quick=quick, sets=["categories=[a]"])
             assert expand(spec), path
+    for path in sorted((ROOT / "registry" / "studies").glob("*.yaml")):
+        for quick in (False, True):
+            spec = load_study(path, quick=quick)
+            assert config_for(spec, {k: d.get("low", (d.get("choices") or [None])[0]) for k, d in spec.space.items()})
 
 
 def test_sweep_t_scores_one_model_per_category_and_plots(tiny_synthetic, tmp_path):

@@ -134,3 +134,14 @@ def test_reconstruction_by_hand():
     assert scorer.image_scores == ("max",)
     with pytest.raises(ConfigError, match="steps <= t"):
         SCORERS.create("reconstruction", ratio=0.002, steps=5).timesteps(SCHEDULE)
+
+
+@pytest.mark.parametrize("sigma", [0.5, 1.0, 4.0])
+def test_gaussian_smoothing_equals_scipy(sigma):
+    from scipy.ndimage import gaussian_filter
+
+    from adbench.scorers.scoring import gaussian_smooth
+
+    maps = torch.rand(3, 40, 37, dtype=torch.float64)
+    expected = gaussian_filter(maps.numpy(), sigma=(0, sigma, sigma), mode="reflect", truncate=4.0)
+    assert np.allclose(gaussian_smooth(maps, sigma).numpy(), expected, atol=1e-12)

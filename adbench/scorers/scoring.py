@@ -22,7 +22,6 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn.functional as F
-from scipy.ndimage import gaussian_filter
 
 from adbench.errors import AdbenchError, ConfigError
 
@@ -88,20 +87,46 @@ def from_latent(latent: torch.Tensor) -> Scored:
     return Scored(fmap, {"nll": nll, "diff": flat.amax(dim=1) - flat.amin(dim=1)})
 
 
+def gaussian_smooth(maps: torch.Tensor, sigma: float, truncate: float = 4.0) -> torch.Tensor:
+    """Separable Gaussian filter of B x H x W maps on their device, equal to
+    ``scipy.ndimage.gaussian_filter(maps, (0, sigma, sigma), mode="reflect", truncate=truncate)``."""
+    radius = int(truncate * sigma + 0.5)
+    x = torch.arange(-radius, radius + 1, device=maps.device, dtype=torch.float32)
+    kernel = torch.exp(-0.5 * (x / sigma) ** 2)
+    kernel = (kernel / kernel.sum()).to(maps.dtype)
+    out = maps[:, None]
+    for dim in (-1, -2):  # rows, then columns
+        n = out.shape[dim]
+        if radius > n:
+            raise ValueError(f"smoothing radius {radius} exceeds the map size {n}")
+        left, right = out.narrow(dim, 0, radius).flip(dim), out.narrow(dim, n - radius, radius).flip(dim)
+        padded = torch.cat([left, out, right], dim=dim)  # scipy 'reflect': the edge pixel repeats
+        weight = kernel.view(1, 1, 1, -1) if dim == -1 else kernel.view(1, 1, -1, 1)
+        out = F.conv2d(padded, weight)
+    return out[:, 0]
+
+
+def pixel_maps_on_device(fmap: torch.Tensor, size: int, sigma: float) -> torch.Tensor:
+    """Upsampled (and optionally smoothed) pixel maps N x size x size, on the map's device."""
+    maps = upsample(fmap.float(), size)
+    return gaussian_smooth(maps, sigma) if sigma > 0 else maps
+
+
 def pixel_maps(fmap: torch.Tensor, size: int, sigma: float) -> np.ndarray:
-    """Upsampled (and optionally smoothed) pixel maps N x size x size, float32."""
-    maps = upsample(fmap.float(), size).numpy()
-    if sigma > 0:
-        maps = gaussian_filter(maps, sigma=(0, sigma, sigma), truncate=4.0).astype(np.float32)
-    return maps
+    """``pixel_maps_on_device`` as a float32 numpy array."""
+    return pixel_maps_on_device(fmap, size, sigma).cpu().numpy()
+
+
+def max_score_on_device(maps: torch.Tensor, pool_size: int) -> torch.Tensor:
+    """Max of each map after ``pool_size`` x ``pool_size`` average pooling with stride 1."""
+    t = maps[:, None]
+    if pool_size > 1:
+        t = F.avg_pool2d(t, pool_size, stride=1)
+    return t.flatten(1).amax(dim=1)
 
 
 def max_score(maps: np.ndarray, pool_size: int) -> np.ndarray:
-    """Max of each map after ``pool_size`` x ``pool_size`` average pooling with stride 1."""
-    t = torch.from_numpy(maps)[:, None]
-    if pool_size > 1:
-        t = F.avg_pool2d(t, pool_size, stride=1)
-    return t.flatten(1).amax(dim=1).numpy()
+    return max_score_on_device(torch.from_numpy(maps), pool_size).numpy()
 
 
 @dataclass(frozen=True)
