@@ -137,7 +137,9 @@ def run_scorer(scorer: Any, model: nn.Module, schedule: Schedule, feats: torch.T
     """Score ``feats`` batch by batch after one warm-up call; noise comes from one seeded generator."""
     gen = torch.Generator(ctx.device).manual_seed(seed)
     bs = ctx.cfg.eval_batch_size
-    batches = [feats[i : i + bs].to(ctx.device) for i in range(0, len(feats), bs)]
+    if ctx.device.type == "cuda":
+        feats = feats.pin_memory()  # asynchronous host-to-device copies
+    batches = [feats[i : i + bs].to(ctx.device, non_blocking=True) for i in range(0, len(feats), bs)]
     amp = dict(device_type=ctx.device.type, dtype=torch.bfloat16, enabled=ctx.device.type == "cuda")
     with torch.autocast(**amp):
         scorer.score(model, schedule, batches[0][:2], torch.Generator(ctx.device).manual_seed(0))  # warm-up
