@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import tempfile
 from collections.abc import Callable
@@ -9,6 +10,17 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
+from adbench.errors import AdbenchError
+
+
+class DiskFullError(AdbenchError):
+    """No space left while writing a result; what was written before is intact."""
+
+
+def disk_full(path: Path, exc: OSError) -> DiskFullError:
+    return DiskFullError(f"Disk full while writing {path} ({exc.strerror}). Nothing already written was changed: "
+                         f"free space in {Path(path).parent} and run the same command again to resume.")
 
 
 def atomic_write(path: Path, write: Callable[[Path], Any]) -> None:
@@ -22,6 +34,11 @@ def atomic_write(path: Path, write: Callable[[Path], Any]) -> None:
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise disk_full(path, exc) from None
+        raise
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

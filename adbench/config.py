@@ -45,6 +45,7 @@ class RunConfig:
     holdout_fraction: float = 0.1
     seed: int = 0
     device: str = "auto"
+    deterministic: bool = False  # torch deterministic algorithms (CUDA: also cuBLAS workspace config)
     eval_batch_size: int = 32
     save_maps: int = 4  # anomaly maps of this many test images (anomalous first) kept for figures
     fps_images: int = 16

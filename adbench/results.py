@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 from datetime import datetime, timezone
@@ -11,7 +12,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from adbench.atomic import atomic_write, atomic_write_text
+from adbench.atomic import atomic_write, atomic_write_text, disk_full
 from adbench.config import RunConfig, from_dict
 from adbench.errors import AdbenchError
 
@@ -75,9 +76,14 @@ class RecordLog:
         with open(self.path, "ab") as fh:
             if fh.tell() > 0 and not self._ends_with_newline():
                 data = b"\n" + data
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
+            try:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            except OSError as exc:
+                if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                    raise disk_full(self.path, exc) from None  # a torn line is ignored when read
+                raise
 
     def _ends_with_newline(self) -> bool:
         with open(self.path, "rb") as fh:

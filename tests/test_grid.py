@@ -2,6 +2,7 @@
 
 import json
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -86,9 +87,11 @@ def test_killed_grid_resumes_without_losing_or_duplicating_cells(tiny_synthetic,
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     log_path = tmp_path / "r" / "grid-tiny" / "cells.jsonl"
     kept = []
-    for wait_for in (1, 5):  # kill after the first cell, then again after the fifth
+    rng = random.Random(0)
+    # kill after the first cell, at two random moments, then after the fifth cell
+    for wait_for, at_most in ((1, 120), (99, rng.uniform(0.5, 6)), (99, rng.uniform(0.5, 6)), (5, 120)):
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.time() + 120
+        deadline = time.time() + at_most
         while time.time() < deadline and proc.poll() is None:
             if log_path.exists() and len(RecordLog(log_path).finished()) >= wait_for:
                 break

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import random
 import warnings
 from dataclasses import dataclass
@@ -32,10 +33,14 @@ from adbench.scorers.scoring import Normalizer, Scoring, max_score, pixel_maps
 console = Console(stderr=True)
 
 
-def seed_everything(seed: int) -> None:
+def seed_everything(seed: int, deterministic: bool = False) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True)
+        torch.backends.cudnn.benchmark = False
 
 
 def scorer_label(spec: dict[str, Any]) -> str:
@@ -110,7 +115,7 @@ def train_category(ctx: Context, category: str) -> nn.Module:
     cfg = ctx.cfg
     fit, _ = split_train(ctx.dataset.train(category), cfg.holdout_fraction, cfg.seed)
     path = ctx.model_path(category)
-    seed_everything(cfg.seed)
+    seed_everything(cfg.seed, cfg.deterministic)
     feats = ctx.features(fit, f"{category}: train features")
     model = build_noise_net(cfg, feats.shape[1])
     if not path.is_file():
@@ -236,6 +241,8 @@ def score_cell(ctx: Context, data: EvalSet, model: nn.Module, spec: dict[str, An
         "config": json.dumps(cell.to_dict(), sort_keys=True), "versions": json.dumps(versions()),
         "git_commit": git_commit(), "device": device_name(ctx.device), "fps_batch_size": cfg.eval_batch_size,
         "precision": "bf16" if ctx.device.type == "cuda" else "fp32", "maps_file": maps_file,
+        "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
+        "cuda_deterministic": ctx.device.type == "cuda" and torch.are_deterministic_algorithms_enabled(),
     }
 
 

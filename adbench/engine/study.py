@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import random
+import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -117,7 +119,20 @@ def open_storage(url: str) -> Any:
 
         Path(url).parent.mkdir(parents=True, exist_ok=True)
         return JournalStorage(JournalFileBackend(url))
-    return url
+    kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
+    # workers starting together race to create the schema (sqlalchemy IntegrityError/OperationalError)
+    return retry(lambda: optuna.storages.RDBStorage(url, engine_kwargs=kwargs), Exception)
+
+
+def retry(fn: Any, exceptions: type[BaseException] | tuple, attempts: int = 5) -> Any:
+    """``fn()``, retried after a short random pause when it raises ``exceptions``."""
+    for attempt in range(attempts):
+        try:
+            return fn()
+        except exceptions:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.2 + random.random())
 
 
 class StudyRunner:
@@ -134,8 +149,11 @@ class StudyRunner:
         sampler = optuna.samplers.TPESampler(seed=self.spec.sampler_seed)
         pruner = optuna.pruners.NopPruner() if self.spec.fps_objective else optuna.pruners.MedianPruner(
             n_startup_trials=3)
-        return optuna.create_study(study_name=self.spec.name, storage=self.storage, load_if_exists=True,
-                                   directions=self.spec.directions, sampler=sampler, pruner=pruner)
+        # two workers creating the same study at once: one wins, the other loads it on retry
+        return retry(lambda: optuna.create_study(study_name=self.spec.name, storage=self.storage,
+                                                 load_if_exists=True, directions=self.spec.directions,
+                                                 sampler=sampler, pruner=pruner),
+                     optuna.exceptions.DuplicatedStudyError)
 
     def validation_context(self, cfg: RunConfig, trial_number: int) -> Context:
         key = context_key(cfg)
