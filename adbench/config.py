@@ -126,16 +126,23 @@ def from_dict(cls: type, data: dict[str, Any], where: str = "config") -> Any:
     return cls(**{k: _coerce(v, hints[k], f"{where}.{k}") for k, v in data.items()})
 
 
-def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> RunConfig:
-    """Read a YAML run config (safe loader) and apply ``overrides``."""
+def read_yaml(path: str | Path, what: str = "Config") -> dict[str, Any]:
+    """A YAML mapping read with the safe loader; clear errors for a missing or malformed file."""
     path = Path(path)
     try:
         data = yaml.safe_load(path.read_text()) or {}
     except FileNotFoundError:
-        raise ConfigError(f"Config file {path} not found.") from None
+        raise ConfigError(f"{what} file {path} not found.") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path} is not valid YAML: {exc}") from None
-    return from_dict(RunConfig, {**data, **(overrides or {})}, where=str(path))
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of keys to values, got {type(data).__name__}")
+    return data
+
+
+def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> RunConfig:
+    """Read a YAML run config (safe loader) and apply ``overrides``."""
+    return from_dict(RunConfig, {**read_yaml(path), **(overrides or {})}, where=str(path))
 
 
 def parse_scorer(text: str) -> dict[str, Any]:

@@ -28,7 +28,7 @@ def test_paper_scale_parameter_counts():
     assert 1.2e9 < parameter_count("unet") < 1.5e9
 
 
-@pytest.mark.parametrize("name", TINY)
+@pytest.mark.parametrize("name", ["mlp", *TINY])
 def test_shapes_zero_output_at_init_and_seeded_init(name):
     torch.manual_seed(0)
     net = NOISE_NETS.create(name, in_channels=16)

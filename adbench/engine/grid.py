@@ -33,7 +33,7 @@ import pandas as pd
 import yaml
 
 from adbench.atomic import atomic_write_text
-from adbench.config import RunConfig, from_dict, parse_scorer, stable_hash
+from adbench.config import RunConfig, from_dict, parse_scorer, read_yaml, stable_hash
 from adbench.engine.run import Context, EvalSet, cell_config, console, eval_set, score_cell, train_category
 from adbench.errors import ConfigError
 from adbench.results import RecordLog, write_rows
@@ -89,12 +89,7 @@ def set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
 def load_grid(path: str | Path, sets: list[str] | None = None, quick: bool = False) -> GridSpec:
     """Read a grid file; ``sets`` are ``key=value`` overrides of the base (``--set``)."""
     path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except FileNotFoundError:
-        raise ConfigError(f"Grid file {path} not found.") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path} is not valid YAML: {exc}") from None
+    data = read_yaml(path, "Grid")
     unknown = set(data) - GRID_KEYS
     if unknown:
         raise ConfigError(f"{path}: unknown key(s) {sorted(unknown)}; a grid file has {sorted(GRID_KEYS)}")

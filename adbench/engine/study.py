@@ -33,9 +33,8 @@ from typing import Any
 
 import numpy as np
 import optuna
-import yaml
 
-from adbench.config import RunConfig, from_dict
+from adbench.config import RunConfig, from_dict, read_yaml
 from adbench.data.validation import CarvedValidation, FolderValidation
 from adbench.engine.grid import context_key, set_dotted
 from adbench.engine.run import Context, console, eval_set, score_cell, train_category
@@ -68,10 +67,7 @@ class StudySpec:
 
 def load_study(path: str | Path, quick: bool = False) -> StudySpec:
     path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except FileNotFoundError:
-        raise ConfigError(f"Study file {path} not found.") from None
+    data = read_yaml(path, "Study")
     unknown = set(data) - STUDY_KEYS
     if unknown:
         raise ConfigError(f"{path}: unknown key(s) {sorted(unknown)}; a study file has {sorted(STUDY_KEYS)}")

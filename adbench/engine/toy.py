@@ -17,6 +17,7 @@ from adbench.diffusion.schedule import Schedule
 from adbench.diffusion.train import TrainConfig, train_noise_net
 from adbench.metrics import image_metrics
 from adbench.noise_nets.mlp import MLPNoiseNet
+from adbench.report.plots import save_figure
 from adbench.scorers.osd_irf import OSDIRF
 
 
@@ -82,10 +83,4 @@ def plot_trajectories(result: ToyResult, path: Path, n_lines: int = 300, seed: i
         ax.set_title(title, fontsize=10)
         ax.legend(loc="upper right", fontsize=8)
     fig.suptitle("One-step transition from data space to IRF space (OSD-IRF Fig. 2)")
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    paths = [path.with_suffix(".png"), path.with_suffix(".pdf")]
-    for p in paths:
-        fig.savefig(p, dpi=150)
-    plt.close(fig)
-    return paths
+    return save_figure(fig, path, dpi=150)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -37,11 +38,18 @@ def plot_metrics_vs(frame: pd.DataFrame, arg: str, path: Path, title: str = "") 
         ax.grid(alpha=0.3)
     axes[0, 0].legend(fontsize=8)
     fig.suptitle(title or f"metrics (%) against {arg}")
+    return save_figure(fig, path)
+
+
+def save_figure(fig: Any, path: Path, dpi: int = 130) -> list[Path]:
+    """Save ``fig`` as PNG and PDF next to each other and close it."""
+    import matplotlib.pyplot as plt
+
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     paths = [path.with_suffix(".png"), path.with_suffix(".pdf")]
     for p in paths:
-        fig.savefig(p, dpi=130)
+        fig.savefig(p, dpi=dpi)
     plt.close(fig)
     return paths
 
