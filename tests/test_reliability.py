@@ -97,3 +97,20 @@ def test_yaml_is_loaded_safely(tmp_path):
     evil.write_text("name: !!python/object/apply:os.system ['echo pwned']\n")
     result = CliRunner().invoke(app, ["run", str(evil), "--results-dir", str(tmp_path / "r")])
     assert result.exit_code == 2 and "not valid YAML" in result.output
+
+
+def test_nan_scores_are_named_not_turned_into_metrics(tiny_synthetic, tmp_path, monkeypatch):
+    from adbench.noise_nets.mlp import MLPNoiseNet
+    from adbench.registry import NOISE_NETS
+
+    class Diverged(MLPNoiseNet):
+        def forward(self, x, t):
+            return super().forward(x, t) * float("nan")
+
+    monkeypatch.setattr(NOISE_NETS, "_entries", dict(NOISE_NETS._entries))
+    NOISE_NETS.register("diverged_test", width=16, depth=1)(Diverged)
+    config = write_config(tmp_path / "c.yaml", data_root=str(tiny_synthetic), categories=["washer"],
+                          noise_net="diverged_test", scorers=[{"name": "osd_irf_mean"}])
+    result = CliRunner().invoke(app, ["run", str(config), "--results-dir", str(tmp_path / "r")])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert "washer / osd_irf_mean" in result.output and "NaN or Inf" in result.output

@@ -24,7 +24,7 @@ from adbench.diffusion.train import train_noise_net
 from adbench.engine.cache import cached_features
 from adbench.engine.device import clock, device_name, resolve_device
 from adbench.errors import DataError
-from adbench.metrics import PIXEL_KEYS, MetricWarning, image_metrics, mad, pixel_metrics
+from adbench.metrics import PIXEL_KEYS, MetricWarning, NonFiniteScoreError, image_metrics, mad, pixel_metrics
 from adbench.provenance import git_commit, versions
 from adbench.registry import BACKBONES, DATASETS, NOISE_NETS, SCORERS
 from adbench.results import write_rows
@@ -219,7 +219,14 @@ def score_cell(ctx: Context, data: EvalSet, model: nn.Module, spec: dict[str, An
     else:
         held_out = run_scorer(scorer, model, schedule, data.held_feats, ctx, cfg.seed + 1)
         norm = Normalizer.fit({k: image_components(held_out, scoring, cfg.image_size)[0][k] for k in names})
-    metrics = image_metrics(norm.image_score(test_comp, names), data.labels)
+    scores = norm.image_score(test_comp, names)
+    bad = ~np.isfinite(scores) | ~np.isfinite(maps).all(axis=(1, 2))
+    if bad.any():
+        raise NonFiniteScoreError(
+            f"{data.category} / {scorer_label(spec)}: {int(bad.sum())} test image(s) got NaN or Inf scores, "
+            f"first {data.samples[int(np.argmax(bad))].image_path}. The noise net or its weights diverged: "
+            "check the training loss (a lower lr helps) or the weights file.")
+    metrics = image_metrics(scores, data.labels)
     metrics |= dict.fromkeys(PIXEL_KEYS, float("nan")) if data.masks is None else pixel_metrics(maps, data.masks)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", MetricWarning)
