@@ -114,3 +114,26 @@ def test_nan_scores_are_named_not_turned_into_metrics(tiny_synthetic, tmp_path, 
     result = CliRunner().invoke(app, ["run", str(config), "--results-dir", str(tmp_path / "r")])
     assert result.exit_code == 2 and "Traceback" not in result.output
     assert "washer / osd_irf_mean" in result.output and "NaN or Inf" in result.output
+
+
+def test_killed_study_worker_is_replaced_and_the_study_completes(tiny_synthetic, tmp_path):
+    import signal
+    import time
+
+    path = study_file(tmp_path / "s.yaml", tiny_synthetic, name="killed", n_trials=3, heartbeat=1)
+    cmd = [sys.executable, "-m", "adbench", "study", str(path), "--results-dir", str(tmp_path)]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    log = RecordLog(tmp_path / "study-killed" / "trials.jsonl")
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None and not log.read():
+        time.sleep(0.05)  # the first category of trial 0 is done: the trial is mid-way
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    time.sleep(2.5)  # longer than the grace period of two heartbeats
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    study = optuna.load_study(study_name="killed", storage=f"sqlite:///{tmp_path / 'study-killed' / 'study.db'}")
+    states = [t.state for t in study.trials]
+    finished = [s for s in states if s in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)]
+    assert len(finished) >= 3 and optuna.trial.TrialState.RUNNING not in states

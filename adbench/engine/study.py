@@ -43,7 +43,7 @@ from adbench.metrics import METRIC_KEYS
 from adbench.results import RecordLog
 
 STUDY_KEYS = {"name", "base", "space", "objective", "fps_objective", "n_trials", "validation", "quick",
-              "description", "sampler_seed"}
+              "description", "sampler_seed", "heartbeat"}
 OBJECTIVES = (*METRIC_KEYS, "mad")
 
 
@@ -59,6 +59,7 @@ class StudySpec:
     quick: dict[str, Any] = field(default_factory=dict)
     description: str = ""
     sampler_seed: int = 0
+    heartbeat: int = 60  # seconds; with RDB storage a trial silent for 2 heartbeats (a killed worker) is retried
 
     @property
     def directions(self) -> list[str]:
@@ -107,8 +108,12 @@ def config_for(spec: StudySpec, params: dict[str, Any]) -> RunConfig:
     return cfg
 
 
-def open_storage(url: str) -> Any:
-    """An Optuna storage from an RDB URL or a journal file path (``.log``/``.jsonl``)."""
+def open_storage(url: str, heartbeat: int = 60) -> Any:
+    """An Optuna storage from an RDB URL or a journal file path (``.log``/``.jsonl``).
+
+    RDB storages get a heartbeat: a trial whose worker died (no beat for two intervals) is marked
+    failed and run again once, so a killed worker never leaves the study short of trials.
+    """
     if url.endswith((".log", ".jsonl")) and "://" not in url:
         from optuna.storages import JournalStorage
         from optuna.storages.journal import JournalFileBackend
@@ -117,7 +122,9 @@ def open_storage(url: str) -> Any:
         return JournalStorage(JournalFileBackend(url))
     kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
     # workers starting together race to create the schema (sqlalchemy IntegrityError/OperationalError)
-    return retry(lambda: optuna.storages.RDBStorage(url, engine_kwargs=kwargs), Exception)
+    return retry(lambda: optuna.storages.RDBStorage(
+        url, engine_kwargs=kwargs, heartbeat_interval=heartbeat, grace_period=2 * heartbeat,
+        failed_trial_callback=optuna.storages.RetryFailedTrialCallback(max_retry=1)), Exception)
 
 
 def retry(fn: Any, exceptions: type[BaseException] | tuple, attempts: int = 5) -> Any:
@@ -137,7 +144,7 @@ class StudyRunner:
         self.study_dir = Path(results_dir) / f"study-{spec.name}"
         self.study_dir.mkdir(parents=True, exist_ok=True)
         self.cache_dir = Path(cache_dir)
-        self.storage = open_storage(storage or f"sqlite:///{self.study_dir / 'study.db'}")
+        self.storage = open_storage(storage or f"sqlite:///{self.study_dir / 'study.db'}", spec.heartbeat)
         self.log = RecordLog(self.study_dir / "trials.jsonl")
         self.contexts: dict[str, Context] = {}
 
