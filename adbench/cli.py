@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-import sys
 import traceback
 from pathlib import Path
 from typing import Annotated, Any
@@ -424,6 +423,3 @@ def list_components(kind: Annotated[str | None, typer.Argument(
             table.add_row(entry.name, entry.description, *extra)
         out.print(table)
 
-
-def entry() -> None:  # pragma: no cover - console script shim
-    sys.exit(app())
