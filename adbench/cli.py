@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 import traceback
 from pathlib import Path
@@ -26,7 +25,9 @@ DEFAULT_RESULTS = Path("results")
 
 
 def cache_dir_default() -> Path:
-    return Path(os.environ.get("ADBENCH_CACHE", Path.home() / ".cache" / "adbench"))
+    from adbench.data.synthetic import default_cache_dir
+
+    return default_cache_dir()
 
 
 @app.callback()
@@ -39,6 +40,20 @@ def fail(exc: BaseException) -> None:
         traceback.print_exception(exc)
     err.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True, highlight=False)
     raise typer.Exit(2)
+
+
+def guarded(fn):
+    """Turn an AdbenchError raised by a command into one clear line and exit code 2."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except AdbenchError as exc:
+            fail(exc)
+
+    return wrapper
 
 
 ConfigArg = Annotated[Path | None, typer.Argument(help="YAML run config; flags override its keys.")]
@@ -91,21 +106,15 @@ def run_options(fn):
               ("seed", int | None, ("--seed",), "Random seed."),
               ("device", str | None, ("--device",), "auto, cpu, cuda or cuda:N."),
               ("name", str | None, ("--name",), "Run name (prefix of the results folder)."),
-              ("results_dir", Path, ("--results-dir",), "Where run folders are written."),
+              ("results_dir", Path | None, ("--results-dir",), "Where run folders are written (default results/)."),
               ("cache_dir", Path | None, ("--cache-dir",), "Feature and dataset cache (default $ADBENCH_CACHE)."),
           ]],
     ]
-    for p in params:
-        if p.name == "results_dir":
-            params[params.index(p)] = p.replace(default=DEFAULT_RESULTS)
-
     @functools.wraps(fn)
+    @guarded
     def wrapper(**kw: Any) -> None:
-        results_dir, cache_dir = kw.pop("results_dir"), kw.pop("cache_dir") or cache_dir_default()
-        try:
-            fn(build_config(**kw), results_dir, cache_dir)
-        except AdbenchError as exc:
-            fail(exc)
+        results_dir, cache_dir = kw.pop("results_dir") or DEFAULT_RESULTS, kw.pop("cache_dir") or cache_dir_default()
+        fn(build_config(**kw), results_dir, cache_dir)
 
     wrapper.__signature__ = inspect.Signature(params)
     return wrapper
@@ -152,17 +161,15 @@ def run(cfg: RunConfig, results_dir: Path, cache_dir: Path) -> None:
 
 
 @app.command()
+@guarded
 def evaluate(run_dir: Annotated[Path, typer.Argument(help="Run folder written by `adbench train`.")],
              cache_dir: Annotated[Path | None, Opt("--cache-dir", help="Feature cache.")] = None) -> None:
     """Score the test sets with the trained models of a run folder (trains any that are missing)."""
     from adbench.engine.run import Context, evaluate_run
     from adbench.results import read_run_config
 
-    try:
-        ctx = Context.create(read_run_config(run_dir), run_dir, cache_dir or cache_dir_default())
-        _finish(run_dir, evaluate_run(ctx))
-    except AdbenchError as exc:
-        fail(exc)
+    ctx = Context.create(read_run_config(run_dir), run_dir, cache_dir or cache_dir_default())
+    _finish(run_dir, evaluate_run(ctx))
 
 
 DEMO_PRESET = Path(__file__).parent / "presets" / "demo.yaml"
@@ -177,17 +184,16 @@ def demo_config(quick: bool = False) -> RunConfig:
 
 
 @app.command()
+@guarded
 def demo(quick: Annotated[bool, Opt("--quick", help="Few epochs: a smoke run in about a minute.")] = False,
          results_dir: Annotated[Path, Opt("--results-dir")] = DEFAULT_RESULTS,
          cache_dir: Annotated[Path | None, Opt("--cache-dir")] = None) -> None:
     """Run the embedded default end to end: synthetic data, Lite0 features, three scorers."""
-    try:
-        _execute(demo_config(quick), results_dir, cache_dir or cache_dir_default())
-    except AdbenchError as exc:
-        fail(exc)
+    _execute(demo_config(quick), results_dir, cache_dir or cache_dir_default())
 
 
 @app.command()
+@guarded
 def grid(file: Annotated[Path, typer.Argument(help="Grid YAML (base config, axes, quick overrides).")],
          set_: Annotated[list[str] | None, Opt("--set", help="key=value override of the base (repeatable); "
                                                 "fixes an axis to one value.")] = None,
@@ -198,29 +204,27 @@ def grid(file: Annotated[Path, typer.Argument(help="Grid YAML (base config, axes
     """Run an ablation grid; resumable: finished cells are kept and skipped when started again."""
     from adbench.engine.grid import GridRunner, load_grid
 
-    try:
-        runner = GridRunner(load_grid(file, set_, quick), results_dir, cache_dir or cache_dir_default())
-        cells = runner.cells()
-        plan = runner.plan(cells)
-        table = Table(title=f"grid {runner.spec.name} -> {runner.grid_dir}", title_justify="left")
-        for key in plan:
-            table.add_column(key.replace("_", " "), justify="right")
-        table.add_row(*map(str, plan.values()))
-        err.print(table)
-        if dry_run:
-            return
-        frame = runner.run(cells)
-        if frame.empty:
-            fail(AdbenchError(f"No cell of grid {runner.spec.name} finished; see {runner.log.path}."))
-        _finish(runner.grid_dir, frame.to_dict("records"))
-        failed = runner.log.failed()
-        if failed:
-            err.print(f"[red]{len(failed)} cell(s) failed[/]; errors are in {runner.log.path}", soft_wrap=True)
-    except AdbenchError as exc:
-        fail(exc)
+    runner = GridRunner(load_grid(file, set_, quick), results_dir, cache_dir or cache_dir_default())
+    cells = runner.cells()
+    plan = runner.plan(cells)
+    table = Table(title=f"grid {runner.spec.name} -> {runner.grid_dir}", title_justify="left")
+    for key in plan:
+        table.add_column(key.replace("_", " "), justify="right")
+    table.add_row(*map(str, plan.values()))
+    err.print(table)
+    if dry_run:
+        return
+    frame = runner.run(cells)
+    if frame.empty:
+        raise AdbenchError(f"No cell of grid {runner.spec.name} finished; see {runner.log.path}.")
+    _finish(runner.grid_dir, frame.to_dict("records"))
+    failed = runner.log.failed()
+    if failed:
+        err.print(f"[red]{len(failed)} cell(s) failed[/]; errors are in {runner.log.path}", soft_wrap=True)
 
 
 @app.command()
+@guarded
 def study(file: Annotated[Path, typer.Argument(help="Study YAML (base config, search space, objective).")],
           quick: Annotated[bool, Opt("--quick", help="Apply the study's quick overrides.")] = False,
           storage: Annotated[str | None, Opt("--storage", help="Optuna RDB URL (e.g. postgresql://...) or a "
@@ -233,26 +237,23 @@ def study(file: Annotated[Path, typer.Argument(help="Study YAML (base config, se
     """Optuna study on a validation split carved from training normals (never the test set)."""
     from adbench.engine.study import StudyRunner, config_for, load_study
 
-    try:
-        spec = load_study(file, quick)
-        if n_trials is not None:
-            spec.n_trials = n_trials
-        runner = StudyRunner(spec, results_dir, cache_dir or cache_dir_default(), storage)
-        if evaluate_best:
-            best = runner.best_params(runner.study())
-            cfg = config_for(spec, best)
-            cfg.name = f"{spec.name}-best"
-            err.print(f"best trial parameters: {best}; evaluating on the test set", soft_wrap=True)
-            _execute(cfg, results_dir, cache_dir or cache_dir_default())
-            return
-        result = runner.optimize()
-        figures = runner.plots(result)
-        params = runner.best_params(result)
-        out.print(f"best parameters (validation {spec.objective}): {params}")
-        err.print(f"study folder: {runner.study_dir}; plots: {', '.join(map(str, figures)) or 'none'}",
-                  soft_wrap=True)
-    except AdbenchError as exc:
-        fail(exc)
+    spec = load_study(file, quick)
+    if n_trials is not None:
+        spec.n_trials = n_trials
+    runner = StudyRunner(spec, results_dir, cache_dir or cache_dir_default(), storage)
+    if evaluate_best:
+        best = runner.best_params(runner.study())
+        cfg = config_for(spec, best)
+        cfg.name = f"{spec.name}-best"
+        err.print(f"best trial parameters: {best}; evaluating on the test set", soft_wrap=True)
+        _execute(cfg, results_dir, cache_dir or cache_dir_default())
+        return
+    result = runner.optimize()
+    figures = runner.plots(result)
+    params = runner.best_params(result)
+    out.print(f"best parameters (validation {spec.objective}): {params}")
+    err.print(f"study folder: {runner.study_dir}; plots: {', '.join(map(str, figures)) or 'none'}",
+              soft_wrap=True)
 
 
 def parse_timesteps(text: str) -> list[int]:
@@ -270,6 +271,7 @@ def parse_timesteps(text: str) -> list[int]:
 
 
 @app.command("sweep-t")
+@guarded
 def sweep_t(config: Annotated[Path, typer.Argument(help="YAML run config (the model to sweep).")],
             t: Annotated[str, Opt("--t", help="Timesteps: 50,250,500 or a range 50:950:100.")] = "50:950:100",
             scorer: Annotated[list[str] | None, Opt("--scorer", "-s", help="Scorer(s) with a t argument.")] = None,
@@ -277,29 +279,26 @@ def sweep_t(config: Annotated[Path, typer.Argument(help="YAML run config (the mo
             results_dir: Annotated[Path, Opt("--results-dir")] = DEFAULT_RESULTS,
             cache_dir: Annotated[Path | None, Opt("--cache-dir")] = None) -> None:
     """Timestep sensitivity: score one trained model per category at many t; table and metric-vs-t plot."""
-    from adbench.engine.grid import GridRunner, GridSpec, parse_value, set_dotted
+    from adbench.engine.grid import GridRunner, GridSpec, parse_sets, set_dotted
     from adbench.report.plots import plot_metrics_vs
 
-    try:
-        timesteps = parse_timesteps(t)
-        base = load_config(config).to_dict()
-        for item in set_ or []:
-            key, _, value = item.partition("=")
-            set_dotted(base, key.strip(), parse_value(value))
-        scorers = scorer or ["osd_irf_mean", "osd_irf_noisy"]
-        spec = GridSpec(f"sweep-t-{base['name']}", base=base, axes={"scorer": scorers, "scorer.t": timesteps})
-        runner = GridRunner(spec, results_dir, cache_dir or cache_dir_default())
-        frame = runner.run(runner.cells())
-        if frame.empty:
-            fail(AdbenchError(f"No cell finished; see {runner.log.path}."))
-        _finish(runner.grid_dir, frame.to_dict("records"))
-        figures = plot_metrics_vs(frame, "t", runner.grid_dir / "metrics_vs_t", f"t sensitivity ({base['name']})")
-        err.print(f"plots: {', '.join(map(str, figures))}", soft_wrap=True)
-    except AdbenchError as exc:
-        fail(exc)
+    timesteps = parse_timesteps(t)
+    base = load_config(config).to_dict()
+    for key, value in parse_sets(set_).items():
+        set_dotted(base, key, value)
+    scorers = scorer or ["osd_irf_mean", "osd_irf_noisy"]
+    spec = GridSpec(f"sweep-t-{base['name']}", base=base, axes={"scorer": scorers, "scorer.t": timesteps})
+    runner = GridRunner(spec, results_dir, cache_dir or cache_dir_default())
+    frame = runner.run(runner.cells())
+    if frame.empty:
+        raise AdbenchError(f"No cell finished; see {runner.log.path}.")
+    _finish(runner.grid_dir, frame.to_dict("records"))
+    figures = plot_metrics_vs(frame, "t", runner.grid_dir / "metrics_vs_t", f"t sensitivity ({base['name']})")
+    err.print(f"plots: {', '.join(map(str, figures))}", soft_wrap=True)
 
 
 @app.command()
+@guarded
 def report(results: Annotated[list[Path], typer.Argument(help="Run or grid folders (or metrics.parquet files).")],
            fmt: Annotated[str, Opt("--format", help="md, latex or both.")] = "both",
            out_path: Annotated[Path, Opt("--out", help="Output path without suffix.")] = Path("reports/table"),
@@ -314,11 +313,8 @@ def report(results: Annotated[list[Path], typer.Argument(help="Run or grid folde
     from adbench.results import read_rows
 
     if fmt not in ("md", "latex", "both"):
-        fail(AdbenchError(f"--format must be md, latex or both, got {fmt!r}"))
-    try:
-        frames = [pd.read_parquet(p) if p.suffix == ".parquet" else read_rows(p) for p in results]
-    except AdbenchError as exc:
-        fail(exc)
+        raise AdbenchError(f"--format must be md, latex or both, got {fmt!r}")
+    frames = [pd.read_parquet(p) if p.suffix == ".parquet" else read_rows(p) for p in results]
     frame = pd.concat(frames, ignore_index=True)
     written = []
     if fmt in ("md", "both"):
@@ -339,6 +335,7 @@ def report(results: Annotated[list[Path], typer.Argument(help="Run or grid folde
 
 
 @app.command()
+@guarded
 def fps(config: Annotated[Path | None, typer.Argument(help="YAML run config (backbone, noise net, scorers).")] = None,
         backbone: Annotated[str | None, Opt("--backbone")] = None,
         noise_net: Annotated[str | None, Opt("--noise-net")] = None,
@@ -356,14 +353,11 @@ def fps(config: Annotated[Path | None, typer.Argument(help="YAML run config (bac
     from adbench.atomic import atomic_write_text
     from adbench.engine.fps import measure_fps, records_as_rows
 
-    try:
-        flags = {"backbone": backbone, "noise_net": noise_net, "device": device,
-                 "scorers": [parse_scorer(s) for s in scorer] if scorer else None}
-        flags = {k: v for k, v in flags.items() if v is not None}
-        cfg = load_config(config, flags) if config else from_dict(RunConfig, flags)
-        rows = records_as_rows(measure_fps(cfg, batch_size, warmup, iters, compile_model))
-    except AdbenchError as exc:
-        fail(exc)
+    flags = {"backbone": backbone, "noise_net": noise_net, "device": device,
+             "scorers": [parse_scorer(s) for s in scorer] if scorer else None}
+    flags = {k: v for k, v in flags.items() if v is not None}
+    cfg = load_config(config, flags) if config else from_dict(RunConfig, flags)
+    rows = records_as_rows(measure_fps(cfg, batch_size, warmup, iters, compile_model))
     table = Table(title=f"FPS on {rows[0]['device']} ({rows[0]['precision']}, batch {batch_size}, "
                   f"compile {'on' if compile_model else 'off'}, torch {rows[0]['torch']})", title_justify="left")
     for col in ("scorer", "NFE", "pipeline img/s", "scorer img/s", "latency b=1 (ms)"):
@@ -400,13 +394,14 @@ def toy(t: Annotated[int, Opt("--t", help="Timestep of the one-step IRF.")] = 25
 
 
 @app.command("list")
+@guarded
 def list_components(kind: Annotated[str | None, typer.Argument(
         help="datasets, backbones, noise-nets or scorers (default: all).")] = None) -> None:
     """Show registered components with one-line descriptions."""
     from adbench.registry import REGISTRIES
 
     if kind is not None and kind not in REGISTRIES:
-        fail(AdbenchError(f"Unknown kind {kind!r}; choose from {', '.join(REGISTRIES)}."))
+        raise AdbenchError(f"Unknown kind {kind!r}; choose from {', '.join(REGISTRIES)}.")
     for name, registry in REGISTRIES.items():
         if kind not in (None, name):
             continue

@@ -16,8 +16,8 @@ import time
 import torch
 
 from adbench.config import RunConfig
+from adbench.device import clock, device_name, resolve_device
 from adbench.diffusion.train import TrainConfig, train_noise_net
-from adbench.engine.device import clock, device_name, resolve_device
 from adbench.engine.run import build_noise_net
 from adbench.registry import BACKBONES
 

@@ -14,7 +14,7 @@ import argparse
 import torch
 
 from adbench.config import RunConfig
-from adbench.engine.device import device_name, resolve_device
+from adbench.device import autocast, device_name, images_for, prepare_backbone, resolve_device
 from adbench.engine.fps import measure_fps, time_per_call
 from adbench.engine.run import build_noise_net
 from adbench.registry import BACKBONES
@@ -39,14 +39,13 @@ def main() -> None:
     records = measure_fps(cfg, args.batch_size, args.warmup, args.iters)
 
     # the parts alone, same sizes and precision
-    backbone = BACKBONES.create(cfg.backbone, pretrained=False, image_size=cfg.image_size).to(device).eval()
+    backbone = prepare_backbone(BACKBONES.create(cfg.backbone, pretrained=False, image_size=cfg.image_size), device)
     model = build_noise_net(cfg, backbone.out_channels).to(device).eval()
-    images = torch.randn(args.batch_size, 3, cfg.image_size, cfg.image_size, device=device)
+    images = images_for(backbone, torch.randn(args.batch_size, 3, cfg.image_size, cfg.image_size), device)
     g = backbone.grid(cfg.image_size)
     feats = torch.randn(args.batch_size, backbone.out_channels, g, g, device=device)
     t = torch.full((args.batch_size,), 500, device=device)
-    amp = dict(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
-    with torch.autocast(**amp):
+    with autocast(device):
         t_backbone = time_per_call(lambda: backbone(images), device, args.warmup, args.iters)
         t_net = time_per_call(lambda: model(feats, t), device, args.warmup, args.iters)
         fmap = feats.pow(2).sum(1).sqrt()

@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from adbench.atomic import atomic_torch_save
+from adbench.device import autocast
 from adbench.diffusion.schedule import Schedule
 from adbench.progress import progress_bar
 
@@ -83,7 +84,6 @@ def train_noise_net(model: nn.Module, features: torch.Tensor, cfg: TrainConfig, 
         sched.load_state_dict(state["scheduler"])
         gen.set_state(state["generator"])
         step, losses = state["step"], state["losses"]
-    use_bf16 = device.type == "cuda"
     abar = schedule.abar.to(device, torch.float32)
 
     def save() -> None:
@@ -104,7 +104,7 @@ def train_noise_net(model: nn.Module, features: torch.Tensor, cfg: TrainConfig, 
             noise = torch.randn(x0.shape, generator=gen).to(device)
             a = abar[t.to(device)].view(-1, 1, 1, 1)
             x_t = a.sqrt() * x0 + (1 - a).sqrt() * noise
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
+            with autocast(device):
                 pred = model(x_t, t.to(device))
             loss = torch.nn.functional.mse_loss(pred.float(), noise)
             opt.zero_grad(set_to_none=True)

@@ -10,6 +10,7 @@ from torch import nn
 from adbench.atomic import atomic_torch_save
 from adbench.config import stable_hash
 from adbench.data.base import Sample, Transform, load_batch
+from adbench.device import autocast, images_for
 from adbench.progress import progress_bar
 
 
@@ -30,8 +31,8 @@ def extract(backbone: nn.Module, samples: list[Sample], transform: Transform, de
         task = bar.add_task(description, total=len(samples))
         for i in range(0, len(samples), batch_size):
             chunk = samples[i : i + batch_size]
-            images = load_batch(chunk, transform).to(device)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+            images = images_for(backbone, load_batch(chunk, transform), device)
+            with autocast(device):
                 feats = backbone(images)
             out.append(feats.float().cpu())
             bar.update(task, advance=len(chunk))

@@ -18,10 +18,10 @@ from typing import Any
 import torch
 
 from adbench.config import RunConfig
+from adbench.device import autocast, clock, device_name, images_for, precision, prepare_backbone, resolve_device
 from adbench.diffusion.schedule import Schedule
-from adbench.engine.device import clock, device_name, resolve_device
-from adbench.engine.run import build_noise_net, scorer_label
-from adbench.registry import BACKBONES, SCORERS
+from adbench.engine.run import build_noise_net, build_scorer, scorer_label
+from adbench.registry import BACKBONES
 from adbench.scorers.scoring import Scoring, max_score_on_device, pixel_maps_on_device
 
 
@@ -59,24 +59,19 @@ def measure_fps(cfg: RunConfig, batch_size: int = 64, warmup: int = 3, iters: in
     """One record per scorer in ``cfg`` (random-init networks of the configured sizes)."""
     device = resolve_device(cfg.device)
     torch.manual_seed(cfg.seed)
-    backbone = BACKBONES.create(cfg.backbone, pretrained=False, weights=None, image_size=cfg.image_size)
-    backbone.to(device).eval()
+    backbone = prepare_backbone(BACKBONES.create(cfg.backbone, pretrained=False, image_size=cfg.image_size), device)
     size = cfg.image_size
-    images = torch.randn(batch_size, 3, size, size, device=device)
-    if device.type == "cuda" and backbone.mode == "multiscale":
-        backbone.to(memory_format=torch.channels_last)
-        images = images.contiguous(memory_format=torch.channels_last)
+    images = images_for(backbone, torch.randn(batch_size, 3, size, size), device)
     grid = backbone.grid(size)
     model = build_noise_net(cfg, backbone.out_channels).to(device).eval()
     if compile_model:
         backbone, model = torch.compile(backbone), torch.compile(model)
     schedule = Schedule.linear(cfg.train.timesteps)
     scoring: Scoring = cfg.scoring()
-    amp = dict(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
     feats = torch.randn(batch_size, backbone.out_channels, grid, grid, device=device)
     records = []
     for spec in cfg.scorers:
-        scorer = SCORERS.create(spec["name"], **{k: v for k, v in spec.items() if k != "name"})
+        scorer = build_scorer(spec)
         gen = torch.Generator(device).manual_seed(cfg.seed)
 
         def score(x0: torch.Tensor, scorer: Any = scorer, gen: torch.Generator = gen) -> None:
@@ -87,14 +82,14 @@ def measure_fps(cfg: RunConfig, batch_size: int = 64, warmup: int = 3, iters: in
         def pipeline(batch: torch.Tensor, score: Callable = score) -> None:
             score(backbone(batch))
 
-        with torch.autocast(**amp):
+        with autocast(device):
             t_pipe = time_per_call(lambda: pipeline(images), device, warmup, iters)
             t_scorer = time_per_call(lambda: score(feats), device, warmup, iters)
             t_one = time_per_call(lambda: pipeline(images[:1]), device, warmup, iters)
         records.append(FpsRecord(
             scorer_label(spec), cfg.backbone, cfg.noise_net, batch_size / t_pipe, batch_size / t_scorer,
             1000 * t_one, scorer.nfe, batch_size, device_name(device),
-            "bf16" if device.type == "cuda" else "fp32", compile_model, torch.__version__, warmup, iters))
+            precision(device), compile_model, torch.__version__, warmup, iters))
     return records
 
 

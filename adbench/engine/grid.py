@@ -33,8 +33,18 @@ import pandas as pd
 import yaml
 
 from adbench.atomic import atomic_write_text
-from adbench.config import RunConfig, from_dict, parse_scorer, read_yaml, stable_hash
-from adbench.engine.run import Context, EvalSet, cell_config, console, eval_set, score_cell, train_category
+from adbench.config import RunConfig, from_dict, parse_scorer, read_yaml
+from adbench.engine.run import (
+    ContextCache,
+    EvalSet,
+    build_dataset,
+    cell_config,
+    console,
+    context_key,
+    eval_set,
+    score_cell,
+    train_category,
+)
 from adbench.errors import ConfigError
 from adbench.results import RecordLog, write_rows
 
@@ -64,8 +74,15 @@ class Cell:
         return self.cfg.scorers[0]
 
 
-def parse_value(text: str) -> Any:
-    return yaml.safe_load(text)
+def parse_sets(sets: list[str] | None) -> dict[str, Any]:
+    """``["seed=3", "train.epochs=5"]`` -> ``{"seed": 3, "train.epochs": 5}`` (values as YAML scalars)."""
+    out = {}
+    for item in sets or []:
+        key, eq, value = item.partition("=")
+        if not eq:
+            raise ConfigError(f"--set {item!r} must be key=value")
+        out[key.strip()] = yaml.safe_load(value)
+    return out
 
 
 def set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
@@ -99,12 +116,7 @@ def load_grid(path: str | Path, sets: list[str] | None = None, quick: bool = Fal
     for key, values in spec.axes.items():
         if not isinstance(values, list) or not values:
             raise ConfigError(f"{path}: axis {key!r} needs a non-empty list of values")
-    overrides = dict(spec.quick) if quick else {}
-    for item in sets or []:
-        key, eq, value = item.partition("=")
-        if not eq:
-            raise ConfigError(f"--set {item!r} must be key=value")
-        overrides[key.strip()] = parse_value(value)
+    overrides = {**(spec.quick if quick else {}), **parse_sets(sets)}
     for key, value in overrides.items():
         spec.axes.pop(key, None)  # an override fixes an axis to one value
         set_dotted(spec.base, key, value)
@@ -135,30 +147,15 @@ def expand(spec: GridSpec, categories_of=None) -> list[Cell]:
     return unique
 
 
-def context_key(cfg: RunConfig) -> str:
-    """What a Context (dataset + backbone) depends on."""
-    d = cfg.to_dict()
-    return stable_hash({k: d[k] for k in ("dataset", "data_root", "dataset_args", "backbone", "pretrained",
-                                           "weights", "image_size", "image_mean", "image_std", "device")})
-
-
 class GridRunner:
     def __init__(self, spec: GridSpec, results_dir: Path, cache_dir: Path) -> None:
         self.spec = spec
         self.grid_dir = Path(results_dir) / f"grid-{spec.name}"
         self.cache_dir = Path(cache_dir)
         self.log = RecordLog(self.grid_dir / "cells.jsonl")
-        self.contexts: dict[str, Context] = {}
-
-    def context(self, cfg: RunConfig) -> Context:
-        key = context_key(cfg)
-        if key not in self.contexts:
-            self.contexts[key] = Context.create(cfg, self.grid_dir, self.cache_dir)
-        return dataclasses.replace(self.contexts[key], cfg=cfg)
+        self.contexts = ContextCache(self.grid_dir, self.cache_dir)
 
     def categories_of(self, cfg: RunConfig) -> list[str]:
-        from adbench.engine.run import build_dataset
-
         return build_dataset(cfg).categories()
 
     def cells(self) -> list[Cell]:
@@ -183,7 +180,7 @@ class GridRunner:
                 groups[(context_key(cell.cfg), cell.cfg.training_key(cell.category), cell.category)].append(cell)
         for (_, _, category), group in groups.items():
             try:
-                ctx = self.context(group[0].cfg)
+                ctx = self.contexts.get(group[0].cfg)
                 model = train_category(ctx, category)
                 data: EvalSet = eval_set(ctx, category)
             except Exception as exc:  # noqa: BLE001 - recorded per cell, the grid goes on

@@ -17,12 +17,20 @@ from rich.console import Console
 from torch import nn
 
 from adbench.atomic import atomic_torch_save, atomic_write
-from adbench.config import RunConfig
+from adbench.config import RunConfig, stable_hash
 from adbench.data.base import Dataset, Sample, Transform, load_batch, load_mask
+from adbench.device import (
+    autocast,
+    clock,
+    device_name,
+    images_for,
+    precision,
+    prepare_backbone,
+    resolve_device,
+)
 from adbench.diffusion.schedule import Schedule
 from adbench.diffusion.train import train_noise_net
 from adbench.engine.cache import cached_features
-from adbench.engine.device import clock, device_name, resolve_device
 from adbench.errors import DataError
 from adbench.metrics import PIXEL_KEYS, MetricWarning, NonFiniteScoreError, image_metrics, mad, pixel_metrics
 from adbench.provenance import git_commit, versions
@@ -83,11 +91,8 @@ class Context:
         for spec in cfg.scorers:
             SCORERS.get(spec["name"])
         NOISE_NETS.get(cfg.noise_net)
-        backbone = BACKBONES.create(cfg.backbone, pretrained=cfg.pretrained, weights=cfg.weights,
-                                    image_size=cfg.image_size)
-        backbone.to(device).eval()
-        if device.type == "cuda":
-            backbone.to(memory_format=torch.channels_last)
+        backbone = prepare_backbone(BACKBONES.create(cfg.backbone, pretrained=cfg.pretrained, weights=cfg.weights,
+                                                     image_size=cfg.image_size), device)
         return cls(cfg, Path(run_dir), Path(cache_dir), device, dataset, backbone,
                    Transform(cfg.image_size, tuple(cfg.image_mean), tuple(cfg.image_std)))
 
@@ -101,6 +106,32 @@ class Context:
 
     def model_path(self, category: str) -> Path:
         return self.run_dir / "models" / f"{category}-{self.cfg.training_key(category)}.pt"
+
+
+def context_key(cfg: RunConfig) -> str:
+    """What a Context (dataset + loaded backbone) depends on."""
+    d = cfg.to_dict()
+    return stable_hash({k: d[k] for k in ("dataset", "data_root", "dataset_args", "backbone", "pretrained",
+                                           "weights", "image_size", "image_mean", "image_std", "device")})
+
+
+class ContextCache:
+    """One Context per dataset/backbone setup, shared by the many configs of a grid or study."""
+
+    def __init__(self, run_dir: Path, cache_dir: Path) -> None:
+        self.run_dir, self.cache_dir = Path(run_dir), Path(cache_dir)
+        self._contexts: dict[str, Context] = {}
+
+    def get(self, cfg: RunConfig) -> Context:
+        key = context_key(cfg)
+        if key not in self._contexts:
+            self._contexts[key] = Context.create(cfg, self.run_dir, self.cache_dir)
+        return dataclasses.replace(self._contexts[key], cfg=cfg)
+
+
+def build_scorer(spec: dict[str, Any]) -> Any:
+    """A scorer from its spec: ``{"name": ..., **arguments}``."""
+    return SCORERS.create(spec["name"], **{k: v for k, v in spec.items() if k != "name"})
 
 
 def build_noise_net(cfg: RunConfig, in_channels: int) -> nn.Module:
@@ -145,8 +176,7 @@ def run_scorer(scorer: Any, model: nn.Module, schedule: Schedule, feats: torch.T
     if ctx.device.type == "cuda":
         feats = feats.pin_memory()  # asynchronous host-to-device copies
     batches = [feats[i : i + bs].to(ctx.device, non_blocking=True) for i in range(0, len(feats), bs)]
-    amp = dict(device_type=ctx.device.type, dtype=torch.bfloat16, enabled=ctx.device.type == "cuda")
-    with torch.autocast(**amp):
+    with autocast(ctx.device):
         scorer.score(model, schedule, batches[0][:2], torch.Generator(ctx.device).manual_seed(0))  # warm-up
         start = clock(ctx.device)
         out = [scorer.score(model, schedule, b, gen) for b in batches]
@@ -166,10 +196,8 @@ def image_components(output: ScorerOutput, scoring: Scoring, image_size: int) ->
 @torch.no_grad()
 def backbone_seconds_per_image(ctx: Context, samples: list[Sample]) -> float:
     """Backbone time per image on up to ``fps_images`` test images, after one warm-up pass."""
-    images = load_batch(samples[: ctx.cfg.fps_images], ctx.transform).to(ctx.device)
-    if ctx.device.type == "cuda":
-        images = images.to(memory_format=torch.channels_last)
-    with torch.autocast(ctx.device.type, dtype=torch.bfloat16, enabled=ctx.device.type == "cuda"):
+    images = images_for(ctx.backbone, load_batch(samples[: ctx.cfg.fps_images], ctx.transform), ctx.device)
+    with autocast(ctx.device):
         ctx.backbone(images)
         start = clock(ctx.device)
         ctx.backbone(images)
@@ -209,7 +237,7 @@ def score_cell(ctx: Context, data: EvalSet, model: nn.Module, spec: dict[str, An
     cfg = ctx.cfg
     scoring = cfg.scoring()
     schedule = Schedule.linear(cfg.train.timesteps)
-    scorer = SCORERS.create(spec["name"], **{k: v for k, v in spec.items() if k != "name"})
+    scorer = build_scorer(spec)
     image_score = scoring.image_score if scoring.image_score in scorer.image_scores else "max"
     names = image_score.split("+")
     test_out = run_scorer(scorer, model, schedule, data.test_feats, ctx, cfg.seed)
@@ -233,7 +261,8 @@ def score_cell(ctx: Context, data: EvalSet, model: nn.Module, spec: dict[str, An
         metrics["mad"] = mad(metrics)
     scorer_per_image = test_out.seconds / len(data.labels)
     cell = cell_config(cfg, data.category, spec)
-    maps_file = save_maps(ctx, data, maps, cell.hash()) if cfg.save_maps > 0 else ""
+    cell_key = cell.hash()
+    maps_file = save_maps(ctx, data, maps, cell_key) if cfg.save_maps > 0 else ""
     console.print(f"  {data.category:>12} {scorer_label(spec):<28} image AU-ROC {metrics['image_auroc']:.3f}  "
                   f"pixel AU-ROC {metrics['pixel_auroc']:.3f}")
     return {
@@ -244,10 +273,10 @@ def score_cell(ctx: Context, data: EvalSet, model: nn.Module, spec: dict[str, An
         "pixel_metrics": data.masks is not None, "protocol": cfg.protocol_label(), "image_score": image_score,
         "smoothing_sigma": scoring.smoothing_sigma, "pool_size": scoring.pool_size,
         "normalisation": scoring.normalisation, "transductive": scoring.transductive,
-        "seed": cfg.seed, "cell_key": cell.hash(), "config_hash": cfg.hash(),
+        "seed": cfg.seed, "cell_key": cell_key, "config_hash": cfg.hash(),
         "config": json.dumps(cell.to_dict(), sort_keys=True), "versions": json.dumps(versions()),
         "git_commit": git_commit(), "device": device_name(ctx.device), "fps_batch_size": cfg.eval_batch_size,
-        "precision": "bf16" if ctx.device.type == "cuda" else "fp32", "maps_file": maps_file,
+        "precision": precision(ctx.device), "maps_file": maps_file,
         "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
         "cuda_deterministic": ctx.device.type == "cuda" and torch.are_deterministic_algorithms_enabled(),
     }

@@ -36,8 +36,8 @@ import optuna
 
 from adbench.config import RunConfig, from_dict, read_yaml
 from adbench.data.validation import CarvedValidation, FolderValidation
-from adbench.engine.grid import context_key, set_dotted
-from adbench.engine.run import Context, console, eval_set, score_cell, train_category
+from adbench.engine.grid import set_dotted
+from adbench.engine.run import Context, ContextCache, console, eval_set, score_cell, train_category
 from adbench.errors import AdbenchError, ConfigError
 from adbench.metrics import METRIC_KEYS
 from adbench.results import RecordLog
@@ -146,7 +146,7 @@ class StudyRunner:
         self.cache_dir = Path(cache_dir)
         self.storage = open_storage(storage or f"sqlite:///{self.study_dir / 'study.db'}", spec.heartbeat)
         self.log = RecordLog(self.study_dir / "trials.jsonl")
-        self.contexts: dict[str, Context] = {}
+        self.contexts = ContextCache(self.study_dir, self.cache_dir)
 
     def study(self) -> optuna.Study:
         sampler = optuna.samplers.TPESampler(seed=self.spec.sampler_seed)
@@ -158,20 +158,17 @@ class StudyRunner:
                                                  sampler=sampler, pruner=pruner),
                      optuna.exceptions.DuplicatedStudyError)
 
-    def validation_context(self, cfg: RunConfig, trial_number: int) -> Context:
-        key = context_key(cfg)
-        if key not in self.contexts:
-            self.contexts[key] = Context.create(cfg, self.study_dir, self.cache_dir)
-        base = self.contexts[key]
+    def validation_context(self, cfg: RunConfig) -> Context:
+        base = self.contexts.get(cfg)
         val = self.spec.validation
         dataset = (FolderValidation(base.dataset, val["folder"]) if val.get("folder")
                    else CarvedValidation(base.dataset, self.cache_dir, val.get("fraction", 0.2), cfg.seed))
-        return dataclasses.replace(base, cfg=cfg, dataset=dataset, run_dir=self.study_dir)
+        return dataclasses.replace(base, dataset=dataset)
 
     def objective(self, trial: optuna.Trial) -> float | tuple[float, float]:
         params = {key: suggest(trial, key, dist) for key, dist in self.spec.space.items()}
         cfg = config_for(self.spec, params)
-        ctx = self.validation_context(cfg, trial.number)
+        ctx = self.validation_context(cfg)
         values, fps = [], []
         for step, category in enumerate(ctx.categories()):
             model = train_category(ctx, category)

@@ -1,0 +1,52 @@
+"""Device selection and honest timing (CUDA is synchronised before the clock is read)."""
+
+from __future__ import annotations
+
+import time
+
+import torch
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"cpu ({torch.get_num_threads()} threads)"
+
+
+def clock(device: torch.device) -> float:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter()
+
+
+def autocast(device: torch.device) -> torch.autocast:
+    """The precision policy everywhere: bf16 autocast on CUDA, fp32 elsewhere."""
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+
+
+def precision(device: torch.device) -> str:
+    return "bf16" if device.type == "cuda" else "fp32"
+
+
+def _channels_last(backbone: torch.nn.Module, device: torch.device) -> bool:
+    return device.type == "cuda" and getattr(backbone, "mode", None) == "multiscale"
+
+
+def prepare_backbone(backbone: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+    """Backbone on ``device`` in eval mode; CNNs in channels_last memory format on CUDA."""
+    backbone.to(device).eval()
+    if _channels_last(backbone, device):
+        backbone.to(memory_format=torch.channels_last)
+    return backbone
+
+
+def images_for(backbone: torch.nn.Module, images: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """``images`` on ``device`` in the memory format the backbone runs fastest with."""
+    fmt = torch.channels_last if _channels_last(backbone, device) else torch.preserve_format
+    return images.to(device, memory_format=fmt, non_blocking=True)
