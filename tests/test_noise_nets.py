@@ -76,3 +76,21 @@ def test_tiny_train_then_score_with_every_scorer(name):
         assert not torch.equal(normal, odd)
         if scorer_name == "osd_irf_mean":  # even a tiny trained net sees the anomaly on the mean path
             assert odd[:, 2:5, 2:5].mean() > normal[:, 2:5, 2:5].mean()
+
+
+def test_engine_initialises_noise_nets_from_the_seed_alone():
+    from adbench.config import RunConfig
+    from adbench.engine.run import build_noise_net
+
+    cfg = RunConfig(noise_net="mlp_tiny", seed=3)
+    first = build_noise_net(cfg, 8)
+    torch.rand(1000)  # global RNG consumed in between (a DataLoader, an earlier grid cell...)
+    again = build_noise_net(cfg, 8)
+    other = build_noise_net(RunConfig(noise_net="mlp_tiny", seed=4), 8)
+    pairs = list(zip(first.state_dict().values(), again.state_dict().values(), other.state_dict().values(),
+                     strict=True))
+    assert all(torch.equal(a, b) for a, b, _ in pairs)
+    assert not all(torch.equal(a, c) for a, _, c in pairs)
+    state = torch.get_rng_state()
+    build_noise_net(cfg, 8)
+    assert torch.equal(torch.get_rng_state(), state)  # and leaves the global RNG where it was

@@ -33,9 +33,13 @@ class Schedule:
         return int(t)
 
     def q_sample(self, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
-        """x_t for per-sample timesteps ``t`` (B) and standard-normal ``noise``."""
-        a = self.abar.to(x0.device)[t].to(x0.dtype).view(-1, *([1] * (x0.dim() - 1)))
-        return a.sqrt() * x0 + (1 - a).sqrt() * noise
+        """x_t for per-sample timesteps ``t`` (B) and standard-normal ``noise``.
+
+        The square roots are taken in float64: 1 - abar in float32 loses 3 digits near t = 0."""
+        a = self.abar.to(t.device)[t]
+        shape = (-1, *([1] * (x0.dim() - 1)))
+        signal, noise_scale = (v.to(x0.device, x0.dtype).view(shape) for v in (a.sqrt(), (1 - a).sqrt()))
+        return signal * x0 + noise_scale * noise
 
 
 def ddim_step(x: torch.Tensor, eps: torch.Tensor, abar_from: float, abar_to: float) -> torch.Tensor:

@@ -84,7 +84,6 @@ def train_noise_net(model: nn.Module, features: torch.Tensor, cfg: TrainConfig, 
         sched.load_state_dict(state["scheduler"])
         gen.set_state(state["generator"])
         step, losses = state["step"], state["losses"]
-    abar = schedule.abar.to(device, torch.float32)
 
     def save() -> None:
         if checkpoint is not None:
@@ -102,8 +101,7 @@ def train_noise_net(model: nn.Module, features: torch.Tensor, cfg: TrainConfig, 
             x0 = features[idx].to(device, non_blocking=True)
             t = torch.randint(0, cfg.timesteps, (len(idx),), generator=gen)
             noise = torch.randn(x0.shape, generator=gen).to(device)
-            a = abar[t.to(device)].view(-1, 1, 1, 1)
-            x_t = a.sqrt() * x0 + (1 - a).sqrt() * noise
+            x_t = schedule.q_sample(x0, t, noise)
             with autocast(device):
                 pred = model(x_t, t.to(device))
             loss = torch.nn.functional.mse_loss(pred.float(), noise)

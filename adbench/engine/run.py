@@ -135,7 +135,11 @@ def build_scorer(spec: dict[str, Any]) -> Any:
 
 
 def build_noise_net(cfg: RunConfig, in_channels: int) -> nn.Module:
-    return NOISE_NETS.create(cfg.noise_net, in_channels=in_channels, **cfg.noise_net_args)
+    """The configured noise net, initialised from ``cfg.seed`` alone: the same weights whatever ran
+    before in this process (cached or fresh features, earlier grid cells, a resumed grid)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(cfg.seed)
+        return NOISE_NETS.create(cfg.noise_net, in_channels=in_channels, **cfg.noise_net_args)
 
 
 def train_category(ctx: Context, category: str) -> nn.Module:
