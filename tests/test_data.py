@@ -6,7 +6,7 @@ import pytest
 import torch
 from PIL import Image
 
-from adbench.data.base import Transform, load_image, load_mask
+from adbench.data.base import Transform, image_batches, load_batch, load_image, load_mask
 from adbench.data.mvtec import MVTecLayout
 from adbench.data.synthetic import CATEGORIES, DEFECTS, generate
 from adbench.data.visa import VisA
@@ -122,6 +122,19 @@ def test_unreadable_and_truncated_image(broken):
     good.write_bytes(good.read_bytes()[:200])
     with pytest.raises(DataError, match=r"Cannot read image .*001.png"):
         load_image(good, Transform(64))
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_image_batches_in_order_and_bad_files_named(broken, workers):
+    samples = DATASETS.create("mvtec", root=broken).train("weave")[:5]
+    transform, cpu = Transform(64), torch.device("cpu")
+    batches = list(image_batches(samples, transform, 2, cpu, workers=workers))
+    assert [len(b) for b in batches] == [2, 2, 1]
+    assert torch.equal(torch.cat(batches), load_batch(samples, transform))
+    samples[3].image_path.write_bytes(b"not an image at all")
+    with pytest.raises(DataError, match=r"^Cannot read image .*003.png") as info:  # the message, no traceback
+        list(image_batches(samples, transform, 2, cpu, workers=workers))
+    assert "Traceback" not in str(info.value)
 
 
 def test_visa_layout(tiny_synthetic, tmp_path):

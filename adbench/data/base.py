@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -114,3 +116,42 @@ def load_mask(sample: Sample, size: int) -> np.ndarray:
 
 def load_batch(samples: list[Sample], transform: Transform) -> torch.Tensor:
     return torch.stack([load_image(s.image_path, transform) for s in samples])
+
+
+class _Images(torch.utils.data.Dataset):
+    """Decoded images of ``samples``; a bad file comes back as its DataError, not a worker traceback."""
+
+    def __init__(self, samples: list[Sample], transform: Transform) -> None:
+        self.samples, self.transform = samples, transform
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, i: int) -> torch.Tensor | DataError:
+        try:
+            return load_image(self.samples[i].image_path, self.transform)
+        except DataError as exc:
+            return exc
+
+
+def _stack_or_error(items: list[torch.Tensor | DataError]) -> torch.Tensor | DataError:
+    errors = [x for x in items if isinstance(x, DataError)]
+    return errors[0] if errors else torch.stack(items)
+
+
+def image_batches(samples: list[Sample], transform: Transform, batch_size: int, device: torch.device,
+                  workers: int | None = None) -> Iterator[torch.Tensor]:
+    """Batches of decoded images, in order. For CUDA, ``workers`` processes (default: up to 8) decode
+    ahead into pinned memory, so host-to-device copies are asynchronous; on CPU the backbone already
+    uses every core and images are decoded in this process (``workers`` 0)."""
+    cuda = device.type == "cuda"
+    if workers is None:
+        workers = min(8, os.cpu_count() or 1) if cuda else 0
+    loader = torch.utils.data.DataLoader(_Images(samples, transform), batch_size=batch_size, num_workers=workers,
+                                         collate_fn=_stack_or_error, pin_memory=cuda,
+                                         generator=torch.Generator())  # leaves the global RNG alone
+    for batch in loader:
+        if isinstance(batch, DataError):
+            raise batch
+        yield batch
+

@@ -9,7 +9,7 @@ from torch import nn
 
 from adbench.atomic import atomic_torch_save
 from adbench.config import stable_hash
-from adbench.data.base import Sample, Transform, load_batch
+from adbench.data.base import Sample, Transform, image_batches
 from adbench.device import autocast, images_for
 from adbench.progress import progress_bar
 
@@ -29,13 +29,11 @@ def extract(backbone: nn.Module, samples: list[Sample], transform: Transform, de
     out = []
     with progress_bar() as bar:
         task = bar.add_task(description, total=len(samples))
-        for i in range(0, len(samples), batch_size):
-            chunk = samples[i : i + batch_size]
-            images = images_for(backbone, load_batch(chunk, transform), device)
+        for batch in image_batches(samples, transform, batch_size, device):
             with autocast(device):
-                feats = backbone(images)
+                feats = backbone(images_for(backbone, batch, device))
             out.append(feats.float().cpu())
-            bar.update(task, advance=len(chunk))
+            bar.update(task, advance=len(batch))
     return torch.cat(out)
 
 
