@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from adbench.allocator import tune_host_allocator
 from adbench.config import RunConfig, from_dict, load_config, parse_scorer
 from adbench.errors import AdbenchError
 
@@ -33,6 +34,7 @@ def cache_dir_default() -> Path:
 @app.callback()
 def main(debug: Annotated[bool, typer.Option("--debug", help="Show full tracebacks on errors.")] = False) -> None:
     _state["debug"] = debug
+    tune_host_allocator()
 
 
 def fail(exc: BaseException) -> None:

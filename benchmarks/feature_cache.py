@@ -15,6 +15,7 @@ import time
 
 import torch
 
+from adbench.allocator import host_allocator, tune_host_allocator
 from adbench.config import RunConfig
 from adbench.device import clock, device_name, resolve_device
 from adbench.diffusion.train import TrainConfig, train_noise_net
@@ -40,6 +41,7 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--device", default="auto")
     args = ap.parse_args()
+    tune_host_allocator()  # as the CLI does
     device = resolve_device(args.device)
     cfg = RunConfig(backbone=args.backbone, noise_net=args.noise_net)
     backbone = BACKBONES.create(cfg.backbone, pretrained=False, image_size=cfg.image_size).to(device).eval()
@@ -53,7 +55,7 @@ def main() -> None:
     cached_epoch = (time.perf_counter() - start) / args.epochs
     backbone_epoch = backbone_epoch_seconds(backbone, images, args.batch_size, device)
     print(f"device {device_name(device)}, {args.images} images, {cfg.backbone} + {cfg.noise_net}, "
-          f"batch {args.batch_size}")
+          f"batch {args.batch_size}, host allocator: {host_allocator()}")
     print(f"cached features:   {1 / cached_epoch:8.3f} epochs/s ({cached_epoch:.2f} s/epoch)")
     print(f"backbone per step: {1 / (cached_epoch + backbone_epoch):8.3f} epochs/s "
           f"(+{backbone_epoch:.2f} s/epoch of backbone passes)")

@@ -9,8 +9,11 @@ TINY_SYNTHETIC = {"n_train": 10, "n_good": 3, "n_per_defect": 1}
 
 @pytest.fixture(autouse=True, scope="session")
 def _isolated_cache(tmp_path_factory):
-    """Every test session gets its own dataset/feature cache."""
+    """Every test session gets its own dataset/feature cache and, as the CLI does, a tuned host allocator."""
+    from adbench.allocator import tune_host_allocator
+
     os.environ["ADBENCH_CACHE"] = str(tmp_path_factory.mktemp("cache"))
+    tune_host_allocator()
     yield
 
 

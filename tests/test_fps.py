@@ -3,15 +3,27 @@ import json
 import torch
 from typer.testing import CliRunner
 
+from adbench.allocator import host_allocator
 from adbench.cli import app
 from adbench.config import RunConfig
-from adbench.engine.fps import measure_fps, time_per_call
+from adbench.engine import fps
+from adbench.engine.fps import measure_fps, time_interleaved
 
 
-def test_time_per_call_excludes_warmup():
-    calls = []
-    seconds = time_per_call(lambda: calls.append(1), torch.device("cpu"), warmup=2, iters=5)
-    assert len(calls) == 7 and seconds >= 0
+def test_time_interleaved_rounds_and_means(monkeypatch):
+    now, calls = [0.0], []
+
+    def call(name: str, cost: float):
+        def fn():
+            calls.append(name)
+            now[0] += cost  # a fake clock: each call takes exactly ``cost`` seconds
+
+        return fn
+
+    monkeypatch.setattr(fps, "clock", lambda device: now[0])
+    seconds = time_interleaved({"a": call("a", 1.0), "b": call("b", 3.0)}, torch.device("cpu"), warmup=1, iters=2)
+    assert calls == ["a", "b"] * 3  # one warm-up round, then two timed rounds, interleaved
+    assert seconds == {"a": 1.0, "b": 3.0}
 
 
 def test_fps_records_pipeline_scorer_and_latency():
@@ -22,6 +34,7 @@ def test_fps_records_pipeline_scorer_and_latency():
         assert r.pipeline_images_per_s > 0 and r.scorer_images_per_s > r.pipeline_images_per_s
         assert r.latency_ms_batch1 > 0 and r.batch_size == 4 and r.device.startswith("cpu")
         assert r.precision == "fp32" and r.compiled is False and r.torch == torch.__version__
+        assert r.host_allocator == host_allocator()
     assert (osd.nfe, invad.nfe) == (1, 3)
     assert osd.scorer_images_per_s > invad.scorer_images_per_s  # one noise-net pass instead of three
 
@@ -34,3 +47,19 @@ def test_fps_cli_writes_records(tmp_path):
     (path,) = tmp_path.glob("fps-*.json")
     data = json.loads(path.read_text())
     assert data["records"][0]["scorer"] == "osd_irf_mean" and data["config"]["noise_net"] == "mlp_tiny"
+
+
+@torch.no_grad()
+def test_compiled_pipeline_scores_like_eager():
+    """``--compile`` (torch.compile, inductor on CPU) gives the eager scores; ~1.5 min of compiling."""
+    cfg = RunConfig(backbone="efficientnet_lite0", noise_net="mlp_tiny", image_size=64, device="cpu",
+                    scorers=[{"name": "invad", "steps": 3}])
+    eager, compiled = fps.FpsBench(cfg, batch_size=2), fps.FpsBench(cfg, batch_size=2, compile_model=True)
+    for bench in (eager, compiled):  # the same seeded random-init weights: zero-init layers get real values
+        torch.manual_seed(1)
+        for p in bench.model.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    scores = [b.score("invad(steps=3)", b.backbone(eager.images)) for b in (eager, compiled)]
+    assert torch.allclose(scores[1], scores[0], rtol=1e-4, atol=1e-5)
+    (record,) = compiled.records(compiled.time(compiled.calls(), warmup=1, iters=1), warmup=1, iters=1)
+    assert record.compiled and record.pipeline_images_per_s > 0

@@ -1,11 +1,13 @@
 """Throughput you can trust: images/s of the full pipeline and of the scorer alone.
 
 Protocol: inputs are made once on the device (random images; speed does not depend on pixel
-values or trained weights), ``warmup`` untimed iterations, then ``iters`` timed ones with
-``torch.cuda.synchronize()`` before each clock read (no host sync inside the loop).
-images/s = images / total seconds. Full pipeline: image -> backbone -> scorer -> upsampled
-(smoothed) maps and image-score components, all on the device. Scorer alone: cached-feature
-input -> scorer -> the same post-processing. Batch-1 latency is measured the same way.
+values or trained weights). Every measured call (each scorer's pipeline, scorer alone and
+batch-1 latency) runs in ``warmup`` untimed rounds, then ``iters`` timed rounds; within a round
+the calls are interleaved, so drift in machine speed (thermal, other tenants) hits all scorers
+alike. ``torch.cuda.synchronize()`` runs before every clock read, never inside a call.
+images/s = images / total seconds over the timed rounds. Full pipeline: image -> backbone ->
+scorer -> upsampled (smoothed) maps and image-score components, all on the device. Scorer alone:
+cached-feature input -> scorer -> the same post-processing.
 On CUDA: bf16 autocast, channels_last for CNN backbones, optional ``torch.compile``.
 """
 
@@ -17,12 +19,21 @@ from typing import Any
 
 import torch
 
+from adbench.allocator import host_allocator
 from adbench.config import RunConfig
-from adbench.device import autocast, clock, device_name, images_for, precision, prepare_backbone, resolve_device
+from adbench.device import (
+    autocast,
+    clock,
+    device_name,
+    images_for,
+    precision,
+    prepare_backbone,
+    resolve_device,
+)
 from adbench.diffusion.schedule import Schedule
 from adbench.engine.run import build_noise_net, build_scorer, scorer_label
 from adbench.registry import BACKBONES
-from adbench.scorers.scoring import Scoring, max_score_on_device, pixel_maps_on_device
+from adbench.scorers.scoring import max_score_on_device, pixel_maps_on_device
 
 
 @dataclass
@@ -39,58 +50,97 @@ class FpsRecord:
     precision: str
     compiled: bool
     torch: str
+    host_allocator: str
     warmup: int
     iters: int
 
 
-def time_per_call(fn: Callable[[], Any], device: torch.device, warmup: int, iters: int) -> float:
-    """Seconds per call after ``warmup`` untimed calls (CUDA synchronised around the timed loop)."""
+def time_interleaved(calls: dict[str, Callable[[], Any]], device: torch.device, warmup: int,
+                     iters: int) -> dict[str, float]:
+    """Mean seconds per call of each function over ``iters`` rounds, after ``warmup`` untimed rounds.
+
+    Each round calls every function once, in order; the clock is read (CUDA synchronised) around
+    each call only.
+    """
     for _ in range(warmup):
-        fn()
-    start = clock(device)
+        for fn in calls.values():
+            fn()
+    total = dict.fromkeys(calls, 0.0)
     for _ in range(iters):
-        fn()
-    return (clock(device) - start) / iters
+        for name, fn in calls.items():
+            start = clock(device)
+            fn()
+            total[name] += clock(device) - start
+    return {name: seconds / iters for name, seconds in total.items()}
 
 
-@torch.no_grad()
+class FpsBench:
+    """Random-init networks of the configured sizes on the device, and the calls the protocol times."""
+
+    def __init__(self, cfg: RunConfig, batch_size: int = 64, compile_model: bool = False) -> None:
+        self.cfg, self.batch_size, self.compiled = cfg, batch_size, compile_model
+        self.device = resolve_device(cfg.device)
+        torch.manual_seed(cfg.seed)
+        backbone = prepare_backbone(BACKBONES.create(cfg.backbone, pretrained=False, image_size=cfg.image_size),
+                                    self.device)
+        size = cfg.image_size
+        self.images = images_for(backbone, torch.randn(batch_size, 3, size, size), self.device)
+        grid = backbone.grid(size)
+        self.features = torch.randn(batch_size, backbone.out_channels, grid, grid, device=self.device)
+        model = build_noise_net(cfg, backbone.out_channels).to(self.device).eval()
+        if compile_model:
+            backbone, model = torch.compile(backbone), torch.compile(model)
+        self.backbone, self.model = backbone, model
+        self.schedule = Schedule.linear(cfg.train.timesteps)
+        self.scoring = cfg.scoring()
+        self.scorers = {scorer_label(spec): build_scorer(spec) for spec in cfg.scorers}
+
+    def postprocess(self, feature_map: torch.Tensor) -> torch.Tensor:
+        """Upsampled (smoothed) maps and their max score, on the device."""
+        maps = pixel_maps_on_device(feature_map, self.cfg.image_size, self.scoring.smoothing_sigma)
+        return max_score_on_device(maps, self.scoring.pool_size)
+
+    def score(self, label: str, features: torch.Tensor) -> torch.Tensor:
+        gen = torch.Generator(self.device).manual_seed(self.cfg.seed)
+        out = self.scorers[label].score(self.model, self.schedule, features, gen)
+        return self.postprocess(out.feature_map)
+
+    def calls(self) -> dict[tuple[str, str], Callable[[], Any]]:
+        """(scorer, what) -> call, for what in pipeline | scorer | latency (batch 1 pipeline)."""
+        out: dict[tuple[str, str], Callable[[], Any]] = {}
+        for label in self.scorers:
+            out[label, "pipeline"] = lambda label=label: self.score(label, self.backbone(self.images))
+            out[label, "scorer"] = lambda label=label: self.score(label, self.features)
+            out[label, "latency"] = lambda label=label: self.score(label, self.backbone(self.images[:1]))
+        return out
+
+    def parts(self) -> dict[tuple[str, str], Callable[[], Any]]:
+        """One backbone pass, one noise-net pass and the post-processing, each alone (for ideal costs)."""
+        t = torch.full((self.batch_size,), 500, device=self.device)
+        fmap = self.features.pow(2).sum(1).sqrt()
+        return {("part", "backbone"): lambda: self.backbone(self.images),
+                ("part", "noise net"): lambda: self.model(self.features, t),
+                ("part", "post-processing"): lambda: self.postprocess(fmap)}
+
+    @torch.no_grad()
+    def time(self, calls: dict[tuple[str, str], Callable[[], Any]], warmup: int, iters: int) -> dict:
+        with autocast(self.device):
+            return time_interleaved(calls, self.device, warmup, iters)
+
+    def records(self, seconds: dict[tuple[str, str], float], warmup: int, iters: int) -> list[FpsRecord]:
+        bs = self.batch_size
+        return [FpsRecord(label, self.cfg.backbone, self.cfg.noise_net, bs / seconds[label, "pipeline"],
+                          bs / seconds[label, "scorer"], 1000 * seconds[label, "latency"], scorer.nfe, bs,
+                          device_name(self.device), precision(self.device), self.compiled, torch.__version__,
+                          host_allocator(), warmup, iters)
+                for label, scorer in self.scorers.items()]
+
+
 def measure_fps(cfg: RunConfig, batch_size: int = 64, warmup: int = 3, iters: int = 10,
                 compile_model: bool = False) -> list[FpsRecord]:
-    """One record per scorer in ``cfg`` (random-init networks of the configured sizes)."""
-    device = resolve_device(cfg.device)
-    torch.manual_seed(cfg.seed)
-    backbone = prepare_backbone(BACKBONES.create(cfg.backbone, pretrained=False, image_size=cfg.image_size), device)
-    size = cfg.image_size
-    images = images_for(backbone, torch.randn(batch_size, 3, size, size), device)
-    grid = backbone.grid(size)
-    model = build_noise_net(cfg, backbone.out_channels).to(device).eval()
-    if compile_model:
-        backbone, model = torch.compile(backbone), torch.compile(model)
-    schedule = Schedule.linear(cfg.train.timesteps)
-    scoring: Scoring = cfg.scoring()
-    feats = torch.randn(batch_size, backbone.out_channels, grid, grid, device=device)
-    records = []
-    for spec in cfg.scorers:
-        scorer = build_scorer(spec)
-        gen = torch.Generator(device).manual_seed(cfg.seed)
-
-        def score(x0: torch.Tensor, scorer: Any = scorer, gen: torch.Generator = gen) -> None:
-            out = scorer.score(model, schedule, x0, gen)
-            maps = pixel_maps_on_device(out.feature_map, size, scoring.smoothing_sigma)
-            max_score_on_device(maps, scoring.pool_size)
-
-        def pipeline(batch: torch.Tensor, score: Callable = score) -> None:
-            score(backbone(batch))
-
-        with autocast(device):
-            t_pipe = time_per_call(lambda: pipeline(images), device, warmup, iters)
-            t_scorer = time_per_call(lambda: score(feats), device, warmup, iters)
-            t_one = time_per_call(lambda: pipeline(images[:1]), device, warmup, iters)
-        records.append(FpsRecord(
-            scorer_label(spec), cfg.backbone, cfg.noise_net, batch_size / t_pipe, batch_size / t_scorer,
-            1000 * t_one, scorer.nfe, batch_size, device_name(device),
-            precision(device), compile_model, torch.__version__, warmup, iters))
-    return records
+    """One record per scorer in ``cfg``, all timed in the same interleaved rounds."""
+    bench = FpsBench(cfg, batch_size, compile_model)
+    return bench.records(bench.time(bench.calls(), warmup, iters), warmup, iters)
 
 
 def records_as_rows(records: list[FpsRecord]) -> list[dict[str, Any]]:
