@@ -360,8 +360,10 @@ def fps(config: Annotated[Path | None, typer.Argument(help="YAML run config (bac
     flags = {k: v for k, v in flags.items() if v is not None}
     cfg = load_config(config, flags) if config else from_dict(RunConfig, flags)
     rows = records_as_rows(measure_fps(cfg, batch_size, warmup, iters, compile_model))
-    table = Table(title=f"FPS on {rows[0]['device']} ({rows[0]['precision']}, batch {batch_size}, "
-                  f"compile {'on' if compile_model else 'off'}, torch {rows[0]['torch']})", title_justify="left")
+    first = rows[0]
+    table = Table(title=f"FPS on {first['device']}: {first['precision']}, batch {batch_size}, "
+                  f"compile {'on' if compile_model else 'off'}, torch {first['torch']}, "
+                  f"host allocator {first['host_allocator']}", title_justify="left")
     for col in ("scorer", "NFE", "pipeline img/s", "scorer img/s", "latency b=1 (ms)"):
         table.add_column(col, justify="left" if col == "scorer" else "right")
     for r in rows:
