@@ -8,6 +8,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
+from adbench.allocator import host_allocator
 from adbench.cli import app
 from adbench.metrics import METRIC_KEYS
 from tests.conftest import HAZELNUT
@@ -47,7 +48,7 @@ def test_run_writes_results_with_provenance(tiny_synthetic, tmp_path):
     row = frame.iloc[0]
     assert json.loads(row["config"])["noise_net"] == "mlp_tiny" and len(row["config_hash"]) == 16
     assert {"torch", "timm", "numpy", "adbench"} <= set(json.loads(row["versions"]))
-    assert row["git_commit"] and row["device"].startswith("cpu")
+    assert row["git_commit"] and row["device"].startswith("cpu") and row["host_allocator"] == host_allocator()
     assert pd.read_csv(run_dir / "metrics.csv").shape == frame.shape
     table = (run_dir / "table.md").read_text()
     assert "| I-AUROC | I-AP | I-F1max | P-AUROC | P-AP | P-F1max | AU-PRO | mAD | FPS |" in table

@@ -16,6 +16,7 @@ import torch
 from rich.console import Console
 from torch import nn
 
+from adbench.allocator import host_allocator
 from adbench.atomic import atomic_torch_save, atomic_write
 from adbench.config import RunConfig, stable_hash
 from adbench.data.base import Dataset, Sample, Transform, load_batch, load_mask
@@ -280,7 +281,7 @@ def score_cell(ctx: Context, data: EvalSet, model: nn.Module, spec: dict[str, An
         "seed": cfg.seed, "cell_key": cell_key, "config_hash": cfg.hash(),
         "config": json.dumps(cell.to_dict(), sort_keys=True), "versions": json.dumps(versions()),
         "git_commit": git_commit(), "device": device_name(ctx.device), "fps_batch_size": cfg.eval_batch_size,
-        "precision": precision(ctx.device), "maps_file": maps_file,
+        "precision": precision(ctx.device), "host_allocator": host_allocator(), "maps_file": maps_file,
         "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
         "cuda_deterministic": ctx.device.type == "cuda" and torch.are_deterministic_algorithms_enabled(),
     }
