@@ -25,6 +25,14 @@ def clock(device: torch.device) -> float:
     return time.perf_counter()
 
 
+def to_device(x: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """``x`` on ``device``; a host tensor bound for CUDA goes through pinned memory, so the copy is
+    asynchronous (a copy from pageable memory would make the host wait for the GPU)."""
+    if device.type == "cuda" and x.device.type == "cpu":
+        return x.pin_memory().to(device, non_blocking=True)
+    return x.to(device)
+
+
 def autocast(device: torch.device) -> torch.autocast:
     """The precision policy everywhere: bf16 autocast on CUDA, fp32 elsewhere."""
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")

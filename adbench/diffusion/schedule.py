@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 import torch
 
+from adbench.device import to_device
+
 
 @dataclass(frozen=True)
 class Schedule:
@@ -35,10 +37,11 @@ class Schedule:
     def q_sample(self, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
         """x_t for per-sample timesteps ``t`` (B) and standard-normal ``noise``.
 
-        The square roots are taken in float64: 1 - abar in float32 loses 3 digits near t = 0."""
-        a = self.abar.to(t.device)[t]
+        The square roots are taken in float64 (1 - abar in float32 loses 3 digits near t = 0), on
+        the host: pass host timesteps to keep the GPU from waiting on them."""
+        a = self.abar[t.cpu()]
         shape = (-1, *([1] * (x0.dim() - 1)))
-        signal, noise_scale = (v.to(x0.device, x0.dtype).view(shape) for v in (a.sqrt(), (1 - a).sqrt()))
+        signal, noise_scale = (to_device(v.to(x0.dtype).view(shape), x0.device) for v in (a.sqrt(), (1 - a).sqrt()))
         return signal * x0 + noise_scale * noise
 
 

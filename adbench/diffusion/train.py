@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from adbench.atomic import atomic_torch_save
-from adbench.device import autocast
+from adbench.device import autocast, to_device
 from adbench.diffusion.schedule import Schedule
 from adbench.progress import progress_bar
 
@@ -54,11 +54,25 @@ class EMA:
     @torch.no_grad()
     def update(self, model: nn.Module, step: int) -> None:
         d = min(self.decay, (1 + step) / (10 + step))
-        for k, v in model.state_dict().items():
-            if v.is_floating_point():
-                self.state[k].mul_(d).add_(v.detach(), alpha=1 - d)
-            else:
+        current = model.state_dict()
+        floats = [k for k, v in current.items() if v.is_floating_point()]
+        averaged = [self.state[k] for k in floats]
+        torch._foreach_mul_(averaged, d)  # one fused launch per op, not one per tensor
+        torch._foreach_add_(averaged, [current[k].detach() for k in floats], alpha=1 - d)
+        for k, v in current.items():
+            if not v.is_floating_point():
                 self.state[k].copy_(v)
+
+
+LOG_EVERY = 25  # steps between reading losses back from the device
+
+
+def features_on(device: torch.device, features: torch.Tensor) -> torch.Tensor:
+    """The training features on ``device`` when they take under a quarter of its free memory (no
+    per-step host-to-device copies), else left on the host."""
+    if device.type == "cuda" and features.numel() * features.element_size() < torch.cuda.mem_get_info(device)[0] / 4:
+        return features.to(device)
+    return features
 
 
 def train_noise_net(model: nn.Module, features: torch.Tensor, cfg: TrainConfig, seed: int,
@@ -71,10 +85,13 @@ def train_noise_net(model: nn.Module, features: torch.Tensor, cfg: TrainConfig, 
     steps_per_epoch = math.ceil(len(features) / cfg.batch_size)
     total = cfg.epochs * steps_per_epoch
     warmup = cfg.warmup_epochs * steps_per_epoch
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay,
+                            fused=device.type == "cuda")
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, warmup, total))
     gen = torch.Generator().manual_seed(seed)
     step, losses, order = 0, [], None
+    features = features_on(device, features)
+    pending: list[torch.Tensor] = []  # this step's losses, still on the device
     ema = EMA(model, cfg.ema_decay)
     if checkpoint is not None and checkpoint.is_file():
         state = torch.load(checkpoint, map_location="cpu", weights_only=True)
@@ -85,7 +102,14 @@ def train_noise_net(model: nn.Module, features: torch.Tensor, cfg: TrainConfig, 
         gen.set_state(state["generator"])
         step, losses = state["step"], state["losses"]
 
+    def flush() -> None:  # one host sync for many steps
+        if pending:
+            losses.extend(torch.stack(pending).tolist())
+            pending.clear()
+            bar.update(task, description=f"{description} loss {losses[-1]:.4f}")
+
     def save() -> None:
+        flush()
         if checkpoint is not None:
             atomic_torch_save(dict(model=model.state_dict(), ema=ema.state, optimizer=opt.state_dict(),
                                    scheduler=sched.state_dict(), generator=gen.get_state(),
@@ -96,14 +120,15 @@ def train_noise_net(model: nn.Module, features: torch.Tensor, cfg: TrainConfig, 
         while step < total:
             if order is None or step % steps_per_epoch == 0:  # per-epoch shuffle, resumable
                 epoch_gen = torch.Generator().manual_seed(seed * 1_000_003 + step // steps_per_epoch)
-                order = torch.randperm(len(features), generator=epoch_gen)
+                order = torch.randperm(len(features), generator=epoch_gen).to(features.device)
             idx = order[(step % steps_per_epoch) * cfg.batch_size:][: cfg.batch_size]
-            x0 = features[idx].to(device, non_blocking=True)
+            x0 = to_device(features[idx], device)
+            # timesteps and noise come from one host generator: the same on every device, resumable
             t = torch.randint(0, cfg.timesteps, (len(idx),), generator=gen)
-            noise = torch.randn(x0.shape, generator=gen).to(device)
+            noise = to_device(torch.randn(x0.shape, generator=gen), device)
             x_t = schedule.q_sample(x0, t, noise)
             with autocast(device):
-                pred = model(x_t, t.to(device))
+                pred = model(x_t, to_device(t, device))
             loss = torch.nn.functional.mse_loss(pred.float(), noise)
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -112,8 +137,10 @@ def train_noise_net(model: nn.Module, features: torch.Tensor, cfg: TrainConfig, 
             sched.step()
             ema.update(model, step)
             step += 1
-            losses.append(loss.item())
-            bar.update(task, advance=1, description=f"{description} loss {losses[-1]:.4f}")
+            pending.append(loss.detach())
+            bar.update(task, advance=1)
+            if step % LOG_EVERY == 0:
+                flush()
             if step % cfg.checkpoint_every == 0 or step == total:
                 save()
     model.eval()

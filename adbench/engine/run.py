@@ -28,6 +28,7 @@ from adbench.device import (
     precision,
     prepare_backbone,
     resolve_device,
+    to_device,
 )
 from adbench.diffusion.schedule import Schedule
 from adbench.diffusion.train import train_noise_net
@@ -178,9 +179,7 @@ def run_scorer(scorer: Any, model: nn.Module, schedule: Schedule, feats: torch.T
     """Score ``feats`` batch by batch after one warm-up call; noise comes from one seeded generator."""
     gen = torch.Generator(ctx.device).manual_seed(seed)
     bs = ctx.cfg.eval_batch_size
-    if ctx.device.type == "cuda":
-        feats = feats.pin_memory()  # asynchronous host-to-device copies
-    batches = [feats[i : i + bs].to(ctx.device, non_blocking=True) for i in range(0, len(feats), bs)]
+    batches = [to_device(feats[i : i + bs], ctx.device) for i in range(0, len(feats), bs)]
     with autocast(ctx.device):
         scorer.score(model, schedule, batches[0][:2], torch.Generator(ctx.device).manual_seed(0))  # warm-up
         start = clock(ctx.device)
