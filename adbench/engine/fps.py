@@ -13,7 +13,7 @@ On CUDA: bf16 autocast, channels_last for CNN backbones, optional ``torch.compil
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -32,6 +32,7 @@ from adbench.device import (
 )
 from adbench.diffusion.schedule import Schedule
 from adbench.engine.run import build_noise_net, build_scorer, scorer_label
+from adbench.progress import progress_bar
 from adbench.registry import BACKBONES
 from adbench.scorers.scoring import max_score_on_device, pixel_maps_on_device
 
@@ -55,22 +56,26 @@ class FpsRecord:
     iters: int
 
 
-def time_interleaved(calls: dict[str, Callable[[], Any]], device: torch.device, warmup: int,
-                     iters: int) -> dict[str, float]:
+def time_interleaved(calls: dict[Hashable, Callable[[], Any]], device: torch.device, warmup: int,
+                     iters: int) -> dict[Hashable, float]:
     """Mean seconds per call of each function over ``iters`` rounds, after ``warmup`` untimed rounds.
 
     Each round calls every function once, in order; the clock is read (CUDA synchronised) around
     each call only.
     """
-    for _ in range(warmup):
-        for fn in calls.values():
-            fn()
     total = dict.fromkeys(calls, 0.0)
-    for _ in range(iters):
-        for name, fn in calls.items():
-            start = clock(device)
-            fn()
-            total[name] += clock(device) - start
+    with progress_bar() as bar:
+        task = bar.add_task("timing", total=(warmup + iters) * len(calls))
+        for round_ in range(warmup + iters):
+            for name, fn in calls.items():
+                label = " ".join(map(str, name)) if isinstance(name, tuple) else name
+                bar.update(task, description=f"{'warm-up' if round_ < warmup else 'timed'} round "
+                                             f"{round_ + 1}/{warmup + iters}: {label}")
+                start = clock(device)
+                fn()
+                if round_ >= warmup:
+                    total[name] += clock(device) - start
+                bar.update(task, advance=1)
     return {name: seconds / iters for name, seconds in total.items()}
 
 
