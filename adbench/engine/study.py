@@ -122,9 +122,12 @@ def open_storage(url: str, heartbeat: int = 60) -> Any:
         return JournalStorage(JournalFileBackend(url))
     kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
     # workers starting together race to create the schema (sqlalchemy IntegrityError/OperationalError)
-    return retry(lambda: optuna.storages.RDBStorage(
-        url, engine_kwargs=kwargs, heartbeat_interval=heartbeat, grace_period=2 * heartbeat,
-        failed_trial_callback=optuna.storages.RetryFailedTrialCallback(max_retry=1)), Exception)
+    with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna; we rely on them, tested
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return retry(lambda: optuna.storages.RDBStorage(
+            url, engine_kwargs=kwargs, heartbeat_interval=heartbeat, grace_period=2 * heartbeat,
+            heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1)),
+            Exception)
 
 
 def retry(fn: Any, exceptions: type[BaseException] | tuple, attempts: int = 5) -> Any:
@@ -207,17 +210,20 @@ class StudyRunner:
         import matplotlib.pyplot as plt
         import optuna.visualization.matplotlib as vis
 
-        warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-
         names = ["metric", "images/s"] if self.spec.fps_objective else [self.spec.objective]
         makers = {"pareto_front": lambda: vis.plot_pareto_front(study, target_names=names)} if \
             self.spec.fps_objective else {"optimization_history": lambda: vis.plot_optimization_history(study)}
         makers["param_importances"] = lambda: vis.plot_param_importances(
-            study, target=(lambda t: t.values[0]) if self.spec.fps_objective else None, target_name=names[0])
+            # with a custom target, PED-ANOVA (the default evaluator) ranks for low values: negate the metric
+            study, target=(lambda t: -t.values[0]) if self.spec.fps_objective else None, target_name=names[0])
         written = []
         for name, make in makers.items():
             try:
-                ax = make()
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                    # PED-ANOVA warns on any custom target that it ranks for low values: ours is negated
+                    warnings.filterwarnings("ignore", message="PedAnovaImportanceEvaluator computes")
+                    ax = make()
             except (ValueError, RuntimeError) as exc:  # e.g. too few finished trials for importances
                 console.print(f"[yellow]no {name} plot:[/] {exc}")
                 continue
