@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 from adbench.cli import app
 from adbench.engine.grid import GridSpec, expand, load_grid
 from adbench.errors import ConfigError
+from adbench.metrics import METRIC_KEYS
 from adbench.results import RecordLog
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -107,6 +108,11 @@ def test_killed_grid_resumes_without_losing_or_duplicating_cells(tiny_synthetic,
     keys = [r["cell_key"] for r in records if r["status"] == "ok"]
     assert len(keys) == len(set(keys)) == 8
     assert all(RecordLog(log_path).finished()[k] == r for k, r in kept)
+    # and the killed-and-resumed grid measured exactly what an uninterrupted one measures
+    assert runner.invoke(app, ["grid", str(grid), "--results-dir", str(tmp_path / "clean")]).exit_code == 0
+    resumed, clean = (pd.read_parquet(d / "grid-tiny" / "metrics.parquet").set_index("cell_key").sort_index()
+                      for d in (tmp_path / "r", tmp_path / "clean"))
+    assert resumed[list(METRIC_KEYS)].equals(clean[list(METRIC_KEYS)])
 
 
 def test_torn_last_line_is_ignored_and_terminated(tmp_path):
