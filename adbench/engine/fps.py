@@ -34,7 +34,7 @@ from adbench.diffusion.schedule import Schedule
 from adbench.engine.run import build_noise_net, build_scorer, scorer_label
 from adbench.progress import progress_bar
 from adbench.registry import BACKBONES
-from adbench.scorers.scoring import max_score_on_device, pixel_maps_on_device
+from adbench.scorers.scoring import feature_map, max_score_on_device, pixel_maps_on_device
 
 
 @dataclass
@@ -99,6 +99,7 @@ class FpsBench:
         self.schedule = Schedule.linear(cfg.train.timesteps)
         self.scoring = cfg.scoring()
         self.scorers = {scorer_label(spec): build_scorer(spec) for spec in cfg.scorers}
+        self.generators = {label: torch.Generator(self.device).manual_seed(cfg.seed) for label in self.scorers}
 
     def postprocess(self, feature_map: torch.Tensor) -> torch.Tensor:
         """Upsampled (smoothed) maps and their max score, on the device."""
@@ -106,8 +107,7 @@ class FpsBench:
         return max_score_on_device(maps, self.scoring.pool_size)
 
     def score(self, label: str, features: torch.Tensor) -> torch.Tensor:
-        gen = torch.Generator(self.device).manual_seed(self.cfg.seed)
-        out = self.scorers[label].score(self.model, self.schedule, features, gen)
+        out = self.scorers[label].score(self.model, self.schedule, features, self.generators[label])
         return self.postprocess(out.feature_map)
 
     def calls(self) -> dict[tuple[str, str], Callable[[], Any]]:
@@ -122,7 +122,7 @@ class FpsBench:
     def parts(self) -> dict[tuple[str, str], Callable[[], Any]]:
         """One backbone pass, one noise-net pass and the post-processing, each alone (for ideal costs)."""
         t = torch.full((self.batch_size,), 500, device=self.device)
-        fmap = self.features.pow(2).sum(1).sqrt()
+        fmap = feature_map(self.features)
         return {("part", "backbone"): lambda: self.backbone(self.images),
                 ("part", "noise net"): lambda: self.model(self.features, t),
                 ("part", "post-processing"): lambda: self.postprocess(fmap)}
