@@ -83,10 +83,24 @@ class RunConfig:
 
     def training_key(self, category: str) -> str:
         """Hash of what determines a trained noise net for ``category`` (scoring excluded)."""
-        keys = ("dataset", "data_root", "dataset_args", "image_size", "image_mean", "image_std",
-                "backbone", "pretrained", "weights", "noise_net",
-                "noise_net_args", "train", "holdout_fraction", "seed")
-        return stable_hash({"category": category, **{k: self.to_dict()[k] for k in keys}})
+        keys = ("dataset", "data_root", "dataset_args", "noise_net", "noise_net_args", "train", "holdout_fraction",
+                "seed")
+        return stable_hash({"category": category, "features": self.feature_setup(),
+                            **{k: self.to_dict()[k] for k in keys}})
+
+    def feature_setup(self) -> dict[str, Any]:
+        """What backbone features depend on besides the image files: the backbone, its weights (the
+        file's identity, so a replaced weights file is not mistaken for the old one) and the transform."""
+        return {"backbone": self.backbone, "pretrained": self.pretrained, "weights": file_fingerprint(self.weights),
+                "image_size": self.image_size, "image_mean": self.image_mean, "image_std": self.image_std}
+
+
+def file_fingerprint(path: str | Path | None) -> Any:
+    """(resolved path, size, mtime) of an existing file; the path as given otherwise (or None)."""
+    if path is None or not Path(path).is_file():
+        return None if path is None else str(path)
+    st = Path(path).stat()
+    return [str(Path(path).resolve()), st.st_size, st.st_mtime_ns]
 
 
 def stable_hash(obj: Any) -> str:

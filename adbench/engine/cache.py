@@ -8,18 +8,17 @@ import torch
 from torch import nn
 
 from adbench.atomic import atomic_torch_save
-from adbench.config import stable_hash
+from adbench.config import RunConfig, file_fingerprint, stable_hash
 from adbench.data.base import Sample, Transform, image_batches
 from adbench.device import autocast, images_for
 from adbench.progress import progress_bar
 
 
-def file_fingerprint(samples: list[Sample]) -> list[tuple[str, int, int]]:
-    out = []
-    for s in samples:
-        st = s.image_path.stat()
-        out.append((str(s.image_path.resolve()), st.st_size, st.st_mtime_ns))
-    return out
+def feature_key(cfg: RunConfig, samples: list[Sample], precision: str) -> str:
+    """The cache key of the features of ``samples``: the image files (path, size, mtime), the
+    configuration's feature setup (backbone, weights, transform) and the precision they run in."""
+    return stable_hash({"setup": cfg.feature_setup(), "precision": precision,
+                        "files": [file_fingerprint(s.image_path) for s in samples]})
 
 
 @torch.no_grad()
@@ -37,12 +36,10 @@ def extract(backbone: nn.Module, samples: list[Sample], transform: Transform, de
     return torch.cat(out)
 
 
-def cached_features(cache_dir: Path, backbone_key: dict, backbone: nn.Module, samples: list[Sample],
+def cached_features(cache_dir: Path, key: str, backbone: nn.Module, samples: list[Sample],
                     transform: Transform, device: torch.device, batch_size: int,
                     description: str = "features") -> torch.Tensor:
-    """``extract`` through an on-disk cache keyed by the image files and the backbone setup."""
-    key = stable_hash({"backbone": backbone_key, "transform": transform.__dict__,
-                       "files": file_fingerprint(samples)})
+    """``extract`` through an on-disk cache under ``key`` (``feature_key``)."""
     path = Path(cache_dir) / "features" / f"{key}.pt"
     if path.is_file():
         try:

@@ -32,7 +32,7 @@ from adbench.device import (
 )
 from adbench.diffusion.schedule import Schedule
 from adbench.diffusion.train import train_noise_net
-from adbench.engine.cache import cached_features
+from adbench.engine.cache import cached_features, feature_key
 from adbench.errors import DataError
 from adbench.metrics import PIXEL_KEYS, MetricWarning, NonFiniteScoreError, image_metrics, mad, pixel_metrics
 from adbench.provenance import git_commit, versions
@@ -102,7 +102,7 @@ class Context:
         return self.cfg.categories or self.dataset.categories()
 
     def features(self, samples: list[Sample], what: str) -> torch.Tensor:
-        key = {"name": self.cfg.backbone, "pretrained": self.cfg.pretrained, "weights": self.cfg.weights}
+        key = feature_key(self.cfg, samples, precision(self.device))
         return cached_features(self.cache_dir, key, self.backbone, samples, self.transform, self.device,
                                self.cfg.eval_batch_size, what)
 
@@ -236,12 +236,23 @@ def cell_config(cfg: RunConfig, category: str, spec: dict[str, Any]) -> RunConfi
     return dataclasses.replace(cfg, categories=[category], scorers=[spec])
 
 
-def score_cell(ctx: Context, data: EvalSet, model: nn.Module, spec: dict[str, Any]) -> dict[str, Any]:
-    """Score one category with one scorer: the self-describing result row."""
+@dataclass
+class CellScores:
+    """The numbers a result row is computed from: image scores and pixel maps of the test set."""
+
+    image_score: str  # the image score used (``max`` for scorers without latent components)
+    scores: np.ndarray  # N, normalised and summed components
+    maps: np.ndarray  # N x H x W, post-processed pixel maps
+    normalizer: Normalizer
+    seconds: float  # time in the scorer on the test set
+
+
+def cell_scores(ctx: Context, data: EvalSet, model: nn.Module, scorer: Any) -> CellScores:
+    """Score the test set of ``data``; components normalised by held-out normals (or, transductively
+    and only when asked, by the test set itself). Held-out noise is seeded with ``seed + 1``."""
     cfg = ctx.cfg
     scoring = cfg.scoring()
     schedule = Schedule.linear(cfg.train.timesteps)
-    scorer = build_scorer(spec)
     image_score = scoring.image_score if scoring.image_score in scorer.image_scores else "max"
     names = image_score.split("+")
     test_out = run_scorer(scorer, model, schedule, data.test_feats, ctx, cfg.seed)
@@ -251,7 +262,16 @@ def score_cell(ctx: Context, data: EvalSet, model: nn.Module, spec: dict[str, An
     else:
         held_out = run_scorer(scorer, model, schedule, data.held_feats, ctx, cfg.seed + 1)
         norm = Normalizer.fit({k: image_components(held_out, scoring, cfg.image_size)[0][k] for k in names})
-    scores = norm.image_score(test_comp, names)
+    return CellScores(image_score, norm.image_score(test_comp, names), maps, norm, test_out.seconds)
+
+
+def score_cell(ctx: Context, data: EvalSet, model: nn.Module, spec: dict[str, Any]) -> dict[str, Any]:
+    """Score one category with one scorer: the self-describing result row."""
+    cfg = ctx.cfg
+    scoring = cfg.scoring()
+    scorer = build_scorer(spec)
+    out = cell_scores(ctx, data, model, scorer)
+    scores, maps = out.scores, out.maps
     bad = ~np.isfinite(scores) | ~np.isfinite(maps).all(axis=(1, 2))
     if bad.any():
         raise NonFiniteScoreError(
@@ -263,7 +283,7 @@ def score_cell(ctx: Context, data: EvalSet, model: nn.Module, spec: dict[str, An
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", MetricWarning)
         metrics["mad"] = mad(metrics)
-    scorer_per_image = test_out.seconds / len(data.labels)
+    scorer_per_image = out.seconds / len(data.labels)
     cell = cell_config(cfg, data.category, spec)
     cell_key = cell.hash()
     maps_file = save_maps(ctx, data, maps, cell_key) if cfg.save_maps > 0 else ""
@@ -274,7 +294,7 @@ def score_cell(ctx: Context, data: EvalSet, model: nn.Module, spec: dict[str, An
         "backbone": cfg.backbone, "noise_net": cfg.noise_net, **metrics,
         "fps": 1.0 / (data.backbone_seconds + scorer_per_image), "scorer_fps": 1.0 / scorer_per_image,
         "nfe": scorer.nfe, "n_test": len(data.labels), "n_anomalous": int(data.labels.sum()),
-        "pixel_metrics": data.masks is not None, "protocol": cfg.protocol_label(), "image_score": image_score,
+        "pixel_metrics": data.masks is not None, "protocol": cfg.protocol_label(), "image_score": out.image_score,
         "smoothing_sigma": scoring.smoothing_sigma, "pool_size": scoring.pool_size,
         "normalisation": scoring.normalisation, "transductive": scoring.transductive,
         "seed": cfg.seed, "cell_key": cell_key, "config_hash": cfg.hash(),
