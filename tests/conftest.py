@@ -1,4 +1,3 @@
-import os
 from pathlib import Path
 
 import pytest
@@ -8,13 +7,18 @@ TINY_SYNTHETIC = {"n_train": 10, "n_good": 3, "n_per_defect": 1}
 
 
 @pytest.fixture(autouse=True, scope="session")
-def _isolated_cache(tmp_path_factory):
-    """Every test session gets its own dataset/feature cache and, as the CLI does, a tuned host allocator."""
+def _tuned_allocator():
+    """As the CLI does: a tuned host allocator for the whole session."""
     from adbench.allocator import tune_host_allocator
 
-    os.environ["ADBENCH_CACHE"] = str(tmp_path_factory.mktemp("cache"))
     tune_host_allocator()
-    yield
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory, monkeypatch):
+    """Every test gets its own dataset/feature cache: a key that misses a field cannot be hidden by
+    features or data another test left behind."""
+    monkeypatch.setenv("ADBENCH_CACHE", str(tmp_path_factory.mktemp("cache")))
 
 
 @pytest.fixture(scope="session")

@@ -174,3 +174,38 @@ def test_elpv_from_package():
     strict = DATASETS.create("elpv", threshold=1.0)
     assert sum(s.label for s in strict.test("mono")) < sum(s.label for s in test)
     assert load_image(train[0].image_path, Transform(64)).shape == (3, 64, 64)
+
+
+def test_elpv_holds_out_a_quarter_of_the_normals_for_test():
+    """Counts from the package's labels.csv: mono 588 normals, 313 + 56 defective (1 and 2/3); poly 920,
+    402 + 50. About a quarter of the normals (by file-name hash) are test images, the rest train."""
+    pytest.importorskip("elpv_dataset")
+    ds = DATASETS.create("elpv")
+    for category, normals, anomalous, test_normals in (("mono", 588, 313 + 56, 156), ("poly", 920, 402 + 50, 252)):
+        train, test = ds.train(category), ds.test(category)
+        held = [s for s in test if s.label == 0]
+        assert sum(s.label for s in test) == anomalous
+        assert len(held) == test_normals and len(train) == normals - test_normals
+        assert 0.2 < len(held) / normals < 0.3
+
+
+def test_masks_are_resized_by_nearest_neighbour(tmp_path):
+    """A one-pixel defect stays one block of pixels: no dilation by interpolation."""
+    from adbench.data.base import Sample
+
+    mask = np.zeros((8, 8), np.uint8)
+    mask[3, 5] = 255
+    mask[6, 1:3] = 255
+    Image.fromarray(mask).save(tmp_path / "m.png")
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "i.png")
+    sample = Sample(tmp_path / "i.png", tmp_path / "m.png", 1, "x")
+    expected = np.zeros((16, 16), bool)
+    expected[6:8, 10:12] = True
+    expected[12:14, 2:6] = True
+    assert np.array_equal(load_mask(sample, 16), expected)
+    down = np.zeros((4, 4), bool)
+    down[1, 2] = down[3, 0] = down[3, 1] = True  # 8 -> 4 keeps pixel (2i + 1, 2j + 1): rows 3 and 7 of 8
+    mask_odd = np.zeros((8, 8), np.uint8)
+    mask_odd[3, 5] = mask_odd[7, 1] = mask_odd[7, 3] = 255
+    Image.fromarray(mask_odd).save(tmp_path / "m.png")
+    assert np.array_equal(load_mask(sample, 4), down)

@@ -1,5 +1,6 @@
 import json
 
+import pytest
 import torch
 from typer.testing import CliRunner
 
@@ -49,6 +50,7 @@ def test_fps_cli_writes_records(tmp_path):
     assert data["records"][0]["scorer"] == "osd_irf_mean" and data["config"]["noise_net"] == "mlp_tiny"
 
 
+@pytest.mark.slow
 @torch.no_grad()
 def test_compiled_pipeline_scores_like_eager():
     """``--compile`` (torch.compile, inductor on CPU) gives the eager scores; ~1.5 min of compiling."""

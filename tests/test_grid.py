@@ -82,6 +82,7 @@ def test_grid_trains_once_resumes_and_records_failures(tiny_synthetic, tmp_path)
     assert len(pd.read_parquet(grid_dir / "metrics.parquet")) == 2  # this grid's finished cells
 
 
+@pytest.mark.slow
 def test_killed_grid_resumes_without_losing_or_duplicating_cells(tiny_synthetic, tmp_path):
     grid = tiny_grid(tmp_path / "g.yaml", tiny_synthetic)
     cmd = [sys.executable, "-m", "adbench", "grid", str(grid), "--results-dir", str(tmp_path / "r")]

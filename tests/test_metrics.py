@@ -17,12 +17,14 @@ def sklearn_f1max(y, s):
     return f1.max()
 
 
-def brute_aupro(maps, masks, limit=0.3):
-    """Direct definition: every distinct threshold, each region's overlap, trapezoid + interpolation."""
-    regions = []
-    for i, m in enumerate(masks):
-        lab, n = ndimage.label(m, structure=np.ones((3, 3)))
-        regions += [(i, lab == k) for k in range(1, n + 1)]
+def brute_aupro(maps, masks, limit=0.3, regions=None):
+    """Direct definition: every distinct threshold, each region's overlap, trapezoid + interpolation.
+    ``regions``: (image index, boolean mask) pairs; by default the 8-connected components."""
+    if regions is None:
+        regions = []
+        for i, m in enumerate(masks):
+            lab, n = ndimage.label(m, structure=np.ones((3, 3)))
+            regions += [(i, lab == k) for k in range(1, n + 1)]
     neg = ~masks
     fprs, pros = [0.0], [0.0]
     for thr in np.unique(maps)[::-1]:
@@ -143,3 +145,20 @@ def test_parallel_chunked_path_matches_sklearn(monkeypatch):
     m = pixel_metrics(maps, masks)
     assert m["pixel_auroc"] == pytest.approx(roc_auc_score(masks.ravel(), maps.ravel()), abs=1e-12)
     assert m["pixel_aupro"] == pytest.approx(brute_aupro(maps, masks), abs=1e-12)
+
+
+def test_aupro_regions_are_8_connected():
+    """A diagonal line of pixels is one defect, not four: regions listed by hand."""
+    masks = np.zeros((2, 8, 8), bool)
+    diagonal, block = np.zeros((8, 8), bool), np.zeros((8, 8), bool)
+    diagonal[[1, 2, 3, 4], [1, 2, 3, 4]] = True
+    block[5:7, 5:7] = True
+    masks[1] = diagonal | block
+    maps = np.random.default_rng(3).integers(0, 6, (2, 8, 8)).astype(np.float32)
+    maps[1][diagonal] = [9, 2, 3, 1]  # one diagonal pixel found early, the rest late
+    maps[1][block] = 4
+    hand = [(1, diagonal), (1, block)]
+    got = pixel_metrics(maps, masks)["pixel_aupro"]
+    assert got == pytest.approx(brute_aupro(maps, masks, regions=hand), abs=1e-12)
+    four_connected = [(1, diagonal & (np.arange(8)[:, None] == k)) for k in range(1, 5)] + [(1, block)]
+    assert abs(brute_aupro(maps, masks, regions=four_connected) - got) > 0.01  # the test can tell them apart

@@ -68,6 +68,7 @@ def test_results_record_determinism(tiny_synthetic, tmp_path):
     assert bool(row["deterministic_algorithms"]) and not bool(row["cuda_deterministic"])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("storage", ["journal", "sqlite"])
 def test_two_workers_on_one_study_lose_no_trials(tiny_synthetic, tmp_path, storage):
     path = study_file(tmp_path / "s.yaml", tiny_synthetic, name="shared", n_trials=6)
@@ -116,6 +117,7 @@ def test_nan_scores_are_named_not_turned_into_metrics(tiny_synthetic, tmp_path, 
     assert "washer / osd_irf_mean" in result.output and "NaN or Inf" in result.output
 
 
+@pytest.mark.slow
 def test_killed_study_worker_is_replaced_and_the_study_completes(tiny_synthetic, tmp_path):
     import signal
     import time

@@ -96,7 +96,8 @@ def test_report_cli_reads_stored_results(tmp_path):
     out = tmp_path / "reports" / "main"
     result = CliRunner().invoke(app, ["report", str(run_dir), "--out", str(out), "--format", "both"])
     assert result.exit_code == 0, result.output
-    assert out.with_suffix(".md").read_text() == markdown_table(frame)
-    assert out.with_suffix(".tex").read_text() == latex_tables(frame, "tab:main")
+    assert out.with_suffix(".md").read_text() == (GOLDEN / "table.md").read_text()
+    assert out.with_suffix(".tex").read_text() == (GOLDEN / "table.tex").read_text().replace("tab:golden", "tab:main")
     missing = CliRunner().invoke(app, ["report", str(tmp_path / "nope")])
-    assert missing.exit_code == 2 and "not a run folder" in missing.output or "No results" in missing.output
+    assert missing.exit_code == 2 and "No results in" in missing.output
+    assert "metrics.parquet is missing" in missing.output

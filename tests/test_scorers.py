@@ -145,3 +145,61 @@ def test_gaussian_smoothing_equals_scipy(sigma):
     maps = torch.rand(3, 40, 37, dtype=torch.float64)
     expected = gaussian_filter(maps.numpy(), sigma=(0, sigma, sigma), mode="reflect", truncate=4.0)
     assert np.allclose(gaussian_smooth(maps, sigma).numpy(), expected, atol=1e-12)
+
+
+class StateRecorder(nn.Module):
+    """eps(x, t) = tanh(x) / 2 + t / 2000: depends on its input, and records every input it gets."""
+
+    def __init__(self):
+        super().__init__()
+        self.inputs = []
+
+    def forward(self, x, t):
+        self.inputs.append(x.clone())
+        return torch.tanh(x) / 2 + t.to(x.dtype).view(-1, 1, 1, 1) / 2000
+
+
+def eps_by_hand(x, t):
+    return np.tanh(x) / 2 + t / 2000
+
+
+def ddim_by_hand(x, eps, a_from, a_to):
+    return math.sqrt(a_to) * (x - math.sqrt(1 - a_from) * eps) / math.sqrt(a_from) + math.sqrt(1 - a_to) * eps
+
+
+ABAR = np.cumprod(1 - np.linspace(1e-4, 0.02, 1000))
+
+
+@pytest.mark.parametrize(("subset", "steps"), [
+    ("even", [(0, ABAR[0], ABAR[333]), (333, ABAR[333], ABAR[666]), (666, ABAR[666], ABAR[999])]),
+    ("code", [(0, ABAR[0], ABAR[500]), (500, ABAR[500], ABAR[999]), (999, ABAR[999], 0.0)]),
+])
+def test_invad_feeds_the_current_state_at_every_step(subset, steps):
+    x0 = np.random.default_rng(1).standard_normal((2, 3, 2, 2))
+    model = StateRecorder()
+    z = SCORERS.create("invad", steps=3, subset=subset).latent(model, SCHEDULE, torch.from_numpy(x0))
+    x, states = x0, []
+    for t, a_from, a_to in steps:
+        states.append(x)
+        x = ddim_by_hand(x, eps_by_hand(x, t), a_from, a_to)
+    assert len(model.inputs) == 3
+    for got, want in zip(model.inputs, states, strict=True):
+        np.testing.assert_allclose(got.numpy(), want, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(z.numpy(), x, rtol=1e-10, atol=1e-12)
+
+
+def test_reconstruction_feeds_the_current_state_at_every_step():
+    x0 = np.random.default_rng(2).standard_normal((2, 3, 2, 2))
+    model = StateRecorder()
+    out = SCORERS.create("reconstruction", ratio=0.4, steps=4).score(
+        model, SCHEDULE, torch.from_numpy(x0), torch.Generator().manual_seed(5))
+    noise = torch.randn(x0.shape, generator=torch.Generator().manual_seed(5), dtype=torch.float64).numpy()
+    x = math.sqrt(ABAR[400]) * x0 + math.sqrt(1 - ABAR[400]) * noise
+    states = []
+    for t, t_next in ((400, 300), (300, 200), (200, 100), (100, 0)):
+        states.append(x)
+        x = ddim_by_hand(x, eps_by_hand(x, t), ABAR[t], ABAR[t_next] if t_next else 1.0)
+    assert len(model.inputs) == 4
+    for got, want in zip(model.inputs, states, strict=True):
+        np.testing.assert_allclose(got.numpy(), want, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(out.feature_map.numpy(), ((x0 - x) ** 2).mean(axis=1), rtol=1e-6)

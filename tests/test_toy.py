@@ -1,10 +1,12 @@
 import json
 
+import pytest
 from typer.testing import CliRunner
 
 from adbench.cli import app
 
 
+@pytest.mark.slow
 def test_toy_study_reproduces_the_papers_qualitative_result(tmp_path):
     result = CliRunner().invoke(app, ["toy", "--json", "--out", str(tmp_path / "toy.png")])
     assert result.exit_code == 0, result.output

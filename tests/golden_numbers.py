@@ -1,0 +1,41 @@
+"""Pinned end-to-end numbers: result rows compared with a golden JSON file to 1e-6.
+
+When a change moves the numbers on purpose, regenerate with ``ADBENCH_UPDATE_GOLDEN=1 make test``,
+review the diff and commit the new file with the change, saying why the numbers moved.
+"""
+
+import json
+import math
+import os
+from pathlib import Path
+
+import pandas as pd
+
+from adbench.metrics import METRIC_KEYS
+
+GOLDEN = Path(__file__).parent / "golden"
+PINNED = (*METRIC_KEYS, "mad")
+
+
+def pinned(frame: pd.DataFrame, by: tuple[str, ...]) -> dict[str, dict[str, float | None]]:
+    """``{"<by values joined by ' / '>": {metric: value (None for NaN)}}``, sorted."""
+    out = {}
+    for _, row in frame.iterrows():
+        label = " / ".join(str(row[k]) for k in by)
+        assert label not in out, f"two rows for {label}"
+        out[label] = {k: None if math.isnan(row[k]) else float(row[k]) for k in PINNED}
+    return dict(sorted(out.items()))
+
+
+def assert_matches_golden(name: str, frame: pd.DataFrame, by: tuple[str, ...] = ("category", "scorer")) -> None:
+    got = pinned(frame, by)
+    path = GOLDEN / f"{name}.json"
+    if os.environ.get("ADBENCH_UPDATE_GOLDEN"):
+        path.write_text(json.dumps(got, indent=1) + "\n")
+    want = json.loads(path.read_text())
+    assert sorted(got) == sorted(want), f"{path}: the rows differ"
+    for label, metrics in want.items():
+        for key, value in metrics.items():
+            have = got[label][key]
+            ok = have is None if value is None else have is not None and abs(have - value) <= 1e-6
+            assert ok, f"{path}: {label} {key} is {have}, pinned {value}"

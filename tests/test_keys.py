@@ -1,0 +1,133 @@
+"""Keys that cannot go stale: every config field changes exactly the keys that depend on it.
+
+Four keys decide what is reused: the feature-cache key (``feature_key``), the trained model's file
+(``Context.model_path``: the training key), a result cell's key (the hash of its cell config) and
+the shared context (dataset + loaded backbone). The table below says, field by field, which of them
+must change; it is parametrised over every field of the config, so a field added later without an
+entry here fails ``test_every_field_is_in_the_table``.
+"""
+
+import dataclasses
+import os
+from pathlib import Path
+
+import pytest
+
+from adbench.config import RunConfig, from_dict
+from adbench.data.base import Sample
+from adbench.diffusion.train import TrainConfig
+from adbench.engine.cache import feature_key
+from adbench.engine.grid import set_dotted
+from adbench.engine.run import Context, cell_config, context_key
+
+F, M, C, X = "features", "model", "cell", "context"
+INPUT = {F, M, C, X}  # what the images and the backbone are
+TRAINING = {M, C}
+
+# field -> (a different value, the keys it must change)
+CHANGES = {
+    "name": ("other", set()),
+    "dataset": ("mvtec", {M, C, X}),
+    "data_root": ("/data/elsewhere", {M, C, X}),
+    "dataset_args": ({"n_train": 5}, {M, C, X}),
+    "categories": (["weave", "washer"], set()),  # a cell is one category: the list is not part of it
+    "image_size": (128, INPUT),
+    "image_mean": ([0.5, 0.5, 0.5], INPUT),
+    "image_std": ([0.5, 0.5, 0.5], INPUT),
+    "backbone": ("efficientnet_b4", INPUT),
+    "pretrained": (False, INPUT),
+    "weights": ("elsewhere/weights.safetensors", INPUT),
+    "noise_net": ("dit_tiny", TRAINING),
+    "noise_net_args": ({"depth": 3}, TRAINING),
+    "train.epochs": (7, TRAINING),
+    "train.batch_size": (3, TRAINING),
+    "train.lr": (0.5, TRAINING),
+    "train.warmup_epochs": (2, TRAINING),
+    "train.weight_decay": (0.1, TRAINING),
+    "train.grad_clip": (0.5, TRAINING),
+    "train.timesteps": (500, TRAINING),
+    "train.checkpoint_every": (7, TRAINING),
+    "train.ema_decay": (0.9, TRAINING),
+    "use_ema": (False, {C}),
+    "scorers": ([{"name": "invad"}], {C}),
+    "protocol": ("ader", {C}),
+    "image_score": ("nll", {C}),
+    "smoothing_sigma": (2.0, {C}),
+    "pool_size": (3, {C}),
+    "normalisation": ("test-minmax", {C}),
+    "holdout_fraction": (0.3, TRAINING),
+    "seed": (1, TRAINING),
+    "device": ("cpu", {X}),
+    "deterministic": (True, {C}),
+    "eval_batch_size": (5, {C}),
+    "save_maps": (0, {C}),
+    "fps_images": (3, {C}),
+}
+
+BASE = {"dataset": "synthetic", "backbone": "efficientnet_lite0", "noise_net": "mlp_tiny",
+        "categories": ["washer"], "scorers": [{"name": "osd_irf_mean"}], "train": {"epochs": 2}}
+
+
+def config_fields() -> list[str]:
+    """Every field of the run config, nested training fields as ``train.<field>``."""
+    out = []
+    for f in dataclasses.fields(RunConfig):
+        out += [f"train.{t.name}" for t in dataclasses.fields(TrainConfig)] if f.name == "train" else [f.name]
+    return out
+
+
+def base_config() -> RunConfig:
+    return from_dict(RunConfig, BASE)
+
+
+@pytest.fixture
+def images(tmp_path):
+    paths = []
+    for i in range(2):
+        paths.append(tmp_path / f"{i}.png")
+        paths[-1].write_bytes(b"not decoded: only the file's identity is keyed" * (i + 1))
+    return [Sample(p, None, 0) for p in paths]
+
+
+def keys(cfg: RunConfig, samples: list[Sample], run_dir: Path, precision: str = "fp32") -> dict[str, str]:
+    ctx = Context(cfg, run_dir, run_dir / "cache", None, None, None, None)
+    return {F: feature_key(cfg, samples, precision), M: ctx.model_path("washer").name,
+            C: cell_config(cfg, "washer", cfg.scorers[0]).hash(), X: context_key(cfg)}
+
+
+def changed(field: str, value, samples, run_dir) -> set[str]:
+    data = base_config().to_dict()
+    before = keys(from_dict(RunConfig, data), samples, run_dir)
+    set_dotted(data, field, value)
+    after = keys(from_dict(RunConfig, data), samples, run_dir)
+    return {k for k in before if before[k] != after[k]}
+
+
+def test_every_field_is_in_the_table():
+    assert sorted(config_fields()) == sorted(CHANGES), "add the new field to CHANGES with the keys it must change"
+
+
+@pytest.mark.parametrize("field", sorted(CHANGES))
+def test_a_field_changes_exactly_the_keys_that_depend_on_it(field, images, tmp_path):
+    value, expected = CHANGES[field]
+    assert changed(field, value, images, tmp_path) == expected
+
+
+def test_features_follow_the_image_files_and_the_precision(images, tmp_path):
+    cfg = base_config()
+    first = feature_key(cfg, images, "fp32")
+    assert feature_key(cfg, images, "bf16") != first
+    assert feature_key(cfg, images[:1], "fp32") != first
+    stat = images[1].image_path.stat()
+    os.utime(images[1].image_path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))  # touched
+    assert feature_key(cfg, images, "fp32") != first
+
+
+def test_a_replaced_weights_file_changes_features_and_models(images, tmp_path):
+    weights = tmp_path / "w.safetensors"
+    weights.write_bytes(b"first weights")
+    cfg = dataclasses.replace(base_config(), weights=str(weights))
+    before = keys(cfg, images, tmp_path)
+    weights.write_bytes(b"second, longer weights")  # same path, new file
+    after = keys(cfg, images, tmp_path)
+    assert {k for k in before if before[k] != after[k]} == {F, M}

@@ -1,0 +1,239 @@
+"""The wiring from a scorer's output to a published number, against hand computations.
+
+A linear noise net eps(x, t) = 0.5 x + 0.25 makes every latent closed-form, so the image scores
+(NLL, max - min of the map, their z-scores with held-out statistics), the pixel maps (bilinear
+upsampling, Gaussian smoothing, pooled max) and the metrics of the result row are all computed
+here independently in float64 numpy / scipy / scikit-learn and compared with the engine's.
+"""
+
+import dataclasses
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from scipy.ndimage import gaussian_filter
+from sklearn.metrics import average_precision_score, roc_auc_score
+from torch import nn
+
+from adbench.config import RunConfig
+from adbench.diffusion.train import TrainConfig
+from adbench.engine.run import Context, EvalSet, cell_scores, eval_set, score_cell, split_train, train_category
+from adbench.metrics import METRIC_KEYS
+from adbench.registry import SCORERS
+from adbench.scorers.scoring import upsample
+from tests.test_metrics import brute_aupro, sklearn_f1max
+
+ABAR = np.cumprod(1 - np.linspace(1e-4, 0.02, 1000))  # DDPM linear schedule, closed form
+W, B = 0.5, 0.25
+
+
+class Linear(nn.Module):
+    def forward(self, x, t):
+        return W * x + B
+
+
+def latent_by_hand(x0: np.ndarray, t: int = 500, eps: np.ndarray | None = None) -> np.ndarray:
+    x_t = math.sqrt(ABAR[t]) * x0 + (0 if eps is None else math.sqrt(1 - ABAR[t]) * eps)
+    return W * x_t + B
+
+
+def components_by_hand(z: np.ndarray) -> dict[str, np.ndarray]:
+    fmap = np.sqrt((z**2).sum(axis=1))
+    return {"nll": 0.5 * (z**2).sum(axis=(1, 2, 3)) + 0.5 * z[0].size * math.log(2 * math.pi),
+            "diff": fmap.max(axis=(1, 2)) - fmap.min(axis=(1, 2)), "fmap": fmap}
+
+
+def zscores(test: np.ndarray, held: np.ndarray) -> np.ndarray:
+    return (test - held.mean()) / held.std(ddof=1)
+
+
+def upsampled(fmap: np.ndarray, size: int) -> np.ndarray:
+    return F.interpolate(torch.from_numpy(fmap)[:, None], size=(size, size), mode="bilinear",
+                         align_corners=False)[:, 0].numpy()
+
+
+def pooled_max(maps: np.ndarray, k: int) -> np.ndarray:
+    return np.lib.stride_tricks.sliding_window_view(maps, (k, k), axis=(1, 2)).mean(axis=(-1, -2)).max(axis=(1, 2))
+
+
+def metrics_by_hand(scores, labels, maps, masks) -> dict[str, float]:
+    y, m = masks.ravel(), maps.ravel()
+    out = {"image_auroc": roc_auc_score(labels, scores), "image_ap": average_precision_score(labels, scores),
+           "image_f1max": sklearn_f1max(labels, scores), "pixel_auroc": roc_auc_score(y, m),
+           "pixel_ap": average_precision_score(y, m), "pixel_f1max": sklearn_f1max(y, m),
+           "pixel_aupro": brute_aupro(maps, masks)}
+    out["mad"] = float(np.mean(list(out.values())))
+    return out
+
+
+@pytest.fixture(scope="module")
+def features():
+    """Held-out normals, and a test set whose anomalies are feature outliers at their masked positions."""
+    rng = np.random.default_rng(0)
+    held = rng.standard_normal((6, 4, 4, 4))
+    test = rng.standard_normal((12, 4, 4, 4))
+    labels = np.array([0] * 5 + [1] * 7)
+    masks = np.zeros((12, 32, 32), bool)
+    for i in range(5, 12):
+        y, x = rng.integers(0, 3, 2)
+        test[i, :, y, x] += rng.uniform(1.0, 3.0) * rng.choice([-1, 1], 4)
+        test[i, 0, y + 1, x] += rng.uniform(-2.0, 2.0)  # a second, weaker position: the map is not one peak
+        masks[i, 8 * y : 8 * y + 16, 8 * x : 8 * x + 8] = True
+    return held, test, labels, masks
+
+
+def context(tmp_path, **cfg) -> Context:
+    config = RunConfig(**{"image_size": 32, "eval_batch_size": 5, "save_maps": 0, **cfg})
+    return Context(config, tmp_path, tmp_path / "cache", torch.device("cpu"), None, None, None)
+
+
+def evalset(features, held=None, test=None) -> EvalSet:
+    h, t, labels, masks = features
+    h, t = (h if held is None else held), (t if test is None else test)
+    return EvalSet("c", torch.from_numpy(h).float(), torch.from_numpy(t).float(), labels, masks, 0.01, [])
+
+
+@pytest.mark.parametrize("image_score", ["nll", "diff", "nll+diff"])
+def test_image_scores_are_held_out_zscores_summed(image_score, features, tmp_path):
+    held, test, labels, masks = features
+    ctx = context(tmp_path, image_score=image_score)
+    data = evalset(features)
+    got = cell_scores(ctx, data, Linear(), SCORERS.create("osd_irf_mean"))
+    h, t = components_by_hand(latent_by_hand(held)), components_by_hand(latent_by_hand(test))
+    expected = sum(zscores(t[k], h[k]) for k in image_score.split("+"))
+    assert got.image_score == image_score
+    np.testing.assert_allclose(got.scores, expected, rtol=1e-4, atol=1e-4)
+    maps = upsampled(t["fmap"], 32)
+    np.testing.assert_allclose(got.maps, maps, rtol=1e-4, atol=1e-4)
+    row = score_cell(ctx, data, Linear(), {"name": "osd_irf_mean"})
+    want = metrics_by_hand(expected, labels, maps, masks)
+    assert {k: row[k] for k in want} == pytest.approx(want, abs=1e-6)  # float32 maps
+    assert row["transductive"] is False and row["normalisation"] == "train"
+
+
+def test_the_two_image_scores_rank_differently(features):
+    """The case above can tell nll, diff and nll+diff apart: their AU-ROCs differ."""
+    held, test, labels, _ = features
+    h, t = components_by_hand(latent_by_hand(held)), components_by_hand(latent_by_hand(test))
+    aurocs = {name: roc_auc_score(labels, sum(zscores(t[k], h[k]) for k in name.split("+")))
+              for name in ("nll", "diff", "nll+diff")}
+    assert len(set(aurocs.values())) == 3
+
+
+def test_train_normalisation_sees_only_held_out_normals(features, tmp_path):
+    held, test, _, _ = features
+    ctx = context(tmp_path)
+    scorer = SCORERS.create("osd_irf_mean")
+    base = cell_scores(ctx, evalset(features), Linear(), scorer).normalizer
+    scaled = cell_scores(ctx, evalset(features, test=3 * test + 1), Linear(), scorer).normalizer
+    assert scaled == base  # the test set's scale does not reach the statistics
+    h = components_by_hand(latent_by_hand(held))
+    assert base.shift == pytest.approx({k: h[k].mean() for k in ("nll", "diff")}, rel=1e-6)
+    assert base.scale == pytest.approx({k: h[k].std(ddof=1) for k in ("nll", "diff")}, rel=1e-5)
+
+
+def test_test_minmax_only_when_asked_and_flagged(features, tmp_path):
+    held, test, labels, masks = features
+    ctx = context(tmp_path, normalisation="test-minmax")
+    data = evalset(features, held=held * 50)  # held-out normals must not matter here
+    got = cell_scores(ctx, data, Linear(), SCORERS.create("osd_irf_mean"))
+    t = components_by_hand(latent_by_hand(test))
+    expected = sum((t[k] - t[k].min()) / (t[k].max() - t[k].min()) for k in ("nll", "diff"))
+    np.testing.assert_allclose(got.scores, expected, rtol=1e-5, atol=1e-6)
+    row = score_cell(ctx, data, Linear(), {"name": "osd_irf_mean"})
+    assert row["transductive"] is True and row["normalisation"] == "test-minmax"
+    assert row["image_auroc"] == pytest.approx(roc_auc_score(labels, expected), abs=1e-12)
+
+
+@pytest.mark.parametrize(("cfg", "sigma", "pool"), [
+    ({"protocol": "ader"}, 4.0, 16),
+    ({"image_score": "max", "smoothing_sigma": 1.5, "pool_size": 3}, 1.5, 3),
+])
+def test_map_post_processing_and_pooled_max(cfg, sigma, pool, features, tmp_path):
+    held, test, labels, masks = features
+    ctx = context(tmp_path, **cfg)
+    data = evalset(features)
+    got = cell_scores(ctx, data, Linear(), SCORERS.create("osd_irf_mean"))
+
+    def maps_of(x):
+        fmap = components_by_hand(latent_by_hand(x))["fmap"]
+        return gaussian_filter(upsampled(fmap, 32), sigma=(0, sigma, sigma), mode="reflect", truncate=4.0)
+
+    maps = maps_of(test)
+    np.testing.assert_allclose(got.maps, maps, rtol=1e-4, atol=1e-4)
+    expected = zscores(pooled_max(maps, pool), pooled_max(maps_of(held), pool))
+    assert got.image_score == "max"
+    np.testing.assert_allclose(got.scores, expected, rtol=1e-4, atol=1e-4)
+    row = score_cell(ctx, data, Linear(), {"name": "osd_irf_mean"})
+    want = metrics_by_hand(expected, labels, maps, masks)
+    assert {k: row[k] for k in want} == pytest.approx(want, abs=1e-6)
+
+
+def test_bilinear_upsampling_is_half_pixel_centred():
+    """align_corners=False: output pixel i samples source (i + 0.5) / 2 - 0.5, clamped at the edges."""
+    fmap = torch.tensor([[[0.0, 1.0], [2.0, 3.0]]])
+    row = [0.0, 0.25, 0.75, 1.0]
+    expected = np.array([[r + 2 * c for r in row] for c in row])
+    np.testing.assert_allclose(upsample(fmap, 4)[0].numpy(), expected, atol=1e-7)
+
+
+def test_scoring_noise_follows_the_seed(features, tmp_path):
+    held, test, _, _ = features
+    ctx = context(tmp_path, seed=3, image_score="nll", eval_batch_size=5)
+    got = cell_scores(ctx, evalset(features), Linear(), SCORERS.create("osd_irf_noisy"))
+
+    def noise(x, seed):  # one generator per set, drawn batch after batch (5, 5, 2 images)
+        gen = torch.Generator().manual_seed(seed)
+        return torch.cat([torch.randn((len(x[i : i + 5]), *x.shape[1:]), generator=gen)
+                          for i in range(0, len(x), 5)]).double().numpy()
+
+    t = components_by_hand(latent_by_hand(test, eps=noise(test, 3)))  # test noise: the seed
+    h = components_by_hand(latent_by_hand(held, eps=noise(held, 4)))  # held-out noise: the seed + 1
+    np.testing.assert_allclose(got.scores, zscores(t["nll"], h["nll"]), rtol=1e-4, atol=1e-4)
+    other = cell_scores(dataclasses.replace(ctx, cfg=dataclasses.replace(ctx.cfg, seed=4)), evalset(features),
+                        Linear(), SCORERS.create("osd_irf_noisy"))
+    assert not np.allclose(other.scores, got.scores)
+
+
+def test_mad_is_the_mean_of_the_seven_metrics():
+    from adbench.metrics import mad
+
+    values = dict(zip(METRIC_KEYS, [0.9, 0.5, 0.7, 0.95, 0.3, 0.4, 0.8], strict=True))
+    assert mad(values) == pytest.approx(4.55 / 7, abs=1e-15)
+
+
+def test_split_is_disjoint_sized_and_seeded(tiny_synthetic):
+    from adbench.data.mvtec import MVTecLayout
+
+    samples = MVTecLayout(tiny_synthetic).train("washer")  # 10 images
+    for fraction, n_held in ((0.2, 2), (0.1, 2), (0.35, 4), (0.5, 5)):  # max(2, round(fraction * n))
+        fit, held = split_train(samples, fraction, seed=0)
+        assert len(held) == n_held and len(fit) == 10 - n_held
+        assert set(fit).isdisjoint(held) and set(fit) | set(held) == set(samples)
+    held_by_seed = [frozenset(split_train(samples, 0.3, seed)[1]) for seed in range(6)]
+    assert held_by_seed[0] == frozenset(split_train(samples, 0.3, 0)[1])
+    assert len(set(held_by_seed)) > 1
+
+
+def test_training_sees_only_fit_images_and_scoring_only_held_out(tiny_synthetic, tmp_path, monkeypatch):
+    cfg = RunConfig(dataset="mvtec", data_root=str(tiny_synthetic), image_size=64, backbone="efficientnet_lite0",
+                    noise_net="mlp_tiny", holdout_fraction=0.3, seed=2, eval_batch_size=8, fps_images=2,
+                    train=TrainConfig(epochs=1, batch_size=4, warmup_epochs=1))
+    ctx = Context.create(cfg, tmp_path / "run", tmp_path / "cache")
+    seen: dict[str, list] = {}
+    original = Context.features
+
+    def recording(self, samples, what):
+        seen[what.split(": ")[1]] = list(samples)
+        return original(self, samples, what)
+
+    monkeypatch.setattr(Context, "features", recording)
+    train_category(ctx, "washer")
+    data = eval_set(ctx, "washer")
+    everything = ctx.dataset.train("washer")
+    fit, held = seen["train features"], seen["held-out features"]
+    assert len(held) == 3 and len(fit) == 7
+    assert set(fit).isdisjoint(held) and set(fit) | set(held) == set(everything)
+    assert seen["test features"] == ctx.dataset.test("washer") and len(data.held_feats) == 3
