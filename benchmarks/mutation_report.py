@@ -78,6 +78,9 @@ def main() -> None:
             diff = subprocess.run([str(ROOT / ".venv" / "bin" / "mutmut"), "show", name], cwd=ROOT,
                                   capture_output=True, text=True).stdout
             print("\n".join("    " + line for line in diff.splitlines()))
+    stale = sorted(n for n in equivalent if found.get(n) != SURVIVED)
+    if stale:
+        print(f"\nListed as equivalent but not surviving in this run (remove them): {', '.join(stale)}")
     odd = sorted(n for n, st in found.items() if st not in (KILLED, SURVIVED, TIMEOUT))
     if odd:
         print(f"\nOther outcomes ({len(odd)}): " + ", ".join(f"`{n}` {found[n]}" for n in odd))

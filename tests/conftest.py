@@ -28,3 +28,15 @@ def tiny_synthetic(tmp_path_factory):
     root = tmp_path_factory.mktemp("synthetic") / "data"
     generate(root, seed=0, size=128, **TINY_SYNTHETIC)
     return root
+
+
+@pytest.fixture
+def one_thread():
+    """Pinned numbers are computed on one CPU thread: float sums split across threads round differently,
+    which moves a metric by about 1e-6 (tests/golden_numbers.py)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -19,6 +19,9 @@ def test_linear_schedule_closed_form():
         assert s.abar[t].item() == pytest.approx(expected, rel=1e-12)
     with pytest.raises(ValueError, match="outside"):
         s.check_timestep(1000)
+    assert (s.check_timestep(0), s.check_timestep(999)) == (0, 999)
+    with pytest.raises(ValueError, match="outside"):
+        s.check_timestep(-1)
 
 
 @pytest.mark.parametrize("seed", range(5))
@@ -49,6 +52,9 @@ def test_even_timesteps():
     assert even_timesteps(1000, 5)[-1] == 999
     with pytest.raises(ValueError):
         even_timesteps(1000, 0)
+    assert even_timesteps(10, 9) == list(range(1, 10))  # at most T - 1 steps: every timestep but 0
+    with pytest.raises(ValueError, match="steps must be in"):
+        even_timesteps(10, 10)
 
 
 def test_lr_schedule_warmup_then_cosine():
@@ -56,6 +62,8 @@ def test_lr_schedule_warmup_then_cosine():
     assert lr_factor(9, 10, 110) == pytest.approx(1.0)
     assert lr_factor(60, 10, 110) == pytest.approx(0.5)
     assert lr_factor(110, 10, 110) == pytest.approx(0.0)
+    assert lr_factor(200, 10, 110) == pytest.approx(0.0)  # past the end it stays at 0
+    assert lr_factor(2, 1, 2) == pytest.approx(0.0)  # one decay step: cosine from 1 to 0 in one step
 
 
 def test_mlp_is_per_token():
@@ -87,8 +95,9 @@ class Interrupt(Exception):
     pass
 
 
-def test_resume_from_checkpoint_is_bit_exact(tmp_path):
-    cfg = TrainConfig(epochs=6, batch_size=3, lr=1e-3, warmup_epochs=1, checkpoint_every=4)
+@pytest.mark.parametrize(("checkpoint_every", "resumed_at"), [(4, 8), (3, 9)])  # at an epoch's start, mid-epoch
+def test_resume_from_checkpoint_is_bit_exact(tmp_path, checkpoint_every, resumed_at):
+    cfg = TrainConfig(epochs=6, batch_size=3, lr=1e-3, warmup_epochs=1, checkpoint_every=checkpoint_every)
     feats = toy_features(10)  # 4 steps per epoch, 24 in all
 
     def fresh():
@@ -104,7 +113,7 @@ def test_resume_from_checkpoint_is_bit_exact(tmp_path):
 
     def dying_forward(x, t):
         calls["n"] += 1
-        if calls["n"] == 11:  # mid-epoch, after the checkpoint at step 8
+        if calls["n"] == 11:  # mid-epoch, after the last checkpoint
             raise Interrupt
         return original(x, t)
 
@@ -112,7 +121,7 @@ def test_resume_from_checkpoint_is_bit_exact(tmp_path):
     ckpt = tmp_path / "model.ckpt"
     with pytest.raises(Interrupt):
         train_noise_net(interrupted, feats, cfg, seed=5, checkpoint=ckpt)
-    assert torch.load(ckpt, weights_only=True)["step"] == 8
+    assert torch.load(ckpt, weights_only=True)["step"] == resumed_at
 
     resumed = fresh()
     losses, ema = train_noise_net(resumed, feats, cfg, seed=5, checkpoint=ckpt)

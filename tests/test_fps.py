@@ -36,8 +36,7 @@ def test_fps_records_pipeline_scorer_and_latency():
         assert r.latency_ms_batch1 > 0 and r.batch_size == 4 and r.device.startswith("cpu")
         assert r.precision == "fp32" and r.compiled is False and r.torch == torch.__version__
         assert r.host_allocator == host_allocator()
-    assert (osd.nfe, invad.nfe) == (1, 3)
-    assert osd.scorer_images_per_s > invad.scorer_images_per_s  # one noise-net pass instead of three
+    assert (osd.nfe, invad.nfe) == (1, 3)  # speed itself is measured by benchmarks/, not asserted in tests
 
 
 def test_fps_cli_writes_records(tmp_path):

@@ -131,3 +131,34 @@ def test_a_replaced_weights_file_changes_features_and_models(images, tmp_path):
     weights.write_bytes(b"second, longer weights")  # same path, new file
     after = keys(cfg, images, tmp_path)
     assert {k for k in before if before[k] != after[k]} == {F, M}
+
+
+def test_keys_ignore_mapping_order_and_path_spelling(images, tmp_path, monkeypatch):
+    """The same configuration read from YAML in another key order, or with the weights file named by a
+    relative instead of an absolute path, is the same cell, model and feature set."""
+    a = dataclasses.replace(base_config(), dataset_args={"n_train": 5, "n_good": 2}, noise_net_args={"depth": 2})
+    b = dataclasses.replace(base_config(), dataset_args={"n_good": 2, "n_train": 5}, noise_net_args={"depth": 2})
+    assert keys(a, images, tmp_path) == keys(b, images, tmp_path)
+    (tmp_path / "w.safetensors").write_bytes(b"weights")
+    monkeypatch.chdir(tmp_path)
+    relative = dataclasses.replace(base_config(), weights="w.safetensors")
+    absolute = dataclasses.replace(base_config(), weights=str(tmp_path / "w.safetensors"))
+    assert feature_key(relative, images, "fp32") == feature_key(absolute, images, "fp32")
+    assert keys(relative, images, tmp_path)[M] == keys(absolute, images, tmp_path)[M]
+
+
+def test_files_of_equal_size_and_time_are_told_apart_by_path(tmp_path):
+    a, b = tmp_path / "a.png", tmp_path / "b.png"
+    for p in (a, b):
+        p.write_bytes(b"same bytes")
+        os.utime(p, ns=(1_000_000_000, 1_000_000_000))
+    cfg = base_config()
+    assert feature_key(cfg, [Sample(a, None, 0)], "fp32") != feature_key(cfg, [Sample(b, None, 0)], "fp32")
+
+
+def test_keys_are_16_hex_digits_and_missing_files_stay_apart(images, tmp_path):
+    cfg = base_config()
+    assert all(len(k) == 16 and int(k, 16) >= 0 for k in (feature_key(cfg, images, "fp32"), cfg.hash(),
+                                                        cfg.training_key("washer"), context_key(cfg)))
+    a, b = (dataclasses.replace(cfg, weights=f"missing-{n}.safetensors") for n in "ab")
+    assert feature_key(a, images, "fp32") != feature_key(b, images, "fp32")

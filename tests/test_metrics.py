@@ -111,10 +111,12 @@ def test_perfect_and_inverted_scores():
 
 
 def test_degenerate_inputs_give_nan_with_warning():
-    with pytest.warns(MetricWarning, match="both normal and anomalous"):
+    with pytest.warns(MetricWarning, match=r"^image_auroc, image_ap, image_f1max undefined: the test set needs both "
+                                           r"normal and anomalous images; reported as NaN\.$"):
         m = image_metrics(np.array([0.1, 0.5]), np.array([0, 0]))
     assert all(np.isnan(v) for v in m.values())
-    with pytest.warns(MetricWarning, match="anomalous and normal pixels"):
+    with pytest.warns(MetricWarning, match=r"^pixel_auroc, pixel_ap, pixel_f1max, pixel_aupro undefined: the masks "
+                                           r"need both anomalous and normal pixels; reported as NaN\.$"):
         m = pixel_metrics(np.ones((2, 4, 4)), np.zeros((2, 4, 4), bool))
     assert all(np.isnan(v) for v in m.values())
     with warnings.catch_warnings():
@@ -127,13 +129,38 @@ def test_non_finite_scores_are_named():
         image_metrics(np.array([0.1, np.nan, 0.3]), np.array([0, 1, 1]))
     maps = np.zeros((2, 3, 3))
     maps[1, 2, 0] = np.inf
-    with pytest.raises(NonFiniteScoreError, match=r"Anomaly maps.*\(1, 2, 0\)"):
+    with pytest.raises(NonFiniteScoreError, match=r"^Anomaly maps contain 1 non-finite.*\(1, 2, 0\)"):
         pixel_metrics(maps, maps > 0)
 
 
 def test_shape_mismatch_is_rejected():
     with pytest.raises(ValueError, match="equal"):
         pixel_metrics(np.zeros((2, 4, 4)), np.zeros((2, 4, 5), bool))
+    with pytest.raises(ValueError, match="1-D"):
+        image_metrics(np.zeros((3, 2)), np.ones((3, 2)))  # equal shapes, but not one score per image
+    maps, masks = np.random.default_rng(0).random((2, 4, 4)), np.eye(4, dtype=bool)[None].repeat(2, 0)
+    for limit in (0.0, 1.5):
+        with pytest.raises(ValueError, match="pro_limit"):
+            pixel_metrics(maps, masks, pro_limit=limit)
+    assert pixel_metrics(maps, masks, pro_limit=1.0)["pixel_aupro"] == pytest.approx(
+        brute_aupro(maps, masks, limit=1.0), abs=1e-12)
+
+
+def test_a_single_normal_pixel_is_enough():
+    maps = np.array([[[0.2, 0.9], [0.4, 0.6]]])
+    masks = np.array([[[False, True], [True, True]]])  # one normal pixel, scored 0.2: below every positive
+    m = pixel_metrics(maps, masks)
+    assert (m["pixel_auroc"], m["pixel_ap"], m["pixel_f1max"], m["pixel_aupro"]) == (1.0, 1.0, 1.0, 1.0)
+
+
+def test_integration_interpolates_at_the_limit_by_hand():
+    from adbench.metrics.pro import integrate_to
+
+    x, y = np.array([0.0, 0.1, 0.2, 0.5]), np.array([0.0, 0.2, 0.4, 1.0])
+    # 0.1 * (0 + 0.2) / 2 + 0.1 * (0.2 + 0.4) / 2, then to 0.3 where y = 0.4 + 0.6 / 3 = 0.6
+    assert integrate_to(x, y, 0.3) == pytest.approx(0.01 + 0.03 + 0.1 * (0.4 + 0.6) / 2, abs=1e-15)
+    assert integrate_to(x, y, 0.2) == pytest.approx(0.04, abs=1e-15)  # the limit on a point
+    assert integrate_to(x[:2], y[:2], 0.8) == pytest.approx(0.01, abs=1e-15)  # no extrapolation past the last x
 
 
 def test_parallel_chunked_path_matches_sklearn(monkeypatch):

@@ -25,7 +25,8 @@ def test_paper_scale_parameter_counts():
     assert parameter_count("dit_base") / 1e6 == pytest.approx(155, abs=1)
     assert parameter_count("dit_gigant") / 1e6 == pytest.approx(1223, abs=1)
     assert parameter_count("mlp_large") / 1e6 == pytest.approx(351, abs=2)
-    assert 1.2e9 < parameter_count("unet") < 1.5e9
+    # the paper's UNet has 1433M parameters but no published layout: our preset's count is pinned (README)
+    assert parameter_count("unet") == 1_281_336_592
 
 
 @pytest.mark.parametrize("name", ["mlp", *TINY])

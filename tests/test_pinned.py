@@ -30,7 +30,7 @@ SCORERS = [{"name": "osd_irf_mean"}, {"name": "osd_irf_noisy", "t": 250}, {"name
            {"name": "invad", "subset": "code"}, {"name": "reconstruction", "ratio": 0.2, "steps": 2}]
 
 
-def test_pinned_run(pinned_data, tmp_path):
+def test_pinned_run(pinned_data, tmp_path, one_thread):
     config = write_config(tmp_path / "c.yaml", data_root=str(pinned_data), image_size=128,
                           categories=["washer", "weave"], scorers=SCORERS, seed=1, save_maps=0, train=TRAIN)
     result = runner.invoke(app, ["run", str(config), "--results-dir", str(tmp_path / "r")])
@@ -38,7 +38,7 @@ def test_pinned_run(pinned_data, tmp_path):
     assert_matches_golden("pinned_run", pd.read_parquet(only_run_dir(tmp_path / "r") / "metrics.parquet"))
 
 
-def test_pinned_grid_of_scoring_protocols(pinned_data, tmp_path):
+def test_pinned_grid_of_scoring_protocols(pinned_data, tmp_path, one_thread):
     grid = tmp_path / "g.yaml"
     grid.write_text(yaml.safe_dump({
         "name": "pinned",

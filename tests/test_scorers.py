@@ -76,7 +76,7 @@ def test_score_components_by_hand():
 
 def test_normalizer_train_and_test_minmax():
     held = {"nll": np.array([1.0, 3.0]), "diff": np.array([10.0, 10.0])}
-    norm = Normalizer.fit(held)
+    norm = Normalizer.fit(held, "train")
     assert norm.shift == {"nll": 2.0, "diff": 10.0}
     assert norm.scale["nll"] == pytest.approx(math.sqrt(2)) and norm.scale["diff"] == 1.0  # zero std -> 1
     test = {"nll": np.array([2.0, 2.0 + math.sqrt(2)]), "diff": np.array([10.0, 13.0])}
@@ -87,7 +87,9 @@ def test_normalizer_train_and_test_minmax():
     assert minmax.image_score({"nll": np.array([2.0, 6.0]), "diff": np.array([1.0, 0.5])},
                               ["nll", "diff"]).tolist() == pytest.approx([1.0, 1.5])
     with pytest.raises(AdbenchError, match="at least 2"):
-        Normalizer.fit({"nll": np.array([1.0])})
+        Normalizer.fit({"nll": np.array([1.0])}, "train")
+    with pytest.raises(ConfigError, match="normalisation must be one of"):
+        Normalizer.fit(held, "z-score")
 
 
 def test_post_processing_smoothing_and_pooled_max():
@@ -134,6 +136,10 @@ def test_reconstruction_by_hand():
     assert scorer.image_scores == ("max",)
     with pytest.raises(ConfigError, match="steps <= t"):
         SCORERS.create("reconstruction", ratio=0.002, steps=5).timesteps(SCHEDULE)
+    assert SCORERS.create("reconstruction", ratio=1.0, steps=3).timesteps(SCHEDULE) == [999, 666, 333, 0]  # from T-1
+    for ratio in (0.0, 1.5):
+        with pytest.raises(ConfigError, match="ratio must be in"):
+            SCORERS.create("reconstruction", ratio=ratio)
 
 
 @pytest.mark.parametrize("sigma", [0.5, 1.0, 4.0])
@@ -145,6 +151,12 @@ def test_gaussian_smoothing_equals_scipy(sigma):
     maps = torch.rand(3, 40, 37, dtype=torch.float64)
     expected = gaussian_filter(maps.numpy(), sigma=(0, sigma, sigma), mode="reflect", truncate=4.0)
     assert np.allclose(gaussian_smooth(maps, sigma).numpy(), expected, atol=1e-12)
+    radius = int(4 * sigma + 0.5)  # a map as small as the filter's radius is still reflected correctly
+    small = torch.rand(2, radius + 3, radius, dtype=torch.float64)
+    expected = gaussian_filter(small.numpy(), sigma=(0, sigma, sigma), mode="reflect", truncate=4.0)
+    assert np.allclose(gaussian_smooth(small, sigma).numpy(), expected, atol=1e-12)
+    with pytest.raises(ValueError, match="exceeds the map size"):
+        gaussian_smooth(small[:, :, :-1], sigma)
 
 
 class StateRecorder(nn.Module):
@@ -203,3 +215,66 @@ def test_reconstruction_feeds_the_current_state_at_every_step():
     for got, want in zip(model.inputs, states, strict=True):
         np.testing.assert_allclose(got.numpy(), want, rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(out.feature_map.numpy(), ((x0 - x) ** 2).mean(axis=1), rtol=1e-6)
+
+
+def test_defaults_are_the_papers_settings():
+    """OSD-IRF: t = 500; InvAD: 3 steps on the even subset; reconstruction (InvAD Table 4): 40%, 10 steps."""
+    mean, noisy = SCORERS.create("osd_irf_mean"), SCORERS.create("osd_irf_noisy")
+    assert (mean.t, mean.noisy, mean.name) == (500, False, "osd_irf_mean")
+    assert (noisy.t, noisy.noisy, noisy.name) == (500, True, "osd_irf_noisy")
+    invad = SCORERS.create("invad")
+    assert (invad.steps, invad.subset, invad.nfe) == (3, "even", 3)
+    reconstruction = SCORERS.create("reconstruction")
+    assert (reconstruction.ratio, reconstruction.steps, reconstruction.nfe) == (0.4, 10, 10)
+
+
+def test_osd_irf_noise_has_the_features_dtype():
+    x0 = torch.randn(2, 3, 4, 4, dtype=torch.float64)
+    z = SCORERS.create("osd_irf_noisy", t=250).latent(Recorder(), SCHEDULE, x0, torch.Generator().manual_seed(2))
+    eps = torch.randn(x0.shape, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    a = SCHEDULE.abar[250].item()
+    assert torch.allclose(z, 0.5 * (math.sqrt(a) * x0 + math.sqrt(1 - a) * eps) + 0.25, rtol=1e-12, atol=1e-12)
+
+
+def test_small_smoothing_sigma_still_smooths():
+    from scipy.ndimage import gaussian_filter
+
+    fmap = torch.rand(2, 4, 4, dtype=torch.float64)
+    up = upsample(fmap, 16).numpy()
+    expected = gaussian_filter(up, sigma=(0, 0.5, 0.5), mode="reflect", truncate=4.0)
+    assert np.allclose(pixel_maps(fmap, 16, sigma=0.5), expected, atol=1e-6)
+
+
+def test_pooled_max_with_a_2x2_window_by_hand():
+    maps = np.array([[[0, 0, 0], [0, 4, 0], [0, 0, 8]]], np.float32)
+    assert max_score(maps, 2).tolist() == [3.0]  # window (4, 0, 0, 8) / 4
+
+
+def test_scoring_settings_are_validated():
+    from adbench.scorers.scoring import Scoring
+
+    with pytest.raises(ConfigError, match="pool_size >= 1"):
+        Scoring(pool_size=0)
+    with pytest.raises(ConfigError, match="smoothing_sigma must be >= 0"):
+        Scoring(smoothing_sigma=-1.0)
+
+
+def test_invad_code_subset_needs_two_steps():
+    assert [e for e, _, _ in SCORERS.create("invad", steps=2, subset="code").plan(SCHEDULE)] == [0, 999]
+    with pytest.raises(ConfigError, match="steps >= 2"):
+        SCORERS.create("invad", steps=1, subset="code").plan(SCHEDULE)
+
+
+def test_reconstruction_step_bounds_and_its_last_steps_by_hand():
+    """steps may equal t: every timestep down to 0, and the step from t=1 lands on abar[1], not on 1."""
+    assert SCORERS.create("reconstruction", ratio=0.4, steps=1).timesteps(SCHEDULE) == [400, 0]
+    scorer = SCORERS.create("reconstruction", ratio=0.004, steps=4)
+    assert scorer.timesteps(SCHEDULE) == [4, 3, 2, 1, 0]
+    x0 = np.random.default_rng(4).standard_normal((1, 2, 2, 2))
+    model = StateRecorder()
+    out = scorer.score(model, SCHEDULE, torch.from_numpy(x0), torch.Generator().manual_seed(1))
+    noise = torch.randn(x0.shape, generator=torch.Generator().manual_seed(1), dtype=torch.float64).numpy()
+    x = math.sqrt(ABAR[4]) * x0 + math.sqrt(1 - ABAR[4]) * noise
+    for t in (4, 3, 2, 1):
+        x = ddim_by_hand(x, eps_by_hand(x, t), ABAR[t], ABAR[t - 1] if t > 1 else 1.0)
+    np.testing.assert_allclose(out.feature_map.numpy(), ((x0 - x) ** 2).mean(axis=1), rtol=1e-4, atol=1e-8)

@@ -20,6 +20,7 @@ from torch import nn
 from adbench.config import RunConfig
 from adbench.diffusion.train import TrainConfig
 from adbench.engine.run import Context, EvalSet, cell_scores, eval_set, score_cell, split_train, train_category
+from adbench.errors import DataError
 from adbench.metrics import METRIC_KEYS
 from adbench.registry import SCORERS
 from adbench.scorers.scoring import upsample
@@ -212,16 +213,26 @@ def test_split_is_disjoint_sized_and_seeded(tiny_synthetic):
         fit, held = split_train(samples, fraction, seed=0)
         assert len(held) == n_held and len(fit) == 10 - n_held
         assert set(fit).isdisjoint(held) and set(fit) | set(held) == set(samples)
+    fit, held = split_train(samples[:3], 0.5, seed=0)  # 2 held out (the minimum), 1 left to train
+    assert (len(fit), len(held)) == (1, 2)
+    with pytest.raises(DataError, match="too few"):
+        split_train(samples[:2], 0.5, seed=0)
     held_by_seed = [frozenset(split_train(samples, 0.3, seed)[1]) for seed in range(6)]
     assert held_by_seed[0] == frozenset(split_train(samples, 0.3, 0)[1])
     assert len(set(held_by_seed)) > 1
 
 
+def small_context(data_root, tmp_path, **overrides) -> Context:
+    """A real context: the tiny synthetic data at 64 px, EfficientNet-Lite0, a tiny MLP trained 1 epoch."""
+    cfg = RunConfig(**{"dataset": "mvtec", "data_root": str(data_root), "image_size": 64,
+                       "backbone": "efficientnet_lite0", "noise_net": "mlp_tiny", "holdout_fraction": 0.3, "seed": 2,
+                       "eval_batch_size": 8, "fps_images": 2,
+                       "train": TrainConfig(epochs=1, batch_size=4, warmup_epochs=1), **overrides})
+    return Context.create(cfg, tmp_path / "run", tmp_path / "cache")
+
+
 def test_training_sees_only_fit_images_and_scoring_only_held_out(tiny_synthetic, tmp_path, monkeypatch):
-    cfg = RunConfig(dataset="mvtec", data_root=str(tiny_synthetic), image_size=64, backbone="efficientnet_lite0",
-                    noise_net="mlp_tiny", holdout_fraction=0.3, seed=2, eval_batch_size=8, fps_images=2,
-                    train=TrainConfig(epochs=1, batch_size=4, warmup_epochs=1))
-    ctx = Context.create(cfg, tmp_path / "run", tmp_path / "cache")
+    ctx = small_context(tiny_synthetic, tmp_path)
     seen: dict[str, list] = {}
     original = Context.features
 
@@ -237,3 +248,115 @@ def test_training_sees_only_fit_images_and_scoring_only_held_out(tiny_synthetic,
     assert len(held) == 3 and len(fit) == 7
     assert set(fit).isdisjoint(held) and set(fit) | set(held) == set(everything)
     assert seen["test features"] == ctx.dataset.test("washer") and len(data.held_feats) == 3
+
+
+def test_seed_everything_seeds_every_global_generator(monkeypatch):
+    import os
+    import random
+
+    from adbench.engine.run import seed_everything
+
+    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)  # restored after the test
+    was_deterministic = torch.are_deterministic_algorithms_enabled()
+    try:
+        seed_everything(11, deterministic=True)
+        drawn = (random.random(), np.random.rand(), torch.rand(1).item())
+        assert torch.are_deterministic_algorithms_enabled() and os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":4096:8"
+        assert not torch.backends.cudnn.benchmark
+    finally:
+        torch.use_deterministic_algorithms(was_deterministic)
+    expected = (random.Random(11).random(), np.random.RandomState(11).rand(),
+                torch.rand(1, generator=torch.Generator().manual_seed(11)).item())
+    assert drawn == expected
+
+
+def test_models_and_features_are_stored_where_they_are_looked_up(tiny_synthetic, tmp_path, monkeypatch):
+    """The model file is where a grid's plan looks for it; features are cached under their key and read back."""
+    from adbench.engine.cache import feature_key
+
+    ctx = small_context(tiny_synthetic, tmp_path)
+    train_category(ctx, "washer")
+    assert [p.name for p in (tmp_path / "run" / "models").iterdir()] == [
+        f"washer-{ctx.cfg.training_key('washer')}.pt"]
+    samples = ctx.dataset.test("washer")
+    cached = tmp_path / "cache" / "features" / f"{feature_key(ctx.cfg, samples, 'fp32')}.pt"
+    first = ctx.features(samples, "test")
+    assert torch.equal(torch.load(cached, weights_only=True), first)
+    with monkeypatch.context() as patch:
+        patch.setattr("adbench.engine.cache.extract", lambda *a, **k: pytest.fail("the cache was not read"))
+        assert torch.equal(ctx.features(samples, "test"), first)  # read back, not recomputed
+    cached.write_bytes(b"damaged")
+    assert torch.equal(ctx.features(samples, "test"), first)  # a damaged entry is recomputed
+    assert torch.equal(torch.load(cached, weights_only=True), first)
+
+
+def test_use_ema_picks_the_weights_scored_and_training_honours_deterministic(tiny_synthetic, tmp_path):
+    was_deterministic = torch.are_deterministic_algorithms_enabled()
+    try:
+        ema = train_category(small_context(tiny_synthetic, tmp_path, deterministic=True), "washer")
+        assert torch.are_deterministic_algorithms_enabled()
+    finally:
+        torch.use_deterministic_algorithms(was_deterministic)
+    raw = train_category(small_context(tiny_synthetic, tmp_path, use_ema=False), "washer")  # the same file
+    (path,) = (tmp_path / "run" / "models").glob("washer-*.pt")
+    stored = torch.load(path, weights_only=True)
+    for name, value in raw.state_dict().items():
+        assert torch.equal(value, stored["raw"][name]) and torch.equal(ema.state_dict()[name], stored["ema"][name])
+    assert any(not torch.equal(stored["raw"][k], stored["ema"][k]) for k in stored["raw"])
+
+
+def test_image_level_data_and_non_finite_maps(tiny_synthetic, tmp_path):
+    from adbench.engine.run import CellScores, cell_metrics
+    from adbench.metrics import NonFiniteScoreError
+    from adbench.scorers.scoring import Normalizer
+
+    ctx = small_context(tiny_synthetic, tmp_path)
+    ctx.dataset.has_masks = False  # e.g. ELPV
+    data = eval_set(ctx, "washer")
+    assert data.masks is None and data.samples == ctx.dataset.test("washer")
+    scores = np.arange(len(data.labels), dtype=np.float32) * (2 * data.labels - 1)
+    maps = np.zeros((len(scores), 64, 64), np.float32)
+    out = CellScores("max", scores, maps, Normalizer({}, {}), 1.0)
+    metrics = cell_metrics(data, out, "washer / x")
+    assert metrics["image_auroc"] == roc_auc_score(data.labels, scores)
+    assert all(math.isnan(metrics[k]) for k in ("pixel_auroc", "pixel_ap", "pixel_f1max", "pixel_aupro", "mad"))
+    maps[2, 5, 5] = np.nan  # a finite score, a broken map
+    with pytest.raises(NonFiniteScoreError, match=rf"^washer / x: 1 test image\(s\) got NaN or Inf scores, first "
+                                                  rf"{data.samples[2].image_path}\."):
+        cell_metrics(data, out, "washer / x")
+
+
+def test_cell_config_is_one_category_and_one_scorer():
+    from adbench.engine.run import cell_config
+
+    cfg = RunConfig(categories=["a", "b"], scorers=[{"name": "invad"}, {"name": "osd_irf_mean", "t": 250}])
+    cell = cell_config(cfg, "b", cfg.scorers[1])
+    assert (cell.categories, cell.scorers) == (["b"], [{"name": "osd_irf_mean", "t": 250}])
+    assert dataclasses.replace(cell, categories=cfg.categories, scorers=cfg.scorers) == cfg
+
+
+def test_noise_net_arguments_reach_the_net():
+    from adbench.engine.run import build_noise_net
+
+    deep = build_noise_net(RunConfig(noise_net="mlp_tiny", noise_net_args={"depth": 3}), in_channels=4)
+    assert len(deep.blocks) == 3
+
+
+def test_training_checkpoints_beside_the_model_file(tiny_synthetic, tmp_path, monkeypatch):
+    """Training writes its resumable checkpoint next to the model file (a killed run resumes from it) and
+    removes it once the model is saved."""
+    import adbench.engine.run as run
+
+    calls = []
+    real = run.train_noise_net
+
+    def recording(model, feats, cfg, seed, checkpoint, device, description):
+        calls.append((checkpoint, description))
+        return real(model, feats, cfg, seed, checkpoint, device, description)
+
+    monkeypatch.setattr(run, "train_noise_net", recording)
+    ctx = small_context(tiny_synthetic, tmp_path)
+    train_category(ctx, "washer")
+    model_file = ctx.model_path("washer")
+    assert calls == [(model_file.with_suffix(".ckpt"), "washer: train")]
+    assert model_file.is_file() and not model_file.with_suffix(".ckpt").exists()

@@ -43,7 +43,7 @@ from adbench.scorers.scoring import Normalizer, Scoring, max_score, pixel_maps
 console = Console(stderr=True)
 
 
-def seed_everything(seed: int, deterministic: bool = False) -> None:
+def seed_everything(seed: int, deterministic: bool) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
@@ -261,32 +261,45 @@ def cell_scores(ctx: Context, data: EvalSet, model: nn.Module, scorer: Any) -> C
         norm = Normalizer.fit({k: test_comp[k] for k in names}, "test-minmax")
     else:
         held_out = run_scorer(scorer, model, schedule, data.held_feats, ctx, cfg.seed + 1)
-        norm = Normalizer.fit({k: image_components(held_out, scoring, cfg.image_size)[0][k] for k in names})
+        norm = Normalizer.fit({k: image_components(held_out, scoring, cfg.image_size)[0][k] for k in names}, "train")
     return CellScores(image_score, norm.image_score(test_comp, names), maps, norm, test_out.seconds)
+
+
+def cell_metrics(data: EvalSet, out: CellScores, label: str) -> dict[str, float]:
+    """The seven metrics and their mean (mAD) of a cell's scores; NaN or Inf scores are an error that
+    names the cell (``label``) and the first bad image."""
+    bad = ~np.isfinite(out.scores) | ~np.isfinite(out.maps).all(axis=(1, 2))
+    if bad.any():
+        raise NonFiniteScoreError(
+            f"{label}: {int(bad.sum())} test image(s) got NaN or Inf scores, "
+            f"first {data.samples[int(np.argmax(bad))].image_path}. The noise net or its weights diverged: "
+            "check the training loss (a lower lr helps) or the weights file.")
+    metrics = image_metrics(out.scores, data.labels)
+    metrics |= dict.fromkeys(PIXEL_KEYS, float("nan")) if data.masks is None else pixel_metrics(out.maps, data.masks)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", MetricWarning)
+        metrics["mad"] = mad(metrics)
+    return metrics
 
 
 def score_cell(ctx: Context, data: EvalSet, model: nn.Module, spec: dict[str, Any]) -> dict[str, Any]:
     """Score one category with one scorer: the self-describing result row."""
-    cfg = ctx.cfg
-    scoring = cfg.scoring()
     scorer = build_scorer(spec)
     out = cell_scores(ctx, data, model, scorer)
-    scores, maps = out.scores, out.maps
-    bad = ~np.isfinite(scores) | ~np.isfinite(maps).all(axis=(1, 2))
-    if bad.any():
-        raise NonFiniteScoreError(
-            f"{data.category} / {scorer_label(spec)}: {int(bad.sum())} test image(s) got NaN or Inf scores, "
-            f"first {data.samples[int(np.argmax(bad))].image_path}. The noise net or its weights diverged: "
-            "check the training loss (a lower lr helps) or the weights file.")
-    metrics = image_metrics(scores, data.labels)
-    metrics |= dict.fromkeys(PIXEL_KEYS, float("nan")) if data.masks is None else pixel_metrics(maps, data.masks)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", MetricWarning)
-        metrics["mad"] = mad(metrics)
+    metrics = cell_metrics(data, out, f"{data.category} / {scorer_label(spec)}")
+    return result_row(ctx, data, spec, scorer, out, metrics)
+
+
+def result_row(ctx: Context, data: EvalSet, spec: dict[str, Any], scorer: Any, out: CellScores,
+               metrics: dict[str, float]) -> dict[str, Any]:
+    """A cell's metrics with its speed, scoring settings, full config and provenance (the maps of a
+    few images are saved alongside when ``save_maps`` asks for them)."""
+    cfg = ctx.cfg
+    scoring = cfg.scoring()
     scorer_per_image = out.seconds / len(data.labels)
     cell = cell_config(cfg, data.category, spec)
     cell_key = cell.hash()
-    maps_file = save_maps(ctx, data, maps, cell_key) if cfg.save_maps > 0 else ""
+    maps_file = save_maps(ctx, data, out.maps, cell_key) if cfg.save_maps > 0 else ""
     console.print(f"  {data.category:>12} {scorer_label(spec):<28} image AU-ROC {metrics['image_auroc']:.3f}  "
                   f"pixel AU-ROC {metrics['pixel_auroc']:.3f}")
     return {

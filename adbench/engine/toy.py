@@ -56,7 +56,7 @@ def run_toy(t: int = 250, seed: int = 0, n_train: int = 10_000, n_test: int = 6_
     labels = np.repeat([0, 1], n_test)
     schedule = Schedule.linear()
     with torch.no_grad():
-        mean_irf = OSDIRF(t).latent(model, schedule, as_features(x0)).flatten().numpy()
+        mean_irf = OSDIRF(t, noisy=False).latent(model, schedule, as_features(x0)).flatten().numpy()
         noisy_irf = OSDIRF(t, noisy=True).latent(model, schedule, as_features(x0),
                                                  torch.Generator().manual_seed(seed)).flatten().numpy()
     return ToyResult(image_metrics(np.abs(mean_irf), labels)["image_auroc"],

@@ -30,7 +30,7 @@ def region_weights(masks: np.ndarray) -> np.ndarray:
     return np.concatenate(per_image) / n_regions
 
 
-def aupro(weights_ascending: np.ndarray, c: Curve, limit: float = 0.3) -> float:
+def aupro(weights_ascending: np.ndarray, c: Curve, limit: float) -> float:
     """AU-PRO from the region weights of the positives, in ascending order of their scores."""
     cum_w = np.cumsum(weights_ascending[::-1])
     # PRO at each distinct positive value = weight of positives >= value (the last one of each run).

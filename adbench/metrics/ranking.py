@@ -23,7 +23,6 @@ PARALLEL_SORT_MIN = 1_000_000
 class Curve:
     """Counts at each distinct positive score value, in descending order of value."""
 
-    values: np.ndarray  # distinct positive values, descending
     tp: np.ndarray  # positives >= value
     fp: np.ndarray  # negatives >= value
     fp_above: np.ndarray  # negatives > value
@@ -55,7 +54,7 @@ def curve(pos_sorted: np.ndarray, neg: np.ndarray) -> Curve:
     fp = n_above + _count_at_least(chunks, values, "left")
     fp_above = n_above + _count_at_least(chunks, values, "right")
     tp = len(pos_sorted) - first
-    return Curve(values[::-1], tp[::-1], fp[::-1], fp_above[::-1], len(pos_sorted), len(neg))
+    return Curve(tp[::-1], fp[::-1], fp_above[::-1], len(pos_sorted), len(neg))
 
 
 def auroc(c: Curve) -> float:

@@ -17,7 +17,7 @@ from adbench.scorers.base import LatentScorer, timesteps_like
 class OSDIRF(LatentScorer):
     nfe = 1
 
-    def __init__(self, t: int = 500, noisy: bool = False) -> None:
+    def __init__(self, t: int, noisy: bool) -> None:
         self.t = int(t)
         self.noisy = noisy
         self.name = "osd_irf_noisy" if noisy else "osd_irf_mean"

@@ -50,9 +50,6 @@ class Scoring:
     def transductive(self) -> bool:
         return self.normalisation == "test-minmax"
 
-    def components(self) -> list[str]:
-        return self.image_score.split("+")
-
 
 PROTOCOLS = {
     "invad": Scoring("nll+diff", 0.0, 1, "train"),  # InvAD/OSD-IRF: raw maps, NLL + diff
@@ -137,8 +134,10 @@ class Normalizer:
     scale: dict[str, float]
 
     @classmethod
-    def fit(cls, components: dict[str, np.ndarray], method: str = "train") -> Normalizer:
+    def fit(cls, components: dict[str, np.ndarray], method: str) -> Normalizer:
         """``train``: mean/std of held-out normals; ``test-minmax``: min/(max - min) of the test set."""
+        if method not in NORMALISATIONS:
+            raise ConfigError(f"normalisation must be one of {NORMALISATIONS}, got {method!r}")
         n = len(next(iter(components.values())))
         if n < 2:
             raise AdbenchError(
