@@ -85,8 +85,8 @@ class RunConfig:
         """Hash of what determines a trained noise net for ``category`` (scoring excluded)."""
         keys = ("dataset", "data_root", "dataset_args", "noise_net", "noise_net_args", "train", "holdout_fraction",
                 "seed")
-        return stable_hash({"category": category, "features": self.feature_setup(),
-                            **{k: self.to_dict()[k] for k in keys}})
+        fields = self.to_dict()
+        return stable_hash({"category": category, "features": self.feature_setup(), **{k: fields[k] for k in keys}})
 
     def feature_setup(self) -> dict[str, Any]:
         """What backbone features depend on besides the image files: the backbone, its weights (the

@@ -3,7 +3,6 @@
 import json
 import os
 import re
-from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -13,8 +12,7 @@ from adbench.cli import app
 from adbench.config import RunConfig
 from adbench.metrics import METRIC_KEYS
 from adbench.report.tables import averaged_table, latex_tables, markdown_table
-
-GOLDEN = Path(__file__).parent / "golden"
+from tests.golden_numbers import GOLDEN
 
 
 def fake_rows():

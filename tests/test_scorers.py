@@ -11,6 +11,7 @@ from adbench.registry import SCORERS
 from adbench.scorers.scoring import Normalizer, feature_map, from_latent, max_score, pixel_maps, upsample
 
 SCHEDULE = Schedule.linear()
+ABAR = np.cumprod(1 - np.linspace(1e-4, 0.02, 1000))  # the same schedule in closed form
 
 
 class Recorder(nn.Module):
@@ -178,8 +179,6 @@ def eps_by_hand(x, t):
 def ddim_by_hand(x, eps, a_from, a_to):
     return math.sqrt(a_to) * (x - math.sqrt(1 - a_from) * eps) / math.sqrt(a_from) + math.sqrt(1 - a_to) * eps
 
-
-ABAR = np.cumprod(1 - np.linspace(1e-4, 0.02, 1000))
 
 
 @pytest.mark.parametrize(("subset", "steps"), [

@@ -1,6 +1,6 @@
 """The wiring from a scorer's output to a published number, against hand computations.
 
-A linear noise net eps(x, t) = 0.5 x + 0.25 makes every latent closed-form, so the image scores
+A linear noise net eps(x, t) = 0.5 x + 0.25 (test_scorers' Recorder) makes every latent closed-form, so the image scores
 (NLL, max - min of the map, their z-scores with held-out statistics), the pixel maps (bilinear
 upsampling, Gaussian smoothing, pooled max) and the metrics of the result row are all computed
 here independently in float64 numpy / scipy / scikit-learn and compared with the engine's.
@@ -15,7 +15,6 @@ import torch
 import torch.nn.functional as F
 from scipy.ndimage import gaussian_filter
 from sklearn.metrics import average_precision_score, roc_auc_score
-from torch import nn
 
 from adbench.config import RunConfig
 from adbench.diffusion.train import TrainConfig
@@ -25,14 +24,9 @@ from adbench.metrics import METRIC_KEYS
 from adbench.registry import SCORERS
 from adbench.scorers.scoring import upsample
 from tests.test_metrics import brute_aupro, sklearn_f1max
+from tests.test_scorers import ABAR, Recorder
 
-ABAR = np.cumprod(1 - np.linspace(1e-4, 0.02, 1000))  # DDPM linear schedule, closed form
-W, B = 0.5, 0.25
-
-
-class Linear(nn.Module):
-    def forward(self, x, t):
-        return W * x + B
+W, B = 0.5, 0.25  # Recorder's eps(x, t) = W x + B
 
 
 def latent_by_hand(x0: np.ndarray, t: int = 500, eps: np.ndarray | None = None) -> np.ndarray:
@@ -101,14 +95,14 @@ def test_image_scores_are_held_out_zscores_summed(image_score, features, tmp_pat
     held, test, labels, masks = features
     ctx = context(tmp_path, image_score=image_score)
     data = evalset(features)
-    got = cell_scores(ctx, data, Linear(), SCORERS.create("osd_irf_mean"))
+    got = cell_scores(ctx, data, Recorder(), SCORERS.create("osd_irf_mean"))
     h, t = components_by_hand(latent_by_hand(held)), components_by_hand(latent_by_hand(test))
     expected = sum(zscores(t[k], h[k]) for k in image_score.split("+"))
     assert got.image_score == image_score
     np.testing.assert_allclose(got.scores, expected, rtol=1e-4, atol=1e-4)
     maps = upsampled(t["fmap"], 32)
     np.testing.assert_allclose(got.maps, maps, rtol=1e-4, atol=1e-4)
-    row = score_cell(ctx, data, Linear(), {"name": "osd_irf_mean"})
+    row = score_cell(ctx, data, Recorder(), {"name": "osd_irf_mean"})
     want = metrics_by_hand(expected, labels, maps, masks)
     assert {k: row[k] for k in want} == pytest.approx(want, abs=1e-6)  # float32 maps
     assert row["transductive"] is False and row["normalisation"] == "train"
@@ -127,8 +121,8 @@ def test_train_normalisation_sees_only_held_out_normals(features, tmp_path):
     held, test, _, _ = features
     ctx = context(tmp_path)
     scorer = SCORERS.create("osd_irf_mean")
-    base = cell_scores(ctx, evalset(features), Linear(), scorer).normalizer
-    scaled = cell_scores(ctx, evalset(features, test=3 * test + 1), Linear(), scorer).normalizer
+    base = cell_scores(ctx, evalset(features), Recorder(), scorer).normalizer
+    scaled = cell_scores(ctx, evalset(features, test=3 * test + 1), Recorder(), scorer).normalizer
     assert scaled == base  # the test set's scale does not reach the statistics
     h = components_by_hand(latent_by_hand(held))
     assert base.shift == pytest.approx({k: h[k].mean() for k in ("nll", "diff")}, rel=1e-6)
@@ -139,11 +133,11 @@ def test_test_minmax_only_when_asked_and_flagged(features, tmp_path):
     held, test, labels, masks = features
     ctx = context(tmp_path, normalisation="test-minmax")
     data = evalset(features, held=held * 50)  # held-out normals must not matter here
-    got = cell_scores(ctx, data, Linear(), SCORERS.create("osd_irf_mean"))
+    got = cell_scores(ctx, data, Recorder(), SCORERS.create("osd_irf_mean"))
     t = components_by_hand(latent_by_hand(test))
     expected = sum((t[k] - t[k].min()) / (t[k].max() - t[k].min()) for k in ("nll", "diff"))
     np.testing.assert_allclose(got.scores, expected, rtol=1e-5, atol=1e-6)
-    row = score_cell(ctx, data, Linear(), {"name": "osd_irf_mean"})
+    row = score_cell(ctx, data, Recorder(), {"name": "osd_irf_mean"})
     assert row["transductive"] is True and row["normalisation"] == "test-minmax"
     assert row["image_auroc"] == pytest.approx(roc_auc_score(labels, expected), abs=1e-12)
 
@@ -156,7 +150,7 @@ def test_map_post_processing_and_pooled_max(cfg, sigma, pool, features, tmp_path
     held, test, labels, masks = features
     ctx = context(tmp_path, **cfg)
     data = evalset(features)
-    got = cell_scores(ctx, data, Linear(), SCORERS.create("osd_irf_mean"))
+    got = cell_scores(ctx, data, Recorder(), SCORERS.create("osd_irf_mean"))
 
     def maps_of(x):
         fmap = components_by_hand(latent_by_hand(x))["fmap"]
@@ -167,7 +161,7 @@ def test_map_post_processing_and_pooled_max(cfg, sigma, pool, features, tmp_path
     expected = zscores(pooled_max(maps, pool), pooled_max(maps_of(held), pool))
     assert got.image_score == "max"
     np.testing.assert_allclose(got.scores, expected, rtol=1e-4, atol=1e-4)
-    row = score_cell(ctx, data, Linear(), {"name": "osd_irf_mean"})
+    row = score_cell(ctx, data, Recorder(), {"name": "osd_irf_mean"})
     want = metrics_by_hand(expected, labels, maps, masks)
     assert {k: row[k] for k in want} == pytest.approx(want, abs=1e-6)
 
@@ -183,7 +177,7 @@ def test_bilinear_upsampling_is_half_pixel_centred():
 def test_scoring_noise_follows_the_seed(features, tmp_path):
     held, test, _, _ = features
     ctx = context(tmp_path, seed=3, image_score="nll", eval_batch_size=5)
-    got = cell_scores(ctx, evalset(features), Linear(), SCORERS.create("osd_irf_noisy"))
+    got = cell_scores(ctx, evalset(features), Recorder(), SCORERS.create("osd_irf_noisy"))
 
     def noise(x, seed):  # one generator per set, drawn batch after batch (5, 5, 2 images)
         gen = torch.Generator().manual_seed(seed)
@@ -194,7 +188,7 @@ def test_scoring_noise_follows_the_seed(features, tmp_path):
     h = components_by_hand(latent_by_hand(held, eps=noise(held, 4)))  # held-out noise: the seed + 1
     np.testing.assert_allclose(got.scores, zscores(t["nll"], h["nll"]), rtol=1e-4, atol=1e-4)
     other = cell_scores(dataclasses.replace(ctx, cfg=dataclasses.replace(ctx.cfg, seed=4)), evalset(features),
-                        Linear(), SCORERS.create("osd_irf_noisy"))
+                        Recorder(), SCORERS.create("osd_irf_noisy"))
     assert not np.allclose(other.scores, got.scores)
 
 
