@@ -27,13 +27,15 @@ def test_time_interleaved_rounds_and_means(monkeypatch):
     assert seconds == {"a": 1.0, "b": 3.0}
 
 
-def test_fps_records_pipeline_scorer_and_latency():
+def test_fps_records_pipeline_scorer_and_latency(monkeypatch):
+    ticks = iter(range(10_000))  # a fake clock: each timed call takes exactly 0.5 s
+    monkeypatch.setattr(fps, "clock", lambda device: 0.5 * next(ticks))
     cfg = RunConfig(backbone="efficientnet_lite0", noise_net="mlp_tiny", image_size=64, device="cpu",
                     scorers=[{"name": "osd_irf_mean"}, {"name": "invad", "steps": 3}])
     osd, invad = measure_fps(cfg, batch_size=4, warmup=1, iters=2)
-    for r in (osd, invad):
-        assert r.pipeline_images_per_s > 0 and r.scorer_images_per_s > r.pipeline_images_per_s
-        assert r.latency_ms_batch1 > 0 and r.batch_size == 4 and r.device.startswith("cpu")
+    for r in (osd, invad):  # 4 images / 0.5 s; batch-1 latency 500 ms
+        assert (r.pipeline_images_per_s, r.scorer_images_per_s, r.latency_ms_batch1) == (8.0, 8.0, 500.0)
+        assert r.batch_size == 4 and r.device.startswith("cpu") and (r.warmup, r.iters) == (1, 2)
         assert r.precision == "fp32" and r.compiled is False and r.torch == torch.__version__
         assert r.host_allocator == host_allocator()
     assert (osd.nfe, invad.nfe) == (1, 3)  # speed itself is measured by benchmarks/, not asserted in tests

@@ -107,7 +107,8 @@ def test_killed_grid_resumes_without_losing_or_duplicating_cells(tiny_synthetic,
     assert done.returncode == 0, done.stderr
     records = [json.loads(line) for line in log_path.read_text().splitlines() if line.strip()]
     keys = [r["cell_key"] for r in records if r["status"] == "ok"]
-    assert len(keys) == len(set(keys)) == 8
+    errors = [r["error"] + "\n" + r["traceback"] for r in records if r["status"] == "error"]
+    assert len(keys) == len(set(keys)) == 8, "\n".join(errors) or done.stdout
     assert all(RecordLog(log_path).finished()[k] == r for k, r in kept)
     # and the killed-and-resumed grid measured exactly what an uninterrupted one measures
     assert runner.invoke(app, ["grid", str(grid), "--results-dir", str(tmp_path / "clean")]).exit_code == 0
