@@ -397,6 +397,16 @@ def toy(t: Annotated[int, Opt("--t", help="Timestep of the one-step IRF.")] = 25
     err.print(f"figure: {', '.join(map(str, figures))}", soft_wrap=True)
 
 
+def backbone_weights_columns(name: str) -> list[str]:
+    """The weights a backbone name loads and the input statistics that come with them."""
+    from adbench.backbones.identity import weights_info
+
+    if name.endswith(":*"):
+        return ["the model's default timm tag (name one: timm:<arch>.<tag>)", "the tag's own"]
+    info = weights_info(name)
+    return [info.identity, f"{list(info.mean)} / {list(info.std)}"]
+
+
 @app.command("list")
 @guarded
 def list_components(kind: Annotated[str | None, typer.Argument(
@@ -410,15 +420,20 @@ def list_components(kind: Annotated[str | None, typer.Argument(
         if kind not in (None, name):
             continue
         table = Table(title=name, title_justify="left")
-        table.add_column("name", style="bold")
+        table.add_column("name", style="bold", no_wrap=True)
         table.add_column("description")
         counted = name == "noise-nets"
         if counted:
             from adbench.noise_nets import B4_CHANNELS, parameter_count
 
             table.add_column(f"params (C={B4_CHANNELS})", justify="right")
+        if name == "backbones":
+            table.add_column("pretrained weights", overflow="fold")
+            table.add_column("input mean / std (from the weights)", overflow="fold")
         for entry in registry.entries():
             extra = [f"{parameter_count(entry.name) / 1e6:.1f}M"] if counted else []
+            if name == "backbones":
+                extra = backbone_weights_columns(entry.name)
             table.add_row(entry.name, entry.description, *extra)
         out.print(table)
 

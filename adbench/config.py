@@ -9,13 +9,18 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import yaml
 
+from adbench.device import PRECISIONS
 from adbench.diffusion.train import TrainConfig
 from adbench.errors import ConfigError
 from adbench.scorers.scoring import PROTOCOLS, Scoring
+
+if TYPE_CHECKING:
+    from adbench.backbones.identity import WeightsInfo
 
 
 @dataclass
@@ -26,11 +31,12 @@ class RunConfig:
     dataset_args: dict[str, Any] = field(default_factory=dict)  # e.g. elpv threshold, synthetic sizes
     categories: list[str] | None = None  # None: every category of the dataset
     image_size: int = 256
-    image_mean: list[float] = field(default_factory=lambda: [0.485, 0.456, 0.406])  # ImageNet
-    image_std: list[float] = field(default_factory=lambda: [0.229, 0.224, 0.225])
+    image_mean: list[float] | None = None  # None: the statistics the backbone's weights were trained with
+    image_std: list[float] | None = None
     backbone: str = "efficientnet_b4"
     pretrained: bool = True
     weights: str | None = None
+    backbone_precision: str = "fp32"  # fp32 (the official code) or bf16 autocast; CPU always runs fp32
     noise_net: str = "mlp"
     noise_net_args: dict[str, Any] = field(default_factory=dict)
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -58,8 +64,13 @@ class RunConfig:
             raise ConfigError(f"holdout_fraction must be in (0, 1), got {self.holdout_fraction}")
         if self.image_size % 16:
             raise ConfigError(f"image_size must be a multiple of 16, got {self.image_size}")
-        if len(self.image_mean) != 3 or len(self.image_std) != 3 or min(self.image_std) <= 0:
-            raise ConfigError(f"image_mean/image_std need 3 values (std > 0), got {self.image_mean}/{self.image_std}")
+        for stats in (self.image_mean, self.image_std):
+            if stats is not None and len(stats) != 3:
+                raise ConfigError(f"image_mean/image_std need 3 values, got {stats}")
+        if self.image_std is not None and min(self.image_std) <= 0:
+            raise ConfigError(f"image_std needs values > 0, got {self.image_std}")
+        if self.backbone_precision not in PRECISIONS:
+            raise ConfigError(f"backbone_precision must be one of {PRECISIONS}, got {self.backbone_precision!r}")
         for spec in self.scorers:
             if not isinstance(spec, dict) or "name" not in spec:
                 raise ConfigError(f"each scorer needs a 'name', got {spec!r}")
@@ -88,17 +99,39 @@ class RunConfig:
         fields = self.to_dict()
         return stable_hash({"category": category, "features": self.feature_setup(), **{k: fields[k] for k in keys}})
 
+    def weights_info(self) -> WeightsInfo:
+        """The exact weights of the configured backbone and the input statistics they expect."""
+        from adbench.backbones.identity import weights_info
+
+        return weights_info(self.backbone, self.pretrained, self.weights)
+
+    def input_stats(self) -> tuple[tuple[float, ...], tuple[float, ...], str]:
+        """(mean, std, source) of the input normalisation: ``weights`` (the weights' own statistics) or
+        ``set`` / ``set, differs from the weights`` when ``image_mean``/``image_std`` are given."""
+        info = self.weights_info()
+        mean = tuple(self.image_mean) if self.image_mean is not None else info.mean
+        std = tuple(self.image_std) if self.image_std is not None else info.std
+        if self.image_mean is None and self.image_std is None:
+            return mean, std, "weights"
+        same = np.allclose(mean, info.mean) and np.allclose(std, info.std)
+        return mean, std, "set" if same else "set, differs from the weights"
+
     def feature_setup(self) -> dict[str, Any]:
-        """What backbone features depend on besides the image files: the backbone, its weights (the
-        file's identity, so a replaced weights file is not mistaken for the old one) and the transform."""
-        return {"backbone": self.backbone, "pretrained": self.pretrained, "weights": file_fingerprint(self.weights),
-                "image_size": self.image_size, "image_mean": self.image_mean, "image_std": self.image_std}
+        """What backbone features depend on besides the image files and the device: the backbone, its
+        exact weights (timm tag, a file's sha256, or random init with its seed), the transform and the
+        requested backbone precision."""
+        identity = self.weights_info().identity
+        if identity == "random-init":
+            identity += f"(seed={self.seed})"
+        mean, std, _ = self.input_stats()
+        return {"backbone": self.backbone, "weights": identity, "image_size": self.image_size,
+                "image_mean": list(mean), "image_std": list(std), "backbone_precision": self.backbone_precision}
 
 
-def file_fingerprint(path: str | Path | None) -> Any:
-    """(resolved path, size, mtime) of an existing file; the path as given otherwise (or None)."""
-    if path is None or not Path(path).is_file():
-        return None if path is None else str(path)
+def file_fingerprint(path: str | Path) -> Any:
+    """(resolved path, size, mtime) of an existing file; the path as given otherwise."""
+    if not Path(path).is_file():
+        return str(path)
     st = Path(path).stat()
     return [str(Path(path).resolve()), st.st_size, st.st_mtime_ns]
 

@@ -33,13 +33,18 @@ def to_device(x: torch.Tensor, device: torch.device) -> torch.Tensor:
     return x.to(device)
 
 
-def autocast(device: torch.device) -> torch.autocast:
-    """The precision policy everywhere: bf16 autocast on CUDA, fp32 elsewhere."""
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+PRECISIONS = ("fp32", "bf16")
 
 
-def precision(device: torch.device) -> str:
-    return "bf16" if device.type == "cuda" else "fp32"
+def precision(device: torch.device, requested: str = "bf16") -> str:
+    """The precision a network runs in: ``requested`` on CUDA (bf16 autocast or fp32), fp32 elsewhere.
+    Noise nets run in bf16 on CUDA; the backbone in ``backbone_precision`` (fp32, as the official code)."""
+    return requested if device.type == "cuda" else "fp32"
+
+
+def autocast(device: torch.device, requested: str = "bf16") -> torch.autocast:
+    """Autocast for ``precision(device, requested)``; nested inside a bf16 region, fp32 switches it off."""
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision(device, requested) == "bf16")
 
 
 def _channels_last(backbone: torch.nn.Module, device: torch.device) -> bool:

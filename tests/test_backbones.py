@@ -1,9 +1,13 @@
+import hashlib
+
 import pytest
 import timm
 import torch
 
+from adbench.backbones.identity import shipped_lite0_weights, weights_info
 from adbench.backbones.timm_backbone import TimmBackbone
-from adbench.backbones.weights import load_state_dict, map_by_order, shipped_lite0_weights
+from adbench.backbones.weights import load_state_dict, map_by_order
+from adbench.config import RunConfig
 from adbench.errors import ConfigError, WeightsError
 from adbench.registry import BACKBONES
 
@@ -104,3 +108,37 @@ def test_any_timm_model_by_name():
     assert vit(torch.randn(1, 3, 64, 64)).shape == (1, 192, 4, 4)
     with pytest.raises(ConfigError, match="timm has no model 'resnet_nope'"):
         BACKBONES.create("timm:resnet_nope")
+
+
+@pytest.mark.parametrize(("backbone", "identity", "mean"), [
+    ("efficientnet_b4", "timm:tf_efficientnet_b4.aa_in1k", (0.485, 0.456, 0.406)),  # not ns_jft_in1k
+    ("vit_base", "timm:vit_base_patch16_224.augreg_in1k", (0.5, 0.5, 0.5)),  # ImageNet-1k, its own statistics
+    ("dino_vitb16", "timm:vit_base_patch16_224.dino", (0.485, 0.456, 0.406)),
+    ("timm:resnet18", "timm:resnet18.a1_in1k", (0.485, 0.456, 0.406)),
+])
+def test_backbones_resolve_to_exact_weights_and_their_input_statistics(backbone, identity, mean):
+    info = weights_info(backbone)
+    assert (info.identity, info.mean) == (identity, mean)
+    assert info.std == ((0.5, 0.5, 0.5) if mean == (0.5, 0.5, 0.5) else (0.229, 0.224, 0.225))
+    assert weights_info(backbone, pretrained=False).identity == "random-init"
+
+
+def test_weights_files_are_named_by_their_sha256(tmp_path):
+    path = tmp_path / "w.pt"
+    path.write_bytes(b"weights")
+    expected = hashlib.sha256(b"weights").hexdigest()[:16]
+    assert weights_info("efficientnet_b4", weights=str(path)).identity == f"file:w.pt sha256:{expected}"
+    shipped = hashlib.sha256(shipped_lite0_weights().read_bytes()).hexdigest()[:16]
+    assert weights_info("efficientnet_lite0").identity == f"file:efficientnet-lite0-57934424.pth sha256:{shipped}"
+    assert weights_info("efficientnet_b4", weights=str(tmp_path / "gone.pt")).identity.endswith("(missing)")
+    with pytest.raises(ConfigError, match="Invalid pretrained tag"):
+        weights_info("timm:resnet18.no_such_tag")
+
+
+def test_input_statistics_come_from_the_weights_unless_set():
+    cfg = RunConfig(backbone="vit_base")
+    assert cfg.input_stats() == ((0.5,) * 3, (0.5,) * 3, "weights")
+    imagenet = RunConfig(backbone="vit_base", image_mean=[0.485, 0.456, 0.406], image_std=[0.229, 0.224, 0.225])
+    assert imagenet.input_stats()[2] == "set, differs from the weights"
+    assert RunConfig(backbone="efficientnet_b4", image_mean=[0.485, 0.456, 0.406]).input_stats() == (
+        (0.485, 0.456, 0.406), (0.229, 0.224, 0.225), "set")

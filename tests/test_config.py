@@ -54,7 +54,7 @@ def test_parse_scorer():
 def test_protocols_and_overrides():
     assert RunConfig().scoring() == Scoring("nll+diff", 0.0, 1, "train") and RunConfig().protocol_label() == "invad"
     ader = RunConfig(protocol="ader")
-    assert ader.scoring() == Scoring("max", 4.0, 16, "train") and ader.protocol_label() == "ader"
+    assert ader.scoring() == Scoring("max", 4.0, 16, "train", True, "bilinear") and ader.protocol_label() == "ader"
     custom = RunConfig(normalisation="test-minmax")
     assert custom.scoring().transductive and custom.protocol_label() == "invad+custom"
     assert RunConfig(image_score="nll+diff").protocol_label() == "invad"  # same as the preset

@@ -105,12 +105,43 @@ def test_mask_of_another_size(broken):
         load_mask(sample, 64)
 
 
-def test_non_binary_mask(broken):
-    mask_path = broken / "washer" / "ground_truth" / "hole" / "000_mask.png"
-    Image.fromarray(np.arange(128 * 128, dtype=np.uint16).reshape(128, 128).astype(np.uint8)).save(mask_path)
-    sample = next(s for s in MVTecLayout(broken).test("washer") if s.mask_path == mask_path)
-    with pytest.raises(DataError, match="not binary"):
-        load_mask(sample, 64)
+@pytest.mark.parametrize("mode", ["L", "P", "RGB"])
+def test_masks_with_class_ids_load_as_binary(tmp_path, mode):
+    """VisA masks hold defect-class ids {0, 1, 2}: every id > 0 is anomalous, in any PNG mode."""
+    from adbench.data.base import Sample
+
+    ids = np.zeros((8, 8), np.uint8)
+    ids[1, 1], ids[2, 4:6], ids[6, 6] = 1, 2, 1
+    img = Image.fromarray(ids, "L")
+    if mode == "P":
+        img = img.convert("P")
+        img.putpalette([0, 0, 0, 0, 0, 0, 0, 0, 0] + [255] * 759)  # ids 1 and 2 drawn black: indices count
+        img = Image.fromarray(ids, "P")
+        img.putpalette([0, 0, 0] * 256)
+    elif mode == "RGB":
+        img = Image.fromarray(np.stack([np.zeros_like(ids), ids, np.zeros_like(ids)], axis=2), "RGB")
+    img.save(tmp_path / "m.png")
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "i.png")
+    mask = load_mask(Sample(tmp_path / "i.png", tmp_path / "m.png", 1, "x"), 8)
+    assert np.array_equal(mask, ids > 0)
+
+
+def test_bilinear_mask_resize_thresholds_at_one_half(tmp_path):
+    """ADer: the 0/255 mask resized bilinearly (PIL, with its antialias support), then > 0.5."""
+    from adbench.data.base import Sample
+
+    mask = np.zeros((8, 8), np.uint8)
+    # 8 -> 4: PIL's triangle filter weighs input pixels 2i-1..2i+2 by 1/8, 3/8, 3/8, 1/8 on each axis
+    mask[2:4, 2:6] = 255  # output (1, 1) and (1, 2): 3/4 x 7/8 = 0.66 > 0.5; (0, *) and (*, 0) at most 1/8
+    mask[6, 0] = 255  # output (3, 0): 3/7 x 3/7 at the clamped corner = 0.18, below one half
+    Image.fromarray(mask).save(tmp_path / "m.png")
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "i.png")
+    sample = Sample(tmp_path / "i.png", tmp_path / "m.png", 1, "x")
+    expected = np.zeros((4, 4), bool)
+    expected[1, 1:3] = True
+    assert np.array_equal(load_mask(sample, 4, "bilinear"), expected)
+    with pytest.raises(ValueError, match="mask resize"):
+        load_mask(sample, 4, "bicubic")
 
 
 def test_unreadable_and_truncated_image(broken):

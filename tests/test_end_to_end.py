@@ -49,6 +49,9 @@ def test_run_writes_results_with_provenance(tiny_synthetic, tmp_path):
     assert json.loads(row["config"])["noise_net"] == "mlp_tiny" and len(row["config_hash"]) == 16
     assert {"torch", "timm", "numpy", "adbench"} <= set(json.loads(row["versions"]))
     assert row["git_commit"] and row["device"].startswith("cpu") and row["host_allocator"] == host_allocator()
+    assert row["backbone_weights"] == "file:efficientnet-lite0-57934424.pth sha256:579344248a93e230"
+    assert (row["precision"], row["backbone_precision"], row["input_stats"]) == ("fp32", "fp32", "weights")
+    assert (list(row["input_mean"]), list(row["input_std"])) == ([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])
     assert pd.read_csv(run_dir / "metrics.csv").shape == frame.shape
     table = (run_dir / "table.md").read_text()
     assert "| I-AUROC | I-AP | I-F1max | P-AUROC | P-AP | P-F1max | AU-PRO | mAD | FPS |" in table

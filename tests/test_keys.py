@@ -37,6 +37,7 @@ CHANGES = {
     "backbone": ("efficientnet_b4", INPUT),
     "pretrained": (False, INPUT),
     "weights": ("elsewhere/weights.safetensors", INPUT),
+    "backbone_precision": ("bf16", {F, M, C}),  # applied when the backbone runs, not when it is loaded
     "noise_net": ("dit_tiny", TRAINING),
     "noise_net_args": ({"depth": 3}, TRAINING),
     "train.epochs": (7, TRAINING),

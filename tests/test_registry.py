@@ -59,3 +59,16 @@ def test_cli_list_shows_every_component():
     assert "invad" in scorers_only.output and "efficientnet_b4" not in scorers_only.output
     bad = CliRunner().invoke(app, ["list", "widgets"])
     assert bad.exit_code == 2 and "Unknown kind" in bad.output
+
+
+def test_cli_list_backbones_shows_weights_and_input_statistics(monkeypatch):
+    from adbench import cli
+
+    monkeypatch.setattr(cli.out, "width", 250)  # one line per backbone
+    result = CliRunner().invoke(app, ["list", "backbones"])
+    assert result.exit_code == 0
+    rows = {line.split("│")[1].strip(): line for line in result.output.splitlines() if line.count("│") > 3}
+    assert "timm:tf_efficientnet_b4.aa_in1k" in rows["efficientnet_b4"]
+    assert "timm:vit_base_patch16_224.augreg_in1k" in rows["vit_base"]
+    assert "[0.5, 0.5, 0.5] / [0.5, 0.5, 0.5]" in rows["vit_base"]
+    assert "[0.485, 0.456, 0.406] / [0.229, 0.224, 0.225]" in rows["dino_vitb16"]

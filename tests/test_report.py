@@ -9,9 +9,9 @@ import pytest
 from typer.testing import CliRunner
 
 from adbench.cli import app
-from adbench.config import RunConfig
+from adbench.config import RunConfig, parse_scorer
 from adbench.metrics import METRIC_KEYS
-from adbench.report.tables import averaged_table, latex_tables, markdown_table
+from adbench.report.tables import averaged_table, footnote, latex_tables, markdown_table
 from tests.golden_numbers import GOLDEN
 
 
@@ -22,7 +22,8 @@ def fake_rows():
         for c_idx, category in enumerate(["bottle", "metal_nut"]):
             for seed in (0, 1):
                 base = 0.80 + 0.05 * s_idx + 0.02 * c_idx + 0.01 * seed
-                cfg = RunConfig(dataset="mvtec", seed=seed, categories=[category])
+                cfg = RunConfig(dataset="mvtec", seed=seed, categories=[category],
+                                scorers=[parse_scorer(scorer.replace("(", ":").rstrip(")"))])
                 rows.append({
                     "dataset": "mvtec", "category": category, "scorer": scorer, "backbone": "efficientnet_b4",
                     "noise_net": "dit_gigant", "protocol": "invad", "transductive": transductive,
@@ -99,3 +100,15 @@ def test_report_cli_reads_stored_results(tmp_path):
     missing = CliRunner().invoke(app, ["report", str(tmp_path / "nope")])
     assert missing.exit_code == 2 and "No results in" in missing.output
     assert "metrics.parquet is missing" in missing.output
+
+
+def test_captions_say_which_invad_timesteps_and_what_ader_does():
+    frame = fake_rows()
+    note = footnote(frame)
+    assert "InvAD timesteps: code = evaluations evenly over [0, T-1] ({0, 500, 999} for 3 steps)" in note
+    assert "unverified" not in note and "align_corners" not in note
+    even = frame.assign(config=[c.replace('"steps": 3', '"steps": 3, "subset": "even"') for c in frame["config"]],
+                        protocol="ader")
+    note = footnote(even)
+    assert "even = targets [333, 666, 999] for 3 steps, a third-party reading of the paper (unverified)" in note
+    assert "code =" not in note and "align_corners=True, masks resized bilinearly then > 0.5" in note

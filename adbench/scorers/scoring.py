@@ -1,8 +1,9 @@
 """From a scorer's output to anomaly maps and image scores, under a named protocol.
 
 Map (Eq. 8 of both papers): for latent scorers the per-position channel L2 norm of the latent,
-for reconstruction the per-position feature MSE; bilinearly upsampled to the input size and
-optionally Gaussian-smoothed (sigma in pixels, scipy's filter, truncated at 4 sigma).
+for reconstruction the per-position feature MSE; bilinearly upsampled to the input size
+(``align_corners`` False as the official InvAD code, True as ADer) and optionally
+Gaussian-smoothed (sigma in pixels, scipy's filter, truncated at 4 sigma).
 Image score components:
 ``nll``  Gaussian negative log-likelihood of the whole latent under N(0, I) (latent scorers),
 ``diff`` max - min of the feature-scale map (latent scorers),
@@ -23,6 +24,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from adbench.data.base import MASK_RESIZES
 from adbench.errors import AdbenchError, ConfigError
 
 IMAGE_SCORES = ("nll", "diff", "nll+diff", "max")
@@ -37,6 +39,8 @@ class Scoring:
     smoothing_sigma: float = 0.0
     pool_size: int = 1
     normalisation: str = "train"
+    align_corners: bool = False  # of the bilinear map upsampling (ADer: True)
+    mask_resize: str = "nearest"  # of the ground-truth masks (ADer: bilinear, then > 0.5)
 
     def __post_init__(self) -> None:
         if self.image_score not in IMAGE_SCORES:
@@ -45,6 +49,8 @@ class Scoring:
             raise ConfigError(f"normalisation must be one of {NORMALISATIONS}, got {self.normalisation!r}")
         if self.smoothing_sigma < 0 or self.pool_size < 1:
             raise ConfigError("smoothing_sigma must be >= 0 and pool_size >= 1")
+        if self.mask_resize not in MASK_RESIZES:
+            raise ConfigError(f"mask_resize must be one of {MASK_RESIZES}, got {self.mask_resize!r}")
 
     @property
     def transductive(self) -> bool:
@@ -52,8 +58,10 @@ class Scoring:
 
 
 PROTOCOLS = {
-    "invad": Scoring("nll+diff", 0.0, 1, "train"),  # InvAD/OSD-IRF: raw maps, NLL + diff
-    "ader": Scoring("max", 4.0, 16, "train"),  # ADer benchmark: sigma 4, max of 16x16 avg-pooled map
+    "invad": Scoring("nll+diff", 0.0, 1, "train", False, "nearest"),  # InvAD/OSD-IRF: raw maps, NLL + diff
+    # ADer benchmark: maps upsampled with align_corners=True, sigma 4, max of the 16x16 avg-pooled map;
+    # masks resized bilinearly then > 0.5
+    "ader": Scoring("max", 4.0, 16, "train", True, "bilinear"),
 }
 
 
@@ -70,8 +78,8 @@ def feature_map(latent: torch.Tensor) -> torch.Tensor:
     return latent.float().pow(2).sum(dim=1).sqrt()
 
 
-def upsample(maps: torch.Tensor, size: int) -> torch.Tensor:
-    return F.interpolate(maps[:, None], size=(size, size), mode="bilinear", align_corners=False)[:, 0]
+def upsample(maps: torch.Tensor, size: int, align_corners: bool = False) -> torch.Tensor:
+    return F.interpolate(maps[:, None], size=(size, size), mode="bilinear", align_corners=align_corners)[:, 0]
 
 
 def from_latent(latent: torch.Tensor) -> Scored:
@@ -103,15 +111,15 @@ def gaussian_smooth(maps: torch.Tensor, sigma: float, truncate: float = 4.0) -> 
     return out[:, 0]
 
 
-def pixel_maps_on_device(fmap: torch.Tensor, size: int, sigma: float) -> torch.Tensor:
+def pixel_maps_on_device(fmap: torch.Tensor, size: int, sigma: float, align_corners: bool = False) -> torch.Tensor:
     """Upsampled (and optionally smoothed) pixel maps N x size x size, on the map's device."""
-    maps = upsample(fmap.float(), size)
+    maps = upsample(fmap.float(), size, align_corners)
     return gaussian_smooth(maps, sigma) if sigma > 0 else maps
 
 
-def pixel_maps(fmap: torch.Tensor, size: int, sigma: float) -> np.ndarray:
+def pixel_maps(fmap: torch.Tensor, size: int, sigma: float, align_corners: bool = False) -> np.ndarray:
     """``pixel_maps_on_device`` as a float32 numpy array."""
-    return pixel_maps_on_device(fmap, size, sigma).cpu().numpy()
+    return pixel_maps_on_device(fmap, size, sigma, align_corners).cpu().numpy()
 
 
 def max_score_on_device(maps: torch.Tensor, pool_size: int) -> torch.Tensor:
