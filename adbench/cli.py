@@ -127,7 +127,7 @@ def _execute(cfg: RunConfig, results_dir: Path, cache_dir: Path, train_only: boo
     from adbench.results import new_run_dir
 
     ctx = Context.create(cfg, Path(), cache_dir)  # validates data and names before a folder is made
-    ctx.run_dir = run_dir = new_run_dir(results_dir, cfg)
+    ctx.run_dir = run_dir = new_run_dir(results_dir, ctx.cfg)  # with the resolved training categories
     err.print(f"run folder: {run_dir}", soft_wrap=True)
     if train_only:
         train_run(ctx)

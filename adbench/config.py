@@ -23,6 +23,9 @@ if TYPE_CHECKING:
     from adbench.backbones.identity import WeightsInfo
 
 
+SETTINGS = ("multiclass", "single")
+
+
 @dataclass
 class RunConfig:
     name: str = "run"
@@ -30,6 +33,10 @@ class RunConfig:
     data_root: str | None = None
     dataset_args: dict[str, Any] = field(default_factory=dict)  # e.g. elpv threshold, synthetic sizes
     categories: list[str] | None = None  # None: every category of the dataset
+    # multiclass (the papers' main tables): one noise net trained on the normals of train_categories
+    # (None: every category of the dataset), every category scored with it; single: one per category
+    setting: str = "multiclass"
+    train_categories: list[str] | None = None
     image_size: int = 256
     image_mean: list[float] | None = None  # None: the statistics the backbone's weights were trained with
     image_std: list[float] | None = None
@@ -69,6 +76,12 @@ class RunConfig:
                 raise ConfigError(f"image_mean/image_std need 3 values, got {stats}")
         if self.image_std is not None and min(self.image_std) <= 0:
             raise ConfigError(f"image_std needs values > 0, got {self.image_std}")
+        if self.setting not in SETTINGS:
+            raise ConfigError(f"setting must be one of {SETTINGS}, got {self.setting!r}")
+        if self.setting == "single" and self.train_categories is not None:
+            raise ConfigError("train_categories applies to setting: multiclass (single trains on each category alone)")
+        if self.train_categories is not None and not self.train_categories:
+            raise ConfigError("train_categories needs at least one category (or null for all of the dataset's)")
         if self.backbone_precision not in PRECISIONS:
             raise ConfigError(f"backbone_precision must be one of {PRECISIONS}, got {self.backbone_precision!r}")
         for spec in self.scorers:
@@ -92,12 +105,31 @@ class RunConfig:
         """Stable hash of everything that changes results (not the run name or device)."""
         return stable_hash({k: v for k, v in self.to_dict().items() if k not in ("name", "device")})
 
+    def with_train_categories(self, dataset_categories: list[str]) -> RunConfig:
+        """Under ``multiclass``, this config with ``train_categories`` resolved (unset: all of the dataset's)."""
+        if self.setting == "single" or self.train_categories is not None:
+            return self
+        return dataclasses.replace(self, train_categories=sorted(dataset_categories))
+
+    def trained_on(self, category: str) -> list[str]:
+        """The categories whose normal images train the noise net that scores ``category``."""
+        if self.setting == "single":
+            return [category]
+        if self.train_categories is None:
+            raise ValueError("multiclass train_categories unresolved: call with_train_categories first")
+        return sorted(self.train_categories)
+
+    def model_name(self, category: str) -> str:
+        """The trained model's file name stem: the category, or ``multiclass``."""
+        return category if self.setting == "single" else "multiclass"
+
     def training_key(self, category: str) -> str:
-        """Hash of what determines a trained noise net for ``category`` (scoring excluded)."""
+        """Hash of what determines the noise net that scores ``category`` (scoring excluded)."""
         keys = ("dataset", "data_root", "dataset_args", "noise_net", "noise_net_args", "train", "holdout_fraction",
                 "seed")
         fields = self.to_dict()
-        return stable_hash({"category": category, "features": self.feature_setup(), **{k: fields[k] for k in keys}})
+        return stable_hash({"categories": self.trained_on(category), "features": self.feature_setup(),
+                            **{k: fields[k] for k in keys}})
 
     def weights_info(self) -> WeightsInfo:
         """The exact weights of the configured backbone and the input statistics they expect."""

@@ -40,8 +40,25 @@ def test_hash_is_stable_and_ignores_name_and_device():
     a, b = RunConfig(), RunConfig(name="other", device="cpu")
     assert a.hash() == b.hash()
     assert a.hash() != RunConfig(seed=1).hash()
-    assert a.training_key("x") == RunConfig(scorers=[{"name": "invad"}]).training_key("x")
-    assert a.training_key("x") != a.training_key("y")
+    single = RunConfig(setting="single")
+    assert single.training_key("x") == RunConfig(setting="single", scorers=[{"name": "invad"}]).training_key("x")
+    assert single.training_key("x") != single.training_key("y")
+
+
+def test_multiclass_trains_one_model_on_the_category_set():
+    cfg = RunConfig().with_train_categories(["b", "a"])
+    assert cfg.setting == "multiclass" and cfg.trained_on("a") == cfg.trained_on("b") == ["a", "b"]
+    assert cfg.training_key("a") == cfg.training_key("b") and cfg.model_name("a") == "multiclass"
+    assert cfg.training_key("a") != RunConfig().with_train_categories(["a"]).training_key("a")
+    assert RunConfig(train_categories=["a"]).with_train_categories(["a", "b"]).train_categories == ["a"]
+    single = RunConfig(setting="single").with_train_categories(["a", "b"])
+    assert single.train_categories is None and single.trained_on("a") == ["a"] and single.model_name("a") == "a"
+    with pytest.raises(ValueError, match="unresolved"):
+        RunConfig().training_key("a")
+    with pytest.raises(ConfigError, match="applies to setting: multiclass"):
+        RunConfig(setting="single", train_categories=["a"])
+    with pytest.raises(ConfigError, match="setting must be one of"):
+        RunConfig(setting="unified")
 
 
 def test_parse_scorer():

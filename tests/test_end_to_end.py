@@ -68,7 +68,7 @@ def test_train_then_evaluate_is_deterministic(tiny_synthetic, tmp_path):
                           scorers=[{"name": "osd_irf_noisy"}])
     assert runner.invoke(app, ["train", str(config), "--results-dir", str(tmp_path / "a")]).exit_code == 0
     run_dir = only_run_dir(tmp_path / "a")
-    assert list((run_dir / "models").glob("granite-*.pt")) and not (run_dir / "metrics.parquet").exists()
+    assert list((run_dir / "models").glob("multiclass-*.pt")) and not (run_dir / "metrics.parquet").exists()
     result = runner.invoke(app, ["evaluate", str(run_dir)])
     assert result.exit_code == 0, result.output
     first = pd.read_parquet(run_dir / "metrics.parquet")

@@ -21,6 +21,11 @@ from adbench.engine.grid import set_dotted
 from adbench.engine.run import Context, cell_config, context_key
 
 F, M, C, X = "features", "model", "cell", "context"
+
+
+class Fields(dict):
+    """Several fields changed together (one is valid only with the other)."""
+
 INPUT = {F, M, C, X}  # what the images and the backbone are
 TRAINING = {M, C}
 
@@ -31,6 +36,8 @@ CHANGES = {
     "data_root": ("/data/elsewhere", {M, C, X}),
     "dataset_args": ({"n_train": 5}, {M, C, X}),
     "categories": (["weave", "washer"], set()),  # a cell is one category: the list is not part of it
+    "setting": (Fields(setting="single", train_categories=None), {M, C}),  # one model per category
+    "train_categories": (["washer"], {M, C}),  # the multiclass model's training set
     "image_size": (128, INPUT),
     "image_mean": ([0.5, 0.5, 0.5], INPUT),
     "image_std": ([0.5, 0.5, 0.5], INPUT),
@@ -66,7 +73,8 @@ CHANGES = {
 }
 
 BASE = {"dataset": "synthetic", "backbone": "efficientnet_lite0", "noise_net": "mlp_tiny",
-        "categories": ["washer"], "scorers": [{"name": "osd_irf_mean"}], "train": {"epochs": 2}}
+        "categories": ["washer"], "train_categories": ["washer", "weave"], "scorers": [{"name": "osd_irf_mean"}],
+        "train": {"epochs": 2}}
 
 
 def config_fields() -> list[str]:
@@ -99,7 +107,8 @@ def keys(cfg: RunConfig, samples: list[Sample], run_dir: Path, precision: str = 
 def changed(field: str, value, samples, run_dir) -> set[str]:
     data = base_config().to_dict()
     before = keys(from_dict(RunConfig, data), samples, run_dir)
-    set_dotted(data, field, value)
+    for name, v in (value.items() if isinstance(value, Fields) else [(field, value)]):
+        set_dotted(data, name, v)
     after = keys(from_dict(RunConfig, data), samples, run_dir)
     return {k for k in before if before[k] != after[k]}
 

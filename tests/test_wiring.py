@@ -83,7 +83,7 @@ def features():
 
 
 def context(tmp_path, **cfg) -> Context:
-    config = RunConfig(**{"image_size": 32, "eval_batch_size": 5, "save_maps": 0, **cfg})
+    config = RunConfig(**{"image_size": 32, "eval_batch_size": 5, "save_maps": 0, **cfg}).with_train_categories(["c"])
     return Context(config, tmp_path, tmp_path / "cache", torch.device("cpu"), None, None, None)
 
 
@@ -242,17 +242,53 @@ def test_training_sees_only_fit_images_and_scoring_only_held_out(tiny_synthetic,
     original = Context.features
 
     def recording(self, samples, what):
-        seen[what.split(": ")[1]] = list(samples)
+        seen[what] = list(samples)
         return original(self, samples, what)
 
     monkeypatch.setattr(Context, "features", recording)
     train_category(ctx, "washer")
     data = eval_set(ctx, "washer")
     everything = ctx.dataset.train("washer")
-    fit, held = seen["train features"], seen["held-out features"]
+    fit, held = seen["washer: train features"], seen["washer: held-out features"]
     assert len(held) == 3 and len(fit) == 7
     assert set(fit).isdisjoint(held) and set(fit) | set(held) == set(everything)
-    assert seen["test features"] == ctx.dataset.test("washer") and len(data.held_feats) == 3
+    assert seen["washer: test features"] == ctx.dataset.test("washer") and len(data.held_feats) == 3
+    for other in ("granite", "weave"):  # multiclass: the other categories' fit splits train the model too
+        fit_other, held_other = split_train(ctx.dataset.train(other), 0.3, 2)
+        assert seen[f"{other}: train features"] == fit_other and not set(fit_other) & set(held_other)
+
+
+def test_multiclass_trains_one_model_on_every_category_and_scores_all_with_it(tiny_synthetic, tmp_path,
+                                                                             monkeypatch):
+    import adbench.engine.run as run
+
+    trained = []
+    real = run.train_noise_net
+
+    def recording(model, feats, *args):
+        trained.append(feats)
+        return real(model, feats, *args)
+
+    monkeypatch.setattr(run, "train_noise_net", recording)
+    ctx = small_context(tiny_synthetic, tmp_path)
+    assert ctx.cfg.train_categories == ["granite", "washer", "weave"]
+    models = [train_category(ctx, c) for c in ("washer", "weave", "granite")]
+    assert len(trained) == 1 and [p.name for p in (tmp_path / "run" / "models").iterdir()] == [
+        f"multiclass-{ctx.cfg.training_key('washer')}.pt"]
+    union = torch.cat([ctx.features(split_train(ctx.dataset.train(c), 0.3, 2)[0], "x")
+                       for c in ("granite", "washer", "weave")])  # each category's fit split, in name order
+    assert torch.equal(trained[0], union)
+    for model in models[1:]:
+        assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), models[0].state_dict().values(),
+                                                     strict=True))
+    rows = [score_cell(ctx, eval_set(ctx, c), models[0], {"name": "osd_irf_mean"}) for c in ("washer", "weave")]
+    assert [(r["setting"], r["trained_on"]) for r in rows] == [("multiclass", "granite,washer,weave")] * 2
+    single = small_context(tiny_synthetic, tmp_path / "single", setting="single")
+    for c in ("washer", "weave"):
+        train_category(single, c)
+    assert len(trained) == 3 and sorted(p.name.split("-")[0] for p in (tmp_path / "single" / "run" / "models")
+                                        .glob("*.pt")) == ["washer", "weave"]
+    assert torch.equal(trained[1], single.features(split_train(single.dataset.train("washer"), 0.3, 2)[0], "x"))
 
 
 def test_seed_everything_seeds_every_global_generator(monkeypatch):
@@ -282,7 +318,7 @@ def test_models_and_features_are_stored_where_they_are_looked_up(tiny_synthetic,
     ctx = small_context(tiny_synthetic, tmp_path)
     train_category(ctx, "washer")
     assert [p.name for p in (tmp_path / "run" / "models").iterdir()] == [
-        f"washer-{ctx.cfg.training_key('washer')}.pt"]
+        f"multiclass-{ctx.cfg.training_key('washer')}.pt"]
     samples = ctx.dataset.test("washer")
     cached = tmp_path / "cache" / "features" / f"{feature_key(ctx.cfg, samples, 'cpu:fp32')}.pt"
     first = ctx.features(samples, "test")
@@ -303,7 +339,7 @@ def test_use_ema_picks_the_weights_scored_and_training_honours_deterministic(tin
     finally:
         torch.use_deterministic_algorithms(was_deterministic)
     raw = train_category(small_context(tiny_synthetic, tmp_path, use_ema=False), "washer")  # the same file
-    (path,) = (tmp_path / "run" / "models").glob("washer-*.pt")
+    (path,) = (tmp_path / "run" / "models").glob("multiclass-*.pt")
     stored = torch.load(path, weights_only=True)
     for name, value in raw.state_dict().items():
         assert torch.equal(value, stored["raw"][name]) and torch.equal(ema.state_dict()[name], stored["ema"][name])
@@ -363,5 +399,5 @@ def test_training_checkpoints_beside_the_model_file(tiny_synthetic, tmp_path, mo
     ctx = small_context(tiny_synthetic, tmp_path)
     train_category(ctx, "washer")
     model_file = ctx.model_path("washer")
-    assert calls == [(model_file.with_suffix(".ckpt"), "washer: train")]
+    assert calls == [(model_file.with_suffix(".ckpt"), "multiclass: train")]
     assert model_file.is_file() and not model_file.with_suffix(".ckpt").exists()

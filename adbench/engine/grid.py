@@ -12,7 +12,8 @@ A grid file::
     quick: {train.epochs: 5}    # applied with --quick
 
 Every (axes combination, scorer, category) is a cell, keyed by the hash of its effective config.
-Cells sharing a training key reuse one trained noise net; features are cached per backbone, so
+Cells sharing a training key reuse one trained noise net (under ``setting: multiclass``, the
+default, one per dataset and training setup, not one per category); features are cached per backbone, so
 cells that differ only in scoring (t, steps, image score...) cost one scoring pass. Finished cells
 are appended to ``cells.jsonl`` as they complete; a restarted grid skips them. A failing cell is
 recorded with its error and the grid goes on.
@@ -23,6 +24,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import itertools
+import json
 import traceback
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -135,6 +137,8 @@ def expand(spec: GridSpec, categories_of=None) -> list[Cell]:
         for key, value in sorted(zip(keys, values, strict=True), key=lambda kv: kv[0] != "scorer"):
             set_dotted(data, key, value)
         cfg = from_dict(RunConfig, data, where=f"grid {spec.name}")
+        if categories_of:
+            cfg = cfg.with_train_categories(categories_of(cfg))
         cats = cfg.categories or (categories_of(cfg) if categories_of else [])
         for scorer in cfg.scorers:
             for category in cats:
@@ -154,9 +158,13 @@ class GridRunner:
         self.cache_dir = Path(cache_dir)
         self.log = RecordLog(self.grid_dir / "cells.jsonl")
         self.contexts = ContextCache(self.grid_dir, self.cache_dir)
+        self._categories: dict[tuple, list[str]] = {}
 
     def categories_of(self, cfg: RunConfig) -> list[str]:
-        return build_dataset(cfg).categories()
+        key = (cfg.dataset, cfg.data_root, json.dumps(cfg.dataset_args, sort_keys=True))
+        if key not in self._categories:
+            self._categories[key] = build_dataset(cfg).categories()
+        return self._categories[key]
 
     def cells(self) -> list[Cell]:
         return expand(self.spec, self.categories_of)

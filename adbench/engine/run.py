@@ -90,6 +90,11 @@ class Context:
     def create(cls, cfg: RunConfig, run_dir: Path, cache_dir: Path) -> Context:
         device = resolve_device(cfg.device)
         dataset = build_dataset(cfg)  # cheap checks first: names and data before loading weights
+        cfg = cfg.with_train_categories(dataset.categories())
+        unknown = sorted(set(cfg.train_categories or []) - set(dataset.categories()))
+        if unknown:
+            raise DataError(f"train_categories {unknown} are not categories of {cfg.dataset} "
+                            f"(it has {', '.join(dataset.categories())}).")
         for spec in cfg.scorers:
             SCORERS.get(spec["name"])
         NOISE_NETS.get(cfg.noise_net)
@@ -119,7 +124,7 @@ class Context:
         return precision(self.device, self.cfg.backbone_precision)
 
     def model_path(self, category: str) -> Path:
-        return self.run_dir / "models" / f"{category}-{self.cfg.training_key(category)}.pt"
+        return self.run_dir / "models" / f"{self.cfg.model_name(category)}-{self.cfg.training_key(category)}.pt"
 
 
 def context_key(cfg: RunConfig) -> str:
@@ -140,7 +145,8 @@ class ContextCache:
         key = context_key(cfg)
         if key not in self._contexts:
             self._contexts[key] = Context.create(cfg, self.run_dir, self.cache_dir)
-        return dataclasses.replace(self._contexts[key], cfg=cfg)
+        ctx = self._contexts[key]
+        return dataclasses.replace(ctx, cfg=cfg.with_train_categories(ctx.dataset.categories()))
 
 
 def build_scorer(spec: dict[str, Any]) -> Any:
@@ -157,22 +163,25 @@ def build_noise_net(cfg: RunConfig, in_channels: int) -> nn.Module:
 
 
 def train_category(ctx: Context, category: str) -> nn.Module:
-    """Train (or load the finished) noise net of ``category``; resumes from its checkpoint.
+    """Train (or load the finished) noise net that scores ``category``; resumes from its checkpoint.
 
-    The model file holds the raw and the EMA weights; ``use_ema`` picks the ones scored.
+    It trains on the fit split of the normal images of ``cfg.trained_on(category)``: the category
+    itself (single) or every training category (multiclass: one model, trained once, shared). The
+    model file holds the raw and the EMA weights; ``use_ema`` picks the ones scored.
     """
     cfg = ctx.cfg
-    fit, _ = split_train(ctx.dataset.train(category), cfg.holdout_fraction, cfg.seed)
-    path = ctx.model_path(category)
+    path, name = ctx.model_path(category), cfg.model_name(category)
     seed_everything(cfg.seed, cfg.deterministic)
-    feats = ctx.features(fit, f"{category}: train features")
-    model = build_noise_net(cfg, feats.shape[1])
+    model = build_noise_net(cfg, ctx.backbone.out_channels)
     if not path.is_file():
+        feats = torch.cat([ctx.features(split_train(ctx.dataset.train(c), cfg.holdout_fraction, cfg.seed)[0],
+                                        f"{c}: train features") for c in cfg.trained_on(category)])
         ckpt = path.with_suffix(".ckpt")
-        losses, ema = train_noise_net(model, feats, cfg.train, cfg.seed, ckpt, ctx.device, f"{category}: train")
+        losses, ema = train_noise_net(model, feats, cfg.train, cfg.seed, ckpt, ctx.device, f"{name}: train")
         atomic_torch_save({"raw": model.state_dict(), "ema": ema}, path)
         ckpt.unlink(missing_ok=True)
-        console.print(f"[green]{category}[/]: trained {len(losses)} steps, final loss {np.mean(losses[-20:]):.4f}")
+        console.print(f"[green]{name}[/]: trained {len(losses)} steps on {len(feats)} images, "
+                      f"final loss {np.mean(losses[-20:]):.4f}")
     weights = torch.load(path, map_location="cpu", weights_only=True)
     model.load_state_dict(weights["ema" if cfg.use_ema else "raw"])
     return model.to(ctx.device).eval()
@@ -327,7 +336,8 @@ def result_row(ctx: Context, data: EvalSet, spec: dict[str, Any], scorer: Any, o
     console.print(f"  {data.category:>12} {scorer_label(spec):<28} image AU-ROC {metrics['image_auroc']:.3f}  "
                   f"pixel AU-ROC {metrics['pixel_auroc']:.3f}")
     return {
-        "dataset": cfg.dataset, "category": data.category, "scorer": scorer_label(spec),
+        "dataset": cfg.dataset, "category": data.category, "scorer": scorer_label(spec), "setting": cfg.setting,
+        "trained_on": ",".join(cfg.trained_on(data.category)),
         "backbone": cfg.backbone, "backbone_weights": cfg.weights_info().identity,
         "input_mean": list(mean), "input_std": list(std), "input_stats": stats_source,
         "noise_net": cfg.noise_net, **metrics,

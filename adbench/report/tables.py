@@ -172,7 +172,7 @@ def footnote(frame: pd.DataFrame) -> str:
     text = (f"Metrics in %; {fps}. Protocols: {'; '.join(protocols)}. "
             + (f"Mean ± std over {seeds} seeds. " if seeds > 1 else "")
             + "n/a: not defined for this data (e.g. no pixel masks).")
-    text += invad_note(frame) + ader_note(frame)
+    text += setting_note(frame) + invad_note(frame) + ader_note(frame)
     if frame["transductive"].any():
         text += (f" {TRANSDUCTIVE_MARK} transductive: image-score components min-max normalised over the test set "
                  "(as the official InvAD code); others use held-out normal training images.")
@@ -198,3 +198,19 @@ def ader_note(frame: pd.DataFrame) -> str:
         return ""
     return (" ader: maps upsampled with align_corners=True, masks resized bilinearly then > 0.5, as ADer; "
             "adbench's metrics are exact, ADer's binned (adeval 50 strips, 21-threshold pixel F1-max).")
+
+
+def setting_note(frame: pd.DataFrame) -> str:
+    """Multi-class (one noise net for the categories it lists) or single-class (one per category)."""
+    if "setting" not in frame:
+        return ""
+    notes = []
+    for setting, group in frame.groupby("setting", sort=True):
+        if setting == "multiclass":
+            sets = sorted(group["trained_on"].unique())
+            notes.append("multi-class = one noise net trained on the normal images of "
+                         + "; ".join(f"{len(s.split(','))} categories ({s.replace(',', ', ')})" for s in sets)
+                         + ", scoring each category (the papers' main tables)")
+        else:
+            notes.append("single-class = one noise net per category")
+    return f" Setting: {'; '.join(notes)}."
