@@ -109,11 +109,14 @@ def test_hazelnut_toy_smoke(tmp_path, one_thread):
     config = write_config(tmp_path / "c.yaml", data_root=str(HAZELNUT.parent), image_size=256,
                           categories=["hazelnut_toy"],
                           train={"epochs": 10, "batch_size": 8, "lr": 1e-3, "warmup_epochs": 1},
-                          scorers=[{"name": "osd_irf_mean"}, {"name": "invad"}])
+                          scorers=[{"name": "osd_irf_mean"}, {"name": "invad"}, {"name": "knn"}])
     result = runner.invoke(app, ["run", str(config), "--results-dir", str(tmp_path / "r")])
     assert result.exit_code == 0, result.output
     frame = pd.read_parquet(only_run_dir(tmp_path / "r") / "metrics.parquet")
     assert (frame["n_anomalous"] == 17).all() and (frame["n_test"] == 23).all()
+    assert set(frame["backbone_weights"]) == {"file:efficientnet-lite0-57934424.pth sha256:579344248a93e230"}
+    assert set(frame["precision"]) == set(frame["backbone_precision"]) == {"fp32"}
+    assert list(frame["noise_net"]) == ["mlp_tiny", "mlp_tiny", "none"] and (frame["n_empty_masks"] == 0).all()
     assert_matches_golden("hazelnut_toy", frame)
 
 

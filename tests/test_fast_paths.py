@@ -34,7 +34,10 @@ def test_pipeline_never_reads_device_values(name, sigma, pool):
     backbone = BACKBONES.create(cfg.backbone, pretrained=False, image_size=64).eval().to("meta")
     model = build_noise_net(cfg, backbone.out_channels).eval().to("meta")
     images = torch.empty(3, 3, 64, 64, device="meta")
-    out = SCORERS.create(name).score(model, Schedule.linear(), backbone(images))
+    scorer = SCORERS.create(name, **({"coreset": 1.0} if name == "knn" else {}))  # coreset: at fit, not scoring
+    if hasattr(scorer, "fit"):
+        scorer.fit(backbone(images))
+    out = scorer.score(model, Schedule.linear(), backbone(images))
     scores = max_score_on_device(pixel_maps_on_device(out.feature_map, 64, sigma), pool)
     assert scores.shape == (3,) and scores.device.type == "meta"
     assert all(v.shape == (3,) and v.device.type == "meta" for v in out.components.values())
@@ -49,6 +52,8 @@ def test_scorers_under_bf16_autocast_match_fp32(name):
         p.add_(0.05 * torch.randn_like(p))
     x0 = torch.randn(4, 8, 6, 6)
     scorer, schedule = SCORERS.create(name), Schedule.linear()
+    if hasattr(scorer, "fit"):
+        scorer.fit(torch.randn(4, 8, 6, 6))
 
     def run(bf16: bool):
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):

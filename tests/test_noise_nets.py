@@ -70,6 +70,8 @@ def test_tiny_train_then_score_with_every_scorer(name):
     anomalous[..., 2:5, 2:5] += 4.0
     for scorer_name in SCORERS.names():
         scorer = SCORERS.create(scorer_name)
+        if hasattr(scorer, "fit"):  # knn: a memory bank of the training features
+            scorer.fit(feats[2:])
         with torch.no_grad():
             normal = scorer.score(net, schedule, feats[:2], torch.Generator().manual_seed(1)).feature_map
             odd = scorer.score(net, schedule, anomalous, torch.Generator().manual_seed(1)).feature_map

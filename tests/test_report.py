@@ -116,3 +116,12 @@ def test_captions_say_which_invad_timesteps_and_what_ader_does():
     note = footnote(even)
     assert "even = targets [333, 666, 999] for 3 steps, a third-party reading of the paper (unverified)" in note
     assert "code =" not in note and "align_corners=True, masks resized bilinearly then > 0.5" in note
+
+
+def test_knn_rows_are_marked_as_references():
+    frame = fake_rows()
+    knn = frame[frame["scorer"] == "osd_irf_mean(t=500)"].assign(scorer="knn", noise_net="none")
+    text = markdown_table(pd.concat([frame, knn]))
+    assert "| mvtec | knn‡ | efficientnet_b4 | none |" in text and "osd_irf_mean(t=500) |" in text
+    assert "‡ reference without diffusion: nearest-neighbour distance" in text
+    assert r"knn$^\ddagger$" in latex_tables(pd.concat([frame, knn]))

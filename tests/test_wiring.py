@@ -401,3 +401,16 @@ def test_training_checkpoints_beside_the_model_file(tiny_synthetic, tmp_path, mo
     model_file = ctx.model_path("washer")
     assert calls == [(model_file.with_suffix(".ckpt"), "multiclass: train")]
     assert model_file.is_file() and not model_file.with_suffix(".ckpt").exists()
+
+
+def test_knn_bank_is_the_training_features_of_the_model_it_stands_beside(tiny_synthetic, tmp_path, monkeypatch):
+    from adbench.scorers.knn import KNN
+
+    banks = []
+    real = KNN.fit
+    monkeypatch.setattr(KNN, "fit", lambda self, feats, gen=None: banks.append(feats) or real(self, feats, gen))
+    ctx = small_context(tiny_synthetic, tmp_path)
+    row = score_cell(ctx, eval_set(ctx, "washer"), None, {"name": "knn", "coreset": 1.0})
+    union = torch.cat([ctx.features(split_train(ctx.dataset.train(c), 0.3, 2)[0], "x")
+                       for c in ("granite", "washer", "weave")])
+    assert len(banks) == 1 and torch.equal(banks[0], union) and row["trained_on"] == "granite,washer,weave"

@@ -37,6 +37,8 @@ from adbench.progress import progress_bar
 from adbench.registry import BACKBONES
 from adbench.scorers.scoring import feature_map, max_score_on_device, pixel_maps_on_device
 
+BANK_IMAGES = 200  # knn's memory bank: about one MVTec category's training images
+
 
 @dataclass
 class FpsRecord:
@@ -102,6 +104,10 @@ class FpsBench:
         self.scoring = cfg.scoring()
         self.scorers = {scorer_label(spec): build_scorer(spec) for spec in cfg.scorers}
         self.generators = {label: torch.Generator(self.device).manual_seed(cfg.seed) for label in self.scorers}
+        for label, scorer in self.scorers.items():  # knn: a bank of BANK_IMAGES images' features
+            if hasattr(scorer, "fit"):
+                bank = torch.randn(BANK_IMAGES, backbone.out_channels, grid, grid, device=self.device)
+                scorer.fit(bank, self.generators[label])
 
     def postprocess(self, feature_map: torch.Tensor) -> torch.Tensor:
         """Upsampled (smoothed) maps and their max score, on the device."""

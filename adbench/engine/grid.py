@@ -44,8 +44,9 @@ from adbench.engine.run import (
     console,
     context_key,
     eval_set,
+    model_for,
+    needs_model,
     score_cell,
-    train_category,
 )
 from adbench.errors import ConfigError
 from adbench.results import RecordLog, write_rows
@@ -172,7 +173,7 @@ class GridRunner:
     def plan(self, cells: list[Cell]) -> dict[str, int]:
         done = self.log.finished()
         todo = [c for c in cells if c.key not in done]
-        trainings = {(c.cfg.training_key(c.category)) for c in todo}
+        trainings = {c.cfg.training_key(c.category) for c in todo if needs_model(c.spec)}
         trained = {t for t in trainings if list((self.grid_dir / "models").glob(f"*-{t}.pt"))}
         return {"cells": len(cells), "finished": len(cells) - len(todo), "to_run": len(todo),
                 "trainings": len(trainings - trained), "trained_models_reused": len(trained),
@@ -189,7 +190,7 @@ class GridRunner:
         for (_, _, category), group in groups.items():
             try:
                 ctx = self.contexts.get(group[0].cfg)
-                model = train_category(ctx, category)
+                model = model_for(ctx, category, [cell.spec for cell in group])
                 data: EvalSet = eval_set(ctx, category)
             except Exception as exc:  # noqa: BLE001 - recorded per cell, the grid goes on
                 for cell in group:

@@ -162,6 +162,19 @@ def build_noise_net(cfg: RunConfig, in_channels: int) -> nn.Module:
         return NOISE_NETS.create(cfg.noise_net, in_channels=in_channels, **cfg.noise_net_args)
 
 
+def training_features(ctx: Context, category: str) -> torch.Tensor:
+    """Features of the fit split of the normal images of ``cfg.trained_on(category)``, concatenated
+    in category-name order (each category's features cached on their own)."""
+    cfg = ctx.cfg
+    return torch.cat([ctx.features(split_train(ctx.dataset.train(c), cfg.holdout_fraction, cfg.seed)[0],
+                                   f"{c}: train features") for c in cfg.trained_on(category)])
+
+
+def needs_model(spec: dict[str, Any]) -> bool:
+    """Whether a scorer scores with a trained noise net (``knn`` does not)."""
+    return getattr(SCORERS.get(spec["name"]).factory, "needs_model", True)
+
+
 def train_category(ctx: Context, category: str) -> nn.Module:
     """Train (or load the finished) noise net that scores ``category``; resumes from its checkpoint.
 
@@ -174,8 +187,7 @@ def train_category(ctx: Context, category: str) -> nn.Module:
     seed_everything(cfg.seed, cfg.deterministic)
     model = build_noise_net(cfg, ctx.backbone.out_channels)
     if not path.is_file():
-        feats = torch.cat([ctx.features(split_train(ctx.dataset.train(c), cfg.holdout_fraction, cfg.seed)[0],
-                                        f"{c}: train features") for c in cfg.trained_on(category)])
+        feats = training_features(ctx, category)
         ckpt = path.with_suffix(".ckpt")
         losses, ema = train_noise_net(model, feats, cfg.train, cfg.seed, ckpt, ctx.device, f"{name}: train")
         atomic_torch_save({"raw": model.state_dict(), "ema": ema}, path)
@@ -264,8 +276,14 @@ def eval_set(ctx: Context, category: str) -> EvalSet:
 
 
 def cell_config(cfg: RunConfig, category: str, spec: dict[str, Any]) -> RunConfig:
-    """The configuration of one result row: one category, one scorer."""
-    return dataclasses.replace(cfg, categories=[category], scorers=[spec])
+    """The configuration of one result row: one category, one scorer. A scorer without a noise net
+    gets the default noise-net fields, so its cells are the same whatever noise net a grid sweeps."""
+    cell = dataclasses.replace(cfg, categories=[category], scorers=[spec])
+    if needs_model(spec):
+        return cell
+    default = RunConfig()
+    return dataclasses.replace(cell, noise_net=default.noise_net, noise_net_args={}, train=default.train,
+                               use_ema=default.use_ema)
 
 
 @dataclass
@@ -287,6 +305,8 @@ def cell_scores(ctx: Context, data: EvalSet, model: nn.Module, scorer: Any) -> C
     schedule = Schedule.linear(cfg.train.timesteps)
     image_score = scoring.image_score if scoring.image_score in scorer.image_scores else "max"
     names = image_score.split("+")
+    if hasattr(scorer, "fit"):  # a memory bank of the training features (knn)
+        scorer.fit(training_features(ctx, data.category), torch.Generator(ctx.device).manual_seed(cfg.seed))
     test_out = run_scorer(scorer, model, schedule, data.test_feats, ctx, cfg.seed)
     test_comp, maps = image_components(test_out, scoring, cfg.image_size)
     if scoring.transductive:
@@ -340,7 +360,7 @@ def result_row(ctx: Context, data: EvalSet, spec: dict[str, Any], scorer: Any, o
         "trained_on": ",".join(cfg.trained_on(data.category)),
         "backbone": cfg.backbone, "backbone_weights": cfg.weights_info().identity,
         "input_mean": list(mean), "input_std": list(std), "input_stats": stats_source,
-        "noise_net": cfg.noise_net, **metrics,
+        "noise_net": cfg.noise_net if needs_model(spec) else "none", **metrics,
         "fps": 1.0 / (data.backbone_seconds + scorer_per_image), "scorer_fps": 1.0 / scorer_per_image,
         "nfe": scorer.nfe, "n_test": len(data.labels), "n_anomalous": int(data.labels.sum()),
         "n_empty_masks": data.empty_masks(),
@@ -373,21 +393,27 @@ def save_maps(ctx: Context, data: EvalSet, maps: np.ndarray, key: str) -> str:
     return str(path)
 
 
-def evaluate_category(ctx: Context, category: str, model: nn.Module) -> list[dict[str, Any]]:
-    """One result row per scorer for ``category``."""
+def model_for(ctx: Context, category: str, specs: list[dict[str, Any]]) -> nn.Module | None:
+    """The trained noise net for ``category`` if any of ``specs`` scores with one, else None."""
+    return train_category(ctx, category) if any(needs_model(s) for s in specs) else None
+
+
+def evaluate_category(ctx: Context, category: str) -> list[dict[str, Any]]:
+    """One result row per scorer for ``category`` (training the noise net first when one is missing)."""
+    model = model_for(ctx, category, ctx.cfg.scorers)
     data = eval_set(ctx, category)
     return [score_cell(ctx, data, model, spec) for spec in ctx.cfg.scorers]
 
 
 def train_run(ctx: Context) -> None:
     for category in ctx.categories():
-        train_category(ctx, category)
+        model_for(ctx, category, ctx.cfg.scorers)
 
 
 def evaluate_run(ctx: Context) -> list[dict[str, Any]]:
     """Evaluate every category (training any model that is missing) and write the results."""
     rows: list[dict[str, Any]] = []
     for category in ctx.categories():
-        rows += evaluate_category(ctx, category, train_category(ctx, category))
+        rows += evaluate_category(ctx, category)
         write_rows(ctx.run_dir, rows)  # after each category: finished work is never lost
     return rows

@@ -24,6 +24,8 @@ PERCENT = set(COLUMNS) - {"fps"}
 METHOD = ["dataset", "scorer", "backbone", "noise_net", "protocol"]
 NOT_A_METHOD_KEY = {"name", "categories", "seed", "scorers", "device", "data_root"}
 TRANSDUCTIVE_MARK = "†"
+REFERENCE_MARK = "‡"  # a context row without diffusion (knn)
+REFERENCE_SCORERS = ("knn",)
 
 
 def _flatten(d: dict, prefix: str = "") -> dict:
@@ -50,7 +52,8 @@ def with_variant_columns(frame: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     configs = [_flatten(json.loads(c)) for c in frame["config"]]
     for k in keys:
         frame[k] = [str(c.get(k)) for c in configs]
-    frame["scorer"] = frame["scorer"] + np.where(frame["transductive"], TRANSDUCTIVE_MARK, "")
+    frame["scorer"] = (frame["scorer"] + np.where(frame["transductive"], TRANSDUCTIVE_MARK, "")
+                       + np.where(frame["scorer"].str.startswith(REFERENCE_SCORERS), REFERENCE_MARK, ""))
     return frame, METHOD + keys
 
 
@@ -108,7 +111,7 @@ def markdown_table(frame: pd.DataFrame, per_category: bool = True) -> str:
 
 LATEX_ESCAPES = {"\\": r"\textbackslash{}", "_": r"\_", "%": r"\%", "&": r"\&", "#": r"\#", "$": r"\$",
                  "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
-                 "±": r"$\pm$", TRANSDUCTIVE_MARK: r"$^\dagger$"}
+                 "±": r"$\pm$", TRANSDUCTIVE_MARK: r"$^\dagger$", REFERENCE_MARK: r"$^\ddagger$"}
 
 
 def latex_escape(text: str) -> str:
@@ -173,6 +176,9 @@ def footnote(frame: pd.DataFrame) -> str:
             + (f"Mean ± std over {seeds} seeds. " if seeds > 1 else "")
             + "n/a: not defined for this data (e.g. no pixel masks).")
     text += setting_note(frame) + invad_note(frame) + ader_note(frame)
+    if frame["scorer"].str.startswith(REFERENCE_SCORERS).any():
+        text += (f" {REFERENCE_MARK} reference without diffusion: nearest-neighbour distance to the training "
+                 "feature bank of the same backbone (PatchCore-style greedy coreset), image score = max of the map.")
     if frame["transductive"].any():
         text += (f" {TRANSDUCTIVE_MARK} transductive: image-score components min-max normalised over the test set "
                  "(as the official InvAD code); others use held-out normal training images.")

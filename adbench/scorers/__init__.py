@@ -1,3 +1,3 @@
 """Scorers: every module registers its scorers on import."""
 
-from adbench.scorers import invad, osd_irf, reconstruction  # noqa: F401
+from adbench.scorers import invad, knn, osd_irf, reconstruction  # noqa: F401

@@ -1,0 +1,100 @@
+"""A non-diffusion reference on the same features: PatchCore-style nearest-neighbour distance.
+
+The memory bank holds every feature vector (one per position) of the training normals the noise
+net would train on (``trained_on``: the category, or every training category under multiclass),
+optionally subsampled by PatchCore's greedy k-center coreset (``coreset`` = kept fraction, 0.1 by
+default; 1 keeps the whole bank). Map = Euclidean distance of each test feature vector to its
+nearest bank vector, exact (fp32, batched on the device); image score = max of the pixel map.
+No noise net and no training: grids compute it once per (backbone, category).
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import torch
+from torch import nn
+
+from adbench.diffusion.schedule import Schedule
+from adbench.errors import ConfigError
+from adbench.registry import SCORERS
+from adbench.scorers.scoring import Scored
+
+PROJECTION_DIM = 128  # coreset selection runs on a random projection, as PatchCore
+
+
+def full_precision(device: torch.device) -> contextlib.AbstractContextManager:
+    """Autocast off: distances in fp32 even inside the noise nets' bf16 region."""
+    return torch.autocast(device.type, enabled=False) if device.type in ("cpu", "cuda") else contextlib.nullcontext()
+
+
+def vectors(features: torch.Tensor) -> torch.Tensor:
+    """N x C x h x w -> (N h w) x C feature vectors, fp32."""
+    return features.float().permute(0, 2, 3, 1).reshape(-1, features.shape[1])
+
+
+def nearest_distance(queries: torch.Tensor, bank: torch.Tensor, chunk: int = 4096) -> torch.Tensor:
+    """Euclidean distance of each query row to its nearest bank row. The nearest row is found with one
+    matrix product per chunk (||q||^2 - 2 q.b + ||b||^2), its distance then computed directly, so
+    small distances keep full precision; chunks bound the memory."""
+    bank_sq = bank.pow(2).sum(dim=1)
+    out = []
+    for q in queries.split(chunk):
+        nearest = (bank_sq - 2 * q @ bank.T).argmin(dim=1)  # ||q||^2 is the same for every bank row
+        out.append((q - bank[nearest]).norm(dim=1))
+    return torch.cat(out)
+
+
+def greedy_coreset(bank: torch.Tensor, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Indices of ``n`` bank rows picked by greedy k-center selection (PatchCore): start from a seeded
+    random row, then repeatedly add the row farthest from those picked, distances measured on a seeded
+    Gaussian random projection to ``PROJECTION_DIM`` dimensions (the full space when smaller)."""
+    x = bank
+    if bank.shape[1] > PROJECTION_DIM:
+        proj = torch.randn(bank.shape[1], PROJECTION_DIM, generator=generator, device=bank.device)
+        x = bank @ proj / PROJECTION_DIM**0.5
+    sq = x.pow(2).sum(dim=1)
+
+    def squared_distance_to(i: int) -> torch.Tensor:  # ||x||^2 - 2 x.x_i + ||x_i||^2: one mat-vec
+        return sq - 2 * (x @ x[i]) + sq[i]
+
+    first = int(torch.randint(len(x), (1,), generator=generator, device=bank.device))
+    picked = [first]
+    nearest = squared_distance_to(first)
+    for _ in range(n - 1):
+        i = int(nearest.argmax())
+        picked.append(i)
+        nearest = torch.minimum(nearest, squared_distance_to(i))
+    return torch.tensor(picked, device=bank.device)
+
+
+@SCORERS.register("knn", "Reference, no diffusion: nearest-neighbour distance to the training feature bank "
+                         "(PatchCore-style, greedy coreset 10%); image score = max of the map")
+class KNN:
+    name = "knn"
+    nfe = 0
+    needs_model = False  # no noise net: only the training features (``fit``)
+    image_scores = ("max",)
+
+    def __init__(self, coreset: float = 0.1) -> None:
+        if not 0 < coreset <= 1:
+            raise ConfigError(f"knn coreset must be a fraction in (0, 1], got {coreset}")
+        self.coreset = float(coreset)
+        self.bank: torch.Tensor | None = None
+
+    def fit(self, features: torch.Tensor, generator: torch.Generator | None = None) -> None:
+        """Build the memory bank from training features N x C x h x w (on the generator's device)."""
+        device = generator.device if generator is not None else features.device
+        with full_precision(device):
+            bank = vectors(features.to(device))
+            n = max(1, round(self.coreset * len(bank)))
+            self.bank = bank if n >= len(bank) else bank[greedy_coreset(bank, n, generator)]
+
+    def score(self, model: nn.Module | None, schedule: Schedule, x0: torch.Tensor,
+              generator: torch.Generator | None = None) -> Scored:
+        if self.bank is None:
+            raise RuntimeError("knn: fit the memory bank on training features before scoring")
+        n, _, h, w = x0.shape
+        with full_precision(x0.device):
+            distances = nearest_distance(vectors(x0), self.bank.to(x0.device))
+        return Scored(distances.reshape(n, h, w), {})
