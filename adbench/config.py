@@ -125,11 +125,15 @@ class RunConfig:
 
     def training_key(self, category: str) -> str:
         """Hash of what determines the noise net that scores ``category`` (scoring excluded)."""
-        keys = ("dataset", "data_root", "dataset_args", "noise_net", "noise_net_args", "train", "holdout_fraction",
-                "seed")
+        keys = ("dataset", "data_root", "dataset_args", "noise_net", "noise_net_args", "train", "seed")
         fields = self.to_dict()
         return stable_hash({"categories": self.trained_on(category), "features": self.feature_setup(),
-                            **{k: fields[k] for k in keys}})
+                            "holdout": self.holdout(), **{k: fields[k] for k in keys}})
+
+    def holdout(self) -> float | None:
+        """The fraction of each category's normals held out for score normalisation; None under
+        transductive (test-minmax) normalisation, which trains on all of them."""
+        return None if self.scoring().transductive else self.holdout_fraction
 
     def weights_info(self) -> WeightsInfo:
         """The exact weights of the configured backbone and the input statistics they expect."""

@@ -62,7 +62,7 @@ CHANGES = {
     "image_score": ("nll", {C}),
     "smoothing_sigma": (2.0, {C}),
     "pool_size": (3, {C}),
-    "normalisation": ("test-minmax", {C}),
+    "normalisation": ("test-minmax", {M, C}),  # transductive: nothing held out, the model trains on all
     "holdout_fraction": (0.3, TRAINING),
     "seed": (1, TRAINING),
     "device": ("cpu", {X}),

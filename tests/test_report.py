@@ -29,7 +29,8 @@ def fake_rows():
                     "noise_net": "dit_gigant", "protocol": "invad", "transductive": transductive,
                     **{k: base + 0.001 * i for i, k in enumerate(METRIC_KEYS)}, "mad": base + 0.003,
                     "fps": 100.0 + 10 * s_idx, "seed": seed, "device": "NVIDIA H100 80GB HBM3",
-                    "setting": "multiclass", "trained_on": "bottle,metal_nut",
+                    "setting": "multiclass", "trained_on": "bottle,metal_nut", "n_holdout": 20 + 5 * c_idx,
+                    "holdout_below_min": False,
                     "fps_batch_size": 64, "image_score": "nll+diff", "smoothing_sigma": 0.0, "pool_size": 1,
                     "config": json.dumps(cfg.to_dict(), sort_keys=True),
                 })
@@ -111,6 +112,9 @@ def test_captions_say_which_invad_timesteps_and_what_ader_does():
     assert ("Setting: multi-class = one noise net trained on the normal images of 2 categories (bottle, metal_nut), "
             "scoring each category (the papers' main tables).") in note
     assert "Setting: single-class = one noise net per category." in footnote(frame.assign(setting="single"))
+    assert ("standardised by the mean and std of the category's held-out normal training images (20-25 per "
+            "category) and summed with equal weights.") in note
+    assert "(3 per category (fewer than 20" in footnote(frame.assign(n_holdout=3, holdout_below_min=True))
     even = frame.assign(config=[c.replace('"steps": 3', '"steps": 3, "subset": "even"') for c in frame["config"]],
                         protocol="ader")
     note = footnote(even)

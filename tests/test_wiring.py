@@ -17,7 +17,16 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 
 from adbench.config import RunConfig
 from adbench.diffusion.train import TrainConfig
-from adbench.engine.run import Context, EvalSet, cell_scores, eval_set, score_cell, split_train, train_category
+from adbench.engine.run import (
+    Context,
+    EvalSet,
+    cell_scores,
+    eval_set,
+    holdout_size,
+    score_cell,
+    split_train,
+    train_category,
+)
 from adbench.errors import DataError
 from adbench.metrics import METRIC_KEYS
 from adbench.registry import SCORERS
@@ -214,6 +223,9 @@ def test_split_is_disjoint_sized_and_seeded(tiny_synthetic):
     from adbench.data.mvtec import MVTecLayout
 
     samples = MVTecLayout(tiny_synthetic).train("washer")  # 10 images
+    assert split_train(samples, None, seed=0) == (samples, [])  # transductive: nothing held out
+    assert [holdout_size(n, f) for n, f in ((40, 0.1), (400, 0.1), (400, 0.2), (39, 0.1), (39, 0.9))] == [
+        20, 40, 80, 4, 35]  # at least 20 from 40 images on; a smaller category: what the fraction gives
     for fraction, n_held in ((0.2, 2), (0.1, 2), (0.35, 4), (0.5, 5)):  # max(2, round(fraction * n))
         fit, held = split_train(samples, fraction, seed=0)
         assert len(held) == n_held and len(fit) == 10 - n_held
@@ -414,3 +426,18 @@ def test_knn_bank_is_the_training_features_of_the_model_it_stands_beside(tiny_sy
     union = torch.cat([ctx.features(split_train(ctx.dataset.train(c), 0.3, 2)[0], "x")
                        for c in ("granite", "washer", "weave")])
     assert len(banks) == 1 and torch.equal(banks[0], union) and row["trained_on"] == "granite,washer,weave"
+
+
+def test_transductive_normalisation_trains_on_every_normal_and_small_holdouts_are_flagged(tiny_synthetic,
+                                                                                           tmp_path):
+    ctx = small_context(tiny_synthetic, tmp_path, normalisation="test-minmax", categories=["washer"])
+    assert ctx.cfg.holdout() is None
+    everything = torch.cat([ctx.features(ctx.dataset.train(c), "x") for c in ("granite", "washer", "weave")])
+    from adbench.engine.run import training_features
+
+    assert torch.equal(training_features(ctx, "washer"), everything)
+    row = score_cell(ctx, eval_set(ctx, "washer"), train_category(ctx, "washer"), {"name": "osd_irf_mean"})
+    assert (row["n_holdout"], row["holdout_below_min"]) == (0, False)
+    held = small_context(tiny_synthetic, tmp_path / "held")
+    row = score_cell(held, eval_set(held, "washer"), train_category(held, "washer"), {"name": "osd_irf_mean"})
+    assert (row["n_holdout"], row["holdout_below_min"]) == (3, True)  # 0.3 of 10 images

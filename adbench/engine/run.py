@@ -63,9 +63,22 @@ def build_dataset(cfg: RunConfig) -> Dataset:
     return DATASETS.create(cfg.dataset, **root, **cfg.dataset_args)
 
 
-def split_train(samples: list[Sample], fraction: float, seed: int) -> tuple[list[Sample], list[Sample]]:
-    """(fit, held-out) split of the normal training images; held-out set at least 2 images."""
-    n_hold = max(2, round(fraction * len(samples)))
+MIN_HOLDOUT = 20  # held-out normals estimating the mean/std that weight the image-score components
+
+
+def holdout_size(n: int, fraction: float) -> int:
+    """Images held out of ``n``: ``fraction`` of them but at least ``MIN_HOLDOUT`` when the category has
+    twice that; a smaller category holds out what the fraction gives (at least 2), flagged in its rows."""
+    by_fraction = max(2, round(fraction * n))
+    return max(MIN_HOLDOUT, by_fraction) if n >= 2 * MIN_HOLDOUT else by_fraction
+
+
+def split_train(samples: list[Sample], fraction: float | None, seed: int) -> tuple[list[Sample], list[Sample]]:
+    """(fit, held-out) split of the normal training images, seeded; ``fraction`` None holds out
+    nothing (transductive normalisation needs no held-out images: train on all normals, as the papers)."""
+    if fraction is None:
+        return list(samples), []
+    n_hold = holdout_size(len(samples), fraction)
     if len(samples) - n_hold < 1:
         raise DataError(f"{len(samples)} training images (e.g. {samples[0].image_path.parent}) are too few: "
                         f"{n_hold} are held out for score normalisation and at least 1 must remain to train.")
@@ -166,7 +179,7 @@ def training_features(ctx: Context, category: str) -> torch.Tensor:
     """Features of the fit split of the normal images of ``cfg.trained_on(category)``, concatenated
     in category-name order (each category's features cached on their own)."""
     cfg = ctx.cfg
-    return torch.cat([ctx.features(split_train(ctx.dataset.train(c), cfg.holdout_fraction, cfg.seed)[0],
+    return torch.cat([ctx.features(split_train(ctx.dataset.train(c), cfg.holdout(), cfg.seed)[0],
                                    f"{c}: train features") for c in cfg.trained_on(category)])
 
 
@@ -260,7 +273,11 @@ class EvalSet:
 
 def eval_set(ctx: Context, category: str) -> EvalSet:
     cfg = ctx.cfg
-    _, held = split_train(ctx.dataset.train(category), cfg.holdout_fraction, cfg.seed)
+    _, held = split_train(ctx.dataset.train(category), cfg.holdout(), cfg.seed)
+    if held and len(held) < MIN_HOLDOUT:
+        console.print(f"[yellow]warning:[/] {category}: only {len(held)} held-out normal images estimate the "
+                      f"score normalisation (at least {MIN_HOLDOUT} wanted; the category is small); "
+                      "flagged in its rows (holdout_below_min)")
     test = ctx.dataset.test(category)
     labels = np.array([s.label for s in test])
     masks = None
@@ -270,7 +287,8 @@ def eval_set(ctx: Context, category: str) -> EvalSet:
         if empty:  # an anomaly too small for the resized mask, or a defect without annotation
             console.print(f"[yellow]warning:[/] {category}: {len(empty)} anomalous test image(s) have an empty "
                           f"mask at {cfg.image_size} px, e.g. {empty[0]}; counted in n_empty_masks")
-    return EvalSet(category, ctx.features(held, f"{category}: held-out features"),
+    held_feats = ctx.features(held, f"{category}: held-out features") if held else torch.empty(0)
+    return EvalSet(category, held_feats,
                    ctx.features(test, f"{category}: test features"), labels, masks,
                    backbone_seconds_per_image(ctx, test), test)
 
@@ -363,6 +381,7 @@ def result_row(ctx: Context, data: EvalSet, spec: dict[str, Any], scorer: Any, o
         "noise_net": cfg.noise_net if needs_model(spec) else "none", **metrics,
         "fps": 1.0 / (data.backbone_seconds + scorer_per_image), "scorer_fps": 1.0 / scorer_per_image,
         "nfe": scorer.nfe, "n_test": len(data.labels), "n_anomalous": int(data.labels.sum()),
+        "n_holdout": len(data.held_feats), "holdout_below_min": 0 < len(data.held_feats) < MIN_HOLDOUT,
         "n_empty_masks": data.empty_masks(),
         "pixel_metrics": data.masks is not None, "protocol": cfg.protocol_label(), "image_score": out.image_score,
         "smoothing_sigma": scoring.smoothing_sigma, "pool_size": scoring.pool_size,

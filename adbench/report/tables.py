@@ -175,7 +175,7 @@ def footnote(frame: pd.DataFrame) -> str:
     text = (f"Metrics in %; {fps}. Protocols: {'; '.join(protocols)}. "
             + (f"Mean ± std over {seeds} seeds. " if seeds > 1 else "")
             + "n/a: not defined for this data (e.g. no pixel masks).")
-    text += setting_note(frame) + invad_note(frame) + ader_note(frame)
+    text += weighting_note(frame) + setting_note(frame) + invad_note(frame) + ader_note(frame)
     if frame["scorer"].str.startswith(REFERENCE_SCORERS).any():
         text += (f" {REFERENCE_MARK} reference without diffusion: nearest-neighbour distance to the training "
                  "feature bank of the same backbone (PatchCore-style greedy coreset), image score = max of the map.")
@@ -220,3 +220,15 @@ def setting_note(frame: pd.DataFrame) -> str:
         else:
             notes.append("single-class = one noise net per category")
     return f" Setting: {'; '.join(notes)}."
+
+
+def weighting_note(frame: pd.DataFrame) -> str:
+    """How image-score components were weighted: standardised by held-out normals, summed."""
+    held = frame[~frame["transductive"]]
+    if held.empty or "n_holdout" not in held:
+        return ""
+    low, high = int(held["n_holdout"].min()), int(held["n_holdout"].max())
+    small = " (fewer than 20 in a small category: flagged holdout_below_min)" if held["holdout_below_min"].any() else ""
+    return (" Image-score components are each standardised by the mean and std of the category's held-out "
+            f"normal training images ({low if low == high else f'{low}-{high}'} per category{small}) and summed "
+            "with equal weights.")
