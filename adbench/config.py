@@ -47,7 +47,7 @@ class RunConfig:
     noise_net: str = "mlp"
     noise_net_args: dict[str, Any] = field(default_factory=dict)
     train: TrainConfig = field(default_factory=TrainConfig)
-    use_ema: bool = True  # score with the EMA weights (False: the raw last weights)
+    use_ema: bool = False  # score with the EMA weights; False: the raw last weights (the official evaluation)
     scorers: list[dict[str, Any]] = field(
         default_factory=lambda: [{"name": "osd_irf_mean"}, {"name": "osd_irf_noisy"}, {"name": "invad"}])
     protocol: str = "invad"  # scoring preset: invad (raw maps, nll+diff) or ader (sigma 4, pooled max)
@@ -56,7 +56,7 @@ class RunConfig:
     pool_size: int | None = None
     normalisation: str | None = None  # train (held-out normals) or test-minmax (transductive)
     holdout_fraction: float = 0.1
-    seed: int = 0
+    seed: int = 42  # the official code's
     device: str = "auto"
     deterministic: bool = False  # torch deterministic algorithms (CUDA: also cuBLAS workspace config)
     eval_batch_size: int = 32

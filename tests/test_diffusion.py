@@ -66,6 +66,41 @@ def test_lr_schedule_warmup_then_cosine():
     assert lr_factor(2, 1, 2) == pytest.approx(0.0)  # one decay step: cosine from 1 to 0 in one step
 
 
+def test_lr_schedule_of_the_official_code():
+    """1e-6 -> 5e-5 linearly over the warm-up, cosine to 1e-6: checked through the optimizer's actual lr."""
+    cfg = TrainConfig(epochs=6, batch_size=4, warmup_epochs=2)  # 8 images: 2 steps per epoch, 12 in all
+    net = nn.Linear(1, 1)
+    seen = []
+    real_step = torch.optim.AdamW.step
+
+    def recording(self, *args, **kwargs):
+        seen.append(self.param_groups[0]["lr"])
+        return real_step(self, *args, **kwargs)
+
+    torch.optim.AdamW.step = recording
+    try:
+        train_noise_net(_Flat(net), torch.zeros(8, 1, 1, 1), cfg, seed=0)
+    finally:
+        torch.optim.AdamW.step = real_step
+    peak, low = 5e-5, 1e-6
+    warm = [low + (peak - low) * (s + 1) / 4 for s in range(4)]
+    cosine = [low + (peak - low) * 0.5 * (1 + math.cos(math.pi * s / 8)) for s in range(8)]
+    assert seen == pytest.approx(warm + cosine, rel=1e-9)
+    assert cosine[0] == pytest.approx(peak) and (cfg.epochs, cfg.batch_size) == (6, 4)
+    assert TrainConfig() == TrainConfig(300, 64, 5e-5, 1e-6, 1e-6, 40, 0.0, 1.0, 1000, 500, 0.999, False)
+
+
+class _Flat(nn.Module):
+    """A noise net over 1 x 1 x 1 features: a linear map of the value, the timestep ignored."""
+
+    def __init__(self, linear: nn.Linear) -> None:
+        super().__init__()
+        self.linear = linear
+
+    def forward(self, x, t):
+        return self.linear(x.flatten(1)).view_as(x)
+
+
 def test_mlp_is_per_token():
     torch.manual_seed(0)
     net = NOISE_NETS.create("mlp_tiny", in_channels=6)
@@ -136,11 +171,13 @@ def test_ema_follows_the_closed_form():
 
     net = nn.Linear(1, 1, bias=False)
     nn.init.constant_(net.weight, 0.0)
-    ema = EMA(net, decay=0.9)
-    expected = 0.0
-    for step in range(30):
-        nn.init.constant_(net.weight, float(step + 1))
-        ema.update(net, step)
-        d = min(0.9, (1 + step) / (10 + step))
-        expected = d * expected + (1 - d) * (step + 1)
-    assert ema.state["weight"].item() == pytest.approx(expected)
+    for warmup in (False, True):
+        nn.init.constant_(net.weight, 0.0)
+        ema = EMA(net, decay=0.9, warmup=warmup)
+        expected = 0.0
+        for step in range(30):
+            nn.init.constant_(net.weight, float(step + 1))
+            ema.update(net, step)
+            d = min(0.9, (1 + step) / (10 + step)) if warmup else 0.9
+            expected = d * expected + (1 - d) * (step + 1)
+        assert ema.state["weight"].item() == pytest.approx(expected)

@@ -61,7 +61,7 @@ def test_tiny_train_then_score_with_every_scorer(name):
     feats = 1.5 + 0.4 * torch.randn(24, 16, 8, 8, generator=g)
     torch.manual_seed(0)
     net = NOISE_NETS.create(name, in_channels=16)
-    cfg = TrainConfig(epochs=30, batch_size=8, lr=2e-3, warmup_epochs=2)
+    cfg = TrainConfig(epochs=30, batch_size=8, lr=2e-3, warmup_epochs=2, ema_warmup=True)  # 90 steps
     losses, ema = train_noise_net(net, feats, cfg, seed=0)
     assert sum(losses[-5:]) < sum(losses[:5])
     net.load_state_dict(ema)

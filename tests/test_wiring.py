@@ -346,11 +346,11 @@ def test_models_and_features_are_stored_where_they_are_looked_up(tiny_synthetic,
 def test_use_ema_picks_the_weights_scored_and_training_honours_deterministic(tiny_synthetic, tmp_path):
     was_deterministic = torch.are_deterministic_algorithms_enabled()
     try:
-        ema = train_category(small_context(tiny_synthetic, tmp_path, deterministic=True), "washer")
+        ema = train_category(small_context(tiny_synthetic, tmp_path, deterministic=True, use_ema=True), "washer")
         assert torch.are_deterministic_algorithms_enabled()
     finally:
         torch.use_deterministic_algorithms(was_deterministic)
-    raw = train_category(small_context(tiny_synthetic, tmp_path, use_ema=False), "washer")  # the same file
+    raw = train_category(small_context(tiny_synthetic, tmp_path), "washer")  # the default, the same file
     (path,) = (tmp_path / "run" / "models").glob("multiclass-*.pt")
     stored = torch.load(path, weights_only=True)
     for name, value in raw.state_dict().items():

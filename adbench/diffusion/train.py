@@ -1,9 +1,12 @@
 """Train a noise net on cached features with the DDPM epsilon objective (Eq. 4).
 
-AdamW, linear warm-up then cosine decay, gradient clipping, one seeded generator for timesteps and
-noise, a per-epoch seeded shuffle, and an exponential moving average (EMA) of the weights with
-decay min(ema_decay, (1 + step) / (10 + step)) so that short runs are not dominated by the
-initialisation. On CUDA the forward pass runs under bf16 autocast. Checkpoints (model, EMA,
+The defaults are the official InvAD code's: AdamW (weight decay 0), the learning rate rising
+linearly from ``lr_start`` to ``lr`` over ``warmup_epochs`` then cosine-decaying to ``lr_end``
+(1e-6 -> 5e-5 over 40 epochs -> 1e-6), gradient clipping at 1.0, batch 64, 300 epochs, and an
+exponential moving average (EMA) of the weights with decay 0.999 updated every step
+(``ema_warmup`` uses min(ema_decay, (1 + step) / (10 + step)) instead, so that short runs are not
+dominated by the initialisation). One seeded generator draws timesteps and noise; each epoch is a
+seeded shuffle. On CUDA the forward pass runs under bf16 autocast. Checkpoints (model, EMA,
 optimizer, scheduler, step, generator state, losses) are written atomically every
 ``checkpoint_every`` steps; training resumes from one exactly where it stopped.
 """
@@ -25,35 +28,39 @@ from adbench.progress import progress_bar
 
 @dataclass
 class TrainConfig:
-    epochs: int = 100
-    batch_size: int = 8
-    lr: float = 1e-4
-    warmup_epochs: int = 5
+    epochs: int = 300
+    batch_size: int = 64  # InvAD's global batch (8 GPUs x 8); OSD-IRF uses 32
+    lr: float = 5e-5  # the peak
+    lr_start: float = 1e-6  # at the first step of the warm-up
+    lr_end: float = 1e-6  # at the end of the cosine decay
+    warmup_epochs: int = 40
     weight_decay: float = 0.0
     grad_clip: float = 1.0
     timesteps: int = 1000
     checkpoint_every: int = 500
     ema_decay: float = 0.999
+    ema_warmup: bool = False
 
 
-def lr_factor(step: int, warmup: int, total: int) -> float:
-    """Linear warm-up to 1, then cosine decay to 0 at ``total``."""
+def lr_factor(step: int, warmup: int, total: int, start: float = 0.0, end: float = 0.0) -> float:
+    """The learning rate over the peak: linear warm-up from ``start`` (reaching 1 at step ``warmup`` - 1),
+    then cosine decay to ``end`` at ``total``; ``start`` and ``end`` are fractions of the peak."""
     if step < warmup:
-        return (step + 1) / warmup
+        return start + (1 - start) * (step + 1) / warmup
     progress = (step - warmup) / max(1, total - warmup)
-    return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+    return end + (1 - end) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
 
 
 class EMA:
     """Exponential moving average of a model's floating-point state."""
 
-    def __init__(self, model: nn.Module, decay: float) -> None:
-        self.decay = decay
+    def __init__(self, model: nn.Module, decay: float, warmup: bool = False) -> None:
+        self.decay, self.warmup = decay, warmup
         self.state = {k: v.detach().clone() for k, v in model.state_dict().items()}
 
     @torch.no_grad()
     def update(self, model: nn.Module, step: int) -> None:
-        d = min(self.decay, (1 + step) / (10 + step))
+        d = min(self.decay, (1 + step) / (10 + step)) if self.warmup else self.decay
         current = model.state_dict()
         floats = [k for k, v in current.items() if v.is_floating_point()]
         averaged = [self.state[k] for k in floats]
@@ -87,12 +94,13 @@ def train_noise_net(model: nn.Module, features: torch.Tensor, cfg: TrainConfig, 
     warmup = cfg.warmup_epochs * steps_per_epoch
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay,
                             fused=device.type == "cuda")
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, warmup, total))
+    start, end = cfg.lr_start / cfg.lr, cfg.lr_end / cfg.lr
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, warmup, total, start, end))
     gen = torch.Generator().manual_seed(seed)
     step, losses, order = 0, [], None
     features = features_on(device, features)
     pending: list[torch.Tensor] = []  # this step's losses, still on the device
-    ema = EMA(model, cfg.ema_decay)
+    ema = EMA(model, cfg.ema_decay, cfg.ema_warmup)
     if checkpoint is not None and checkpoint.is_file():
         state = torch.load(checkpoint, map_location="cpu", weights_only=True)
         model.load_state_dict(state["model"])

@@ -387,6 +387,7 @@ def result_row(ctx: Context, data: EvalSet, spec: dict[str, Any], scorer: Any, o
         "smoothing_sigma": scoring.smoothing_sigma, "pool_size": scoring.pool_size,
         "align_corners": scoring.align_corners, "mask_resize": scoring.mask_resize,
         "normalisation": scoring.normalisation, "transductive": scoring.transductive,
+        "weights_scored": ("ema" if cfg.use_ema else "raw") if needs_model(spec) else "none",
         "seed": cfg.seed, "cell_key": cell_key, "config_hash": cfg.hash(),
         "config": json.dumps(cell.to_dict(), sort_keys=True), "versions": json.dumps(versions()),
         "git_commit": git_commit(), "device": device_name(ctx.device), "fps_batch_size": cfg.eval_batch_size,
