@@ -140,7 +140,7 @@ def test_demo_quick_runs_from_nothing(tmp_path, one_thread):
 def test_protocols_and_transductive_flags_reach_the_table(tiny_synthetic, tmp_path):
     config = write_config(tmp_path / "c.yaml", data_root=str(tiny_synthetic), categories=["washer"],
                           noise_net="dit_tiny", protocol="ader", normalisation="test-minmax",
-                          scorers=[{"name": "reconstruction", "ratio": 0.2, "steps": 3},
+                          scorers=[{"name": "reconstruction", "ratio": 0.4, "steps": 5},
                                    {"name": "invad", "subset": "code"}])
     result = runner.invoke(app, ["run", str(config), "--results-dir", str(tmp_path / "r")])
     assert result.exit_code == 0, result.output
@@ -148,7 +148,7 @@ def test_protocols_and_transductive_flags_reach_the_table(tiny_synthetic, tmp_pa
     frame = pd.read_parquet(run_dir / "metrics.parquet")
     assert list(frame["protocol"]) == ["ader+custom"] * 2 and frame["transductive"].all()
     assert list(frame["image_score"]) == ["max", "max"] and (frame["smoothing_sigma"] == 4).all()
-    assert list(frame["nfe"]) == [3, 3]
+    assert list(frame["nfe"]) == [2, 3]
     table = (run_dir / "table.md").read_text()
-    assert "reconstruction(ratio=0.2,steps=3)†" in table and "† transductive" in table
+    assert "reconstruction(ratio=0.4,steps=5)†" in table and "† transductive" in table
     assert "ader+custom = image score max, smoothing sigma 4, pool 16" in table

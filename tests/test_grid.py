@@ -72,14 +72,16 @@ def test_grid_trains_once_resumes_and_records_failures(tiny_synthetic, tmp_path)
     before = (grid_dir / "cells.jsonl").read_text()
     again = runner.invoke(app, ["grid", str(grid), "--results-dir", str(tmp_path / "r")])
     assert again.exit_code == 0 and (grid_dir / "cells.jsonl").read_text() == before  # nothing recomputed
-    # a bad cell (steps > t for reconstruction) is recorded and the others still run
+    # a failing cell (t outside the schedule) is recorded and the others still run; a cell the scorer does
+    # not apply to (reconstruction with ratio x steps < 1, as in InvAD Table 4) is a row of n/a metrics
     bad = tiny_grid(tmp_path / "g.yaml", tiny_synthetic,
-                    axes={"scorer": ["reconstruction:ratio=0.002,steps=5", "osd_irf_mean:t=100"]})
+                    axes={"scorer": ["osd_irf_mean:t=5000", "reconstruction:ratio=0.1,steps=5"]})
     result = runner.invoke(app, ["grid", str(bad), "--results-dir", str(tmp_path / "r")])
     assert result.exit_code == 0, result.output
     log = RecordLog(grid_dir / "cells.jsonl")
-    assert len(log.failed()) == 2 and all("steps <= t" in r["error"] for r in log.failed().values())
-    assert len(pd.read_parquet(grid_dir / "metrics.parquet")) == 2  # this grid's finished cells
+    assert len(log.failed()) == 2 and all("t=5000 is outside [0, 999]" in r["error"] for r in log.failed().values())
+    na = pd.read_parquet(grid_dir / "metrics.parquet")  # this grid's finished cells
+    assert len(na) == 2 and na[list(METRIC_KEYS)].isna().all().all() and (na["nfe"] == 0).all()
 
 
 @pytest.mark.slow

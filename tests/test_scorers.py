@@ -121,26 +121,55 @@ def test_invad_code_subset_ends_in_predicted_noise():
 
 
 def test_reconstruction_by_hand():
-    scorer = SCORERS.create("reconstruction", ratio=0.4, steps=4)
-    assert scorer.timesteps(SCHEDULE) == [400, 300, 200, 100, 0]
+    scorer = SCORERS.create("reconstruction", ratio=0.4, steps=10)  # respaced 0, 111, ..., 999; index 4
+    assert scorer.timesteps(SCHEDULE) == [444, 333, 222, 111, 0]
     x0 = torch.randn(2, 3, 4, 4, dtype=torch.float64)
     # eps_theta = constant c: DDIM keeps the x0 prediction of the first step, and the last step lands on it
     model = Recorder(w=0.0, c=0.2)
     gen = torch.Generator().manual_seed(3)
     out = scorer.score(model, SCHEDULE, x0, gen)
-    a = SCHEDULE.abar[400].item()
+    a = SCHEDULE.abar[444].item()
     noise = torch.randn(x0.shape, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
     x_t = math.sqrt(a) * x0 + math.sqrt(1 - a) * noise
     x0_hat = (x_t - math.sqrt(1 - a) * 0.2) / math.sqrt(a)
-    assert torch.allclose(out.feature_map, (x0 - x0_hat).pow(2).mean(dim=1).float(), atol=1e-5)
-    assert model.calls == [[400, 400], [300, 300], [200, 200], [100, 100]] and scorer.nfe == 4
-    assert scorer.image_scores == ("max",)
-    with pytest.raises(ConfigError, match="steps <= t"):
-        SCORERS.create("reconstruction", ratio=0.002, steps=5).timesteps(SCHEDULE)
-    assert SCORERS.create("reconstruction", ratio=1.0, steps=3).timesteps(SCHEDULE) == [999, 666, 333, 0]  # from T-1
-    for ratio in (0.0, 1.5):
+    mse = (x0 - x0_hat).pow(2).mean(dim=1).float()
+    assert torch.allclose(out.feature_map, mse, atol=1e-5)
+    assert torch.allclose(out.components["mse"], mse.flatten(1).mean(dim=1), atol=1e-5)  # the paper's image score
+    assert model.calls == [[444, 444], [333, 333], [222, 222], [111, 111]] and scorer.nfe == 4
+    assert scorer.image_scores == ("mse", "max")
+    for ratio in (0.0, 1.0, 1.5):
         with pytest.raises(ConfigError, match="ratio must be in"):
             SCORERS.create("reconstruction", ratio=ratio)
+    with pytest.raises(ConfigError, match="must be >= 2"):
+        SCORERS.create("reconstruction", steps=1)
+
+
+@pytest.mark.parametrize(("ratio", "steps", "index"), [
+    (0.1, 3, 0), (0.2, 3, 0), (0.4, 3, 1), (0.6, 3, 1), (0.8, 3, 2),  # 0.3, 0.6: n/a; 1.2, 1.8, 2.4
+    (0.1, 5, 0), (0.2, 5, 1), (0.6, 5, 3), (0.8, 5, 4),  # 0.6 x 5 is 2.9999... in floating point: still 3
+    (0.1, 10, 1), (0.4, 100, 40), (0.8, 1000, 800),
+])
+def test_reconstruction_table4_mapping(ratio, steps, index):
+    """(ratio, S) -> perturbation index floor(ratio S) on the S-step respaced schedule, denoised that many
+    steps; index 0 is n/a (no step to take)."""
+    scorer = SCORERS.create("reconstruction", ratio=ratio, steps=steps)
+    assert (scorer.applicable, scorer.nfe) == (index >= 1, index)
+    taus = [round(i * 999 / (steps - 1)) for i in range(steps)]
+    if index:
+        assert scorer.timesteps(SCHEDULE) == taus[index::-1]
+    else:
+        with pytest.raises(ConfigError, match="no perturbation step"):
+            scorer.timesteps(SCHEDULE)
+
+
+def test_respaced_timesteps_are_the_official_codes():
+    from adbench.diffusion.schedule import respaced_timesteps
+
+    assert respaced_timesteps(1000, 3) == [0, 500, 999] and respaced_timesteps(1000, 4) == [0, 333, 666, 999]
+    assert respaced_timesteps(1000, 5) == [0, 250, 500, 749, 999]  # reference-code-notes.md
+    assert respaced_timesteps(1000, 1000) == list(range(1000))
+    with pytest.raises(ValueError, match="steps must be in"):
+        respaced_timesteps(1000, 1)
 
 
 @pytest.mark.parametrize("sigma", [0.5, 1.0, 4.0])
@@ -202,12 +231,12 @@ def test_invad_feeds_the_current_state_at_every_step(subset, steps):
 def test_reconstruction_feeds_the_current_state_at_every_step():
     x0 = np.random.default_rng(2).standard_normal((2, 3, 2, 2))
     model = StateRecorder()
-    out = SCORERS.create("reconstruction", ratio=0.4, steps=4).score(
+    out = SCORERS.create("reconstruction", ratio=0.4, steps=10).score(
         model, SCHEDULE, torch.from_numpy(x0), torch.Generator().manual_seed(5))
     noise = torch.randn(x0.shape, generator=torch.Generator().manual_seed(5), dtype=torch.float64).numpy()
-    x = math.sqrt(ABAR[400]) * x0 + math.sqrt(1 - ABAR[400]) * noise
+    x = math.sqrt(ABAR[444]) * x0 + math.sqrt(1 - ABAR[444]) * noise
     states = []
-    for t, t_next in ((400, 300), (300, 200), (200, 100), (100, 0)):
+    for t, t_next in ((444, 333), (333, 222), (222, 111), (111, 0)):
         states.append(x)
         x = ddim_by_hand(x, eps_by_hand(x, t), ABAR[t], ABAR[t_next] if t_next else 1.0)
     assert len(model.inputs) == 4
@@ -224,7 +253,7 @@ def test_defaults_are_the_papers_settings():
     invad = SCORERS.create("invad")
     assert (invad.steps, invad.subset, invad.nfe) == (3, "code", 3)
     reconstruction = SCORERS.create("reconstruction")
-    assert (reconstruction.ratio, reconstruction.steps, reconstruction.nfe) == (0.4, 10, 10)
+    assert (reconstruction.ratio, reconstruction.steps, reconstruction.nfe) == (0.4, 10, 4)
 
 
 def test_osd_irf_noise_has_the_features_dtype():
@@ -264,16 +293,3 @@ def test_invad_code_subset_needs_two_steps():
         SCORERS.create("invad", steps=1, subset="code").plan(SCHEDULE)
 
 
-def test_reconstruction_step_bounds_and_its_last_steps_by_hand():
-    """steps may equal t: every timestep down to 0, and the step from t=1 lands on abar[1], not on 1."""
-    assert SCORERS.create("reconstruction", ratio=0.4, steps=1).timesteps(SCHEDULE) == [400, 0]
-    scorer = SCORERS.create("reconstruction", ratio=0.004, steps=4)
-    assert scorer.timesteps(SCHEDULE) == [4, 3, 2, 1, 0]
-    x0 = np.random.default_rng(4).standard_normal((1, 2, 2, 2))
-    model = StateRecorder()
-    out = scorer.score(model, SCHEDULE, torch.from_numpy(x0), torch.Generator().manual_seed(1))
-    noise = torch.randn(x0.shape, generator=torch.Generator().manual_seed(1), dtype=torch.float64).numpy()
-    x = math.sqrt(ABAR[4]) * x0 + math.sqrt(1 - ABAR[4]) * noise
-    for t in (4, 3, 2, 1):
-        x = ddim_by_hand(x, eps_by_hand(x, t), ABAR[t], ABAR[t - 1] if t > 1 else 1.0)
-    np.testing.assert_allclose(out.feature_map.numpy(), ((x0 - x) ** 2).mean(axis=1), rtol=1e-4, atol=1e-8)

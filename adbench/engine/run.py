@@ -34,7 +34,15 @@ from adbench.diffusion.schedule import Schedule
 from adbench.diffusion.train import train_noise_net
 from adbench.engine.cache import cached_features, feature_key
 from adbench.errors import DataError
-from adbench.metrics import PIXEL_KEYS, MetricWarning, NonFiniteScoreError, image_metrics, mad, pixel_metrics
+from adbench.metrics import (
+    METRIC_KEYS,
+    PIXEL_KEYS,
+    MetricWarning,
+    NonFiniteScoreError,
+    image_metrics,
+    mad,
+    pixel_metrics,
+)
 from adbench.provenance import git_commit, versions
 from adbench.registry import BACKBONES, DATASETS, NOISE_NETS, SCORERS
 from adbench.results import write_rows
@@ -315,13 +323,18 @@ class CellScores:
     seconds: float  # time in the scorer on the test set
 
 
+def image_score_of(scoring: Scoring, scorer: Any) -> str:
+    """The protocol's image score when the scorer supports it, else the scorer's own default."""
+    return scoring.image_score if scoring.image_score in scorer.image_scores else scorer.image_scores[0]
+
+
 def cell_scores(ctx: Context, data: EvalSet, model: nn.Module, scorer: Any) -> CellScores:
     """Score the test set of ``data``; components normalised by held-out normals (or, transductively
     and only when asked, by the test set itself). Held-out noise is seeded with ``seed + 1``."""
     cfg = ctx.cfg
     scoring = cfg.scoring()
     schedule = Schedule.linear(cfg.train.timesteps)
-    image_score = scoring.image_score if scoring.image_score in scorer.image_scores else "max"
+    image_score = image_score_of(scoring, scorer)
     names = image_score.split("+")
     if hasattr(scorer, "fit"):  # a memory bank of the training features (knn)
         scorer.fit(training_features(ctx, data.category), torch.Generator(ctx.device).manual_seed(cfg.seed))
@@ -353,8 +366,13 @@ def cell_metrics(data: EvalSet, out: CellScores, label: str) -> dict[str, float]
 
 
 def score_cell(ctx: Context, data: EvalSet, model: nn.Module, spec: dict[str, Any]) -> dict[str, Any]:
-    """Score one category with one scorer: the self-describing result row."""
+    """Score one category with one scorer: the self-describing result row (all metrics NaN, shown
+    n/a, for a setting the scorer does not apply to, e.g. reconstruction with ratio x steps < 1)."""
     scorer = build_scorer(spec)
+    if not getattr(scorer, "applicable", True):
+        out = CellScores(image_score_of(ctx.cfg.scoring(), scorer), np.empty(0), np.empty((0, 0, 0)),
+                         Normalizer({}, {}), float("nan"))
+        return result_row(ctx, data, spec, scorer, out, dict.fromkeys([*METRIC_KEYS, "mad"], float("nan")))
     out = cell_scores(ctx, data, model, scorer)
     metrics = cell_metrics(data, out, f"{data.category} / {scorer_label(spec)}")
     return result_row(ctx, data, spec, scorer, out, metrics)
@@ -370,7 +388,7 @@ def result_row(ctx: Context, data: EvalSet, spec: dict[str, Any], scorer: Any, o
     cell = cell_config(cfg, data.category, spec)
     cell_key = cell.hash()
     mean, std, stats_source = cfg.input_stats()
-    maps_file = save_maps(ctx, data, out.maps, cell_key) if cfg.save_maps > 0 else ""
+    maps_file = save_maps(ctx, data, out.maps, cell_key) if cfg.save_maps > 0 and len(out.maps) else ""
     console.print(f"  {data.category:>12} {scorer_label(spec):<28} image AU-ROC {metrics['image_auroc']:.3f}  "
                   f"pixel AU-ROC {metrics['pixel_auroc']:.3f}")
     return {

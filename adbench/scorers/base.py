@@ -8,13 +8,13 @@ import torch
 from torch import nn
 
 from adbench.diffusion.schedule import Schedule
-from adbench.scorers.scoring import IMAGE_SCORES, Scored, from_latent
+from adbench.scorers.scoring import Scored, from_latent
 
 
 class Scorer(Protocol):
     name: str
     nfe: int  # noise-net evaluations per image
-    image_scores: tuple[str, ...]  # image scores this scorer supports
+    image_scores: tuple[str, ...]  # image scores this scorer supports, its default first
 
     def score(self, model: nn.Module, schedule: Schedule, x0: torch.Tensor,
               generator: torch.Generator | None = None) -> Scored:
@@ -25,7 +25,7 @@ class Scorer(Protocol):
 class LatentScorer:
     """A scorer whose output is a latent expected to be N(0, I) for normal data (IRF, inverted noise)."""
 
-    image_scores = IMAGE_SCORES
+    image_scores = ("nll+diff", "nll", "diff", "max")
 
     def latent(self, model: nn.Module, schedule: Schedule, x0: torch.Tensor,
                generator: torch.Generator | None = None) -> torch.Tensor:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from adbench.diffusion.schedule import Schedule, ddim_step, even_timesteps
+from adbench.diffusion.schedule import Schedule, ddim_step, even_timesteps, respaced_timesteps
 from adbench.errors import ConfigError
 from adbench.registry import SCORERS
 from adbench.scorers.base import LatentScorer, timesteps_like
@@ -44,7 +44,7 @@ class InvAD(LatentScorer):
             return [(e, float(abar[e]), float(abar[t])) for e, t in zip(evals, targets, strict=True)]
         if self.steps < 2:
             raise ConfigError("invad subset 'code' needs steps >= 2")
-        evals = [round(i * (schedule.T - 1) / (self.steps - 1)) for i in range(self.steps)]
+        evals = respaced_timesteps(schedule.T, self.steps)
         abar_to = [float(abar[t]) for t in evals[1:]] + [0.0]
         return [(e, float(abar[e]), a) for e, a in zip(evals, abar_to, strict=True)]
 

@@ -1,9 +1,12 @@
 """Reconstruction baseline (InvAD Table 4): perturb, denoise back with DDIM, score the error.
 
-Features are perturbed to t = round(ratio * T) with seeded noise, then denoised with ``steps``
-deterministic DDIM steps on the evenly spaced timesteps from t down to 0 (the last step lands on
-clean data, abar = 1). Map = per-position feature MSE (mean over channels); image score = max of
-the pixel map.
+The T-step schedule is respaced to ``steps`` = S timesteps tau_0 = 0 < ... < tau_{S-1} = T-1 (as
+the official code respaces); features are perturbed with seeded noise to tau_k, k = floor(ratio * S),
+and denoised with k deterministic DDIM steps (noise net at tau_k, ..., tau_1, each moving to the
+previous respaced timestep, the last onto clean data, abar = 1), so NFE = k. A cell with
+ratio * S < 1 has no perturbation step: it is not applicable (n/a in tables), as in the paper's
+Table 4. Map = per-position feature MSE (mean over channels); image score ``mse`` = its mean over
+positions, the paper's definition (``max`` of the pixel map is available).
 """
 
 from __future__ import annotations
@@ -11,30 +14,34 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from adbench.diffusion.schedule import Schedule, ddim_step
+from adbench.diffusion.schedule import Schedule, ddim_step, respaced_timesteps
 from adbench.errors import ConfigError
 from adbench.registry import SCORERS
 from adbench.scorers.base import timesteps_like
 from adbench.scorers.scoring import Scored
 
 
-@SCORERS.register("reconstruction", "Perturb to ratio*T, denoise with S DDIM steps, feature MSE; ratio=0.4 S=10")
+@SCORERS.register("reconstruction", "Table 4 baseline: S respaced steps, perturb to index floor(ratio*S), denoise "
+                                    "that many DDIM steps, mean feature MSE; ratio=0.4 steps=10 (n/a if ratio*S<1)")
 class Reconstruction:
     name = "reconstruction"
-    image_scores = ("max",)
+    image_scores = ("mse", "max")
 
     def __init__(self, ratio: float = 0.4, steps: int = 10) -> None:
-        if not 0 < ratio <= 1:
-            raise ConfigError(f"reconstruction ratio must be in (0, 1], got {ratio}")
+        if not 0 < ratio < 1:
+            raise ConfigError(f"reconstruction ratio must be in (0, 1), got {ratio}")
+        if steps < 2:
+            raise ConfigError(f"reconstruction steps (the respaced schedule's length S) must be >= 2, got {steps}")
         self.ratio, self.steps = float(ratio), int(steps)
-        self.nfe = self.steps
+        self.k = int(self.ratio * self.steps + 1e-9)  # floor, robust to 0.6 * 5 = 2.9999...
+        self.nfe = self.k
+        self.applicable = self.k >= 1
 
     def timesteps(self, schedule: Schedule) -> list[int]:
-        """Descending timesteps t = t_0 > t_1 > ... > t_S = 0."""
-        start = min(schedule.T - 1, round(self.ratio * schedule.T))
-        if not 1 <= self.steps <= start:
-            raise ConfigError(f"reconstruction needs 1 <= steps <= t={start} (ratio {self.ratio}), got {self.steps}")
-        return [round(start - i * start / self.steps) for i in range(self.steps + 1)]
+        """Descending timesteps tau_k > ... > tau_0 = 0 of the respaced schedule."""
+        if not self.applicable:
+            raise ConfigError(f"reconstruction ratio {self.ratio} x steps {self.steps} < 1: no perturbation step")
+        return respaced_timesteps(schedule.T, self.steps)[self.k :: -1]
 
     def reconstruct(self, model: nn.Module, schedule: Schedule, x0: torch.Tensor,
                     generator: torch.Generator | None = None) -> torch.Tensor:
@@ -51,4 +58,4 @@ class Reconstruction:
     def score(self, model: nn.Module, schedule: Schedule, x0: torch.Tensor,
               generator: torch.Generator | None = None) -> Scored:
         error = (x0.float() - self.reconstruct(model, schedule, x0, generator).float()).pow(2).mean(dim=1)
-        return Scored(error, {})
+        return Scored(error, {"mse": error.flatten(1).mean(dim=1)})

@@ -7,7 +7,10 @@ Gaussian-smoothed (sigma in pixels, scipy's filter, truncated at 4 sigma).
 Image score components:
 ``nll``  Gaussian negative log-likelihood of the whole latent under N(0, I) (latent scorers),
 ``diff`` max - min of the feature-scale map (latent scorers),
-``max``  max of the pixel map, after optional k x k average pooling (stride 1).
+``max``  max of the pixel map, after optional k x k average pooling (stride 1),
+``mse``  mean of the feature-scale map (reconstruction: the mean feature MSE).
+A scorer lists the image scores it supports, its own default first; a protocol's image score
+that a scorer lacks falls back to that default.
 ``nll+diff`` adds the two normalised components. (OSD-IRF's Eq. 11 is garbled in the text,
 -log of a negative sum; we use the standard-Gaussian NLL that InvAD defines.)
 Normalisation of each component: ``train`` (default) standardises with the mean and std of
@@ -27,7 +30,7 @@ import torch.nn.functional as F
 from adbench.data.base import MASK_RESIZES
 from adbench.errors import AdbenchError, ConfigError
 
-IMAGE_SCORES = ("nll", "diff", "nll+diff", "max")
+IMAGE_SCORES = ("nll+diff", "nll", "diff", "max", "mse")
 NORMALISATIONS = ("train", "test-minmax")
 
 
