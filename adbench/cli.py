@@ -397,6 +397,16 @@ def toy(t: Annotated[int, Opt("--t", help="Timestep of the one-step IRF.")] = 25
     err.print(f"figure: {', '.join(map(str, figures))}", soft_wrap=True)
 
 
+def paper_gap(name: str) -> str:
+    """The noise net's parameter count in InvAD Table 8 and how far ours is from it."""
+    from adbench.noise_nets import PAPER_PARAMS_M, parameter_count
+
+    if name not in PAPER_PARAMS_M:
+        return ""
+    gap = parameter_count(name) / 1e6 - PAPER_PARAMS_M[name]
+    return f"{PAPER_PARAMS_M[name]}M ({gap:+.1f}M)"
+
+
 def backbone_weights_columns(name: str) -> list[str]:
     """The weights a backbone name loads and the input statistics that come with them."""
     from adbench.backbones.identity import weights_info
@@ -427,11 +437,12 @@ def list_components(kind: Annotated[str | None, typer.Argument(
             from adbench.noise_nets import B4_CHANNELS, parameter_count
 
             table.add_column(f"params (C={B4_CHANNELS})", justify="right")
+            table.add_column("InvAD Table 8 (gap)", justify="right")
         if name == "backbones":
             table.add_column("pretrained weights", overflow="fold")
             table.add_column("input mean / std (from the weights)", overflow="fold")
         for entry in registry.entries():
-            extra = [f"{parameter_count(entry.name) / 1e6:.1f}M"] if counted else []
+            extra = [f"{parameter_count(entry.name) / 1e6:.1f}M", paper_gap(entry.name)] if counted else []
             if name == "backbones":
                 extra = backbone_weights_columns(entry.name)
             table.add_row(entry.name, entry.description, *extra)

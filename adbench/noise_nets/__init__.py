@@ -6,6 +6,8 @@ from adbench.noise_nets import dit, mlp, unet  # noqa: F401
 from adbench.registry import NOISE_NETS
 
 B4_CHANNELS = 272
+# InvAD Table 8's parameter counts (millions; the MLP is listed as "MLP", i.e. our mlp_large scale)
+PAPER_PARAMS_M = {"mlp_large": 351, "unet": 1433, "dit_base": 155, "dit_gigant": 1223}
 
 
 def parameter_count(name: str, in_channels: int = B4_CHANNELS, **kwargs) -> int:

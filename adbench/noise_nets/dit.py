@@ -1,9 +1,12 @@
 """Unconditional DiT (Peebles & Xie) on the feature grid, as InvAD/OSD-IRF use it.
 
-Patch size 1 (every feature-map position is a token), fixed 2-D sin-cos position embedding,
-AdaLN-Zero blocks conditioned on the timestep only (no class labels), zero-initialised output.
-Presets: ``dit_base`` (depth 8, width 1024) and ``dit_gigant`` (depth 16, width 2048) as in
-InvAD's supplementary Table 11; ``dit_tiny`` for CPU tests.
+As the official InvAD code builds it: patch size 1 (every feature-map position is a token), a
+trainable 2-D position embedding initialised as sin-cos for the ``grid`` x ``grid`` map (16 x 16:
+256 px at stride 16; another grid resamples it bicubically), AdaLN-Zero blocks conditioned on the
+timestep only (no class labels), 8 heads, tanh-GELU MLPs, and DiT's initialisation: xavier-uniform
+linear layers with zero biases, N(0, 0.02) timestep-embedding MLP, zero adaLN modulations and a
+zero output layer. Presets: ``dit_base`` (depth 8, width 1024) and ``dit_gigant`` (depth 16, width
+2048) as in InvAD's supplementary Table 11; ``dit_tiny`` for CPU tests.
 """
 
 from __future__ import annotations
@@ -44,21 +47,41 @@ class DiTBlock(nn.Module):
 class DiT(nn.Module):
     """eps_theta(x_t, t) for feature maps B x C x h x w."""
 
-    def __init__(self, in_channels: int, width: int = 1024, depth: int = 8, heads: int = 16,
-                 mlp_ratio: float = 4.0) -> None:
+    def __init__(self, in_channels: int, width: int = 1024, depth: int = 8, heads: int = 8,
+                 mlp_ratio: float = 4.0, grid: int = 16) -> None:
         super().__init__()
         if width % heads:
             raise ValueError(f"width {width} is not divisible by heads {heads}")
-        self.in_channels, self.width = in_channels, width
+        self.in_channels, self.width, self.grid = in_channels, width, grid
         self.embed = nn.Linear(in_channels, width)  # patch size 1
+        self.pos = nn.Parameter(sincos_2d(width, grid, grid))  # trainable, as the official code
         self.time = TimestepEmbedder(width)
         self.blocks = nn.ModuleList(DiTBlock(width, heads, mlp_ratio) for _ in range(depth))
         self.final = FinalLayer(width, in_channels)
+        self.initialize_weights()
+
+    def initialize_weights(self) -> None:
+        """DiT's initialisation (Peebles & Xie), which the official InvAD code keeps."""
+        for module in self.modules():
+            if isinstance(module, nn.Linear):
+                nn.init.xavier_uniform_(module.weight)
+                nn.init.zeros_(module.bias)
+        for layer in (self.time.mlp[0], self.time.mlp[2]):
+            nn.init.normal_(layer.weight, std=0.02)
+        for layer in [block.ada[1] for block in self.blocks] + [self.final.ada[1], self.final.linear]:
+            nn.init.zeros_(layer.weight)
+            nn.init.zeros_(layer.bias)
+
+    def positions(self, h: int, w: int) -> torch.Tensor:
+        """The (h*w, width) position embedding, resampled bicubically from the trained grid if needed."""
+        if (h, w) == (self.grid, self.grid):
+            return self.pos
+        grid = self.pos.T.reshape(1, self.width, self.grid, self.grid)
+        return F.interpolate(grid, size=(h, w), mode="bicubic", align_corners=False).reshape(self.width, h * w).T
 
     def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         b, c, h, w = x.shape
-        pos = sincos_2d(self.width, h, w, x.device)
-        tokens = self.embed(x.flatten(2).transpose(1, 2)) + pos.to(x.dtype)
+        tokens = self.embed(x.flatten(2).transpose(1, 2)) + self.positions(h, w).to(x.dtype)
         cond = self.time(t)
         for block in self.blocks:
             tokens = block(tokens, cond)
@@ -66,9 +89,9 @@ class DiT(nn.Module):
 
 
 for _name, _text, _kw in [
-    ("dit_base", "DiT-base: depth 8, width 1024, 16 heads (InvAD Table 8)", dict(width=1024, depth=8, heads=16)),
-    ("dit_gigant", "DiT-gigant: depth 16, width 2048, 16 heads (InvAD/OSD-IRF main)",
-     dict(width=2048, depth=16, heads=16)),
+    ("dit_base", "DiT-base: depth 8, width 1024, 8 heads (InvAD Table 8)", dict(width=1024, depth=8, heads=8)),
+    ("dit_gigant", "DiT-gigant: depth 16, width 2048, 8 heads (InvAD/OSD-IRF main)",
+     dict(width=2048, depth=16, heads=8)),
     ("dit_tiny", "DiT for CPU tests: depth 2, width 64, 4 heads", dict(width=64, depth=2, heads=4)),
 ]:
     NOISE_NETS.register(_name, _text, **_kw)(DiT)

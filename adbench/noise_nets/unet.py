@@ -1,9 +1,11 @@
 """DDPM-style UNet (Ho et al.) on the feature map.
 
 Residual blocks (GroupNorm, SiLU, 3x3 conv, additive timestep projection, dropout, conv),
-self-attention at chosen resolutions, stride-2 conv downsampling and nearest upsampling with
-skip connections. ``unet`` follows InvAD's Table 8 setting (base 512 channels, multipliers
-1,2,3,4 on the 16 x 16 grid); ``unet_tiny`` is for CPU tests.
+self-attention at chosen resolutions with 64 channels per head, stride-2 conv downsampling and
+nearest upsampling with skip connections. ``unet`` is the official InvAD code's hard-coded UNet
+(base 512 channels, multipliers 1,2,3,4, 2 residual blocks per level, attention at downsampling
+factors 2, 4 and 8: the 8 x 8, 4 x 4 and 2 x 2 maps of the 16 x 16 grid); ``unet_tiny`` is for CPU
+tests.
 """
 
 from __future__ import annotations
@@ -37,9 +39,9 @@ class ResBlock(nn.Module):
 
 
 class AttentionBlock(nn.Module):
-    def __init__(self, channels: int, heads: int = 4) -> None:
+    def __init__(self, channels: int, head_channels: int = 64) -> None:
         super().__init__()
-        self.heads = heads
+        self.heads = max(1, channels // head_channels)
         self.norm = norm(channels)
         self.qkv = nn.Conv2d(channels, 3 * channels, 1)
         self.proj = nn.Conv2d(channels, channels, 1)
@@ -56,10 +58,10 @@ class AttentionBlock(nn.Module):
 class Block(nn.Module):
     """A residual block, optionally followed by attention."""
 
-    def __init__(self, c_in: int, c_out: int, t_dim: int, dropout: float, attend: bool, heads: int) -> None:
+    def __init__(self, c_in: int, c_out: int, t_dim: int, dropout: float, attend: bool, head_channels: int) -> None:
         super().__init__()
         self.res = ResBlock(c_in, c_out, t_dim, dropout)
-        self.attn = AttentionBlock(c_out, heads) if attend else nn.Identity()
+        self.attn = AttentionBlock(c_out, head_channels) if attend else nn.Identity()
 
     def forward(self, x: torch.Tensor, t_emb: torch.Tensor) -> torch.Tensor:
         return self.attn(self.res(x, t_emb))
@@ -69,7 +71,7 @@ class UNet(nn.Module):
     """eps_theta(x_t, t) for feature maps B x C x h x w (h, w divisible by 2^(levels-1))."""
 
     def __init__(self, in_channels: int, base: int = 512, mults: tuple[int, ...] = (1, 2, 3, 4),
-                 num_res_blocks: int = 2, attention_levels: tuple[int, ...] = (1, 2), heads: int = 4,
+                 num_res_blocks: int = 2, attention_levels: tuple[int, ...] = (1, 2, 3), head_channels: int = 64,
                  dropout: float = 0.0) -> None:
         super().__init__()
         self.in_channels, self.levels = in_channels, len(mults)
@@ -79,17 +81,18 @@ class UNet(nn.Module):
         self.down, skips, ch = nn.ModuleList(), [base], base
         for level, mult in enumerate(mults):
             for _ in range(num_res_blocks):
-                self.down.append(Block(ch, base * mult, t_dim, dropout, level in attention_levels, heads))
+                self.down.append(Block(ch, base * mult, t_dim, dropout, level in attention_levels, head_channels))
                 ch = base * mult
                 skips.append(ch)
             if level < len(mults) - 1:
                 self.down.append(nn.Conv2d(ch, ch, 3, stride=2, padding=1))
                 skips.append(ch)
-        self.mid = nn.ModuleList([Block(ch, ch, t_dim, dropout, attend, heads) for attend in (True, False)])
+        self.mid = nn.ModuleList([Block(ch, ch, t_dim, dropout, attend, head_channels) for attend in (True, False)])
         self.up = nn.ModuleList()
         for level, mult in reversed(list(enumerate(mults))):
             for i in range(num_res_blocks + 1):
-                self.up.append(Block(ch + skips.pop(), base * mult, t_dim, dropout, level in attention_levels, heads))
+                attend = level in attention_levels
+                self.up.append(Block(ch + skips.pop(), base * mult, t_dim, dropout, attend, head_channels))
                 ch = base * mult
                 if level > 0 and i == num_res_blocks:
                     self.up.append(nn.Upsample(scale_factor=2, mode="nearest"))
@@ -114,7 +117,7 @@ class UNet(nn.Module):
         return self.out(h)
 
 
-NOISE_NETS.register("unet", "DDPM UNet: base 512, mults 1,2,3,4, attention at 8x8 and 4x4 (InvAD Table 8)",
-                    base=512, mults=(1, 2, 3, 4))(UNet)
+NOISE_NETS.register("unet", "DDPM UNet of the official code: base 512, mults 1,2,3,4, attention at 8x8, 4x4, 2x2 "
+                            "(InvAD Table 8)", base=512, mults=(1, 2, 3, 4))(UNet)
 NOISE_NETS.register("unet_tiny", "DDPM UNet for CPU tests: base 32, mults 1,2", base=32, mults=(1, 2),
-                    num_res_blocks=1, attention_levels=(1,))(UNet)
+                    num_res_blocks=1, attention_levels=(1,), head_channels=16)(UNet)
