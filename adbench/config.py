@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
 
 SETTINGS = ("multiclass", "single")
+FEATURE_NORMS = ("none", "standardize")
 
 
 @dataclass
@@ -45,6 +46,8 @@ class RunConfig:
     weights: str | None = None
     backbone_precision: str = "fp32"  # fp32 (the official code) or bf16 autocast; CPU always runs fp32
     noise_net: str = "mlp"
+    # none (the papers: raw features) or standardize (per-channel mean/std of the training normals)
+    feature_norm: str = "none"
     noise_net_args: dict[str, Any] = field(default_factory=dict)
     train: TrainConfig = field(default_factory=TrainConfig)
     use_ema: bool = False  # score with the EMA weights; False: the raw last weights (the official evaluation)
@@ -61,7 +64,7 @@ class RunConfig:
     deterministic: bool = False  # torch deterministic algorithms (CUDA: also cuBLAS workspace config)
     eval_batch_size: int = 32
     save_maps: int = 4  # anomaly maps of this many test images (anomalous first) kept for figures
-    fps_images: int = 16
+    fps_images: int = 64  # the FPS column's batch, for backbone and scorer alike (the papers time batches of 64)
 
     def __post_init__(self) -> None:
         if self.protocol not in PROTOCOLS:
@@ -76,6 +79,8 @@ class RunConfig:
                 raise ConfigError(f"image_mean/image_std need 3 values, got {stats}")
         if self.image_std is not None and min(self.image_std) <= 0:
             raise ConfigError(f"image_std needs values > 0, got {self.image_std}")
+        if self.feature_norm not in FEATURE_NORMS:
+            raise ConfigError(f"feature_norm must be one of {FEATURE_NORMS}, got {self.feature_norm!r}")
         if self.setting not in SETTINGS:
             raise ConfigError(f"setting must be one of {SETTINGS}, got {self.setting!r}")
         if self.setting == "single" and self.train_categories is not None:
@@ -125,7 +130,7 @@ class RunConfig:
 
     def training_key(self, category: str) -> str:
         """Hash of what determines the noise net that scores ``category`` (scoring excluded)."""
-        keys = ("dataset", "data_root", "dataset_args", "noise_net", "noise_net_args", "train", "seed")
+        keys = ("dataset", "data_root", "dataset_args", "noise_net", "noise_net_args", "feature_norm", "train", "seed")
         fields = self.to_dict()
         return stable_hash({"categories": self.trained_on(category), "features": self.feature_setup(),
                             "holdout": self.holdout(), **{k: fields[k] for k in keys}})

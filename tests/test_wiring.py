@@ -96,10 +96,21 @@ def context(tmp_path, **cfg) -> Context:
     return Context(config, tmp_path, tmp_path / "cache", torch.device("cpu"), None, None, None)
 
 
+@pytest.fixture(autouse=True)
+def fixed_timing_without_a_backbone(monkeypatch):
+    """Contexts built without a backbone (the hand computations below) time nothing: 10 ms backbone and
+    30 ms scorer per image."""
+    import adbench.engine.run as run
+
+    real = run.pipeline_seconds
+    monkeypatch.setattr(run, "pipeline_seconds", lambda ctx, *a: (0.01, 0.03) if ctx.backbone is None
+                        else real(ctx, *a))
+
+
 def evalset(features, held=None, test=None) -> EvalSet:
     h, t, labels, masks = features
     h, t = (h if held is None else held), (t if test is None else test)
-    return EvalSet("c", torch.from_numpy(h).float(), torch.from_numpy(t).float(), labels, masks, 0.01, [])
+    return EvalSet("c", torch.from_numpy(h).float(), torch.from_numpy(t).float(), labels, masks, [])
 
 
 @pytest.mark.parametrize("image_score", ["nll", "diff", "nll+diff"])
@@ -118,6 +129,7 @@ def test_image_scores_are_held_out_zscores_summed(image_score, features, tmp_pat
     want = metrics_by_hand(expected, labels, got.maps, masks)  # the maps checked above; ties are float32's
     assert {k: row[k] for k in want} == pytest.approx(want, abs=1e-6)
     assert row["transductive"] is False and row["normalisation"] == "train"
+    assert (row["fps"], row["scorer_fps"]) == pytest.approx((25.0, 1 / 0.03))  # 1 / (backbone + scorer)
 
 
 def test_the_two_image_scores_rank_differently(features):
@@ -369,7 +381,7 @@ def test_image_level_data_and_non_finite_maps(tiny_synthetic, tmp_path):
     assert data.masks is None and data.samples == ctx.dataset.test("washer")
     scores = np.arange(len(data.labels), dtype=np.float32) * (2 * data.labels - 1)
     maps = np.zeros((len(scores), 64, 64), np.float32)
-    out = CellScores("max", scores, maps, Normalizer({}, {}), 1.0)
+    out = CellScores("max", scores, maps, Normalizer({}, {}))
     metrics = cell_metrics(data, out, "washer / x")
     assert metrics["image_auroc"] == roc_auc_score(data.labels, scores)
     assert all(math.isnan(metrics[k]) for k in ("pixel_auroc", "pixel_ap", "pixel_f1max", "pixel_aupro", "mad"))
@@ -441,3 +453,36 @@ def test_transductive_normalisation_trains_on_every_normal_and_small_holdouts_ar
     held = small_context(tiny_synthetic, tmp_path / "held")
     row = score_cell(held, eval_set(held, "washer"), train_category(held, "washer"), {"name": "osd_irf_mean"})
     assert (row["n_holdout"], row["holdout_below_min"]) == (3, True)  # 0.3 of 10 images
+
+
+def test_feature_norm_standardises_every_stage_by_the_training_statistics(tiny_synthetic, tmp_path, monkeypatch):
+    import adbench.engine.run as run
+    from adbench.scorers.knn import KNN
+
+    seen = {}
+    real_train, real_fit = run.train_noise_net, KNN.fit
+
+    def train(model, feats, *args):
+        seen["train"] = feats
+        return real_train(model, feats, *args)
+
+    def fit(self, feats, generator=None):
+        seen["bank"] = feats
+        return real_fit(self, feats, generator)
+
+    monkeypatch.setattr(run, "train_noise_net", train)
+    monkeypatch.setattr(KNN, "fit", fit)
+    ctx = small_context(tiny_synthetic, tmp_path, feature_norm="standardize", categories=["washer"])
+    raw = run.training_features(ctx, "washer").double().numpy()  # N x C x h x w
+    mean = raw.mean(axis=(0, 2, 3), keepdims=True)
+    std = raw.std(axis=(0, 2, 3), ddof=1, keepdims=True)
+    data = eval_set(ctx, "washer")
+    train_category(ctx, "washer")
+    score_cell(ctx, data, None, {"name": "knn", "coreset": 1.0})
+    for got in (seen["train"], seen["bank"]):
+        np.testing.assert_allclose(got.numpy(), (raw - mean) / std, rtol=1e-4, atol=1e-4)
+    test = ctx.features(ctx.dataset.test("washer"), "x").double().numpy()
+    np.testing.assert_allclose(data.test_feats.numpy(), (test - mean) / std, rtol=1e-4, atol=1e-4)
+    assert data.held_feats.shape[0] == 3
+    plain = small_context(tiny_synthetic, tmp_path / "plain", categories=["washer"])
+    assert torch.equal(eval_set(plain, "washer").test_feats, plain.features(plain.dataset.test("washer"), "x"))

@@ -163,7 +163,9 @@ def latex_tables(frame: pd.DataFrame, label: str = "tab:adbench", per_category: 
 def footnote(frame: pd.DataFrame) -> str:
     """What the numbers mean: units, devices, protocols, seeds and the transductive flag."""
     devices = sorted(frame["device"].unique())
-    fps = (f"FPS in images/s (backbone + scorer, batch {int(frame['fps_batch_size'].iloc[0])}) on "
+    batches = sorted({int(b) for b in frame["fps_batch_size"]})
+    fps = (f"FPS in images/s (backbone + scorer + post-processing on one batch of {'/'.join(map(str, batches))} "
+           "test images after a warm-up; `adbench fps` is the protocol for reported speed) on "
            + (devices[0] if len(devices) == 1 else f"DIFFERENT devices ({'; '.join(devices)}): not comparable"))
     protocols = []
     for name, group in frame.groupby("protocol", sort=True):
