@@ -129,8 +129,8 @@ def test_torn_last_line_is_ignored_and_terminated(tmp_path):
     assert list(log.finished()) == ["a", "b"]
 
 
-@pytest.mark.parametrize("preset", ["main_comparison", "t_sensitivity"])
-def test_presets_run_quick_on_the_embedded_dataset(preset, tmp_path):
+@pytest.mark.parametrize(("preset", "rows"), [("osd_irf_table1", 4), ("t_sensitivity", 2), ("invad_table4", 30)])
+def test_presets_run_quick_on_the_embedded_dataset(preset, rows, tmp_path):
     args = ["grid", str(ROOT / "registry" / f"{preset}.yaml"), "--quick", "--results-dir", str(tmp_path),
             "--set", "categories=[washer]", "--set", "dataset_args={n_train: 8, n_good: 2, n_per_defect: 1}",
             "--set", "image_size=64"]
@@ -139,7 +139,13 @@ def test_presets_run_quick_on_the_embedded_dataset(preset, tmp_path):
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     (grid_dir,) = tmp_path.iterdir()
-    assert len(pd.read_parquet(grid_dir / "metrics.parquet")) in (4, 2)
+    frame = pd.read_parquet(grid_dir / "metrics.parquet")
+    assert len(frame) == rows and (frame["setting"] == "multiclass").all()
+    assert [p.name.split("-")[0] for p in (grid_dir / "models").glob("*.pt")] == ["multiclass"]
+    if preset == "invad_table4":  # ratio x S < 1: S = 3 with ratios 0.1, 0.2 and S = 5 with 0.1
+        na = frame[frame["image_auroc"].isna()]["scorer"]
+        assert sorted(na) == ["reconstruction(ratio=0.1,steps=3)", "reconstruction(ratio=0.1,steps=5)",
+                              "reconstruction(ratio=0.2,steps=3)"]
 
 
 def test_every_preset_expands(tmp_path):
