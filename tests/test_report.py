@@ -114,7 +114,7 @@ def test_captions_say_which_invad_timesteps_and_what_ader_does():
     assert "Setting: single-class = one noise net per category." in footnote(frame.assign(setting="single"))
     assert ("standardised by the mean and std of the category's held-out normal training images (20-25 per "
             "category) and summed with equal weights.") in note
-    assert "(3 per category (fewer than 20" in footnote(frame.assign(n_holdout=3, holdout_below_min=True))
+    assert "(3 per category; fewer than 20" in footnote(frame.assign(n_holdout=3, holdout_below_min=True))
     even = frame.assign(config=[c.replace('"steps": 3', '"steps": 3, "subset": "even"') for c in frame["config"]],
                         protocol="ader")
     note = footnote(even)
@@ -125,7 +125,12 @@ def test_captions_say_which_invad_timesteps_and_what_ader_does():
 def test_knn_rows_are_marked_as_references():
     frame = fake_rows()
     knn = frame[frame["scorer"] == "osd_irf_mean(t=500)"].assign(scorer="knn", noise_net="none")
+    knn["config"] = [c.replace('"epochs": 300', '"epochs": 1') for c in knn["config"]]  # knn cells: default nets
     text = markdown_table(pd.concat([frame, knn]))
-    assert "| mvtec | knn‡ | efficientnet_b4 | none |" in text and "osd_irf_mean(t=500) |" in text
+    assert "| mvtec | knn‡ | efficientnet_b4 | none | invad | 81.5 ± 0.7 |" in text  # no train.epochs column
+    assert "osd_irf_mean(t=500) |" in text
+    epochs = markdown_table(pd.concat([frame.assign(config=[c.replace('"epochs": 300', '"epochs": 5')
+                                                            for c in frame["config"]]).iloc[:1], frame, knn]))
+    assert "| train.epochs |" in epochs and "| none | invad | - |" in epochs  # knn rows show "-"
     assert "‡ reference without diffusion: nearest-neighbour distance" in text
     assert r"knn$^\ddagger$" in latex_tables(pd.concat([frame, knn]))

@@ -23,6 +23,7 @@ COLUMNS = {  # metric key -> header
 PERCENT = set(COLUMNS) - {"fps"}
 METHOD = ["dataset", "scorer", "backbone", "noise_net", "protocol"]
 NOT_A_METHOD_KEY = {"name", "categories", "seed", "scorers", "device", "data_root"}
+MODEL_KEYS = ("train.", "noise_net_args", "use_ema")
 TRANSDUCTIVE_MARK = "†"
 REFERENCE_MARK = "‡"  # a context row without diffusion (knn)
 REFERENCE_SCORERS = ("knn",)
@@ -39,17 +40,32 @@ def _flatten(d: dict, prefix: str = "") -> dict:
     return out
 
 
+def is_model_key(key: str) -> bool:
+    """A config key of the noise net and its training: meaningless for rows without one (knn)."""
+    return key.startswith(MODEL_KEYS)
+
+
+def row_configs(frame: pd.DataFrame) -> list[dict]:
+    """Each row's flattened config; rows without a noise net show ``-`` for its keys."""
+    configs = [_flatten(json.loads(c)) for c in frame["config"]]
+    no_model = frame["noise_net"].eq("none") if "noise_net" in frame else pd.Series(False, index=frame.index)
+    return [{k: "-" if flag and is_model_key(k) else v for k, v in c.items()}
+            for c, flag in zip(configs, no_model, strict=True)]
+
+
 def varying_keys(frame: pd.DataFrame) -> list[str]:
-    """Config keys (besides category, seed and the method columns) that differ between rows."""
-    configs = pd.DataFrame([_flatten(json.loads(c)) for c in frame["config"]])
+    """Config keys (besides category, seed and the method columns) that differ between rows; a noise
+    net's keys count only between rows that have one."""
+    configs = pd.DataFrame(row_configs(frame))
     shown = set(METHOD) | NOT_A_METHOD_KEY
-    return [k for k in configs.columns if k not in shown and configs[k].astype(str).nunique() > 1]
+    return [k for k in configs.columns
+            if k not in shown and configs[k][configs[k].astype(str) != "-"].astype(str).nunique() > 1]
 
 
 def with_variant_columns(frame: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     frame = frame.copy()
     keys = varying_keys(frame)
-    configs = [_flatten(json.loads(c)) for c in frame["config"]]
+    configs = row_configs(frame)
     for k in keys:
         frame[k] = [str(c.get(k)) for c in configs]
     frame["scorer"] = (frame["scorer"] + np.where(frame["transductive"], TRANSDUCTIVE_MARK, "")
@@ -217,7 +233,8 @@ def setting_note(frame: pd.DataFrame) -> str:
         if setting == "multiclass":
             sets = sorted(group["trained_on"].unique())
             notes.append("multi-class = one noise net trained on the normal images of "
-                         + "; ".join(f"{len(s.split(','))} categories ({s.replace(',', ', ')})" for s in sets)
+                         + "; ".join(f"{len(s.split(','))} categor{'y' if ',' not in s else 'ies'} "
+                                     f"({s.replace(',', ', ')})" for s in sets)
                          + ", scoring each category (the papers' main tables)")
         else:
             notes.append("single-class = one noise net per category")
@@ -230,7 +247,7 @@ def weighting_note(frame: pd.DataFrame) -> str:
     if held.empty or "n_holdout" not in held:
         return ""
     low, high = int(held["n_holdout"].min()), int(held["n_holdout"].max())
-    small = " (fewer than 20 in a small category: flagged holdout_below_min)" if held["holdout_below_min"].any() else ""
+    small = "; fewer than 20 in a small category, flagged holdout_below_min" if held["holdout_below_min"].any() else ""
     return (" Image-score components are each standardised by the mean and std of the category's held-out "
             f"normal training images ({low if low == high else f'{low}-{high}'} per category{small}) and summed "
             "with equal weights.")
