@@ -37,6 +37,18 @@ def test_greedy_coreset_is_k_center_selection():
     assert got.tolist() == k_center_by_hand(points, 9, first)
 
 
+def test_greedy_coreset_selects_on_a_seeded_random_projection_of_wide_features():
+    """Features wider than 128 channels: k-center on bank @ P / sqrt(128), P ~ N(0, 1) drawn from the
+    generator before the first row; the scale cannot change which row is farthest."""
+    rng = np.random.default_rng(4)
+    points = rng.normal(size=(50, 200))
+    gen = torch.Generator().manual_seed(7)
+    projection = torch.randn(200, 128, generator=gen).double().numpy()
+    first = int(torch.randint(50, (1,), generator=gen))
+    got = greedy_coreset(torch.from_numpy(points).float(), 6, torch.Generator().manual_seed(7))
+    assert got.tolist() == k_center_by_hand(points @ projection, 6, first)
+
+
 def test_knn_scorer_maps_are_nearest_bank_distances():
     rng = np.random.default_rng(2)
     train, test = rng.normal(size=(3, 4, 2, 2)), rng.normal(size=(2, 4, 2, 2))
