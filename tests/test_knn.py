@@ -6,6 +6,7 @@ import pytest
 import torch
 from scipy.spatial.distance import cdist
 
+from adbench.config import RunConfig
 from adbench.engine.grid import GridSpec, expand
 from adbench.errors import ConfigError
 from adbench.registry import SCORERS
@@ -73,10 +74,14 @@ def test_knn_scorer_maps_are_nearest_bank_distances():
 
 def test_knn_cells_are_shared_across_noise_nets():
     spec = GridSpec("g", base={"categories": ["a", "b"], "setting": "single"},
-                    axes={"noise_net": ["mlp_tiny", "dit_tiny"], "scorer": ["knn", "osd_irf_mean"]})
+                    axes={"noise_net": ["mlp_tiny", "dit_tiny"], "noise_net_args": [{}, {"depth": 3}],
+                          "train.epochs": [1, 2], "use_ema": [False, True], "scorer": ["knn", "osd_irf_mean"]})
     cells = expand(spec)
-    names = sorted((c.spec["name"], c.cfg.noise_net) for c in cells)
-    assert len(cells) == 6 and names.count(("knn", "mlp")) == 2  # one knn cell per category, not per net
+    knn = [c for c in cells if c.spec["name"] == "knn"]
+    assert len(cells) == 2 * 16 + 2 and len(knn) == 2  # one knn cell per category, whatever the noise net
+    default = RunConfig()
+    assert all((c.cfg.noise_net, c.cfg.noise_net_args, c.cfg.train, c.cfg.use_ema) ==
+               (default.noise_net, {}, default.train, default.use_ema) for c in knn)
 
 
 def test_knn_run_trains_no_noise_net(tiny_synthetic, tmp_path):

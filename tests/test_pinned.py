@@ -27,7 +27,7 @@ def pinned_data(tmp_path_factory):
     generate(root, seed=0, size=128, n_train=16, n_good=6, n_per_defect=2)
     return root
 SCORERS = [{"name": "osd_irf_mean"}, {"name": "osd_irf_noisy", "t": 250}, {"name": "invad", "steps": 2},
-           {"name": "invad", "subset": "code"}, {"name": "reconstruction", "ratio": 0.2, "steps": 2}]
+           {"name": "invad", "subset": "code"}, {"name": "reconstruction", "ratio": 0.5, "steps": 4}]
 
 
 def test_pinned_run(pinned_data, tmp_path, one_thread):
@@ -43,9 +43,10 @@ def test_pinned_grid_of_scoring_protocols(pinned_data, tmp_path, one_thread):
     grid.write_text(yaml.safe_dump({
         "name": "pinned",
         "base": {**yaml.safe_load(write_config(tmp_path / "c.yaml").read_text()), "data_root": str(pinned_data),
-                 "image_size": 128, "categories": ["granite"], "save_maps": 0, "train": TRAIN},
+                 "image_size": 128, "categories": ["granite"], "save_maps": 0, "train": TRAIN,
+                 "setting": "single"},  # the pinned run is multi-class: both settings are pinned
         "axes": {"protocol": ["invad", "ader"], "normalisation": ["train", "test-minmax"],
-                 "scorer": ["osd_irf_mean:t=250", "invad:steps=2", "reconstruction:ratio=0.2,steps=2"]},
+                 "scorer": ["osd_irf_mean:t=250", "invad:steps=2", "reconstruction:ratio=0.5,steps=4"]},
     }))
     result = runner.invoke(app, ["grid", str(grid), "--results-dir", str(tmp_path / "r")])
     assert result.exit_code == 0, result.output

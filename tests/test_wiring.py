@@ -8,6 +8,7 @@ here independently in float64 numpy / scipy / scikit-learn and compared with the
 
 import dataclasses
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -486,3 +487,19 @@ def test_feature_norm_standardises_every_stage_by_the_training_statistics(tiny_s
     assert data.held_feats.shape[0] == 3
     plain = small_context(tiny_synthetic, tmp_path / "plain", categories=["washer"])
     assert torch.equal(eval_set(plain, "washer").test_feats, plain.features(plain.dataset.test("washer"), "x"))
+
+
+def test_feature_standardisation_divides_by_each_channels_std_however_small(monkeypatch):
+    import adbench.engine.run as run
+
+    train = torch.zeros(4, 3, 2, 2)
+    train[:, 0] = torch.arange(4.0).view(4, 1, 1) * 0.01  # std 0.0129: a small but live channel
+    train[:, 1] = 5.0  # a dead channel: std 0, kept finite
+    train[:, 2] = torch.arange(4.0).view(4, 1, 1) * 3
+    monkeypatch.setattr(run, "training_features", lambda ctx, category: train)
+    ctx = context(Path("."), feature_norm="standardize")
+    got = run.feature_normaliser(ctx, "c")(torch.ones(1, 3, 1, 1))
+    values = train.double().numpy()
+    mean, std = values.mean(axis=(0, 2, 3)), values.std(axis=(0, 2, 3), ddof=1)
+    np.testing.assert_allclose(got.flatten().numpy(), [(1 - mean[0]) / std[0], (1 - 5) / 1e-6,
+                                                       (1 - mean[2]) / std[2]], rtol=1e-5)
