@@ -503,3 +503,12 @@ def test_feature_standardisation_divides_by_each_channels_std_however_small(monk
     mean, std = values.mean(axis=(0, 2, 3)), values.std(axis=(0, 2, 3), ddof=1)
     np.testing.assert_allclose(got.flatten().numpy(), [(1 - mean[0]) / std[0], (1 - 5) / 1e-6,
                                                        (1 - mean[2]) / std[2]], rtol=1e-5)
+
+
+def test_a_cell_the_scorer_does_not_apply_to_is_a_row_of_nan_metrics(features, tmp_path):
+    """Reconstruction with ratio x S < 1 (InvAD Table 4's n/a cells): no scoring, every metric NaN."""
+    ctx = context(tmp_path, protocol="ader")
+    row = score_cell(ctx, evalset(features), None, {"name": "reconstruction", "ratio": 0.1, "steps": 5})
+    assert all(math.isnan(row[k]) for k in (*METRIC_KEYS, "mad", "fps", "scorer_fps"))
+    assert (row["nfe"], row["image_score"], row["maps_file"]) == (0, "max", "")  # ader's image score, no maps
+    assert row["scorer"] == "reconstruction(ratio=0.1,steps=5)" and row["n_test"] == len(features[2])
