@@ -199,12 +199,18 @@ def training_features(ctx: Context, category: str) -> torch.Tensor:
                                    f"{c}: train features") for c in cfg.trained_on(category)])
 
 
-def feature_normaliser(ctx: Context, category: str) -> Callable[[torch.Tensor], torch.Tensor]:
+def unchanged(feats: torch.Tensor) -> torch.Tensor:
+    return feats
+
+
+def feature_normaliser(ctx: Context, category: str,
+                       train: torch.Tensor | None = None) -> Callable[[torch.Tensor], torch.Tensor]:
     """``feature_norm: standardize``: (f - mean) / std per channel, the statistics over every position of
-    the training features of ``category``'s model; ``none``: the features as they are (the papers)."""
+    the training features of ``category``'s model (``train``, loaded when not given); ``none``: the
+    features as they are (the papers)."""
     if ctx.cfg.feature_norm == "none":
-        return lambda feats: feats
-    train = training_features(ctx, category)
+        return unchanged
+    train = training_features(ctx, category) if train is None else train
     mean = train.mean(dim=(0, 2, 3), keepdim=True)
     std = train.std(dim=(0, 2, 3), keepdim=True).clamp_min(1e-6)  # a dead channel stays finite
     return lambda feats: (feats - mean) / std
@@ -227,7 +233,8 @@ def train_category(ctx: Context, category: str) -> nn.Module:
     seed_everything(cfg.seed, cfg.deterministic)
     model = build_noise_net(cfg, ctx.backbone.out_channels)
     if not path.is_file():
-        feats = feature_normaliser(ctx, category)(training_features(ctx, category))
+        train = training_features(ctx, category)
+        feats = feature_normaliser(ctx, category, train)(train)
         ckpt = path.with_suffix(".ckpt")
         losses, ema = train_noise_net(model, feats, cfg.train, cfg.seed, ckpt, ctx.device, f"{name}: train")
         atomic_torch_save({"raw": model.state_dict(), "ema": ema}, path)
@@ -273,7 +280,7 @@ def pipeline_seconds(ctx: Context, data: EvalSet, model: nn.Module | None, score
     reported speed)."""
     cfg, scoring = ctx.cfg, ctx.cfg.scoring()
     images = images_for(ctx.backbone, load_batch(data.samples[: cfg.fps_images], ctx.transform), ctx.device)
-    schedule, normalise = Schedule.linear(cfg.train.timesteps), feature_normaliser(ctx, data.category)
+    schedule = Schedule.linear(cfg.train.timesteps)
     seconds = []
     for _ in range(2):  # warm-up, then timed
         gen = torch.Generator(ctx.device).manual_seed(cfg.seed)
@@ -282,7 +289,7 @@ def pipeline_seconds(ctx: Context, data: EvalSet, model: nn.Module | None, score
             feats = ctx.backbone(images)
         middle = clock(ctx.device)
         with autocast(ctx.device):
-            out = scorer.score(model, schedule, normalise(feats.float()), gen)
+            out = scorer.score(model, schedule, data.normalise(feats.float()), gen)
         maps = pixel_maps_on_device(out.feature_map, cfg.image_size, scoring.smoothing_sigma, scoring.align_corners)
         max_score_on_device(maps, scoring.pool_size)
         seconds = [middle - start, clock(ctx.device) - middle]
@@ -299,6 +306,7 @@ class EvalSet:
     labels: np.ndarray
     masks: np.ndarray | None
     samples: list[Sample]
+    normalise: Callable[[torch.Tensor], torch.Tensor] = unchanged  # the features' normaliser (feature_norm)
 
     def empty_masks(self) -> int:
         """Anomalous test images whose mask has no anomalous pixel (after resizing)."""
@@ -324,7 +332,7 @@ def eval_set(ctx: Context, category: str) -> EvalSet:
     normalise = feature_normaliser(ctx, category)
     held_feats = normalise(ctx.features(held, f"{category}: held-out features")) if held else torch.empty(0)
     return EvalSet(category, held_feats,
-                   normalise(ctx.features(test, f"{category}: test features")), labels, masks, test)
+                   normalise(ctx.features(test, f"{category}: test features")), labels, masks, test, normalise)
 
 
 def cell_config(cfg: RunConfig, category: str, spec: dict[str, Any]) -> RunConfig:
@@ -362,7 +370,7 @@ def cell_scores(ctx: Context, data: EvalSet, model: nn.Module, scorer: Any) -> C
     image_score = image_score_of(scoring, scorer)
     names = image_score.split("+")
     if hasattr(scorer, "fit"):  # a memory bank of the training features (knn)
-        bank = feature_normaliser(ctx, data.category)(training_features(ctx, data.category))
+        bank = data.normalise(training_features(ctx, data.category))  # standardised by its own statistics
         scorer.fit(bank, torch.Generator(ctx.device).manual_seed(cfg.seed))
     test_out = run_scorer(scorer, model, schedule, data.test_feats, ctx, cfg.seed)
     test_comp, maps = image_components(test_out, scoring, cfg.image_size)
