@@ -62,16 +62,20 @@ ConfigArg = Annotated[Path | None, typer.Argument(help="YAML run config; flags o
 Opt = typer.Option
 
 
+PRECISION_HELP = "Noise net on CUDA: bf16 (autocast, default) or fp32. CPU always runs fp32."
+BACKBONE_PRECISION_HELP = "Backbone on CUDA: fp32 (default, as the official code) or bf16 (autocast)."
+
+
 def build_config(config: Path | None, dataset: str | None, data_root: str | None, category: list[str] | None,
                  backbone: str | None, weights: str | None, pretrained: bool | None, noise_net: str | None,
                  scorer: list[str] | None, epochs: int | None, batch_size: int | None, protocol: str | None,
-                 image_score: str | None,
+                 image_score: str | None, precision: str | None, backbone_precision: str | None,
                  seed: int | None, device: str | None, name: str | None) -> RunConfig:
     flags: dict[str, Any] = {
         "dataset": dataset, "data_root": data_root, "categories": category or None, "backbone": backbone,
         "weights": weights, "pretrained": pretrained, "noise_net": noise_net,
         "scorers": [parse_scorer(s) for s in scorer] if scorer else None, "image_score": image_score,
-        "protocol": protocol,
+        "protocol": protocol, "precision": precision, "backbone_precision": backbone_precision,
         "seed": seed, "device": device, "name": name,
     }
     flags = {k: v for k, v in flags.items() if v is not None}
@@ -105,6 +109,8 @@ def run_options(fn):
               ("protocol", str | None, ("--protocol",), "Scoring protocol: invad (raw maps, nll+diff) or ader "
                "(sigma 4, max of 16x16-pooled map)."),
               ("image_score", str | None, ("--image-score",), "nll, diff, nll+diff or max (overrides the protocol)."),
+              ("precision", str | None, ("--precision",), PRECISION_HELP),
+              ("backbone_precision", str | None, ("--backbone-precision",), BACKBONE_PRECISION_HELP),
               ("seed", int | None, ("--seed",), "Random seed."),
               ("device", str | None, ("--device",), "auto, cpu, cuda or cuda:N."),
               ("name", str | None, ("--name",), "Run name (prefix of the results folder)."),
@@ -346,6 +352,8 @@ def fps(config: Annotated[Path | None, typer.Argument(help="YAML run config (bac
         warmup: Annotated[int, Opt("--warmup", help="Untimed iterations first.")] = 3,
         iters: Annotated[int, Opt("--iters", help="Timed iterations.")] = 10,
         compile_model: Annotated[bool, Opt("--compile", help="torch.compile backbone and noise net.")] = False,
+        precision: Annotated[str | None, Opt("--precision", help=PRECISION_HELP)] = None,
+        backbone_precision: Annotated[str | None, Opt("--backbone-precision", help=BACKBONE_PRECISION_HELP)] = None,
         device: Annotated[str | None, Opt("--device")] = None,
         results_dir: Annotated[Path, Opt("--results-dir")] = DEFAULT_RESULTS) -> None:
     """Images/s of the full pipeline and of the scorer alone, plus batch-1 latency (see the FPS protocol)."""
@@ -355,7 +363,8 @@ def fps(config: Annotated[Path | None, typer.Argument(help="YAML run config (bac
     from adbench.atomic import atomic_write_text
     from adbench.engine.fps import measure_fps, records_as_rows
 
-    flags = {"backbone": backbone, "noise_net": noise_net, "device": device,
+    flags = {"backbone": backbone, "noise_net": noise_net, "device": device, "precision": precision,
+             "backbone_precision": backbone_precision,
              "scorers": [parse_scorer(s) for s in scorer] if scorer else None}
     flags = {k: v for k, v in flags.items() if v is not None}
     cfg = load_config(config, flags) if config else from_dict(RunConfig, flags)

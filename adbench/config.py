@@ -46,6 +46,7 @@ class RunConfig:
     weights: str | None = None
     backbone_precision: str = "fp32"  # fp32 (the official code) or bf16 autocast; CPU always runs fp32
     noise_net: str = "mlp"
+    precision: str = "bf16"  # the noise net's, training and scoring: bf16 autocast or fp32 on CUDA; CPU runs fp32
     # none (the papers: raw features) or standardize (per-channel mean/std of the training normals)
     feature_norm: str = "none"
     noise_net_args: dict[str, Any] = field(default_factory=dict)
@@ -87,6 +88,8 @@ class RunConfig:
             raise ConfigError("train_categories applies to setting: multiclass (single trains on each category alone)")
         if self.train_categories is not None and not self.train_categories:
             raise ConfigError("train_categories needs at least one category (or null for all of the dataset's)")
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
         if self.backbone_precision not in PRECISIONS:
             raise ConfigError(f"backbone_precision must be one of {PRECISIONS}, got {self.backbone_precision!r}")
         for spec in self.scorers:
@@ -130,7 +133,8 @@ class RunConfig:
 
     def training_key(self, category: str) -> str:
         """Hash of what determines the noise net that scores ``category`` (scoring excluded)."""
-        keys = ("dataset", "data_root", "dataset_args", "noise_net", "noise_net_args", "feature_norm", "train", "seed")
+        keys = ("dataset", "data_root", "dataset_args", "noise_net", "noise_net_args", "precision", "feature_norm",
+                "train", "seed")
         fields = self.to_dict()
         return stable_hash({"categories": self.trained_on(category), "features": self.feature_setup(),
                             "holdout": self.holdout(), **{k: fields[k] for k in keys}})

@@ -38,7 +38,8 @@ PRECISIONS = ("fp32", "bf16")
 
 def precision(device: torch.device, requested: str = "bf16") -> str:
     """The precision a network runs in: ``requested`` on CUDA (bf16 autocast or fp32), fp32 elsewhere.
-    Noise nets run in bf16 on CUDA; the backbone in ``backbone_precision`` (fp32, as the official code)."""
+    Noise nets run in ``precision`` (bf16 by default) on CUDA; the backbone in ``backbone_precision`` (fp32, as
+    the official code)."""
     return requested if device.type == "cuda" else "fp32"
 
 

@@ -47,6 +47,7 @@ CHANGES = {
     "backbone_precision": ("bf16", {F, M, C}),  # applied when the backbone runs, not when it is loaded
     "noise_net": ("dit_tiny", TRAINING),
     "noise_net_args": ({"depth": 3}, TRAINING),
+    "precision": ("fp32", TRAINING),  # the noise net's autocast on CUDA, when training and scoring
     "feature_norm": ("standardize", TRAINING),
     "train.epochs": (7, TRAINING),
     "train.batch_size": (3, TRAINING),

@@ -75,13 +75,14 @@ def test_knn_scorer_maps_are_nearest_bank_distances():
 def test_knn_cells_are_shared_across_noise_nets():
     spec = GridSpec("g", base={"categories": ["a", "b"], "setting": "single"},
                     axes={"noise_net": ["mlp_tiny", "dit_tiny"], "noise_net_args": [{}, {"depth": 3}],
-                          "train.epochs": [1, 2], "use_ema": [False, True], "scorer": ["knn", "osd_irf_mean"]})
+                          "train.epochs": [1, 2], "use_ema": [False, True], "precision": ["bf16", "fp32"],
+                          "scorer": ["knn", "osd_irf_mean"]})
     cells = expand(spec)
     knn = [c for c in cells if c.spec["name"] == "knn"]
-    assert len(cells) == 2 * 16 + 2 and len(knn) == 2  # one knn cell per category, whatever the noise net
+    assert len(cells) == 2 * 32 + 2 and len(knn) == 2  # one knn cell per category, whatever the noise net
     default = RunConfig()
-    assert all((c.cfg.noise_net, c.cfg.noise_net_args, c.cfg.train, c.cfg.use_ema) ==
-               (default.noise_net, {}, default.train, default.use_ema) for c in knn)
+    assert all((c.cfg.noise_net, c.cfg.noise_net_args, c.cfg.train, c.cfg.use_ema, c.cfg.precision) ==
+               (default.noise_net, {}, default.train, default.use_ema, "bf16") for c in knn)
 
 
 def test_knn_run_trains_no_noise_net(tiny_synthetic, tmp_path):

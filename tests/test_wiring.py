@@ -416,9 +416,9 @@ def test_training_checkpoints_beside_the_model_file(tiny_synthetic, tmp_path, mo
     calls = []
     real = run.train_noise_net
 
-    def recording(model, feats, cfg, seed, checkpoint, device, description):
+    def recording(model, feats, cfg, seed, checkpoint, device, description, precision):
         calls.append((checkpoint, description))
-        return real(model, feats, cfg, seed, checkpoint, device, description)
+        return real(model, feats, cfg, seed, checkpoint, device, description, precision)
 
     monkeypatch.setattr(run, "train_noise_net", recording)
     ctx = small_context(tiny_synthetic, tmp_path)

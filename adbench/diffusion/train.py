@@ -84,8 +84,9 @@ def features_on(device: torch.device, features: torch.Tensor) -> torch.Tensor:
 
 def train_noise_net(model: nn.Module, features: torch.Tensor, cfg: TrainConfig, seed: int,
                     checkpoint: Path | None = None, device: torch.device | str = "cpu",
-                    description: str = "train") -> tuple[list[float], dict[str, torch.Tensor]]:
-    """Train ``model`` in place on ``features`` (N x C x h x w); return every step's loss and the EMA state."""
+                    description: str = "train", precision: str = "bf16") -> tuple[list[float], dict[str, torch.Tensor]]:
+    """Train ``model`` in place on ``features`` (N x C x h x w) under ``precision`` autocast (CUDA only);
+    return every step's loss and the EMA state."""
     device = torch.device(device)
     model.to(device).train()
     schedule = Schedule.linear(cfg.timesteps)
@@ -135,7 +136,7 @@ def train_noise_net(model: nn.Module, features: torch.Tensor, cfg: TrainConfig, 
             t = torch.randint(0, cfg.timesteps, (len(idx),), generator=gen)
             noise = to_device(torch.randn(x0.shape, generator=gen), device)
             x_t = schedule.q_sample(x0, t, noise)
-            with autocast(device):
+            with autocast(device, precision):
                 pred = model(x_t, to_device(t, device))
             loss = torch.nn.functional.mse_loss(pred.float(), noise)
             opt.zero_grad(set_to_none=True)

@@ -8,7 +8,7 @@ alike. ``torch.cuda.synchronize()`` runs before every clock read, never inside a
 images/s = images / total seconds over the timed rounds. Full pipeline: image -> backbone ->
 scorer -> upsampled (smoothed) maps and image-score components, all on the device. Scorer alone:
 cached-feature input -> scorer -> the same post-processing.
-On CUDA: the noise net under bf16 autocast, the backbone in ``backbone_precision`` (fp32 by
+On CUDA: the noise net in ``precision`` (bf16 autocast by default), the backbone in ``backbone_precision`` (fp32 by
 default, as the official code), channels_last for CNN backbones, optional ``torch.compile``.
 """
 
@@ -143,14 +143,14 @@ class FpsBench:
 
     @torch.no_grad()
     def time(self, calls: dict[tuple[str, str], Callable[[], Any]], warmup: int, iters: int) -> dict:
-        with autocast(self.device):
+        with autocast(self.device, self.cfg.precision):
             return time_interleaved(calls, self.device, warmup, iters)
 
     def records(self, seconds: dict[tuple[str, str], float], warmup: int, iters: int) -> list[FpsRecord]:
         bs = self.batch_size
         return [FpsRecord(label, self.cfg.backbone, self.cfg.noise_net, bs / seconds[label, "pipeline"],
                           bs / seconds[label, "scorer"], 1000 * seconds[label, "latency"], scorer.nfe, bs,
-                          device_name(self.device), precision(self.device),
+                          device_name(self.device), precision(self.device, self.cfg.precision),
                           precision(self.device, self.cfg.backbone_precision), self.compiled, torch.__version__,
                           host_allocator(), warmup, iters)
                 for label, scorer in self.scorers.items()]

@@ -236,7 +236,8 @@ def train_category(ctx: Context, category: str) -> nn.Module:
         train = training_features(ctx, category)
         feats = feature_normaliser(ctx, category, train)(train)
         ckpt = path.with_suffix(".ckpt")
-        losses, ema = train_noise_net(model, feats, cfg.train, cfg.seed, ckpt, ctx.device, f"{name}: train")
+        losses, ema = train_noise_net(model, feats, cfg.train, cfg.seed, ckpt, ctx.device, f"{name}: train",
+                                     cfg.precision)
         atomic_torch_save({"raw": model.state_dict(), "ema": ema}, path)
         ckpt.unlink(missing_ok=True)
         console.print(f"[green]{name}[/]: trained {len(losses)} steps on {len(feats)} images, "
@@ -258,7 +259,7 @@ def run_scorer(scorer: Any, model: nn.Module, schedule: Schedule, feats: torch.T
     """Score ``feats`` batch by batch; noise comes from one seeded generator."""
     gen = torch.Generator(ctx.device).manual_seed(seed)
     bs = ctx.cfg.eval_batch_size
-    with autocast(ctx.device):
+    with autocast(ctx.device, ctx.cfg.precision):
         out = [scorer.score(model, schedule, to_device(feats[i : i + bs], ctx.device), gen)
                for i in range(0, len(feats), bs)]
     keys = out[0].components
@@ -288,7 +289,7 @@ def pipeline_seconds(ctx: Context, data: EvalSet, model: nn.Module | None, score
         with autocast(ctx.device, ctx.backbone_precision):
             feats = ctx.backbone(images)
         middle = clock(ctx.device)
-        with autocast(ctx.device):
+        with autocast(ctx.device, ctx.cfg.precision):
             out = scorer.score(model, schedule, data.normalise(feats.float()), gen)
         maps = pixel_maps_on_device(out.feature_map, cfg.image_size, scoring.smoothing_sigma, scoring.align_corners)
         max_score_on_device(maps, scoring.pool_size)
@@ -342,8 +343,8 @@ def cell_config(cfg: RunConfig, category: str, spec: dict[str, Any]) -> RunConfi
     if needs_model(spec):
         return cell
     default = RunConfig()
-    return dataclasses.replace(cell, noise_net=default.noise_net, noise_net_args={}, train=default.train,
-                               use_ema=default.use_ema)
+    return dataclasses.replace(cell, noise_net=default.noise_net, noise_net_args={}, precision=default.precision,
+                               train=default.train, use_ema=default.use_ema)
 
 
 @dataclass
@@ -444,7 +445,7 @@ def result_row(ctx: Context, data: EvalSet, spec: dict[str, Any], scorer: Any, o
         "config": json.dumps(cell.to_dict(), sort_keys=True), "versions": json.dumps(versions()),
         "git_commit": git_commit(), "device": device_name(ctx.device),
         "fps_batch_size": min(cfg.fps_images, len(data.samples)),
-        "precision": precision(ctx.device), "backbone_precision": ctx.backbone_precision,
+        "precision": precision(ctx.device, ctx.cfg.precision), "backbone_precision": ctx.backbone_precision,
         "host_allocator": host_allocator(), "maps_file": maps_file,
         "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
         "cuda_deterministic": ctx.device.type == "cuda" and torch.are_deterministic_algorithms_enabled(),
