@@ -14,6 +14,7 @@ from rich.table import Table
 
 from adbench.allocator import tune_host_allocator
 from adbench.config import RunConfig, from_dict, load_config, parse_scorer
+from adbench.device import prepare_cuda_determinism
 from adbench.errors import AdbenchError
 
 app = typer.Typer(help="Benchmark and ablation harness for diffusion-based industrial anomaly detection.",
@@ -35,6 +36,7 @@ def cache_dir_default() -> Path:
 def main(debug: Annotated[bool, typer.Option("--debug", help="Show full tracebacks on errors.")] = False) -> None:
     _state["debug"] = debug
     tune_host_allocator()
+    prepare_cuda_determinism()
 
 
 def fail(exc: BaseException) -> None:

@@ -2,14 +2,29 @@
 
 from __future__ import annotations
 
+import contextlib
+import gc
+import os
 import time
+from collections.abc import Iterator
 
 import torch
 
+CUBLAS_WORKSPACE = ":4096:8"  # the cuBLAS workspace setting deterministic CUDA matmuls need
+
+
+def prepare_cuda_determinism() -> None:
+    """Make deterministic cells possible anywhere in this process: cuBLAS reads CUBLAS_WORKSPACE_CONFIG
+    once, at the process's first matmul, so it is set before any CUDA work (the CLI does this at start;
+    a value the user set is kept)."""
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", CUBLAS_WORKSPACE)
+
 
 def resolve_device(name: str = "auto") -> torch.device:
+    """``name`` as a device; ``auto`` is ``$ADBENCH_DEVICE`` when set (the test suite sets ``cpu``: its
+    pinned numbers are CPU numbers), else CUDA when available, else the CPU."""
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        name = os.environ.get("ADBENCH_DEVICE") or ("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)
 
 
@@ -36,16 +51,47 @@ def to_device(x: torch.Tensor, device: torch.device) -> torch.Tensor:
 PRECISIONS = ("fp32", "bf16")
 
 
+BF16_MIN_CAPABILITY = 8  # Ampere: GPUs before it emulate bf16 (slower than fp32) and Triton cannot compile it
+
+
 def precision(device: torch.device, requested: str = "bf16") -> str:
-    """The precision a network runs in: ``requested`` on CUDA (bf16 autocast or fp32), fp32 elsewhere.
-    Noise nets run in ``precision`` (bf16 by default) on CUDA; the backbone in ``backbone_precision`` (fp32, as
-    the official code)."""
-    return requested if device.type == "cuda" else "fp32"
+    """The precision a network runs in: ``requested`` on CUDA GPUs with native bf16 (compute capability
+    8.0 or newer), fp32 elsewhere (CPU, T4, V100). Noise nets run in ``precision`` (bf16 by default); the
+    backbone in ``backbone_precision`` (fp32, as the official code)."""
+    if device.type != "cuda" or requested == "fp32":
+        return "fp32"
+    return requested if torch.cuda.get_device_capability(device)[0] >= BF16_MIN_CAPABILITY else "fp32"
 
 
 def autocast(device: torch.device, requested: str = "bf16") -> torch.autocast:
     """Autocast for ``precision(device, requested)``; nested inside a bf16 region, fp32 switches it off."""
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision(device, requested) == "bf16")
+
+
+@contextlib.contextmanager
+def fixed_shape_timing() -> Iterator[None]:
+    """cuDNN autotuning on for timing repeated calls of one shape (the FPS protocol and the FPS column),
+    unless deterministic algorithms are on (autotuning may pick a different kernel per run)."""
+    before = torch.backends.cudnn.benchmark
+    torch.backends.cudnn.benchmark = not torch.are_deterministic_algorithms_enabled()
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.benchmark = before
+
+
+def release_device_memory() -> None:
+    """Hand cached GPU memory back after a failed cell or trial (CUDA out of memory, say), once its
+    tensors are unreferenced, so that the next one starts with the whole card."""
+    gc.collect()
+    if torch.cuda.is_initialized():
+        torch.cuda.empty_cache()
+
+
+def scorer_input(features: torch.Tensor) -> torch.Tensor:
+    """Backbone output as every scorer receives it: fp32 in the standard NCHW layout (whatever precision
+    and memory format the backbone ran in), so timed and evaluated pipelines compute the same thing."""
+    return features.float().contiguous()
 
 
 def _channels_last(backbone: torch.nn.Module, device: torch.device) -> bool:

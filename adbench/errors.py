@@ -13,5 +13,9 @@ class ConfigError(AdbenchError):
     """A configuration key or value is invalid."""
 
 
+class OutOfDeviceMemory(AdbenchError):
+    """A trial or cell needed more GPU memory than the card has (e.g. a 1.3B-parameter noise net)."""
+
+
 class WeightsError(AdbenchError):
     """Pretrained weights cannot be found or loaded."""

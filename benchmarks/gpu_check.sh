@@ -2,7 +2,10 @@
 # The GPU checklist in one script: the test suite, `adbench fps` (fp32 and bf16, with and without
 # --compile), the quick grid on CUDA and on CPU (same machine, numbers compared), and the CUDA-path
 # probes. Every step has its own time limit; logs go to $OUT (default ./gpu-check).
-# Usage: benchmarks/gpu_check.sh [steps...]   steps: env suite fps fps-compile grid probes (default: all)
+# Usage: benchmarks/gpu_check.sh [steps...]   steps: env probes cuda-tests fps fps-fp32 fps-compile
+# fps-compile-fp32 grid grid-cpu suite (default: all), run in that order (the suite last: its time varies most; a step's time limit
+# never loses earlier logs). The suite pins its numbers on the CPU (ADBENCH_DEVICE=cpu); tests/test_cuda.py
+# is what runs on the GPU.
 set -u
 OUT=${OUT:-gpu-check}
 mkdir -p "$OUT"
@@ -23,23 +26,39 @@ if run_if env; then
   { nvidia-smi; python3 -c "import torch, timm, sys; print(sys.version, torch.__version__, torch.version.cuda, \
 timm.__version__, torch.cuda.get_device_name(), torch.cuda.get_device_capability())"; } >"$OUT/env.txt" 2>&1
 fi
-if run_if suite; then
-  step suite "${SUITE_LIMIT:-200}" suite.log python3 -m pytest -q -p no:cacheprovider -rfE --timeout 120 tests
+if run_if probes; then
+  step probes 100 probes.log python3 benchmarks/gpu_probes.py
+  step "feature cache" 60 probes.log python3 benchmarks/feature_cache.py --backbone efficientnet_b4 --images 256 \
+    --batch-size 64
+fi
+if run_if cuda-tests; then
+  step "cuda tests" 120 suite.log python3 -m pytest -q -p no:cacheprovider -rfE tests/test_cuda.py
 fi
 if run_if fps; then
   step "fps bf16" 90 fps.log adbench fps $FPS
-  step "fps fp32" 120 fps.log adbench fps $FPS --precision fp32 --warmup 1 --iters 3
+fi
+if run_if fps-fp32; then
+  step "fps fp32" 90 fps.log adbench fps $FPS --precision fp32 --warmup 1 --iters 3
 fi
 if run_if fps-compile; then
-  step "fps bf16 compile" 200 fps.log adbench fps $FPS --compile --warmup 2 --iters 5
-  step "fps fp32 compile" 200 fps.log adbench fps $FPS --compile --precision fp32 --warmup 1 --iters 3
+  step "fps bf16 compile" 150 fps.log adbench fps $FPS --compile --warmup 2 --iters 5
+fi
+if run_if fps-compile-fp32; then
+  step "fps fp32 compile" 150 fps.log adbench fps $FPS --compile --precision fp32 --warmup 1 --iters 3
 fi
 if run_if grid; then
-  step "grid cuda" 120 grid.log adbench grid registry/osd_irf_table1.yaml --quick --results-dir $RES/grid-cuda
-  step "grid cpu" 120 grid.log adbench grid registry/osd_irf_table1.yaml --quick --set device=cpu \
+  step "grid cuda" 90 grid.log adbench grid registry/osd_irf_table1.yaml --quick --results-dir $RES/grid-cuda
+  step "grid cuda fp32" 90 grid.log adbench grid registry/osd_irf_table1.yaml --quick --set precision=fp32 \
+    --results-dir $RES/grid-cuda-fp32
+fi
+if run_if grid-cpu; then
+  step "grid cpu" 60 grid.log adbench grid registry/osd_irf_table1.yaml --quick --set device=cpu \
     --results-dir $RES/grid-cpu
 fi
-if run_if probes; then
-  step probes 150 probes.log python3 benchmarks/gpu_probes.py
+if run_if suite; then
+  step suite "${SUITE_LIMIT:-200}" suite.log python3 -m pytest -q -p no:cacheprovider -rfE --timeout 120 \
+    --durations 10 tests
 fi
-tar -czf "$OUT/results.tar.gz" -C "$RES" --exclude cache . 2>/dev/null
+if ls "$RES" | grep -qv '^cache$'; then  # fps records and grid folders
+  tar -czf "$OUT/results.tar.gz" -C "$RES" --exclude cache . 2>/dev/null
+fi

@@ -59,7 +59,7 @@ def scorer_noise_across_devices(device: torch.device) -> None:
         maps = []
         for dev in (torch.device("cpu"), device):
             model = random_net(cfg, 16, dev)
-            out = scorer.score(model, schedule, feats.to(dev), torch.Generator(dev).manual_seed(0))
+            out = scorer.score(model, schedule, feats.to(dev), torch.Generator().manual_seed(0))  # as the engine
             maps.append(out.feature_map.float().cpu())
         report(f"item3 {name} max |cpu - {device.type}|", f"{(maps[0] - maps[1]).abs().max().item():.3g}")
 
@@ -76,17 +76,15 @@ def unet_attention_kernel(device: torch.device) -> None:
     block = AttentionBlock(256).to(device).eval()
     x = torch.randn(8, 256, 16, 16, device=device)
     with autocast(device):
-        b, c, h, w = x.shape
-        qkv = block.qkv(block.norm(x))
-        q, k, v = qkv.view(b, 3, block.heads, c // block.heads, h * w).transpose(-1, -2).unbind(1)
+        q, k, v = block.queries_keys_values(x)
         report("item7 sdpa choice, layout as passed", torch._fused_sdp_choice(q, k, v))
-        report("item7 sdpa choice, contiguous", torch._fused_sdp_choice(q.contiguous(), k.contiguous(),
-                                                                        v.contiguous()))
+        strided = [t.transpose(-1, -2).contiguous().transpose(-1, -2) for t in (q, k, v)]
+        report("item7 sdpa choice, the old strided layout", torch._fused_sdp_choice(*strided))
     if device.type != "cuda":
         return
-        with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
-            block(x)
-            torch.cuda.synchronize(device)
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof, autocast(device):
+        block(x)
+        torch.cuda.synchronize(device)
     kernels = sorted({e.name[:60] for e in prof.events() if "attention" in e.name.lower() or "fmha" in e.name.lower()
                       or "flash" in e.name.lower() or "softmax" in e.name.lower()})
     report("item7 kernels in the block's forward", kernels)

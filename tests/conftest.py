@@ -1,6 +1,11 @@
+import os
 from pathlib import Path
 
 import pytest
+
+# Pinned numbers are CPU numbers: device "auto" means the CPU in this suite (subprocesses inherit it), also
+# on a machine with a GPU; tests/test_cuda.py runs the CUDA paths there explicitly.
+os.environ.setdefault("ADBENCH_DEVICE", "cpu")
 
 HAZELNUT = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "hazelnut_toy"
 TINY_SYNTHETIC = {"n_train": 10, "n_good": 3, "n_per_defect": 1}
@@ -40,3 +45,26 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def dit_out_of_memory(monkeypatch):
+    """Training a DiT raises CUDA's out-of-memory error, as a 1.3B-parameter net does on a small card;
+    yields the list that records each ``release_device_memory`` call of grids and studies."""
+    import torch
+
+    from adbench.engine import grid, run, study
+    from adbench.noise_nets.dit import DiT
+
+    real = run.train_noise_net
+
+    def train(model, *args):
+        if isinstance(model, DiT):
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 24.00 GiB")
+        return real(model, *args)
+
+    released = []
+    monkeypatch.setattr(run, "train_noise_net", train)
+    for module in (grid, study):
+        monkeypatch.setattr(module, "release_device_memory", lambda: released.append(True))
+    return released

@@ -6,6 +6,7 @@ from torch import nn
 
 from adbench.diffusion.schedule import Schedule, ddim_step, even_timesteps
 from adbench.diffusion.train import TrainConfig, lr_factor, train_noise_net
+from adbench.errors import AdbenchError
 from adbench.registry import NOISE_NETS
 
 
@@ -157,6 +158,12 @@ def test_resume_from_checkpoint_is_bit_exact(tmp_path, checkpoint_every, resumed
     with pytest.raises(Interrupt):
         train_noise_net(interrupted, feats, cfg, seed=5, checkpoint=ckpt)
     assert torch.load(ckpt, weights_only=True)["step"] == resumed_at
+
+    state = torch.load(ckpt, weights_only=True)
+    assert state["generator_device"] == "cpu"  # the noise stream's device: a CUDA stream cannot go on here
+    torch.save({**state, "generator_device": "cuda"}, tmp_path / "elsewhere.ckpt")
+    with pytest.raises(AdbenchError, match="elsewhere.ckpt was written on cuda, not cpu: .* resume on cuda, or delete"):
+        train_noise_net(fresh(), feats, cfg, seed=5, checkpoint=tmp_path / "elsewhere.ckpt")
 
     resumed = fresh()
     losses, ema = train_noise_net(resumed, feats, cfg, seed=5, checkpoint=ckpt)

@@ -66,3 +66,24 @@ def test_compiled_pipeline_scores_like_eager():
     assert torch.allclose(scores[1], scores[0], rtol=1e-4, atol=1e-5)
     (record,) = compiled.records(compiled.time(compiled.calls(), warmup=1, iters=1), warmup=1, iters=1)
     assert record.compiled and record.pipeline_images_per_s > 0
+
+
+def test_fps_times_what_a_run_scores(monkeypatch):
+    """The end-to-end call casts the backbone's output as a run does (fp32, NCHW) before the scorer sees it."""
+    cfg = RunConfig(backbone="efficientnet_lite0", noise_net="mlp_tiny", image_size=64, device="cpu",
+                    scorers=[{"name": "osd_irf_mean"}])
+    bench = fps.FpsBench(cfg, batch_size=2)
+    real = bench.backbone
+    bench.backbone = lambda x: real(x).to(torch.bfloat16).to(memory_format=torch.channels_last)  # as on CUDA
+    seen, scorer = [], bench.scorers["osd_irf_mean"]
+    real_score = scorer.score
+
+    def recording(model, schedule, x0, generator):
+        seen.append(x0)
+        return real_score(model, schedule, x0, generator)
+
+    monkeypatch.setattr(scorer, "score", recording)
+    with torch.no_grad():
+        bench.calls()["osd_irf_mean", "pipeline"]()
+    (x0,) = seen
+    assert x0.dtype == torch.float32 and x0.is_contiguous()

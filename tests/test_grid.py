@@ -84,6 +84,21 @@ def test_grid_trains_once_resumes_and_records_failures(tiny_synthetic, tmp_path)
     assert len(na) == 2 and na[list(METRIC_KEYS)].isna().all().all() and (na["nfe"] == 0).all()
 
 
+def test_a_cell_out_of_gpu_memory_fails_alone(tiny_synthetic, tmp_path, dit_out_of_memory):
+    grid = tiny_grid(tmp_path / "g.yaml", tiny_synthetic, axes={"noise_net": ["mlp_tiny", "dit_tiny"]},
+                     base={**yaml.safe_load(tiny_grid(tmp_path / "b.yaml", tiny_synthetic).read_text())["base"],
+                           "setting": "single", "scorers": [{"name": "osd_irf_mean"}]})
+    result = runner.invoke(app, ["grid", str(grid), "--results-dir", str(tmp_path / "r")])
+    assert result.exit_code == 0, result.output
+    log = RecordLog(tmp_path / "r" / "grid-tiny" / "cells.jsonl")
+    failed = log.failed().values()
+    assert len(failed) == 2 and {r["config"]["noise_net"] for r in failed} == {"dit_tiny"}
+    assert all(r["error"].startswith("OutOfMemoryError: CUDA out of memory") for r in failed)
+    assert len(dit_out_of_memory) == 2  # memory released after each failed category (one training each)
+    frame = pd.read_parquet(tmp_path / "r" / "grid-tiny" / "metrics.parquet")
+    assert sorted(frame["category"]) == ["washer", "weave"] and set(frame["noise_net"]) == {"mlp_tiny"}
+
+
 @pytest.mark.slow
 def test_killed_grid_resumes_without_losing_or_duplicating_cells(tiny_synthetic, tmp_path):
     grid = tiny_grid(tmp_path / "g.yaml", tiny_synthetic)

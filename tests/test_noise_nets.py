@@ -113,3 +113,43 @@ def test_engine_initialises_noise_nets_from_the_seed_alone():
     state = torch.get_rng_state()
     build_noise_net(cfg, 8)
     assert torch.equal(torch.get_rng_state(), state)  # and leaves the global RNG where it was
+
+
+def test_unet_attention_takes_a_fused_kernel():
+    """q, k, v reach SDPA contiguous: a fused kernel (flash on CPU), not the math fallback a strided view gets."""
+    from torch.nn.attention import SDPBackend
+
+    from adbench.noise_nets.unet import AttentionBlock
+
+    block = AttentionBlock(128, head_channels=64).eval()
+    x = torch.randn(2, 128, 8, 8)
+    q, k, v = block.queries_keys_values(x)
+    assert q.shape == (2, 2, 64, 64) and all(t.is_contiguous() for t in (q, k, v))
+    assert torch._fused_sdp_choice(q, k, v) != SDPBackend.MATH.value
+    strided = q.transpose(-1, -2).contiguous().transpose(-1, -2)  # what the block passed before
+    assert torch._fused_sdp_choice(strided, k, v) == SDPBackend.MATH.value
+    # and the block computes softmax(q k^T / sqrt(d)) v, added to its input through the projection
+    attn = torch.softmax(q @ k.transpose(-1, -2) / 64**0.5, dim=-1) @ v
+    expected = x + block.proj(attn.transpose(-1, -2).reshape(2, 128, 8, 8))
+    with torch.no_grad():
+        assert torch.allclose(block(x), expected, atol=1e-5)
+
+
+def test_mlp_residual_stream_stays_fp32_under_bf16_autocast():
+    """As in DiT: the blocks compute in bf16, but their sum (the residual stream) is kept in fp32, so 16
+    blocks of mlp_large do not accumulate bf16 rounding; the output is then within bf16 matmul error."""
+    net = NOISE_NETS.create("mlp_tiny", in_channels=16)
+    with torch.no_grad():
+        for p in net.parameters():  # random everywhere (AdaLN-Zero starts as the identity)
+            p.copy_(torch.randn(p.shape, generator=torch.Generator().manual_seed(p.numel())) * 0.1)
+    streams = []
+    for block in net.blocks:
+        block.register_forward_hook(lambda module, args, out: streams.append(out.dtype))
+    x, t = torch.randn(4, 16, 8, 8), torch.full((4,), 300)
+    with torch.no_grad():
+        ref = net(x, t)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            low = net(x, t)
+    assert streams == [torch.float32] * 4  # two blocks, fp32 run and bf16 run
+    rel = (low.float() - ref).norm() / ref.norm()
+    assert rel < 2e-2, f"bf16 output off by {rel:.3g} of the fp32 output's norm"

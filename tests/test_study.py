@@ -69,6 +69,21 @@ def test_study_runs_resumes_and_evaluates_best_on_test_separately(tiny_synthetic
     assert set(frame["scorer"]) == {f"osd_irf_mean(t={best_t})"} and len(frame) == 2
 
 
+@pytest.mark.filterwarnings("ignore:The number of trials is too small")  # 2 complete trials: importances equal
+def test_a_trial_out_of_gpu_memory_fails_alone(tiny_synthetic, tmp_path, dit_out_of_memory):
+    path = study_file(tmp_path / "s.yaml", tiny_synthetic, name="oom", n_trials=4,
+                      space={"noise_net": {"type": "categorical", "choices": ["mlp_tiny", "dit_tiny"]}})
+    result = runner.invoke(app, ["study", str(path), "--results-dir", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    study = optuna.load_study(study_name="oom", storage=f"sqlite:///{tmp_path / 'study-oom' / 'study.db'}")
+    by_net = {net: [t for t in study.trials if t.params["noise_net"] == net] for net in ("mlp_tiny", "dit_tiny")}
+    assert by_net["mlp_tiny"] and by_net["dit_tiny"], "the sampler must try both nets"
+    assert all(t.state == optuna.trial.TrialState.COMPLETE for t in by_net["mlp_tiny"])
+    assert all(t.state == optuna.trial.TrialState.FAIL and t.user_attrs["fail_reason"] ==
+               "out of GPU memory: CUDA out of memory. Tried to allocate 24.00 GiB" for t in by_net["dit_tiny"])
+    assert len(dit_out_of_memory) == len(by_net["dit_tiny"])
+
+
 @pytest.mark.slow
 def test_multi_objective_with_journal_storage(tiny_synthetic, tmp_path):
     path = study_file(tmp_path / "s.yaml", tiny_synthetic, name="pareto", fps_objective=True, n_trials=2,

@@ -433,7 +433,7 @@ def test_knn_bank_is_the_training_features_of_the_model_it_stands_beside(tiny_sy
 
     banks = []
     real = KNN.fit
-    monkeypatch.setattr(KNN, "fit", lambda self, feats, gen=None: banks.append(feats) or real(self, feats, gen))
+    monkeypatch.setattr(KNN, "fit", lambda self, feats, *args: banks.append(feats) or real(self, feats, *args))
     ctx = small_context(tiny_synthetic, tmp_path)
     row = score_cell(ctx, eval_set(ctx, "washer"), None, {"name": "knn", "coreset": 1.0})
     union = torch.cat([ctx.features(split_train(ctx.dataset.train(c), 0.3, 2)[0], "x")
@@ -467,9 +467,9 @@ def test_feature_norm_standardises_every_stage_by_the_training_statistics(tiny_s
         seen["train"] = feats
         return real_train(model, feats, *args)
 
-    def fit(self, feats, generator=None):
+    def fit(self, feats, *args):
         seen["bank"] = feats
-        return real_fit(self, feats, generator)
+        return real_fit(self, feats, *args)
 
     monkeypatch.setattr(run, "train_noise_net", train)
     monkeypatch.setattr(KNN, "fit", fit)

@@ -37,11 +37,13 @@ class Schedule:
     def q_sample(self, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
         """x_t for per-sample timesteps ``t`` (B) and standard-normal ``noise``.
 
-        The square roots are taken in float64 (1 - abar in float32 loses 3 digits near t = 0), on
-        the host: pass host timesteps to keep the GPU from waiting on them."""
-        a = self.abar[t.cpu()]
+        The square roots are taken in float64 on the host (1 - abar in float32 loses 3 digits near
+        t = 0); their table (2 x T values) is copied to ``t``'s device and indexed there, so timesteps
+        drawn on the GPU never wait for the host."""
+        a = self.abar
+        table = to_device(torch.stack((a.sqrt(), (1 - a).sqrt())).to(x0.dtype), t.device)
         shape = (-1, *([1] * (x0.dim() - 1)))
-        signal, noise_scale = (to_device(v.to(x0.dtype).view(shape), x0.device) for v in (a.sqrt(), (1 - a).sqrt()))
+        signal, noise_scale = (table[i, t].view(shape).to(x0.device) for i in range(2))
         return signal * x0 + noise_scale * noise
 
 

@@ -5,8 +5,9 @@ linearly from ``lr_start`` to ``lr`` over ``warmup_epochs`` then cosine-decaying
 (1e-6 -> 5e-5 over 40 epochs -> 1e-6), gradient clipping at 1.0, batch 64, 300 epochs, and an
 exponential moving average (EMA) of the weights with decay 0.999 updated every step
 (``ema_warmup`` uses min(ema_decay, (1 + step) / (10 + step)) instead, so that short runs are not
-dominated by the initialisation). One seeded generator draws timesteps and noise; each epoch is a
-seeded shuffle. On CUDA the forward pass runs under bf16 autocast. Checkpoints (model, EMA,
+dominated by the initialisation). One seeded generator on the training device draws timesteps and
+noise (no per-step host work or copies; the same numbers on CPU as a host generator's); each epoch is
+a seeded shuffle. On CUDA the forward pass runs under bf16 autocast (``precision``). Checkpoints (model, EMA,
 optimizer, scheduler, step, generator state, losses) are written atomically every
 ``checkpoint_every`` steps; training resumes from one exactly where it stopped.
 """
@@ -23,6 +24,7 @@ from torch import nn
 from adbench.atomic import atomic_torch_save
 from adbench.device import autocast, to_device
 from adbench.diffusion.schedule import Schedule
+from adbench.errors import AdbenchError
 from adbench.progress import progress_bar
 
 
@@ -97,7 +99,7 @@ def train_noise_net(model: nn.Module, features: torch.Tensor, cfg: TrainConfig, 
                             fused=device.type == "cuda")
     start, end = cfg.lr_start / cfg.lr, cfg.lr_end / cfg.lr
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, warmup, total, start, end))
-    gen = torch.Generator().manual_seed(seed)
+    gen = torch.Generator(device).manual_seed(seed)
     step, losses, order = 0, [], None
     features = features_on(device, features)
     pending: list[torch.Tensor] = []  # this step's losses, still on the device
@@ -108,6 +110,11 @@ def train_noise_net(model: nn.Module, features: torch.Tensor, cfg: TrainConfig, 
         ema.state = {k: v.to(device) for k, v in state["ema"].items()}
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
+        saved_on = state.get("generator_device", "cpu")
+        if saved_on != device.type:
+            raise AdbenchError(f"training checkpoint {checkpoint} was written on {saved_on}, not {device.type}: its "
+                               f"noise stream cannot continue here; resume on {saved_on}, or delete the file to "
+                               "train from the start")
         gen.set_state(state["generator"])
         step, losses = state["step"], state["losses"]
 
@@ -122,6 +129,7 @@ def train_noise_net(model: nn.Module, features: torch.Tensor, cfg: TrainConfig, 
         if checkpoint is not None:
             atomic_torch_save(dict(model=model.state_dict(), ema=ema.state, optimizer=opt.state_dict(),
                                    scheduler=sched.state_dict(), generator=gen.get_state(),
+                                   generator_device=device.type,
                                    step=step, losses=losses), checkpoint)
 
     with progress_bar() as bar:
@@ -132,12 +140,12 @@ def train_noise_net(model: nn.Module, features: torch.Tensor, cfg: TrainConfig, 
                 order = torch.randperm(len(features), generator=epoch_gen).to(features.device)
             idx = order[(step % steps_per_epoch) * cfg.batch_size:][: cfg.batch_size]
             x0 = to_device(features[idx], device)
-            # timesteps and noise come from one host generator: the same on every device, resumable
-            t = torch.randint(0, cfg.timesteps, (len(idx),), generator=gen)
-            noise = to_device(torch.randn(x0.shape, generator=gen), device)
+            # timesteps and noise from one generator on the device: no host work per step, resumable
+            t = torch.randint(0, cfg.timesteps, (len(idx),), generator=gen, device=device)
+            noise = torch.randn(x0.shape, generator=gen, device=device)
             x_t = schedule.q_sample(x0, t, noise)
             with autocast(device, precision):
-                pred = model(x_t, to_device(t, device))
+                pred = model(x_t, t)
             loss = torch.nn.functional.mse_loss(pred.float(), noise)
             opt.zero_grad(set_to_none=True)
             loss.backward()

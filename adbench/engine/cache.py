@@ -10,7 +10,7 @@ from torch import nn
 from adbench.atomic import atomic_torch_save
 from adbench.config import RunConfig, file_fingerprint, stable_hash
 from adbench.data.base import Sample, Transform, image_batches
-from adbench.device import autocast, images_for
+from adbench.device import autocast, images_for, scorer_input
 from adbench.progress import progress_bar
 
 
@@ -32,7 +32,7 @@ def extract(backbone: nn.Module, samples: list[Sample], transform: Transform, de
         for batch in image_batches(samples, transform, batch_size, device):
             with autocast(device, precision):
                 feats = backbone(images_for(backbone, batch, device))
-            out.append(feats.float().cpu())
+            out.append(scorer_input(feats).cpu())
             bar.update(task, advance=len(batch))
     return torch.cat(out)
 

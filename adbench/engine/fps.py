@@ -26,10 +26,12 @@ from adbench.device import (
     autocast,
     clock,
     device_name,
+    fixed_shape_timing,
     images_for,
     precision,
     prepare_backbone,
     resolve_device,
+    scorer_input,
 )
 from adbench.diffusion.schedule import Schedule
 from adbench.engine.run import build_noise_net, build_scorer, scorer_label
@@ -103,11 +105,11 @@ class FpsBench:
         self.schedule = Schedule.linear(cfg.train.timesteps)
         self.scoring = cfg.scoring()
         self.scorers = {scorer_label(spec): build_scorer(spec) for spec in cfg.scorers}
-        self.generators = {label: torch.Generator(self.device).manual_seed(cfg.seed) for label in self.scorers}
+        self.generators = {label: torch.Generator().manual_seed(cfg.seed) for label in self.scorers}  # host noise
         for label, scorer in self.scorers.items():  # knn: a bank of BANK_IMAGES images' features
             if hasattr(scorer, "fit"):
                 bank = torch.randn(BANK_IMAGES, backbone.out_channels, grid, grid, device=self.device)
-                scorer.fit(bank, self.generators[label])
+                scorer.fit(bank, self.generators[label], self.device)
 
     def postprocess(self, feature_map: torch.Tensor) -> torch.Tensor:
         """Upsampled (smoothed) maps and their max score, on the device."""
@@ -116,9 +118,10 @@ class FpsBench:
         return max_score_on_device(maps, self.scoring.pool_size)
 
     def extract(self, images: torch.Tensor) -> torch.Tensor:
-        """Backbone features in the backbone's precision (inside the noise net's bf16 region)."""
+        """Backbone features as a run scores them: the backbone in its precision (inside the noise net's
+        autocast region), then fp32 in NCHW layout (``scorer_input``)."""
         with autocast(self.device, self.cfg.backbone_precision):
-            return self.backbone(images)
+            return scorer_input(self.backbone(images))
 
     def score(self, label: str, features: torch.Tensor) -> torch.Tensor:
         out = self.scorers[label].score(self.model, self.schedule, features, self.generators[label])
@@ -143,7 +146,7 @@ class FpsBench:
 
     @torch.no_grad()
     def time(self, calls: dict[tuple[str, str], Callable[[], Any]], warmup: int, iters: int) -> dict:
-        with autocast(self.device, self.cfg.precision):
+        with autocast(self.device, self.cfg.precision), fixed_shape_timing():
             return time_interleaved(calls, self.device, warmup, iters)
 
     def records(self, seconds: dict[tuple[str, str], float], warmup: int, iters: int) -> list[FpsRecord]:

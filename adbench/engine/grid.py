@@ -27,6 +27,7 @@ import itertools
 import json
 import traceback
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,7 +37,9 @@ import yaml
 
 from adbench.atomic import atomic_write_text
 from adbench.config import RunConfig, from_dict, parse_scorer, read_yaml
+from adbench.device import release_device_memory
 from adbench.engine.run import (
+    Context,
     ContextCache,
     EvalSet,
     build_dataset,
@@ -188,22 +191,31 @@ class GridRunner:
             if cell.key not in done:
                 groups[(context_key(cell.cfg), cell.cfg.training_key(cell.category), cell.category)].append(cell)
         for (_, _, category), group in groups.items():
-            try:
-                ctx = self.contexts.get(group[0].cfg)
-                model = model_for(ctx, category, [cell.spec for cell in group])
-                data: EvalSet = eval_set(ctx, category)
-            except Exception as exc:  # noqa: BLE001 - recorded per cell, the grid goes on
-                for cell in group:
-                    self.record_error(cell, exc)
+            prepared = self.attempt(group, self.prepare, category, group)
+            if prepared is None:
                 continue
+            ctx, model, data = prepared
             for cell in group:
-                try:
-                    row = score_cell(dataclasses.replace(ctx, cfg=cell.cfg), data, model, cell.spec)
-                except Exception as exc:  # noqa: BLE001
-                    self.record_error(cell, exc)
-                    continue
-                self.log.append({"status": "ok", **row})
+                row = self.attempt([cell], score_cell, dataclasses.replace(ctx, cfg=cell.cfg), data, model, cell.spec)
+                if row is not None:
+                    self.log.append({"status": "ok", **row})
         return self.collect(cells)
+
+    def prepare(self, category: str, group: list[Cell]) -> tuple[Context, Any, EvalSet]:
+        """The context, trained model (if any scorer needs one) and evaluation set of a category's cells."""
+        ctx = self.contexts.get(group[0].cfg)
+        return ctx, model_for(ctx, category, [cell.spec for cell in group]), eval_set(ctx, category)
+
+    def attempt(self, cells: list[Cell], work: Callable[..., Any], *args: Any) -> Any | None:
+        """``work(*args)``, or None with the error recorded for each of ``cells`` (the grid goes on; GPU memory
+        is released, so a cell that ran out of it does not starve the next)."""
+        try:
+            return work(*args)
+        except Exception as exc:  # noqa: BLE001 - recorded per cell, the grid goes on
+            for cell in cells:
+                self.record_error(cell, exc)
+        release_device_memory()  # the failed work's tensors are unreferenced once the except clause is left
+        return None
 
     def record_error(self, cell: Cell, exc: BaseException) -> None:
         console.print(f"[red]cell {cell.key} ({cell.category}, {cell.spec['name']}) failed:[/] {exc}")

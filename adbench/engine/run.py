@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import random
 import warnings
 from collections.abc import Callable
@@ -25,10 +24,13 @@ from adbench.device import (
     autocast,
     clock,
     device_name,
+    fixed_shape_timing,
     images_for,
     precision,
     prepare_backbone,
+    prepare_cuda_determinism,
     resolve_device,
+    scorer_input,
     to_device,
 )
 from adbench.diffusion.schedule import Schedule
@@ -64,9 +66,9 @@ def seed_everything(seed: int, deterministic: bool) -> None:
     np.random.seed(seed)
     torch.manual_seed(seed)
     if deterministic:
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-        torch.use_deterministic_algorithms(True)
+        prepare_cuda_determinism()  # in time only before the first CUDA matmul: the CLI sets it at start
         torch.backends.cudnn.benchmark = False
+    torch.use_deterministic_algorithms(deterministic)  # each cell's own value: a flag never leaks to the next
 
 
 def scorer_label(spec: dict[str, Any]) -> str:
@@ -256,8 +258,8 @@ class ScorerOutput:
 @torch.no_grad()
 def run_scorer(scorer: Any, model: nn.Module, schedule: Schedule, feats: torch.Tensor, ctx: Context,
                seed: int) -> ScorerOutput:
-    """Score ``feats`` batch by batch; noise comes from one seeded generator."""
-    gen = torch.Generator(ctx.device).manual_seed(seed)
+    """Score ``feats`` batch by batch; noise comes from one seeded host generator (the same on every device)."""
+    gen = torch.Generator().manual_seed(seed)
     bs = ctx.cfg.eval_batch_size
     with autocast(ctx.device, ctx.cfg.precision):
         out = [scorer.score(model, schedule, to_device(feats[i : i + bs], ctx.device), gen)
@@ -283,17 +285,18 @@ def pipeline_seconds(ctx: Context, data: EvalSet, model: nn.Module | None, score
     images = images_for(ctx.backbone, load_batch(data.samples[: cfg.fps_images], ctx.transform), ctx.device)
     schedule = Schedule.linear(cfg.train.timesteps)
     seconds = []
-    for _ in range(2):  # warm-up, then timed
-        gen = torch.Generator(ctx.device).manual_seed(cfg.seed)
-        start = clock(ctx.device)
-        with autocast(ctx.device, ctx.backbone_precision):
-            feats = ctx.backbone(images)
-        middle = clock(ctx.device)
-        with autocast(ctx.device, ctx.cfg.precision):
-            out = scorer.score(model, schedule, data.normalise(feats.float()), gen)
-        maps = pixel_maps_on_device(out.feature_map, cfg.image_size, scoring.smoothing_sigma, scoring.align_corners)
-        max_score_on_device(maps, scoring.pool_size)
-        seconds = [middle - start, clock(ctx.device) - middle]
+    with fixed_shape_timing():
+        for _ in range(2):  # warm-up (cuDNN autotuning too, unless deterministic), then timed
+            gen = torch.Generator().manual_seed(cfg.seed)
+            start = clock(ctx.device)
+            with autocast(ctx.device, ctx.backbone_precision):
+                feats = ctx.backbone(images)
+            middle = clock(ctx.device)
+            with autocast(ctx.device, ctx.cfg.precision):
+                out = scorer.score(model, schedule, data.normalise(scorer_input(feats)), gen)
+            maps = pixel_maps_on_device(out.feature_map, cfg.image_size, scoring.smoothing_sigma, scoring.align_corners)
+            max_score_on_device(maps, scoring.pool_size)
+            seconds = [middle - start, clock(ctx.device) - middle]
     return seconds[0] / len(images), seconds[1] / len(images)
 
 
@@ -372,7 +375,7 @@ def cell_scores(ctx: Context, data: EvalSet, model: nn.Module, scorer: Any) -> C
     names = image_score.split("+")
     if hasattr(scorer, "fit"):  # a memory bank of the training features (knn)
         bank = data.normalise(training_features(ctx, data.category))  # standardised by its own statistics
-        scorer.fit(bank, torch.Generator(ctx.device).manual_seed(cfg.seed))
+        scorer.fit(bank, torch.Generator().manual_seed(cfg.seed), ctx.device)
     test_out = run_scorer(scorer, model, schedule, data.test_feats, ctx, cfg.seed)
     test_comp, maps = image_components(test_out, scoring, cfg.image_size)
     if scoring.transductive:

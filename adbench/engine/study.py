@@ -33,12 +33,14 @@ from typing import Any
 
 import numpy as np
 import optuna
+import torch
 
 from adbench.config import RunConfig, from_dict, read_yaml
 from adbench.data.validation import CarvedValidation, FolderValidation
+from adbench.device import release_device_memory
 from adbench.engine.grid import set_dotted
 from adbench.engine.run import Context, ContextCache, console, eval_set, score_cell, train_category
-from adbench.errors import AdbenchError, ConfigError
+from adbench.errors import AdbenchError, ConfigError, OutOfDeviceMemory
 from adbench.metrics import METRIC_KEYS
 from adbench.results import RecordLog
 
@@ -188,13 +190,24 @@ class StudyRunner:
             raise AdbenchError(f"objective {self.spec.objective} is undefined (NaN) on the validation data")
         return (float(np.mean(values)), float(np.mean(fps))) if self.spec.fps_objective else float(np.mean(values))
 
+    def guarded_objective(self, trial: optuna.Trial) -> float | tuple[float, float]:
+        """``objective``; a trial that runs out of GPU memory fails alone, with the reason in its user
+        attribute ``fail_reason``, and its memory is released before the next trial."""
+        try:
+            return self.objective(trial)
+        except torch.OutOfMemoryError as exc:
+            reason = f"out of GPU memory: {str(exc).splitlines()[0] if str(exc) else 'no details'}"
+        release_device_memory()  # the trial's tensors are unreferenced once the except clause is left
+        trial.set_user_attr("fail_reason", reason)
+        raise OutOfDeviceMemory(f"trial {trial.number} {reason}")
+
     def optimize(self) -> optuna.Study:
         study = self.study()
         states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
         done = len(study.get_trials(deepcopy=False, states=states))
         console.print(f"study {self.spec.name}: {done}/{self.spec.n_trials} trials finished")
         if done < self.spec.n_trials:
-            study.optimize(self.objective, n_trials=self.spec.n_trials - done, catch=(AdbenchError, ValueError),
+            study.optimize(self.guarded_objective, n_trials=self.spec.n_trials - done, catch=(AdbenchError, ValueError),
                            callbacks=[optuna.study.MaxTrialsCallback(self.spec.n_trials, states=states)])
         return study
 

@@ -42,7 +42,7 @@ class MLPNoiseNet(nn.Module):
 
     def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         b, c, h, w = x.shape
-        tokens = self.input(x.flatten(2).transpose(1, 2))
+        tokens = self.input(x.flatten(2).transpose(1, 2)).float()  # the residual stream stays fp32 under autocast
         cond = self.time(t)
         for block in self.blocks:
             tokens = block(tokens, cond)

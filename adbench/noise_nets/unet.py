@@ -48,10 +48,16 @@ class AttentionBlock(nn.Module):
         nn.init.zeros_(self.proj.weight)
         nn.init.zeros_(self.proj.bias)
 
+    def queries_keys_values(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """q, k, v as B x heads x hw x head_channels, contiguous: the layout the fused SDPA kernels
+        (flash, memory-efficient, cuDNN) take; a strided view falls back to the math kernel."""
+        b, c, h, w = x.shape
+        qkv = self.qkv(self.norm(x)).view(b, 3, self.heads, c // self.heads, h * w).transpose(-1, -2)
+        return tuple(t.contiguous() for t in qkv.unbind(1))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, c, h, w = x.shape
-        q, k, v = self.qkv(self.norm(x)).view(b, 3, self.heads, c // self.heads, h * w).transpose(-1, -2).unbind(1)
-        out = F.scaled_dot_product_attention(q, k, v).transpose(-1, -2).reshape(b, c, h, w)
+        out = F.scaled_dot_product_attention(*self.queries_keys_values(x)).transpose(-1, -2).reshape(b, c, h, w)
         return x + self.proj(out)
 
 

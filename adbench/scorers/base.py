@@ -7,6 +7,7 @@ from typing import Protocol
 import torch
 from torch import nn
 
+from adbench.device import to_device
 from adbench.diffusion.schedule import Schedule
 from adbench.scorers.scoring import Scored, from_latent
 
@@ -18,7 +19,7 @@ class Scorer(Protocol):
 
     def score(self, model: nn.Module, schedule: Schedule, x0: torch.Tensor,
               generator: torch.Generator | None = None) -> Scored:
-        """Map and components for features ``x0``; ``generator`` seeds any sampled noise."""
+        """Map and components for features ``x0``; ``generator`` (a host generator) seeds any sampled noise."""
         ...
 
 
@@ -34,6 +35,13 @@ class LatentScorer:
     def score(self, model: nn.Module, schedule: Schedule, x0: torch.Tensor,
               generator: torch.Generator | None = None) -> Scored:
         return from_latent(self.latent(model, schedule, x0, generator))
+
+
+def seeded_noise(like: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    """N(0, I) noise shaped like ``like``, in its dtype, drawn on the host from ``generator`` (a CPU
+    generator; None: the global RNG) and copied to ``like``'s device: one seed gives the same noise on
+    every device, so CPU and GPU runs and a grid resumed on another device agree."""
+    return to_device(torch.randn(like.shape, generator=generator, dtype=like.dtype), like.device)
 
 
 def timesteps_like(x: torch.Tensor, t: int) -> torch.Tensor:

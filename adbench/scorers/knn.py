@@ -48,17 +48,18 @@ def nearest_distance(queries: torch.Tensor, bank: torch.Tensor, chunk: int = 409
 def greedy_coreset(bank: torch.Tensor, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
     """Indices of ``n`` bank rows picked by greedy k-center selection (PatchCore): start from a seeded
     random row, then repeatedly add the row farthest from those picked, distances measured on a seeded
-    Gaussian random projection to ``PROJECTION_DIM`` dimensions (the full space when smaller)."""
+    Gaussian random projection to ``PROJECTION_DIM`` dimensions (the full space when smaller). The random
+    draws come from ``generator`` on the host, so every device picks the same rows."""
     x = bank
     if bank.shape[1] > PROJECTION_DIM:
-        proj = torch.randn(bank.shape[1], PROJECTION_DIM, generator=generator, device=bank.device)
+        proj = torch.randn(bank.shape[1], PROJECTION_DIM, generator=generator).to(bank.device)
         x = bank @ proj / PROJECTION_DIM**0.5
     sq = x.pow(2).sum(dim=1)
 
     def squared_distance_to(i: int) -> torch.Tensor:  # ||x||^2 - 2 x.x_i + ||x_i||^2: one mat-vec
         return sq - 2 * (x @ x[i]) + sq[i]
 
-    first = int(torch.randint(len(x), (1,), generator=generator, device=bank.device))
+    first = int(torch.randint(len(x), (1,), generator=generator))
     picked = [first]
     nearest = squared_distance_to(first)
     for _ in range(n - 1):
@@ -82,9 +83,11 @@ class KNN:
         self.coreset = float(coreset)
         self.bank: torch.Tensor | None = None
 
-    def fit(self, features: torch.Tensor, generator: torch.Generator | None = None) -> None:
-        """Build the memory bank from training features N x C x h x w (on the generator's device)."""
-        device = generator.device if generator is not None else features.device
+    def fit(self, features: torch.Tensor, generator: torch.Generator | None = None,
+            device: torch.device | None = None) -> None:
+        """Build the memory bank from training features N x C x h x w on ``device`` (default: the features');
+        ``generator`` (host) seeds the coreset."""
+        device = device or features.device
         with full_precision(device):
             bank = vectors(features.to(device))
             n = max(1, round(self.coreset * len(bank)))

@@ -11,7 +11,7 @@ from torch import nn
 
 from adbench.diffusion.schedule import Schedule
 from adbench.registry import SCORERS
-from adbench.scorers.base import LatentScorer, timesteps_like
+from adbench.scorers.base import LatentScorer, seeded_noise, timesteps_like
 
 
 class OSDIRF(LatentScorer):
@@ -27,8 +27,7 @@ class OSDIRF(LatentScorer):
         abar = float(schedule.abar[schedule.check_timestep(self.t)])
         x_t = abar**0.5 * x0
         if self.noisy:
-            eps = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
-            x_t = x_t + (1 - abar) ** 0.5 * eps
+            x_t = x_t + (1 - abar) ** 0.5 * seeded_noise(x0, generator)
         return model(x_t, timesteps_like(x0, self.t))
 
 

@@ -17,7 +17,7 @@ from torch import nn
 from adbench.diffusion.schedule import Schedule, ddim_step, respaced_timesteps
 from adbench.errors import ConfigError
 from adbench.registry import SCORERS
-from adbench.scorers.base import timesteps_like
+from adbench.scorers.base import seeded_noise, timesteps_like
 from adbench.scorers.scoring import Scored
 
 
@@ -48,8 +48,7 @@ class Reconstruction:
         ts = self.timesteps(schedule)
         abar = schedule.abar
         a = float(abar[ts[0]])
-        noise = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
-        x = a**0.5 * x0 + (1 - a) ** 0.5 * noise
+        x = a**0.5 * x0 + (1 - a) ** 0.5 * seeded_noise(x0, generator)
         for t, t_next in zip(ts[:-1], ts[1:], strict=True):
             abar_to = float(abar[t_next]) if t_next > 0 else 1.0
             x = ddim_step(x, model(x, timesteps_like(x, t)), float(abar[t]), abar_to)
