@@ -60,5 +60,5 @@ if run_if suite; then
     --durations 10 tests
 fi
 if ls "$RES" | grep -qv '^cache$'; then  # fps records and grid folders
-  tar -czf "$OUT/results.tar.gz" -C "$RES" --exclude cache . 2>/dev/null
+  tar -czf "$OUT/results-$$.tar.gz" -C "$RES" --exclude cache . 2>/dev/null
 fi
