@@ -2,10 +2,11 @@
 # The GPU checklist in one script: the test suite, `adbench fps` (fp32 and bf16, with and without
 # --compile), the quick grid on CUDA and on CPU (same machine, numbers compared), and the CUDA-path
 # probes. Every step has its own time limit; logs go to $OUT (default ./gpu-check).
-# Usage: benchmarks/gpu_check.sh [steps...]   steps: env probes cuda-tests fps fps-fp32 fps-compile
-# fps-compile-fp32 grid grid-cpu suite (default: all), run in that order (the suite last: its time varies most; a step's time limit
-# never loses earlier logs). The suite pins its numbers on the CPU (ADBENCH_DEVICE=cpu); tests/test_cuda.py
-# is what runs on the GPU.
+# Usage: benchmarks/gpu_check.sh [steps...]
+#   steps: env probes cuda-tests fps fps-fp32 fps-compile fps-compile-fp32 grid grid-cpu suite (default: all),
+#   run in that order. The suite comes last (its time varies most); a step's time limit never loses earlier
+#   logs, and -v names each test as it ends, so a stopped suite still says what failed. The suite pins its
+#   numbers on the CPU (ADBENCH_DEVICE=cpu); tests/test_cuda.py is what runs on the GPU.
 set -u
 OUT=${OUT:-gpu-check}
 mkdir -p "$OUT"
@@ -56,7 +57,7 @@ if run_if grid-cpu; then
     --results-dir $RES/grid-cpu
 fi
 if run_if suite; then
-  step suite "${SUITE_LIMIT:-200}" suite.log python3 -m pytest -q -p no:cacheprovider -rfE --timeout 120 \
+  step suite "${SUITE_LIMIT:-200}" suite.log python3 -m pytest -v -p no:cacheprovider -rfE --timeout 120 \
     --durations 10 tests
 fi
 if ls "$RES" | grep -qv '^cache$'; then  # fps records and grid folders

@@ -1,15 +1,19 @@
 """Pinned end-to-end numbers: result rows compared with a golden JSON file to 1e-6.
 
 When a change moves the numbers on purpose, regenerate with ``ADBENCH_UPDATE_GOLDEN=1 make test``,
-review the diff and commit the new file with the change, saying why the numbers moved.
+review the diff and commit the new file with the change, saying why the numbers moved. The numbers
+are CPU numbers of the pinned torch (the Makefile's); another torch release or CPU family may round
+differently, and the failure message then says which environment pinned them.
 """
 
 import json
 import math
 import os
+import platform
 from pathlib import Path
 
 import pandas as pd
+import torch
 
 from adbench.metrics import METRIC_KEYS
 
@@ -30,12 +34,14 @@ def pinned(frame: pd.DataFrame, by: tuple[str, ...]) -> dict[str, dict[str, floa
 def assert_matches_golden(name: str, frame: pd.DataFrame, by: tuple[str, ...] = ("category", "scorer")) -> None:
     got = pinned(frame, by)
     path = GOLDEN / f"{name}.json"
+    here = f"torch {torch.__version__} on {platform.machine()}"
     if os.environ.get("ADBENCH_UPDATE_GOLDEN"):
-        path.write_text(json.dumps(got, indent=1) + "\n")
+        path.write_text(json.dumps({"pinned with": here, **got}, indent=1) + "\n")
     want = json.loads(path.read_text())
+    where = f"pinned with {want.pop('pinned with')}, running {here}"
     assert sorted(got) == sorted(want), f"{path}: the rows differ"
     for label, metrics in want.items():
         for key, value in metrics.items():
             have = got[label][key]
             ok = have is None if value is None else have is not None and abs(have - value) <= 1e-6
-            assert ok, f"{path}: {label} {key} is {have}, pinned {value}"
+            assert ok, f"{path}: {label} {key} is {have}, pinned {value} ({where})"

@@ -71,11 +71,12 @@ def test_unet_attention_runs_a_fused_kernel_on_cuda():
 
 
 def test_training_on_cuda_resumes_exactly(tmp_path):
-    """Timesteps and noise come from a CUDA generator; its state is checkpointed and training resumes exactly."""
+    """With ``noise_on: device`` timesteps and noise come from a CUDA generator; its state is checkpointed and
+    training resumes exactly."""
     seed_everything(0, deterministic=True)
     try:
         feats = torch.randn(12, 16, 4, 4, generator=torch.Generator().manual_seed(0))
-        cfg = TrainConfig(epochs=4, batch_size=4, lr=1e-3, warmup_epochs=1, checkpoint_every=5)
+        cfg = TrainConfig(epochs=4, batch_size=4, lr=1e-3, warmup_epochs=1, checkpoint_every=5, noise_on="device")
         ref_losses, _ = train_noise_net(random_net("mlp_tiny", 16, CPU).train(), feats, cfg, seed=5, device=CUDA)
         dying = random_net("mlp_tiny", 16, CPU).train()
         forward, calls = dying.forward, []
@@ -96,6 +97,21 @@ def test_training_on_cuda_resumes_exactly(tmp_path):
         assert losses == ref_losses
     finally:
         seed_everything(0, deterministic=False)
+
+
+def test_training_on_cuda_with_host_noise_trains_the_cpu_model():
+    """The default ``noise_on: host``: the GPU draws the CPU's noise stream, so in fp32 both devices train the
+    same model up to float rounding (losses and weights within 1e-3)."""
+    feats = torch.randn(16, 16, 4, 4, generator=torch.Generator().manual_seed(0))
+    cfg = TrainConfig(epochs=3, batch_size=4, lr=1e-3, warmup_epochs=1)
+    nets, losses = [], []
+    for device in (CPU, CUDA):
+        net = random_net("mlp_tiny", 16, CPU).train()
+        losses.append(train_noise_net(net, feats, cfg, seed=5, device=device, precision="fp32")[0])
+        nets.append(net.cpu())
+    torch.testing.assert_close(torch.tensor(losses[1]), torch.tensor(losses[0]), rtol=1e-3, atol=1e-3)
+    for p, q in zip(nets[0].parameters(), nets[1].parameters(), strict=True):
+        torch.testing.assert_close(q, p, rtol=1e-3, atol=1e-3)
 
 
 @torch.no_grad()

@@ -5,8 +5,8 @@ import torch
 from torch import nn
 
 from adbench.diffusion.schedule import Schedule, ddim_step, even_timesteps
-from adbench.diffusion.train import TrainConfig, lr_factor, train_noise_net
-from adbench.errors import AdbenchError
+from adbench.diffusion.train import NOISE_ON, TrainConfig, lr_factor, train_noise_net
+from adbench.errors import AdbenchError, ConfigError
 from adbench.registry import NOISE_NETS
 
 
@@ -162,7 +162,7 @@ def test_resume_from_checkpoint_is_bit_exact(tmp_path, checkpoint_every, resumed
     state = torch.load(ckpt, weights_only=True)
     assert state["generator_device"] == "cpu"  # the noise stream's device: a CUDA stream cannot go on here
     torch.save({**state, "generator_device": "cuda"}, tmp_path / "elsewhere.ckpt")
-    with pytest.raises(AdbenchError, match="elsewhere.ckpt was written on cuda, not cpu: .* resume on cuda, or delete"):
+    with pytest.raises(AdbenchError, match="elsewhere.ckpt drew its noise on cuda, here it would be cpu: .* or delete"):
         train_noise_net(fresh(), feats, cfg, seed=5, checkpoint=tmp_path / "elsewhere.ckpt")
 
     resumed = fresh()
@@ -171,6 +171,20 @@ def test_resume_from_checkpoint_is_bit_exact(tmp_path, checkpoint_every, resumed
     assert all(torch.equal(ema[k], ref_ema[k]) for k in ema)
     for p, q in zip(reference.state_dict().values(), resumed.state_dict().values(), strict=True):
         assert torch.equal(p, q)
+
+
+def test_noise_on_the_device_is_the_host_stream_on_cpu():
+    """On the CPU the device generator is the host generator: both settings train the same model; a setting
+    outside host/device is refused by name."""
+    feats = toy_features(8)
+    runs = []
+    for where in NOISE_ON:
+        torch.manual_seed(0)
+        runs.append(train_noise_net(NOISE_NETS.create("mlp_tiny", in_channels=4), feats,
+                                    TrainConfig(epochs=2, batch_size=4, warmup_epochs=1, noise_on=where), seed=3)[0])
+    assert runs[0] == runs[1]
+    with pytest.raises(ConfigError, match=r"train.noise_on must be one of \('host', 'device'\), got 'gpu'"):
+        TrainConfig(noise_on="gpu")
 
 
 def test_ema_follows_the_closed_form():

@@ -55,6 +55,7 @@ CHANGES = {
     "train.lr_start": (1e-5, TRAINING),
     "train.lr_end": (1e-5, TRAINING),
     "train.ema_warmup": (True, TRAINING),
+    "train.noise_on": ("device", TRAINING),
     "train.warmup_epochs": (2, TRAINING),
     "train.weight_decay": (0.1, TRAINING),
     "train.grad_clip": (0.5, TRAINING),

@@ -5,9 +5,9 @@ linearly from ``lr_start`` to ``lr`` over ``warmup_epochs`` then cosine-decaying
 (1e-6 -> 5e-5 over 40 epochs -> 1e-6), gradient clipping at 1.0, batch 64, 300 epochs, and an
 exponential moving average (EMA) of the weights with decay 0.999 updated every step
 (``ema_warmup`` uses min(ema_decay, (1 + step) / (10 + step)) instead, so that short runs are not
-dominated by the initialisation). One seeded generator on the training device draws timesteps and
-noise (no per-step host work or copies; the same numbers on CPU as a host generator's); each epoch is
-a seeded shuffle. On CUDA the forward pass runs under bf16 autocast (``precision``). Checkpoints (model, EMA,
+dominated by the initialisation). One seeded generator draws timesteps and noise, on the host by
+default (the same stream on every device) or on the training device (``noise_on``); each epoch is a
+seeded shuffle. On CUDA the forward pass runs under bf16 autocast (``precision``). Checkpoints (model, EMA,
 optimizer, scheduler, step, generator state, losses) are written atomically every
 ``checkpoint_every`` steps; training resumes from one exactly where it stopped.
 """
@@ -24,7 +24,7 @@ from torch import nn
 from adbench.atomic import atomic_torch_save
 from adbench.device import autocast, to_device
 from adbench.diffusion.schedule import Schedule
-from adbench.errors import AdbenchError
+from adbench.errors import AdbenchError, ConfigError
 from adbench.progress import progress_bar
 
 
@@ -42,6 +42,17 @@ class TrainConfig:
     checkpoint_every: int = 500
     ema_decay: float = 0.999
     ema_warmup: bool = False
+    # where timesteps and noise are drawn: host (one CPU stream: a GPU run trains the CPU run's model, up to
+    # float rounding) or device (a CUDA generator: no per-step host work, but a different stream, so GPU and
+    # CPU models differ as with another seed)
+    noise_on: str = "host"
+
+    def __post_init__(self) -> None:
+        if self.noise_on not in NOISE_ON:
+            raise ConfigError(f"train.noise_on must be one of {NOISE_ON}, got {self.noise_on!r}")
+
+
+NOISE_ON = ("host", "device")
 
 
 def lr_factor(step: int, warmup: int, total: int, start: float = 0.0, end: float = 0.0) -> float:
@@ -99,7 +110,7 @@ def train_noise_net(model: nn.Module, features: torch.Tensor, cfg: TrainConfig, 
                             fused=device.type == "cuda")
     start, end = cfg.lr_start / cfg.lr, cfg.lr_end / cfg.lr
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, warmup, total, start, end))
-    gen = torch.Generator(device).manual_seed(seed)
+    gen = torch.Generator(device if cfg.noise_on == "device" else "cpu").manual_seed(seed)
     step, losses, order = 0, [], None
     features = features_on(device, features)
     pending: list[torch.Tensor] = []  # this step's losses, still on the device
@@ -111,10 +122,10 @@ def train_noise_net(model: nn.Module, features: torch.Tensor, cfg: TrainConfig, 
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
         saved_on = state.get("generator_device", "cpu")
-        if saved_on != device.type:
-            raise AdbenchError(f"training checkpoint {checkpoint} was written on {saved_on}, not {device.type}: its "
-                               f"noise stream cannot continue here; resume on {saved_on}, or delete the file to "
-                               "train from the start")
+        if saved_on != gen.device.type:
+            raise AdbenchError(f"training checkpoint {checkpoint} drew its noise on {saved_on}, here it would be "
+                               f"{gen.device.type}: the stream cannot continue; resume on {saved_on}, or delete the "
+                               "file to train from the start")
         gen.set_state(state["generator"])
         step, losses = state["step"], state["losses"]
 
@@ -129,7 +140,7 @@ def train_noise_net(model: nn.Module, features: torch.Tensor, cfg: TrainConfig, 
         if checkpoint is not None:
             atomic_torch_save(dict(model=model.state_dict(), ema=ema.state, optimizer=opt.state_dict(),
                                    scheduler=sched.state_dict(), generator=gen.get_state(),
-                                   generator_device=device.type,
+                                   generator_device=gen.device.type,
                                    step=step, losses=losses), checkpoint)
 
     with progress_bar() as bar:
@@ -140,9 +151,9 @@ def train_noise_net(model: nn.Module, features: torch.Tensor, cfg: TrainConfig, 
                 order = torch.randperm(len(features), generator=epoch_gen).to(features.device)
             idx = order[(step % steps_per_epoch) * cfg.batch_size:][: cfg.batch_size]
             x0 = to_device(features[idx], device)
-            # timesteps and noise from one generator on the device: no host work per step, resumable
-            t = torch.randint(0, cfg.timesteps, (len(idx),), generator=gen, device=device)
-            noise = torch.randn(x0.shape, generator=gen, device=device)
+            # timesteps and noise from the one generator (host or device), copied to the device if needed
+            t = to_device(torch.randint(0, cfg.timesteps, (len(idx),), generator=gen, device=gen.device), device)
+            noise = to_device(torch.randn(x0.shape, generator=gen, device=gen.device), device)
             x_t = schedule.q_sample(x0, t, noise)
             with autocast(device, precision):
                 pred = model(x_t, t)
