@@ -21,7 +21,7 @@ from pathlib import Path
 import pandas as pd
 
 from adbench.engine.grid import GridRunner, GridSpec, set_dotted
-from adbench.metrics import METRIC_KEYS
+from adbench.metrics import metric_keys
 
 SHOWN = {"image_auroc": "I-AUROC", "pixel_auroc": "P-AUROC", "pixel_aupro": "AU-PRO", "mad": "mAD"}
 
@@ -75,7 +75,7 @@ def main() -> None:
         for index, (name, changes) in enumerate(VARIANTS):
             frame = run_variant(index, name, changes, base, Path(tmp) / "results", Path(tmp) / "cache")
             rows.append({"change": name, "key": ", ".join(f"`{k}: {v}`" for k, v in changes.items()) or "-",
-                         **frame[list(METRIC_KEYS) + ["mad"]].mean().to_dict()})
+                         **frame[list(metric_keys()) + ["mad"]].mean().to_dict()})
     table = pd.DataFrame(rows)
     where = f"{args.dataset}" + ("" if args.dataset == "synthetic" else f" / {args.category}")
     print(f"{where}, {args.image_size} px, EfficientNet-Lite0, MLP 256 x 4, {args.epochs} epochs, invad steps 3; "

@@ -15,10 +15,9 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from adbench.metrics import METRIC_KEYS
+from adbench.metrics import reported
 
 GOLDEN = Path(__file__).parent / "golden"
-PINNED = (*METRIC_KEYS, "mad")
 
 
 def pinned(frame: pd.DataFrame, by: tuple[str, ...]) -> dict[str, dict[str, float | None]]:
@@ -27,7 +26,7 @@ def pinned(frame: pd.DataFrame, by: tuple[str, ...]) -> dict[str, dict[str, floa
     for _, row in frame.iterrows():
         label = " / ".join(str(row[k]) for k in by)
         assert label not in out, f"two rows for {label}"
-        out[label] = {k: None if math.isnan(row[k]) else float(row[k]) for k in PINNED}
+        out[label] = {k: None if math.isnan(row[k]) else float(row[k]) for k in (c.key for c in reported())}
     return dict(sorted(out.items()))
 
 

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from adbench.allocator import host_allocator
 from adbench.cli import app
-from adbench.metrics import METRIC_KEYS
+from adbench.metrics import metric_keys
 from tests.conftest import HAZELNUT
 from tests.golden_numbers import assert_matches_golden
 
@@ -42,7 +42,7 @@ def test_run_writes_results_with_provenance(tiny_synthetic, tmp_path):
     assert run_dir.name.startswith("e2e-")
     frame = pd.read_parquet(run_dir / "metrics.parquet")
     assert len(frame) == 6 and set(frame["scorer"]) == {"osd_irf_mean", "osd_irf_noisy(t=250)", "invad(steps=2)"}
-    np.testing.assert_allclose(frame["mad"], frame[list(METRIC_KEYS)].mean(axis=1), rtol=1e-12)  # numbers: test_pinned
+    np.testing.assert_allclose(frame["mad"], frame[list(metric_keys())].mean(axis=1), rtol=1e-12)
     assert (frame["fps"] > 0).all() and (frame["scorer_fps"] > frame["fps"]).all()
     assert list(frame["nfe"]) == [1, 1, 2] * 2
     row = frame.iloc[0]
@@ -74,7 +74,7 @@ def test_train_then_evaluate_is_deterministic(tiny_synthetic, tmp_path):
     first = pd.read_parquet(run_dir / "metrics.parquet")
     assert runner.invoke(app, ["run", str(config), "--results-dir", str(tmp_path / "b")]).exit_code == 0
     second = pd.read_parquet(only_run_dir(tmp_path / "b") / "metrics.parquet")
-    assert first[list(METRIC_KEYS)].equals(second[list(METRIC_KEYS)])
+    assert first[list(metric_keys())].equals(second[list(metric_keys())])
 
 
 def test_image_level_only_dataset_reports_pixel_metrics_as_missing(tiny_synthetic, tmp_path, monkeypatch, one_thread):

@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 from adbench.cli import app
 from adbench.engine.grid import GridSpec, expand, load_grid
 from adbench.errors import ConfigError
-from adbench.metrics import METRIC_KEYS
+from adbench.metrics import metric_keys
 from adbench.results import RecordLog
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -81,7 +81,7 @@ def test_grid_trains_once_resumes_and_records_failures(tiny_synthetic, tmp_path)
     log = RecordLog(grid_dir / "cells.jsonl")
     assert len(log.failed()) == 2 and all("t=5000 is outside [0, 999]" in r["error"] for r in log.failed().values())
     na = pd.read_parquet(grid_dir / "metrics.parquet")  # this grid's finished cells
-    assert len(na) == 2 and na[list(METRIC_KEYS)].isna().all().all() and (na["nfe"] == 0).all()
+    assert len(na) == 2 and na[list(metric_keys())].isna().all().all() and (na["nfe"] == 0).all()
 
 
 def test_a_cell_out_of_gpu_memory_fails_alone(tiny_synthetic, tmp_path, dit_out_of_memory):
@@ -131,7 +131,7 @@ def test_killed_grid_resumes_without_losing_or_duplicating_cells(tiny_synthetic,
     assert runner.invoke(app, ["grid", str(grid), "--results-dir", str(tmp_path / "clean")]).exit_code == 0
     resumed, clean = (pd.read_parquet(d / "grid-tiny" / "metrics.parquet").set_index("cell_key").sort_index()
                       for d in (tmp_path / "r", tmp_path / "clean"))
-    assert resumed[list(METRIC_KEYS)].equals(clean[list(METRIC_KEYS)])
+    assert resumed[list(metric_keys())].equals(clean[list(metric_keys())])
 
 
 def test_torn_last_line_is_ignored_and_terminated(tmp_path):

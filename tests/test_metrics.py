@@ -189,3 +189,36 @@ def test_aupro_regions_are_8_connected():
     assert got == pytest.approx(brute_aupro(maps, masks, regions=hand), abs=1e-12)
     four_connected = [(1, diagonal & (np.arange(8)[:, None] == k)) for k in range(1, 5)] + [(1, block)]
     assert abs(brute_aupro(maps, masks, regions=four_connected) - got) > 0.01  # the test can tell them apart
+
+
+def test_a_registered_metric_reaches_rows_tables_plots_and_objectives(monkeypatch, tmp_path):
+    """Adding a metric is one row in the metric table: image_metrics computes it, tables and plots show it,
+    studies accept it as an objective, and mAD stays the mean of the papers' seven."""
+    from adbench.engine.study import load_study
+    from adbench.metrics import table
+    from adbench.report import plots
+    from adbench.report.tables import markdown_table
+    from tests.test_report import fake_rows
+
+    monkeypatch.setattr(table, "METRICS", list(table.METRICS))  # registration undone after the test
+    table.register_metric(table.Metric("image_pos_share", "Pos", level="image", in_mad=False,
+                                       compute=lambda r: r.curve.n_pos / (r.curve.n_pos + r.curve.n_neg)))
+    with pytest.raises(ValueError, match="already in the table"):
+        table.register_metric(table.Metric("mad", "x", compute=lambda r: 0.0))
+    got = image_metrics(np.array([0.1, 0.9, 0.8, 0.3, 0.7]), np.array([0, 1, 1, 0, 0]))
+    assert got["image_pos_share"] == 2 / 5 and len(got) == 4
+    seven = dict(zip(["image_auroc", "image_ap", "image_f1max", "pixel_auroc", "pixel_ap", "pixel_f1max",
+                      "pixel_aupro"], [0.9, 0.5, 0.7, 0.95, 0.3, 0.4, 0.8], strict=True))
+    assert mad({**seven, "image_pos_share": 0.0}) == pytest.approx(np.mean([0.9, 0.5, 0.7, 0.95, 0.3, 0.4, 0.8]))
+
+    frame = fake_rows().assign(image_pos_share=0.25)
+    assert "| I-F1max | Pos | P-AUROC |" in markdown_table(frame) and "| 25.0 ± 0.0 |" in markdown_table(frame)
+    figures = []
+    monkeypatch.setattr(plots, "save_figure", lambda fig, path: figures.append(fig) or [path])
+    plots.plot_metrics_vs(frame, "t", tmp_path / "vs_t")
+    titles = [ax.get_title() for ax in figures[0].axes if ax.get_visible()]
+    assert titles == ["I-AUROC", "I-AP", "I-F1max", "Pos", "P-AUROC", "P-AP", "P-F1max", "AU-PRO", "mAD"]
+
+    study = tmp_path / "s.yaml"
+    study.write_text("name: s\nobjective: image_pos_share\nspace: {scorer.t: {type: int, low: 1, high: 9}}\n")
+    assert load_study(study).objective == "image_pos_share"

@@ -29,7 +29,7 @@ from adbench.engine.run import (
     train_category,
 )
 from adbench.errors import DataError
-from adbench.metrics import METRIC_KEYS
+from adbench.metrics import metric_keys
 from adbench.registry import SCORERS
 from adbench.scorers.scoring import upsample
 from tests.test_metrics import brute_aupro, sklearn_f1max
@@ -228,7 +228,7 @@ def test_scoring_noise_follows_the_seed(features, tmp_path):
 def test_mad_is_the_mean_of_the_seven_metrics():
     from adbench.metrics import mad
 
-    values = dict(zip(METRIC_KEYS, [0.9, 0.5, 0.7, 0.95, 0.3, 0.4, 0.8], strict=True))
+    values = dict(zip(metric_keys(), [0.9, 0.5, 0.7, 0.95, 0.3, 0.4, 0.8], strict=True))
     assert mad(values) == pytest.approx(4.55 / 7, abs=1e-15)
 
 
@@ -509,6 +509,6 @@ def test_a_cell_the_scorer_does_not_apply_to_is_a_row_of_nan_metrics(features, t
     """Reconstruction with ratio x S < 1 (InvAD Table 4's n/a cells): no scoring, every metric NaN."""
     ctx = context(tmp_path, protocol="ader")
     row = score_cell(ctx, evalset(features), None, {"name": "reconstruction", "ratio": 0.1, "steps": 5})
-    assert all(math.isnan(row[k]) for k in (*METRIC_KEYS, "mad", "fps", "scorer_fps"))
+    assert all(math.isnan(row[k]) for k in (*metric_keys(), "mad", "fps", "scorer_fps"))
     assert (row["nfe"], row["image_score"], row["maps_file"]) == (0, "max", "")  # ader's image score, no maps
     assert row["scorer"] == "reconstruction(ratio=0.1,steps=5)" and row["n_test"] == len(features[2])

@@ -38,13 +38,13 @@ from adbench.diffusion.train import train_noise_net
 from adbench.engine.cache import cached_features, feature_key
 from adbench.errors import DataError
 from adbench.metrics import (
-    METRIC_KEYS,
-    PIXEL_KEYS,
     MetricWarning,
     NonFiniteScoreError,
     image_metrics,
     mad,
+    metric_keys,
     pixel_metrics,
+    reported,
 )
 from adbench.provenance import git_commit, versions
 from adbench.registry import BACKBONES, DATASETS, NOISE_NETS, SCORERS
@@ -396,7 +396,8 @@ def cell_metrics(data: EvalSet, out: CellScores, label: str) -> dict[str, float]
             f"first {data.samples[int(np.argmax(bad))].image_path}. The noise net or its weights diverged: "
             "check the training loss (a lower lr helps) or the weights file.")
     metrics = image_metrics(out.scores, data.labels)
-    metrics |= dict.fromkeys(PIXEL_KEYS, float("nan")) if data.masks is None else pixel_metrics(out.maps, data.masks)
+    metrics |= (dict.fromkeys(metric_keys("pixel"), float("nan")) if data.masks is None
+                else pixel_metrics(out.maps, data.masks))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", MetricWarning)
         metrics["mad"] = mad(metrics)
@@ -411,7 +412,7 @@ def score_cell(ctx: Context, data: EvalSet, model: nn.Module, spec: dict[str, An
         out = CellScores(image_score_of(ctx.cfg.scoring(), scorer), np.empty(0), np.empty((0, 0, 0)),
                          Normalizer({}, {}))
         nan = float("nan")
-        return result_row(ctx, data, spec, scorer, out, dict.fromkeys([*METRIC_KEYS, "mad"], nan), (nan, nan))
+        return result_row(ctx, data, spec, scorer, out, dict.fromkeys([c.key for c in reported()], nan), (nan, nan))
     out = cell_scores(ctx, data, model, scorer)
     metrics = cell_metrics(data, out, f"{data.category} / {scorer_label(spec)}")
     return result_row(ctx, data, spec, scorer, out, metrics, pipeline_seconds(ctx, data, model, scorer))

@@ -41,12 +41,11 @@ from adbench.device import release_device_memory
 from adbench.engine.grid import set_dotted
 from adbench.engine.run import Context, ContextCache, console, eval_set, score_cell, train_category
 from adbench.errors import AdbenchError, ConfigError, OutOfDeviceMemory
-from adbench.metrics import METRIC_KEYS
+from adbench.metrics import reported
 from adbench.results import RecordLog
 
 STUDY_KEYS = {"name", "base", "space", "objective", "fps_objective", "n_trials", "validation", "quick",
               "description", "sampler_seed", "heartbeat"}
-OBJECTIVES = (*METRIC_KEYS, "mad")
 
 
 @dataclass
@@ -75,8 +74,9 @@ def load_study(path: str | Path, quick: bool = False) -> StudySpec:
     if unknown:
         raise ConfigError(f"{path}: unknown key(s) {sorted(unknown)}; a study file has {sorted(STUDY_KEYS)}")
     spec = StudySpec(**{"name": path.stem, **data})
-    if spec.objective not in OBJECTIVES:
-        raise ConfigError(f"{path}: objective must be one of {OBJECTIVES}, got {spec.objective!r}")
+    objectives = tuple(c.key for c in reported())  # the metric table's metrics and mAD
+    if spec.objective not in objectives:
+        raise ConfigError(f"{path}: objective must be one of {objectives}, got {spec.objective!r}")
     if not spec.space:
         raise ConfigError(f"{path}: 'space' needs at least one parameter")
     for key, dist in spec.space.items():

@@ -1,17 +1,10 @@
-"""Exact anomaly-detection metrics. Public: ``image_metrics``, ``pixel_metrics``, ``mad``."""
+"""Exact anomaly-detection metrics. Public: ``image_metrics``, ``pixel_metrics``, ``mad`` and the metric
+table (``METRICS``, ``metric_keys``, ``register_metric``)."""
 
-from adbench.metrics.summary import (
-    IMAGE_KEYS,
-    METRIC_KEYS,
-    PIXEL_KEYS,
-    MetricWarning,
-    NonFiniteScoreError,
-    image_metrics,
-    mad,
-    pixel_metrics,
-)
+from adbench.metrics.summary import MetricWarning, NonFiniteScoreError, image_metrics, pixel_metrics
+from adbench.metrics.table import FPS, MAD, METRICS, Column, Metric, mad, metric_keys, register_metric, reported
 
 __all__ = [
-    "IMAGE_KEYS", "METRIC_KEYS", "PIXEL_KEYS", "MetricWarning", "NonFiniteScoreError",
-    "image_metrics", "mad", "pixel_metrics",
+    "FPS", "MAD", "METRICS", "Column", "Metric", "MetricWarning", "NonFiniteScoreError", "image_metrics", "mad",
+    "metric_keys", "pixel_metrics", "register_metric", "reported",
 ]

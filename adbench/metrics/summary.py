@@ -12,12 +12,8 @@ import warnings
 import numpy as np
 
 from adbench.errors import AdbenchError
-from adbench.metrics.pro import aupro, region_weights
-from adbench.metrics.ranking import auroc, average_precision, curve, f1_max
-
-IMAGE_KEYS = ("image_auroc", "image_ap", "image_f1max")
-PIXEL_KEYS = ("pixel_auroc", "pixel_ap", "pixel_f1max", "pixel_aupro")
-METRIC_KEYS = IMAGE_KEYS + PIXEL_KEYS
+from adbench.metrics.ranking import curve
+from adbench.metrics.table import Ranked, metric_keys, metrics
 
 
 class MetricWarning(UserWarning):
@@ -44,20 +40,21 @@ def _undefined(keys: tuple[str, ...], why: str) -> dict[str, float]:
 
 
 def image_metrics(scores: np.ndarray, labels: np.ndarray) -> dict[str, float]:
-    """Image AU-ROC, AP and F1-max of anomaly ``scores`` (N) against binary ``labels`` (N)."""
+    """Image AU-ROC, AP and F1-max (and any other image metric of the table) of anomaly ``scores`` (N)
+    against binary ``labels`` (N)."""
     scores, labels = np.asarray(scores), np.asarray(labels).astype(bool)
     if scores.shape != labels.shape or scores.ndim != 1:
         raise ValueError(f"scores {scores.shape} and labels {labels.shape} must be equal 1-D shapes")
     _check_finite(scores, "Image scores")
     pos, neg = np.sort(scores[labels]), scores[~labels]
     if len(pos) == 0 or len(neg) == 0:
-        return _undefined(IMAGE_KEYS, "the test set needs both normal and anomalous images")
-    c = curve(pos, neg)
-    return dict(zip(IMAGE_KEYS, (auroc(c), average_precision(c), f1_max(c)), strict=True))
+        return _undefined(metric_keys("image"), "the test set needs both normal and anomalous images")
+    return _computed("image", Ranked(curve(pos, neg)))
 
 
 def pixel_metrics(maps: np.ndarray, masks: np.ndarray, pro_limit: float = 0.3) -> dict[str, float]:
-    """Pixel AU-ROC, AP, F1-max and AU-PRO of anomaly ``maps`` (N x H x W) against ``masks``."""
+    """Pixel AU-ROC, AP, F1-max and AU-PRO (and any other pixel metric of the table) of anomaly ``maps``
+    (N x H x W) against ``masks``."""
     maps, masks = np.asarray(maps), np.asarray(masks).astype(bool)
     if maps.shape != masks.shape or maps.ndim != 3:
         raise ValueError(f"maps {maps.shape} and masks {masks.shape} must be equal N x H x W shapes")
@@ -66,13 +63,10 @@ def pixel_metrics(maps: np.ndarray, masks: np.ndarray, pro_limit: float = 0.3) -
     _check_finite(maps, "Anomaly maps")
     pos_values, neg = maps[masks], maps[~masks]
     if len(pos_values) == 0 or len(neg) == 0:
-        return _undefined(PIXEL_KEYS, "the masks need both anomalous and normal pixels")
+        return _undefined(metric_keys("pixel"), "the masks need both anomalous and normal pixels")
     order = np.argsort(pos_values, kind="stable")
-    c = curve(pos_values[order], neg)
-    pro = aupro(region_weights(masks)[order], c, pro_limit)
-    return dict(zip(PIXEL_KEYS, (auroc(c), average_precision(c), f1_max(c), pro), strict=True))
+    return _computed("pixel", Ranked(curve(pos_values[order], neg), masks, order, pro_limit))
 
 
-def mad(metrics: dict[str, float]) -> float:
-    """Mean of the seven metrics; NaN where any is NaN (image-level-only data has no mAD)."""
-    return float(np.mean([metrics[k] for k in METRIC_KEYS]))
+def _computed(level: str, ranked: Ranked) -> dict[str, float]:
+    return {m.key: m.compute(ranked) for m in metrics(level)}

@@ -8,9 +8,9 @@ from typing import Any
 
 import pandas as pd
 
-from adbench.report.tables import COLUMNS
+from adbench.metrics import reported
 
-PLOTTED = [k for k in COLUMNS if k != "fps"]
+PANELS_PER_ROW = 4
 
 
 def scorer_arg(frame: pd.DataFrame, arg: str) -> pd.Series:
@@ -27,13 +27,17 @@ def plot_metrics_vs(frame: pd.DataFrame, arg: str, path: Path, title: str = "") 
 
     data = frame.assign(**{arg: scorer_arg(frame, arg), "method": frame["scorer"].str.replace(r"\(.*\)", "",
                                                                                                 regex=True)})
-    mean = data.groupby(["method", arg])[PLOTTED].mean().reset_index()
-    fig, axes = plt.subplots(2, 4, figsize=(14, 6), sharex=True)
-    for ax, key in zip(axes.ravel(), PLOTTED, strict=True):
+    panels = reported()  # one per metric of the metric table, and mAD
+    mean = data.groupby(["method", arg])[[c.key for c in panels]].mean().reset_index()
+    rows = -(-len(panels) // PANELS_PER_ROW)
+    fig, axes = plt.subplots(rows, PANELS_PER_ROW, figsize=(14, 3 * rows), sharex=True, squeeze=False)
+    for ax in axes.ravel()[len(panels):]:
+        ax.set_visible(False)
+    for ax, column in zip(axes.ravel(), panels, strict=False):
         for method, group in mean.groupby("method", sort=False):
             group = group.sort_values(arg)
-            ax.plot(group[arg], 100 * group[key], marker="o", label=method)
-        ax.set_title(COLUMNS[key])
+            ax.plot(group[arg], (100 if column.percent else 1) * group[column.key], marker="o", label=method)
+        ax.set_title(column.header)
         ax.set_xlabel(arg)
         ax.grid(alpha=0.3)
     axes[0, 0].legend(fontsize=8)

@@ -15,18 +15,19 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-COLUMNS = {  # metric key -> header
-    "image_auroc": "I-AUROC", "image_ap": "I-AP", "image_f1max": "I-F1max",
-    "pixel_auroc": "P-AUROC", "pixel_ap": "P-AP", "pixel_f1max": "P-F1max", "pixel_aupro": "AU-PRO",
-    "mad": "mAD", "fps": "FPS",
-}
-PERCENT = set(COLUMNS) - {"fps"}
+from adbench.metrics import FPS, Column, reported
+
 METHOD = ["dataset", "scorer", "backbone", "noise_net", "protocol"]
 NOT_A_METHOD_KEY = {"name", "categories", "seed", "scorers", "device", "data_root"}
 MODEL_KEYS = ("train.", "noise_net_args", "use_ema")
 TRANSDUCTIVE_MARK = "†"
 REFERENCE_MARK = "‡"  # a context row without diffusion (knn)
 REFERENCE_SCORERS = ("knn",)
+
+
+def columns() -> dict[str, Column]:
+    """Metric key -> column, in order: the metric table's metrics, mAD, then FPS."""
+    return {c.key: c for c in (*reported(), FPS)}
 
 
 def _flatten(d: dict, prefix: str = "") -> dict:
@@ -85,9 +86,9 @@ def averaged_table(frame: pd.DataFrame) -> Table:
     frame, method = with_variant_columns(frame)
     rows = []
     for labels, group in frame.groupby(method, sort=False, dropna=False):
-        per_seed = group.groupby("seed")[list(COLUMNS)].mean()
+        per_seed = group.groupby("seed")[list(columns())].mean()
         stats = {k: (per_seed[k].mean(), per_seed[k].std(ddof=1) if len(per_seed) > 1 else float("nan"))
-                 for k in COLUMNS}
+                 for k in columns()}
         rows.append((list(map(str, labels)), stats))
     return Table(method, rows)
 
@@ -96,7 +97,7 @@ def per_category_table(frame: pd.DataFrame) -> Table:
     frame, method = with_variant_columns(frame)
     rows = []
     for labels, group in frame.groupby([*method, "category"], sort=False, dropna=False):
-        stats = {k: (group[k].mean(), group[k].std(ddof=1) if len(group) > 1 else float("nan")) for k in COLUMNS}
+        stats = {k: (group[k].mean(), group[k].std(ddof=1) if len(group) > 1 else float("nan")) for k in columns()}
         rows.append((list(map(str, labels)), stats))
     return Table([*method, "category"], rows)
 
@@ -104,16 +105,16 @@ def per_category_table(frame: pd.DataFrame) -> Table:
 def fmt(key: str, mean: float, std: float) -> str:
     if mean is None or math.isnan(mean):
         return "n/a"
-    scale = 100 if key in PERCENT else 1
+    scale = 100 if columns()[key].percent else 1
     text = f"{scale * mean:.1f}"
     return text if math.isnan(std) else f"{text} ± {scale * std:.1f}"
 
 
 def markdown(table: Table) -> str:
-    header = [c.replace("_", " ") for c in table.label_columns] + list(COLUMNS.values())
+    header = [c.replace("_", " ") for c in table.label_columns] + [c.header for c in columns().values()]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for labels, stats in table.rows:
-        lines.append("| " + " | ".join(labels + [fmt(k, *stats[k]) for k in COLUMNS]) + " |")
+        lines.append("| " + " | ".join(labels + [fmt(k, *stats[k]) for k in columns()]) + " |")
     return "\n".join(lines)
 
 
@@ -137,7 +138,7 @@ def latex_escape(text: str) -> str:
 def rank_marks(table: Table) -> dict[tuple[int, str], str]:
     """(row, metric) -> 'best' or 'second' per column (higher is better for every column)."""
     marks = {}
-    for key in COLUMNS:
+    for key in columns():
         values = sorted({round(s[key][0], 12) for _, s in table.rows if not math.isnan(s[key][0])}, reverse=True)
         for i, (_, stats) in enumerate(table.rows):
             v = stats[key][0]
@@ -151,13 +152,14 @@ def rank_marks(table: Table) -> dict[tuple[int, str], str]:
 def latex(table: Table, caption: str, label: str) -> str:
     marks = rank_marks(table)
     n_labels = len(table.label_columns)
-    header = [latex_escape(c.replace("_", " ")) for c in [*table.label_columns, *COLUMNS.values()]]
+    cols = columns()
+    header = [latex_escape(c.replace("_", " ")) for c in [*table.label_columns, *(c.header for c in cols.values())]]
     lines = [r"\begin{table}[t]", r"\centering", r"\small",
-             r"\begin{tabular}{" + "l" * n_labels + "r" * len(COLUMNS) + "}", r"\toprule",
+             r"\begin{tabular}{" + "l" * n_labels + "r" * len(cols) + "}", r"\toprule",
              " & ".join(header) + r" \\", r"\midrule"]
     for i, (labels, stats) in enumerate(table.rows):
         cells = [latex_escape(x) for x in labels]
-        for key in COLUMNS:
+        for key in cols:
             cell = latex_escape(fmt(key, *stats[key]))
             mark = marks.get((i, key))
             cells.append(r"\textbf{" + cell + "}" if mark == "best" else r"\underline{" + cell + "}"

@@ -1,0 +1,109 @@
+"""The metric table: every reported metric once, with how it is computed, shown and averaged.
+
+Result rows, summaries, tables, plots, study objectives, golden files and mAD all read this table;
+adding a metric is one ``register_metric(Metric(...))`` with its function. mAD is the mean of the
+metrics marked ``in_mad`` (the papers' seven), never of whatever columns a row happens to have.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+
+from adbench.metrics.pro import aupro, region_weights
+from adbench.metrics.ranking import Curve, auroc, average_precision, f1_max
+
+LEVELS = ("image", "pixel")
+
+
+@dataclass
+class Ranked:
+    """What one level's metrics are computed from: positive against negative scores, ranked."""
+
+    curve: Curve
+    masks: np.ndarray | None = None  # pixel level: the ground-truth masks (N x H x W)
+    order: np.ndarray | None = None  # pixel level: positive pixels in ascending score order
+    pro_limit: float = 0.3
+
+    @cached_property
+    def region_weights(self) -> np.ndarray:
+        """Each positive pixel's 1 / (its region's size), in the curve's order (computed once, on demand)."""
+        return region_weights(self.masks)[self.order]
+
+
+@dataclass(frozen=True)
+class Column:
+    key: str  # result-row column
+    header: str  # table and plot header
+    percent: bool = True  # shown x 100
+
+
+@dataclass(frozen=True)
+class Metric(Column):
+    level: str = "image"  # image or pixel
+    compute: Callable[[Ranked], float] | None = None
+    in_mad: bool = True  # part of the mean over metrics (mAD)
+
+    def __post_init__(self) -> None:
+        if self.compute is None:
+            raise ValueError(f"metric {self.key}: needs a compute function")
+        if self.level not in LEVELS:
+            raise ValueError(f"metric {self.key}: level must be one of {LEVELS}, got {self.level!r}")
+
+
+def _auroc(r: Ranked) -> float:
+    return auroc(r.curve)
+
+
+def _ap(r: Ranked) -> float:
+    return average_precision(r.curve)
+
+
+def _f1(r: Ranked) -> float:
+    return f1_max(r.curve)
+
+
+def _aupro(r: Ranked) -> float:
+    return aupro(r.region_weights, r.curve, r.pro_limit)
+
+
+METRICS: list[Metric] = [
+    Metric("image_auroc", "I-AUROC", level="image", compute=_auroc),
+    Metric("image_ap", "I-AP", level="image", compute=_ap),
+    Metric("image_f1max", "I-F1max", level="image", compute=_f1),
+    Metric("pixel_auroc", "P-AUROC", level="pixel", compute=_auroc),
+    Metric("pixel_ap", "P-AP", level="pixel", compute=_ap),
+    Metric("pixel_f1max", "P-F1max", level="pixel", compute=_f1),
+    Metric("pixel_aupro", "AU-PRO", level="pixel", compute=_aupro),
+]
+MAD = Column("mad", "mAD")  # the mean over the ``in_mad`` metrics (``mad``)
+FPS = Column("fps", "FPS", percent=False)  # images/s of the run's pipeline
+
+
+def metrics(level: str | None = None) -> list[Metric]:
+    """The table's metrics, of one level or all: image metrics first, each level in table order."""
+    return sorted((m for m in METRICS if level is None or m.level == level), key=lambda m: LEVELS.index(m.level))
+
+
+def metric_keys(level: str | None = None) -> tuple[str, ...]:
+    return tuple(m.key for m in metrics(level))
+
+
+def reported() -> list[Column]:
+    """The quality columns of every result row, table and plot: the metrics, then mAD."""
+    return [*metrics(), MAD]
+
+
+def register_metric(metric: Metric) -> None:
+    """Add a metric to the table (its key must be new)."""
+    if metric.key in {c.key for c in (*reported(), FPS)}:
+        raise ValueError(f"metric {metric.key!r} is already in the table")
+    METRICS.append(metric)
+
+
+def mad(values: dict[str, float]) -> float:
+    """Mean of the ``in_mad`` metrics; NaN where any is NaN (image-level-only data has no mAD)."""
+    return float(np.mean([values[m.key] for m in METRICS if m.in_mad]))
