@@ -33,8 +33,8 @@ MUTATE := 'adbench.metrics.*' 'adbench.diffusion.*' 'adbench.scorers.*' 'adbench
 	  train_category run_scorer image_components eval_set cell_config cell_scores cell_metrics score_cell \
 	  evaluate_category training_features feature_normaliser needs_model holdout_size image_score_of model_for,\
 	  'adbench.engine.run.*$(f)__mutmut_*') \
-	$(foreach f,scoring hash training_key feature_setup file_fingerprint stable_hash trained_on holdout \
-	  with_train_categories model_name input_stats,'adbench.config.*$(f)__mutmut_*')
+	$(foreach f,scoring hash sections training_key feature_setup file_fingerprint noise_net_fields trained_on \
+	  holdout with_train_categories model_name input_stats,'adbench.config.*$(f)__mutmut_*') 'adbench.hashing.*'
 
 mutation: $(STAMP)
 	$(PY) -m pip install --quiet "mutmut>=3.8,<4"

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import types
 import typing
 from dataclasses import dataclass, field
@@ -17,6 +15,7 @@ import yaml
 from adbench.device import PRECISIONS
 from adbench.diffusion.train import TrainConfig
 from adbench.errors import ConfigError
+from adbench.hashing import stable_hash
 from adbench.scorers.scoring import PROTOCOLS, Scoring
 
 if TYPE_CHECKING:
@@ -27,45 +26,59 @@ SETTINGS = ("multiclass", "single")
 FEATURE_NORMS = ("none", "standardize")
 
 
+# Every field belongs to one section; the cache and model keys hash sections, never lists of field names,
+# so a new field is part of every key its section is part of.
+SECTIONS = ("dataset", "split", "input", "backbone", "features", "noise_net", "train", "seed", "scoring", "runtime")
+
+
+def section(name: str, default: Any = dataclasses.MISSING, *, model_only: bool = False, **kw: Any) -> Any:
+    """A config field of section ``name``. ``model_only``: meaningful only for a scorer with a noise net
+    (reset, like the noise_net and train sections, in the cells of scorers without one)."""
+    if name not in SECTIONS:
+        raise ValueError(f"unknown config section {name!r}; sections: {SECTIONS}")
+    return field(default=default, metadata={"section": name, "model_only": model_only}, **kw)
+
+
 @dataclass
 class RunConfig:
-    name: str = "run"
-    dataset: str = "synthetic"
-    data_root: str | None = None
-    dataset_args: dict[str, Any] = field(default_factory=dict)  # e.g. elpv threshold, synthetic sizes
-    categories: list[str] | None = None  # None: every category of the dataset
+    name: str = section("runtime", "run")
+    dataset: str = section("dataset", "synthetic")
+    data_root: str | None = section("dataset", None)
+    dataset_args: dict[str, Any] = section("dataset", default_factory=dict)  # e.g. elpv threshold, synthetic sizes
+    categories: list[str] | None = section("scoring", None)  # None: every category of the dataset
     # multiclass (the papers' main tables): one noise net trained on the normals of train_categories
     # (None: every category of the dataset), every category scored with it; single: one per category
-    setting: str = "multiclass"
-    train_categories: list[str] | None = None
-    image_size: int = 256
-    image_mean: list[float] | None = None  # None: the statistics the backbone's weights were trained with
-    image_std: list[float] | None = None
-    backbone: str = "efficientnet_b4"
-    pretrained: bool = True
-    weights: str | None = None
-    backbone_precision: str = "fp32"  # fp32 (the official code) or bf16 autocast; CPU always runs fp32
-    noise_net: str = "mlp"
-    precision: str = "bf16"  # the noise net's, training and scoring: bf16 autocast or fp32 on CUDA; CPU runs fp32
+    setting: str = section("split", "multiclass")
+    train_categories: list[str] | None = section("split", None)
+    image_size: int = section("input", 256)
+    image_mean: list[float] | None = section("input", None)  # None: the statistics the backbone's weights expect
+    image_std: list[float] | None = section("input", None)
+    backbone: str = section("backbone", "efficientnet_b4")
+    pretrained: bool = section("backbone", True)
+    weights: str | None = section("backbone", None)
+    backbone_precision: str = section("backbone", "fp32")  # fp32 (the official code) or bf16; CPU always fp32
+    noise_net: str = section("noise_net", "mlp")
+    precision: str = section("noise_net", "bf16")  # the noise net's, training and scoring, on CUDA; CPU runs fp32
     # none (the papers: raw features) or standardize (per-channel mean/std of the training normals)
-    feature_norm: str = "none"
-    noise_net_args: dict[str, Any] = field(default_factory=dict)
-    train: TrainConfig = field(default_factory=TrainConfig)
-    use_ema: bool = False  # score with the EMA weights; False: the raw last weights (the official evaluation)
-    scorers: list[dict[str, Any]] = field(
-        default_factory=lambda: [{"name": "osd_irf_mean"}, {"name": "osd_irf_noisy"}, {"name": "invad"}])
-    protocol: str = "invad"  # scoring preset: invad (raw maps, nll+diff) or ader (sigma 4, pooled max)
-    image_score: str | None = None  # the fields below override the protocol's values when set
-    smoothing_sigma: float | None = None
-    pool_size: int | None = None
-    normalisation: str | None = None  # train (held-out normals) or test-minmax (transductive)
-    holdout_fraction: float = 0.1
-    seed: int = 42  # the official code's
-    device: str = "auto"
-    deterministic: bool = False  # torch deterministic algorithms (CUDA: also cuBLAS workspace config)
-    eval_batch_size: int = 32
-    save_maps: int = 4  # anomaly maps of this many test images (anomalous first) kept for figures
-    fps_images: int = 64  # the FPS column's batch, for backbone and scorer alike (the papers time batches of 64)
+    feature_norm: str = section("features", "none")
+    noise_net_args: dict[str, Any] = section("noise_net", default_factory=dict)
+    train: TrainConfig = section("train", default_factory=TrainConfig)
+    # score with the EMA weights; False: the raw last weights (the official evaluation)
+    use_ema: bool = section("scoring", False, model_only=True)
+    scorers: list[dict[str, Any]] = section("scoring", default_factory=lambda: [
+        {"name": "osd_irf_mean"}, {"name": "osd_irf_noisy"}, {"name": "invad"}])
+    protocol: str = section("scoring", "invad")  # scoring preset: invad (raw maps, nll+diff) or ader (sigma 4, max)
+    image_score: str | None = section("scoring", None)  # the fields below override the protocol's values when set
+    smoothing_sigma: float | None = section("scoring", None)
+    pool_size: int | None = section("scoring", None)
+    normalisation: str | None = section("scoring", None)  # train (held-out normals) or test-minmax (transductive)
+    holdout_fraction: float = section("split", 0.1)
+    seed: int = section("seed", 42)  # the official code's
+    device: str = section("runtime", "auto")
+    deterministic: bool = section("scoring", False)  # torch deterministic algorithms (CUDA: cuBLAS workspace too)
+    eval_batch_size: int = section("scoring", 32)
+    save_maps: int = section("scoring", 4)  # anomaly maps of this many test images (anomalous first) for figures
+    fps_images: int = section("scoring", 64)  # the FPS column's batch (the papers time batches of 64)
 
     def __post_init__(self) -> None:
         if self.protocol not in PROTOCOLS:
@@ -109,9 +122,19 @@ class RunConfig:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
+    def sections(self, *names: str) -> dict[str, Any]:
+        """The fields of the named sections, as plain values."""
+        unknown = set(names) - set(SECTIONS)
+        if unknown:
+            raise ValueError(f"unknown config section(s) {sorted(unknown)}; sections: {SECTIONS}")
+        values = self.to_dict()
+        return {f.name: values[f.name] for f in dataclasses.fields(self) if f.metadata["section"] in names}
+
     def hash(self) -> str:
-        """Stable hash of everything that changes results (not the run name or device)."""
-        return stable_hash({k: v for k, v in self.to_dict().items() if k not in ("name", "device")})
+        """Stable hash of everything that changes results: every section but the runtime (name, device),
+        with the backbone weights by content (a file replaced at the same path is another config)."""
+        return stable_hash({**self.sections(*(s for s in SECTIONS if s != "runtime")),
+                            "features": self.feature_setup()})
 
     def with_train_categories(self, dataset_categories: list[str]) -> RunConfig:
         """Under ``multiclass``, this config with ``train_categories`` resolved (unset: all of the dataset's)."""
@@ -132,12 +155,12 @@ class RunConfig:
         return category if self.setting == "single" else "multiclass"
 
     def training_key(self, category: str) -> str:
-        """Hash of what determines the noise net that scores ``category`` (scoring excluded)."""
-        keys = ("dataset", "data_root", "dataset_args", "noise_net", "noise_net_args", "precision", "feature_norm",
-                "train", "seed")
-        fields = self.to_dict()
+        """Hash of what determines the noise net that scores ``category``: the dataset, split, features,
+        noise_net, train and seed sections, the backbone features it trains on, its training categories
+        and hold-out."""
         return stable_hash({"categories": self.trained_on(category), "features": self.feature_setup(),
-                            "holdout": self.holdout(), **{k: fields[k] for k in keys}})
+                            "holdout": self.holdout(),
+                            **self.sections("dataset", "split", "features", "noise_net", "train", "seed")})
 
     def holdout(self) -> float | None:
         """The fraction of each category's normals held out for score normalisation; None under
@@ -150,10 +173,10 @@ class RunConfig:
 
         return weights_info(self.backbone, self.pretrained, self.weights)
 
-    def input_stats(self) -> tuple[tuple[float, ...], tuple[float, ...], str]:
+    def input_stats(self, info: WeightsInfo | None = None) -> tuple[tuple[float, ...], tuple[float, ...], str]:
         """(mean, std, source) of the input normalisation: ``weights`` (the weights' own statistics) or
         ``set`` / ``set, differs from the weights`` when ``image_mean``/``image_std`` are given."""
-        info = self.weights_info()
+        info = info or self.weights_info()
         mean = tuple(self.image_mean) if self.image_mean is not None else info.mean
         std = tuple(self.image_std) if self.image_std is not None else info.std
         if self.image_mean is None and self.image_std is None:
@@ -162,15 +185,21 @@ class RunConfig:
         return mean, std, "set" if same else "set, differs from the weights"
 
     def feature_setup(self) -> dict[str, Any]:
-        """What backbone features depend on besides the image files and the device: the backbone, its
-        exact weights (timm tag, a file's sha256, or random init with its seed), the transform and the
-        requested backbone precision."""
-        identity = self.weights_info().identity
-        if identity == "random-init":
-            identity += f"(seed={self.seed})"
-        mean, std, _ = self.input_stats()
-        return {"backbone": self.backbone, "weights": identity, "image_size": self.image_size,
-                "image_mean": list(mean), "image_std": list(std), "backbone_precision": self.backbone_precision}
+        """What backbone features depend on besides the image files and the device: the input and backbone
+        sections, with the weights as their exact identity (timm tag, a file's sha256, or random init
+        with its seed) and the input statistics resolved."""
+        info = self.weights_info()
+        identity = info.identity + (f"(seed={self.seed})" if info.identity == "random-init" else "")
+        mean, std, _ = self.input_stats(info)
+        return {**self.sections("input", "backbone"), "weights": identity, "image_mean": list(mean),
+                "image_std": list(std)}
+
+
+def noise_net_fields() -> tuple[str, ...]:
+    """The fields that mean something only for a scorer with a noise net: the noise_net and train
+    sections and the fields marked ``model_only``."""
+    return tuple(f.name for f in dataclasses.fields(RunConfig)
+                 if f.metadata["section"] in ("noise_net", "train") or f.metadata["model_only"])
 
 
 def file_fingerprint(path: str | Path) -> Any:
@@ -179,10 +208,6 @@ def file_fingerprint(path: str | Path) -> Any:
         return str(path)
     st = Path(path).stat()
     return [str(Path(path).resolve()), st.st_size, st.st_mtime_ns]
-
-
-def stable_hash(obj: Any) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def _coerce(value: Any, annotation: Any, where: str) -> Any:

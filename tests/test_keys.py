@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from adbench.config import RunConfig, from_dict
+from adbench.config import SECTIONS, RunConfig, from_dict
 from adbench.data.base import Sample
 from adbench.diffusion.train import TrainConfig
 from adbench.engine.cache import feature_key
@@ -44,7 +44,9 @@ CHANGES = {
     "backbone": ("efficientnet_b4", INPUT),
     "pretrained": (False, INPUT),
     "weights": ("elsewhere/weights.safetensors", INPUT),
-    "backbone_precision": ("bf16", {F, M, C}),  # applied when the backbone runs, not when it is loaded
+    # applied when the backbone runs, not when it is loaded: the context need not change, but the backbone
+    # section keys it, and keys hash sections (a reload is cheap; a stale key is not)
+    "backbone_precision": ("bf16", INPUT),
     "noise_net": ("dit_tiny", TRAINING),
     "noise_net_args": ({"depth": 3}, TRAINING),
     "precision": ("fp32", TRAINING),  # the noise net's autocast on CUDA, when training and scoring
@@ -119,6 +121,12 @@ def changed(field: str, value, samples, run_dir) -> set[str]:
     return {k for k in before if before[k] != after[k]}
 
 
+def test_every_field_has_a_section():
+    """Keys hash sections: a field outside every section would be part of no key."""
+    assert all(f.metadata.get("section") in SECTIONS for f in dataclasses.fields(RunConfig))
+    assert set(RunConfig().sections(*SECTIONS)) == {f.name for f in dataclasses.fields(RunConfig)}
+
+
 def test_every_field_is_in_the_table():
     assert sorted(config_fields()) == sorted(CHANGES), "add the new field to CHANGES with the keys it must change"
 
@@ -146,7 +154,7 @@ def test_a_replaced_weights_file_changes_features_and_models(images, tmp_path):
     before = keys(cfg, images, tmp_path)
     weights.write_bytes(b"second, longer weights")  # same path, new file
     after = keys(cfg, images, tmp_path)
-    assert {k for k in before if before[k] != after[k]} == {F, M}
+    assert {k for k in before if before[k] != after[k]} == {F, M, C, X}  # cells and the loaded backbone too
 
 
 def test_keys_ignore_mapping_order_and_path_spelling(images, tmp_path, monkeypatch):

@@ -15,11 +15,11 @@ import numpy as np
 from PIL import Image
 
 from adbench.atomic import atomic_write
-from adbench.config import stable_hash
 from adbench.data.base import Dataset, Sample
 from adbench.data.mvtec import MVTecLayout
 from adbench.data.synthetic import DEFECTS, apply_defect, to_uint8
 from adbench.errors import DataError
+from adbench.hashing import stable_hash
 
 
 def save_png(array: np.ndarray, path: Path) -> None:

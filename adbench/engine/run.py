@@ -18,7 +18,7 @@ from torch import nn
 
 from adbench.allocator import host_allocator
 from adbench.atomic import atomic_torch_save, atomic_write
-from adbench.config import RunConfig, stable_hash
+from adbench.config import RunConfig, noise_net_fields, stable_hash
 from adbench.data.base import Dataset, Sample, Transform, load_batch, load_mask
 from adbench.device import (
     autocast,
@@ -159,10 +159,9 @@ class Context:
 
 
 def context_key(cfg: RunConfig) -> str:
-    """What a Context (dataset + loaded backbone) depends on."""
-    d = cfg.to_dict()
-    return stable_hash({k: d[k] for k in ("dataset", "data_root", "dataset_args", "backbone", "pretrained",
-                                           "weights", "image_size", "image_mean", "image_std", "device")})
+    """What a Context (dataset + loaded backbone) depends on: the dataset section, the features' setup
+    (input and backbone sections, weights resolved) and the device."""
+    return stable_hash({**cfg.sections("dataset"), "features": cfg.feature_setup(), "device": cfg.device})
 
 
 class ContextCache:
@@ -346,8 +345,7 @@ def cell_config(cfg: RunConfig, category: str, spec: dict[str, Any]) -> RunConfi
     if needs_model(spec):
         return cell
     default = RunConfig()
-    return dataclasses.replace(cell, noise_net=default.noise_net, noise_net_args={}, precision=default.precision,
-                               train=default.train, use_ema=default.use_ema)
+    return dataclasses.replace(cell, **{name: getattr(default, name) for name in noise_net_fields()})
 
 
 @dataclass

@@ -15,11 +15,11 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from adbench.config import noise_net_fields
 from adbench.metrics import FPS, Column, reported
 
 METHOD = ["dataset", "scorer", "backbone", "noise_net", "protocol"]
 NOT_A_METHOD_KEY = {"name", "categories", "seed", "scorers", "device", "data_root"}
-MODEL_KEYS = ("train.", "noise_net_args", "use_ema")
 TRANSDUCTIVE_MARK = "†"
 REFERENCE_MARK = "‡"  # a context row without diffusion (knn)
 REFERENCE_SCORERS = ("knn",)
@@ -42,8 +42,8 @@ def _flatten(d: dict, prefix: str = "") -> dict:
 
 
 def is_model_key(key: str) -> bool:
-    """A config key of the noise net and its training: meaningless for rows without one (knn)."""
-    return key.startswith(MODEL_KEYS)
+    """A (flattened) config key of the noise net and its training: meaningless for rows without one (knn)."""
+    return key.split(".")[0] in noise_net_fields()
 
 
 def row_configs(frame: pd.DataFrame) -> list[dict]:
