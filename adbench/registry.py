@@ -11,9 +11,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import import_module
 from importlib.metadata import entry_points
-from typing import Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from adbench.errors import ConfigError
+
+if TYPE_CHECKING:  # the stage packages' contracts; they import this module to register
+    from adbench.backbones.base import Backbone
+    from adbench.data.base import Dataset
+    from adbench.noise_nets.base import NoiseNet
+    from adbench.scorers.base import Scorer
+
+T = TypeVar("T")
 
 PLUGIN_GROUP = "adbench.plugins"
 
@@ -26,14 +34,14 @@ class Entry:
     defaults: dict[str, Any]
 
 
-class Registry:
-    """Named factories of one kind of component."""
+class Registry(Generic[T]):
+    """Named factories of one kind of component; ``create`` returns the kind's contract ``T``."""
 
     def __init__(self, kind: str) -> None:
         self.kind = kind
         self._entries: dict[str, Entry] = {}
 
-    def register(self, name: str, description: str = "", **defaults: Any) -> Callable:
+    def register(self, name: str, description: str = "", /, **defaults: Any) -> Callable:
         """Decorator: ``@REG.register("name", "one-line description", key=default)``."""
 
         def wrap(factory: Callable) -> Callable:
@@ -60,7 +68,7 @@ class Registry:
             )
         return self._entries[name]
 
-    def create(self, name: str, **kwargs: Any) -> Any:
+    def create(self, name: str, **kwargs: Any) -> T:
         """Build the component ``name``; ``kwargs`` override its registered defaults."""
         entry = self.get(name)
         if entry.name.endswith(":*"):
@@ -79,10 +87,10 @@ class Registry:
         return name in self._entries
 
 
-DATASETS = Registry("datasets")
-BACKBONES = Registry("backbones")
-NOISE_NETS = Registry("noise-nets")
-SCORERS = Registry("scorers")
+DATASETS: Registry[Dataset] = Registry("datasets")
+BACKBONES: Registry[Backbone] = Registry("backbones")
+NOISE_NETS: Registry[NoiseNet] = Registry("noise-nets")
+SCORERS: Registry[Scorer] = Registry("scorers")
 REGISTRIES = {r.kind: r for r in (DATASETS, BACKBONES, NOISE_NETS, SCORERS)}
 
 _BUILTIN_MODULES = ("adbench.data", "adbench.backbones", "adbench.noise_nets", "adbench.scorers")

@@ -72,3 +72,28 @@ def test_cli_list_backbones_shows_weights_and_input_statistics(monkeypatch):
     assert "timm:vit_base_patch16_224.augreg_in1k" in rows["vit_base"]
     assert "[0.5, 0.5, 0.5] / [0.5, 0.5, 0.5]" in rows["vit_base"]
     assert "[0.485, 0.456, 0.406] / [0.229, 0.224, 0.225]" in rows["dino_vitb16"]
+
+
+def test_every_component_meets_its_contract(tiny_synthetic):
+    """``create`` returns the kind's contract (Backbone, NoiseNet, Scorer, Dataset): checked structurally on
+    every registered name (networks built on the meta device: no memory, no init cost)."""
+    import torch
+
+    from adbench.backbones.base import Backbone
+    from adbench.data.base import Dataset
+    from adbench.noise_nets.base import NoiseNet
+    from adbench.scorers.base import Scorer
+
+    with torch.device("meta"):
+        for name in [*(n for n in BACKBONES.names() if n != "timm:*"), "timm:resnet18"]:
+            backbone = BACKBONES.create(name, pretrained=False, image_size=224)
+            assert isinstance(backbone, Backbone) and backbone.grid(224) in (14, 16), name
+        for name in NOISE_NETS.names():
+            net = NOISE_NETS.create(name, in_channels=16)
+            assert isinstance(net, NoiseNet) and net.in_channels == 16, name
+    for name in SCORERS.names():
+        assert isinstance(SCORERS.create(name), Scorer), name
+    for name in ("mvtec", "mpdd", "btad"):
+        dataset = DATASETS.create(name, root=tiny_synthetic)
+        assert isinstance(dataset, Dataset) and dataset.name == name and dataset.categories()
+    assert not isinstance(object(), Scorer)  # the check can fail

@@ -6,7 +6,7 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 import torch
@@ -29,6 +29,7 @@ class Sample:
     defect: str = "good"
 
 
+@runtime_checkable
 class Dataset(Protocol):
     name: str
     has_masks: bool

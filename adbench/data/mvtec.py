@@ -15,6 +15,9 @@ from adbench.registry import DATASETS
 MASK_SUFFIXES = (".png", ".bmp", ".tif", ".tiff", ".jpg")
 
 
+@DATASETS.register("btad", "BTAD (MVTec layout, --data-root)", name="btad")
+@DATASETS.register("mpdd", "MPDD (MVTec layout, --data-root)", name="mpdd")
+@DATASETS.register("mvtec", "MVTec-AD layout folder (--data-root); any dataset in this layout", name="mvtec")
 class MVTecLayout:
     """A dataset in MVTec-AD layout under ``root``."""
 
@@ -86,10 +89,3 @@ def find_mask(folder: Path, stem: str) -> Path | None:
                 return candidate
     return None
 
-
-for _name, _text in [
-    ("mvtec", "MVTec-AD layout folder (--data-root); any dataset in this layout"),
-    ("mpdd", "MPDD (MVTec layout, --data-root)"),
-    ("btad", "BTAD (MVTec layout, --data-root)"),
-]:
-    DATASETS.register(_name, _text)(lambda root, _n=_name: MVTecLayout(root, name=_n))

@@ -44,6 +44,11 @@ class DiTBlock(nn.Module):
         return x + gate2.unsqueeze(1) * self.mlp(modulate(self.norm2(x), shift2, scale2))
 
 
+@NOISE_NETS.register("dit_tiny", "DiT for CPU tests: depth 2, width 64, 4 heads", width=64, depth=2, heads=4)
+@NOISE_NETS.register("dit_gigant", "DiT-gigant: depth 16, width 2048, 8 heads (InvAD/OSD-IRF main)", width=2048,
+                     depth=16, heads=8)
+@NOISE_NETS.register("dit_base", "DiT-base: depth 8, width 1024, 8 heads (InvAD Table 8)", width=1024, depth=8,
+                     heads=8)
 class DiT(nn.Module):
     """eps_theta(x_t, t) for feature maps B x C x h x w."""
 
@@ -87,11 +92,3 @@ class DiT(nn.Module):
             tokens = block(tokens, cond)
         return self.final(tokens, cond).transpose(1, 2).reshape(b, c, h, w)
 
-
-for _name, _text, _kw in [
-    ("dit_base", "DiT-base: depth 8, width 1024, 8 heads (InvAD Table 8)", dict(width=1024, depth=8, heads=8)),
-    ("dit_gigant", "DiT-gigant: depth 16, width 2048, 8 heads (InvAD/OSD-IRF main)",
-     dict(width=2048, depth=16, heads=8)),
-    ("dit_tiny", "DiT for CPU tests: depth 2, width 64, 4 heads", dict(width=64, depth=2, heads=4)),
-]:
-    NOISE_NETS.register(_name, _text, **_kw)(DiT)

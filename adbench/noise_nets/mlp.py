@@ -29,6 +29,9 @@ class ResBlock(nn.Module):
         return x + gate.unsqueeze(1) * self.mlp(modulate(self.norm(x), shift, scale))
 
 
+@NOISE_NETS.register("mlp_tiny", "Per-token MLP for CPU tests (width 64, depth 2)", width=64, depth=2)
+@NOISE_NETS.register("mlp_large", "Per-token MLP at InvAD Table 8 scale (width 2048, depth 16)", width=2048, depth=16)
+@NOISE_NETS.register("mlp", "Per-token MLP, AdaLN-Zero (width 512, depth 6)", width=512, depth=6)
 class MLPNoiseNet(nn.Module):
     """eps_theta(x_t, t) for feature maps B x C x h x w, applied token by token."""
 
@@ -48,8 +51,3 @@ class MLPNoiseNet(nn.Module):
             tokens = block(tokens, cond)
         return self.final(tokens, cond).transpose(1, 2).reshape(b, c, h, w)
 
-
-NOISE_NETS.register("mlp", "Per-token MLP, AdaLN-Zero (width 512, depth 6)", width=512, depth=6)(MLPNoiseNet)
-NOISE_NETS.register("mlp_large", "Per-token MLP at InvAD Table 8 scale (width 2048, depth 16)", width=2048,
-                    depth=16)(MLPNoiseNet)
-NOISE_NETS.register("mlp_tiny", "Per-token MLP for CPU tests (width 64, depth 2)", width=64, depth=2)(MLPNoiseNet)

@@ -73,6 +73,10 @@ class Block(nn.Module):
         return self.attn(self.res(x, t_emb))
 
 
+@NOISE_NETS.register("unet_tiny", "DDPM UNet for CPU tests: base 32, mults 1,2", base=32, mults=(1, 2),
+                     num_res_blocks=1, attention_levels=(1,), head_channels=16)
+@NOISE_NETS.register("unet", "DDPM UNet of the official code: base 512, mults 1,2,3,4, attention at 8x8, 4x4, 2x2 "
+                             "(InvAD Table 8)", base=512, mults=(1, 2, 3, 4))
 class UNet(nn.Module):
     """eps_theta(x_t, t) for feature maps B x C x h x w (h, w divisible by 2^(levels-1))."""
 
@@ -122,8 +126,3 @@ class UNet(nn.Module):
             h = layer(torch.cat([h, skips.pop()], dim=1), t_emb) if isinstance(layer, Block) else layer(h)
         return self.out(h)
 
-
-NOISE_NETS.register("unet", "DDPM UNet of the official code: base 512, mults 1,2,3,4, attention at 8x8, 4x4, 2x2 "
-                            "(InvAD Table 8)", base=512, mults=(1, 2, 3, 4))(UNet)
-NOISE_NETS.register("unet_tiny", "DDPM UNet for CPU tests: base 32, mults 1,2", base=32, mults=(1, 2),
-                    num_res_blocks=1, attention_levels=(1,), head_channels=16)(UNet)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import torch
 from torch import nn
@@ -12,6 +12,7 @@ from adbench.diffusion.schedule import Schedule
 from adbench.scorers.scoring import Scored, from_latent
 
 
+@runtime_checkable
 class Scorer(Protocol):
     name: str
     nfe: int  # noise-net evaluations per image
