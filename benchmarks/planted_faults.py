@@ -25,8 +25,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # (what, file, text, replacement): the text must occur exactly once in the file.
 FAULTS = [
-    ("nll+diff image score from the NLL alone", "adbench/engine/run.py",
-     'names = image_score.split("+")', 'names = image_score.split("+")[:1]'),
+    ("nll+diff image score from the NLL alone", "adbench/scorers/scoring.py",
+     'parts = image_score.split("+")', 'parts = image_score.split("+")[:1]'),
     ("held-out normals also used for training", "adbench/engine/run.py",
      "ctx.features(split_train(ctx.dataset.train(c), cfg.holdout(), cfg.seed)[0],",
      "ctx.features(ctx.dataset.train(c),"),
@@ -38,14 +38,14 @@ FAULTS = [
      "self.bank = bank if n >= len(bank) else bank[greedy_coreset(bank, n, generator)]", "self.bank = bank"),
     ("train normalisation fitted on test features", "adbench/engine/run.py",
      "run_scorer(scorer, model, schedule, data.held_feats,", "run_scorer(scorer, model, schedule, data.test_feats,"),
-    ("test-minmax used when train was asked", "adbench/engine/run.py",
+    ("test-minmax used when train was asked", "adbench/scorers/scoring.py",
      "    if scoring.transductive:\n        norm", "    if True:\n        norm"),
     ("mAD not the mean of the seven metrics", "adbench/metrics/table.py",
      "np.mean([values[m.key] for m in METRICS if m.in_mad])", "np.mean([values[m.key] for m in METRICS[:6]])"),
-    ("smoothing sigma ignored", "adbench/engine/run.py",
+    ("smoothing sigma ignored", "adbench/scorers/scoring.py",
      "pixel_maps(output.feature_map, image_size, scoring.smoothing_sigma, scoring.align_corners)",
      "pixel_maps(output.feature_map, image_size, 0.0, scoring.align_corners)"),
-    ("max-pool size ignored", "adbench/engine/run.py",
+    ("max-pool size ignored", "adbench/scorers/scoring.py",
      "max_score(maps, scoring.pool_size)", "max_score(maps, 1)"),
     ("upsampling align_corners flipped", "adbench/scorers/scoring.py",
      '"invad": Scoring("nll+diff", 0.0, 1, "train", False, "nearest")',

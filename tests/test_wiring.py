@@ -119,7 +119,7 @@ def test_image_scores_are_held_out_zscores_summed(image_score, features, tmp_pat
     held, test, labels, masks = features
     ctx = context(tmp_path, image_score=image_score)
     data = evalset(features)
-    got = cell_scores(ctx, data, Recorder(), SCORERS.create("osd_irf_mean"))
+    got = cell_scores(ctx, data, Recorder(), SCORERS.create("osd_irf_mean"), "c")
     h, t = components_by_hand(latent_by_hand(held)), components_by_hand(latent_by_hand(test))
     expected = sum(zscores(t[k], h[k]) for k in image_score.split("+"))
     assert got.image_score == image_score
@@ -146,8 +146,8 @@ def test_train_normalisation_sees_only_held_out_normals(features, tmp_path):
     held, test, _, _ = features
     ctx = context(tmp_path)
     scorer = SCORERS.create("osd_irf_mean")
-    base = cell_scores(ctx, evalset(features), Recorder(), scorer).normalizer
-    scaled = cell_scores(ctx, evalset(features, test=3 * test + 1), Recorder(), scorer).normalizer
+    base = cell_scores(ctx, evalset(features), Recorder(), scorer, "c").normalizer
+    scaled = cell_scores(ctx, evalset(features, test=3 * test + 1), Recorder(), scorer, "c").normalizer
     assert scaled == base  # the test set's scale does not reach the statistics
     h = components_by_hand(latent_by_hand(held))
     assert base.shift == pytest.approx({k: h[k].mean() for k in ("nll", "diff")}, rel=1e-6)
@@ -158,7 +158,7 @@ def test_test_minmax_only_when_asked_and_flagged(features, tmp_path):
     held, test, labels, masks = features
     ctx = context(tmp_path, normalisation="test-minmax")
     data = evalset(features, held=held * 50)  # held-out normals must not matter here
-    got = cell_scores(ctx, data, Recorder(), SCORERS.create("osd_irf_mean"))
+    got = cell_scores(ctx, data, Recorder(), SCORERS.create("osd_irf_mean"), "c")
     t = components_by_hand(latent_by_hand(test))
     expected = sum((t[k] - t[k].min()) / (t[k].max() - t[k].min()) for k in ("nll", "diff"))
     np.testing.assert_allclose(got.scores, expected, rtol=1e-5, atol=1e-6)
@@ -175,7 +175,7 @@ def test_map_post_processing_and_pooled_max(cfg, sigma, pool, corners, features,
     held, test, labels, masks = features
     ctx = context(tmp_path, **cfg)
     data = evalset(features)
-    got = cell_scores(ctx, data, Recorder(), SCORERS.create("osd_irf_mean"))
+    got = cell_scores(ctx, data, Recorder(), SCORERS.create("osd_irf_mean"), "c")
 
     def maps_of(x):
         fmap = components_by_hand(latent_by_hand(x))["fmap"]
@@ -210,7 +210,7 @@ def test_bilinear_upsampling_with_aligned_corners():
 def test_scoring_noise_follows_the_seed(features, tmp_path):
     held, test, _, _ = features
     ctx = context(tmp_path, seed=3, image_score="nll", eval_batch_size=5)
-    got = cell_scores(ctx, evalset(features), Recorder(), SCORERS.create("osd_irf_noisy"))
+    got = cell_scores(ctx, evalset(features), Recorder(), SCORERS.create("osd_irf_noisy"), "c")
 
     def noise(x, seed):  # one generator per set, drawn batch after batch (5, 5, 2 images)
         gen = torch.Generator().manual_seed(seed)
@@ -221,7 +221,7 @@ def test_scoring_noise_follows_the_seed(features, tmp_path):
     h = components_by_hand(latent_by_hand(held, eps=noise(held, 4)))  # held-out noise: the seed + 1
     np.testing.assert_allclose(got.scores, zscores(t["nll"], h["nll"]), rtol=1e-4, atol=1e-4)
     other = cell_scores(dataclasses.replace(ctx, cfg=dataclasses.replace(ctx.cfg, seed=4)), evalset(features),
-                        Recorder(), SCORERS.create("osd_irf_noisy"))
+                        Recorder(), SCORERS.create("osd_irf_noisy"), "c")
     assert not np.allclose(other.scores, got.scores)
 
 
@@ -372,9 +372,9 @@ def test_use_ema_picks_the_weights_scored_and_training_honours_deterministic(tin
 
 
 def test_image_level_data_and_non_finite_maps(tiny_synthetic, tmp_path):
-    from adbench.engine.run import CellScores, cell_metrics
+    from adbench.engine.run import cell_metrics
     from adbench.metrics import NonFiniteScoreError
-    from adbench.scorers.scoring import Normalizer
+    from adbench.scorers.scoring import ImageScores, Normalizer, ScorerOutput, Scoring, score_images
 
     ctx = small_context(tiny_synthetic, tmp_path)
     ctx.dataset.has_masks = False  # e.g. ELPV
@@ -382,14 +382,18 @@ def test_image_level_data_and_non_finite_maps(tiny_synthetic, tmp_path):
     assert data.masks is None and data.samples == ctx.dataset.test("washer")
     scores = np.arange(len(data.labels), dtype=np.float32) * (2 * data.labels - 1)
     maps = np.zeros((len(scores), 64, 64), np.float32)
-    out = CellScores("max", scores, maps, Normalizer({}, {}))
-    metrics = cell_metrics(data, out, "washer / x")
+    metrics = cell_metrics(data, ImageScores("max", scores, maps, Normalizer({}, {})))
     assert metrics["image_auroc"] == roc_auc_score(data.labels, scores)
     assert all(math.isnan(metrics[k]) for k in ("pixel_auroc", "pixel_ap", "pixel_f1max", "pixel_aupro", "mad"))
-    maps[2, 5, 5] = np.nan  # a finite score, a broken map
+    # the scoring stage refuses a finite score with a broken map, naming the cell and the image
+    fmap = torch.zeros(len(scores), 4, 4)
+    fmap[2, 1, 1] = float("nan")
+    test = ScorerOutput(fmap, {"nll": scores})  # finite image scores
+    held_out = ScorerOutput(torch.zeros(3, 4, 4), {"nll": np.array([0.0, 1.0, 2.0])})
+    names = [str(s.image_path) for s in data.samples]
     with pytest.raises(NonFiniteScoreError, match=rf"^washer / x: 1 test image\(s\) got NaN or Inf scores, first "
                                                   rf"{data.samples[2].image_path}\."):
-        cell_metrics(data, out, "washer / x")
+        score_images(test, held_out, Scoring(image_score="nll"), 64, ("nll",), "washer / x", names)
 
 
 def test_cell_config_is_one_category_and_one_scorer():

@@ -39,7 +39,6 @@ from adbench.engine.cache import cached_features, feature_key
 from adbench.errors import DataError
 from adbench.metrics import (
     MetricWarning,
-    NonFiniteScoreError,
     image_metrics,
     mad,
     metric_keys,
@@ -50,12 +49,13 @@ from adbench.provenance import git_commit, versions
 from adbench.registry import BACKBONES, DATASETS, NOISE_NETS, SCORERS
 from adbench.results import write_rows
 from adbench.scorers.scoring import (
+    ImageScores,
     Normalizer,
-    Scoring,
-    max_score,
+    ScorerOutput,
+    image_score_for,
     max_score_on_device,
-    pixel_maps,
     pixel_maps_on_device,
+    score_images,
 )
 
 console = Console(stderr=True)
@@ -248,12 +248,6 @@ def train_category(ctx: Context, category: str) -> nn.Module:
     return model.to(ctx.device).eval()
 
 
-@dataclass
-class ScorerOutput:
-    feature_map: torch.Tensor  # N x h x w, CPU
-    components: dict[str, np.ndarray]
-
-
 @torch.no_grad()
 def run_scorer(scorer: Any, model: nn.Module, schedule: Schedule, feats: torch.Tensor, ctx: Context,
                seed: int) -> ScorerOutput:
@@ -266,12 +260,6 @@ def run_scorer(scorer: Any, model: nn.Module, schedule: Schedule, feats: torch.T
     keys = out[0].components
     return ScorerOutput(torch.cat([o.feature_map.float().cpu() for o in out]),
                         {k: torch.cat([o.components[k].float().cpu() for o in out]).numpy() for k in keys})
-
-
-def image_components(output: ScorerOutput, scoring: Scoring, image_size: int) -> tuple[dict, np.ndarray]:
-    """Components incl. ``max`` of the post-processed pixel maps, and those maps."""
-    maps = pixel_maps(output.feature_map, image_size, scoring.smoothing_sigma, scoring.align_corners)
-    return {**output.components, "max": max_score(maps, scoring.pool_size)}, maps
 
 
 @torch.no_grad()
@@ -348,51 +336,24 @@ def cell_config(cfg: RunConfig, category: str, spec: dict[str, Any]) -> RunConfi
     return dataclasses.replace(cell, **{name: getattr(default, name) for name in noise_net_fields()})
 
 
-@dataclass
-class CellScores:
-    """The numbers a result row is computed from: image scores and pixel maps of the test set."""
-
-    image_score: str  # the image score used (``max`` for scorers without latent components)
-    scores: np.ndarray  # N, normalised and summed components
-    maps: np.ndarray  # N x H x W, post-processed pixel maps
-    normalizer: Normalizer
-
-
-def image_score_of(scoring: Scoring, scorer: Any) -> str:
-    """The protocol's image score when the scorer supports it, else the scorer's own default."""
-    return scoring.image_score if scoring.image_score in scorer.image_scores else scorer.image_scores[0]
-
-
-def cell_scores(ctx: Context, data: EvalSet, model: nn.Module, scorer: Any) -> CellScores:
-    """Score the test set of ``data``; components normalised by held-out normals (or, transductively
-    and only when asked, by the test set itself). Held-out noise is seeded with ``seed + 1``."""
+def cell_scores(ctx: Context, data: EvalSet, model: nn.Module, scorer: Any, label: str) -> ImageScores:
+    """Run ``scorer`` on the test set and (unless normalisation is transductive) on the held-out normals,
+    then the scoring stage (``score_images``). Held-out noise is seeded with ``seed + 1``."""
     cfg = ctx.cfg
     scoring = cfg.scoring()
     schedule = Schedule.linear(cfg.train.timesteps)
-    image_score = image_score_of(scoring, scorer)
-    names = image_score.split("+")
     if hasattr(scorer, "fit"):  # a memory bank of the training features (knn)
         bank = data.normalise(training_features(ctx, data.category))  # standardised by its own statistics
         scorer.fit(bank, torch.Generator().manual_seed(cfg.seed), ctx.device)
-    test_out = run_scorer(scorer, model, schedule, data.test_feats, ctx, cfg.seed)
-    test_comp, maps = image_components(test_out, scoring, cfg.image_size)
-    if scoring.transductive:
-        norm = Normalizer.fit({k: test_comp[k] for k in names}, "test-minmax")
-    else:
-        held_out = run_scorer(scorer, model, schedule, data.held_feats, ctx, cfg.seed + 1)
-        norm = Normalizer.fit({k: image_components(held_out, scoring, cfg.image_size)[0][k] for k in names}, "train")
-    return CellScores(image_score, norm.image_score(test_comp, names), maps, norm)
+    test = run_scorer(scorer, model, schedule, data.test_feats, ctx, cfg.seed)
+    held_out = None if scoring.transductive else run_scorer(scorer, model, schedule, data.held_feats, ctx,
+                                                            cfg.seed + 1)
+    return score_images(test, held_out, scoring, cfg.image_size, scorer.image_scores, label,
+                        [str(s.image_path) for s in data.samples])
 
 
-def cell_metrics(data: EvalSet, out: CellScores, label: str) -> dict[str, float]:
-    """The seven metrics and their mean (mAD) of a cell's scores; NaN or Inf scores are an error that
-    names the cell (``label``) and the first bad image."""
-    bad = ~np.isfinite(out.scores) | ~np.isfinite(out.maps).all(axis=(1, 2))
-    if bad.any():
-        raise NonFiniteScoreError(
-            f"{label}: {int(bad.sum())} test image(s) got NaN or Inf scores, "
-            f"first {data.samples[int(np.argmax(bad))].image_path}. The noise net or its weights diverged: "
-            "check the training loss (a lower lr helps) or the weights file.")
+def cell_metrics(data: EvalSet, out: ImageScores) -> dict[str, float]:
+    """The metric table's metrics and their mean (mAD) of a cell's scores (pixel metrics NaN without masks)."""
     metrics = image_metrics(out.scores, data.labels)
     metrics |= (dict.fromkeys(metric_keys("pixel"), float("nan")) if data.masks is None
                 else pixel_metrics(out.maps, data.masks))
@@ -407,16 +368,15 @@ def score_cell(ctx: Context, data: EvalSet, model: nn.Module, spec: dict[str, An
     n/a, for a setting the scorer does not apply to, e.g. reconstruction with ratio x steps < 1)."""
     scorer = build_scorer(spec)
     if not getattr(scorer, "applicable", True):
-        out = CellScores(image_score_of(ctx.cfg.scoring(), scorer), np.empty(0), np.empty((0, 0, 0)),
-                         Normalizer({}, {}))
+        out = ImageScores(image_score_for(ctx.cfg.scoring(), scorer.image_scores), np.empty(0),
+                          np.empty((0, 0, 0)), Normalizer({}, {}))
         nan = float("nan")
         return result_row(ctx, data, spec, scorer, out, dict.fromkeys([c.key for c in reported()], nan), (nan, nan))
-    out = cell_scores(ctx, data, model, scorer)
-    metrics = cell_metrics(data, out, f"{data.category} / {scorer_label(spec)}")
-    return result_row(ctx, data, spec, scorer, out, metrics, pipeline_seconds(ctx, data, model, scorer))
+    out = cell_scores(ctx, data, model, scorer, f"{data.category} / {scorer_label(spec)}")
+    return result_row(ctx, data, spec, scorer, out, cell_metrics(data, out), pipeline_seconds(ctx, data, model, scorer))
 
 
-def result_row(ctx: Context, data: EvalSet, spec: dict[str, Any], scorer: Any, out: CellScores,
+def result_row(ctx: Context, data: EvalSet, spec: dict[str, Any], scorer: Any, out: ImageScores,
                metrics: dict[str, float], seconds: tuple[float, float]) -> dict[str, Any]:
     """A cell's metrics with its speed, scoring settings, full config and provenance (the maps of a
     few images are saved alongside when ``save_maps`` asks for them)."""

@@ -29,6 +29,7 @@ import torch.nn.functional as F
 
 from adbench.data.base import MASK_RESIZES
 from adbench.errors import AdbenchError, ConfigError
+from adbench.metrics import NonFiniteScoreError
 
 IMAGE_SCORES = ("nll+diff", "nll", "diff", "max", "mse")
 NORMALISATIONS = ("train", "test-minmax")
@@ -165,3 +166,56 @@ class Normalizer:
 
     def image_score(self, components: dict[str, np.ndarray], names: list[str]) -> np.ndarray:
         return sum((components[k] - self.shift[k]) / self.scale[k] for k in names)
+
+
+@dataclass
+class ScorerOutput:
+    """A scorer's output for a whole image set: feature-scale maps (N x h x w, CPU) and latent components."""
+
+    feature_map: torch.Tensor
+    components: dict[str, np.ndarray]
+
+
+@dataclass
+class ImageScores:
+    """What a result row's metrics are computed from: the test set's image scores and pixel maps."""
+
+    image_score: str  # the image score used (a scorer's own default where it lacks the protocol's)
+    scores: np.ndarray  # N, normalised and summed components
+    maps: np.ndarray  # N x H x W, post-processed pixel maps
+    normalizer: Normalizer
+
+
+def image_score_for(scoring: Scoring, supported: tuple[str, ...]) -> str:
+    """The protocol's image score when the scorer supports it, else the scorer's own default."""
+    return scoring.image_score if scoring.image_score in supported else supported[0]
+
+
+def components_and_maps(output: ScorerOutput, scoring: Scoring, image_size: int) -> tuple[dict, np.ndarray]:
+    """Components incl. ``max`` of the post-processed pixel maps, and those maps."""
+    maps = pixel_maps(output.feature_map, image_size, scoring.smoothing_sigma, scoring.align_corners)
+    return {**output.components, "max": max_score(maps, scoring.pool_size)}, maps
+
+
+def score_images(test: ScorerOutput, held_out: ScorerOutput | None, scoring: Scoring, image_size: int,
+                 supported: tuple[str, ...], where: str, names: list[str]) -> ImageScores:
+    """The scoring stage: a scorer's output on the test set (and on held-out normals) -> pixel maps and
+    normalised image scores under ``scoring``. Components are normalised by the held-out normals, or
+    (``test-minmax``, transductive) by the test set itself. NaN or Inf is an error naming ``where`` (the
+    cell) and the first bad image of ``names``."""
+    image_score = image_score_for(scoring, supported)
+    parts = image_score.split("+")
+    components, maps = components_and_maps(test, scoring, image_size)
+    if scoring.transductive:
+        norm = Normalizer.fit({k: components[k] for k in parts}, "test-minmax")
+    elif held_out is None:
+        raise ValueError("normalisation 'train' needs the held-out normals' scorer output")
+    else:
+        norm = Normalizer.fit({k: components_and_maps(held_out, scoring, image_size)[0][k] for k in parts}, "train")
+    scores = norm.image_score(components, parts)
+    bad = ~np.isfinite(scores) | ~np.isfinite(maps).all(axis=(1, 2))
+    if bad.any():
+        raise NonFiniteScoreError(
+            f"{where}: {int(bad.sum())} test image(s) got NaN or Inf scores, first {names[int(np.argmax(bad))]}. "
+            "The noise net or its weights diverged: check the training loss (a lower lr helps) or the weights file.")
+    return ImageScores(image_score, scores, maps, norm)
