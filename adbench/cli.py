@@ -246,6 +246,7 @@ def study(file: Annotated[Path, typer.Argument(help="Study YAML (base config, se
           cache_dir: Annotated[Path | None, Opt("--cache-dir")] = None) -> None:
     """Optuna study on a validation split carved from training normals (never the test set)."""
     from adbench.engine.study import StudyRunner, config_for, load_study
+    from adbench.report.plots import plot_study
 
     spec = load_study(file, quick)
     if n_trials is not None:
@@ -259,7 +260,9 @@ def study(file: Annotated[Path, typer.Argument(help="Study YAML (base config, se
         _execute(cfg, results_dir, cache_dir or cache_dir_default())
         return
     result = runner.optimize()
-    figures = runner.plots(result)
+    figures, skipped = plot_study(result, runner.study_dir, spec.objective, spec.fps_objective)
+    for name, why in skipped.items():
+        err.print(f"[yellow]no {name} plot:[/] {escape(why)}", soft_wrap=True)
     params = runner.best_params(result)
     out.print(f"best parameters (validation {spec.objective}): {params}")
     err.print(f"study folder: {runner.study_dir}; plots: {', '.join(map(str, figures)) or 'none'}",
@@ -396,10 +399,11 @@ def toy(t: Annotated[int, Opt("--t", help="Timestep of the one-step IRF.")] = 25
     """OSD-IRF's 1-D toy study (sec. 3.3): mean-path vs noisy-state IRF AU-ROC and the Fig. 2 trajectories."""
     import json
 
-    from adbench.engine.toy import plot_trajectories, run_toy
+    from adbench.engine.toy import run_toy
+    from adbench.report.plots import plot_toy_trajectories
 
     result = run_toy(t=t, seed=seed)
-    figures = plot_trajectories(result, out_path)
+    figures = plot_toy_trajectories(result, out_path)
     if as_json:
         print(json.dumps({"mean_auroc": result.mean_auroc, "noisy_auroc": result.noisy_auroc}))
     else:

@@ -7,6 +7,7 @@ Third-party packages register components by exposing an entry point in the group
 from __future__ import annotations
 
 import difflib
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import import_module
@@ -74,6 +75,14 @@ class Registry(Generic[T]):
         if entry.name.endswith(":*"):
             kwargs = {"model_name": name.split(":", 1)[1], **kwargs}
         return entry.factory(**{**entry.defaults, **kwargs})
+
+    def arguments(self, name: str, **given: Any) -> dict[str, Any]:
+        """The arguments ``create(name, **given)`` builds with: the factory's own defaults, then the
+        registered ones, then ``given`` (what a result row records, defaults included)."""
+        entry = self.get(name)
+        params = inspect.signature(entry.factory).parameters.values()
+        own = {p.name: p.default for p in params if p.default is not inspect.Parameter.empty}
+        return {**own, **entry.defaults, **given}
 
     def names(self) -> list[str]:
         load_components()

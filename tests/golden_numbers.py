@@ -30,7 +30,7 @@ def pinned(frame: pd.DataFrame, by: tuple[str, ...]) -> dict[str, dict[str, floa
     return dict(sorted(out.items()))
 
 
-def assert_matches_golden(name: str, frame: pd.DataFrame, by: tuple[str, ...] = ("category", "scorer")) -> None:
+def assert_matches_golden(name: str, frame: pd.DataFrame, by: tuple[str, ...] = ("category", "scorer_label")) -> None:
     got = pinned(frame, by)
     path = GOLDEN / f"{name}.json"
     here = f"torch {torch.__version__} on {platform.machine()}"

@@ -41,7 +41,9 @@ def test_run_writes_results_with_provenance(tiny_synthetic, tmp_path):
     run_dir = only_run_dir(tmp_path / "res")
     assert run_dir.name.startswith("e2e-")
     frame = pd.read_parquet(run_dir / "metrics.parquet")
-    assert len(frame) == 6 and set(frame["scorer"]) == {"osd_irf_mean", "osd_irf_noisy(t=250)", "invad(steps=2)"}
+    assert len(frame) == 6 and set(frame["scorer_label"]) == {"osd_irf_mean", "osd_irf_noisy(t=250)", "invad(steps=2)"}
+    assert list(frame["scorer"][:3]) == ["osd_irf_mean", "osd_irf_noisy", "invad"]  # names; arguments as columns:
+    assert list(frame["scorer.t"][:2]) == [500, 250] and list(frame["scorer.steps"][2:3]) == [2]
     np.testing.assert_allclose(frame["mad"], frame[list(metric_keys())].mean(axis=1), rtol=1e-12)
     assert (frame["fps"] > 0).all() and (frame["scorer_fps"] > frame["fps"]).all()
     assert list(frame["nfe"]) == [1, 1, 2] * 2

@@ -66,7 +66,7 @@ def test_grid_trains_once_resumes_and_records_failures(tiny_synthetic, tmp_path)
     grid_dir = tmp_path / "r" / "grid-tiny"
     assert [p.name.split("-")[0] for p in (grid_dir / "models").glob("*.pt")] == ["multiclass"]  # for 8 cells
     frame = pd.read_parquet(grid_dir / "metrics.parquet")
-    assert len(frame) == 8 and set(frame["scorer"]) == {
+    assert len(frame) == 8 and set(frame["scorer_label"]) == {
         "osd_irf_mean(t=250)", "osd_irf_mean(t=500)", "osd_irf_noisy(t=250)", "osd_irf_noisy(t=500)"}
     assert "scorers" not in frame.columns and (frame["cell_key"].str.len() == 16).all()
     before = (grid_dir / "cells.jsonl").read_text()
@@ -158,7 +158,7 @@ def test_presets_run_quick_on_the_embedded_dataset(preset, rows, tmp_path):
     assert len(frame) == rows and (frame["setting"] == "multiclass").all()
     assert [p.name.split("-")[0] for p in (grid_dir / "models").glob("*.pt")] == ["multiclass"]
     if preset == "invad_table4":  # ratio x S < 1: S = 3 with ratios 0.1, 0.2 and S = 5 with 0.1
-        na = frame[frame["image_auroc"].isna()]["scorer"]
+        na = frame[frame["image_auroc"].isna()]["scorer_label"]
         assert sorted(na) == ["reconstruction(ratio=0.1,steps=3)", "reconstruction(ratio=0.1,steps=5)",
                               "reconstruction(ratio=0.2,steps=3)"]
 
@@ -189,7 +189,9 @@ def test_sweep_t_scores_one_model_per_category_and_plots(tiny_synthetic, tmp_pat
     assert result.exit_code == 0, result.output
     grid_dir = tmp_path / "r" / "grid-sweep-t-sw"
     frame = pd.read_parquet(grid_dir / "metrics.parquet")
-    assert sorted(frame["scorer"]) == ["osd_irf_mean(t=100)", "osd_irf_mean(t=500)",
-                                       "osd_irf_noisy(t=100)", "osd_irf_noisy(t=500)"]
+    assert sorted(frame["scorer_label"]) == ["osd_irf_mean(t=100)", "osd_irf_mean(t=500)",
+                                             "osd_irf_noisy(t=100)", "osd_irf_noisy(t=500)"]
+    assert sorted(zip(frame["scorer"], frame["scorer.t"], strict=True)) == [
+        ("osd_irf_mean", 100), ("osd_irf_mean", 500), ("osd_irf_noisy", 100), ("osd_irf_noisy", 500)]
     assert len(list((grid_dir / "models").glob("*.pt"))) == 1
     assert (grid_dir / "metrics_vs_t.png").stat().st_size > 10_000 and (grid_dir / "metrics_vs_t.pdf").exists()

@@ -52,4 +52,4 @@ def test_pinned_grid_of_scoring_protocols(pinned_data, tmp_path, one_thread):
     assert result.exit_code == 0, result.output
     frame = pd.read_parquet(tmp_path / "r" / "grid-pinned" / "metrics.parquet")
     assert len(frame) == 12
-    assert_matches_golden("pinned_grid", frame, by=("category", "scorer", "protocol", "normalisation"))
+    assert_matches_golden("pinned_grid", frame, by=("category", "scorer_label", "protocol", "normalisation"))

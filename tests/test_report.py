@@ -25,7 +25,8 @@ def fake_rows():
                 cfg = RunConfig(dataset="mvtec", seed=seed, categories=[category],
                                 scorers=[parse_scorer(scorer.replace("(", ":").rstrip(")"))])
                 rows.append({
-                    "dataset": "mvtec", "category": category, "scorer": scorer, "backbone": "efficientnet_b4",
+                    "dataset": "mvtec", "category": category, "scorer": scorer.split("(")[0], "scorer_label": scorer,
+                    "backbone": "efficientnet_b4",
                     "noise_net": "dit_gigant", "protocol": "invad", "transductive": transductive,
                     **{k: base + 0.001 * i for i, k in enumerate(metric_keys())}, "mad": base + 0.003,
                     "fps": 100.0 + 10 * s_idx, "seed": seed, "device": "NVIDIA H100 80GB HBM3",
@@ -124,7 +125,8 @@ def test_captions_say_which_invad_timesteps_and_what_ader_does():
 
 def test_knn_rows_are_marked_as_references():
     frame = fake_rows()
-    knn = frame[frame["scorer"] == "osd_irf_mean(t=500)"].assign(scorer="knn", noise_net="none")
+    knn = frame[frame["scorer_label"] == "osd_irf_mean(t=500)"].assign(scorer="knn", scorer_label="knn",
+                                                                        noise_net="none")
     knn["config"] = [c.replace('"epochs": 300', '"epochs": 1') for c in knn["config"]]  # knn cells: default nets
     text = markdown_table(pd.concat([frame, knn]))
     assert "| mvtec | knn‡ | efficientnet_b4 | none | invad | 81.5 ± 0.7 |" in text  # no train.epochs column
@@ -134,3 +136,10 @@ def test_knn_rows_are_marked_as_references():
     assert "| train.epochs |" in epochs and "| none | invad | - |" in epochs  # knn rows show "-"
     assert "‡ reference without diffusion: nearest-neighbour distance" in text
     assert r"knn$^\ddagger$" in latex_tables(pd.concat([frame, knn]))
+
+
+def test_rows_written_before_scorer_label_render_the_same():
+    """Older result files hold the label in ``scorer`` and have no ``scorer_label``: the same table."""
+    frame = fake_rows()
+    legacy = frame.assign(scorer=frame["scorer_label"]).drop(columns=["scorer_label"])
+    assert markdown_table(legacy) == markdown_table(frame)

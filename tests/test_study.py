@@ -66,7 +66,7 @@ def test_study_runs_resumes_and_evaluates_best_on_test_separately(tiny_synthetic
     (run_dir,) = results.glob("tiny-best-*")
     frame = pd.read_parquet(run_dir / "metrics.parquet")
     best_t = optuna.load_study(study_name="tiny", storage=storage).best_trial.params["scorer.t"]
-    assert set(frame["scorer"]) == {f"osd_irf_mean(t={best_t})"} and len(frame) == 2
+    assert set(frame["scorer_label"]) == {f"osd_irf_mean(t={best_t})"} and len(frame) == 2
 
 
 @pytest.mark.filterwarnings("ignore:The number of trials is too small")  # 2 complete trials: importances equal

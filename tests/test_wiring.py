@@ -515,4 +515,4 @@ def test_a_cell_the_scorer_does_not_apply_to_is_a_row_of_nan_metrics(features, t
     row = score_cell(ctx, evalset(features), None, {"name": "reconstruction", "ratio": 0.1, "steps": 5})
     assert all(math.isnan(row[k]) for k in (*metric_keys(), "mad", "fps", "scorer_fps"))
     assert (row["nfe"], row["image_score"], row["maps_file"]) == (0, "max", "")  # ader's image score, no maps
-    assert row["scorer"] == "reconstruction(ratio=0.1,steps=5)" and row["n_test"] == len(features[2])
+    assert row["scorer_label"] == "reconstruction(ratio=0.1,steps=5)" and row["n_test"] == len(features[2])

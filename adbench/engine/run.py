@@ -72,8 +72,15 @@ def seed_everything(seed: int, deterministic: bool) -> None:
 
 
 def scorer_label(spec: dict[str, Any]) -> str:
+    """The scorer as displayed: ``name(arg=value,...)`` with the arguments the spec sets."""
     args = ",".join(f"{k}={v}" for k, v in spec.items() if k != "name")
     return f"{spec['name']}({args})" if args else spec["name"]
+
+
+def scorer_columns(spec: dict[str, Any]) -> dict[str, Any]:
+    """One result-row column per scorer argument, defaults included: ``scorer.t``, ``scorer.steps``, ..."""
+    given = {k: v for k, v in spec.items() if k != "name"}
+    return {f"scorer.{k}": v for k, v in SCORERS.arguments(spec["name"], **given).items()}
 
 
 def build_dataset(cfg: RunConfig) -> Dataset:
@@ -389,7 +396,8 @@ def result_row(ctx: Context, data: EvalSet, spec: dict[str, Any], scorer: Any, o
     console.print(f"  {data.category:>12} {scorer_label(spec):<28} image AU-ROC {metrics['image_auroc']:.3f}  "
                   f"pixel AU-ROC {metrics['pixel_auroc']:.3f}")
     return {
-        "dataset": cfg.dataset, "category": data.category, "scorer": scorer_label(spec), "setting": cfg.setting,
+        "dataset": cfg.dataset, "category": data.category, "scorer": spec["name"], "scorer_label": scorer_label(spec),
+        **scorer_columns(spec), "setting": cfg.setting,
         "trained_on": ",".join(cfg.trained_on(data.category)),
         "backbone": cfg.backbone, "backbone_weights": cfg.weights_info().identity,
         "input_mean": list(mean), "input_std": list(std), "input_stats": stats_source,

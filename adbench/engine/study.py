@@ -215,34 +215,3 @@ class StudyRunner:
         if self.spec.fps_objective:  # the Pareto-optimal trial with the best metric
             return max(study.best_trials, key=lambda t: t.values[0]).params
         return study.best_trial.params
-
-    def plots(self, study: optuna.Study) -> list[Path]:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-        import optuna.visualization.matplotlib as vis
-
-        names = ["metric", "images/s"] if self.spec.fps_objective else [self.spec.objective]
-        makers = {"pareto_front": lambda: vis.plot_pareto_front(study, target_names=names)} if \
-            self.spec.fps_objective else {"optimization_history": lambda: vis.plot_optimization_history(study)}
-        makers["param_importances"] = lambda: vis.plot_param_importances(
-            # with a custom target, PED-ANOVA (the default evaluator) ranks for low values: negate the metric
-            study, target=(lambda t: -t.values[0]) if self.spec.fps_objective else None, target_name=names[0])
-        written = []
-        for name, make in makers.items():
-            try:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                    # PED-ANOVA warns on any custom target that it ranks for low values: ours is negated
-                    warnings.filterwarnings("ignore", message="PedAnovaImportanceEvaluator computes")
-                    ax = make()
-            except (ValueError, RuntimeError) as exc:  # e.g. too few finished trials for importances
-                console.print(f"[yellow]no {name} plot:[/] {exc}")
-                continue
-            fig = ax.figure if hasattr(ax, "figure") else ax.flat[0].figure
-            path = self.study_dir / f"{name}.png"
-            fig.savefig(path, dpi=120, bbox_inches="tight")
-            plt.close(fig)
-            written.append(path)
-        return written

@@ -8,7 +8,6 @@ mean-path input (Eq. 7) and noisy-state input (Eq. 6). |IRF| is the anomaly scor
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -17,7 +16,6 @@ from adbench.diffusion.schedule import Schedule
 from adbench.diffusion.train import TrainConfig, train_noise_net
 from adbench.metrics import image_metrics
 from adbench.noise_nets.mlp import MLPNoiseNet
-from adbench.report.plots import save_figure
 from adbench.scorers.osd_irf import OSDIRF
 
 
@@ -61,26 +59,3 @@ def run_toy(t: int = 250, seed: int = 0, n_train: int = 10_000, n_test: int = 6_
                                                  torch.Generator().manual_seed(seed)).flatten().numpy()
     return ToyResult(image_metrics(np.abs(mean_irf), labels)["image_auroc"],
                      image_metrics(np.abs(noisy_irf), labels)["image_auroc"], x0, labels, mean_irf, noisy_irf)
-
-
-def plot_trajectories(result: ToyResult, path: Path, n_lines: int = 300, seed: int = 0) -> list[Path]:
-    """Fig. 2: lines from each sample x0 (left) to its |IRF| (right); PNG and PDF."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    rng = np.random.default_rng(seed)
-    fig, axes = plt.subplots(1, 2, figsize=(9, 4), sharey=False)
-    for ax, irf, title in ((axes[0], result.noisy_irf, f"(a) noisy-state input, AU-ROC {result.noisy_auroc:.3f}"),
-                           (axes[1], result.mean_irf, f"(b) mean-path input, AU-ROC {result.mean_auroc:.3f}")):
-        for label, colour, name in ((0, "tab:blue", "normal"), (1, "tab:red", "abnormal")):
-            idx = rng.choice(np.flatnonzero(result.labels == label), n_lines, replace=False)
-            for i in idx:
-                ax.plot([0, 1], [result.x0[i], abs(irf[i])], color=colour, alpha=0.08, lw=0.8)
-            ax.plot([], [], color=colour, label=name)
-        ax.set_xticks([0, 1], ["data x0", "|IRF|"])
-        ax.set_title(title, fontsize=10)
-        ax.legend(loc="upper right", fontsize=8)
-    fig.suptitle("One-step transition from data space to IRF space (OSD-IRF Fig. 2)")
-    return save_figure(fig, path, dpi=150)

@@ -14,7 +14,10 @@ PANELS_PER_ROW = 4
 
 
 def scorer_arg(frame: pd.DataFrame, arg: str) -> pd.Series:
-    """The value of a scorer argument (e.g. ``t``) of every row, from its stored config."""
+    """The value of a scorer argument (e.g. ``t``) of every row: its ``scorer.<arg>`` column, or the stored
+    config of rows written before those columns existed."""
+    if f"scorer.{arg}" in frame:
+        return frame[f"scorer.{arg}"]
     return pd.Series([json.loads(c)["scorers"][0].get(arg) for c in frame["config"]], index=frame.index)
 
 
@@ -25,8 +28,7 @@ def plot_metrics_vs(frame: pd.DataFrame, arg: str, path: Path, title: str = "") 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    data = frame.assign(**{arg: scorer_arg(frame, arg), "method": frame["scorer"].str.replace(r"\(.*\)", "",
-                                                                                                regex=True)})
+    data = frame.assign(**{arg: scorer_arg(frame, arg), "method": frame["scorer"]})  # one line per scorer name
     panels = reported()  # one per metric of the metric table, and mAD
     mean = data.groupby(["method", arg])[[c.key for c in panels]].mean().reset_index()
     rows = -(-len(panels) // PANELS_PER_ROW)
@@ -89,3 +91,65 @@ def plot_anomaly_maps(maps_file: str | Path, path: Path, title: str = "") -> Pat
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def plot_study(study: Any, out_dir: Path, objective: str, fps_objective: bool) -> tuple[list[Path], dict[str, str]]:
+    """Optuna's figures of a study: the optimisation history (or the Pareto front of metric against
+    images/s) and the parameter importances, as PNGs in ``out_dir``; returns (written, {figure: why not})."""
+    import warnings
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import optuna
+    import optuna.visualization.matplotlib as vis
+
+    names = ["metric", "images/s"] if fps_objective else [objective]
+    makers = {"pareto_front": lambda: vis.plot_pareto_front(study, target_names=names)} if \
+        fps_objective else {"optimization_history": lambda: vis.plot_optimization_history(study)}
+    makers["param_importances"] = lambda: vis.plot_param_importances(
+        # with a custom target, PED-ANOVA (the default evaluator) ranks for low values: negate the metric
+        study, target=(lambda t: -t.values[0]) if fps_objective else None, target_name=names[0])
+    written, skipped = [], {}
+    for name, make in makers.items():
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                # PED-ANOVA warns on any custom target that it ranks for low values: ours is negated
+                warnings.filterwarnings("ignore", message="PedAnovaImportanceEvaluator computes")
+                ax = make()
+        except (ValueError, RuntimeError) as exc:  # e.g. too few finished trials for importances
+            skipped[name] = str(exc)
+            continue
+        fig = ax.figure if hasattr(ax, "figure") else ax.flat[0].figure
+        path = Path(out_dir) / f"{name}.png"
+        fig.savefig(path, dpi=120, bbox_inches="tight")
+        plt.close(fig)
+        written.append(path)
+    return written, skipped
+
+
+def plot_toy_trajectories(result: Any, path: Path, n_lines: int = 300, seed: int = 0) -> list[Path]:
+    """OSD-IRF Fig. 2 from a toy result (``engine.toy.run_toy``): lines from each sample x0 (left) to its
+    |IRF| (right), noisy-state and mean-path input; PNG and PDF."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    fig, axes = plt.subplots(1, 2, figsize=(9, 4), sharey=False)
+    for ax, irf, title in ((axes[0], result.noisy_irf, f"(a) noisy-state input, AU-ROC {result.noisy_auroc:.3f}"),
+                           (axes[1], result.mean_irf, f"(b) mean-path input, AU-ROC {result.mean_auroc:.3f}")):
+        for label, colour, name in ((0, "tab:blue", "normal"), (1, "tab:red", "abnormal")):
+            idx = rng.choice(np.flatnonzero(result.labels == label), n_lines, replace=False)
+            for i in idx:
+                ax.plot([0, 1], [result.x0[i], abs(irf[i])], color=colour, alpha=0.08, lw=0.8)
+            ax.plot([], [], color=colour, label=name)
+        ax.set_xticks([0, 1], ["data x0", "|IRF|"])
+        ax.set_title(title, fontsize=10)
+        ax.legend(loc="upper right", fontsize=8)
+    fig.suptitle("One-step transition from data space to IRF space (OSD-IRF Fig. 2)")
+    return save_figure(fig, path, dpi=150)

@@ -69,9 +69,15 @@ def with_variant_columns(frame: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     configs = row_configs(frame)
     for k in keys:
         frame[k] = [str(c.get(k)) for c in configs]
-    frame["scorer"] = (frame["scorer"] + np.where(frame["transductive"], TRANSDUCTIVE_MARK, "")
+    frame["scorer"] = (scorer_labels(frame) + np.where(frame["transductive"], TRANSDUCTIVE_MARK, "")
                        + np.where(frame["scorer"].str.startswith(REFERENCE_SCORERS), REFERENCE_MARK, ""))
     return frame, METHOD + keys
+
+
+def scorer_labels(frame: pd.DataFrame) -> pd.Series:
+    """Each row's scorer as displayed, ``name(arg=value,...)`` (rows written before the ``scorer_label``
+    column existed hold it in ``scorer``)."""
+    return frame["scorer_label"] if "scorer_label" in frame else frame["scorer"]
 
 
 @dataclass
