@@ -292,13 +292,12 @@ def sweep_t(config: Annotated[Path, typer.Argument(help="YAML run config (the mo
             results_dir: Annotated[Path, Opt("--results-dir")] = DEFAULT_RESULTS,
             cache_dir: Annotated[Path | None, Opt("--cache-dir")] = None) -> None:
     """Timestep sensitivity: score one trained model per category at many t; table and metric-vs-t plot."""
-    from adbench.engine.grid import GridRunner, GridSpec, parse_sets, set_dotted
+    from adbench.config import parse_sets, with_overrides
+    from adbench.engine.grid import GridRunner, GridSpec
     from adbench.report.plots import plot_metrics_vs
 
     timesteps = parse_timesteps(t)
-    base = load_config(config).to_dict()
-    for key, value in parse_sets(set_).items():
-        set_dotted(base, key, value)
+    base = with_overrides(load_config(config).to_dict(), parse_sets(set_))
     scorers = scorer or ["osd_irf_mean", "osd_irf_noisy"]
     spec = GridSpec(f"sweep-t-{base['name']}", base=base, axes={"scorer": scorers, "scorer.t": timesteps})
     runner = GridRunner(spec, results_dir, cache_dir or cache_dir_default())

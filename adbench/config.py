@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import types
 import typing
@@ -255,6 +256,50 @@ def read_yaml(path: str | Path, what: str = "Config") -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping of keys to values, got {type(data).__name__}")
     return data
+
+
+def parse_sets(sets: list[str] | None) -> dict[str, Any]:
+    """``["seed=3", "train.epochs=5"]`` -> ``{"seed": 3, "train.epochs": 5}`` (values as YAML scalars)."""
+    out = {}
+    for item in sets or []:
+        key, eq, value = item.partition("=")
+        if not eq:
+            raise ConfigError(f"--set {item!r} must be key=value")
+        out[key.strip()] = yaml.safe_load(value)
+    return out
+
+
+def set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
+    """``set_dotted(d, "train.epochs", 5)``; ``scorer`` and ``scorer.<arg>`` address the cell's scorer."""
+    if key == "scorer":
+        data["scorers"] = [parse_scorer(value) if isinstance(value, str) else dict(value)]
+        return
+    if key.startswith("scorer."):
+        arg = key.split(".", 1)[1]
+        data["scorers"] = [{**spec, arg: value} for spec in data.get("scorers") or RunConfig().scorers]
+        return
+    *parents, last = key.split(".")
+    node = data
+    for p in parents:
+        node = node.setdefault(p, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"cannot set {key!r}: {p!r} is not a mapping")
+    node[last] = value
+
+
+def with_overrides(data: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """A copy of the config mapping ``data`` with dotted-key ``overrides`` set (``scorer`` before its
+    arguments ``scorer.<arg>``)."""
+    out = copy.deepcopy(data)
+    for key in sorted(overrides, key=lambda k: k != "scorer"):
+        set_dotted(out, key, overrides[key])
+    return out
+
+
+def config_from(base: dict[str, Any], overrides: dict[str, Any] | None = None, where: str = "config") -> RunConfig:
+    """The run config of mapping ``base`` with dotted-key ``overrides``: the one way grids, studies and the
+    CLI turn a spec into a RunConfig (unknown keys and wrong types are refused, naming ``where``)."""
+    return from_dict(RunConfig, with_overrides(base, overrides or {}), where)
 
 
 def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> RunConfig:

@@ -14,13 +14,13 @@ Run: .venv/bin/python benchmarks/deviations.py [--data-root ../shared/data] [--c
 from __future__ import annotations
 
 import argparse
-import copy
 import tempfile
 from pathlib import Path
 
 import pandas as pd
 
-from adbench.engine.grid import GridRunner, GridSpec, set_dotted
+from adbench.config import with_overrides
+from adbench.engine.grid import GridRunner, GridSpec
 from adbench.metrics import metric_keys
 
 SHOWN = {"image_auroc": "I-AUROC", "pixel_auroc": "P-AUROC", "pixel_aupro": "AU-PRO", "mad": "mAD"}
@@ -51,10 +51,7 @@ def base_config(args: argparse.Namespace) -> dict:
 
 
 def run_variant(index: int, name: str, changes: dict, base: dict, results: Path, cache: Path) -> pd.DataFrame:
-    data = copy.deepcopy(base)
-    for key, value in changes.items():
-        set_dotted(data, key, value)
-    runner = GridRunner(GridSpec(name=f"deviation-{index}", base=data), results, cache)
+    runner = GridRunner(GridSpec(name=f"deviation-{index}", base=with_overrides(base, changes)), results, cache)
     frame = runner.run(runner.cells())
     if len(frame) != len(runner.cells()):
         raise SystemExit(f"{name}: {len(runner.cells()) - len(frame)} cells failed; see {runner.grid_dir}")

@@ -13,11 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from adbench.config import SECTIONS, RunConfig, from_dict
+from adbench.config import SECTIONS, RunConfig, from_dict, set_dotted
 from adbench.data.base import Sample
 from adbench.diffusion.train import TrainConfig
 from adbench.engine.cache import feature_key
-from adbench.engine.grid import set_dotted
 from adbench.engine.run import Context, cell_config, context_key
 
 F, M, C, X = "features", "model", "cell", "context"

@@ -21,7 +21,6 @@ recorded with its error and the grid goes on.
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import itertools
 import json
@@ -36,7 +35,7 @@ import pandas as pd
 import yaml
 
 from adbench.atomic import atomic_write_text
-from adbench.config import RunConfig, from_dict, parse_scorer, read_yaml
+from adbench.config import RunConfig, config_from, parse_sets, read_yaml, with_overrides
 from adbench.device import release_device_memory
 from adbench.engine.run import (
     Context,
@@ -80,35 +79,6 @@ class Cell:
         return self.cfg.scorers[0]
 
 
-def parse_sets(sets: list[str] | None) -> dict[str, Any]:
-    """``["seed=3", "train.epochs=5"]`` -> ``{"seed": 3, "train.epochs": 5}`` (values as YAML scalars)."""
-    out = {}
-    for item in sets or []:
-        key, eq, value = item.partition("=")
-        if not eq:
-            raise ConfigError(f"--set {item!r} must be key=value")
-        out[key.strip()] = yaml.safe_load(value)
-    return out
-
-
-def set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
-    """``set_dotted(d, "train.epochs", 5)``; ``scorer`` and ``scorer.<arg>`` address the cell's scorer."""
-    if key == "scorer":
-        data["scorers"] = [parse_scorer(value) if isinstance(value, str) else dict(value)]
-        return
-    if key.startswith("scorer."):
-        arg = key.split(".", 1)[1]
-        data["scorers"] = [{**spec, arg: value} for spec in data.get("scorers") or RunConfig().scorers]
-        return
-    *parents, last = key.split(".")
-    node = data
-    for p in parents:
-        node = node.setdefault(p, {})
-        if not isinstance(node, dict):
-            raise ConfigError(f"cannot set {key!r}: {p!r} is not a mapping")
-    node[last] = value
-
-
 def load_grid(path: str | Path, sets: list[str] | None = None, quick: bool = False) -> GridSpec:
     """Read a grid file; ``sets`` are ``key=value`` overrides of the base (``--set``)."""
     path = Path(path)
@@ -123,9 +93,9 @@ def load_grid(path: str | Path, sets: list[str] | None = None, quick: bool = Fal
         if not isinstance(values, list) or not values:
             raise ConfigError(f"{path}: axis {key!r} needs a non-empty list of values")
     overrides = {**(spec.quick if quick else {}), **parse_sets(sets)}
-    for key, value in overrides.items():
+    for key in overrides:
         spec.axes.pop(key, None)  # an override fixes an axis to one value
-        set_dotted(spec.base, key, value)
+    spec.base = with_overrides(spec.base, overrides)
     if quick:
         spec.name += "-quick"
     return spec
@@ -136,11 +106,7 @@ def expand(spec: GridSpec, categories_of=None) -> list[Cell]:
     cells = []
     keys = list(spec.axes)
     for values in itertools.product(*(spec.axes[k] for k in keys)):
-        data = copy.deepcopy(spec.base)
-        data.setdefault("name", spec.name)
-        for key, value in sorted(zip(keys, values, strict=True), key=lambda kv: kv[0] != "scorer"):
-            set_dotted(data, key, value)
-        cfg = from_dict(RunConfig, data, where=f"grid {spec.name}")
+        cfg = config_from({"name": spec.name, **spec.base}, dict(zip(keys, values, strict=True)), f"grid {spec.name}")
         if categories_of:
             cfg = cfg.with_train_categories(categories_of(cfg))
         cats = cfg.categories or (categories_of(cfg) if categories_of else [])

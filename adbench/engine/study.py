@@ -22,7 +22,6 @@ The final test evaluation of the best trial is a separate, explicit step (``--ev
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import random
 import time
@@ -35,10 +34,9 @@ import numpy as np
 import optuna
 import torch
 
-from adbench.config import RunConfig, from_dict, read_yaml
+from adbench.config import RunConfig, config_from, read_yaml, with_overrides
 from adbench.data.validation import CarvedValidation, FolderValidation
 from adbench.device import release_device_memory
-from adbench.engine.grid import set_dotted
 from adbench.engine.run import Context, ContextCache, console, eval_set, score_cell, train_category
 from adbench.errors import AdbenchError, ConfigError, OutOfDeviceMemory
 from adbench.metrics import reported
@@ -83,8 +81,7 @@ def load_study(path: str | Path, quick: bool = False) -> StudySpec:
         if dist.get("type") not in ("int", "float", "categorical"):
             raise ConfigError(f"{path}: space.{key} needs type int, float or categorical")
     if quick:
-        for key, value in spec.quick.items():
-            set_dotted(spec.base, key, value)
+        spec.base = with_overrides(spec.base, spec.quick)
         spec.name += "-quick"
     return spec
 
@@ -100,11 +97,7 @@ def suggest(trial: optuna.Trial, key: str, dist: dict[str, Any]) -> Any:
 
 
 def config_for(spec: StudySpec, params: dict[str, Any]) -> RunConfig:
-    data = copy.deepcopy(spec.base)
-    data.setdefault("name", spec.name)
-    for key in sorted(params, key=lambda k: k != "scorer"):
-        set_dotted(data, key, params[key])
-    cfg = from_dict(RunConfig, data, where=f"study {spec.name}")
+    cfg = config_from({"name": spec.name, **spec.base}, params, f"study {spec.name}")
     if len(cfg.scorers) != 1:
         raise ConfigError(f"study {spec.name}: give exactly one scorer (in base or as a 'scorer' parameter)")
     return cfg
