@@ -117,6 +117,8 @@ def run_options(fn):
               ("device", str | None, ("--device",), "auto, cpu, cuda or cuda:N."),
               ("name", str | None, ("--name",), "Run name (prefix of the results folder)."),
               ("results_dir", Path | None, ("--results-dir",), "Where run folders are written (default results/)."),
+              ("resume", Path | None, ("--resume",), "Run folder to continue (killed or trained only): its "
+               "finished cells are kept and skipped; the config, if given, must be the folder's."),
               ("cache_dir", Path | None, ("--cache-dir",), "Feature and dataset cache (default $ADBENCH_CACHE)."),
           ]],
     ]
@@ -124,23 +126,48 @@ def run_options(fn):
     @guarded
     def wrapper(**kw: Any) -> None:
         results_dir, cache_dir = kw.pop("results_dir") or DEFAULT_RESULTS, kw.pop("cache_dir") or cache_dir_default()
-        fn(build_config(**kw), results_dir, cache_dir)
+        resume = kw.pop("resume")
+        given = any(v is not None for v in kw.values())
+        fn(build_config(**kw) if given or resume is None else None, results_dir, cache_dir, resume)
 
     wrapper.__signature__ = inspect.Signature(params)
     return wrapper
 
 
-def _execute(cfg: RunConfig, results_dir: Path, cache_dir: Path, train_only: bool = False) -> Path:
-    from adbench.engine.run import Context, evaluate_run, train_run
-    from adbench.results import new_run_dir
+def _execute(cfg: RunConfig | None, results_dir: Path, cache_dir: Path, train_only: bool = False,
+             resume: Path | None = None) -> Path:
+    """A run is a grid without axes, in its own folder: every cell goes through the one execution path
+    and is logged as it finishes, so ``resume`` (the folder of a run killed or trained only) skips the
+    finished cells."""
+    import dataclasses
 
-    ctx = Context.create(cfg, Path(), cache_dir)  # validates data and names before a folder is made
-    ctx.run_dir = run_dir = new_run_dir(results_dir, ctx.cfg)  # with the resolved training categories
-    err.print(f"run folder: {run_dir}", soft_wrap=True)
-    if train_only:
-        train_run(ctx)
+    from adbench.engine.grid import GridRunner, GridSpec
+    from adbench.engine.run import Context
+    from adbench.results import new_run_dir, read_run_config
+
+    ctx = None
+    if resume is not None:
+        saved = read_run_config(resume)
+        if cfg is not None and cfg.with_train_categories(saved.train_categories or []).hash() != saved.hash():
+            raise AdbenchError(f"{resume} holds another configuration (its config.yaml): resume it without a "
+                               "config and options, or start a new run.")
+        cfg, run_dir = saved, Path(resume)
     else:
-        _finish(run_dir, evaluate_run(ctx))
+        ctx = Context.create(cfg, Path(), cache_dir)  # validates data and names before a folder is made
+        cfg = ctx.cfg  # with the resolved training categories
+        run_dir = new_run_dir(results_dir, cfg)
+    err.print(f"run folder: {run_dir}", soft_wrap=True)
+    runner = GridRunner(GridSpec(cfg.name, base=cfg.to_dict()), results_dir, cache_dir, run_dir=run_dir)
+    if ctx is not None:
+        runner.contexts.add(dataclasses.replace(ctx, run_dir=run_dir))  # its backbone is loaded already
+    cells = runner.cells()
+    frame = runner.run(cells, train_only)
+    if not train_only and not frame.empty:
+        _finish(run_dir, frame.to_dict("records"))
+    failed = [r for key, r in runner.log.failed().items() if key in {c.key for c in cells}]
+    if failed:
+        raise AdbenchError(f"{len(failed)} of {len(cells)} cell(s) failed, first: {failed[0]['error']} "
+                           f"(errors in {runner.log.path}; `adbench run --resume {run_dir}` retries them)")
     return run_dir
 
 
@@ -158,16 +185,17 @@ def _finish(run_dir: Path, rows: list[dict]) -> None:
 
 @app.command()
 @run_options
-def train(cfg: RunConfig, results_dir: Path, cache_dir: Path) -> None:
+def train(cfg: RunConfig | None, results_dir: Path, cache_dir: Path, resume: Path | None) -> None:
     """Train the noise net of every category; `adbench evaluate RUN_DIR` scores them later."""
-    _execute(cfg, results_dir, cache_dir, train_only=True)
+    _execute(cfg, results_dir, cache_dir, train_only=True, resume=resume)
 
 
 @app.command()
 @run_options
-def run(cfg: RunConfig, results_dir: Path, cache_dir: Path) -> None:
-    """Train and evaluate: results (Parquet, CSV) and a Markdown table in a new run folder."""
-    _execute(cfg, results_dir, cache_dir)
+def run(cfg: RunConfig | None, results_dir: Path, cache_dir: Path, resume: Path | None) -> None:
+    """Train and evaluate: results (Parquet, CSV) and a Markdown table in a new run folder; resumable
+    (`--resume RUN_DIR` keeps and skips the cells a killed run finished)."""
+    _execute(cfg, results_dir, cache_dir, resume=resume)
 
 
 @app.command()
@@ -175,11 +203,7 @@ def run(cfg: RunConfig, results_dir: Path, cache_dir: Path) -> None:
 def evaluate(run_dir: Annotated[Path, typer.Argument(help="Run folder written by `adbench train`.")],
              cache_dir: Annotated[Path | None, Opt("--cache-dir", help="Feature cache.")] = None) -> None:
     """Score the test sets with the trained models of a run folder (trains any that are missing)."""
-    from adbench.engine.run import Context, evaluate_run
-    from adbench.results import read_run_config
-
-    ctx = Context.create(read_run_config(run_dir), run_dir, cache_dir or cache_dir_default())
-    _finish(run_dir, evaluate_run(ctx))
+    _execute(None, DEFAULT_RESULTS, cache_dir or cache_dir_default(), resume=run_dir)
 
 
 DEMO_PRESET = Path(__file__).parent / "presets" / "demo.yaml"

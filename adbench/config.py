@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import difflib
 import types
 import typing
 from dataclasses import dataclass, field
@@ -240,7 +241,9 @@ def from_dict(cls: type, data: dict[str, Any], where: str = "config") -> Any:
     hints = typing.get_type_hints(cls)
     unknown = set(data) - set(fields)
     if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {sorted(unknown)}; valid keys: {sorted(fields)}")
+        hints = [f"{k!r} (did you mean {close[0]!r}?)" if (close := difflib.get_close_matches(k, fields, n=1))
+                 else repr(k) for k in sorted(unknown)]
+        raise ConfigError(f"{where}: unknown key(s) {', '.join(hints)}; valid keys: {sorted(fields)}")
     return cls(**{k: _coerce(v, hints[k], f"{where}.{k}") for k, v in data.items()})
 
 

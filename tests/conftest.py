@@ -50,10 +50,10 @@ def one_thread():
 @pytest.fixture
 def dit_out_of_memory(monkeypatch):
     """Training a DiT raises CUDA's out-of-memory error, as a 1.3B-parameter net does on a small card;
-    yields the list that records each ``release_device_memory`` call of grids and studies."""
+    yields the list that records each ``release_device_memory`` call of the execution path."""
     import torch
 
-    from adbench.engine import grid, run, study
+    from adbench.engine import execute, run
     from adbench.noise_nets.dit import DiT
 
     real = run.train_noise_net
@@ -65,6 +65,5 @@ def dit_out_of_memory(monkeypatch):
 
     released = []
     monkeypatch.setattr(run, "train_noise_net", train)
-    for module in (grid, study):
-        monkeypatch.setattr(module, "release_device_memory", lambda: released.append(True))
+    monkeypatch.setattr(execute, "release_device_memory", lambda: released.append(True))
     return released

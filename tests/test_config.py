@@ -14,8 +14,10 @@ def test_yaml_config_with_overrides(tmp_path):
 
 
 def test_unknown_key_and_wrong_type_are_named(tmp_path):
-    with pytest.raises(ConfigError, match=r"unknown key\(s\) \['epoch'\]"):
+    with pytest.raises(ConfigError, match=r"unknown key\(s\) 'epoch' \(did you mean 'epochs'\?\); valid keys: \["):
         from_dict(RunConfig, {"train": {"epoch": 3}})
+    with pytest.raises(ConfigError, match=r"unknown key\(s\) 'zzz'; valid keys"):  # nothing close: no guess
+        from_dict(RunConfig, {"zzz": 3})
     with pytest.raises(ConfigError, match=r"config.image_size: expected int, got 'big'"):
         from_dict(RunConfig, {"image_size": "big"})
     with pytest.raises(ConfigError, match="expected bool"):

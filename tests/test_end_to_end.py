@@ -42,11 +42,14 @@ def test_run_writes_results_with_provenance(tiny_synthetic, tmp_path):
     assert run_dir.name.startswith("e2e-")
     frame = pd.read_parquet(run_dir / "metrics.parquet")
     assert len(frame) == 6 and set(frame["scorer_label"]) == {"osd_irf_mean", "osd_irf_noisy(t=250)", "invad(steps=2)"}
-    assert list(frame["scorer"][:3]) == ["osd_irf_mean", "osd_irf_noisy", "invad"]  # names; arguments as columns:
-    assert list(frame["scorer.t"][:2]) == [500, 250] and list(frame["scorer.steps"][2:3]) == [2]
+    by_label = frame.set_index("scorer_label")  # names; arguments as columns, defaults included
+    assert by_label["scorer"].to_dict() == {"osd_irf_mean": "osd_irf_mean", "osd_irf_noisy(t=250)": "osd_irf_noisy",
+                                            "invad(steps=2)": "invad"}
+    assert (by_label.loc["osd_irf_mean", "scorer.t"] == 500).all()
+    assert (by_label.loc["invad(steps=2)", "scorer.steps"] == 2).all()
     np.testing.assert_allclose(frame["mad"], frame[list(metric_keys())].mean(axis=1), rtol=1e-12)
     assert (frame["fps"] > 0).all() and (frame["scorer_fps"] > frame["fps"]).all()
-    assert list(frame["nfe"]) == [1, 1, 2] * 2
+    assert by_label["nfe"].to_dict() == {"osd_irf_mean": 1, "osd_irf_noisy(t=250)": 1, "invad(steps=2)": 2}
     row = frame.iloc[0]
     assert json.loads(row["config"])["noise_net"] == "mlp_tiny" and len(row["config_hash"]) == 16
     assert {"torch", "timm", "numpy", "adbench"} <= set(json.loads(row["versions"]))
@@ -126,7 +129,8 @@ def test_config_errors_keep_brackets(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("train:\n  epoch: 3\n")
     result = runner.invoke(app, ["run", str(bad), "--results-dir", str(tmp_path / "r")])
-    assert result.exit_code == 2 and "unknown key(s) ['epoch']" in result.output
+    assert result.exit_code == 2 and "unknown key(s) 'epoch' (did you mean 'epochs'?)" in result.output
+    assert "valid keys: ['batch_size'," in result.output  # rich markup leaves the brackets alone
     assert not (tmp_path / "r").exists()  # nothing is created for a rejected config
 
 
@@ -154,3 +158,45 @@ def test_protocols_and_transductive_flags_reach_the_table(tiny_synthetic, tmp_pa
     table = (run_dir / "table.md").read_text()
     assert "reconstruction(ratio=0.4,steps=5)†" in table and "† transductive" in table
     assert "ader+custom = image score max, smoothing sigma 4, pool 16" in table
+
+
+@pytest.mark.slow
+def test_killed_run_resumes_without_losing_or_redoing_cells(tiny_synthetic, tmp_path):
+    """`adbench run` killed with SIGKILL after its first finished cell, then `--resume RUN_DIR`: finished
+    cells are kept, not recomputed, and the metrics equal those of an uninterrupted run."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    from adbench.results import RecordLog
+
+    config = write_config(tmp_path / "c.yaml", data_root=str(tiny_synthetic), categories=["washer", "weave"])
+    cmd = [sys.executable, "-m", "adbench", "run", str(config), "--results-dir", str(tmp_path / "r")]
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 180
+    while time.time() < deadline and proc.poll() is None:
+        logs = list((tmp_path / "r").glob("*/cells.jsonl"))
+        if logs and RecordLog(logs[0]).finished():
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    run_dir = only_run_dir(tmp_path / "r")
+    kept = RecordLog(run_dir / "cells.jsonl").finished()
+    assert 1 <= len(kept) < 6
+    wrong = runner.invoke(app, ["run", str(write_config(tmp_path / "d.yaml", data_root=str(tiny_synthetic))),
+                                "--resume", str(run_dir)])
+    assert wrong.exit_code == 2 and "holds another configuration" in wrong.output
+    resumed = runner.invoke(app, ["run", "--resume", str(run_dir)])
+    assert resumed.exit_code == 0, resumed.output
+    finished = RecordLog(run_dir / "cells.jsonl").finished()
+    assert len(finished) == 6 and all(finished[k] == r for k, r in kept.items())  # kept, not recomputed
+    clean = runner.invoke(app, ["run", str(config), "--results-dir", str(tmp_path / "clean")])
+    assert clean.exit_code == 0, clean.output
+    a, b = (pd.read_parquet(d / "metrics.parquet").set_index("cell_key").sort_index()
+            for d in (run_dir, only_run_dir(tmp_path / "clean")))
+    assert a[list(metric_keys())].equals(b[list(metric_keys())])

@@ -47,6 +47,10 @@ class TrainConfig:
     # CPU models differ as with another seed)
     noise_on: str = "host"
 
+    def schedule(self) -> Schedule:
+        """The noise schedule the net is trained with, and every scorer of it must use."""
+        return Schedule.linear(self.timesteps)
+
     def __post_init__(self) -> None:
         if self.noise_on not in NOISE_ON:
             raise ConfigError(f"train.noise_on must be one of {NOISE_ON}, got {self.noise_on!r}")
@@ -102,7 +106,7 @@ def train_noise_net(model: nn.Module, features: torch.Tensor, cfg: TrainConfig, 
     return every step's loss and the EMA state."""
     device = torch.device(device)
     model.to(device).train()
-    schedule = Schedule.linear(cfg.timesteps)
+    schedule = cfg.schedule()
     steps_per_epoch = math.ceil(len(features) / cfg.batch_size)
     total = cfg.epochs * steps_per_epoch
     warmup = cfg.warmup_epochs * steps_per_epoch

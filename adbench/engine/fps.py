@@ -33,7 +33,6 @@ from adbench.device import (
     resolve_device,
     scorer_input,
 )
-from adbench.diffusion.schedule import Schedule
 from adbench.engine.run import build_noise_net, build_scorer, scorer_label
 from adbench.progress import progress_bar
 from adbench.registry import BACKBONES
@@ -102,7 +101,7 @@ class FpsBench:
         if compile_model:
             backbone, model = torch.compile(backbone), torch.compile(model)
         self.backbone, self.model = backbone, model
-        self.schedule = Schedule.linear(cfg.train.timesteps)
+        self.schedule = cfg.train.schedule()
         self.scoring = cfg.scoring()
         self.scorers = {scorer_label(spec): build_scorer(spec) for spec in cfg.scorers}
         self.generators = {label: torch.Generator().manual_seed(cfg.seed) for label in self.scorers}  # host noise

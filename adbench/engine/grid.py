@@ -24,9 +24,6 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import json
-import traceback
-from collections import defaultdict
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,19 +33,12 @@ import yaml
 
 from adbench.atomic import atomic_write_text
 from adbench.config import RunConfig, config_from, parse_sets, read_yaml, with_overrides
-from adbench.device import release_device_memory
+from adbench.engine.execute import Cell, execute, work_units
 from adbench.engine.run import (
-    Context,
     ContextCache,
-    EvalSet,
     build_dataset,
     cell_config,
-    console,
-    context_key,
-    eval_set,
-    model_for,
     needs_model,
-    score_cell,
 )
 from adbench.errors import ConfigError
 from adbench.results import RecordLog, write_rows
@@ -63,20 +53,6 @@ class GridSpec:
     axes: dict[str, list] = field(default_factory=dict)
     quick: dict[str, Any] = field(default_factory=dict)
     description: str = ""
-
-
-@dataclass(frozen=True)
-class Cell:
-    cfg: RunConfig  # one category, one scorer
-    category: str
-
-    @property
-    def key(self) -> str:
-        return self.cfg.hash()
-
-    @property
-    def spec(self) -> dict[str, Any]:
-        return self.cfg.scorers[0]
 
 
 def load_grid(path: str | Path, sets: list[str] | None = None, quick: bool = False) -> GridSpec:
@@ -122,9 +98,12 @@ def expand(spec: GridSpec, categories_of=None) -> list[Cell]:
 
 
 class GridRunner:
-    def __init__(self, spec: GridSpec, results_dir: Path, cache_dir: Path) -> None:
+    """Runs a grid's cells through the one execution path, resumably: finished cells (in ``cells.jsonl``)
+    are skipped, each new one is appended as it finishes."""
+
+    def __init__(self, spec: GridSpec, results_dir: Path, cache_dir: Path, run_dir: Path | None = None) -> None:
         self.spec = spec
-        self.grid_dir = Path(results_dir) / f"grid-{spec.name}"
+        self.grid_dir = Path(run_dir) if run_dir is not None else Path(results_dir) / f"grid-{spec.name}"
         self.cache_dir = Path(cache_dir)
         self.log = RecordLog(self.grid_dir / "cells.jsonl")
         self.contexts = ContextCache(self.grid_dir, self.cache_dir)
@@ -148,46 +127,16 @@ class GridRunner:
                 "trainings": len(trainings - trained), "trained_models_reused": len(trained),
                 "scoring_passes": len(todo), "failed_before": len(set(self.log.failed()) & {c.key for c in todo})}
 
-    def run(self, cells: list[Cell]) -> pd.DataFrame:
+    def run(self, cells: list[Cell], train_only: bool = False) -> pd.DataFrame:
+        """Execute the unfinished ``cells`` (``train_only``: only train their noise nets); return every
+        finished row of ``cells``, also written as metrics.parquet/csv."""
         self.grid_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(self.grid_dir / "grid.yaml", yaml.safe_dump(dataclasses.asdict(self.spec), sort_keys=False))
         done = self.log.finished()
-        groups: dict[tuple[str, str, str], list[Cell]] = defaultdict(list)
-        for cell in cells:
-            if cell.key not in done:
-                groups[(context_key(cell.cfg), cell.cfg.training_key(cell.category), cell.category)].append(cell)
-        for (_, _, category), group in groups.items():
-            prepared = self.attempt(group, self.prepare, category, group)
-            if prepared is None:
-                continue
-            ctx, model, data = prepared
-            for cell in group:
-                row = self.attempt([cell], score_cell, dataclasses.replace(ctx, cfg=cell.cfg), data, model, cell.spec)
-                if row is not None:
-                    self.log.append({"status": "ok", **row})
+        for unit in work_units([c for c in cells if c.key not in done]):
+            for record in execute(unit, self.contexts, train_only):
+                self.log.append(record)
         return self.collect(cells)
-
-    def prepare(self, category: str, group: list[Cell]) -> tuple[Context, Any, EvalSet]:
-        """The context, trained model (if any scorer needs one) and evaluation set of a category's cells."""
-        ctx = self.contexts.get(group[0].cfg)
-        return ctx, model_for(ctx, category, [cell.spec for cell in group]), eval_set(ctx, category)
-
-    def attempt(self, cells: list[Cell], work: Callable[..., Any], *args: Any) -> Any | None:
-        """``work(*args)``, or None with the error recorded for each of ``cells`` (the grid goes on; GPU memory
-        is released, so a cell that ran out of it does not starve the next)."""
-        try:
-            return work(*args)
-        except Exception as exc:  # noqa: BLE001 - recorded per cell, the grid goes on
-            for cell in cells:
-                self.record_error(cell, exc)
-        release_device_memory()  # the failed work's tensors are unreferenced once the except clause is left
-        return None
-
-    def record_error(self, cell: Cell, exc: BaseException) -> None:
-        console.print(f"[red]cell {cell.key} ({cell.category}, {cell.spec['name']}) failed:[/] {exc}")
-        self.log.append({"status": "error", "cell_key": cell.key, "category": cell.category,
-                         "config": cell.cfg.to_dict(), "error": f"{type(exc).__name__}: {exc}",
-                         "traceback": traceback.format_exc()})
 
     def collect(self, cells: list[Cell]) -> pd.DataFrame:
         """The finished rows of this grid's cells, written as metrics.parquet/csv."""

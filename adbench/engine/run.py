@@ -47,7 +47,6 @@ from adbench.metrics import (
 )
 from adbench.provenance import git_commit, versions
 from adbench.registry import BACKBONES, DATASETS, NOISE_NETS, SCORERS
-from adbench.results import write_rows
 from adbench.scorers.scoring import (
     ImageScores,
     Normalizer,
@@ -178,6 +177,10 @@ class ContextCache:
         self.run_dir, self.cache_dir = Path(run_dir), Path(cache_dir)
         self._contexts: dict[str, Context] = {}
 
+    def add(self, ctx: Context) -> None:
+        """Share a Context made already (its backbone loaded) with the configs of its key."""
+        self._contexts[context_key(ctx.cfg)] = ctx
+
     def get(self, cfg: RunConfig) -> Context:
         key = context_key(cfg)
         if key not in self._contexts:
@@ -277,7 +280,7 @@ def pipeline_seconds(ctx: Context, data: EvalSet, model: nn.Module | None, score
     reported speed)."""
     cfg, scoring = ctx.cfg, ctx.cfg.scoring()
     images = images_for(ctx.backbone, load_batch(data.samples[: cfg.fps_images], ctx.transform), ctx.device)
-    schedule = Schedule.linear(cfg.train.timesteps)
+    schedule = cfg.train.schedule()
     seconds = []
     with fixed_shape_timing():
         for _ in range(2):  # warm-up (cuDNN autotuning too, unless deterministic), then timed
@@ -348,7 +351,7 @@ def cell_scores(ctx: Context, data: EvalSet, model: nn.Module, scorer: Any, labe
     then the scoring stage (``score_images``). Held-out noise is seeded with ``seed + 1``."""
     cfg = ctx.cfg
     scoring = cfg.scoring()
-    schedule = Schedule.linear(cfg.train.timesteps)
+    schedule = cfg.train.schedule()
     if hasattr(scorer, "fit"):  # a memory bank of the training features (knn)
         bank = data.normalise(training_features(ctx, data.category))  # standardised by its own statistics
         scorer.fit(bank, torch.Generator().manual_seed(cfg.seed), ctx.device)
@@ -435,29 +438,3 @@ def save_maps(ctx: Context, data: EvalSet, maps: np.ndarray, key: str) -> str:
 
     atomic_write(path, write)
     return str(path)
-
-
-def model_for(ctx: Context, category: str, specs: list[dict[str, Any]]) -> nn.Module | None:
-    """The trained noise net for ``category`` if any of ``specs`` scores with one, else None."""
-    return train_category(ctx, category) if any(needs_model(s) for s in specs) else None
-
-
-def evaluate_category(ctx: Context, category: str) -> list[dict[str, Any]]:
-    """One result row per scorer for ``category`` (training the noise net first when one is missing)."""
-    model = model_for(ctx, category, ctx.cfg.scorers)
-    data = eval_set(ctx, category)
-    return [score_cell(ctx, data, model, spec) for spec in ctx.cfg.scorers]
-
-
-def train_run(ctx: Context) -> None:
-    for category in ctx.categories():
-        model_for(ctx, category, ctx.cfg.scorers)
-
-
-def evaluate_run(ctx: Context) -> list[dict[str, Any]]:
-    """Evaluate every category (training any model that is missing) and write the results."""
-    rows: list[dict[str, Any]] = []
-    for category in ctx.categories():
-        rows += evaluate_category(ctx, category)
-        write_rows(ctx.run_dir, rows)  # after each category: finished work is never lost
-    return rows

@@ -36,14 +36,18 @@ import torch
 
 from adbench.config import RunConfig, config_from, read_yaml, with_overrides
 from adbench.data.validation import CarvedValidation, FolderValidation
-from adbench.device import release_device_memory
-from adbench.engine.run import Context, ContextCache, console, eval_set, score_cell, train_category
+from adbench.engine.execute import Cell, execute, work_units
+from adbench.engine.run import Context, ContextCache, cell_config, console
 from adbench.errors import AdbenchError, ConfigError, OutOfDeviceMemory
 from adbench.metrics import reported
 from adbench.results import RecordLog
 
 STUDY_KEYS = {"name", "base", "space", "objective", "fps_objective", "n_trials", "validation", "quick",
               "description", "sampler_seed", "heartbeat"}
+
+
+class TrialCellError(Exception):
+    """A cell of a trial failed (its error message, as ``execute`` recorded it)."""
 
 
 @dataclass
@@ -156,7 +160,9 @@ class StudyRunner:
                                                  sampler=sampler, pruner=pruner),
                      optuna.exceptions.DuplicatedStudyError)
 
-    def validation_context(self, cfg: RunConfig) -> Context:
+    def get(self, cfg: RunConfig) -> Context:
+        """The validation context of ``cfg`` (a ContextCache for ``execute``): the test set is carved from
+        the training normals (or read from the validation folder); the real test set is never seen."""
         base = self.contexts.get(cfg)
         val = self.spec.validation
         dataset = (FolderValidation(base.dataset, val["folder"]) if val.get("folder")
@@ -166,15 +172,16 @@ class StudyRunner:
     def objective(self, trial: optuna.Trial) -> float | tuple[float, float]:
         params = {key: suggest(trial, key, dist) for key, dist in self.spec.space.items()}
         cfg = config_for(self.spec, params)
-        ctx = self.validation_context(cfg)
+        cfg = cfg.with_train_categories(self.get(cfg).dataset.categories())
+        cells = [Cell(cell_config(cfg, category, cfg.scorers[0]), category) for category in self.get(cfg).categories()]
         values, fps = [], []
-        for step, category in enumerate(ctx.categories()):
-            model = train_category(ctx, category)
-            row = score_cell(ctx, eval_set(ctx, category), model, cfg.scorers[0])
-            self.log.append({"status": "ok", "trial": trial.number, "study": self.spec.name, **row,
-                             "cell_key": f"{trial.number}-{row['cell_key']}"})
-            values.append(row[self.spec.objective])
-            fps.append(row["fps"])
+        for step, record in enumerate(r for unit in work_units(cells) for r in execute(unit, self)):
+            if record["status"] == "error":  # the trial fails with the cell's error (out of memory: marked so)
+                raise TrialCellError(record["error"])
+            self.log.append({**record, "trial": trial.number, "study": self.spec.name,
+                             "cell_key": f"{trial.number}-{record['cell_key']}"})
+            values.append(record[self.spec.objective])
+            fps.append(record["fps"])
             if not self.spec.fps_objective:
                 trial.report(float(np.mean(values)), step)
                 if trial.should_prune():
@@ -188,10 +195,12 @@ class StudyRunner:
         attribute ``fail_reason``, and its memory is released before the next trial."""
         try:
             return self.objective(trial)
-        except torch.OutOfMemoryError as exc:
-            reason = f"out of GPU memory: {str(exc).splitlines()[0] if str(exc) else 'no details'}"
-        release_device_memory()  # the trial's tensors are unreferenced once the except clause is left
-        trial.set_user_attr("fail_reason", reason)
+        except TrialCellError as exc:
+            error = str(exc)
+        if not error.startswith(f"{torch.OutOfMemoryError.__name__}: "):
+            raise AdbenchError(f"trial {trial.number}: {error}")
+        reason = f"out of GPU memory: {error.split(': ', 1)[1].splitlines()[0]}"
+        trial.set_user_attr("fail_reason", reason)  # ``execute`` released the trial's GPU memory
         raise OutOfDeviceMemory(f"trial {trial.number} {reason}")
 
     def optimize(self) -> optuna.Study:

@@ -1,0 +1,100 @@
+"""One execution path: cells grouped into work units, each trained (or loaded) once and scored.
+
+A cell is one category scored by one scorer under one config (one result row). A work unit is one
+trained noise net and every cell it scores: under ``multiclass`` the cells of every category, under
+``single`` those of one category; cells of scorers without a noise net (knn) form units of their own.
+``execute`` does a unit's work and yields one record per cell as it finishes; ``adbench run``, grids
+and ``sweep-t`` all go through it (a run is a grid without axes).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import traceback
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from adbench.config import RunConfig
+from adbench.device import release_device_memory
+from adbench.engine.run import ContextCache, console, context_key, eval_set, needs_model, score_cell, train_category
+
+
+@dataclass(frozen=True)
+class Cell:
+    cfg: RunConfig  # one category, one scorer
+    category: str
+
+    @property
+    def key(self) -> str:
+        return self.cfg.hash()
+
+    @property
+    def spec(self) -> dict[str, Any]:
+        return self.cfg.scorers[0]
+
+
+@dataclass
+class WorkUnit:
+    """One trained noise net (``model_key``; None for scorers without one) and the cells it scores."""
+
+    model_key: str | None
+    cells: list[Cell]
+
+    @property
+    def categories(self) -> list[str]:
+        return list(dict.fromkeys(c.category for c in self.cells))
+
+
+def work_units(cells: list[Cell]) -> list[WorkUnit]:
+    """``cells`` grouped by the context (dataset + loaded backbone) and the noise net they need, in order."""
+    units: dict[tuple[str, str | None], WorkUnit] = {}
+    for cell in cells:
+        model = cell.cfg.training_key(cell.category) if needs_model(cell.spec) else None
+        key = (context_key(cell.cfg), model)
+        units.setdefault(key, WorkUnit(model, [])).cells.append(cell)
+    return list(units.values())
+
+
+def error_record(cell: Cell, exc: BaseException) -> dict[str, Any]:
+    """A failed cell's record (call inside the ``except`` clause: it keeps the traceback)."""
+    console.print(f"[red]cell {cell.key} ({cell.category}, {cell.spec['name']}) failed:[/] {exc}")
+    return {"status": "error", "cell_key": cell.key, "category": cell.category, "config": cell.cfg.to_dict(),
+            "error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()}
+
+
+def execute(unit: WorkUnit, contexts: ContextCache, train_only: bool = False) -> Iterator[dict[str, Any]]:
+    """Train or load the unit's noise net, then score each cell; yield one record per cell as it finishes:
+    ``{"status": "ok", **row}`` or an error record. A failure fails the cells it reaches (training: all of
+    them), the others go on, and GPU memory is released after it. ``train_only`` trains and yields nothing."""
+    failed: list[dict[str, Any]] = []
+    try:
+        ctx = contexts.get(unit.cells[0].cfg)
+        model = train_category(ctx, unit.cells[0].category) if unit.model_key is not None else None
+    except Exception as exc:  # noqa: BLE001 - recorded per cell
+        failed = [error_record(cell, exc) for cell in unit.cells]
+    if failed:
+        release_device_memory()  # the failed work's tensors are unreferenced once the except clause is left
+        yield from failed
+        return
+    if train_only:
+        return
+    for category in unit.categories:
+        cells = [c for c in unit.cells if c.category == category]
+        try:
+            data = eval_set(ctx, category)
+        except Exception as exc:  # noqa: BLE001
+            failed = [error_record(cell, exc) for cell in cells]
+        if failed:
+            release_device_memory()
+            yield from failed
+            failed = []
+            continue
+        for cell in cells:
+            try:
+                record = {"status": "ok", **score_cell(dataclasses.replace(ctx, cfg=cell.cfg), data, model, cell.spec)}
+            except Exception as exc:  # noqa: BLE001
+                record = error_record(cell, exc)
+            if record["status"] == "error":
+                release_device_memory()
+            yield record
