@@ -136,39 +136,19 @@ def run_options(fn):
 
 def _execute(cfg: RunConfig | None, results_dir: Path, cache_dir: Path, train_only: bool = False,
              resume: Path | None = None) -> Path:
-    """A run is a grid without axes, in its own folder: every cell goes through the one execution path
-    and is logged as it finishes, so ``resume`` (the folder of a run killed or trained only) skips the
-    finished cells."""
-    import dataclasses
+    from adbench.engine.grid import GridRunner
 
-    from adbench.engine.grid import GridRunner, GridSpec
-    from adbench.engine.run import Context
-    from adbench.results import new_run_dir, read_run_config
-
-    ctx = None
-    if resume is not None:
-        saved = read_run_config(resume)
-        if cfg is not None and cfg.with_train_categories(saved.train_categories or []).hash() != saved.hash():
-            raise AdbenchError(f"{resume} holds another configuration (its config.yaml): resume it without a "
-                               "config and options, or start a new run.")
-        cfg, run_dir = saved, Path(resume)
-    else:
-        ctx = Context.create(cfg, Path(), cache_dir)  # validates data and names before a folder is made
-        cfg = ctx.cfg  # with the resolved training categories
-        run_dir = new_run_dir(results_dir, cfg)
-    err.print(f"run folder: {run_dir}", soft_wrap=True)
-    runner = GridRunner(GridSpec(cfg.name, base=cfg.to_dict()), results_dir, cache_dir, run_dir=run_dir)
-    if ctx is not None:
-        runner.contexts.add(dataclasses.replace(ctx, run_dir=run_dir))  # its backbone is loaded already
+    runner = GridRunner.for_run(cfg, results_dir, cache_dir, resume)
+    err.print(f"run folder: {runner.grid_dir}", soft_wrap=True)
     cells = runner.cells()
     frame = runner.run(cells, train_only)
     if not train_only and not frame.empty:
-        _finish(run_dir, frame.to_dict("records"))
-    failed = [r for key, r in runner.log.failed().items() if key in {c.key for c in cells}]
+        _finish(runner.grid_dir, frame.to_dict("records"))
+    failed = runner.failed(cells)
     if failed:
         raise AdbenchError(f"{len(failed)} of {len(cells)} cell(s) failed, first: {failed[0]['error']} "
-                           f"(errors in {runner.log.path}; `adbench run --resume {run_dir}` retries them)")
-    return run_dir
+                           f"(errors in {runner.log.path}; `adbench run --resume {runner.grid_dir}` retries them)")
+    return runner.grid_dir
 
 
 def _finish(run_dir: Path, rows: list[dict]) -> None:
@@ -252,7 +232,7 @@ def grid(file: Annotated[Path, typer.Argument(help="Grid YAML (base config, axes
     if frame.empty:
         raise AdbenchError(f"No cell of grid {runner.spec.name} finished; see {runner.log.path}.")
     _finish(runner.grid_dir, frame.to_dict("records"))
-    failed = runner.log.failed()
+    failed = runner.failed(cells)
     if failed:
         err.print(f"[red]{len(failed)} cell(s) failed[/]; errors are in {runner.log.path}", soft_wrap=True)
 

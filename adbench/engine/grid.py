@@ -35,13 +35,14 @@ from adbench.atomic import atomic_write_text
 from adbench.config import RunConfig, config_from, parse_sets, read_yaml, with_overrides
 from adbench.engine.execute import Cell, execute, work_units
 from adbench.engine.run import (
+    Context,
     ContextCache,
     build_dataset,
     cell_config,
     needs_model,
 )
-from adbench.errors import ConfigError
-from adbench.results import RecordLog, write_rows
+from adbench.errors import AdbenchError, ConfigError
+from adbench.results import RecordLog, new_run_dir, read_run_config, write_rows
 
 GRID_KEYS = {"name", "base", "axes", "quick", "description"}
 
@@ -108,6 +109,33 @@ class GridRunner:
         self.log = RecordLog(self.grid_dir / "cells.jsonl")
         self.contexts = ContextCache(self.grid_dir, self.cache_dir)
         self._categories: dict[tuple, list[str]] = {}
+
+    @classmethod
+    def for_run(cls, cfg: RunConfig | None, results_dir: Path, cache_dir: Path,
+                resume: Path | None = None) -> GridRunner:
+        """A run as a grid without axes, in a new run folder (data and names checked, and the backbone
+        loaded, before the folder is made), or in the folder ``resume`` with that folder's config (a
+        ``cfg`` given too must be the same configuration)."""
+        ctx = None
+        if resume is not None:
+            saved = read_run_config(resume)
+            if cfg is not None and cfg.with_train_categories(saved.train_categories or []).hash() != saved.hash():
+                raise AdbenchError(f"{resume} holds another configuration (its config.yaml): resume it without a "
+                                   "config and options, or start a new run.")
+            cfg, run_dir = saved, Path(resume)
+        else:
+            ctx = Context.create(cfg, Path(), cache_dir)
+            cfg = ctx.cfg  # with the resolved training categories
+            run_dir = new_run_dir(results_dir, cfg)
+        runner = cls(GridSpec(cfg.name, base=cfg.to_dict()), results_dir, cache_dir, run_dir=run_dir)
+        if ctx is not None:
+            runner.contexts.add(dataclasses.replace(ctx, run_dir=run_dir))  # its backbone is loaded already
+        return runner
+
+    def failed(self, cells: list[Cell]) -> list[dict[str, Any]]:
+        """The error records of ``cells`` that failed and have not finished since."""
+        keys = {c.key for c in cells}
+        return [r for key, r in self.log.failed().items() if key in keys]
 
     def categories_of(self, cfg: RunConfig) -> list[str]:
         key = (cfg.dataset, cfg.data_root, json.dumps(cfg.dataset_args, sort_keys=True))
