@@ -151,6 +151,11 @@ class Context:
     def categories(self) -> list[str]:
         return self.cfg.categories or self.dataset.categories()
 
+    def split(self, category: str) -> tuple[list[Sample], list[Sample]]:
+        """The (fit, held-out) split of ``category``'s normal training images under this config: the
+        one split training and score normalisation both use."""
+        return split_train(self.dataset.train(category), self.cfg.holdout(), self.cfg.seed)
+
     def features(self, samples: list[Sample], what: str) -> torch.Tensor:
         key = feature_key(self.cfg, samples, f"{self.device.type}:{self.backbone_precision}")
         return cached_features(self.cache_dir, key, self.backbone, samples, self.transform, self.device,
@@ -206,8 +211,7 @@ def training_features(ctx: Context, category: str) -> torch.Tensor:
     """Features of the fit split of the normal images of ``cfg.trained_on(category)``, concatenated
     in category-name order (each category's features cached on their own)."""
     cfg = ctx.cfg
-    return torch.cat([ctx.features(split_train(ctx.dataset.train(c), cfg.holdout(), cfg.seed)[0],
-                                   f"{c}: train features") for c in cfg.trained_on(category)])
+    return torch.cat([ctx.features(ctx.split(c)[0], f"{c}: train features") for c in cfg.trained_on(category)])
 
 
 def unchanged(feats: torch.Tensor) -> torch.Tensor:
@@ -316,7 +320,7 @@ class EvalSet:
 
 def eval_set(ctx: Context, category: str) -> EvalSet:
     cfg = ctx.cfg
-    _, held = split_train(ctx.dataset.train(category), cfg.holdout(), cfg.seed)
+    _, held = ctx.split(category)
     if held and len(held) < MIN_HOLDOUT:
         console.print(f"[yellow]warning:[/] {category}: only {len(held)} held-out normal images estimate the "
                       f"score normalisation (at least {MIN_HOLDOUT} wanted; the category is small); "
