@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -63,38 +63,33 @@ def error_record(cell: Cell, exc: BaseException) -> dict[str, Any]:
             "error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()}
 
 
+def attempt(cells: list[Cell], work: Callable[..., Any], *args: Any) -> tuple[Any, list[dict[str, Any]]]:
+    """(``work(*args)``, no errors), or (None, an error record for each of ``cells``) with GPU memory
+    released, so that a cell that ran out of it does not starve the next."""
+    try:
+        return work(*args), []
+    except Exception as exc:  # noqa: BLE001 - recorded per cell, the rest go on
+        errors = [error_record(cell, exc) for cell in cells]
+    release_device_memory()  # the failed work's tensors are unreferenced once the except clause is left
+    return None, errors
+
+
 def execute(unit: WorkUnit, contexts: ContextCache, train_only: bool = False) -> Iterator[dict[str, Any]]:
     """Train or load the unit's noise net, then score each cell; yield one record per cell as it finishes:
     ``{"status": "ok", **row}`` or an error record. A failure fails the cells it reaches (training: all of
-    them), the others go on, and GPU memory is released after it. ``train_only`` trains and yields nothing."""
-    failed: list[dict[str, Any]] = []
-    try:
-        ctx = contexts.get(unit.cells[0].cfg)
-        model = train_category(ctx, unit.cells[0].category) if unit.model_key is not None else None
-    except Exception as exc:  # noqa: BLE001 - recorded per cell
-        failed = [error_record(cell, exc) for cell in unit.cells]
-    if failed:
-        release_device_memory()  # the failed work's tensors are unreferenced once the except clause is left
-        yield from failed
-        return
-    if train_only:
+    them) and the others go on. ``train_only`` trains and yields only failures."""
+    first = unit.cells[0]
+    ctx, errors = attempt(unit.cells, contexts.get, first.cfg)
+    model = None
+    if not errors and unit.model_key is not None:
+        model, errors = attempt(unit.cells, train_category, ctx, first.category)
+    if errors or train_only:
+        yield from errors
         return
     for category in unit.categories:
         cells = [c for c in unit.cells if c.category == category]
-        try:
-            data = eval_set(ctx, category)
-        except Exception as exc:  # noqa: BLE001
-            failed = [error_record(cell, exc) for cell in cells]
-        if failed:
-            release_device_memory()
-            yield from failed
-            failed = []
-            continue
-        for cell in cells:
-            try:
-                record = {"status": "ok", **score_cell(dataclasses.replace(ctx, cfg=cell.cfg), data, model, cell.spec)}
-            except Exception as exc:  # noqa: BLE001
-                record = error_record(cell, exc)
-            if record["status"] == "error":
-                release_device_memory()
-            yield record
+        data, errors = attempt(cells, eval_set, ctx, category)
+        yield from errors
+        for cell in cells if not errors else []:
+            row, failed = attempt([cell], score_cell, dataclasses.replace(ctx, cfg=cell.cfg), data, model, cell.spec)
+            yield from failed or [{"status": "ok", **row}]
