@@ -1,0 +1,45 @@
+"""The one-way flow, read from the imports: stages never import the engine, the CLI or the reports, and
+the data stage imports no later stage (nor the config)."""
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[1] / "adbench"
+STAGES = ("data", "backbones", "noise_nets", "diffusion", "metrics", "scorers")
+LATER = ("adbench.engine", "adbench.cli", "adbench.report")
+
+
+def imports_of(package: str) -> dict[str, set[str]]:
+    """file -> every module it imports (top level, in functions and under TYPE_CHECKING alike)."""
+    out = {}
+    for path in sorted((PACKAGE / package).rglob("*.py")):
+        names = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names.add(node.module)
+            elif isinstance(node, ast.Import):
+                names.update(alias.name for alias in node.names)
+        out[str(path.relative_to(PACKAGE))] = names
+    return out
+
+
+def offending(package: str, forbidden: tuple[str, ...]) -> list[str]:
+    return [f"{file} imports {name}" for file, names in imports_of(package).items() for name in sorted(names)
+            if name.startswith(forbidden)]
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_stages_do_not_import_the_engine_cli_or_reports(stage):
+    assert offending(stage, LATER) == []
+
+
+def test_data_imports_no_config_and_no_later_stage():
+    assert offending("data", ("adbench.config", "adbench.scorers", "adbench.diffusion", "adbench.backbones",
+                              "adbench.noise_nets", "adbench.metrics")) == []
+
+
+def test_the_check_sees_imports():
+    assert "adbench.registry" in imports_of("data")["data/mvtec.py"]  # it reads real files
+    assert offending("engine", LATER)  # and would name an offender
