@@ -394,6 +394,23 @@ def fps(config: Annotated[Path | None, typer.Argument(help="YAML run config (bac
 
 
 @app.command()
+def schema(out_path: Annotated[Path | None, Opt("--out", help="Write it to this file (default: print it).")] = None
+           ) -> None:
+    """JSON Schema of a YAML run config, for editors: keys, types, defaults, choices, registered names."""
+    import json
+
+    from adbench.atomic import atomic_write_text
+    from adbench.schema import config_schema
+
+    text = json.dumps(config_schema(), indent=1)
+    if out_path is None:
+        print(text)
+    else:
+        atomic_write_text(out_path, text + "\n")
+        err.print(f"schema: {out_path}", soft_wrap=True)
+
+
+@app.command()
 def toy(t: Annotated[int, Opt("--t", help="Timestep of the one-step IRF.")] = 250,
         seed: Annotated[int, Opt("--seed")] = 0,
         as_json: Annotated[bool, Opt("--json", help="Print one JSON object {mean_auroc, noisy_auroc}.")] = False,

@@ -18,7 +18,7 @@ from adbench.device import PRECISIONS
 from adbench.diffusion.train import TrainConfig
 from adbench.errors import ConfigError
 from adbench.hashing import stable_hash
-from adbench.scorers.scoring import PROTOCOLS, Scoring
+from adbench.scorers.scoring import IMAGE_SCORES, NORMALISATIONS, PROTOCOLS, Scoring
 
 if TYPE_CHECKING:
     from adbench.backbones.identity import WeightsInfo
@@ -33,12 +33,14 @@ FEATURE_NORMS = ("none", "standardize")
 SECTIONS = ("dataset", "split", "input", "backbone", "features", "noise_net", "train", "seed", "scoring", "runtime")
 
 
-def section(name: str, default: Any = dataclasses.MISSING, *, model_only: bool = False, **kw: Any) -> Any:
+def section(name: str, default: Any = dataclasses.MISSING, *, model_only: bool = False,
+            choices: tuple[str, ...] | None = None, **kw: Any) -> Any:
     """A config field of section ``name``. ``model_only``: meaningful only for a scorer with a noise net
-    (reset, like the noise_net and train sections, in the cells of scorers without one)."""
+    (reset, like the noise_net and train sections, in the cells of scorers without one). ``choices``: the
+    values it takes (checked on load, listed in the JSON Schema)."""
     if name not in SECTIONS:
         raise ValueError(f"unknown config section {name!r}; sections: {SECTIONS}")
-    return field(default=default, metadata={"section": name, "model_only": model_only}, **kw)
+    return field(default=default, metadata={"section": name, "model_only": model_only, "choices": choices}, **kw)
 
 
 @dataclass
@@ -50,7 +52,7 @@ class RunConfig:
     categories: list[str] | None = section("scoring", None)  # None: every category of the dataset
     # multiclass (the papers' main tables): one noise net trained on the normals of train_categories
     # (None: every category of the dataset), every category scored with it; single: one per category
-    setting: str = section("split", "multiclass")
+    setting: str = section("split", "multiclass", choices=SETTINGS)
     train_categories: list[str] | None = section("split", None)
     image_size: int = section("input", 256)
     image_mean: list[float] | None = section("input", None)  # None: the statistics the backbone's weights expect
@@ -58,22 +60,24 @@ class RunConfig:
     backbone: str = section("backbone", "efficientnet_b4")
     pretrained: bool = section("backbone", True)
     weights: str | None = section("backbone", None)
-    backbone_precision: str = section("backbone", "fp32")  # fp32 (the official code) or bf16; CPU always fp32
+    backbone_precision: str = section("backbone", "fp32", choices=PRECISIONS)  # fp32 (official code); CPU: fp32
     noise_net: str = section("noise_net", "mlp")
-    precision: str = section("noise_net", "bf16")  # the noise net's, training and scoring, on CUDA; CPU runs fp32
+    precision: str = section("noise_net", "bf16", choices=PRECISIONS)  # training and scoring on CUDA; CPU: fp32
     # none (the papers: raw features) or standardize (per-channel mean/std of the training normals)
-    feature_norm: str = section("features", "none")
+    feature_norm: str = section("features", "none", choices=FEATURE_NORMS)
     noise_net_args: dict[str, Any] = section("noise_net", default_factory=dict)
     train: TrainConfig = section("train", default_factory=TrainConfig)
     # score with the EMA weights; False: the raw last weights (the official evaluation)
     use_ema: bool = section("scoring", False, model_only=True)
     scorers: list[dict[str, Any]] = section("scoring", default_factory=lambda: [
         {"name": "osd_irf_mean"}, {"name": "osd_irf_noisy"}, {"name": "invad"}])
-    protocol: str = section("scoring", "invad")  # scoring preset: invad (raw maps, nll+diff) or ader (sigma 4, max)
-    image_score: str | None = section("scoring", None)  # the fields below override the protocol's values when set
+    # scoring preset: invad (raw maps, nll+diff) or ader (sigma 4, max); the fields below override its values
+    protocol: str = section("scoring", "invad", choices=tuple(PROTOCOLS))
+    image_score: str | None = section("scoring", None, choices=IMAGE_SCORES)
     smoothing_sigma: float | None = section("scoring", None)
     pool_size: int | None = section("scoring", None)
-    normalisation: str | None = section("scoring", None)  # train (held-out normals) or test-minmax (transductive)
+    # train (held-out normals) or test-minmax (transductive)
+    normalisation: str | None = section("scoring", None, choices=NORMALISATIONS)
     holdout_fraction: float = section("split", 0.1)
     seed: int = section("seed", 42)  # the official code's
     device: str = section("runtime", "auto")
@@ -83,8 +87,10 @@ class RunConfig:
     fps_images: int = section("scoring", 64)  # the FPS column's batch (the papers time batches of 64)
 
     def __post_init__(self) -> None:
-        if self.protocol not in PROTOCOLS:
-            raise ConfigError(f"protocol must be one of {sorted(PROTOCOLS)}, got {self.protocol!r}")
+        for f in dataclasses.fields(self):
+            value, choices = getattr(self, f.name), f.metadata["choices"]
+            if choices is not None and value is not None and value not in choices:
+                raise ConfigError(f"{f.name} must be one of {choices}, got {value!r}")
         self.scoring()  # validates the overrides
         if not 0 < self.holdout_fraction < 1:
             raise ConfigError(f"holdout_fraction must be in (0, 1), got {self.holdout_fraction}")
@@ -95,18 +101,10 @@ class RunConfig:
                 raise ConfigError(f"image_mean/image_std need 3 values, got {stats}")
         if self.image_std is not None and min(self.image_std) <= 0:
             raise ConfigError(f"image_std needs values > 0, got {self.image_std}")
-        if self.feature_norm not in FEATURE_NORMS:
-            raise ConfigError(f"feature_norm must be one of {FEATURE_NORMS}, got {self.feature_norm!r}")
-        if self.setting not in SETTINGS:
-            raise ConfigError(f"setting must be one of {SETTINGS}, got {self.setting!r}")
         if self.setting == "single" and self.train_categories is not None:
             raise ConfigError("train_categories applies to setting: multiclass (single trains on each category alone)")
         if self.train_categories is not None and not self.train_categories:
             raise ConfigError("train_categories needs at least one category (or null for all of the dataset's)")
-        if self.precision not in PRECISIONS:
-            raise ConfigError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
-        if self.backbone_precision not in PRECISIONS:
-            raise ConfigError(f"backbone_precision must be one of {PRECISIONS}, got {self.backbone_precision!r}")
         for spec in self.scorers:
             if not isinstance(spec, dict) or "name" not in spec:
                 raise ConfigError(f"each scorer needs a 'name', got {spec!r}")

@@ -15,7 +15,7 @@ optimizer, scheduler, step, generator state, losses) are written atomically ever
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -26,6 +26,8 @@ from adbench.device import autocast, to_device
 from adbench.diffusion.schedule import Schedule
 from adbench.errors import AdbenchError, ConfigError
 from adbench.progress import progress_bar
+
+NOISE_ON = ("host", "device")
 
 
 @dataclass
@@ -45,7 +47,7 @@ class TrainConfig:
     # where timesteps and noise are drawn: host (one CPU stream: a GPU run trains the CPU run's model, up to
     # float rounding) or device (a CUDA generator: no per-step host work, but a different stream, so GPU and
     # CPU models differ as with another seed)
-    noise_on: str = "host"
+    noise_on: str = field(default="host", metadata={"choices": NOISE_ON})
 
     def schedule(self) -> Schedule:
         """The noise schedule the net is trained with, and every scorer of it must use."""
@@ -54,9 +56,6 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.noise_on not in NOISE_ON:
             raise ConfigError(f"train.noise_on must be one of {NOISE_ON}, got {self.noise_on!r}")
-
-
-NOISE_ON = ("host", "device")
 
 
 def lr_factor(step: int, warmup: int, total: int, start: float = 0.0, end: float = 0.0) -> float:
