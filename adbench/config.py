@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import yaml
 
+from adbench.checks import check_fields
 from adbench.device import PRECISIONS
 from adbench.diffusion.train import TrainConfig
 from adbench.errors import ConfigError
@@ -34,13 +35,15 @@ SECTIONS = ("dataset", "split", "input", "backbone", "features", "noise_net", "t
 
 
 def section(name: str, default: Any = dataclasses.MISSING, *, model_only: bool = False,
-            choices: tuple[str, ...] | None = None, **kw: Any) -> Any:
+            choices: tuple[str, ...] | None = None, bounds: dict[str, float] | None = None, **kw: Any) -> Any:
     """A config field of section ``name``. ``model_only``: meaningful only for a scorer with a noise net
-    (reset, like the noise_net and train sections, in the cells of scorers without one). ``choices``: the
-    values it takes (checked on load, listed in the JSON Schema)."""
+    (reset, like the noise_net and train sections, in the cells of scorers without one). ``choices`` and
+    ``bounds`` (``ge``, ``gt``, ``le``, ``lt``): the values it takes, checked on load (``checks``) and
+    listed in the JSON Schema."""
     if name not in SECTIONS:
         raise ValueError(f"unknown config section {name!r}; sections: {SECTIONS}")
-    return field(default=default, metadata={"section": name, "model_only": model_only, "choices": choices}, **kw)
+    return field(default=default, metadata={"section": name, "model_only": model_only, "choices": choices,
+                                            "bounds": bounds or {}}, **kw)
 
 
 @dataclass
@@ -54,7 +57,7 @@ class RunConfig:
     # (None: every category of the dataset), every category scored with it; single: one per category
     setting: str = section("split", "multiclass", choices=SETTINGS)
     train_categories: list[str] | None = section("split", None)
-    image_size: int = section("input", 256)
+    image_size: int = section("input", 256, bounds={"ge": 16})
     image_mean: list[float] | None = section("input", None)  # None: the statistics the backbone's weights expect
     image_std: list[float] | None = section("input", None)
     backbone: str = section("backbone", "efficientnet_b4")
@@ -78,22 +81,17 @@ class RunConfig:
     pool_size: int | None = section("scoring", None)
     # train (held-out normals) or test-minmax (transductive)
     normalisation: str | None = section("scoring", None, choices=NORMALISATIONS)
-    holdout_fraction: float = section("split", 0.1)
-    seed: int = section("seed", 42)  # the official code's
+    holdout_fraction: float = section("split", 0.1, bounds={"gt": 0, "lt": 1})
+    seed: int = section("seed", 42, bounds={"ge": 0})  # the official code's
     device: str = section("runtime", "auto")
     deterministic: bool = section("scoring", False)  # torch deterministic algorithms (CUDA: cuBLAS workspace too)
-    eval_batch_size: int = section("scoring", 32)
-    save_maps: int = section("scoring", 4)  # anomaly maps of this many test images (anomalous first) for figures
-    fps_images: int = section("scoring", 64)  # the FPS column's batch (the papers time batches of 64)
+    eval_batch_size: int = section("scoring", 32, bounds={"ge": 1})
+    save_maps: int = section("scoring", 4, bounds={"ge": 0})  # maps of this many test images kept (anomalous first)
+    fps_images: int = section("scoring", 64, bounds={"ge": 1})  # the FPS column's batch (the papers time batches of 64)
 
     def __post_init__(self) -> None:
-        for f in dataclasses.fields(self):
-            value, choices = getattr(self, f.name), f.metadata["choices"]
-            if choices is not None and value is not None and value not in choices:
-                raise ConfigError(f"{f.name} must be one of {choices}, got {value!r}")
+        check_fields(self)
         self.scoring()  # validates the overrides
-        if not 0 < self.holdout_fraction < 1:
-            raise ConfigError(f"holdout_fraction must be in (0, 1), got {self.holdout_fraction}")
         if self.image_size % 16:
             raise ConfigError(f"image_size must be a multiple of 16, got {self.image_size}")
         for stats in (self.image_mean, self.image_std):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from adbench.checks import schema_limits
 from adbench.config import RunConfig
 from adbench.diffusion.train import TrainConfig
 from adbench.registry import BACKBONES, DATASETS, NOISE_NETS, SCORERS, Registry
@@ -35,8 +36,7 @@ def config_schema() -> dict[str, Any]:
     train["additionalProperties"] = False
     for cls, props in ((RunConfig, schema["properties"]), (TrainConfig, train["properties"])):
         for f in dataclasses.fields(cls):
-            if f.metadata.get("choices") is not None:
-                props[f.name]["enum"] = [*f.metadata["choices"], *([None] if f.default is None else [])]
+            props[f.name].update(schema_limits(f))
     props = schema["properties"]
     for f in dataclasses.fields(RunConfig):
         prop = props[f.name]

@@ -1,3 +1,5 @@
+import re
+
 import pytest
 
 from adbench.config import RunConfig, from_dict, load_config, parse_scorer
@@ -77,3 +79,20 @@ def test_protocols_and_overrides():
     custom = RunConfig(normalisation="test-minmax")
     assert custom.scoring().transductive and custom.protocol_label() == "invad+custom"
     assert RunConfig(image_score="nll+diff").protocol_label() == "invad"  # same as the preset
+
+
+@pytest.mark.parametrize(("data", "message"), [
+    ({"train": {"epochs": 0}}, "train.epochs must be >= 1, got 0"),
+    ({"train": {"lr": 0.0}}, "train.lr must be > 0, got 0.0"),
+    ({"train": {"ema_decay": 1.5}}, "train.ema_decay must be <= 1, got 1.5"),
+    ({"holdout_fraction": 1.0}, "holdout_fraction must be < 1, got 1.0"),
+    ({"holdout_fraction": 0.0}, "holdout_fraction must be > 0, got 0.0"),
+    ({"eval_batch_size": 0}, "eval_batch_size must be >= 1, got 0"),
+    ({"seed": -1}, "seed must be >= 0, got -1"),
+    ({"image_size": 0}, "image_size must be >= 16, got 0"),
+    ({"precision": "fp16"}, "precision must be one of ('fp32', 'bf16'), got 'fp16'"),
+])
+def test_values_outside_a_fields_limits_are_refused_by_name(data, message):
+    with pytest.raises(ConfigError, match=f"^{re.escape(message)}$"):
+        from_dict(RunConfig, data)
+    assert from_dict(RunConfig, {"image_score": None, "train": {"epochs": 1, "ema_decay": 1.0}}).train.epochs == 1

@@ -65,3 +65,11 @@ def test_cli_writes_the_schema(tmp_path):
     assert result.exit_code == 0, result.output
     assert json.loads(out.read_text()) == json.loads(json.dumps(config_schema()))
     assert yaml.safe_load(out.read_text())["properties"]["setting"]["enum"] == ["multiclass", "single"]
+
+
+def test_the_schema_carries_the_limits_loading_checks(validator):
+    schema = config_schema()
+    train = schema["$defs"]["TrainConfig"]["properties"]
+    assert (train["epochs"]["minimum"], train["lr"]["exclusiveMinimum"], train["ema_decay"]["maximum"]) == (1, 0, 1)
+    assert schema["properties"]["holdout_fraction"]["exclusiveMaximum"] == 1
+    assert [e.message for e in validator.iter_errors({"train": {"epochs": 0}})] == ["0 is less than the minimum of 1"]

@@ -22,9 +22,10 @@ import torch
 from torch import nn
 
 from adbench.atomic import atomic_torch_save
+from adbench.checks import bounded, check_fields
 from adbench.device import autocast, to_device
 from adbench.diffusion.schedule import Schedule
-from adbench.errors import AdbenchError, ConfigError
+from adbench.errors import AdbenchError
 from adbench.progress import progress_bar
 
 NOISE_ON = ("host", "device")
@@ -32,17 +33,17 @@ NOISE_ON = ("host", "device")
 
 @dataclass
 class TrainConfig:
-    epochs: int = 300
-    batch_size: int = 64  # InvAD's global batch (8 GPUs x 8); OSD-IRF uses 32
-    lr: float = 5e-5  # the peak
-    lr_start: float = 1e-6  # at the first step of the warm-up
-    lr_end: float = 1e-6  # at the end of the cosine decay
-    warmup_epochs: int = 40
-    weight_decay: float = 0.0
-    grad_clip: float = 1.0
-    timesteps: int = 1000
-    checkpoint_every: int = 500
-    ema_decay: float = 0.999
+    epochs: int = bounded(300, ge=1)
+    batch_size: int = bounded(64, ge=1)  # InvAD's global batch (8 GPUs x 8); OSD-IRF uses 32
+    lr: float = bounded(5e-5, gt=0)  # the peak
+    lr_start: float = bounded(1e-6, ge=0)  # at the first step of the warm-up
+    lr_end: float = bounded(1e-6, ge=0)  # at the end of the cosine decay
+    warmup_epochs: int = bounded(40, ge=0)
+    weight_decay: float = bounded(0.0, ge=0)
+    grad_clip: float = bounded(1.0, gt=0)
+    timesteps: int = bounded(1000, ge=2)
+    checkpoint_every: int = bounded(500, ge=1)
+    ema_decay: float = bounded(0.999, ge=0, le=1)
     ema_warmup: bool = False
     # where timesteps and noise are drawn: host (one CPU stream: a GPU run trains the CPU run's model, up to
     # float rounding) or device (a CUDA generator: no per-step host work, but a different stream, so GPU and
@@ -54,8 +55,7 @@ class TrainConfig:
         return Schedule.linear(self.timesteps)
 
     def __post_init__(self) -> None:
-        if self.noise_on not in NOISE_ON:
-            raise ConfigError(f"train.noise_on must be one of {NOISE_ON}, got {self.noise_on!r}")
+        check_fields(self, "train.")
 
 
 def lr_factor(step: int, warmup: int, total: int, start: float = 0.0, end: float = 0.0) -> float:
