@@ -8,7 +8,14 @@ from torch import nn
 from adbench.diffusion.schedule import Schedule
 from adbench.errors import AdbenchError, ConfigError
 from adbench.registry import SCORERS
-from adbench.scorers.scoring import Normalizer, feature_map, from_latent, max_score, pixel_maps, upsample
+from adbench.scorers.scoring import (
+    Normalizer,
+    feature_map,
+    from_latent,
+    max_score_on_device,
+    pixel_maps_on_device,
+    upsample,
+)
 
 SCHEDULE = Schedule.linear()
 ABAR = np.cumprod(1 - np.linspace(1e-4, 0.02, 1000))  # the same schedule in closed form
@@ -96,15 +103,16 @@ def test_normalizer_train_and_test_minmax():
 def test_post_processing_smoothing_and_pooled_max():
     fmap = torch.zeros(1, 4, 4)
     fmap[0, 1, 1] = 16.0
-    raw = pixel_maps(fmap, 16, sigma=0)
+    raw = pixel_maps_on_device(fmap, 16, sigma=0).numpy()
     assert raw.shape == (1, 16, 16) and raw.max() > 0
-    smooth = pixel_maps(fmap, 16, sigma=2)
+    smooth = pixel_maps_on_device(fmap, 16, sigma=2).numpy()
     assert smooth.sum() == pytest.approx(raw.sum(), rel=0.05) and smooth.max() < raw.max()
     maps = np.zeros((2, 6, 6), np.float32)
     maps[0, 0, 0] = 9.0  # one hot pixel
     maps[1, 2:5, 2:5] = 2.0  # a 3x3 blob
-    assert max_score(maps, 1).tolist() == [9.0, 2.0]
-    assert max_score(maps, 3).tolist() == pytest.approx([1.0, 2.0])  # pooling favours extended anomalies
+    assert max_score_on_device(torch.from_numpy(maps), 1).tolist() == [9.0, 2.0]
+    # pooling favours extended anomalies
+    assert max_score_on_device(torch.from_numpy(maps), 3).tolist() == pytest.approx([1.0, 2.0])
 
 
 def test_invad_code_subset_ends_in_predicted_noise():
@@ -270,12 +278,12 @@ def test_small_smoothing_sigma_still_smooths():
     fmap = torch.rand(2, 4, 4, dtype=torch.float64)
     up = upsample(fmap, 16).numpy()
     expected = gaussian_filter(up, sigma=(0, 0.5, 0.5), mode="reflect", truncate=4.0)
-    assert np.allclose(pixel_maps(fmap, 16, sigma=0.5), expected, atol=1e-6)
+    assert np.allclose(pixel_maps_on_device(fmap, 16, sigma=0.5).numpy(), expected, atol=1e-6)
 
 
 def test_pooled_max_with_a_2x2_window_by_hand():
     maps = np.array([[[0, 0, 0], [0, 4, 0], [0, 0, 8]]], np.float32)
-    assert max_score(maps, 2).tolist() == [3.0]  # window (4, 0, 0, 8) / 4
+    assert max_score_on_device(torch.from_numpy(maps), 2).tolist() == [3.0]  # window (4, 0, 0, 8) / 4
 
 
 def test_scoring_settings_are_validated():

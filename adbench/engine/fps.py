@@ -36,7 +36,7 @@ from adbench.device import (
 from adbench.engine.run import build_noise_net, build_scorer, scorer_label
 from adbench.progress import progress_bar
 from adbench.registry import BACKBONES
-from adbench.scorers.scoring import feature_map, max_score_on_device, pixel_maps_on_device
+from adbench.scorers.scoring import feature_map, postprocess_on_device
 
 BANK_IMAGES = 200  # knn's memory bank: about one MVTec category's training images
 
@@ -111,10 +111,8 @@ class FpsBench:
                 scorer.fit(bank, self.generators[label], self.device)
 
     def postprocess(self, feature_map: torch.Tensor) -> torch.Tensor:
-        """Upsampled (smoothed) maps and their max score, on the device."""
-        maps = pixel_maps_on_device(feature_map, self.cfg.image_size, self.scoring.smoothing_sigma,
-                                    self.scoring.align_corners)
-        return max_score_on_device(maps, self.scoring.pool_size)
+        """The run's post-processing on the device (upsampled, smoothed maps); returns the max scores."""
+        return postprocess_on_device(feature_map, self.scoring, self.cfg.image_size)[1]
 
     def extract(self, images: torch.Tensor) -> torch.Tensor:
         """Backbone features as a run scores them: the backbone in its precision (inside the noise net's

@@ -52,8 +52,7 @@ from adbench.scorers.scoring import (
     Normalizer,
     ScorerOutput,
     image_score_for,
-    max_score_on_device,
-    pixel_maps_on_device,
+    postprocess_on_device,
     score_images,
 )
 
@@ -295,8 +294,7 @@ def pipeline_seconds(ctx: Context, data: EvalSet, model: nn.Module | None, score
             middle = clock(ctx.device)
             with autocast(ctx.device, ctx.cfg.precision):
                 out = scorer.score(model, schedule, data.normalise(scorer_input(feats)), gen)
-            maps = pixel_maps_on_device(out.feature_map, cfg.image_size, scoring.smoothing_sigma, scoring.align_corners)
-            max_score_on_device(maps, scoring.pool_size)
+            postprocess_on_device(out.feature_map, scoring, cfg.image_size)
             seconds = [middle - start, clock(ctx.device) - middle]
     return seconds[0] / len(images), seconds[1] / len(images)
 

@@ -121,11 +121,6 @@ def pixel_maps_on_device(fmap: torch.Tensor, size: int, sigma: float, align_corn
     return gaussian_smooth(maps, sigma) if sigma > 0 else maps
 
 
-def pixel_maps(fmap: torch.Tensor, size: int, sigma: float, align_corners: bool = False) -> np.ndarray:
-    """``pixel_maps_on_device`` as a float32 numpy array."""
-    return pixel_maps_on_device(fmap, size, sigma, align_corners).cpu().numpy()
-
-
 def max_score_on_device(maps: torch.Tensor, pool_size: int) -> torch.Tensor:
     """Max of each map after ``pool_size`` x ``pool_size`` average pooling with stride 1."""
     t = maps[:, None]
@@ -134,8 +129,12 @@ def max_score_on_device(maps: torch.Tensor, pool_size: int) -> torch.Tensor:
     return t.flatten(1).amax(dim=1)
 
 
-def max_score(maps: np.ndarray, pool_size: int) -> np.ndarray:
-    return max_score_on_device(torch.from_numpy(maps), pool_size).numpy()
+def postprocess_on_device(fmap: torch.Tensor, scoring: Scoring, image_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The post-processing of feature-scale maps under ``scoring``, on their device: the upsampled (and
+    smoothed) pixel maps, and each map's (pooled) max score. Scoring, the FPS column and ``adbench fps``
+    all run this one."""
+    maps = pixel_maps_on_device(fmap, image_size, scoring.smoothing_sigma, scoring.align_corners)
+    return maps, max_score_on_device(maps, scoring.pool_size)
 
 
 @dataclass(frozen=True)
@@ -193,8 +192,8 @@ def image_score_for(scoring: Scoring, supported: tuple[str, ...]) -> str:
 
 def components_and_maps(output: ScorerOutput, scoring: Scoring, image_size: int) -> tuple[dict, np.ndarray]:
     """Components incl. ``max`` of the post-processed pixel maps, and those maps."""
-    maps = pixel_maps(output.feature_map, image_size, scoring.smoothing_sigma, scoring.align_corners)
-    return {**output.components, "max": max_score(maps, scoring.pool_size)}, maps
+    maps, peak = postprocess_on_device(output.feature_map, scoring, image_size)
+    return {**output.components, "max": peak.cpu().numpy()}, maps.cpu().numpy()
 
 
 def score_images(test: ScorerOutput, held_out: ScorerOutput | None, scoring: Scoring, image_size: int,
