@@ -171,9 +171,9 @@ class StudyRunner:
 
     def objective(self, trial: optuna.Trial) -> float | tuple[float, float]:
         params = {key: suggest(trial, key, dist) for key, dist in self.spec.space.items()}
-        cfg = config_for(self.spec, params)
-        cfg = cfg.with_train_categories(self.get(cfg).dataset.categories())
-        cells = [Cell(cell_config(cfg, category, cfg.scorers[0]), category) for category in self.get(cfg).categories()]
+        ctx = self.get(config_for(self.spec, params))
+        cfg = ctx.cfg  # training categories resolved
+        cells = [Cell(cell_config(cfg, category, cfg.scorers[0]), category) for category in ctx.categories()]
         values, fps = [], []
         for step, record in enumerate(r for unit in work_units(cells) for r in execute(unit, self)):
             if record["status"] == "error":  # the trial fails with the cell's error (out of memory: marked so)
