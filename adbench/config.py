@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import difflib
+import functools
 import types
 import typing
 from dataclasses import dataclass, field
@@ -193,6 +194,7 @@ class RunConfig:
                 "image_std": list(std)}
 
 
+@functools.cache
 def noise_net_fields() -> tuple[str, ...]:
     """The fields that mean something only for a scorer with a noise net: the noise_net and train
     sections and the fields marked ``model_only``."""
@@ -237,9 +239,9 @@ def from_dict(cls: type, data: dict[str, Any], where: str = "config") -> Any:
     hints = typing.get_type_hints(cls)
     unknown = set(data) - set(fields)
     if unknown:
-        hints = [f"{k!r} (did you mean {close[0]!r}?)" if (close := difflib.get_close_matches(k, fields, n=1))
+        named = [f"{k!r} (did you mean {close[0]!r}?)" if (close := difflib.get_close_matches(k, fields, n=1))
                  else repr(k) for k in sorted(unknown)]
-        raise ConfigError(f"{where}: unknown key(s) {', '.join(hints)}; valid keys: {sorted(fields)}")
+        raise ConfigError(f"{where}: unknown key(s) {', '.join(named)}; valid keys: {sorted(fields)}")
     return cls(**{k: _coerce(v, hints[k], f"{where}.{k}") for k, v in data.items()})
 
 

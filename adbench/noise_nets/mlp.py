@@ -50,4 +50,3 @@ class MLPNoiseNet(nn.Module):
         for block in self.blocks:
             tokens = block(tokens, cond)
         return self.final(tokens, cond).transpose(1, 2).reshape(b, c, h, w)
-

@@ -125,4 +125,3 @@ class UNet(nn.Module):
         for layer in self.up:
             h = layer(torch.cat([h, skips.pop()], dim=1), t_emb) if isinstance(layer, Block) else layer(h)
         return self.out(h)
-
