@@ -13,7 +13,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from adbench.allocator import tune_host_allocator
-from adbench.config import RunConfig, from_dict, load_config, parse_scorer
+from adbench.config import RunConfig, config_from, load_config, parse_scorer
 from adbench.device import prepare_cuda_determinism
 from adbench.errors import AdbenchError
 
@@ -74,19 +74,20 @@ def build_config(config: Path | None, dataset: str | None, data_root: str | None
                  image_score: str | None, precision: str | None, backbone_precision: str | None,
                  seed: int | None, device: str | None, name: str | None) -> RunConfig:
     flags: dict[str, Any] = {
-        "dataset": dataset, "data_root": data_root, "categories": category or None, "backbone": backbone,
-        "weights": weights, "pretrained": pretrained, "noise_net": noise_net,
-        "scorers": [parse_scorer(s) for s in scorer] if scorer else None, "image_score": image_score,
-        "protocol": protocol, "precision": precision, "backbone_precision": backbone_precision,
-        "seed": seed, "device": device, "name": name,
+        "data.dataset": dataset, "data.root": data_root, "categories": category or None, "backbone.name": backbone,
+        "backbone.weights": weights, "backbone.pretrained": pretrained, "noise_net.name": noise_net,
+        "scoring.scorers": [parse_scorer(s) for s in scorer] if scorer else None, "scoring.image_score": image_score,
+        "scoring.protocol": protocol, "noise_net.precision": precision, "backbone.precision": backbone_precision,
+        "train.epochs": epochs, "train.batch_size": batch_size, "seed": seed, "runtime.device": device,
+        "runtime.name": name,
     }
-    flags = {k: v for k, v in flags.items() if v is not None}
-    cfg = load_config(config, flags) if config else from_dict(RunConfig, flags)
-    if epochs is not None:
-        cfg.train.epochs = epochs
-    if batch_size is not None:
-        cfg.train.batch_size = batch_size
-    return cfg
+    return config_with_flags(config, flags)
+
+
+def config_with_flags(config: Path | None, flags: dict[str, Any]) -> RunConfig:
+    """The YAML ``config`` (or the defaults) with the flags given (dotted keys; None: not given)."""
+    given = {k: v for k, v in flags.items() if v is not None}
+    return load_config(config, given) if config else config_from({}, given, "options")
 
 
 def run_options(fn):
@@ -191,10 +192,8 @@ DEMO_PRESET = Path(__file__).parent / "presets" / "demo.yaml"
 
 def demo_config(quick: bool = False) -> RunConfig:
     """The embedded default (adbench/presets/demo.yaml); ``quick`` trains 20 epochs."""
-    cfg = load_config(DEMO_PRESET)
-    if quick:
-        cfg.name, cfg.train.epochs, cfg.train.warmup_epochs = "demo-quick", 20, 2
-    return cfg
+    quick_overrides = {"runtime.name": "demo-quick", "train.epochs": 20, "train.warmup_epochs": 2}
+    return load_config(DEMO_PRESET, quick_overrides if quick else None)
 
 
 @app.command()
@@ -258,8 +257,7 @@ def study(file: Annotated[Path, typer.Argument(help="Study YAML (base config, se
     runner = StudyRunner(spec, results_dir, cache_dir or cache_dir_default(), storage)
     if evaluate_best:
         best = runner.best_params(runner.study())
-        cfg = config_for(spec, best)
-        cfg.name = f"{spec.name}-best"
+        cfg = config_for(spec, best).updated({"runtime.name": f"{spec.name}-best"})
         err.print(f"best trial parameters: {best}; evaluating on the test set", soft_wrap=True)
         _execute(cfg, results_dir, cache_dir or cache_dir_default())
         return
@@ -303,13 +301,14 @@ def sweep_t(config: Annotated[Path, typer.Argument(help="YAML run config (the mo
     timesteps = parse_timesteps(t)
     base = with_overrides(load_config(config).to_dict(), parse_sets(set_))
     scorers = scorer or ["osd_irf_mean", "osd_irf_noisy"]
-    spec = GridSpec(f"sweep-t-{base['name']}", base=base, axes={"scorer": scorers, "scorer.t": timesteps})
+    name = base["runtime"]["name"]
+    spec = GridSpec(f"sweep-t-{name}", base=base, axes={"scorer": scorers, "scorer.t": timesteps})
     runner = GridRunner(spec, results_dir, cache_dir or cache_dir_default())
     frame = runner.run(runner.cells())
     if frame.empty:
         raise AdbenchError(f"No cell finished; see {runner.log.path}.")
     _finish(runner.grid_dir, frame.to_dict("records"))
-    figures = plot_metrics_vs(frame, "t", runner.grid_dir / "metrics_vs_t", f"t sensitivity ({base['name']})")
+    figures = plot_metrics_vs(frame, "t", runner.grid_dir / "metrics_vs_t", f"t sensitivity ({name})")
     err.print(f"plots: {', '.join(map(str, figures))}", soft_wrap=True)
 
 
@@ -371,11 +370,10 @@ def fps(config: Annotated[Path | None, typer.Argument(help="YAML run config (bac
     from adbench.atomic import atomic_write_text
     from adbench.engine.fps import measure_fps, records_as_rows
 
-    flags = {"backbone": backbone, "noise_net": noise_net, "device": device, "precision": precision,
-             "backbone_precision": backbone_precision,
-             "scorers": [parse_scorer(s) for s in scorer] if scorer else None}
-    flags = {k: v for k, v in flags.items() if v is not None}
-    cfg = load_config(config, flags) if config else from_dict(RunConfig, flags)
+    cfg = config_with_flags(config, {
+        "backbone.name": backbone, "noise_net.name": noise_net, "runtime.device": device,
+        "noise_net.precision": precision, "backbone.precision": backbone_precision,
+        "scoring.scorers": [parse_scorer(s) for s in scorer] if scorer else None})
     rows = records_as_rows(measure_fps(cfg, batch_size, warmup, iters, compile_model))
     first = rows[0]
     table = Table(title=f"FPS on {first['device']}: {first['precision']}, batch {batch_size}, "
@@ -388,7 +386,7 @@ def fps(config: Annotated[Path | None, typer.Argument(help="YAML run config (bac
                       f"{r['scorer_images_per_s']:.1f}", f"{r['latency_ms_batch1']:.1f}")
     out.print(table)
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
-    path = results_dir / f"fps-{cfg.backbone}-{cfg.noise_net}-{stamp}.json"
+    path = results_dir / f"fps-{cfg.backbone.name}-{cfg.noise_net.name}-{stamp}.json"
     atomic_write_text(path, json.dumps({"config": cfg.to_dict(), "records": rows}, indent=1))
     err.print(f"records: {path}", soft_wrap=True)
 

@@ -1,4 +1,23 @@
-"""The typed, validated run configuration (filled alike from YAML and CLI flags) and its hash."""
+"""The run configuration: frozen, validated sections, read alike from YAML and CLI flags, and the keys
+derived from them. It imports no stage.
+
+A run config::
+
+    seed: 42                  # every random draw: splits, initialisation, noise
+    deterministic: false      # torch deterministic algorithms (CUDA: cuBLAS workspace too)
+    categories: null          # the categories scored (null: every category of the dataset)
+    data:      {dataset, root, args, setting, train_categories, holdout_fraction}
+    backbone:  {name, pretrained, weights, precision, image_size, image_mean, image_std}
+    noise_net: {name, args, precision, feature_norm}
+    train:     {epochs, batch_size, lr, ...}
+    scoring:   {scorers, protocol, image_score, smoothing_sigma, pool_size, normalisation, use_ema, ...}
+    runtime:   {name, device}
+
+The keys of features, trained noise nets, result cells and loaded contexts hash these sections
+(``adbench.engine.keys``).
+Dotted keys (``train.epochs=5``) override any field; ``scorer`` and ``scorer.<arg>`` address the
+scorer of a grid cell.
+"""
 
 from __future__ import annotations
 
@@ -6,200 +25,269 @@ import copy
 import dataclasses
 import difflib
 import functools
-import types
-import typing
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Annotated, Any, Literal
 
-import numpy as np
 import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from adbench.checks import check_fields
-from adbench.device import PRECISIONS
-from adbench.diffusion.train import TrainConfig
 from adbench.errors import ConfigError
-from adbench.hashing import stable_hash
-from adbench.scorers.scoring import IMAGE_SCORES, NORMALISATIONS, PROTOCOLS, Scoring
+from adbench.protocols import IMAGE_SCORES, NORMALISATIONS, PROTOCOLS, Scoring
 
-if TYPE_CHECKING:
-    from adbench.backbones.identity import WeightsInfo
+Precision = Literal["fp32", "bf16"]
 
 
-SETTINGS = ("multiclass", "single")
-FEATURE_NORMS = ("none", "standardize")
+class Section(BaseModel):
+    """A frozen config section: unknown keys and wrong types are refused (no string-to-number coercion)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
-# Every field belongs to one section; the cache and model keys hash sections, never lists of field names,
-# so a new field is part of every key its section is part of.
-SECTIONS = ("dataset", "split", "input", "backbone", "features", "noise_net", "train", "seed", "scoring", "runtime")
+class DataConfig(Section):
+    """What is trained on and scored: the dataset, and how its normals are split."""
 
-
-def section(name: str, default: Any = dataclasses.MISSING, *, model_only: bool = False,
-            choices: tuple[str, ...] | None = None, bounds: dict[str, float] | None = None, **kw: Any) -> Any:
-    """A config field of section ``name``. ``model_only``: meaningful only for a scorer with a noise net
-    (reset, like the noise_net and train sections, in the cells of scorers without one). ``choices`` and
-    ``bounds`` (``ge``, ``gt``, ``le``, ``lt``): the values it takes, checked on load (``checks``) and
-    listed in the JSON Schema."""
-    if name not in SECTIONS:
-        raise ValueError(f"unknown config section {name!r}; sections: {SECTIONS}")
-    return field(default=default, metadata={"section": name, "model_only": model_only, "choices": choices,
-                                            "bounds": bounds or {}}, **kw)
-
-
-@dataclass
-class RunConfig:
-    name: str = section("runtime", "run")
-    dataset: str = section("dataset", "synthetic")
-    data_root: str | None = section("dataset", None)
-    dataset_args: dict[str, Any] = section("dataset", default_factory=dict)  # e.g. elpv threshold, synthetic sizes
-    categories: list[str] | None = section("scoring", None)  # None: every category of the dataset
+    dataset: str = "synthetic"
+    root: str | None = None  # a local dataset folder
+    args: dict[str, Any] = Field(default_factory=dict)  # the dataset's own options, e.g. elpv threshold
     # multiclass (the papers' main tables): one noise net trained on the normals of train_categories
     # (None: every category of the dataset), every category scored with it; single: one per category
-    setting: str = section("split", "multiclass", choices=SETTINGS)
-    train_categories: list[str] | None = section("split", None)
-    image_size: int = section("input", 256, bounds={"ge": 16})
-    image_mean: list[float] | None = section("input", None)  # None: the statistics the backbone's weights expect
-    image_std: list[float] | None = section("input", None)
-    backbone: str = section("backbone", "efficientnet_b4")
-    pretrained: bool = section("backbone", True)
-    weights: str | None = section("backbone", None)
-    backbone_precision: str = section("backbone", "fp32", choices=PRECISIONS)  # fp32 (official code); CPU: fp32
-    noise_net: str = section("noise_net", "mlp")
-    precision: str = section("noise_net", "bf16", choices=PRECISIONS)  # training and scoring on CUDA; CPU: fp32
-    # none (the papers: raw features) or standardize (per-channel mean/std of the training normals)
-    feature_norm: str = section("features", "none", choices=FEATURE_NORMS)
-    noise_net_args: dict[str, Any] = section("noise_net", default_factory=dict)
-    train: TrainConfig = section("train", default_factory=TrainConfig)
-    # score with the EMA weights; False: the raw last weights (the official evaluation)
-    use_ema: bool = section("scoring", False, model_only=True)
-    scorers: list[dict[str, Any]] = section("scoring", default_factory=lambda: [
-        {"name": "osd_irf_mean"}, {"name": "osd_irf_noisy"}, {"name": "invad"}])
-    # scoring preset: invad (raw maps, nll+diff) or ader (sigma 4, max); the fields below override its values
-    protocol: str = section("scoring", "invad", choices=tuple(PROTOCOLS))
-    image_score: str | None = section("scoring", None, choices=IMAGE_SCORES)
-    smoothing_sigma: float | None = section("scoring", None)
-    pool_size: int | None = section("scoring", None)
-    # train (held-out normals) or test-minmax (transductive)
-    normalisation: str | None = section("scoring", None, choices=NORMALISATIONS)
-    holdout_fraction: float = section("split", 0.1, bounds={"gt": 0, "lt": 1})
-    seed: int = section("seed", 42, bounds={"ge": 0})  # the official code's
-    device: str = section("runtime", "auto")
-    deterministic: bool = section("scoring", False)  # torch deterministic algorithms (CUDA: cuBLAS workspace too)
-    eval_batch_size: int = section("scoring", 32, bounds={"ge": 1})
-    save_maps: int = section("scoring", 4, bounds={"ge": 0})  # maps of this many test images kept (anomalous first)
-    fps_images: int = section("scoring", 64, bounds={"ge": 1})  # the FPS column's batch (the papers time batches of 64)
+    setting: Literal["multiclass", "single"] = "multiclass"
+    train_categories: list[str] | None = Field(None, min_length=1)
+    holdout_fraction: float = Field(0.1, gt=0, lt=1)  # normals held out for score normalisation
 
-    def __post_init__(self) -> None:
-        check_fields(self)
-        self.scoring()  # validates the overrides
-        if self.image_size % 16:
-            raise ConfigError(f"image_size must be a multiple of 16, got {self.image_size}")
-        for stats in (self.image_mean, self.image_std):
-            if stats is not None and len(stats) != 3:
-                raise ConfigError(f"image_mean/image_std need 3 values, got {stats}")
-        if self.image_std is not None and min(self.image_std) <= 0:
-            raise ConfigError(f"image_std needs values > 0, got {self.image_std}")
+    @model_validator(mode="after")
+    def _single_trains_alone(self) -> DataConfig:
         if self.setting == "single" and self.train_categories is not None:
-            raise ConfigError("train_categories applies to setting: multiclass (single trains on each category alone)")
-        if self.train_categories is not None and not self.train_categories:
-            raise ConfigError("train_categories needs at least one category (or null for all of the dataset's)")
-        for spec in self.scorers:
-            if not isinstance(spec, dict) or "name" not in spec:
-                raise ConfigError(f"each scorer needs a 'name', got {spec!r}")
+            raise ValueError("train_categories applies to setting: multiclass (single trains on each "
+                             "category alone)")
+        return self
 
-    def scoring(self) -> Scoring:
-        """The protocol's scoring with any explicitly set field overriding it."""
-        fields = ("image_score", "smoothing_sigma", "pool_size", "normalisation")
-        overrides = {k: getattr(self, k) for k in fields if getattr(self, k) is not None}
+
+class BackboneConfig(Section):
+    """The frozen feature extractor and its input."""
+
+    name: str = "efficientnet_b4"
+    pretrained: bool = True
+    weights: str | None = None  # a local weights file (offline)
+    precision: Precision = "fp32"  # on CUDA (fp32: the official code); CPU runs fp32
+    image_size: int = Field(256, ge=16, multiple_of=16)
+    # None: the statistics the backbone's weights expect
+    image_mean: list[float] | None = Field(None, min_length=3, max_length=3)
+    image_std: list[Annotated[float, Field(gt=0)]] | None = Field(None, min_length=3, max_length=3)
+
+
+class NoiseNetConfig(Section):
+    """The noise net and the features it sees."""
+
+    name: str = "mlp"
+    args: dict[str, Any] = Field(default_factory=dict)  # its constructor's options, e.g. width, depth
+    precision: Precision = "bf16"  # training and scoring on CUDA; CPU runs fp32
+    # none (the papers: raw features) or standardize (per-channel mean/std of the training normals)
+    feature_norm: Literal["none", "standardize"] = "none"
+
+
+class TrainConfig(Section):
+    """The official InvAD recipe (see ``adbench.diffusion.train``)."""
+
+    epochs: int = Field(300, ge=1)
+    batch_size: int = Field(64, ge=1)  # InvAD's global batch (8 GPUs x 8); OSD-IRF uses 32
+    lr: float = Field(5e-5, gt=0)  # the peak
+    lr_start: float = Field(1e-6, ge=0)  # at the first step of the warm-up
+    lr_end: float = Field(1e-6, ge=0)  # at the end of the cosine decay
+    warmup_epochs: int = Field(40, ge=0)
+    weight_decay: float = Field(0.0, ge=0)
+    grad_clip: float = Field(1.0, gt=0)
+    timesteps: int = Field(1000, ge=2)
+    checkpoint_every: int = Field(500, ge=1)
+    ema_decay: float = Field(0.999, ge=0, le=1)
+    ema_warmup: bool = False
+    # where timesteps and noise are drawn: host (one CPU stream: a GPU run trains the CPU run's model, up to
+    # float rounding) or device (a CUDA generator: no per-step host work, but a different stream, so GPU and
+    # CPU models differ as with another seed)
+    noise_on: Literal["host", "device"] = "host"
+
+
+def default_scorers() -> list[dict[str, Any]]:
+    return [{"name": "osd_irf_mean"}, {"name": "osd_irf_noisy"}, {"name": "invad"}]
+
+
+class ScoringConfig(Section):
+    """The scorers and how their output becomes maps and image scores."""
+
+    scorers: list[dict[str, Any]] = Field(default_factory=default_scorers, min_length=1)
+    # a preset: invad (raw maps, nll+diff) or ader (sigma 4, max); the four fields below override its values
+    protocol: Literal[tuple(PROTOCOLS)] = "invad"  # type: ignore[valid-type]
+    image_score: Literal[IMAGE_SCORES] | None = None  # type: ignore[valid-type]
+    smoothing_sigma: float | None = Field(None, ge=0)
+    pool_size: int | None = Field(None, ge=1)
+    normalisation: Literal[NORMALISATIONS] | None = None  # type: ignore[valid-type]  # train or test-minmax
+    # score with the EMA weights; False: the raw last weights (the official evaluation)
+    use_ema: bool = Field(False, json_schema_extra={"model_only": True})
+    eval_batch_size: int = Field(32, ge=1)
+    save_maps: int = Field(4, ge=0)  # maps of this many test images kept (anomalous first)
+    fps_images: int = Field(64, ge=1)  # the FPS column's batch (the papers time batches of 64)
+
+    @field_validator("scorers")
+    @classmethod
+    def _named(cls, scorers: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        for spec in scorers:
+            if not isinstance(spec.get("name"), str):
+                raise ValueError(f"each scorer needs a 'name', got {spec!r}")
+        return scorers
+
+    def resolved(self) -> Scoring:
+        """The protocol's scoring with the fields set here overriding it."""
+        overrides = {k: v for k in ("image_score", "smoothing_sigma", "pool_size", "normalisation")
+                     if (v := getattr(self, k)) is not None}
         return dataclasses.replace(PROTOCOLS[self.protocol], **overrides)
 
     def protocol_label(self) -> str:
         """The protocol name, with ``+custom`` when overrides change it."""
-        return self.protocol if self.scoring() == PROTOCOLS[self.protocol] else f"{self.protocol}+custom"
+        return self.protocol if self.resolved() == PROTOCOLS[self.protocol] else f"{self.protocol}+custom"
+
+
+class RuntimeConfig(Section):
+    """Where and under what name a run goes: part of no key."""
+
+    name: str = "run"
+    device: str = "auto"  # auto, cpu, cuda or cuda:N
+
+
+SECTIONS = ("data", "backbone", "noise_net", "train", "scoring", "runtime")
+# meaningful only for a scorer with a noise net: reset in the cells of scorers without one (knn)
+MODEL_SECTIONS = ("noise_net", "train")
+
+
+class RunConfig(Section):
+    seed: int = Field(42, ge=0)  # the official code's
+    deterministic: bool = False
+    categories: list[str] | None = Field(None, min_length=1)
+    data: DataConfig = Field(default_factory=DataConfig)
+    backbone: BackboneConfig = Field(default_factory=BackboneConfig)
+    noise_net: NoiseNetConfig = Field(default_factory=NoiseNetConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    scoring: ScoringConfig = Field(default_factory=ScoringConfig)
+    runtime: RuntimeConfig = Field(default_factory=RuntimeConfig)
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        return self.model_dump()
 
-    def sections(self, *names: str) -> dict[str, Any]:
-        """The fields of the named sections, as plain values."""
-        unknown = set(names) - set(SECTIONS)
-        if unknown:
-            raise ValueError(f"unknown config section(s) {sorted(unknown)}; sections: {SECTIONS}")
-        values = self.to_dict()
-        return {f.name: values[f.name] for f in dataclasses.fields(self) if f.metadata["section"] in names}
-
-    def hash(self) -> str:
-        """Stable hash of everything that changes results: every section but the runtime (name, device),
-        with the backbone weights by content (a file replaced at the same path is another config)."""
-        return stable_hash({**self.sections(*(s for s in SECTIONS if s != "runtime")),
-                            "features": self.feature_setup()})
+    def updated(self, overrides: dict[str, Any]) -> RunConfig:
+        """This config with dotted-key ``overrides`` set, validated."""
+        return config_from(self.to_dict(), overrides)
 
     def with_train_categories(self, dataset_categories: list[str]) -> RunConfig:
-        """Under ``multiclass``, this config with ``train_categories`` resolved (unset: all of the dataset's)."""
-        if self.setting == "single" or self.train_categories is not None:
+        """Under ``multiclass``, this config with ``data.train_categories`` resolved (unset: all of the dataset's)."""
+        if self.data.setting == "single" or self.data.train_categories is not None:
             return self
-        return dataclasses.replace(self, train_categories=sorted(dataset_categories))
+        return self.updated({"data.train_categories": sorted(dataset_categories)})
+
+    def without_noise_net(self) -> RunConfig:
+        """This config with the noise net's sections and fields at their defaults: a scorer without one
+        (knn) gets the same cell whatever noise net a grid sweeps."""
+        default = RunConfig()
+        return self.updated({**{s: getattr(default, s).model_dump() for s in MODEL_SECTIONS},
+                             **{key: default_of(key) for key in model_only_fields()}})
 
     def trained_on(self, category: str) -> list[str]:
         """The categories whose normal images train the noise net that scores ``category``."""
-        if self.setting == "single":
+        if self.data.setting == "single":
             return [category]
-        if self.train_categories is None:
+        if self.data.train_categories is None:
             raise ValueError("multiclass train_categories unresolved: call with_train_categories first")
-        return sorted(self.train_categories)
+        return sorted(self.data.train_categories)
 
     def model_name(self, category: str) -> str:
         """The trained model's file name stem: the category, or ``multiclass``."""
-        return category if self.setting == "single" else "multiclass"
-
-    def training_key(self, category: str) -> str:
-        """Hash of what determines the noise net that scores ``category``: the dataset, split, features,
-        noise_net, train and seed sections, the backbone features it trains on, its training categories
-        and hold-out."""
-        return stable_hash({"categories": self.trained_on(category), "features": self.feature_setup(),
-                            "holdout": self.holdout(),
-                            **self.sections("dataset", "split", "features", "noise_net", "train", "seed")})
+        return category if self.data.setting == "single" else "multiclass"
 
     def holdout(self) -> float | None:
         """The fraction of each category's normals held out for score normalisation; None under
         transductive (test-minmax) normalisation, which trains on all of them."""
-        return None if self.scoring().transductive else self.holdout_fraction
+        return None if self.scoring.resolved().transductive else self.data.holdout_fraction
 
-    def weights_info(self) -> WeightsInfo:
-        """The exact weights of the configured backbone and the input statistics they expect."""
-        from adbench.backbones.identity import weights_info
 
-        return weights_info(self.backbone, self.pretrained, self.weights)
-
-    def input_stats(self, info: WeightsInfo | None = None) -> tuple[tuple[float, ...], tuple[float, ...], str]:
-        """(mean, std, source) of the input normalisation: ``weights`` (the weights' own statistics) or
-        ``set`` / ``set, differs from the weights`` when ``image_mean``/``image_std`` are given."""
-        info = info or self.weights_info()
-        mean = tuple(self.image_mean) if self.image_mean is not None else info.mean
-        std = tuple(self.image_std) if self.image_std is not None else info.std
-        if self.image_mean is None and self.image_std is None:
-            return mean, std, "weights"
-        same = np.allclose(mean, info.mean) and np.allclose(std, info.std)
-        return mean, std, "set" if same else "set, differs from the weights"
-
-    def feature_setup(self) -> dict[str, Any]:
-        """What backbone features depend on besides the image files and the device: the input and backbone
-        sections, with the weights as their exact identity (timm tag, a file's sha256, or random init
-        with its seed) and the input statistics resolved."""
-        info = self.weights_info()
-        identity = info.identity + (f"(seed={self.seed})" if info.identity == "random-init" else "")
-        mean, std, _ = self.input_stats(info)
-        return {**self.sections("input", "backbone"), "weights": identity, "image_mean": list(mean),
-                "image_std": list(std)}
+def sections() -> dict[str, type[Section]]:
+    """Section name -> its model."""
+    return {name: RunConfig.model_fields[name].annotation for name in SECTIONS}
 
 
 @functools.cache
-def noise_net_fields() -> tuple[str, ...]:
-    """The fields that mean something only for a scorer with a noise net: the noise_net and train
-    sections and the fields marked ``model_only``."""
-    return tuple(f.name for f in dataclasses.fields(RunConfig)
-                 if f.metadata["section"] in ("noise_net", "train") or f.metadata["model_only"])
+def model_only_fields() -> tuple[str, ...]:
+    """Dotted keys outside the noise net's sections that mean something only for a scorer with a noise net."""
+    return tuple(f"{name}.{key}" for name, model in sections().items() for key, f in model.model_fields.items()
+                 if (f.json_schema_extra or {}).get("model_only"))
+
+
+@functools.cache
+def noise_net_keys() -> tuple[str, ...]:
+    """Dotted keys (and section prefixes) meaningful only for a scorer with a noise net."""
+    return (*(f"{s}." for s in MODEL_SECTIONS), *model_only_fields())
+
+
+def default_of(key: str) -> Any:
+    """The default value of the dotted key ``key``."""
+    node: Any = RunConfig()
+    for part in key.split("."):
+        node = getattr(node, part)
+    return node.model_dump() if isinstance(node, BaseModel) else copy.deepcopy(node)
+
+
+# the flat keys of adbench before config sections, for the error that names their new place
+MOVED = {"dataset": "data.dataset", "data_root": "data.root", "dataset_args": "data.args",
+         "setting": "data.setting", "train_categories": "data.train_categories",
+         "holdout_fraction": "data.holdout_fraction", "pretrained": "backbone.pretrained",
+         "weights": "backbone.weights", "backbone_precision": "backbone.precision",
+         "image_size": "backbone.image_size", "image_mean": "backbone.image_mean", "image_std": "backbone.image_std",
+         "noise_net_args": "noise_net.args", "precision": "noise_net.precision",
+         "feature_norm": "noise_net.feature_norm", "scorers": "scoring.scorers", "protocol": "scoring.protocol",
+         "image_score": "scoring.image_score", "smoothing_sigma": "scoring.smoothing_sigma",
+         "pool_size": "scoring.pool_size", "normalisation": "scoring.normalisation", "use_ema": "scoring.use_ema",
+         "eval_batch_size": "scoring.eval_batch_size", "save_maps": "scoring.save_maps",
+         "fps_images": "scoring.fps_images", "name": "runtime.name", "device": "runtime.device"}
+
+
+def model_at(loc: tuple) -> type[BaseModel] | None:
+    """The section model that holds the field at ``loc`` (None below a field)."""
+    model: Any = RunConfig
+    for part in loc[:-1]:
+        field = model.model_fields.get(part) if isinstance(part, str) else None
+        model = field.annotation if field is not None else None
+        if not (isinstance(model, type) and issubclass(model, BaseModel)):
+            return None
+    return model
+
+
+def describe(error: dict[str, Any], where: str) -> str:
+    """One validation error as a sentence: the dotted key, what is wrong, the value given."""
+    key = ".".join(map(str, error["loc"]))
+    if error["type"] == "extra_forbidden":
+        model = model_at(error["loc"])
+        valid = sorted(model.model_fields) if model else []
+        name = str(error["loc"][-1])
+        if len(error["loc"]) == 1 and name in MOVED:
+            return f"{where}: {name!r} is now {MOVED[name]!r} (config keys are grouped in sections: {SECTIONS})"
+        close = difflib.get_close_matches(name, valid, n=1)
+        guess = f" (did you mean {close[0]!r}?)" if close else ""
+        return f"{where}: unknown key {key!r}{guess}; valid keys here: {valid}"
+    if error["type"] == "model_type" and len(error["loc"]) == 1 and error["loc"][0] in SECTIONS:
+        section = error["loc"][0]
+        fields = sorted(sections()[section].model_fields)
+        hint = f" (a name goes in {section}.name)" if "name" in fields else ""
+        return f"{where}: {section} is a section, a mapping of {fields}; got {error['input']!r}{hint}"
+    message = error["msg"].removeprefix("Value error, ").replace("Input should be", "must be")
+    shown = f", got {error['input']!r}" if error["type"] != "value_error" else ""
+    return f"{where}: {key}: {message}{shown}" if key else f"{where}: {message}"
+
+
+def validated(data: Any, where: str = "config") -> RunConfig:
+    """The run config of mapping ``data``; every invalid key or value is named (dotted key, value given)."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: expected a mapping of config keys, got {data!r}")
+    try:
+        return RunConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError("\n".join(describe(e, where) for e in exc.errors())) from None
 
 
 def file_fingerprint(path: str | Path) -> Any:
@@ -208,41 +296,6 @@ def file_fingerprint(path: str | Path) -> Any:
         return str(path)
     st = Path(path).stat()
     return [str(Path(path).resolve()), st.st_size, st.st_mtime_ns]
-
-
-def _coerce(value: Any, annotation: Any, where: str) -> Any:
-    """Check ``value`` against a (simple) type annotation; build nested dataclasses."""
-    if dataclasses.is_dataclass(annotation):
-        return from_dict(annotation, value, where)
-    origin = typing.get_origin(annotation)
-    if origin in (typing.Union, types.UnionType):
-        options = typing.get_args(annotation)
-        if value is None and type(None) in options:
-            return None
-        return _coerce(value, next(a for a in options if a is not type(None)), where)
-    if origin is list and isinstance(value, list):
-        (item,) = typing.get_args(annotation)
-        return [_coerce(v, item, f"{where}[{i}]") for i, v in enumerate(value)]
-    target = origin or annotation
-    if target is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if target is typing.Any or isinstance(value, target) and not (target is int and isinstance(value, bool)):
-        return value
-    raise ConfigError(f"{where}: expected {getattr(target, '__name__', target)}, got {value!r}")
-
-
-def from_dict(cls: type, data: dict[str, Any], where: str = "config") -> Any:
-    """Build dataclass ``cls`` from ``data``, rejecting unknown keys and wrong types by name."""
-    if not isinstance(data, dict):
-        raise ConfigError(f"{where}: expected a mapping, got {data!r}")
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    hints = typing.get_type_hints(cls)
-    unknown = set(data) - set(fields)
-    if unknown:
-        named = [f"{k!r} (did you mean {close[0]!r}?)" if (close := difflib.get_close_matches(k, fields, n=1))
-                 else repr(k) for k in sorted(unknown)]
-        raise ConfigError(f"{where}: unknown key(s) {', '.join(named)}; valid keys: {sorted(fields)}")
-    return cls(**{k: _coerce(v, hints[k], f"{where}.{k}") for k, v in data.items()})
 
 
 def read_yaml(path: str | Path, what: str = "Config") -> dict[str, Any]:
@@ -271,13 +324,15 @@ def parse_sets(sets: list[str] | None) -> dict[str, Any]:
 
 
 def set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
-    """``set_dotted(d, "train.epochs", 5)``; ``scorer`` and ``scorer.<arg>`` address the cell's scorer."""
+    """``set_dotted(d, "train.epochs", 5)``; a mapping given for a section merges into it; ``scorer`` and
+    ``scorer.<arg>`` address the cell's scorer (``scoring.scorers``)."""
     if key == "scorer":
-        data["scorers"] = [parse_scorer(value) if isinstance(value, str) else dict(value)]
+        set_dotted(data, "scoring.scorers", [parse_scorer(value) if isinstance(value, str) else dict(value)])
         return
     if key.startswith("scorer."):
         arg = key.split(".", 1)[1]
-        data["scorers"] = [{**spec, arg: value} for spec in data.get("scorers") or RunConfig().scorers]
+        specs = (data.get("scoring") or {}).get("scorers") or default_scorers()
+        set_dotted(data, "scoring.scorers", [{**spec, arg: value} for spec in specs])
         return
     *parents, last = key.split(".")
     node = data
@@ -285,7 +340,10 @@ def set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
         node = node.setdefault(p, {})
         if not isinstance(node, dict):
             raise ConfigError(f"cannot set {key!r}: {p!r} is not a mapping")
-    node[last] = value
+    if not parents and last in SECTIONS and isinstance(value, dict) and isinstance(node.get(last), dict):
+        node[last] = {**node[last], **value}
+    else:
+        node[last] = value
 
 
 def with_overrides(data: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
@@ -293,19 +351,19 @@ def with_overrides(data: dict[str, Any], overrides: dict[str, Any]) -> dict[str,
     arguments ``scorer.<arg>``)."""
     out = copy.deepcopy(data)
     for key in sorted(overrides, key=lambda k: k != "scorer"):
-        set_dotted(out, key, overrides[key])
+        set_dotted(out, key, copy.deepcopy(overrides[key]))
     return out
 
 
 def config_from(base: dict[str, Any], overrides: dict[str, Any] | None = None, where: str = "config") -> RunConfig:
     """The run config of mapping ``base`` with dotted-key ``overrides``: the one way grids, studies and the
     CLI turn a spec into a RunConfig (unknown keys and wrong types are refused, naming ``where``)."""
-    return from_dict(RunConfig, with_overrides(base, overrides or {}), where)
+    return validated(with_overrides(base, overrides or {}), where)
 
 
 def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> RunConfig:
-    """Read a YAML run config (safe loader) and apply ``overrides``."""
-    return from_dict(RunConfig, {**read_yaml(path), **(overrides or {})}, where=str(path))
+    """Read a YAML run config (safe loader) and apply dotted-key ``overrides``."""
+    return config_from(read_yaml(path), overrides, str(path))
 
 
 def parse_scorer(text: str) -> dict[str, Any]:

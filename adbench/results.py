@@ -13,7 +13,8 @@ import pandas as pd
 import yaml
 
 from adbench.atomic import atomic_write, atomic_write_text, disk_full
-from adbench.config import RunConfig, from_dict
+from adbench.config import RunConfig, validated
+from adbench.engine.keys import cell_key
 from adbench.errors import AdbenchError
 
 RESULTS_FILE = "metrics.parquet"
@@ -21,7 +22,7 @@ RESULTS_FILE = "metrics.parquet"
 
 def new_run_dir(results_root: Path, cfg: RunConfig) -> Path:
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
-    run_dir = Path(results_root) / f"{cfg.name}-{stamp}-{cfg.hash()[:8]}"
+    run_dir = Path(results_root) / f"{cfg.runtime.name}-{stamp}-{cell_key(cfg)[:8]}"
     run_dir.mkdir(parents=True, exist_ok=False)
     atomic_write_text(run_dir / "config.yaml", yaml.safe_dump(cfg.to_dict(), sort_keys=False))
     return run_dir
@@ -31,7 +32,7 @@ def read_run_config(run_dir: Path) -> RunConfig:
     path = Path(run_dir) / "config.yaml"
     if not path.is_file():
         raise AdbenchError(f"{run_dir} is not a run folder: {path} is missing.")
-    return from_dict(RunConfig, yaml.safe_load(path.read_text()), where=str(path))
+    return validated(yaml.safe_load(path.read_text()), where=str(path))
 
 
 def write_rows(run_dir: Path, rows: list[dict]) -> pd.DataFrame:

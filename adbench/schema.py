@@ -1,22 +1,19 @@
 """JSON Schema of a YAML run config, for editors (``adbench schema``; e.g. yaml-language-server's
 ``# yaml-language-server: $schema=adbench-config.schema.json``).
 
-Generated from the config itself: every key with its type, default and section; the choices of the
-keys that have them; the names of the registered datasets, backbones, noise nets and scorers (plugins
-included; ``timm:<model>`` for any timm backbone). Unknown keys are refused, as on load.
+Generated from the config's section models: every key with its type, default, limits and choices; the
+names of the registered datasets, backbones, noise nets and scorers (plugins included; ``timm:<model>``
+for any timm backbone). Unknown keys are refused, as on load.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
-from adbench.checks import schema_limits
-from adbench.config import RunConfig
-from adbench.diffusion.train import TrainConfig
+from adbench.config import RunConfig, sections
 from adbench.registry import BACKBONES, DATASETS, NOISE_NETS, SCORERS, Registry
 
-NAMED = {"dataset": DATASETS, "backbone": BACKBONES, "noise_net": NOISE_NETS}  # key -> the registry it names
+NAMED = {("data", "dataset"): DATASETS, ("backbone", "name"): BACKBONES, ("noise_net", "name"): NOISE_NETS}
 
 
 def names_of(registry: Registry) -> dict[str, Any]:
@@ -27,23 +24,13 @@ def names_of(registry: Registry) -> dict[str, Any]:
 
 
 def config_schema() -> dict[str, Any]:
-    from pydantic import TypeAdapter
-
-    schema = TypeAdapter(RunConfig).json_schema()
+    schema = RunConfig.model_json_schema()
     schema["title"] = "adbench run config"
-    schema["additionalProperties"] = False
-    train = schema["$defs"][TrainConfig.__name__]
-    train["additionalProperties"] = False
-    for cls, props in ((RunConfig, schema["properties"]), (TrainConfig, train["properties"])):
-        for f in dataclasses.fields(cls):
-            props[f.name].update(schema_limits(f))
-    props = schema["properties"]
-    for f in dataclasses.fields(RunConfig):
-        prop = props[f.name]
-        prop["description"] = f"section: {f.metadata['section']}"
-        if f.name in NAMED:
-            prop.update(names_of(NAMED[f.name]))
-            prop.pop("type", None)
-    props["scorers"]["items"] = {"type": "object", "required": ["name"],
-                                 "properties": {"name": names_of(SCORERS)}}
+    defs = {name: schema["$defs"][model.__name__] for name, model in sections().items()}
+    for (section, key), registry in NAMED.items():
+        prop = defs[section]["properties"][key]
+        prop.pop("type", None)
+        prop.update(names_of(registry))
+    defs["scoring"]["properties"]["scorers"]["items"] = {"type": "object", "required": ["name"],
+                                                          "properties": {"name": names_of(SCORERS)}}
     return schema

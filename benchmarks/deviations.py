@@ -29,25 +29,24 @@ SHOWN = {"image_auroc": "I-AUROC", "pixel_auroc": "P-AUROC", "pixel_aupro": "AU-
 VARIANTS = [
     ("papers' setting (base)", {}),
     ("InvAD timesteps of a third-party reading of the paper", {"scorer.subset": "even"}),
-    ("normalisation by held-out normals instead of the test set", {"normalisation": "train"}),
-    ("EMA weights scored instead of the raw ones", {"use_ema": True}),
-    ("per-channel feature standardisation", {"feature_norm": "standardize"}),
-    ("ADer's protocol (sigma 4, pooled max, align_corners, bilinear masks)", {"protocol": "ader"}),
-    ("one noise net per category (single-class)", {"setting": "single"}),
-    ("backbone in bf16 (CUDA only; CPU runs fp32 whatever is asked)", {"backbone_precision": "bf16"}),
+    ("normalisation by held-out normals instead of the test set", {"scoring.normalisation": "train"}),
+    ("EMA weights scored instead of the raw ones", {"scoring.use_ema": True}),
+    ("per-channel feature standardisation", {"noise_net.feature_norm": "standardize"}),
+    ("ADer's protocol (sigma 4, pooled max, align_corners, bilinear masks)", {"scoring.protocol": "ader"}),
+    ("one noise net per category (single-class)", {"data.setting": "single"}),
+    ("backbone in bf16 (CUDA only; CPU runs fp32 whatever is asked)", {"backbone.precision": "bf16"}),
 ]
 
 
 def base_config(args: argparse.Namespace) -> dict:
-    data = {"name": "deviations", "dataset": args.dataset, "backbone": "efficientnet_lite0", "noise_net": "mlp",
-            "noise_net_args": {"width": 256, "depth": 4}, "image_size": args.image_size,
+    data = {"runtime": {"name": "deviations"}, "data": {"dataset": args.dataset},
+            "backbone": {"name": "efficientnet_lite0", "image_size": args.image_size},
+            "noise_net": {"name": "mlp", "args": {"width": 256, "depth": 4}},
             "train": {"epochs": args.epochs, "batch_size": 8, "lr": 1e-3, "warmup_epochs": 2},
-            "scorers": [{"name": "invad", "steps": 3}], "normalisation": "test-minmax", "seed": 42}
+            "scoring": {"scorers": [{"name": "invad", "steps": 3}], "normalisation": "test-minmax"}, "seed": 42}
     if args.dataset == "synthetic":
-        data["dataset_args"] = {"n_train": 40, "n_good": 8, "n_per_defect": 4}
-    else:
-        data |= {"data_root": args.data_root, "categories": [args.category]}
-    return data
+        return with_overrides(data, {"data.args": {"n_train": 40, "n_good": 8, "n_per_defect": 4}})
+    return with_overrides(data, {"data.root": args.data_root, "categories": [args.category]})
 
 
 def run_variant(index: int, name: str, changes: dict, base: dict, results: Path, cache: Path) -> pd.DataFrame:

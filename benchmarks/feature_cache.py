@@ -49,21 +49,22 @@ def main() -> None:
     args = ap.parse_args()
     tune_host_allocator()  # as the CLI does
     device = resolve_device(args.device)
-    cfg = RunConfig(backbone=args.backbone, noise_net=args.noise_net)
-    backbone = prepare_backbone(BACKBONES.create(cfg.backbone, pretrained=False, image_size=cfg.image_size), device)
-    images = torch.randn(args.images, 3, cfg.image_size, cfg.image_size, device=device)
-    with torch.no_grad(), autocast(device, cfg.backbone_precision):
+    cfg = RunConfig(backbone={"name": args.backbone}, noise_net={"name": args.noise_net})
+    backbone = BACKBONES.create(cfg.backbone.name, pretrained=False, image_size=cfg.backbone.image_size)
+    backbone = prepare_backbone(backbone, device)
+    images = torch.randn(args.images, 3, cfg.backbone.image_size, cfg.backbone.image_size, device=device)
+    with torch.no_grad(), autocast(device, cfg.backbone.precision):
         feats = torch.cat([scorer_input(backbone(images_for(backbone, images[i : i + 16], device))).cpu()
                            for i in range(0, len(images), 16)])
     model = build_noise_net(cfg, backbone.out_channels)
     train_noise_net(model, feats, TrainConfig(epochs=1, batch_size=args.batch_size, warmup_epochs=0), seed=0,
-                    device=device, precision=cfg.precision)  # warm-up: cuBLAS set-up, lazy kernels, upload
+                    device=device, precision=cfg.noise_net.precision)  # warm-up: cuBLAS set-up, lazy kernels, upload
     train_cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, warmup_epochs=0)
     start = clock(device)
-    train_noise_net(model, feats, train_cfg, seed=0, device=device, precision=cfg.precision)
+    train_noise_net(model, feats, train_cfg, seed=0, device=device, precision=cfg.noise_net.precision)
     cached_epoch = (clock(device) - start) / args.epochs
-    backbone_epoch = backbone_epoch_seconds(backbone, images, args.batch_size, device, cfg.backbone_precision)
-    print(f"device {device_name(device)}, {args.images} images, {cfg.backbone} + {cfg.noise_net}, "
+    backbone_epoch = backbone_epoch_seconds(backbone, images, args.batch_size, device, cfg.backbone.precision)
+    print(f"device {device_name(device)}, {args.images} images, {cfg.backbone.name} + {cfg.noise_net.name}, "
           f"batch {args.batch_size}, host allocator: {host_allocator()}")
     print(f"cached features:   {1 / cached_epoch:8.3f} epochs/s ({cached_epoch:.2f} s/epoch)")
     print(f"backbone per step: {1 / (cached_epoch + backbone_epoch):8.3f} epochs/s "

@@ -49,7 +49,7 @@ if run_if fps-compile-fp32; then
 fi
 if run_if grid; then
   step "grid cuda" 90 grid.log adbench grid registry/osd_irf_table1.yaml --quick --results-dir $RES/grid-cuda
-  step "grid cuda fp32" 90 grid.log adbench grid registry/osd_irf_table1.yaml --quick --set precision=fp32 \
+  step "grid cuda fp32" 90 grid.log adbench grid registry/osd_irf_table1.yaml --quick --set noise_net.precision=fp32 \
     --results-dir $RES/grid-cuda-fp32
 fi
 if run_if grid-cpu; then

@@ -51,7 +51,7 @@ def random_net(cfg: RunConfig, channels: int, device: torch.device) -> torch.nn.
 @torch.no_grad()
 def scorer_noise_across_devices(device: torch.device) -> None:
     """Item 3: the same seed scores the same on CPU and on the GPU (fp32, so only the noise differs)."""
-    cfg = RunConfig(noise_net="mlp_tiny")
+    cfg = RunConfig(noise_net={"name": "mlp_tiny"})
     feats = torch.randn(4, 16, 8, 8, generator=torch.Generator().manual_seed(0))
     schedule = Schedule.linear(1000)
     for name in ("osd_irf_noisy", "reconstruction", "invad"):
@@ -93,7 +93,7 @@ def unet_attention_kernel(device: torch.device) -> None:
 @torch.no_grad()
 def mlp_bf16_error(device: torch.device) -> None:
     """Item 9: mlp_large under bf16 autocast against fp32, relative to the fp32 output's RMS."""
-    cfg = RunConfig(noise_net="mlp_large")
+    cfg = RunConfig(noise_net={"name": "mlp_large"})
     model = random_net(cfg, 272, device)
     x = torch.randn(16, 272, 16, 16, device=device)
     t = torch.full((16,), 500, device=device)
@@ -107,7 +107,7 @@ def mlp_bf16_error(device: torch.device) -> None:
 
 def training_speed(device: torch.device, noise_net: str = "mlp", images: int = 512, batch: int = 64) -> None:
     """Item 6: training steps per second with the features on the device (after a warm-up epoch)."""
-    cfg = RunConfig(noise_net=noise_net)
+    cfg = RunConfig(noise_net={"name": noise_net})
     feats = torch.randn(images, 272, 16, 16)
     model = build_noise_net(cfg, 272)
     warm = TrainConfig(epochs=1, batch_size=batch, warmup_epochs=0)

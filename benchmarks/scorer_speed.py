@@ -33,13 +33,14 @@ def main() -> None:
     args = ap.parse_args()
     if not args.default_allocator:
         tune_host_allocator()
-    cfg = RunConfig(backbone=args.backbone, noise_net=args.noise_net, scorers=SCORERS, device=args.device)
+    cfg = RunConfig(backbone={"name": args.backbone}, noise_net={"name": args.noise_net}, scoring={"scorers": SCORERS},
+                    runtime={"device": args.device})
     bench = FpsBench(cfg, args.batch_size)
     calls = {k: v for k, v in bench.calls().items() if k[1] == "pipeline"}
     seconds = bench.time({**calls, **bench.parts()}, args.warmup, args.iters)
     t_backbone, t_net, t_post = (seconds["part", p] for p in ("backbone", "noise net", "post-processing"))
     print(f"device {device_name(bench.device)}, {precision(bench.device)}, batch {args.batch_size}, "
-          f"{cfg.backbone} + {cfg.noise_net}, host allocator: {host_allocator()}, {args.iters} rounds")
+          f"{cfg.backbone.name} + {cfg.noise_net.name}, host allocator: {host_allocator()}, {args.iters} rounds")
     print(f"one pass, ms per batch: backbone {1000 * t_backbone:.1f}, noise net {1000 * t_net:.1f}, "
           f"post-processing {1000 * t_post:.1f}")
     print(f"{'scorer':38s} {'NFE':>3s} {'measured img/s':>15s} {'ideal img/s':>12s} {'measured/ideal':>15s}")

@@ -12,9 +12,11 @@ LATER = ("adbench.engine", "adbench.cli", "adbench.report")
 
 
 def imports_of(package: str) -> dict[str, set[str]]:
-    """file -> every module it imports (top level, in functions and under TYPE_CHECKING alike)."""
+    """file -> every module it imports (top level, in functions and under TYPE_CHECKING alike); ``package``
+    is a folder of the package or one of its modules (``config.py``)."""
     out = {}
-    for path in sorted((PACKAGE / package).rglob("*.py")):
+    where = PACKAGE / package
+    for path in sorted(where.rglob("*.py") if where.is_dir() else [where]):
         names = set()
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.ImportFrom) and node.module:
@@ -38,6 +40,13 @@ def test_stages_do_not_import_the_engine_cli_or_reports(stage):
 def test_data_imports_no_config_and_no_later_stage():
     assert offending("data", ("adbench.config", "adbench.scorers", "adbench.diffusion", "adbench.backbones",
                               "adbench.noise_nets", "adbench.metrics")) == []
+
+
+def test_the_config_imports_no_stage():
+    """Stages read the config; the config and the leaf modules it reads never import a stage."""
+    stages = tuple(f"adbench.{s}" for s in STAGES) + LATER
+    for leaf in ("config.py", "protocols.py", "hashing.py", "errors.py"):
+        assert offending(leaf, stages) == [], leaf
 
 
 def test_the_check_sees_imports():

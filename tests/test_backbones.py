@@ -8,6 +8,7 @@ from adbench.backbones.identity import shipped_lite0_weights, weights_info
 from adbench.backbones.timm_backbone import TimmBackbone
 from adbench.backbones.weights import load_state_dict, map_by_order
 from adbench.config import RunConfig
+from adbench.engine.keys import input_stats
 from adbench.errors import ConfigError, WeightsError
 from adbench.registry import BACKBONES
 
@@ -136,9 +137,10 @@ def test_weights_files_are_named_by_their_sha256(tmp_path):
 
 
 def test_input_statistics_come_from_the_weights_unless_set():
-    cfg = RunConfig(backbone="vit_base")
-    assert cfg.input_stats() == ((0.5,) * 3, (0.5,) * 3, "weights")
-    imagenet = RunConfig(backbone="vit_base", image_mean=[0.485, 0.456, 0.406], image_std=[0.229, 0.224, 0.225])
-    assert imagenet.input_stats()[2] == "set, differs from the weights"
-    assert RunConfig(backbone="efficientnet_b4", image_mean=[0.485, 0.456, 0.406]).input_stats() == (
+    cfg = RunConfig(backbone={"name": "vit_base"})
+    assert input_stats(cfg) == ((0.5,) * 3, (0.5,) * 3, "weights")
+    imagenet = RunConfig(backbone={"name": "vit_base", "image_mean": [0.485, 0.456, 0.406],
+                                   "image_std": [0.229, 0.224, 0.225]})
+    assert input_stats(imagenet)[2] == "set, differs from the weights"
+    assert input_stats(RunConfig(backbone={"name": "efficientnet_b4", "image_mean": [0.485, 0.456, 0.406]})) == (
         (0.485, 0.456, 0.406), (0.229, 0.224, 0.225), "set")

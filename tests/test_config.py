@@ -1,68 +1,115 @@
 import re
 
 import pytest
+from pydantic import ValidationError
 
-from adbench.config import RunConfig, from_dict, load_config, parse_scorer
+from adbench.config import RunConfig, config_from, load_config, parse_scorer, validated, with_overrides
+from adbench.engine.keys import cell_key, training_key
 from adbench.errors import ConfigError
-from adbench.scorers.scoring import Scoring
+from adbench.protocols import Scoring
 
 
 def test_yaml_config_with_overrides(tmp_path):
     path = tmp_path / "c.yaml"
-    path.write_text("dataset: mvtec\ndata_root: /data\ntrain:\n  epochs: 3\n  lr: 1\nscorers:\n  - name: invad\n")
-    cfg = load_config(path, {"seed": 4})
-    assert cfg.dataset == "mvtec" and cfg.train.epochs == 3 and cfg.train.lr == 1.0 and cfg.seed == 4
-    assert cfg.scorers == [{"name": "invad"}]
+    path.write_text("data:\n  dataset: mvtec\n  root: /data\ntrain:\n  epochs: 3\n  lr: 1\n"
+                    "scoring:\n  scorers:\n    - name: invad\n")
+    cfg = load_config(path, {"seed": 4, "train.batch_size": 5})
+    assert cfg.data.dataset == "mvtec" and cfg.data.root == "/data" and cfg.seed == 4
+    assert (cfg.train.epochs, cfg.train.lr, cfg.train.batch_size) == (3, 1.0, 5) and isinstance(cfg.train.lr, float)
+    assert cfg.scoring.scorers == [{"name": "invad"}]
 
 
-def test_unknown_key_and_wrong_type_are_named(tmp_path):
-    with pytest.raises(ConfigError, match=r"unknown key\(s\) 'epoch' \(did you mean 'epochs'\?\); valid keys: \["):
-        from_dict(RunConfig, {"train": {"epoch": 3}})
-    with pytest.raises(ConfigError, match=r"unknown key\(s\) 'zzz'; valid keys"):  # nothing close: no guess
-        from_dict(RunConfig, {"zzz": 3})
-    with pytest.raises(ConfigError, match=r"config.image_size: expected int, got 'big'"):
-        from_dict(RunConfig, {"image_size": "big"})
-    with pytest.raises(ConfigError, match="expected bool"):
-        from_dict(RunConfig, {"pretrained": "yes"})
-    with pytest.raises(ConfigError, match=r"config.categories\[1\]: expected str, got 3"):
-        from_dict(RunConfig, {"categories": ["a", 3]})
-    with pytest.raises(ConfigError, match="image_std need 3 values"):
-        from_dict(RunConfig, {"image_std": [0.5, 0.5]})
-    with pytest.raises(ConfigError, match="image_score"):
-        from_dict(RunConfig, {"image_score": "mean"})
-    with pytest.raises(ConfigError, match="protocol must be one of"):
-        from_dict(RunConfig, {"protocol": "mvtec"})
+def test_sections_are_frozen():
+    cfg = RunConfig()
+    with pytest.raises(ValidationError, match="frozen"):
+        cfg.train.epochs = 3
+    assert cfg.updated({"train.epochs": 3}).train.epochs == 3 and cfg.train.epochs == 300
+
+
+def test_a_mapping_for_a_section_merges_into_it_other_values_replace():
+    base = {"train": {"batch_size": 32}, "noise_net": {"name": "mlp", "args": {"width": 8, "depth": 2}}}
+    out = with_overrides(base, {"train": {"epochs": 5}, "noise_net.args": {"depth": 3}})
+    assert out == {"train": {"batch_size": 32, "epochs": 5}, "noise_net": {"name": "mlp", "args": {"depth": 3}}}
+    assert base["train"] == {"batch_size": 32}  # the base is not touched
+    scored = with_overrides({}, {"scorer": "invad:steps=3", "scorer.subset": "even"})
+    assert scored == {"scoring": {"scorers": [{"name": "invad", "steps": 3, "subset": "even"}]}}
+
+
+@pytest.mark.parametrize(("data", "message"), [
+    ({"train": {"epoch": 3}}, "config: unknown key 'train.epoch' (did you mean 'epochs'?); valid keys here: ["),
+    ({"zzz": 3}, "config: unknown key 'zzz'; valid keys here: ['backbone', "),  # nothing close: no guess
+    ({"backbone": {"image_size": "big"}}, "config: backbone.image_size: must be a valid integer, got 'big'"),
+    ({"backbone": {"pretrained": "yes"}}, "config: backbone.pretrained: must be a valid boolean, got 'yes'"),
+    ({"train": {"epochs": "3"}}, "config: train.epochs: must be a valid integer, got '3'"),  # no coercion
+    ({"categories": ["a", 3]}, "config: categories.1: must be a valid string, got 3"),
+    ({"backbone": {"image_std": [0.5, 0.5]}}, "config: backbone.image_std: List should have at least 3 items"),
+    ({"scoring": {"image_score": "mean"}}, "config: scoring.image_score: must be 'nll+diff', 'nll', 'diff', 'max' or"),
+    ({"scoring": {"protocol": "mvtec"}}, "config: scoring.protocol: must be 'invad' or 'ader', got 'mvtec'"),
+    ({"scoring": {"scorers": [{"t": 3}]}}, "config: scoring.scorers: each scorer needs a 'name', got {'t': 3}"),
+    ({"backbone": "resnet18"}, "config: backbone is a section, a mapping of ['image_mean', "),
+    ({"image_size": 128}, "config: 'image_size' is now 'backbone.image_size' (config keys are grouped in sections"),
+])
+def test_unknown_keys_wrong_types_and_moved_keys_are_named(data, message):
+    with pytest.raises(ConfigError) as info:
+        validated(data)
+    assert str(info.value).startswith(message), str(info.value)
+
+
+def test_every_error_is_reported_at_once_with_the_file(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("train: {epochs: 0}\nseed: -1\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert str(info.value).splitlines() == [f"{path}: seed: must be greater than or equal to 0, got -1",
+                                            f"{path}: train.epochs: must be greater than or equal to 1, got 0"]
+
+
+def test_unreadable_files_are_named(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("dataset: [unclosed\n")
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_config(bad)
     with pytest.raises(ConfigError, match="not found"):
         load_config(tmp_path / "none.yaml")
+    bad.write_text("- a list\n")
+    with pytest.raises(ConfigError, match="expected a mapping"):
+        load_config(bad)
 
 
-def test_hash_is_stable_and_ignores_name_and_device():
-    a, b = RunConfig(), RunConfig(name="other", device="cpu")
-    assert a.hash() == b.hash()
-    assert a.hash() != RunConfig(seed=1).hash()
-    single = RunConfig(setting="single")
-    assert single.training_key("x") == RunConfig(setting="single", scorers=[{"name": "invad"}]).training_key("x")
-    assert single.training_key("x") != single.training_key("y")
+def test_cell_key_is_stable_and_ignores_the_runtime_section():
+    a, b = RunConfig(), RunConfig(runtime={"name": "other", "device": "cpu"})
+    assert cell_key(a) == cell_key(b)
+    assert cell_key(a) != cell_key(RunConfig(seed=1))
+    single = RunConfig(data={"setting": "single"})
+    assert training_key(single, "x") == training_key(single.updated({"scoring.scorers": [{"name": "invad"}]}), "x")
+    assert training_key(single, "x") != training_key(single, "y")
 
 
 def test_multiclass_trains_one_model_on_the_category_set():
     cfg = RunConfig().with_train_categories(["b", "a"])
-    assert cfg.setting == "multiclass" and cfg.trained_on("a") == cfg.trained_on("b") == ["a", "b"]
-    assert cfg.training_key("a") == cfg.training_key("b") and cfg.model_name("a") == "multiclass"
-    assert cfg.training_key("a") != RunConfig().with_train_categories(["a"]).training_key("a")
-    assert RunConfig(train_categories=["a"]).with_train_categories(["a", "b"]).train_categories == ["a"]
-    single = RunConfig(setting="single").with_train_categories(["a", "b"])
-    assert single.train_categories is None and single.trained_on("a") == ["a"] and single.model_name("a") == "a"
+    assert cfg.data.setting == "multiclass" and cfg.trained_on("a") == cfg.trained_on("b") == ["a", "b"]
+    assert training_key(cfg, "a") == training_key(cfg, "b") and cfg.model_name("a") == "multiclass"
+    assert training_key(cfg, "a") != training_key(RunConfig().with_train_categories(["a"]), "a")
+    fixed = RunConfig(data={"train_categories": ["a"]})
+    assert fixed.with_train_categories(["a", "b"]).data.train_categories == ["a"]
+    single = RunConfig(data={"setting": "single"}).with_train_categories(["a", "b"])
+    assert single.data.train_categories is None and single.trained_on("a") == ["a"] and single.model_name("a") == "a"
     with pytest.raises(ValueError, match="unresolved"):
-        RunConfig().training_key("a")
+        training_key(RunConfig(), "a")
     with pytest.raises(ConfigError, match="applies to setting: multiclass"):
-        RunConfig(setting="single", train_categories=["a"])
-    with pytest.raises(ConfigError, match="setting must be one of"):
-        RunConfig(setting="unified")
+        validated({"data": {"setting": "single", "train_categories": ["a"]}})
+    with pytest.raises(ConfigError, match=r"data.setting: must be 'multiclass' or 'single', got 'unified'"):
+        validated({"data": {"setting": "unified"}})
+    with pytest.raises(ConfigError, match="data.train_categories: List should have at least 1 item"):
+        validated({"data": {"train_categories": []}})
+
+
+def test_a_scorer_without_a_noise_net_gets_the_default_noise_net_sections():
+    cfg = config_from({"noise_net": {"name": "dit_tiny", "args": {"depth": 2}}, "train": {"epochs": 3},
+                       "scoring": {"use_ema": True, "eval_batch_size": 5}, "seed": 3})
+    bare = cfg.without_noise_net()
+    assert bare.noise_net == RunConfig().noise_net and bare.train == RunConfig().train
+    assert bare.scoring.use_ema is False and bare.scoring.eval_batch_size == 5 and bare.seed == 3
 
 
 def test_parse_scorer():
@@ -73,26 +120,30 @@ def test_parse_scorer():
 
 
 def test_protocols_and_overrides():
-    assert RunConfig().scoring() == Scoring("nll+diff", 0.0, 1, "train") and RunConfig().protocol_label() == "invad"
-    ader = RunConfig(protocol="ader")
-    assert ader.scoring() == Scoring("max", 4.0, 16, "train", True, "bilinear") and ader.protocol_label() == "ader"
-    custom = RunConfig(normalisation="test-minmax")
-    assert custom.scoring().transductive and custom.protocol_label() == "invad+custom"
-    assert RunConfig(image_score="nll+diff").protocol_label() == "invad"  # same as the preset
+    default = RunConfig().scoring
+    assert default.resolved() == Scoring("nll+diff", 0.0, 1, "train") and default.protocol_label() == "invad"
+    ader = RunConfig(scoring={"protocol": "ader"}).scoring
+    assert ader.resolved() == Scoring("max", 4.0, 16, "train", True, "bilinear") and ader.protocol_label() == "ader"
+    custom = RunConfig(scoring={"normalisation": "test-minmax"}).scoring
+    assert custom.resolved().transductive and custom.protocol_label() == "invad+custom"
+    assert RunConfig(scoring={"image_score": "nll+diff"}).scoring.protocol_label() == "invad"  # same as the preset
 
 
 @pytest.mark.parametrize(("data", "message"), [
-    ({"train": {"epochs": 0}}, "train.epochs must be >= 1, got 0"),
-    ({"train": {"lr": 0.0}}, "train.lr must be > 0, got 0.0"),
-    ({"train": {"ema_decay": 1.5}}, "train.ema_decay must be <= 1, got 1.5"),
-    ({"holdout_fraction": 1.0}, "holdout_fraction must be < 1, got 1.0"),
-    ({"holdout_fraction": 0.0}, "holdout_fraction must be > 0, got 0.0"),
-    ({"eval_batch_size": 0}, "eval_batch_size must be >= 1, got 0"),
-    ({"seed": -1}, "seed must be >= 0, got -1"),
-    ({"image_size": 0}, "image_size must be >= 16, got 0"),
-    ({"precision": "fp16"}, "precision must be one of ('fp32', 'bf16'), got 'fp16'"),
+    ({"train": {"epochs": 0}}, "train.epochs: must be greater than or equal to 1, got 0"),
+    ({"train": {"lr": 0.0}}, "train.lr: must be greater than 0, got 0.0"),
+    ({"train": {"ema_decay": 1.5}}, "train.ema_decay: must be less than or equal to 1, got 1.5"),
+    ({"train": {"noise_on": "gpu"}}, "train.noise_on: must be 'host' or 'device', got 'gpu'"),
+    ({"data": {"holdout_fraction": 1.0}}, "data.holdout_fraction: must be less than 1, got 1.0"),
+    ({"data": {"holdout_fraction": 0.0}}, "data.holdout_fraction: must be greater than 0, got 0.0"),
+    ({"scoring": {"eval_batch_size": 0}}, "scoring.eval_batch_size: must be greater than or equal to 1, got 0"),
+    ({"seed": -1}, "seed: must be greater than or equal to 0, got -1"),
+    ({"backbone": {"image_size": 0}}, "backbone.image_size: must be greater than or equal to 16, got 0"),
+    ({"backbone": {"image_size": 200}}, "backbone.image_size: must be a multiple of 16, got 200"),
+    ({"backbone": {"image_std": [0.5, 0.0, 0.5]}}, "backbone.image_std.1: must be greater than 0, got 0.0"),
+    ({"noise_net": {"precision": "fp16"}}, "noise_net.precision: must be 'fp32' or 'bf16', got 'fp16'"),
 ])
 def test_values_outside_a_fields_limits_are_refused_by_name(data, message):
-    with pytest.raises(ConfigError, match=f"^{re.escape(message)}$"):
-        from_dict(RunConfig, data)
-    assert from_dict(RunConfig, {"image_score": None, "train": {"epochs": 1, "ema_decay": 1.0}}).train.epochs == 1
+    with pytest.raises(ConfigError, match=f"^config: {re.escape(message)}$"):
+        validated(data)
+    assert validated({"scoring": {"image_score": None}, "train": {"epochs": 1, "ema_decay": 1.0}}).train.epochs == 1

@@ -6,10 +6,10 @@ Skipped without CUDA (CI, laptops); `benchmarks/gpu_check.sh` runs them on a GPU
 import pytest
 import torch
 
-from adbench.config import RunConfig
+from adbench.config import RunConfig, TrainConfig
 from adbench.device import autocast, precision
 from adbench.diffusion.schedule import Schedule
-from adbench.diffusion.train import TrainConfig, train_noise_net
+from adbench.diffusion.train import train_noise_net
 from adbench.engine.run import Context, build_noise_net, build_scorer, seed_everything
 from adbench.noise_nets.unet import AttentionBlock
 
@@ -19,7 +19,7 @@ CUDA, CPU = torch.device("cuda"), torch.device("cpu")
 
 def random_net(name: str, channels: int, device: torch.device) -> torch.nn.Module:
     """Every weight random (zero-initialised output layers would hide differences), the same on each device."""
-    model = build_noise_net(RunConfig(noise_net=name), channels)
+    model = build_noise_net(RunConfig(noise_net={"name": name}), channels)
     gen = torch.Generator().manual_seed(1)
     with torch.no_grad():
         for p in model.parameters():
@@ -120,8 +120,8 @@ def test_backbone_features_on_cuda_match_the_cpu(tiny_synthetic, tmp_path):
     of the same images: within 1% (relative RMS)."""
     feats = {}
     for device in ("cpu", "cuda"):
-        cfg = RunConfig(dataset="mvtec", data_root=str(tiny_synthetic), image_size=64, backbone="efficientnet_lite0",
-                        device=device)
+        cfg = RunConfig(data={"dataset": "mvtec", "root": str(tiny_synthetic)},
+                        backbone={"name": "efficientnet_lite0", "image_size": 64}, runtime={"device": device})
         ctx = Context.create(cfg, tmp_path / device, tmp_path / device / "cache")
         feats[device] = ctx.features(ctx.dataset.test("washer"), "test")
     err = (feats["cuda"] - feats["cpu"]).norm() / feats["cpu"].norm()

@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 from adbench.allocator import host_allocator
 from adbench.cli import app
+from adbench.config import with_overrides
 from adbench.metrics import metric_keys
 from tests.conftest import HAZELNUT
 from tests.golden_numbers import assert_matches_golden
@@ -17,15 +18,16 @@ from tests.golden_numbers import assert_matches_golden
 runner = CliRunner()
 
 
-def write_config(path, **overrides):
+def write_config(path, overrides: dict | None = None):
+    """A small run config file; ``overrides``: dotted keys."""
     cfg = {
-        "dataset": "mvtec", "image_size": 128, "backbone": "efficientnet_lite0", "noise_net": "mlp_tiny",
+        "data": {"dataset": "mvtec", "holdout_fraction": 0.2},
+        "backbone": {"name": "efficientnet_lite0", "image_size": 128}, "noise_net": {"name": "mlp_tiny"},
         "train": {"epochs": 4, "batch_size": 4, "lr": 1e-3, "warmup_epochs": 1},
-        "scorers": [{"name": "osd_irf_mean"}, {"name": "osd_irf_noisy", "t": 250}, {"name": "invad", "steps": 2}],
-        "eval_batch_size": 8, "fps_images": 4, "holdout_fraction": 0.2,
+        "scoring": {"scorers": [{"name": "osd_irf_mean"}, {"name": "osd_irf_noisy", "t": 250},
+                                {"name": "invad", "steps": 2}], "eval_batch_size": 8, "fps_images": 4},
     }
-    cfg.update(overrides)
-    path.write_text(yaml.safe_dump(cfg))
+    path.write_text(yaml.safe_dump(with_overrides(cfg, overrides or {})))
     return path
 
 
@@ -35,7 +37,7 @@ def only_run_dir(results):
 
 
 def test_run_writes_results_with_provenance(tiny_synthetic, tmp_path):
-    config = write_config(tmp_path / "c.yaml", data_root=str(tiny_synthetic), categories=["washer", "weave"])
+    config = write_config(tmp_path / "c.yaml", {"data.root": str(tiny_synthetic), "categories": ["washer", "weave"]})
     result = runner.invoke(app, ["run", str(config), "--results-dir", str(tmp_path / "res"), "--name", "e2e"])
     assert result.exit_code == 0, result.output
     run_dir = only_run_dir(tmp_path / "res")
@@ -51,7 +53,7 @@ def test_run_writes_results_with_provenance(tiny_synthetic, tmp_path):
     assert (frame["fps"] > 0).all() and (frame["scorer_fps"] > frame["fps"]).all()
     assert by_label["nfe"].to_dict() == {"osd_irf_mean": 1, "osd_irf_noisy(t=250)": 1, "invad(steps=2)": 2}
     row = frame.iloc[0]
-    assert json.loads(row["config"])["noise_net"] == "mlp_tiny" and len(row["config_hash"]) == 16
+    assert json.loads(row["config"])["noise_net"]["name"] == "mlp_tiny" and len(row["config_hash"]) == 16
     assert {"torch", "timm", "numpy", "adbench"} <= set(json.loads(row["versions"]))
     assert row["git_commit"] and row["device"].startswith("cpu") and row["host_allocator"] == host_allocator()
     assert row["backbone_weights"] == "file:efficientnet-lite0-57934424.pth sha256:579344248a93e230"
@@ -69,8 +71,8 @@ def test_run_writes_results_with_provenance(tiny_synthetic, tmp_path):
 
 
 def test_train_then_evaluate_is_deterministic(tiny_synthetic, tmp_path):
-    config = write_config(tmp_path / "c.yaml", data_root=str(tiny_synthetic), categories=["granite"],
-                          scorers=[{"name": "osd_irf_noisy"}])
+    config = write_config(tmp_path / "c.yaml", {"data.root": str(tiny_synthetic), "categories": ["granite"],
+                                                   "scoring.scorers": [{"name": "osd_irf_noisy"}]})
     assert runner.invoke(app, ["train", str(config), "--results-dir", str(tmp_path / "a")]).exit_code == 0
     run_dir = only_run_dir(tmp_path / "a")
     assert list((run_dir / "models").glob("multiclass-*.pt")) and not (run_dir / "metrics.parquet").exists()
@@ -91,8 +93,9 @@ def test_image_level_only_dataset_reports_pixel_metrics_as_missing(tiny_syntheti
 
     monkeypatch.setattr(DATASETS, "_entries", dict(DATASETS._entries))
     DATASETS.register("nomask_test")(lambda root: NoMasks(root, name="nomask_test"))
-    config = write_config(tmp_path / "c.yaml", dataset="nomask_test", data_root=str(tiny_synthetic),
-                          categories=["washer"], scorers=[{"name": "osd_irf_mean"}])
+    config = write_config(tmp_path / "c.yaml", {"data.dataset": "nomask_test", "data.root": str(tiny_synthetic),
+                                                   "categories": ["washer"],
+                                                   "scoring.scorers": [{"name": "osd_irf_mean"}]})
     result = runner.invoke(app, ["run", str(config), "--results-dir", str(tmp_path / "r")])
     assert result.exit_code == 0, result.output
     frame = pd.read_parquet(only_run_dir(tmp_path / "r") / "metrics.parquet")
@@ -111,10 +114,10 @@ def test_bad_input_is_one_clear_line_without_traceback(tmp_path):
 
 @pytest.mark.skipif(not HAZELNUT.is_dir(), reason="shared/data/hazelnut_toy not present")
 def test_hazelnut_toy_smoke(tmp_path, one_thread):
-    config = write_config(tmp_path / "c.yaml", data_root=str(HAZELNUT.parent), image_size=256,
-                          categories=["hazelnut_toy"],
-                          train={"epochs": 10, "batch_size": 8, "lr": 1e-3, "warmup_epochs": 1},
-                          scorers=[{"name": "osd_irf_mean"}, {"name": "invad"}, {"name": "knn"}])
+    config = write_config(tmp_path / "c.yaml", {
+        "data.root": str(HAZELNUT.parent), "backbone.image_size": 256, "categories": ["hazelnut_toy"],
+        "train": {"epochs": 10, "batch_size": 8, "lr": 1e-3, "warmup_epochs": 1},
+        "scoring.scorers": [{"name": "osd_irf_mean"}, {"name": "invad"}, {"name": "knn"}]})
     result = runner.invoke(app, ["run", str(config), "--results-dir", str(tmp_path / "r")])
     assert result.exit_code == 0, result.output
     frame = pd.read_parquet(only_run_dir(tmp_path / "r") / "metrics.parquet")
@@ -129,8 +132,8 @@ def test_config_errors_keep_brackets(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("train:\n  epoch: 3\n")
     result = runner.invoke(app, ["run", str(bad), "--results-dir", str(tmp_path / "r")])
-    assert result.exit_code == 2 and "unknown key(s) 'epoch' (did you mean 'epochs'?)" in result.output
-    assert "valid keys: ['batch_size'," in result.output  # rich markup leaves the brackets alone
+    assert result.exit_code == 2 and "unknown key 'train.epoch' (did you mean 'epochs'?)" in result.output
+    assert "valid keys here: ['batch_size'," in result.output  # rich markup leaves the brackets alone
     assert not (tmp_path / "r").exists()  # nothing is created for a rejected config
 
 
@@ -144,10 +147,10 @@ def test_demo_quick_runs_from_nothing(tmp_path, one_thread):
 
 
 def test_protocols_and_transductive_flags_reach_the_table(tiny_synthetic, tmp_path):
-    config = write_config(tmp_path / "c.yaml", data_root=str(tiny_synthetic), categories=["washer"],
-                          noise_net="dit_tiny", protocol="ader", normalisation="test-minmax",
-                          scorers=[{"name": "reconstruction", "ratio": 0.4, "steps": 5},
-                                   {"name": "invad", "subset": "code"}])
+    config = write_config(tmp_path / "c.yaml", {
+        "data.root": str(tiny_synthetic), "categories": ["washer"], "noise_net.name": "dit_tiny",
+        "scoring.protocol": "ader", "scoring.normalisation": "test-minmax",
+        "scoring.scorers": [{"name": "reconstruction", "ratio": 0.4, "steps": 5}, {"name": "invad", "subset": "code"}]})
     result = runner.invoke(app, ["run", str(config), "--results-dir", str(tmp_path / "r")])
     assert result.exit_code == 0, result.output
     run_dir = only_run_dir(tmp_path / "r")
@@ -173,7 +176,7 @@ def test_killed_run_resumes_without_losing_or_redoing_cells(tiny_synthetic, tmp_
 
     from adbench.results import RecordLog
 
-    config = write_config(tmp_path / "c.yaml", data_root=str(tiny_synthetic), categories=["washer", "weave"])
+    config = write_config(tmp_path / "c.yaml", {"data.root": str(tiny_synthetic), "categories": ["washer", "weave"]})
     cmd = [sys.executable, "-m", "adbench", "run", str(config), "--results-dir", str(tmp_path / "r")]
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -188,7 +191,7 @@ def test_killed_run_resumes_without_losing_or_redoing_cells(tiny_synthetic, tmp_
     run_dir = only_run_dir(tmp_path / "r")
     kept = RecordLog(run_dir / "cells.jsonl").finished()
     assert len(kept) >= 1  # usually 1 or 2 of 6; a fast machine may finish more before the kill lands
-    wrong = runner.invoke(app, ["run", str(write_config(tmp_path / "d.yaml", data_root=str(tiny_synthetic))),
+    wrong = runner.invoke(app, ["run", str(write_config(tmp_path / "d.yaml", {"data.root": str(tiny_synthetic)})),
                                 "--resume", str(run_dir)])
     assert wrong.exit_code == 2 and "holds another configuration" in wrong.output
     resumed = runner.invoke(app, ["run", "--resume", str(run_dir)])

@@ -30,8 +30,8 @@ def test_meta_tensors_refuse_value_reads():
 @pytest.mark.parametrize("sigma, pool", [(0.0, 1), (4.0, 16)])
 @torch.no_grad()
 def test_pipeline_never_reads_device_values(name, sigma, pool):
-    cfg = RunConfig(backbone="efficientnet_lite0", noise_net="mlp_tiny", image_size=64)
-    backbone = BACKBONES.create(cfg.backbone, pretrained=False, image_size=64).eval().to("meta")
+    cfg = RunConfig(backbone={"name": "efficientnet_lite0", "image_size": 64}, noise_net={"name": "mlp_tiny"})
+    backbone = BACKBONES.create(cfg.backbone.name, pretrained=False, image_size=64).eval().to("meta")
     model = build_noise_net(cfg, backbone.out_channels).eval().to("meta")
     images = torch.empty(3, 3, 64, 64, device="meta")
     scorer = SCORERS.create(name, **({"coreset": 1.0} if name == "knn" else {}))  # coreset: at fit, not scoring
@@ -47,7 +47,7 @@ def test_pipeline_never_reads_device_values(name, sigma, pool):
 @torch.no_grad()
 def test_scorers_under_bf16_autocast_match_fp32(name):
     torch.manual_seed(0)
-    model = build_noise_net(RunConfig(noise_net="mlp_tiny"), 8).eval()
+    model = build_noise_net(RunConfig(noise_net={"name": "mlp_tiny"}), 8).eval()
     for p in model.parameters():  # leave the zero-initialised identity start: a net with real outputs
         p.add_(0.05 * torch.randn_like(p))
     x0 = torch.randn(4, 8, 6, 6)

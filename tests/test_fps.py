@@ -30,8 +30,9 @@ def test_time_interleaved_rounds_and_means(monkeypatch):
 def test_fps_records_pipeline_scorer_and_latency(monkeypatch):
     ticks = iter(range(10_000))  # a fake clock: each timed call takes exactly 0.5 s
     monkeypatch.setattr(fps, "clock", lambda device: 0.5 * next(ticks))
-    cfg = RunConfig(backbone="efficientnet_lite0", noise_net="mlp_tiny", image_size=64, device="cpu",
-                    scorers=[{"name": "osd_irf_mean"}, {"name": "invad", "steps": 3}])
+    cfg = RunConfig(backbone={"name": "efficientnet_lite0", "image_size": 64}, noise_net={"name": "mlp_tiny"},
+                    runtime={"device": "cpu"},
+                    scoring={"scorers": [{"name": "osd_irf_mean"}, {"name": "invad", "steps": 3}]})
     osd, invad = measure_fps(cfg, batch_size=4, warmup=1, iters=2)
     for r in (osd, invad):  # 4 images / 0.5 s; batch-1 latency 500 ms
         assert (r.pipeline_images_per_s, r.scorer_images_per_s, r.latency_ms_batch1) == (8.0, 8.0, 500.0)
@@ -48,15 +49,15 @@ def test_fps_cli_writes_records(tmp_path):
     assert result.exit_code == 0, result.output
     (path,) = tmp_path.glob("fps-*.json")
     data = json.loads(path.read_text())
-    assert data["records"][0]["scorer"] == "osd_irf_mean" and data["config"]["noise_net"] == "mlp_tiny"
+    assert data["records"][0]["scorer"] == "osd_irf_mean" and data["config"]["noise_net"]["name"] == "mlp_tiny"
 
 
 @pytest.mark.slow
 @torch.no_grad()
 def test_compiled_pipeline_scores_like_eager():
     """``--compile`` (torch.compile, inductor on CPU) gives the eager scores; ~1.5 min of compiling."""
-    cfg = RunConfig(backbone="efficientnet_lite0", noise_net="mlp_tiny", image_size=64, device="cpu",
-                    scorers=[{"name": "invad", "steps": 3}])
+    cfg = RunConfig(backbone={"name": "efficientnet_lite0", "image_size": 64}, noise_net={"name": "mlp_tiny"},
+                    runtime={"device": "cpu"}, scoring={"scorers": [{"name": "invad", "steps": 3}]})
     eager, compiled = fps.FpsBench(cfg, batch_size=2), fps.FpsBench(cfg, batch_size=2, compile_model=True)
     for bench in (eager, compiled):  # the same seeded random-init weights: zero-init layers get real values
         torch.manual_seed(1)
@@ -70,8 +71,8 @@ def test_compiled_pipeline_scores_like_eager():
 
 def test_fps_times_what_a_run_scores(monkeypatch):
     """The end-to-end call casts the backbone's output as a run does (fp32, NCHW) before the scorer sees it."""
-    cfg = RunConfig(backbone="efficientnet_lite0", noise_net="mlp_tiny", image_size=64, device="cpu",
-                    scorers=[{"name": "osd_irf_mean"}])
+    cfg = RunConfig(backbone={"name": "efficientnet_lite0", "image_size": 64}, noise_net={"name": "mlp_tiny"},
+                    runtime={"device": "cpu"}, scoring={"scorers": [{"name": "osd_irf_mean"}]})
     bench = fps.FpsBench(cfg, batch_size=2)
     real = bench.backbone
     bench.backbone = lambda x: real(x).to(torch.bfloat16).to(memory_format=torch.channels_last)  # as on CUDA

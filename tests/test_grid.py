@@ -15,6 +15,7 @@ import yaml
 from typer.testing import CliRunner
 
 from adbench.cli import app
+from adbench.config import with_overrides
 from adbench.engine.grid import GridSpec, expand, load_grid
 from adbench.errors import ConfigError
 from adbench.metrics import metric_keys
@@ -27,9 +28,9 @@ runner = CliRunner()
 def tiny_grid(path, data_root, **extra):
     spec = {
         "name": "tiny",
-        "base": {"dataset": "mvtec", "data_root": str(data_root), "image_size": 64,
-                 "backbone": "efficientnet_lite0", "noise_net": "mlp_tiny", "holdout_fraction": 0.2,
-                 "categories": ["washer", "weave"], "eval_batch_size": 8, "fps_images": 2,
+        "base": {"data": {"dataset": "mvtec", "root": str(data_root), "holdout_fraction": 0.2},
+                 "backbone": {"name": "efficientnet_lite0", "image_size": 64}, "noise_net": {"name": "mlp_tiny"},
+                 "categories": ["washer", "weave"], "scoring": {"eval_batch_size": 8, "fps_images": 2},
                  "train": {"epochs": 3, "batch_size": 4, "lr": 0.001, "warmup_epochs": 1}},
         "axes": {"scorer": ["osd_irf_mean", "osd_irf_noisy"], "scorer.t": [250, 500]},
     }
@@ -39,7 +40,8 @@ def tiny_grid(path, data_root, **extra):
 
 
 def test_expansion_overrides_and_quick(tmp_path):
-    spec = GridSpec("g", base={"categories": ["a"], "scorers": [{"name": "invad"}, {"name": "osd_irf_mean"}]},
+    scorers = [{"name": "invad"}, {"name": "osd_irf_mean"}]
+    spec = GridSpec("g", base={"categories": ["a"], "scoring": {"scorers": scorers}},
                     axes={"seed": [0, 1], "train.epochs": [1, 2]})
     cells = expand(spec)
     assert len(cells) == 2 * 2 * 2 and len({c.key for c in cells}) == 8
@@ -85,14 +87,14 @@ def test_grid_trains_once_resumes_and_records_failures(tiny_synthetic, tmp_path)
 
 
 def test_a_cell_out_of_gpu_memory_fails_alone(tiny_synthetic, tmp_path, dit_out_of_memory):
-    grid = tiny_grid(tmp_path / "g.yaml", tiny_synthetic, axes={"noise_net": ["mlp_tiny", "dit_tiny"]},
-                     base={**yaml.safe_load(tiny_grid(tmp_path / "b.yaml", tiny_synthetic).read_text())["base"],
-                           "setting": "single", "scorers": [{"name": "osd_irf_mean"}]})
+    grid = tiny_grid(tmp_path / "g.yaml", tiny_synthetic, axes={"noise_net.name": ["mlp_tiny", "dit_tiny"]},
+                     base=with_overrides(yaml.safe_load(tiny_grid(tmp_path / "b.yaml", tiny_synthetic).read_text())[
+                         "base"], {"data.setting": "single", "scorer": "osd_irf_mean"}))
     result = runner.invoke(app, ["grid", str(grid), "--results-dir", str(tmp_path / "r")])
     assert result.exit_code == 0, result.output
     log = RecordLog(tmp_path / "r" / "grid-tiny" / "cells.jsonl")
     failed = log.failed().values()
-    assert len(failed) == 2 and {r["config"]["noise_net"] for r in failed} == {"dit_tiny"}
+    assert len(failed) == 2 and {r["config"]["noise_net"]["name"] for r in failed} == {"dit_tiny"}
     assert all(r["error"].startswith("OutOfMemoryError: CUDA out of memory") for r in failed)
     assert len(dit_out_of_memory) == 2  # memory released after each failed category (one training each)
     frame = pd.read_parquet(tmp_path / "r" / "grid-tiny" / "metrics.parquet")
@@ -147,8 +149,8 @@ def test_torn_last_line_is_ignored_and_terminated(tmp_path):
 @pytest.mark.parametrize(("preset", "rows"), [("osd_irf_table1", 4), ("t_sensitivity", 2), ("invad_table4", 30)])
 def test_presets_run_quick_on_the_embedded_dataset(preset, rows, tmp_path):
     args = ["grid", str(ROOT / "registry" / f"{preset}.yaml"), "--quick", "--results-dir", str(tmp_path),
-            "--set", "categories=[washer]", "--set", "dataset_args={n_train: 8, n_good: 2, n_per_defect: 1}",
-            "--set", "image_size=64"]
+            "--set", "categories=[washer]", "--set", "data.args={n_train: 8, n_good: 2, n_per_defect: 1}",
+            "--set", "backbone.image_size=64"]
     if preset == "t_sensitivity":
         args += ["--set", "scorer.t=250"]
     result = runner.invoke(app, args)
@@ -182,8 +184,9 @@ def test_sweep_t_scores_one_model_per_category_and_plots(tiny_synthetic, tmp_pat
     assert parse_timesteps("50:350:100") == [50, 150, 250, 350] and parse_timesteps("5,7") == [5, 7]
     config = tmp_path / "c.yaml"
     config.write_text(yaml.safe_dump({
-        "name": "sw", "dataset": "mvtec", "data_root": str(tiny_synthetic), "categories": ["washer"],
-        "image_size": 64, "backbone": "efficientnet_lite0", "noise_net": "mlp_tiny", "holdout_fraction": 0.2,
+        "runtime": {"name": "sw"}, "data": {"dataset": "mvtec", "root": str(tiny_synthetic), "holdout_fraction": 0.2},
+        "categories": ["washer"], "backbone": {"name": "efficientnet_lite0", "image_size": 64},
+        "noise_net": {"name": "mlp_tiny"},
         "train": {"epochs": 3, "batch_size": 4, "lr": 0.001, "warmup_epochs": 1}}))
     result = runner.invoke(app, ["sweep-t", str(config), "--t", "100,500", "--results-dir", str(tmp_path / "r")])
     assert result.exit_code == 0, result.output

@@ -7,17 +7,15 @@ must change; it is parametrised over every field of the config, so a field added
 entry here fails ``test_every_field_is_in_the_table``.
 """
 
-import dataclasses
 import os
 from pathlib import Path
 
 import pytest
 
-from adbench.config import SECTIONS, RunConfig, from_dict, set_dotted
+from adbench.config import RunConfig, config_from, sections
 from adbench.data.base import Sample
-from adbench.diffusion.train import TrainConfig
-from adbench.engine.cache import feature_key
-from adbench.engine.run import Context, cell_config, context_key
+from adbench.engine.keys import cell_key, context_key, feature_key, training_key
+from adbench.engine.run import Context, cell_config
 
 F, M, C, X = "features", "model", "cell", "context"
 
@@ -28,28 +26,31 @@ class Fields(dict):
 INPUT = {F, M, C, X}  # what the images and the backbone are
 TRAINING = {M, C}
 
-# field -> (a different value, the keys it must change)
+# dotted key -> (a different value, the keys it must change)
 CHANGES = {
-    "name": ("other", set()),
-    "dataset": ("mvtec", {M, C, X}),
-    "data_root": ("/data/elsewhere", {M, C, X}),
-    "dataset_args": ({"n_train": 5}, {M, C, X}),
+    "runtime.name": ("other", set()),
+    "runtime.device": ("cpu", {X}),
+    "data.dataset": ("mvtec", {M, C, X}),
+    "data.root": ("/data/elsewhere", {M, C, X}),
+    "data.args": ({"n_train": 5}, {M, C, X}),
     "categories": (["weave", "washer"], set()),  # a cell is one category: the list is not part of it
-    "setting": (Fields(setting="single", train_categories=None), {M, C}),  # one model per category
-    "train_categories": (["washer"], {M, C}),  # the multiclass model's training set
-    "image_size": (128, INPUT),
-    "image_mean": ([0.5, 0.5, 0.5], INPUT),
-    "image_std": ([0.5, 0.5, 0.5], INPUT),
-    "backbone": ("efficientnet_b4", INPUT),
-    "pretrained": (False, INPUT),
-    "weights": ("elsewhere/weights.safetensors", INPUT),
+    # one model per category (the data section keys the loaded context too: a reload is cheap)
+    "data.setting": (Fields({"data.setting": "single", "data.train_categories": None}), {M, C, X}),
+    "data.train_categories": (["washer"], {M, C, X}),  # the multiclass model's training set
+    "data.holdout_fraction": (0.3, {M, C, X}),
+    "backbone.image_size": (128, INPUT),
+    "backbone.image_mean": ([0.5, 0.5, 0.5], INPUT),
+    "backbone.image_std": ([0.5, 0.5, 0.5], INPUT),
+    "backbone.name": ("efficientnet_b4", INPUT),
+    "backbone.pretrained": (False, INPUT),
+    "backbone.weights": ("elsewhere/weights.safetensors", INPUT),
     # applied when the backbone runs, not when it is loaded: the context need not change, but the backbone
     # section keys it, and keys hash sections (a reload is cheap; a stale key is not)
-    "backbone_precision": ("bf16", INPUT),
-    "noise_net": ("dit_tiny", TRAINING),
-    "noise_net_args": ({"depth": 3}, TRAINING),
-    "precision": ("fp32", TRAINING),  # the noise net's autocast on CUDA, when training and scoring
-    "feature_norm": ("standardize", TRAINING),
+    "backbone.precision": ("bf16", INPUT),
+    "noise_net.name": ("dit_tiny", TRAINING),
+    "noise_net.args": ({"depth": 3}, TRAINING),
+    "noise_net.precision": ("fp32", TRAINING),  # the noise net's autocast on CUDA, when training and scoring
+    "noise_net.feature_norm": ("standardize", TRAINING),
     "train.epochs": (7, TRAINING),
     "train.batch_size": (3, TRAINING),
     "train.lr": (0.5, TRAINING),
@@ -63,37 +64,34 @@ CHANGES = {
     "train.timesteps": (500, TRAINING),
     "train.checkpoint_every": (7, TRAINING),
     "train.ema_decay": (0.9, TRAINING),
-    "use_ema": (True, {C}),
-    "scorers": ([{"name": "invad"}], {C}),
-    "protocol": ("ader", {C}),
-    "image_score": ("nll", {C}),
-    "smoothing_sigma": (2.0, {C}),
-    "pool_size": (3, {C}),
-    "normalisation": ("test-minmax", {M, C}),  # transductive: nothing held out, the model trains on all
-    "holdout_fraction": (0.3, TRAINING),
+    "scoring.use_ema": (True, {C}),
+    "scoring.scorers": ([{"name": "invad"}], {C}),
+    "scoring.protocol": ("ader", {C}),
+    "scoring.image_score": ("nll", {C}),
+    "scoring.smoothing_sigma": (2.0, {C}),
+    "scoring.pool_size": (3, {C}),
+    "scoring.normalisation": ("test-minmax", {M, C}),  # transductive: nothing held out, the model trains on all
+    "scoring.eval_batch_size": (5, {C}),
+    "scoring.save_maps": (0, {C}),
+    "scoring.fps_images": (3, {C}),
     "seed": (1, TRAINING),
-    "device": ("cpu", {X}),
-    "deterministic": (True, {C}),
-    "eval_batch_size": (5, {C}),
-    "save_maps": (0, {C}),
-    "fps_images": (3, {C}),
+    "deterministic": (True, TRAINING),  # deterministic kernels change a CUDA model's rounding too
 }
 
-BASE = {"dataset": "synthetic", "backbone": "efficientnet_lite0", "noise_net": "mlp_tiny",
-        "categories": ["washer"], "train_categories": ["washer", "weave"], "scorers": [{"name": "osd_irf_mean"}],
-        "train": {"epochs": 2}}
+BASE = {"data": {"dataset": "synthetic", "train_categories": ["washer", "weave"]},
+        "backbone": {"name": "efficientnet_lite0"}, "noise_net": {"name": "mlp_tiny"},
+        "categories": ["washer"], "scoring": {"scorers": [{"name": "osd_irf_mean"}]}, "train": {"epochs": 2}}
 
 
 def config_fields() -> list[str]:
-    """Every field of the run config, nested training fields as ``train.<field>``."""
-    out = []
-    for f in dataclasses.fields(RunConfig):
-        out += [f"train.{t.name}" for t in dataclasses.fields(TrainConfig)] if f.name == "train" else [f.name]
-    return out
+    """Every field of the run config as a dotted key (``train.epochs``)."""
+    return [f"{name}.{key}" if name in sections() else name
+            for name in RunConfig.model_fields
+            for key in (sections()[name].model_fields if name in sections() else [None])]
 
 
 def base_config() -> RunConfig:
-    return from_dict(RunConfig, BASE)
+    return config_from(BASE)
 
 
 @pytest.fixture
@@ -108,22 +106,14 @@ def images(tmp_path):
 def keys(cfg: RunConfig, samples: list[Sample], run_dir: Path, precision: str = "fp32") -> dict[str, str]:
     ctx = Context(cfg, run_dir, run_dir / "cache", None, None, None, None)
     return {F: feature_key(cfg, samples, precision), M: ctx.model_path("washer").name,
-            C: cell_config(cfg, "washer", cfg.scorers[0]).hash(), X: context_key(cfg)}
+            C: cell_key(cell_config(cfg, "washer", cfg.scoring.scorers[0])), X: context_key(cfg)}
 
 
 def changed(field: str, value, samples, run_dir) -> set[str]:
-    data = base_config().to_dict()
-    before = keys(from_dict(RunConfig, data), samples, run_dir)
-    for name, v in (value.items() if isinstance(value, Fields) else [(field, value)]):
-        set_dotted(data, name, v)
-    after = keys(from_dict(RunConfig, data), samples, run_dir)
+    cfg = base_config()
+    before = keys(cfg, samples, run_dir)
+    after = keys(cfg.updated(value if isinstance(value, Fields) else {field: value}), samples, run_dir)
     return {k for k in before if before[k] != after[k]}
-
-
-def test_every_field_has_a_section():
-    """Keys hash sections: a field outside every section would be part of no key."""
-    assert all(f.metadata.get("section") in SECTIONS for f in dataclasses.fields(RunConfig))
-    assert set(RunConfig().sections(*SECTIONS)) == {f.name for f in dataclasses.fields(RunConfig)}
 
 
 def test_every_field_is_in_the_table():
@@ -149,7 +139,7 @@ def test_features_follow_the_image_files_and_the_precision(images, tmp_path):
 def test_a_replaced_weights_file_changes_features_and_models(images, tmp_path):
     weights = tmp_path / "w.safetensors"
     weights.write_bytes(b"first weights")
-    cfg = dataclasses.replace(base_config(), weights=str(weights))
+    cfg = base_config().updated({"backbone.weights": str(weights)})
     before = keys(cfg, images, tmp_path)
     weights.write_bytes(b"second, longer weights")  # same path, new file
     after = keys(cfg, images, tmp_path)
@@ -159,13 +149,13 @@ def test_a_replaced_weights_file_changes_features_and_models(images, tmp_path):
 def test_keys_ignore_mapping_order_and_path_spelling(images, tmp_path, monkeypatch):
     """The same configuration read from YAML in another key order, or with the weights file named by a
     relative instead of an absolute path, is the same cell, model and feature set."""
-    a = dataclasses.replace(base_config(), dataset_args={"n_train": 5, "n_good": 2}, noise_net_args={"depth": 2})
-    b = dataclasses.replace(base_config(), dataset_args={"n_good": 2, "n_train": 5}, noise_net_args={"depth": 2})
+    a = base_config().updated({"data.args": {"n_train": 5, "n_good": 2}, "noise_net.args": {"depth": 2}})
+    b = base_config().updated({"data.args": {"n_good": 2, "n_train": 5}, "noise_net.args": {"depth": 2}})
     assert keys(a, images, tmp_path) == keys(b, images, tmp_path)
     (tmp_path / "w.safetensors").write_bytes(b"weights")
     monkeypatch.chdir(tmp_path)
-    relative = dataclasses.replace(base_config(), weights="w.safetensors")
-    absolute = dataclasses.replace(base_config(), weights=str(tmp_path / "w.safetensors"))
+    relative = base_config().updated({"backbone.weights": "w.safetensors"})
+    absolute = base_config().updated({"backbone.weights": str(tmp_path / "w.safetensors")})
     assert feature_key(relative, images, "fp32") == feature_key(absolute, images, "fp32")
     assert keys(relative, images, tmp_path)[M] == keys(absolute, images, tmp_path)[M]
 
@@ -181,7 +171,7 @@ def test_files_of_equal_size_and_time_are_told_apart_by_path(tmp_path):
 
 def test_keys_are_16_hex_digits_and_missing_files_stay_apart(images, tmp_path):
     cfg = base_config()
-    assert all(len(k) == 16 and int(k, 16) >= 0 for k in (feature_key(cfg, images, "fp32"), cfg.hash(),
-                                                        cfg.training_key("washer"), context_key(cfg)))
-    a, b = (dataclasses.replace(cfg, weights=f"missing-{n}.safetensors") for n in "ab")
+    assert all(len(k) == 16 and int(k, 16) >= 0 for k in (feature_key(cfg, images, "fp32"), cell_key(cfg),
+                                                        training_key(cfg, "washer"), context_key(cfg)))
+    a, b = (cfg.updated({"backbone.weights": f"missing-{n}.safetensors"}) for n in "ab")
     assert feature_key(a, images, "fp32") != feature_key(b, images, "fp32")

@@ -73,16 +73,18 @@ def test_knn_scorer_maps_are_nearest_bank_distances():
 
 
 def test_knn_cells_are_shared_across_noise_nets():
-    spec = GridSpec("g", base={"categories": ["a", "b"], "setting": "single"},
-                    axes={"noise_net": ["mlp_tiny", "dit_tiny"], "noise_net_args": [{}, {"depth": 3}],
-                          "train.epochs": [1, 2], "use_ema": [False, True], "precision": ["bf16", "fp32"],
-                          "scorer": ["knn", "osd_irf_mean"]})
+    spec = GridSpec("g", base={"categories": ["a", "b"], "data": {"setting": "single"}},
+                    axes={"noise_net.name": ["mlp_tiny", "dit_tiny"], "noise_net.args": [{}, {"depth": 3}],
+                          "train.epochs": [1, 2], "scoring.use_ema": [False, True],
+                          "noise_net.precision": ["bf16", "fp32"], "scorer": ["knn", "osd_irf_mean"]})
     cells = expand(spec)
     knn = [c for c in cells if c.spec["name"] == "knn"]
     assert len(cells) == 2 * 32 + 2 and len(knn) == 2  # one knn cell per category, whatever the noise net
     default = RunConfig()
-    assert all((c.cfg.noise_net, c.cfg.noise_net_args, c.cfg.train, c.cfg.use_ema, c.cfg.precision) ==
-               (default.noise_net, {}, default.train, default.use_ema, "bf16") for c in knn)
+    assert all((c.cfg.noise_net, c.cfg.train, c.cfg.scoring.use_ema) == (default.noise_net, default.train, False)
+               and c.cfg.noise_net.model_dump() == {"name": "mlp", "args": {}, "precision": "bf16",
+                                                    "feature_norm": "none"}
+               for c in knn)
 
 
 def test_knn_run_trains_no_noise_net(tiny_synthetic, tmp_path):

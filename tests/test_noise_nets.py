@@ -1,8 +1,9 @@
 import pytest
 import torch
 
+from adbench.config import TrainConfig
 from adbench.diffusion.schedule import Schedule
-from adbench.diffusion.train import TrainConfig, train_noise_net
+from adbench.diffusion.train import train_noise_net
 from adbench.noise_nets import parameter_count
 from adbench.noise_nets.embeddings import sincos_2d, sinusoidal_embedding
 from adbench.registry import NOISE_NETS, SCORERS
@@ -101,11 +102,11 @@ def test_engine_initialises_noise_nets_from_the_seed_alone():
     from adbench.config import RunConfig
     from adbench.engine.run import build_noise_net
 
-    cfg = RunConfig(noise_net="mlp_tiny", seed=3)
+    cfg = RunConfig(noise_net={"name": "mlp_tiny"}, seed=3)
     first = build_noise_net(cfg, 8)
     torch.rand(1000)  # global RNG consumed in between (a DataLoader, an earlier grid cell...)
     again = build_noise_net(cfg, 8)
-    other = build_noise_net(RunConfig(noise_net="mlp_tiny", seed=4), 8)
+    other = build_noise_net(RunConfig(noise_net={"name": "mlp_tiny"}, seed=4), 8)
     pairs = list(zip(first.state_dict().values(), again.state_dict().values(), other.state_dict().values(),
                      strict=True))
     assert all(torch.equal(a, b) for a, b, _ in pairs)

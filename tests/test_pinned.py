@@ -31,8 +31,9 @@ SCORERS = [{"name": "osd_irf_mean"}, {"name": "osd_irf_noisy", "t": 250}, {"name
 
 
 def test_pinned_run(pinned_data, tmp_path, one_thread):
-    config = write_config(tmp_path / "c.yaml", data_root=str(pinned_data), image_size=128,
-                          categories=["washer", "weave"], scorers=SCORERS, seed=1, save_maps=0, train=TRAIN)
+    config = write_config(tmp_path / "c.yaml", {
+        "data.root": str(pinned_data), "backbone.image_size": 128, "categories": ["washer", "weave"],
+        "scoring.scorers": SCORERS, "seed": 1, "scoring.save_maps": 0, "train": TRAIN})
     result = runner.invoke(app, ["run", str(config), "--results-dir", str(tmp_path / "r")])
     assert result.exit_code == 0, result.output
     assert_matches_golden("pinned_run", pd.read_parquet(only_run_dir(tmp_path / "r") / "metrics.parquet"))
@@ -42,10 +43,11 @@ def test_pinned_grid_of_scoring_protocols(pinned_data, tmp_path, one_thread):
     grid = tmp_path / "g.yaml"
     grid.write_text(yaml.safe_dump({
         "name": "pinned",
-        "base": {**yaml.safe_load(write_config(tmp_path / "c.yaml").read_text()), "data_root": str(pinned_data),
-                 "image_size": 128, "categories": ["granite"], "save_maps": 0, "train": TRAIN,
-                 "setting": "single"},  # the pinned run is multi-class: both settings are pinned
-        "axes": {"protocol": ["invad", "ader"], "normalisation": ["train", "test-minmax"],
+        "base": yaml.safe_load(write_config(tmp_path / "c.yaml", {
+            "data.root": str(pinned_data), "backbone.image_size": 128, "categories": ["granite"],
+            "scoring.save_maps": 0, "train": TRAIN,
+            "data.setting": "single"}).read_text()),  # the pinned run is multi-class: both settings are pinned
+        "axes": {"scoring.protocol": ["invad", "ader"], "scoring.normalisation": ["train", "test-minmax"],
                  "scorer": ["osd_irf_mean:t=250", "invad:steps=2", "reconstruction:ratio=0.5,steps=4"]},
     }))
     result = runner.invoke(app, ["grid", str(grid), "--results-dir", str(tmp_path / "r")])

@@ -46,8 +46,8 @@ def test_disk_full_on_the_cell_log(tmp_path, monkeypatch):
 
 
 def test_disk_full_during_a_run_is_one_clear_line(tiny_synthetic, tmp_path, monkeypatch):
-    config = write_config(tmp_path / "c.yaml", data_root=str(tiny_synthetic), categories=["washer"],
-                          scorers=[{"name": "osd_irf_mean"}])
+    config = write_config(tmp_path / "c.yaml", {"data.root": str(tiny_synthetic), "categories": ["washer"],
+                                                   "scoring.scorers": [{"name": "osd_irf_mean"}]})
     monkeypatch.setattr(pd.DataFrame, "to_parquet", no_space)
     result = CliRunner().invoke(app, ["run", str(config), "--results-dir", str(tmp_path / "r")])
     assert result.exit_code == 2 and "Disk full while writing" in result.output
@@ -56,8 +56,9 @@ def test_disk_full_during_a_run_is_one_clear_line(tiny_synthetic, tmp_path, monk
 
 
 def test_results_record_determinism(tiny_synthetic, tmp_path):
-    config = write_config(tmp_path / "c.yaml", data_root=str(tiny_synthetic), categories=["washer"],
-                          scorers=[{"name": "osd_irf_mean"}], deterministic=True)
+    config = write_config(tmp_path / "c.yaml", {"data.root": str(tiny_synthetic), "categories": ["washer"],
+                                                   "scoring.scorers": [{"name": "osd_irf_mean"}],
+                                                   "deterministic": True})
     try:
         assert CliRunner().invoke(app, ["run", str(config), "--results-dir", str(tmp_path / "r")]).exit_code == 0
     finally:
@@ -110,8 +111,9 @@ def test_nan_scores_are_named_not_turned_into_metrics(tiny_synthetic, tmp_path, 
 
     monkeypatch.setattr(NOISE_NETS, "_entries", dict(NOISE_NETS._entries))
     NOISE_NETS.register("diverged_test", width=16, depth=1)(Diverged)
-    config = write_config(tmp_path / "c.yaml", data_root=str(tiny_synthetic), categories=["washer"],
-                          noise_net="diverged_test", scorers=[{"name": "osd_irf_mean"}])
+    config = write_config(tmp_path / "c.yaml", {"data.root": str(tiny_synthetic), "categories": ["washer"],
+                                                   "noise_net.name": "diverged_test",
+                                                   "scoring.scorers": [{"name": "osd_irf_mean"}]})
     result = CliRunner().invoke(app, ["run", str(config), "--results-dir", str(tmp_path / "r")])
     assert result.exit_code == 2 and "Traceback" not in result.output
     assert "washer / osd_irf_mean" in result.output and "NaN or Inf" in result.output

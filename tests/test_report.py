@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 from adbench.cli import app
 from adbench.config import RunConfig, parse_scorer
+from adbench.engine.run import scorer_columns
 from adbench.metrics import metric_keys
 from adbench.report.tables import averaged_table, footnote, latex_tables, markdown_table
 from tests.golden_numbers import GOLDEN
@@ -22,10 +23,12 @@ def fake_rows():
         for c_idx, category in enumerate(["bottle", "metal_nut"]):
             for seed in (0, 1):
                 base = 0.80 + 0.05 * s_idx + 0.02 * c_idx + 0.01 * seed
-                cfg = RunConfig(dataset="mvtec", seed=seed, categories=[category],
-                                scorers=[parse_scorer(scorer.replace("(", ":").rstrip(")"))])
+                spec = parse_scorer(scorer.replace("(", ":").rstrip(")"))
+                cfg = RunConfig(data={"dataset": "mvtec"}, seed=seed, categories=[category],
+                                scoring={"scorers": [spec]})
                 rows.append({
-                    "dataset": "mvtec", "category": category, "scorer": scorer.split("(")[0], "scorer_label": scorer,
+                    "dataset": "mvtec", "category": category, "scorer": spec["name"], "scorer_label": scorer,
+                    **scorer_columns(spec),
                     "backbone": "efficientnet_b4",
                     "noise_net": "dit_gigant", "protocol": "invad", "transductive": transductive,
                     **{k: base + 0.001 * i for i, k in enumerate(metric_keys())}, "mad": base + 0.003,
@@ -116,8 +119,7 @@ def test_captions_say_which_invad_timesteps_and_what_ader_does():
     assert ("standardised by the mean and std of the category's held-out normal training images (20-25 per "
             "category) and summed with equal weights.") in note
     assert "(3 per category; fewer than 20" in footnote(frame.assign(n_holdout=3, holdout_below_min=True))
-    even = frame.assign(config=[c.replace('"steps": 3', '"steps": 3, "subset": "even"') for c in frame["config"]],
-                        protocol="ader")
+    even = frame.assign(**{"scorer.subset": frame["scorer.subset"].replace("code", "even")}, protocol="ader")
     note = footnote(even)
     assert "even = targets [333, 666, 999] for 3 steps, a third-party reading of the paper (unverified)" in note
     assert "code =" not in note and "align_corners=True, masks resized bilinearly then > 0.5" in note

@@ -42,20 +42,23 @@ def test_every_shipped_config_is_valid(validator):
 @pytest.mark.parametrize(("data", "why"), [
     ({"epochs": 3}, "Additional properties are not allowed"),
     ({"train": {"epoch": 3}}, "Additional properties are not allowed"),
-    ({"setting": "multi"}, "is not one of"),
+    ({"data": {"setting": "multi"}}, "is not one of"),
     ({"train": {"noise_on": "gpu"}}, "is not one of"),
-    ({"backbone": "resnet"}, "is not valid"),
-    ({"scorers": [{"name": "osd_irf"}]}, "is not valid"),
-    ({"scorers": [{"t": 3}]}, "'name' is a required property"),
-    ({"image_size": "big"}, "is not of type 'integer'"),
+    ({"backbone": {"name": "resnet"}}, "is not valid"),
+    ({"backbone": "resnet18"}, "is not of type 'object'"),
+    ({"scoring": {"scorers": [{"name": "osd_irf"}]}}, "is not valid"),
+    ({"scoring": {"scorers": [{"t": 3}]}}, "'name' is a required property"),
+    ({"backbone": {"image_size": "big"}}, "is not of type 'integer'"),
+    ({"backbone": {"image_size": 200}}, "is not a multiple of 16"),
 ])
 def test_what_loading_refuses_the_schema_refuses(validator, data, why):
     assert any(why in e.message for e in validator.iter_errors(data)), data
 
 
 def test_registered_names_optional_values_and_timm_models_pass(validator):
-    good = {"backbone": "timm:resnet18", "noise_net": "dit_gigant", "image_score": None, "normalisation": "train",
-            "scorers": [{"name": "invad", "steps": 5}], "train": {"noise_on": "device"}}
+    good = {"backbone": {"name": "timm:resnet18"}, "noise_net": {"name": "dit_gigant"},
+            "scoring": {"image_score": None, "normalisation": "train", "scorers": [{"name": "invad", "steps": 5}]},
+            "train": {"noise_on": "device"}, "data": {"dataset": "mvtec"}}
     assert list(validator.iter_errors(good)) == []
 
 
@@ -64,12 +67,13 @@ def test_cli_writes_the_schema(tmp_path):
     result = CliRunner().invoke(app, ["schema", "--out", str(out)])
     assert result.exit_code == 0, result.output
     assert json.loads(out.read_text()) == json.loads(json.dumps(config_schema()))
-    assert yaml.safe_load(out.read_text())["properties"]["setting"]["enum"] == ["multiclass", "single"]
+    assert yaml.safe_load(out.read_text())["$defs"]["DataConfig"]["properties"]["setting"]["enum"] == [
+        "multiclass", "single"]
 
 
 def test_the_schema_carries_the_limits_loading_checks(validator):
     schema = config_schema()
     train = schema["$defs"]["TrainConfig"]["properties"]
     assert (train["epochs"]["minimum"], train["lr"]["exclusiveMinimum"], train["ema_decay"]["maximum"]) == (1, 0, 1)
-    assert schema["properties"]["holdout_fraction"]["exclusiveMaximum"] == 1
+    assert schema["$defs"]["DataConfig"]["properties"]["holdout_fraction"]["exclusiveMaximum"] == 1
     assert [e.message for e in validator.iter_errors({"train": {"epochs": 0}})] == ["0 is less than the minimum of 1"]

@@ -287,7 +287,7 @@ def test_pooled_max_with_a_2x2_window_by_hand():
 
 
 def test_scoring_settings_are_validated():
-    from adbench.scorers.scoring import Scoring
+    from adbench.protocols import Scoring
 
     with pytest.raises(ConfigError, match="pool_size >= 1"):
         Scoring(pool_size=0)

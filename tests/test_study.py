@@ -17,10 +17,11 @@ runner = CliRunner()
 def study_file(path, data_root, **extra):
     spec = {
         "name": "tiny",
-        "base": {"dataset": "mvtec", "data_root": str(data_root), "categories": ["washer", "weave"],
-                 "image_size": 64, "backbone": "efficientnet_lite0", "noise_net": "mlp_tiny",
-                 "holdout_fraction": 0.2, "scorers": [{"name": "osd_irf_mean"}], "eval_batch_size": 8,
-                 "fps_images": 2, "train": {"epochs": 2, "batch_size": 4, "lr": 0.001, "warmup_epochs": 1}},
+        "base": {"data": {"dataset": "mvtec", "root": str(data_root), "holdout_fraction": 0.2},
+                 "categories": ["washer", "weave"], "backbone": {"name": "efficientnet_lite0", "image_size": 64},
+                 "noise_net": {"name": "mlp_tiny"},
+                 "scoring": {"scorers": [{"name": "osd_irf_mean"}], "eval_batch_size": 8, "fps_images": 2},
+                 "train": {"epochs": 2, "batch_size": 4, "lr": 0.001, "warmup_epochs": 1}},
         "space": {"scorer.t": {"type": "int", "low": 100, "high": 900, "step": 100},
                   "train.lr": {"type": "float", "low": 1e-4, "high": 1e-2, "log": True}},
         "objective": "mad", "n_trials": 3, "validation": {"fraction": 0.4},
@@ -72,11 +73,11 @@ def test_study_runs_resumes_and_evaluates_best_on_test_separately(tiny_synthetic
 @pytest.mark.filterwarnings("ignore:The number of trials is too small")  # 2 complete trials: importances equal
 def test_a_trial_out_of_gpu_memory_fails_alone(tiny_synthetic, tmp_path, dit_out_of_memory):
     path = study_file(tmp_path / "s.yaml", tiny_synthetic, name="oom", n_trials=4,
-                      space={"noise_net": {"type": "categorical", "choices": ["mlp_tiny", "dit_tiny"]}})
+                      space={"noise_net.name": {"type": "categorical", "choices": ["mlp_tiny", "dit_tiny"]}})
     result = runner.invoke(app, ["study", str(path), "--results-dir", str(tmp_path)])
     assert result.exit_code == 0, result.output
     study = optuna.load_study(study_name="oom", storage=f"sqlite:///{tmp_path / 'study-oom' / 'study.db'}")
-    by_net = {net: [t for t in study.trials if t.params["noise_net"] == net] for net in ("mlp_tiny", "dit_tiny")}
+    by_net = {net: [t for t in study.trials if t.params["noise_net.name"] == net] for net in ("mlp_tiny", "dit_tiny")}
     assert by_net["mlp_tiny"] and by_net["dit_tiny"], "the sampler must try both nets"
     assert all(t.state == optuna.trial.TrialState.COMPLETE for t in by_net["mlp_tiny"])
     assert all(t.state == optuna.trial.TrialState.FAIL and t.user_attrs["fail_reason"] ==

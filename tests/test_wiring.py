@@ -16,8 +16,8 @@ import torch
 from scipy.ndimage import gaussian_filter
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from adbench.config import RunConfig
-from adbench.diffusion.train import TrainConfig
+from adbench.config import RunConfig, config_from
+from adbench.engine.keys import feature_key, training_key
 from adbench.engine.run import (
     Context,
     EvalSet,
@@ -92,8 +92,10 @@ def features():
     return held, test, labels, masks
 
 
-def context(tmp_path, **cfg) -> Context:
-    config = RunConfig(**{"image_size": 32, "eval_batch_size": 5, "save_maps": 0, **cfg}).with_train_categories(["c"])
+def context(tmp_path, overrides: dict | None = None) -> Context:
+    """A context without data or backbone; ``overrides``: dotted config keys."""
+    config = config_from({"backbone": {"image_size": 32}, "scoring": {"eval_batch_size": 5, "save_maps": 0}},
+                         overrides).with_train_categories(["c"])
     return Context(config, tmp_path, tmp_path / "cache", torch.device("cpu"), None, None, None)
 
 
@@ -117,7 +119,7 @@ def evalset(features, held=None, test=None) -> EvalSet:
 @pytest.mark.parametrize("image_score", ["nll", "diff", "nll+diff"])
 def test_image_scores_are_held_out_zscores_summed(image_score, features, tmp_path):
     held, test, labels, masks = features
-    ctx = context(tmp_path, image_score=image_score)
+    ctx = context(tmp_path, {"scoring.image_score": image_score})
     data = evalset(features)
     got = cell_scores(ctx, data, Recorder(), SCORERS.create("osd_irf_mean"), "c")
     h, t = components_by_hand(latent_by_hand(held)), components_by_hand(latent_by_hand(test))
@@ -156,7 +158,7 @@ def test_train_normalisation_sees_only_held_out_normals(features, tmp_path):
 
 def test_test_minmax_only_when_asked_and_flagged(features, tmp_path):
     held, test, labels, masks = features
-    ctx = context(tmp_path, normalisation="test-minmax")
+    ctx = context(tmp_path, {"scoring.normalisation": "test-minmax"})
     data = evalset(features, held=held * 50)  # held-out normals must not matter here
     got = cell_scores(ctx, data, Recorder(), SCORERS.create("osd_irf_mean"), "c")
     t = components_by_hand(latent_by_hand(test))
@@ -168,12 +170,12 @@ def test_test_minmax_only_when_asked_and_flagged(features, tmp_path):
 
 
 @pytest.mark.parametrize(("cfg", "sigma", "pool", "corners"), [
-    ({"protocol": "ader"}, 4.0, 16, True),
-    ({"image_score": "max", "smoothing_sigma": 1.5, "pool_size": 3}, 1.5, 3, False),
+    ({"scoring.protocol": "ader"}, 4.0, 16, True),
+    ({"scoring": {"image_score": "max", "smoothing_sigma": 1.5, "pool_size": 3}}, 1.5, 3, False),
 ])
 def test_map_post_processing_and_pooled_max(cfg, sigma, pool, corners, features, tmp_path):
     held, test, labels, masks = features
-    ctx = context(tmp_path, **cfg)
+    ctx = context(tmp_path, cfg)
     data = evalset(features)
     got = cell_scores(ctx, data, Recorder(), SCORERS.create("osd_irf_mean"), "c")
 
@@ -209,7 +211,7 @@ def test_bilinear_upsampling_with_aligned_corners():
 
 def test_scoring_noise_follows_the_seed(features, tmp_path):
     held, test, _, _ = features
-    ctx = context(tmp_path, seed=3, image_score="nll", eval_batch_size=5)
+    ctx = context(tmp_path, {"seed": 3, "scoring.image_score": "nll"})
     got = cell_scores(ctx, evalset(features), Recorder(), SCORERS.create("osd_irf_noisy"), "c")
 
     def noise(x, seed):  # one generator per set, drawn batch after batch (5, 5, 2 images)
@@ -220,7 +222,7 @@ def test_scoring_noise_follows_the_seed(features, tmp_path):
     t = components_by_hand(latent_by_hand(test, eps=noise(test, 3)))  # test noise: the seed
     h = components_by_hand(latent_by_hand(held, eps=noise(held, 4)))  # held-out noise: the seed + 1
     np.testing.assert_allclose(got.scores, zscores(t["nll"], h["nll"]), rtol=1e-4, atol=1e-4)
-    other = cell_scores(dataclasses.replace(ctx, cfg=dataclasses.replace(ctx.cfg, seed=4)), evalset(features),
+    other = cell_scores(dataclasses.replace(ctx, cfg=ctx.cfg.updated({"seed": 4})), evalset(features),
                         Recorder(), SCORERS.create("osd_irf_noisy"), "c")
     assert not np.allclose(other.scores, got.scores)
 
@@ -252,12 +254,13 @@ def test_split_is_disjoint_sized_and_seeded(tiny_synthetic):
     assert len(set(held_by_seed)) > 1
 
 
-def small_context(data_root, tmp_path, **overrides) -> Context:
-    """A real context: the tiny synthetic data at 64 px, EfficientNet-Lite0, a tiny MLP trained 1 epoch."""
-    cfg = RunConfig(**{"dataset": "mvtec", "data_root": str(data_root), "image_size": 64,
-                       "backbone": "efficientnet_lite0", "noise_net": "mlp_tiny", "holdout_fraction": 0.3, "seed": 2,
-                       "eval_batch_size": 8, "fps_images": 2,
-                       "train": TrainConfig(epochs=1, batch_size=4, warmup_epochs=1), **overrides})
+def small_context(data_root, tmp_path, overrides: dict | None = None) -> Context:
+    """A real context: the tiny synthetic data at 64 px, EfficientNet-Lite0, a tiny MLP trained 1 epoch;
+    ``overrides``: dotted config keys."""
+    cfg = config_from({"data": {"dataset": "mvtec", "root": str(data_root), "holdout_fraction": 0.3},
+                       "backbone": {"name": "efficientnet_lite0", "image_size": 64}, "noise_net": {"name": "mlp_tiny"},
+                       "seed": 2, "scoring": {"eval_batch_size": 8, "fps_images": 2},
+                       "train": {"epochs": 1, "batch_size": 4, "warmup_epochs": 1}}, overrides)
     return Context.create(cfg, tmp_path / "run", tmp_path / "cache")
 
 
@@ -296,10 +299,10 @@ def test_multiclass_trains_one_model_on_every_category_and_scores_all_with_it(ti
 
     monkeypatch.setattr(run, "train_noise_net", recording)
     ctx = small_context(tiny_synthetic, tmp_path)
-    assert ctx.cfg.train_categories == ["granite", "washer", "weave"]
+    assert ctx.cfg.data.train_categories == ["granite", "washer", "weave"]
     models = [train_category(ctx, c) for c in ("washer", "weave", "granite")]
     assert len(trained) == 1 and [p.name for p in (tmp_path / "run" / "models").iterdir()] == [
-        f"multiclass-{ctx.cfg.training_key('washer')}.pt"]
+        f"multiclass-{training_key(ctx.cfg, 'washer')}.pt"]
     union = torch.cat([ctx.features(split_train(ctx.dataset.train(c), 0.3, 2)[0], "x")
                        for c in ("granite", "washer", "weave")])  # each category's fit split, in name order
     assert torch.equal(trained[0], union)
@@ -308,7 +311,7 @@ def test_multiclass_trains_one_model_on_every_category_and_scores_all_with_it(ti
                                                      strict=True))
     rows = [score_cell(ctx, eval_set(ctx, c), models[0], {"name": "osd_irf_mean"}) for c in ("washer", "weave")]
     assert [(r["setting"], r["trained_on"]) for r in rows] == [("multiclass", "granite,washer,weave")] * 2
-    single = small_context(tiny_synthetic, tmp_path / "single", setting="single")
+    single = small_context(tiny_synthetic, tmp_path / "single", {"data.setting": "single"})
     for c in ("washer", "weave"):
         train_category(single, c)
     assert len(trained) == 3 and sorted(p.name.split("-")[0] for p in (tmp_path / "single" / "run" / "models")
@@ -338,12 +341,11 @@ def test_seed_everything_seeds_every_global_generator(monkeypatch):
 
 def test_models_and_features_are_stored_where_they_are_looked_up(tiny_synthetic, tmp_path, monkeypatch):
     """The model file is where a grid's plan looks for it; features are cached under their key and read back."""
-    from adbench.engine.cache import feature_key
 
     ctx = small_context(tiny_synthetic, tmp_path)
     train_category(ctx, "washer")
     assert [p.name for p in (tmp_path / "run" / "models").iterdir()] == [
-        f"multiclass-{ctx.cfg.training_key('washer')}.pt"]
+        f"multiclass-{training_key(ctx.cfg, 'washer')}.pt"]
     samples = ctx.dataset.test("washer")
     cached = tmp_path / "cache" / "features" / f"{feature_key(ctx.cfg, samples, 'cpu:fp32')}.pt"
     first = ctx.features(samples, "test")
@@ -359,11 +361,12 @@ def test_models_and_features_are_stored_where_they_are_looked_up(tiny_synthetic,
 def test_use_ema_picks_the_weights_scored_and_training_honours_deterministic(tiny_synthetic, tmp_path):
     was_deterministic = torch.are_deterministic_algorithms_enabled()
     try:
-        ema = train_category(small_context(tiny_synthetic, tmp_path, deterministic=True, use_ema=True), "washer")
+        ema = train_category(small_context(tiny_synthetic, tmp_path, {"deterministic": True, "scoring.use_ema": True}),
+                             "washer")
         assert torch.are_deterministic_algorithms_enabled()
+        raw = train_category(small_context(tiny_synthetic, tmp_path, {"deterministic": True}), "washer")  # same file
     finally:
         torch.use_deterministic_algorithms(was_deterministic)
-    raw = train_category(small_context(tiny_synthetic, tmp_path), "washer")  # the default, the same file
     (path,) = (tmp_path / "run" / "models").glob("multiclass-*.pt")
     stored = torch.load(path, weights_only=True)
     for name, value in raw.state_dict().items():
@@ -374,7 +377,8 @@ def test_use_ema_picks_the_weights_scored_and_training_honours_deterministic(tin
 def test_image_level_data_and_non_finite_maps(tiny_synthetic, tmp_path):
     from adbench.engine.run import cell_metrics
     from adbench.metrics import NonFiniteScoreError
-    from adbench.scorers.scoring import ImageScores, Normalizer, ScorerOutput, Scoring, score_images
+    from adbench.protocols import Scoring
+    from adbench.scorers.scoring import ImageScores, Normalizer, ScorerOutput, score_images
 
     ctx = small_context(tiny_synthetic, tmp_path)
     ctx.dataset.has_masks = False  # e.g. ELPV
@@ -399,16 +403,16 @@ def test_image_level_data_and_non_finite_maps(tiny_synthetic, tmp_path):
 def test_cell_config_is_one_category_and_one_scorer():
     from adbench.engine.run import cell_config
 
-    cfg = RunConfig(categories=["a", "b"], scorers=[{"name": "invad"}, {"name": "osd_irf_mean", "t": 250}])
-    cell = cell_config(cfg, "b", cfg.scorers[1])
-    assert (cell.categories, cell.scorers) == (["b"], [{"name": "osd_irf_mean", "t": 250}])
-    assert dataclasses.replace(cell, categories=cfg.categories, scorers=cfg.scorers) == cfg
+    cfg = RunConfig(categories=["a", "b"], scoring={"scorers": [{"name": "invad"}, {"name": "osd_irf_mean", "t": 250}]})
+    cell = cell_config(cfg, "b", cfg.scoring.scorers[1])
+    assert (cell.categories, cell.scoring.scorers) == (["b"], [{"name": "osd_irf_mean", "t": 250}])
+    assert cell.updated({"categories": cfg.categories, "scoring.scorers": cfg.scoring.scorers}) == cfg
 
 
 def test_noise_net_arguments_reach_the_net():
     from adbench.engine.run import build_noise_net
 
-    deep = build_noise_net(RunConfig(noise_net="mlp_tiny", noise_net_args={"depth": 3}), in_channels=4)
+    deep = build_noise_net(RunConfig(noise_net={"name": "mlp_tiny", "args": {"depth": 3}}), in_channels=4)
     assert len(deep.blocks) == 3
 
 
@@ -447,7 +451,7 @@ def test_knn_bank_is_the_training_features_of_the_model_it_stands_beside(tiny_sy
 
 def test_transductive_normalisation_trains_on_every_normal_and_small_holdouts_are_flagged(tiny_synthetic,
                                                                                            tmp_path):
-    ctx = small_context(tiny_synthetic, tmp_path, normalisation="test-minmax", categories=["washer"])
+    ctx = small_context(tiny_synthetic, tmp_path, {"scoring.normalisation": "test-minmax", "categories": ["washer"]})
     assert ctx.cfg.holdout() is None
     everything = torch.cat([ctx.features(ctx.dataset.train(c), "x") for c in ("granite", "washer", "weave")])
     from adbench.engine.run import training_features
@@ -477,7 +481,7 @@ def test_feature_norm_standardises_every_stage_by_the_training_statistics(tiny_s
 
     monkeypatch.setattr(run, "train_noise_net", train)
     monkeypatch.setattr(KNN, "fit", fit)
-    ctx = small_context(tiny_synthetic, tmp_path, feature_norm="standardize", categories=["washer"])
+    ctx = small_context(tiny_synthetic, tmp_path, {"noise_net.feature_norm": "standardize", "categories": ["washer"]})
     raw = run.training_features(ctx, "washer").double().numpy()  # N x C x h x w
     mean = raw.mean(axis=(0, 2, 3), keepdims=True)
     std = raw.std(axis=(0, 2, 3), ddof=1, keepdims=True)
@@ -489,7 +493,7 @@ def test_feature_norm_standardises_every_stage_by_the_training_statistics(tiny_s
     test = ctx.features(ctx.dataset.test("washer"), "x").double().numpy()
     np.testing.assert_allclose(data.test_feats.numpy(), (test - mean) / std, rtol=1e-4, atol=1e-4)
     assert data.held_feats.shape[0] == 3
-    plain = small_context(tiny_synthetic, tmp_path / "plain", categories=["washer"])
+    plain = small_context(tiny_synthetic, tmp_path / "plain", {"categories": ["washer"]})
     assert torch.equal(eval_set(plain, "washer").test_feats, plain.features(plain.dataset.test("washer"), "x"))
 
 
@@ -501,7 +505,7 @@ def test_feature_standardisation_divides_by_each_channels_std_however_small(monk
     train[:, 1] = 5.0  # a dead channel: std 0, kept finite
     train[:, 2] = torch.arange(4.0).view(4, 1, 1) * 3
     monkeypatch.setattr(run, "training_features", lambda ctx, category: train)
-    ctx = context(Path("."), feature_norm="standardize")
+    ctx = context(Path("."), {"noise_net.feature_norm": "standardize"})
     got = run.feature_normaliser(ctx, "c")(torch.ones(1, 3, 1, 1))
     values = train.double().numpy()
     mean, std = values.mean(axis=(0, 2, 3)), values.std(axis=(0, 2, 3), ddof=1)
@@ -511,7 +515,7 @@ def test_feature_standardisation_divides_by_each_channels_std_however_small(monk
 
 def test_a_cell_the_scorer_does_not_apply_to_is_a_row_of_nan_metrics(features, tmp_path):
     """Reconstruction with ratio x S < 1 (InvAD Table 4's n/a cells): no scoring, every metric NaN."""
-    ctx = context(tmp_path, protocol="ader")
+    ctx = context(tmp_path, {"scoring.protocol": "ader"})
     row = score_cell(ctx, evalset(features), None, {"name": "reconstruction", "ratio": 0.1, "steps": 5})
     assert all(math.isnan(row[k]) for k in (*metric_keys(), "mad", "fps", "scorer_fps"))
     assert (row["nfe"], row["image_score"], row["maps_file"]) == (0, "max", "")  # ader's image score, no maps

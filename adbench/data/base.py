@@ -13,6 +13,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 
 from adbench.errors import DataError
+from adbench.protocols import MASK_RESIZES
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -90,9 +91,6 @@ def load_image(path: Path, transform: Transform) -> torch.Tensor:
     mean = torch.tensor(transform.mean).view(3, 1, 1)
     std = torch.tensor(transform.std).view(3, 1, 1)
     return (arr - mean) / std
-
-
-MASK_RESIZES = ("nearest", "bilinear")
 
 
 def load_mask(sample: Sample, size: int, resize: str = "nearest") -> np.ndarray:

@@ -15,47 +15,22 @@ optimizer, scheduler, step, generator state, losses) are written atomically ever
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from torch import nn
 
 from adbench.atomic import atomic_torch_save
-from adbench.checks import bounded, check_fields
+from adbench.config import TrainConfig
 from adbench.device import autocast, to_device
 from adbench.diffusion.schedule import Schedule
 from adbench.errors import AdbenchError
 from adbench.progress import progress_bar
 
-NOISE_ON = ("host", "device")
 
-
-@dataclass
-class TrainConfig:
-    epochs: int = bounded(300, ge=1)
-    batch_size: int = bounded(64, ge=1)  # InvAD's global batch (8 GPUs x 8); OSD-IRF uses 32
-    lr: float = bounded(5e-5, gt=0)  # the peak
-    lr_start: float = bounded(1e-6, ge=0)  # at the first step of the warm-up
-    lr_end: float = bounded(1e-6, ge=0)  # at the end of the cosine decay
-    warmup_epochs: int = bounded(40, ge=0)
-    weight_decay: float = bounded(0.0, ge=0)
-    grad_clip: float = bounded(1.0, gt=0)
-    timesteps: int = bounded(1000, ge=2)
-    checkpoint_every: int = bounded(500, ge=1)
-    ema_decay: float = bounded(0.999, ge=0, le=1)
-    ema_warmup: bool = False
-    # where timesteps and noise are drawn: host (one CPU stream: a GPU run trains the CPU run's model, up to
-    # float rounding) or device (a CUDA generator: no per-step host work, but a different stream, so GPU and
-    # CPU models differ as with another seed)
-    noise_on: str = field(default="host", metadata={"choices": NOISE_ON})
-
-    def schedule(self) -> Schedule:
-        """The noise schedule the net is trained with, and every scorer of it must use."""
-        return Schedule.linear(self.timesteps)
-
-    def __post_init__(self) -> None:
-        check_fields(self, "train.")
+def training_schedule(cfg: TrainConfig) -> Schedule:
+    """The noise schedule the net is trained with, and every scorer of it must use."""
+    return Schedule.linear(cfg.timesteps)
 
 
 def lr_factor(step: int, warmup: int, total: int, start: float = 0.0, end: float = 0.0) -> float:
@@ -105,7 +80,7 @@ def train_noise_net(model: nn.Module, features: torch.Tensor, cfg: TrainConfig, 
     return every step's loss and the EMA state."""
     device = torch.device(device)
     model.to(device).train()
-    schedule = cfg.schedule()
+    schedule = training_schedule(cfg)
     steps_per_epoch = math.ceil(len(features) / cfg.batch_size)
     total = cfg.epochs * steps_per_epoch
     warmup = cfg.warmup_epochs * steps_per_epoch

@@ -8,18 +8,9 @@ import torch
 from torch import nn
 
 from adbench.atomic import atomic_torch_save
-from adbench.config import RunConfig, file_fingerprint, stable_hash
 from adbench.data.base import Sample, Transform, image_batches
 from adbench.device import autocast, images_for, scorer_input
 from adbench.progress import progress_bar
-
-
-def feature_key(cfg: RunConfig, samples: list[Sample], precision: str) -> str:
-    """The cache key of the features of ``samples``: the image files (path, size, mtime), the
-    configuration's feature setup (backbone, weights, transform) and where they ran
-    (``precision``: device type and effective precision, e.g. ``cuda:bf16``)."""
-    return stable_hash({"setup": cfg.feature_setup(), "precision": precision,
-                        "files": [file_fingerprint(s.image_path) for s in samples]})
 
 
 @torch.no_grad()

@@ -17,7 +17,8 @@ from typing import Any
 
 from adbench.config import RunConfig
 from adbench.device import release_device_memory
-from adbench.engine.run import ContextCache, console, context_key, eval_set, needs_model, score_cell, train_category
+from adbench.engine.keys import cell_key, context_key, training_key
+from adbench.engine.run import ContextCache, console, eval_set, needs_model, score_cell, train_category
 
 
 @dataclass(frozen=True)
@@ -27,11 +28,11 @@ class Cell:
 
     @property
     def key(self) -> str:
-        return self.cfg.hash()
+        return cell_key(self.cfg)
 
     @property
     def spec(self) -> dict[str, Any]:
-        return self.cfg.scorers[0]
+        return self.cfg.scoring.scorers[0]
 
 
 @dataclass
@@ -50,7 +51,7 @@ def work_units(cells: list[Cell]) -> list[WorkUnit]:
     """``cells`` grouped by the context (dataset + loaded backbone) and the noise net they need, in order."""
     units: dict[tuple[str, str | None], WorkUnit] = {}
     for cell in cells:
-        model = cell.cfg.training_key(cell.category) if needs_model(cell.spec) else None
+        model = training_key(cell.cfg, cell.category) if needs_model(cell.spec) else None
         key = (context_key(cell.cfg), model)
         units.setdefault(key, WorkUnit(model, [])).cells.append(cell)
     return list(units.values())

@@ -33,6 +33,7 @@ from adbench.device import (
     resolve_device,
     scorer_input,
 )
+from adbench.diffusion.train import training_schedule
 from adbench.engine.run import build_noise_net, build_scorer, scorer_label
 from adbench.progress import progress_bar
 from adbench.registry import BACKBONES
@@ -89,11 +90,10 @@ class FpsBench:
 
     def __init__(self, cfg: RunConfig, batch_size: int = 64, compile_model: bool = False) -> None:
         self.cfg, self.batch_size, self.compiled = cfg, batch_size, compile_model
-        self.device = resolve_device(cfg.device)
+        self.device = resolve_device(cfg.runtime.device)
         torch.manual_seed(cfg.seed)
-        backbone = prepare_backbone(BACKBONES.create(cfg.backbone, pretrained=False, image_size=cfg.image_size),
-                                    self.device)
-        size = cfg.image_size
+        size = cfg.backbone.image_size
+        backbone = prepare_backbone(BACKBONES.create(cfg.backbone.name, pretrained=False, image_size=size), self.device)
         self.images = images_for(backbone, torch.randn(batch_size, 3, size, size), self.device)
         grid = backbone.grid(size)
         self.features = torch.randn(batch_size, backbone.out_channels, grid, grid, device=self.device)
@@ -101,9 +101,9 @@ class FpsBench:
         if compile_model:
             backbone, model = torch.compile(backbone), torch.compile(model)
         self.backbone, self.model = backbone, model
-        self.schedule = cfg.train.schedule()
-        self.scoring = cfg.scoring()
-        self.scorers = {scorer_label(spec): build_scorer(spec) for spec in cfg.scorers}
+        self.schedule = training_schedule(cfg.train)
+        self.scoring = cfg.scoring.resolved()
+        self.scorers = {scorer_label(spec): build_scorer(spec) for spec in cfg.scoring.scorers}
         self.generators = {label: torch.Generator().manual_seed(cfg.seed) for label in self.scorers}  # host noise
         for label, scorer in self.scorers.items():  # knn: a bank of BANK_IMAGES images' features
             if hasattr(scorer, "fit"):
@@ -112,12 +112,12 @@ class FpsBench:
 
     def postprocess(self, feature_map: torch.Tensor) -> torch.Tensor:
         """The run's post-processing on the device (upsampled, smoothed maps); returns the max scores."""
-        return postprocess_on_device(feature_map, self.scoring, self.cfg.image_size)[1]
+        return postprocess_on_device(feature_map, self.scoring, self.cfg.backbone.image_size)[1]
 
     def extract(self, images: torch.Tensor) -> torch.Tensor:
         """Backbone features as a run scores them: the backbone in its precision (inside the noise net's
         autocast region), then fp32 in NCHW layout (``scorer_input``)."""
-        with autocast(self.device, self.cfg.backbone_precision):
+        with autocast(self.device, self.cfg.backbone.precision):
             return scorer_input(self.backbone(images))
 
     def score(self, label: str, features: torch.Tensor) -> torch.Tensor:
@@ -143,15 +143,15 @@ class FpsBench:
 
     @torch.no_grad()
     def time(self, calls: dict[tuple[str, str], Callable[[], Any]], warmup: int, iters: int) -> dict:
-        with autocast(self.device, self.cfg.precision), fixed_shape_timing():
+        with autocast(self.device, self.cfg.noise_net.precision), fixed_shape_timing():
             return time_interleaved(calls, self.device, warmup, iters)
 
     def records(self, seconds: dict[tuple[str, str], float], warmup: int, iters: int) -> list[FpsRecord]:
         bs = self.batch_size
-        return [FpsRecord(label, self.cfg.backbone, self.cfg.noise_net, bs / seconds[label, "pipeline"],
+        return [FpsRecord(label, self.cfg.backbone.name, self.cfg.noise_net.name, bs / seconds[label, "pipeline"],
                           bs / seconds[label, "scorer"], 1000 * seconds[label, "latency"], scorer.nfe, bs,
-                          device_name(self.device), precision(self.device, self.cfg.precision),
-                          precision(self.device, self.cfg.backbone_precision), self.compiled, torch.__version__,
+                          device_name(self.device), precision(self.device, self.cfg.noise_net.precision),
+                          precision(self.device, self.cfg.backbone.precision), self.compiled, torch.__version__,
                           host_allocator(), warmup, iters)
                 for label, scorer in self.scorers.items()]
 

@@ -3,9 +3,9 @@
 A grid file::
 
     name: noise-nets
-    base: {dataset: synthetic, backbone: efficientnet_lite0, scorers: [{name: osd_irf_mean}]}
+    base: {data: {dataset: synthetic}, backbone: {name: efficientnet_lite0}}
     axes:                       # each key takes a list of values; dotted keys reach nested fields
-      noise_net: [mlp, dit_base, unet]
+      noise_net.name: [mlp, dit_base, unet]
       seed: [0, 1, 2]
       scorer: [osd_irf_mean, "invad:steps=3"]   # one scorer per cell (replaces base scorers)
       scorer.t: [250, 500]                      # an argument of the cell's scorer
@@ -34,6 +34,7 @@ import yaml
 from adbench.atomic import atomic_write_text
 from adbench.config import RunConfig, config_from, parse_sets, read_yaml, with_overrides
 from adbench.engine.execute import Cell, execute, work_units
+from adbench.engine.keys import cell_key, training_key
 from adbench.engine.run import (
     Context,
     ContextCache,
@@ -83,11 +84,12 @@ def expand(spec: GridSpec, categories_of=None) -> list[Cell]:
     cells = []
     keys = list(spec.axes)
     for values in itertools.product(*(spec.axes[k] for k in keys)):
-        cfg = config_from({"name": spec.name, **spec.base}, dict(zip(keys, values, strict=True)), f"grid {spec.name}")
+        combination = dict(zip(keys, values, strict=True))
+        cfg = config_from(spec.base, {"runtime.name": spec.name, **combination}, f"grid {spec.name}")
         if categories_of:
             cfg = cfg.with_train_categories(categories_of(cfg))
         cats = cfg.categories or (categories_of(cfg) if categories_of else [])
-        for scorer in cfg.scorers:
+        for scorer in cfg.scoring.scorers:
             for category in cats:
                 cells.append(Cell(cell_config(cfg, category, scorer), category))
     seen, unique = set(), []
@@ -119,7 +121,8 @@ class GridRunner:
         ctx = None
         if resume is not None:
             saved = read_run_config(resume)
-            if cfg is not None and cfg.with_train_categories(saved.train_categories or []).hash() != saved.hash():
+            resolved = None if cfg is None else cfg.with_train_categories(saved.data.train_categories or [])
+            if resolved is not None and cell_key(resolved) != cell_key(saved):
                 raise AdbenchError(f"{resume} holds another configuration (its config.yaml): resume it without a "
                                    "config and options, or start a new run.")
             cfg, run_dir = saved, Path(resume)
@@ -127,7 +130,7 @@ class GridRunner:
             ctx = Context.create(cfg, Path(), cache_dir)
             cfg = ctx.cfg  # with the resolved training categories
             run_dir = new_run_dir(results_dir, cfg)
-        runner = cls(GridSpec(cfg.name, base=cfg.to_dict()), results_dir, cache_dir, run_dir=run_dir)
+        runner = cls(GridSpec(cfg.runtime.name, base=cfg.to_dict()), results_dir, cache_dir, run_dir=run_dir)
         if ctx is not None:
             runner.contexts.add(dataclasses.replace(ctx, run_dir=run_dir))  # its backbone is loaded already
         return runner
@@ -138,7 +141,7 @@ class GridRunner:
         return [r for key, r in self.log.failed().items() if key in keys]
 
     def categories_of(self, cfg: RunConfig) -> list[str]:
-        key = (cfg.dataset, cfg.data_root, json.dumps(cfg.dataset_args, sort_keys=True))
+        key = (cfg.data.dataset, cfg.data.root, json.dumps(cfg.data.args, sort_keys=True))
         if key not in self._categories:
             self._categories[key] = build_dataset(cfg).categories()
         return self._categories[key]
@@ -149,7 +152,7 @@ class GridRunner:
     def plan(self, cells: list[Cell]) -> dict[str, int]:
         done = self.log.finished()
         todo = [c for c in cells if c.key not in done]
-        trainings = {c.cfg.training_key(c.category) for c in todo if needs_model(c.spec)}
+        trainings = {training_key(c.cfg, c.category) for c in todo if needs_model(c.spec)}
         trained = {t for t in trainings if list((self.grid_dir / "models").glob(f"*-{t}.pt"))}
         return {"cells": len(cells), "finished": len(cells) - len(todo), "to_run": len(todo),
                 "trainings": len(trainings - trained), "trained_models_reused": len(trained),

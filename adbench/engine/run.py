@@ -18,7 +18,7 @@ from torch import nn
 
 from adbench.allocator import host_allocator
 from adbench.atomic import atomic_torch_save, atomic_write
-from adbench.config import RunConfig, noise_net_fields, stable_hash
+from adbench.config import RunConfig
 from adbench.data.base import Dataset, Sample, Transform, load_batch, load_mask
 from adbench.device import (
     autocast,
@@ -34,8 +34,9 @@ from adbench.device import (
     to_device,
 )
 from adbench.diffusion.schedule import Schedule
-from adbench.diffusion.train import train_noise_net
-from adbench.engine.cache import cached_features, feature_key
+from adbench.diffusion.train import train_noise_net, training_schedule
+from adbench.engine.cache import cached_features
+from adbench.engine.keys import backbone_weights, cell_key, context_key, feature_key, input_stats, training_key
 from adbench.errors import DataError
 from adbench.metrics import (
     MetricWarning,
@@ -82,8 +83,8 @@ def scorer_columns(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def build_dataset(cfg: RunConfig) -> Dataset:
-    root = {"root": cfg.data_root} if cfg.data_root else {}
-    return DATASETS.create(cfg.dataset, **root, **cfg.dataset_args)
+    root = {"root": cfg.data.root} if cfg.data.root else {}
+    return DATASETS.create(cfg.data.dataset, **root, **cfg.data.args)
 
 
 MIN_HOLDOUT = 20  # held-out normals estimating the mean/std that weight the image-score components
@@ -124,28 +125,28 @@ class Context:
 
     @classmethod
     def create(cls, cfg: RunConfig, run_dir: Path, cache_dir: Path) -> Context:
-        device = resolve_device(cfg.device)
+        device = resolve_device(cfg.runtime.device)
         dataset = build_dataset(cfg)  # cheap checks first: names and data before loading weights
         cfg = cfg.with_train_categories(dataset.categories())
-        unknown = sorted(set(cfg.train_categories or []) - set(dataset.categories()))
+        unknown = sorted(set(cfg.data.train_categories or []) - set(dataset.categories()))
         if unknown:
-            raise DataError(f"train_categories {unknown} are not categories of {cfg.dataset} "
+            raise DataError(f"train_categories {unknown} are not categories of {cfg.data.dataset} "
                             f"(it has {', '.join(dataset.categories())}).")
-        for spec in cfg.scorers:
+        for spec in cfg.scoring.scorers:
             SCORERS.get(spec["name"])
-        NOISE_NETS.get(cfg.noise_net)
+        NOISE_NETS.get(cfg.noise_net.name)
         with torch.random.fork_rng(devices=[]):  # a random-init backbone is the seed's, whatever ran before
             torch.manual_seed(cfg.seed)
-            backbone = BACKBONES.create(cfg.backbone, pretrained=cfg.pretrained, weights=cfg.weights,
-                                        image_size=cfg.image_size)
-        mean, std, source = cfg.input_stats()
+            backbone = BACKBONES.create(cfg.backbone.name, pretrained=cfg.backbone.pretrained,
+                                        weights=cfg.backbone.weights, image_size=cfg.backbone.image_size)
+        mean, std, source = input_stats(cfg)
         if source == "set, differs from the weights":
-            info = cfg.weights_info()
+            info = backbone_weights(cfg)
             console.print(f"[yellow]warning:[/] input statistics mean {list(mean)} std {list(std)} differ from "
                           f"those of {info.identity} (mean {list(info.mean)} std {list(info.std)}); "
                           "recorded in every row (input_stats)")
         return cls(cfg, Path(run_dir), Path(cache_dir), device, dataset, prepare_backbone(backbone, device),
-                   Transform(cfg.image_size, mean, std))
+                   Transform(cfg.backbone.image_size, mean, std))
 
     def categories(self) -> list[str]:
         return self.cfg.categories or self.dataset.categories()
@@ -158,20 +159,14 @@ class Context:
     def features(self, samples: list[Sample], what: str) -> torch.Tensor:
         key = feature_key(self.cfg, samples, f"{self.device.type}:{self.backbone_precision}")
         return cached_features(self.cache_dir, key, self.backbone, samples, self.transform, self.device,
-                               self.cfg.eval_batch_size, what, self.backbone_precision)
+                               self.cfg.scoring.eval_batch_size, what, self.backbone_precision)
 
     @property
     def backbone_precision(self) -> str:
-        return precision(self.device, self.cfg.backbone_precision)
+        return precision(self.device, self.cfg.backbone.precision)
 
     def model_path(self, category: str) -> Path:
-        return self.run_dir / "models" / f"{self.cfg.model_name(category)}-{self.cfg.training_key(category)}.pt"
-
-
-def context_key(cfg: RunConfig) -> str:
-    """What a Context (dataset + loaded backbone) depends on: the dataset section, the features' setup
-    (input and backbone sections, weights resolved) and the device."""
-    return stable_hash({**cfg.sections("dataset"), "features": cfg.feature_setup(), "device": cfg.device})
+        return self.run_dir / "models" / f"{self.cfg.model_name(category)}-{training_key(self.cfg, category)}.pt"
 
 
 class ContextCache:
@@ -203,7 +198,7 @@ def build_noise_net(cfg: RunConfig, in_channels: int) -> nn.Module:
     before in this process (cached or fresh features, earlier grid cells, a resumed grid)."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.seed)
-        return NOISE_NETS.create(cfg.noise_net, in_channels=in_channels, **cfg.noise_net_args)
+        return NOISE_NETS.create(cfg.noise_net.name, in_channels=in_channels, **cfg.noise_net.args)
 
 
 def training_features(ctx: Context, category: str) -> torch.Tensor:
@@ -222,7 +217,7 @@ def feature_normaliser(ctx: Context, category: str,
     """``feature_norm: standardize``: (f - mean) / std per channel, the statistics over every position of
     the training features of ``category``'s model (``train``, loaded when not given); ``none``: the
     features as they are (the papers)."""
-    if ctx.cfg.feature_norm == "none":
+    if ctx.cfg.noise_net.feature_norm == "none":
         return unchanged
     train = training_features(ctx, category) if train is None else train
     mean = train.mean(dim=(0, 2, 3), keepdim=True)
@@ -251,13 +246,13 @@ def train_category(ctx: Context, category: str) -> nn.Module:
         feats = feature_normaliser(ctx, category, train)(train)
         ckpt = path.with_suffix(".ckpt")
         losses, ema = train_noise_net(model, feats, cfg.train, cfg.seed, ckpt, ctx.device, f"{name}: train",
-                                     cfg.precision)
+                                     cfg.noise_net.precision)
         atomic_torch_save({"raw": model.state_dict(), "ema": ema}, path)
         ckpt.unlink(missing_ok=True)
         console.print(f"[green]{name}[/]: trained {len(losses)} steps on {len(feats)} images, "
                       f"final loss {np.mean(losses[-20:]):.4f}")
     weights = torch.load(path, map_location="cpu", weights_only=True)
-    model.load_state_dict(weights["ema" if cfg.use_ema else "raw"])
+    model.load_state_dict(weights["ema" if cfg.scoring.use_ema else "raw"])
     return model.to(ctx.device).eval()
 
 
@@ -266,8 +261,8 @@ def run_scorer(scorer: Any, model: nn.Module, schedule: Schedule, feats: torch.T
                seed: int) -> ScorerOutput:
     """Score ``feats`` batch by batch; noise comes from one seeded host generator (the same on every device)."""
     gen = torch.Generator().manual_seed(seed)
-    bs = ctx.cfg.eval_batch_size
-    with autocast(ctx.device, ctx.cfg.precision):
+    bs = ctx.cfg.scoring.eval_batch_size
+    with autocast(ctx.device, ctx.cfg.noise_net.precision):
         out = [scorer.score(model, schedule, to_device(feats[i : i + bs], ctx.device), gen)
                for i in range(0, len(feats), bs)]
     keys = out[0].components
@@ -281,9 +276,9 @@ def pipeline_seconds(ctx: Context, data: EvalSet, model: nn.Module | None, score
     timed after one warm-up pass, CUDA synchronised: decoded images -> backbone -> scorer -> upsampled,
     smoothed maps and the max image score, all on the device (``adbench fps`` is the protocol for
     reported speed)."""
-    cfg, scoring = ctx.cfg, ctx.cfg.scoring()
-    images = images_for(ctx.backbone, load_batch(data.samples[: cfg.fps_images], ctx.transform), ctx.device)
-    schedule = cfg.train.schedule()
+    cfg, scoring = ctx.cfg, ctx.cfg.scoring.resolved()
+    images = images_for(ctx.backbone, load_batch(data.samples[: cfg.scoring.fps_images], ctx.transform), ctx.device)
+    schedule = training_schedule(cfg.train)
     seconds = []
     with fixed_shape_timing():
         for _ in range(2):  # warm-up (cuDNN autotuning too, unless deterministic), then timed
@@ -292,9 +287,9 @@ def pipeline_seconds(ctx: Context, data: EvalSet, model: nn.Module | None, score
             with autocast(ctx.device, ctx.backbone_precision):
                 feats = ctx.backbone(images)
             middle = clock(ctx.device)
-            with autocast(ctx.device, ctx.cfg.precision):
+            with autocast(ctx.device, ctx.cfg.noise_net.precision):
                 out = scorer.score(model, schedule, data.normalise(scorer_input(feats)), gen)
-            postprocess_on_device(out.feature_map, scoring, cfg.image_size)
+            postprocess_on_device(out.feature_map, scoring, cfg.backbone.image_size)
             seconds = [middle - start, clock(ctx.device) - middle]
     return seconds[0] / len(images), seconds[1] / len(images)
 
@@ -327,11 +322,11 @@ def eval_set(ctx: Context, category: str) -> EvalSet:
     labels = np.array([s.label for s in test])
     masks = None
     if ctx.dataset.has_masks:
-        masks = np.stack([load_mask(s, cfg.image_size, cfg.scoring().mask_resize) for s in test])
+        masks = np.stack([load_mask(s, cfg.backbone.image_size, cfg.scoring.resolved().mask_resize) for s in test])
         empty = [s.image_path for s, m in zip(test, masks, strict=True) if s.label and not m.any()]
         if empty:  # an anomaly too small for the resized mask, or a defect without annotation
             console.print(f"[yellow]warning:[/] {category}: {len(empty)} anomalous test image(s) have an empty "
-                          f"mask at {cfg.image_size} px, e.g. {empty[0]}; counted in n_empty_masks")
+                          f"mask at {cfg.backbone.image_size} px, e.g. {empty[0]}; counted in n_empty_masks")
     normalise = feature_normaliser(ctx, category)
     held_feats = normalise(ctx.features(held, f"{category}: held-out features")) if held else torch.empty(0)
     return EvalSet(category, held_feats,
@@ -341,26 +336,23 @@ def eval_set(ctx: Context, category: str) -> EvalSet:
 def cell_config(cfg: RunConfig, category: str, spec: dict[str, Any]) -> RunConfig:
     """The configuration of one result row: one category, one scorer. A scorer without a noise net
     gets the default noise-net fields, so its cells are the same whatever noise net a grid sweeps."""
-    cell = dataclasses.replace(cfg, categories=[category], scorers=[spec])
-    if needs_model(spec):
-        return cell
-    default = RunConfig()
-    return dataclasses.replace(cell, **{name: getattr(default, name) for name in noise_net_fields()})
+    cell = cfg.updated({"categories": [category], "scoring.scorers": [spec]})
+    return cell if needs_model(spec) else cell.without_noise_net()
 
 
 def cell_scores(ctx: Context, data: EvalSet, model: nn.Module, scorer: Any, label: str) -> ImageScores:
     """Run ``scorer`` on the test set and (unless normalisation is transductive) on the held-out normals,
     then the scoring stage (``score_images``). Held-out noise is seeded with ``seed + 1``."""
     cfg = ctx.cfg
-    scoring = cfg.scoring()
-    schedule = cfg.train.schedule()
+    scoring = cfg.scoring.resolved()
+    schedule = training_schedule(cfg.train)
     if hasattr(scorer, "fit"):  # a memory bank of the training features (knn)
         bank = data.normalise(training_features(ctx, data.category))  # standardised by its own statistics
         scorer.fit(bank, torch.Generator().manual_seed(cfg.seed), ctx.device)
     test = run_scorer(scorer, model, schedule, data.test_feats, ctx, cfg.seed)
     held_out = None if scoring.transductive else run_scorer(scorer, model, schedule, data.held_feats, ctx,
                                                             cfg.seed + 1)
-    return score_images(test, held_out, scoring, cfg.image_size, scorer.image_scores, label,
+    return score_images(test, held_out, scoring, cfg.backbone.image_size, scorer.image_scores, label,
                         [str(s.image_path) for s in data.samples])
 
 
@@ -380,7 +372,7 @@ def score_cell(ctx: Context, data: EvalSet, model: nn.Module, spec: dict[str, An
     n/a, for a setting the scorer does not apply to, e.g. reconstruction with ratio x steps < 1)."""
     scorer = build_scorer(spec)
     if not getattr(scorer, "applicable", True):
-        out = ImageScores(image_score_for(ctx.cfg.scoring(), scorer.image_scores), np.empty(0),
+        out = ImageScores(image_score_for(ctx.cfg.scoring.resolved(), scorer.image_scores), np.empty(0),
                           np.empty((0, 0, 0)), Normalizer({}, {}))
         nan = float("nan")
         return result_row(ctx, data, spec, scorer, out, dict.fromkeys([c.key for c in reported()], nan), (nan, nan))
@@ -393,34 +385,36 @@ def result_row(ctx: Context, data: EvalSet, spec: dict[str, Any], scorer: Any, o
     """A cell's metrics with its speed, scoring settings, full config and provenance (the maps of a
     few images are saved alongside when ``save_maps`` asks for them)."""
     cfg = ctx.cfg
-    scoring = cfg.scoring()
+    scoring = cfg.scoring.resolved()
     cell = cell_config(cfg, data.category, spec)
-    cell_key = cell.hash()
-    mean, std, stats_source = cfg.input_stats()
-    maps_file = save_maps(ctx, data, out.maps, cell_key) if cfg.save_maps > 0 and len(out.maps) else ""
+    key = cell_key(cell)
+    mean, std, stats_source = input_stats(cfg)
+    maps_file = save_maps(ctx, data, out.maps, key) if cfg.scoring.save_maps > 0 and len(out.maps) else ""
     console.print(f"  {data.category:>12} {scorer_label(spec):<28} image AU-ROC {metrics['image_auroc']:.3f}  "
                   f"pixel AU-ROC {metrics['pixel_auroc']:.3f}")
     return {
-        "dataset": cfg.dataset, "category": data.category, "scorer": spec["name"], "scorer_label": scorer_label(spec),
-        **scorer_columns(spec), "setting": cfg.setting,
+        "dataset": cfg.data.dataset, "category": data.category, "scorer": spec["name"],
+        "scorer_label": scorer_label(spec), **scorer_columns(spec), "setting": cfg.data.setting,
         "trained_on": ",".join(cfg.trained_on(data.category)),
-        "backbone": cfg.backbone, "backbone_weights": cfg.weights_info().identity,
+        "backbone": cfg.backbone.name, "backbone_weights": backbone_weights(cfg).identity,
         "input_mean": list(mean), "input_std": list(std), "input_stats": stats_source,
-        "noise_net": cfg.noise_net if needs_model(spec) else "none", "feature_norm": cfg.feature_norm, **metrics,
+        "noise_net": cfg.noise_net.name if needs_model(spec) else "none",
+        "feature_norm": cfg.noise_net.feature_norm, **metrics,
         "fps": 1.0 / sum(seconds), "scorer_fps": 1.0 / seconds[1],
         "nfe": scorer.nfe, "n_test": len(data.labels), "n_anomalous": int(data.labels.sum()),
         "n_holdout": len(data.held_feats), "holdout_below_min": 0 < len(data.held_feats) < MIN_HOLDOUT,
         "n_empty_masks": data.empty_masks(),
-        "pixel_metrics": data.masks is not None, "protocol": cfg.protocol_label(), "image_score": out.image_score,
+        "pixel_metrics": data.masks is not None, "protocol": cfg.scoring.protocol_label(),
+        "image_score": out.image_score,
         "smoothing_sigma": scoring.smoothing_sigma, "pool_size": scoring.pool_size,
         "align_corners": scoring.align_corners, "mask_resize": scoring.mask_resize,
         "normalisation": scoring.normalisation, "transductive": scoring.transductive,
-        "weights_scored": ("ema" if cfg.use_ema else "raw") if needs_model(spec) else "none",
-        "seed": cfg.seed, "cell_key": cell_key, "config_hash": cfg.hash(),
+        "weights_scored": ("ema" if cfg.scoring.use_ema else "raw") if needs_model(spec) else "none",
+        "seed": cfg.seed, "cell_key": key, "config_hash": cell_key(cfg),
         "config": json.dumps(cell.to_dict(), sort_keys=True), "versions": json.dumps(versions()),
         "git_commit": git_commit(), "device": device_name(ctx.device),
-        "fps_batch_size": min(cfg.fps_images, len(data.samples)),
-        "precision": precision(ctx.device, ctx.cfg.precision), "backbone_precision": ctx.backbone_precision,
+        "fps_batch_size": min(cfg.scoring.fps_images, len(data.samples)),
+        "precision": precision(ctx.device, ctx.cfg.noise_net.precision), "backbone_precision": ctx.backbone_precision,
         "host_allocator": host_allocator(), "maps_file": maps_file,
         "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
         "cuda_deterministic": ctx.device.type == "cuda" and torch.are_deterministic_algorithms_enabled(),
@@ -429,7 +423,7 @@ def result_row(ctx: Context, data: EvalSet, spec: dict[str, Any], scorer: Any, o
 
 def save_maps(ctx: Context, data: EvalSet, maps: np.ndarray, key: str) -> str:
     """Keep the maps of a few test images (anomalous first) for figures; returns the file path."""
-    order = np.argsort(-data.labels, kind="stable")[: ctx.cfg.save_maps]
+    order = np.argsort(-data.labels, kind="stable")[: ctx.cfg.scoring.save_maps]
     masks = data.masks[order] if data.masks is not None else np.zeros((len(order), *maps.shape[1:]), bool)
     path = ctx.run_dir / "maps" / f"{key}.npz"
 

@@ -3,11 +3,11 @@
 A study file::
 
     name: t-and-lr
-    base: {dataset: synthetic, backbone: efficientnet_lite0, scorers: [{name: osd_irf_mean}]}
-    space:
+    base: {data: {dataset: synthetic}, backbone: {name: efficientnet_lite0}, scoring: {scorers: [{name: osd_irf_mean}]}}
+    space:                    # any dotted config key
       scorer.t: {type: int, low: 50, high: 950, step: 50}
       train.lr: {type: float, low: 0.0001, high: 0.01, log: true}
-      noise_net: {type: categorical, choices: [mlp, dit_base]}
+      noise_net.name: {type: categorical, choices: [mlp, dit_base]}
     objective: mad            # any metric key, maximised
     fps_objective: false      # true: also maximise images/s (multi-objective, Pareto front)
     n_trials: 20
@@ -101,8 +101,8 @@ def suggest(trial: optuna.Trial, key: str, dist: dict[str, Any]) -> Any:
 
 
 def config_for(spec: StudySpec, params: dict[str, Any]) -> RunConfig:
-    cfg = config_from({"name": spec.name, **spec.base}, params, f"study {spec.name}")
-    if len(cfg.scorers) != 1:
+    cfg = config_from(spec.base, {"runtime.name": spec.name, **params}, f"study {spec.name}")
+    if len(cfg.scoring.scorers) != 1:
         raise ConfigError(f"study {spec.name}: give exactly one scorer (in base or as a 'scorer' parameter)")
     return cfg
 
@@ -173,7 +173,7 @@ class StudyRunner:
         params = {key: suggest(trial, key, dist) for key, dist in self.spec.space.items()}
         ctx = self.get(config_for(self.spec, params))
         cfg = ctx.cfg  # training categories resolved
-        cells = [Cell(cell_config(cfg, category, cfg.scorers[0]), category) for category in ctx.categories()]
+        cells = [Cell(cell_config(cfg, category, cfg.scoring.scorers[0]), category) for category in ctx.categories()]
         values, fps = [], []
         for step, record in enumerate(r for unit in work_units(cells) for r in execute(unit, self)):
             if record["status"] == "error":  # the trial fails with the cell's error (out of memory: marked so)

@@ -2,23 +2,15 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from adbench.metrics import reported
+from adbench.report.tables import scorer_arg
 
 PANELS_PER_ROW = 4
-
-
-def scorer_arg(frame: pd.DataFrame, arg: str) -> pd.Series:
-    """The value of a scorer argument (e.g. ``t``) of every row: its ``scorer.<arg>`` column, or the stored
-    config of rows written before those columns existed."""
-    if f"scorer.{arg}" in frame:
-        return frame[f"scorer.{arg}"]
-    return pd.Series([json.loads(c)["scorers"][0].get(arg) for c in frame["config"]], index=frame.index)
 
 
 def plot_metrics_vs(frame: pd.DataFrame, arg: str, path: Path, title: str = "") -> list[Path]:

@@ -15,14 +15,23 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from adbench.config import noise_net_fields
+from adbench.config import noise_net_keys
 from adbench.metrics import FPS, Column, reported
 
 METHOD = ["dataset", "scorer", "backbone", "noise_net", "protocol"]
-NOT_A_METHOD_KEY = {"name", "categories", "seed", "scorers", "device", "data_root"}
+SHOWN_BY_METHOD = {"data.dataset", "scoring.scorers", "backbone.name", "noise_net.name", "scoring.protocol"}
+NOT_A_METHOD_KEY = {"categories", "seed", "data.root"}  # and the runtime section
 TRANSDUCTIVE_MARK = "†"
 REFERENCE_MARK = "‡"  # a context row without diffusion (knn)
 REFERENCE_SCORERS = ("knn",)
+
+
+def scorer_arg(frame: pd.DataFrame, arg: str) -> pd.Series:
+    """The value of a scorer argument (e.g. ``t``) of every row: its ``scorer.<arg>`` column, or the stored
+    config of rows written before those columns existed."""
+    if f"scorer.{arg}" in frame:
+        return frame[f"scorer.{arg}"]
+    return pd.Series([json.loads(c)["scorers"][0].get(arg) for c in frame["config"]], index=frame.index)
 
 
 def columns() -> dict[str, Column]:
@@ -34,7 +43,7 @@ def _flatten(d: dict, prefix: str = "") -> dict:
     out = {}
     for k, v in d.items():
         key = f"{prefix}{k}"
-        if isinstance(v, dict) and k != "noise_net_args":
+        if isinstance(v, dict) and k != "args":  # a component's own options: one value
             out |= _flatten(v, key + ".")
         else:
             out[key] = json.dumps(v, sort_keys=True) if isinstance(v, (dict, list)) else v
@@ -43,7 +52,7 @@ def _flatten(d: dict, prefix: str = "") -> dict:
 
 def is_model_key(key: str) -> bool:
     """A (flattened) config key of the noise net and its training: meaningless for rows without one (knn)."""
-    return key.split(".")[0] in noise_net_fields()
+    return key.startswith(noise_net_keys())
 
 
 def row_configs(frame: pd.DataFrame) -> list[dict]:
@@ -58,9 +67,9 @@ def varying_keys(frame: pd.DataFrame) -> list[str]:
     """Config keys (besides category, seed and the method columns) that differ between rows; a noise
     net's keys count only between rows that have one."""
     configs = pd.DataFrame(row_configs(frame))
-    shown = set(METHOD) | NOT_A_METHOD_KEY
-    return [k for k in configs.columns
-            if k not in shown and configs[k][configs[k].astype(str) != "-"].astype(str).nunique() > 1]
+    shown = SHOWN_BY_METHOD | NOT_A_METHOD_KEY
+    return [k for k in configs.columns if k not in shown and not k.startswith("runtime.")
+            and configs[k][configs[k].astype(str) != "-"].astype(str).nunique() > 1]
 
 
 def with_variant_columns(frame: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
@@ -220,8 +229,8 @@ INVAD_SUBSETS = {
 
 def invad_note(frame: pd.DataFrame) -> str:
     """Which InvAD timestep subset the table's invad rows use."""
-    specs = [json.loads(c)["scorers"][0] for c in frame["config"]]
-    subsets = sorted({s.get("subset", "code") for s in specs if s["name"] == "invad"})
+    invad = frame["scorer"].str.split("(").str[0] == "invad"  # older rows hold the label in ``scorer``
+    subsets = sorted(set(scorer_arg(frame[invad], "subset").fillna("code")))
     return f" InvAD timesteps: {'; '.join(INVAD_SUBSETS[s] for s in subsets)}." if subsets else ""
 
 
