@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import traceback
 from pathlib import Path
 from typing import Annotated, Any
@@ -13,7 +12,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from adbench.allocator import tune_host_allocator
-from adbench.config import RunConfig, config_from, load_config, parse_scorer
+from adbench.config import RunConfig, config_from, load_config, parse_scorer, parse_sets
 from adbench.device import prepare_cuda_determinism
 from adbench.errors import AdbenchError
 
@@ -294,21 +293,17 @@ def sweep_t(config: Annotated[Path, typer.Argument(help="YAML run config (the mo
             results_dir: Annotated[Path, Opt("--results-dir")] = DEFAULT_RESULTS,
             cache_dir: Annotated[Path | None, Opt("--cache-dir")] = None) -> None:
     """Timestep sensitivity: score one trained model per category at many t; table and metric-vs-t plot."""
-    from adbench.config import parse_sets, with_overrides
-    from adbench.engine.grid import GridRunner, GridSpec
+    from adbench.engine.grid import GridRunner, sweep_t_grid
     from adbench.report.plots import plot_metrics_vs
 
-    timesteps = parse_timesteps(t)
-    base = with_overrides(load_config(config).to_dict(), parse_sets(set_))
-    scorers = scorer or ["osd_irf_mean", "osd_irf_noisy"]
-    name = base["runtime"]["name"]
-    spec = GridSpec(f"sweep-t-{name}", base=base, axes={"scorer": scorers, "scorer.t": timesteps})
+    spec = sweep_t_grid(load_config(config, parse_sets(set_)), scorer or ["osd_irf_mean", "osd_irf_noisy"],
+                        parse_timesteps(t))
     runner = GridRunner(spec, results_dir, cache_dir or cache_dir_default())
     frame = runner.run(runner.cells())
     if frame.empty:
         raise AdbenchError(f"No cell finished; see {runner.log.path}.")
     _finish(runner.grid_dir, frame.to_dict("records"))
-    figures = plot_metrics_vs(frame, "t", runner.grid_dir / "metrics_vs_t", f"t sensitivity ({name})")
+    figures = plot_metrics_vs(frame, "t", runner.grid_dir / "metrics_vs_t", f"t sensitivity ({spec.name})")
     err.print(f"plots: {', '.join(map(str, figures))}", soft_wrap=True)
 
 
@@ -323,29 +318,16 @@ def report(results: Annotated[list[Path], typer.Argument(help="Run or grid folde
     """Tables from stored results only (nothing is recomputed): Markdown and/or LaTeX (booktabs)."""
     import pandas as pd
 
-    from adbench.atomic import atomic_write_text
-    from adbench.report.tables import latex_tables, markdown_table
+    from adbench.report.tables import write_tables
     from adbench.results import read_rows
 
-    if fmt not in ("md", "latex", "both"):
-        raise AdbenchError(f"--format must be md, latex or both, got {fmt!r}")
     frames = [pd.read_parquet(p) if p.suffix == ".parquet" else read_rows(p) for p in results]
     frame = pd.concat(frames, ignore_index=True)
-    written = []
-    if fmt in ("md", "both"):
-        atomic_write_text(out_path.with_suffix(".md"), markdown_table(frame, per_category))
-        written.append(out_path.with_suffix(".md"))
-    if fmt in ("latex", "both"):
-        atomic_write_text(out_path.with_suffix(".tex"), latex_tables(frame, f"tab:{out_path.stem}", per_category))
-        written.append(out_path.with_suffix(".tex"))
+    written = write_tables(frame, out_path, fmt, per_category)
     if figures:
-        from adbench.report.plots import plot_anomaly_maps
+        from adbench.report.plots import plot_kept_maps
 
-        for _, row in frame.iterrows():
-            if row.get("maps_file") and Path(row["maps_file"]).is_file():
-                name = re.sub(r"[^A-Za-z0-9_.=-]+", "_", f"{row['category']}-{row['scorer']}-{row['cell_key']}")
-                written.append(plot_anomaly_maps(row["maps_file"], out_path.parent / f"{out_path.stem}_maps" /
-                                                 f"{name}.png", f"{row['category']} / {row['scorer']}"))
+        written += plot_kept_maps(frame, out_path.parent / f"{out_path.stem}_maps")
     err.print(f"wrote {', '.join(map(str, written))} from {len(frame)} result rows", soft_wrap=True)
 
 

@@ -145,3 +145,16 @@ def test_rows_written_before_scorer_label_render_the_same():
     frame = fake_rows()
     legacy = frame.assign(scorer=frame["scorer_label"]).drop(columns=["scorer_label"])
     assert markdown_table(legacy) == markdown_table(frame)
+
+
+def test_write_tables_writes_the_formats_asked(tmp_path):
+    from adbench.errors import AdbenchError
+    from adbench.report.tables import write_tables
+
+    frame = fake_rows()
+    assert write_tables(frame, tmp_path / "t", "md") == [tmp_path / "t.md"] and not (tmp_path / "t.tex").exists()
+    assert (tmp_path / "t.md").read_text() == (GOLDEN / "table.md").read_text()
+    assert write_tables(frame, tmp_path / "u", "latex") == [tmp_path / "u.tex"]
+    assert "tab:u" in (tmp_path / "u.tex").read_text()
+    with pytest.raises(AdbenchError, match="--format must be md, latex or both, got 'pdf'"):
+        write_tables(frame, tmp_path / "v", "pdf")

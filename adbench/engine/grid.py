@@ -79,6 +79,11 @@ def load_grid(path: str | Path, sets: list[str] | None = None, quick: bool = Fal
     return spec
 
 
+def sweep_t_grid(cfg: RunConfig, scorers: list[str], timesteps: list[int]) -> GridSpec:
+    """The timestep sweep of one config: each scorer at each t, one trained model per category."""
+    return GridSpec(f"sweep-t-{cfg.runtime.name}", base=cfg.to_dict(), axes={"scorer": scorers, "scorer.t": timesteps})
+
+
 def expand(spec: GridSpec, categories_of=None) -> list[Cell]:
     """All cells, in a stable order: axes combinations x scorers x categories."""
     cells = []

@@ -85,6 +85,19 @@ def plot_anomaly_maps(maps_file: str | Path, path: Path, title: str = "") -> Pat
     return path
 
 
+def plot_kept_maps(frame: pd.DataFrame, out_dir: Path) -> list[Path]:
+    """A figure of the maps each row kept (``scoring.save_maps``) in ``out_dir``, one per row with a maps file."""
+    import re
+
+    written = []
+    for _, row in frame.iterrows():
+        if row.get("maps_file") and Path(row["maps_file"]).is_file():
+            name = re.sub(r"[^A-Za-z0-9_.=-]+", "_", f"{row['category']}-{row['scorer']}-{row['cell_key']}")
+            written.append(plot_anomaly_maps(row["maps_file"], out_dir / f"{name}.png",
+                                             f"{row['category']} / {row['scorer']}"))
+    return written
+
+
 def plot_study(study: Any, out_dir: Path, objective: str, fps_objective: bool) -> tuple[list[Path], dict[str, str]]:
     """Optuna's figures of a study: the optimisation history (or the Pareto front of metric against
     images/s) and the parameter importances, as PNGs in ``out_dir``; returns (written, {figure: why not})."""

@@ -11,11 +11,14 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from adbench.atomic import atomic_write_text
 from adbench.config import noise_net_keys
+from adbench.errors import AdbenchError
 from adbench.metrics import FPS, Column, reported
 
 METHOD = ["dataset", "scorer", "backbone", "noise_net", "protocol"]
@@ -191,6 +194,23 @@ def latex_tables(frame: pd.DataFrame, label: str = "tab:adbench", per_category: 
     if per_category:
         text += "\n" + latex(per_category_table(frame), "Per category. " + note, label + "-categories")
     return text
+
+
+FORMATS = ("md", "latex", "both")
+
+
+def write_tables(frame: pd.DataFrame, out_path: Path, fmt: str = "both", per_category: bool = True) -> list[Path]:
+    """The tables of ``frame`` at ``out_path`` (suffix ``.md`` and/or ``.tex``, each written atomically)."""
+    if fmt not in FORMATS:
+        raise AdbenchError(f"--format must be md, latex or both, got {fmt!r}")
+    written = []
+    if fmt in ("md", "both"):
+        written.append(out_path.with_suffix(".md"))
+        atomic_write_text(written[-1], markdown_table(frame, per_category))
+    if fmt in ("latex", "both"):
+        written.append(out_path.with_suffix(".tex"))
+        atomic_write_text(written[-1], latex_tables(frame, f"tab:{out_path.stem}", per_category))
+    return written
 
 
 def footnote(frame: pd.DataFrame) -> str:
