@@ -37,6 +37,21 @@ from adbench.protocols import IMAGE_SCORES, NORMALISATIONS, PROTOCOLS, Scoring
 Precision = Literal["fp32", "bf16"]
 
 
+def checked_name(value: Any, where: str) -> str:
+    """``value`` as the name of a grid or study folder, refused (naming ``where``) unless one folder name."""
+    try:
+        return path_component(value if isinstance(value, str) else "", "a name")
+    except ValueError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+
+
+def path_component(value: str, what: str = "a name") -> str:
+    """``value`` if it names one file or folder (it becomes part of a path): no separator, not ``.``/``..``."""
+    if not value or value in (".", "..") or "/" in value or "\\" in value or "\0" in value:
+        raise ValueError(f"{what} must be a single file or folder name (no '/', '.' or '..'), got {value!r}")
+    return value
+
+
 class Section(BaseModel):
     """A frozen config section: unknown keys and wrong types are refused (no string-to-number coercion)."""
 
@@ -54,6 +69,11 @@ class DataConfig(Section):
     setting: Literal["multiclass", "single"] = "multiclass"
     train_categories: list[str] | None = Field(None, min_length=1)
     holdout_fraction: float = Field(0.1, gt=0, lt=1)  # normals held out for score normalisation
+
+    @field_validator("train_categories")
+    @classmethod
+    def _category_folders(cls, names: list[str] | None) -> list[str] | None:
+        return None if names is None else [path_component(n, "a category") for n in names]
 
     @model_validator(mode="after")
     def _single_trains_alone(self) -> DataConfig:
@@ -149,8 +169,13 @@ class ScoringConfig(Section):
 class RuntimeConfig(Section):
     """Where and under what name a run goes: part of no key."""
 
-    name: str = "run"
+    name: str = "run"  # the run folder's name prefix
     device: str = "auto"  # auto, cpu, cuda or cuda:N
+
+    @field_validator("name")
+    @classmethod
+    def _folder_name(cls, name: str) -> str:
+        return path_component(name, "a run name")
 
 
 SECTIONS = ("data", "backbone", "noise_net", "train", "scoring", "runtime")
@@ -168,6 +193,11 @@ class RunConfig(Section):
     train: TrainConfig = Field(default_factory=TrainConfig)
     scoring: ScoringConfig = Field(default_factory=ScoringConfig)
     runtime: RuntimeConfig = Field(default_factory=RuntimeConfig)
+
+    @field_validator("categories")
+    @classmethod
+    def _category_folders(cls, names: list[str] | None) -> list[str] | None:
+        return None if names is None else [path_component(n, "a category") for n in names]
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump()

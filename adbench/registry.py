@@ -76,6 +76,18 @@ class Registry(Generic[T]):
             kwargs = {"model_name": name.split(":", 1)[1], **kwargs}
         return entry.factory(**{**entry.defaults, **kwargs})
 
+    def check(self, name: str, what: str, **given: Any) -> None:
+        """Refuse arguments ``create(name, **given)`` would not take (unknown or missing), naming the
+        component's arguments; ``what`` says where they were set (e.g. ``noise_net.args``)."""
+        entry = self.get(name)
+        fixed = {"model_name": name.split(":", 1)[1]} if entry.name.endswith(":*") else {}
+        signature = inspect.signature(entry.factory)
+        try:
+            signature.bind(**{**entry.defaults, **fixed, **given})
+        except TypeError as exc:
+            accepted = [p for p in signature.parameters if p not in ("self", *fixed)]
+            raise ConfigError(f"{what}: {self.kind[:-1]} {name!r} {exc}; it takes {accepted}") from None
+
     def arguments(self, name: str, **given: Any) -> dict[str, Any]:
         """The arguments ``create(name, **given)`` builds with: the factory's own defaults, then the
         registered ones, then ``given`` (what a result row records, defaults included)."""

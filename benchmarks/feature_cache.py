@@ -20,7 +20,7 @@ from adbench.allocator import host_allocator, tune_host_allocator
 from adbench.config import RunConfig
 from adbench.device import autocast, clock, device_name, images_for, prepare_backbone, resolve_device, scorer_input
 from adbench.diffusion.train import TrainConfig, train_noise_net
-from adbench.engine.run import build_noise_net
+from adbench.engine.build import build_noise_net
 from adbench.registry import BACKBONES
 
 

@@ -16,7 +16,8 @@ from adbench.config import RunConfig
 from adbench.device import autocast, clock, precision, resolve_device
 from adbench.diffusion.schedule import Schedule
 from adbench.diffusion.train import TrainConfig, train_noise_net
-from adbench.engine.run import build_noise_net, build_scorer, seed_everything
+from adbench.engine.build import build_noise_net, build_scorer
+from adbench.engine.run import seed_everything
 from adbench.noise_nets.unet import AttentionBlock
 
 

@@ -80,7 +80,7 @@ def test_missing_root_and_category(tmp_path, broken):
 
 
 def test_path_traversal_is_refused(broken):
-    with pytest.raises(DataError, match="not a folder name inside"):
+    with pytest.raises(DataError, match="not a path inside"):
         MVTecLayout(broken).train("../data")
 
 

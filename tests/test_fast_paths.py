@@ -12,7 +12,7 @@ import torch
 
 from adbench.config import RunConfig
 from adbench.diffusion.schedule import Schedule
-from adbench.engine.run import build_noise_net
+from adbench.engine.build import build_noise_net
 from adbench.registry import BACKBONES, SCORERS
 from adbench.scorers.scoring import max_score_on_device, pixel_maps_on_device
 

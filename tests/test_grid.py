@@ -74,14 +74,17 @@ def test_grid_trains_once_resumes_and_records_failures(tiny_synthetic, tmp_path)
     before = (grid_dir / "cells.jsonl").read_text()
     again = runner.invoke(app, ["grid", str(grid), "--results-dir", str(tmp_path / "r")])
     assert again.exit_code == 0 and (grid_dir / "cells.jsonl").read_text() == before  # nothing recomputed
-    # a failing cell (t outside the schedule) is recorded and the others still run; a cell the scorer does
-    # not apply to (reconstruction with ratio x steps < 1, as in InvAD Table 4) is a row of n/a metrics
-    bad = tiny_grid(tmp_path / "g.yaml", tiny_synthetic,
-                    axes={"scorer": ["osd_irf_mean:t=5000", "reconstruction:ratio=0.1,steps=5"]})
-    result = runner.invoke(app, ["grid", str(bad), "--results-dir", str(tmp_path / "r")])
-    assert result.exit_code == 0, result.output
-    log = RecordLog(grid_dir / "cells.jsonl")
-    assert len(log.failed()) == 2 and all("t=5000 is outside [0, 999]" in r["error"] for r in log.failed().values())
+    # a scorer that cannot score (t outside the schedule) refuses the grid before any work, dry run too
+    bad = tiny_grid(tmp_path / "g.yaml", tiny_synthetic, axes={"scorer": ["osd_irf_mean:t=5000", "knn"]})
+    for dry in ([], ["--dry-run"]):
+        result = runner.invoke(app, ["grid", str(bad), "--results-dir", str(tmp_path / "r"), *dry])
+        assert result.exit_code == 2 and "scorer osd_irf_mean(t=5000): timestep t=5000 is outside [0, 999]" in \
+            result.output
+    assert (grid_dir / "cells.jsonl").read_text() == before
+    # a cell the scorer does not apply to (reconstruction with ratio x steps < 1, as in InvAD Table 4) is a
+    # row of n/a metrics
+    na_grid = tiny_grid(tmp_path / "g.yaml", tiny_synthetic, axes={"scorer": ["reconstruction:ratio=0.1,steps=5"]})
+    assert runner.invoke(app, ["grid", str(na_grid), "--results-dir", str(tmp_path / "r")]).exit_code == 0
     na = pd.read_parquet(grid_dir / "metrics.parquet")  # this grid's finished cells
     assert len(na) == 2 and na[list(metric_keys())].isna().all().all() and (na["nfe"] == 0).all()
 

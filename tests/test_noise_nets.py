@@ -100,7 +100,7 @@ def test_tiny_train_then_score_with_every_scorer(name):
 
 def test_engine_initialises_noise_nets_from_the_seed_alone():
     from adbench.config import RunConfig
-    from adbench.engine.run import build_noise_net
+    from adbench.engine.build import build_noise_net
 
     cfg = RunConfig(noise_net={"name": "mlp_tiny"}, seed=3)
     first = build_noise_net(cfg, 8)

@@ -13,11 +13,18 @@ from typer.testing import CliRunner
 
 from adbench.atomic import DiskFullError, atomic_write_text
 from adbench.cli import app
+from adbench.errors import DataError
 from adbench.results import RecordLog
 from tests.test_end_to_end import only_run_dir, write_config
 from tests.test_study import study_file
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def torch_cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
 
 
 def no_space(*args, **kwargs):
@@ -141,3 +148,76 @@ def test_killed_study_worker_is_replaced_and_the_study_completes(tiny_synthetic,
     states = [t.state for t in study.trials]
     finished = [s for s in states if s in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)]
     assert len(finished) >= 3 and optuna.trial.TrialState.RUNNING not in states
+
+
+TINY_RUN = ["--dataset", "mvtec", "--backbone", "efficientnet_lite0", "--noise-net", "mlp_tiny", "--epochs", "1"]
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["-s", "osd_irf_mean:t=5000"], "scorer osd_irf_mean(t=5000): timestep t=5000 is outside [0, 999]"),
+    (["-s", "osd_irf_mean:tt=5"], "scorer osd_irf_mean(tt=5): scorer 'osd_irf_mean' got an unexpected keyword "
+                                  "argument 'tt'; it takes ['t']"),
+    (["-s", "osd_irf_mean:t=abc"], "scorer osd_irf_mean(t=abc): invalid literal for int() with base 10: 'abc'"),
+    (["-s", "invad:steps=-1"], "scorer invad(steps=-1): invad subset 'code' needs steps >= 2"),
+    (["-s", "knn:coreset=0"], "scorer knn(coreset=0): knn coreset must be a fraction in (0, 1], got 0"),
+    (["--name", "../../x"], "runtime.name: a run name must be a single file or folder name (no '/', '.' or '..'), "
+                            "got '../../x'"),
+    (["--name", "/tmp/abs"], "runtime.name: a run name must be a single file or folder name"),
+    (["-c", "../ok/hz"], "categories: a category must be a single file or folder name"),
+    (["-c", "nope"], "categories: ['nope'] are not categories of mvtec (it has granite, washer, weave)"),
+    (["--device", "tpu"], "runtime.device 'tpu' is not a device: use auto, cpu, cuda or cuda:N"),
+    (["--batch-size", "0"], "train.batch_size: must be greater than or equal to 1, got 0"),
+    (["--epochs", "0"], "train.epochs: must be greater than or equal to 1, got 0"),
+])
+def test_bad_specs_are_refused_before_any_work_in_one_line(args, message, tiny_synthetic, tmp_path):
+    category = [] if "-c" in args else ["-c", "washer"]
+    result = CliRunner().invoke(app, ["run", *TINY_RUN, "--data-root", str(tiny_synthetic), *category, *args,
+                                      "--results-dir", str(tmp_path / "r")])
+    assert result.exit_code == 2 and message in " ".join(result.output.split()), result.output
+    assert "Traceback" not in result.output
+    assert not (tmp_path / "r").exists() and not (tmp_path.parent / "x").exists()  # no run folder, anywhere
+
+
+@pytest.mark.skipif(torch_cuda_available(), reason="this machine has CUDA")
+def test_a_device_the_machine_lacks_is_named(tiny_synthetic, tmp_path):
+    result = CliRunner().invoke(app, ["run", *TINY_RUN, "--data-root", str(tiny_synthetic), "-c", "washer",
+                                      "--device", "cuda", "--results-dir", str(tmp_path / "r")])
+    assert result.exit_code == 2 and "runtime.device 'cuda': CUDA is not available here" in result.output
+
+
+def test_an_on_disk_dataset_without_a_root_and_unknown_noise_net_arguments_are_named(tmp_path):
+    result = CliRunner().invoke(app, ["run", "--dataset", "mvtec", "-c", "washer", "--results-dir", str(tmp_path)])
+    assert result.exit_code == 2 and "dataset 'mvtec' is read from a folder: give data.root (--data-root)" in \
+        " ".join(result.output.split())
+    config = tmp_path / "c.yaml"
+    config.write_text("noise_net: {name: mlp_tiny, args: {depthh: 3}}\ndata: {dataset: synthetic}\n")
+    result = CliRunner().invoke(app, ["run", str(config), "--results-dir", str(tmp_path)])
+    said = " ".join(result.output.split())
+    assert result.exit_code == 2 and ("noise_net.args: noise-net 'mlp_tiny' got an unexpected keyword argument "
+                                      "'depthh'; it takes ['in_channels', 'width', 'depth'") in said
+
+
+def test_grid_and_study_names_are_single_folder_names(tmp_path):
+    grid = tmp_path / "g.yaml"
+    grid.write_text("name: x/../../..\naxes: {seed: [1]}\n")
+    result = CliRunner().invoke(app, ["grid", str(grid), "--dry-run", "--results-dir", str(tmp_path / "r")])
+    assert result.exit_code == 2 and "name: a name must be a single file or folder name" in result.output
+    study = tmp_path / "s.yaml"
+    study.write_text("name: ../evil\nspace: {seed: {type: int, low: 0, high: 2}}\n")
+    result = CliRunner().invoke(app, ["study", str(study), "--results-dir", str(tmp_path / "r")])
+    assert result.exit_code == 2 and "name: a name must be a single file or folder name" in result.output
+    assert not (tmp_path / "r").exists() and not (tmp_path.parent / "evil").exists()
+
+
+def test_a_symlinked_category_inside_the_root_is_read(tiny_synthetic, tmp_path):
+    from adbench.data.mvtec import MVTecLayout
+
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / "linked").symlink_to(tiny_synthetic / "washer", target_is_directory=True)
+    data = MVTecLayout(root)
+    assert data.categories() == ["linked"]
+    expected = [s.image_path.name for s in MVTecLayout(tiny_synthetic).train("washer")]
+    assert [s.image_path.name for s in data.train("linked")] == expected
+    with pytest.raises(DataError, match=r"Category '../washer' is not a path inside"):
+        data.train("../washer")

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from adbench.cli import app
 from adbench.config import RunConfig, parse_scorer
-from adbench.engine.run import scorer_columns
+from adbench.engine.build import scorer_columns
 from adbench.metrics import metric_keys
 from adbench.report.tables import averaged_table, footnote, latex_tables, markdown_table
 from tests.golden_numbers import GOLDEN

@@ -410,7 +410,7 @@ def test_cell_config_is_one_category_and_one_scorer():
 
 
 def test_noise_net_arguments_reach_the_net():
-    from adbench.engine.run import build_noise_net
+    from adbench.engine.build import build_noise_net
 
     deep = build_noise_net(RunConfig(noise_net={"name": "mlp_tiny", "args": {"depth": 3}}), in_channels=4)
     assert len(deep.blocks) == 3

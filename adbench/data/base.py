@@ -56,11 +56,12 @@ def list_images(folder: Path) -> list[Path]:
 
 
 def safe_child(root: Path, name: str, what: str) -> Path:
-    """``root / name``, refusing names that would leave ``root`` (path traversal)."""
-    child = (root / name).resolve()
-    if name in ("", ".", "..") or root.resolve() not in child.parents:
-        raise DataError(f"{what} {name!r} is not a folder name inside {root}")
-    return child
+    """``root / name``, refusing names that leave ``root`` lexically (absolute, or climbing with ``..``); a
+    symlink inside ``root`` is followed wherever it points (the user put it there)."""
+    normal = os.path.normpath(name) if name else ""
+    if normal in ("", ".") or os.path.isabs(normal) or normal == ".." or normal.startswith(".." + os.sep):
+        raise DataError(f"{what} {name!r} is not a path inside {root}")
+    return root / normal
 
 
 def _open(path: Path, mode: str | None) -> Image.Image:

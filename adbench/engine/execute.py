@@ -17,8 +17,9 @@ from typing import Any
 
 from adbench.config import RunConfig
 from adbench.device import release_device_memory
+from adbench.engine.build import needs_model
 from adbench.engine.keys import cell_key, context_key, training_key
-from adbench.engine.run import ContextCache, console, eval_set, needs_model, score_cell, train_category
+from adbench.engine.run import ContextCache, console, eval_set, score_cell, train_category
 
 
 @dataclass(frozen=True)

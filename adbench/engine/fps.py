@@ -34,7 +34,7 @@ from adbench.device import (
     scorer_input,
 )
 from adbench.diffusion.train import training_schedule
-from adbench.engine.run import build_noise_net, build_scorer, scorer_label
+from adbench.engine.build import build_noise_net, build_scorer, scorer_label
 from adbench.progress import progress_bar
 from adbench.registry import BACKBONES
 from adbench.scorers.scoring import feature_map, postprocess_on_device

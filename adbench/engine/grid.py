@@ -32,16 +32,12 @@ import pandas as pd
 import yaml
 
 from adbench.atomic import atomic_write_text
-from adbench.config import RunConfig, config_from, parse_sets, read_yaml, with_overrides
+from adbench.config import RunConfig, checked_name, config_from, parse_sets, read_yaml, with_overrides
+from adbench.engine.build import build_dataset, needs_model
 from adbench.engine.execute import Cell, execute, work_units
 from adbench.engine.keys import cell_key, training_key
-from adbench.engine.run import (
-    Context,
-    ContextCache,
-    build_dataset,
-    cell_config,
-    needs_model,
-)
+from adbench.engine.preflight import preflight
+from adbench.engine.run import Context, ContextCache, cell_config
 from adbench.errors import AdbenchError, ConfigError
 from adbench.results import RecordLog, new_run_dir, read_run_config, write_rows
 
@@ -64,7 +60,7 @@ def load_grid(path: str | Path, sets: list[str] | None = None, quick: bool = Fal
     unknown = set(data) - GRID_KEYS
     if unknown:
         raise ConfigError(f"{path}: unknown key(s) {sorted(unknown)}; a grid file has {sorted(GRID_KEYS)}")
-    spec = GridSpec(name=data.get("name", path.stem), base=dict(data.get("base") or {}),
+    spec = GridSpec(name=checked_name(data.get("name", path.stem), f"{path}: name"), base=dict(data.get("base") or {}),
                     axes=dict(data.get("axes") or {}), quick=dict(data.get("quick") or {}),
                     description=data.get("description", ""))
     for key, values in spec.axes.items():
@@ -91,6 +87,7 @@ def expand(spec: GridSpec, categories_of=None) -> list[Cell]:
     for values in itertools.product(*(spec.axes[k] for k in keys)):
         combination = dict(zip(keys, values, strict=True))
         cfg = config_from(spec.base, {"runtime.name": spec.name, **combination}, f"grid {spec.name}")
+        preflight(cfg)
         if categories_of:
             cfg = cfg.with_train_categories(categories_of(cfg))
         cats = cfg.categories or (categories_of(cfg) if categories_of else [])

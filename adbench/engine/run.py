@@ -35,8 +35,17 @@ from adbench.device import (
 )
 from adbench.diffusion.schedule import Schedule
 from adbench.diffusion.train import train_noise_net, training_schedule
+from adbench.engine.build import (
+    build_dataset,
+    build_noise_net,
+    build_scorer,
+    needs_model,
+    scorer_columns,
+    scorer_label,
+)
 from adbench.engine.cache import cached_features
 from adbench.engine.keys import backbone_weights, cell_key, context_key, feature_key, input_stats, training_key
+from adbench.engine.preflight import preflight
 from adbench.errors import DataError
 from adbench.metrics import (
     MetricWarning,
@@ -47,7 +56,7 @@ from adbench.metrics import (
     reported,
 )
 from adbench.provenance import git_commit, versions
-from adbench.registry import BACKBONES, DATASETS, NOISE_NETS, SCORERS
+from adbench.registry import BACKBONES
 from adbench.scorers.scoring import (
     ImageScores,
     Normalizer,
@@ -68,23 +77,6 @@ def seed_everything(seed: int, deterministic: bool) -> None:
         prepare_cuda_determinism()  # in time only before the first CUDA matmul: the CLI sets it at start
         torch.backends.cudnn.benchmark = False
     torch.use_deterministic_algorithms(deterministic)  # each cell's own value: a flag never leaks to the next
-
-
-def scorer_label(spec: dict[str, Any]) -> str:
-    """The scorer as displayed: ``name(arg=value,...)`` with the arguments the spec sets."""
-    args = ",".join(f"{k}={v}" for k, v in spec.items() if k != "name")
-    return f"{spec['name']}({args})" if args else spec["name"]
-
-
-def scorer_columns(spec: dict[str, Any]) -> dict[str, Any]:
-    """One result-row column per scorer argument, defaults included: ``scorer.t``, ``scorer.steps``, ..."""
-    given = {k: v for k, v in spec.items() if k != "name"}
-    return {f"scorer.{k}": v for k, v in SCORERS.arguments(spec["name"], **given).items()}
-
-
-def build_dataset(cfg: RunConfig) -> Dataset:
-    root = {"root": cfg.data.root} if cfg.data.root else {}
-    return DATASETS.create(cfg.data.dataset, **root, **cfg.data.args)
 
 
 MIN_HOLDOUT = 20  # held-out normals estimating the mean/std that weight the image-score components
@@ -125,16 +117,15 @@ class Context:
 
     @classmethod
     def create(cls, cfg: RunConfig, run_dir: Path, cache_dir: Path) -> Context:
+        preflight(cfg)  # cheap checks first: names, arguments and data before loading weights
         device = resolve_device(cfg.runtime.device)
-        dataset = build_dataset(cfg)  # cheap checks first: names and data before loading weights
+        dataset = build_dataset(cfg)
         cfg = cfg.with_train_categories(dataset.categories())
-        unknown = sorted(set(cfg.data.train_categories or []) - set(dataset.categories()))
-        if unknown:
-            raise DataError(f"train_categories {unknown} are not categories of {cfg.data.dataset} "
-                            f"(it has {', '.join(dataset.categories())}).")
-        for spec in cfg.scoring.scorers:
-            SCORERS.get(spec["name"])
-        NOISE_NETS.get(cfg.noise_net.name)
+        for key, named in (("data.train_categories", cfg.data.train_categories), ("categories", cfg.categories)):
+            unknown = sorted(set(named or []) - set(dataset.categories()))
+            if unknown:
+                raise DataError(f"{key}: {unknown} are not categories of {cfg.data.dataset} "
+                                f"(it has {', '.join(dataset.categories())}).")
         with torch.random.fork_rng(devices=[]):  # a random-init backbone is the seed's, whatever ran before
             torch.manual_seed(cfg.seed)
             backbone = BACKBONES.create(cfg.backbone.name, pretrained=cfg.backbone.pretrained,
@@ -188,19 +179,6 @@ class ContextCache:
         return dataclasses.replace(ctx, cfg=cfg.with_train_categories(ctx.dataset.categories()))
 
 
-def build_scorer(spec: dict[str, Any]) -> Any:
-    """A scorer from its spec: ``{"name": ..., **arguments}``."""
-    return SCORERS.create(spec["name"], **{k: v for k, v in spec.items() if k != "name"})
-
-
-def build_noise_net(cfg: RunConfig, in_channels: int) -> nn.Module:
-    """The configured noise net, initialised from ``cfg.seed`` alone: the same weights whatever ran
-    before in this process (cached or fresh features, earlier grid cells, a resumed grid)."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(cfg.seed)
-        return NOISE_NETS.create(cfg.noise_net.name, in_channels=in_channels, **cfg.noise_net.args)
-
-
 def training_features(ctx: Context, category: str) -> torch.Tensor:
     """Features of the fit split of the normal images of ``cfg.trained_on(category)``, concatenated
     in category-name order (each category's features cached on their own)."""
@@ -223,11 +201,6 @@ def feature_normaliser(ctx: Context, category: str,
     mean = train.mean(dim=(0, 2, 3), keepdim=True)
     std = train.std(dim=(0, 2, 3), keepdim=True).clamp_min(1e-6)  # a dead channel stays finite
     return lambda feats: (feats - mean) / std
-
-
-def needs_model(spec: dict[str, Any]) -> bool:
-    """Whether a scorer scores with a trained noise net (``knn`` does not)."""
-    return getattr(SCORERS.get(spec["name"]).factory, "needs_model", True)
 
 
 def train_category(ctx: Context, category: str) -> nn.Module:

@@ -34,7 +34,7 @@ import numpy as np
 import optuna
 import torch
 
-from adbench.config import RunConfig, config_from, read_yaml, with_overrides
+from adbench.config import RunConfig, checked_name, config_from, read_yaml, with_overrides
 from adbench.data.validation import CarvedValidation, FolderValidation
 from adbench.engine.execute import Cell, execute, work_units
 from adbench.engine.run import Context, ContextCache, cell_config, console
@@ -76,6 +76,7 @@ def load_study(path: str | Path, quick: bool = False) -> StudySpec:
     if unknown:
         raise ConfigError(f"{path}: unknown key(s) {sorted(unknown)}; a study file has {sorted(STUDY_KEYS)}")
     spec = StudySpec(**{"name": path.stem, **data})
+    spec.name = checked_name(spec.name, f"{path}: name")
     objectives = tuple(c.key for c in reported())  # the metric table's metrics and mAD
     if spec.objective not in objectives:
         raise ConfigError(f"{path}: objective must be one of {objectives}, got {spec.objective!r}")

@@ -1,0 +1,47 @@
+"""Components built from a config: the dataset, scorers and noise nets, and how a scorer is named."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from adbench.config import RunConfig
+from adbench.data.base import Dataset
+from adbench.registry import DATASETS, NOISE_NETS, SCORERS
+
+
+def scorer_label(spec: dict[str, Any]) -> str:
+    """The scorer as displayed: ``name(arg=value,...)`` with the arguments the spec sets."""
+    args = ",".join(f"{k}={v}" for k, v in spec.items() if k != "name")
+    return f"{spec['name']}({args})" if args else spec["name"]
+
+
+def scorer_columns(spec: dict[str, Any]) -> dict[str, Any]:
+    """One result-row column per scorer argument, defaults included: ``scorer.t``, ``scorer.steps``, ..."""
+    given = {k: v for k, v in spec.items() if k != "name"}
+    return {f"scorer.{k}": v for k, v in SCORERS.arguments(spec["name"], **given).items()}
+
+
+def build_dataset(cfg: RunConfig) -> Dataset:
+    root = {"root": cfg.data.root} if cfg.data.root else {}
+    return DATASETS.create(cfg.data.dataset, **root, **cfg.data.args)
+
+
+def build_scorer(spec: dict[str, Any]) -> Any:
+    """A scorer from its spec: ``{"name": ..., **arguments}``."""
+    return SCORERS.create(spec["name"], **{k: v for k, v in spec.items() if k != "name"})
+
+
+def build_noise_net(cfg: RunConfig, in_channels: int) -> nn.Module:
+    """The configured noise net, initialised from ``cfg.seed`` alone: the same weights whatever ran
+    before in this process (cached or fresh features, earlier grid cells, a resumed grid)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(cfg.seed)
+        return NOISE_NETS.create(cfg.noise_net.name, in_channels=in_channels, **cfg.noise_net.args)
+
+
+def needs_model(spec: dict[str, Any]) -> bool:
+    """Whether a scorer scores with a trained noise net (``knn`` does not)."""
+    return getattr(SCORERS.get(spec["name"]).factory, "needs_model", True)

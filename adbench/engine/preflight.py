@@ -1,0 +1,75 @@
+"""Every spec of a config checked before any work starts (no training hours lost to a typo): the
+dataset, backbone and noise net by name and arguments, each scorer built and run once on a
+one-position input under the noise schedule it will score with, and the device."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from adbench.config import RunConfig
+from adbench.device import resolve_device
+from adbench.diffusion.schedule import Schedule
+from adbench.diffusion.train import training_schedule
+from adbench.engine.build import build_scorer, scorer_label
+from adbench.errors import AdbenchError, ConfigError
+from adbench.registry import BACKBONES, DATASETS, NOISE_NETS, SCORERS
+
+
+class StandIn(nn.Module):
+    """A noise net predicting its input: enough for a scorer to walk its whole schedule."""
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return x
+
+
+def check_scorer(spec: dict[str, Any], schedule: Schedule) -> None:
+    """Build the scorer of ``spec`` and score one 1 x 1 feature map with it: wrong names, unknown or
+    mistyped arguments and timesteps outside ``schedule`` fail here, by the scorer's label."""
+    label = scorer_label(spec)
+    SCORERS.check(spec["name"], f"scorer {label}", **{k: v for k, v in spec.items() if k != "name"})
+    try:
+        scorer = build_scorer(spec)
+        x = torch.zeros(2, 1, 1, 1)
+        if hasattr(scorer, "fit"):
+            scorer.fit(x, torch.Generator().manual_seed(0), x.device)
+        if getattr(scorer, "applicable", True):
+            scorer.score(StandIn(), schedule, x, torch.Generator().manual_seed(0))
+    except (TypeError, ValueError, ConfigError) as exc:
+        raise ConfigError(f"scorer {label}: {exc}") from None
+
+
+def preflight(cfg: RunConfig) -> None:
+    """Refuse ``cfg`` before anything is loaded or trained if a component it names cannot be built."""
+    data = cfg.data
+    try:
+        DATASETS.check(data.dataset, "data.args", **({"root": data.root} if data.root else {}), **data.args)
+    except ConfigError as exc:
+        if "missing a required argument: 'root'" not in str(exc):
+            raise
+        raise ConfigError(f"dataset {data.dataset!r} is read from a folder: give data.root (--data-root), the "
+                          "folder that holds its categories") from None
+    BACKBONES.get(cfg.backbone.name)
+    NOISE_NETS.check(cfg.noise_net.name, "noise_net.args", in_channels=1, **cfg.noise_net.args)
+    schedule = training_schedule(cfg.train)
+    for spec in cfg.scoring.scorers:
+        check_scorer(spec, schedule)
+    check_device(cfg.runtime.device)
+
+
+def check_device(name: str) -> None:
+    """Refuse a device this machine does not have, naming what it has."""
+    try:
+        device = resolve_device(name)
+    except RuntimeError:
+        raise ConfigError(f"runtime.device {name!r} is not a device: use auto, cpu, cuda or cuda:N") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise AdbenchError(f"runtime.device {name!r}: CUDA is not available here (torch {torch.__version__}, "
+                           f"{'no GPU or driver found' if torch.version.cuda else 'a CPU-only build'}); "
+                           "use --device cpu or auto")
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise AdbenchError(f"runtime.device {name!r}: this machine has {torch.cuda.device_count()} GPU(s)")
+    if device.type not in ("cpu", "cuda", "mps"):
+        raise ConfigError(f"runtime.device {name!r}: adbench runs on cpu, cuda or mps")
