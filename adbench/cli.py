@@ -12,7 +12,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from adbench.allocator import tune_host_allocator
-from adbench.config import RunConfig, config_from, load_config, parse_scorer, parse_sets
+from adbench.config import RunConfig, checked_name, config_from, load_config, parse_scorer, parse_sets
 from adbench.device import prepare_cuda_determinism
 from adbench.errors import AdbenchError
 
@@ -242,6 +242,10 @@ def study(file: Annotated[Path, typer.Argument(help="Study YAML (base config, se
           storage: Annotated[str | None, Opt("--storage", help="Optuna RDB URL (e.g. postgresql://...) or a "
                                              "journal file (*.log); default SQLite in the study folder.")] = None,
           n_trials: Annotated[int | None, Opt("--n-trials", help="Override the file's n_trials.")] = None,
+          new_name: Annotated[str | None, Opt("--new-name", help="Run the spec as a new study of this name (the "
+                                              "stored one of the file's name was made from another spec).")] = None,
+          force: Annotated[bool, Opt("--force", help="Delete the stored study of this name first, and start "
+                                     "again.")] = False,
           evaluate_best: Annotated[bool, Opt("--evaluate-best", help="Do not search: evaluate the best trial's "
                                              "config on the TEST set (the explicit final step).")] = False,
           results_dir: Annotated[Path, Opt("--results-dir")] = DEFAULT_RESULTS,
@@ -253,7 +257,11 @@ def study(file: Annotated[Path, typer.Argument(help="Study YAML (base config, se
     spec = load_study(file, quick)
     if n_trials is not None:
         spec.n_trials = n_trials
+    if new_name is not None:
+        spec.name = checked_name(new_name, "--new-name")
     runner = StudyRunner(spec, results_dir, cache_dir or cache_dir_default(), storage)
+    if force:
+        runner.delete()
     if evaluate_best:
         best = runner.best_params(runner.study())
         cfg = config_for(spec, best).updated({"runtime.name": f"{spec.name}-best"})

@@ -220,5 +220,6 @@ def test_a_registered_metric_reaches_rows_tables_plots_and_objectives(monkeypatc
     assert titles == ["I-AUROC", "I-AP", "I-F1max", "Pos", "P-AUROC", "P-AP", "P-F1max", "AU-PRO", "mAD"]
 
     study = tmp_path / "s.yaml"
-    study.write_text("name: s\nobjective: image_pos_share\nspace: {scorer.t: {type: int, low: 1, high: 9}}\n")
+    study.write_text("name: s\nobjective: image_pos_share\nspace: {scorer.t: {type: int, low: 1, high: 9}}\n"
+                     "base: {scoring: {scorers: [{name: osd_irf_mean}]}}\n")
     assert load_study(study).objective == "image_pos_share"

@@ -10,6 +10,7 @@ from adbench.cli import app
 from adbench.data.base import load_mask
 from adbench.data.mvtec import MVTecLayout
 from adbench.data.validation import CarvedValidation
+from adbench.engine.study import WORKER_ATTR, StudyRunner, load_study
 
 runner = CliRunner()
 
@@ -107,3 +108,61 @@ def test_bad_study_files(tmp_path):
                                    "objective": "accuracy"}))
     result = runner.invoke(app, ["study", str(bad), "--results-dir", str(tmp_path)])
     assert result.exit_code == 2 and "objective must be one of" in result.output
+
+
+@pytest.mark.filterwarnings("ignore:The number of trials is too small")  # 1 trial: importances equal
+def test_a_changed_spec_under_the_same_name_is_refused(tiny_synthetic, tmp_path):
+    path = study_file(tmp_path / "s.yaml", tiny_synthetic, n_trials=1)
+    results = tmp_path / "r"
+    assert runner.invoke(app, ["study", str(path), "--results-dir", str(results)]).exit_code == 0
+    changed = study_file(tmp_path / "s.yaml", tiny_synthetic, n_trials=1, objective="image_auroc")
+    refused = runner.invoke(app, ["study", str(changed), "--results-dir", str(results)])
+    assert refused.exit_code == 2 and "was made from another spec" in " ".join(refused.output.split())
+    renamed = runner.invoke(app, ["study", str(changed), "--new-name", "tiny2", "--results-dir", str(results)])
+    assert renamed.exit_code == 0, renamed.output
+    assert (results / "study-tiny2").is_dir()
+    forced = runner.invoke(app, ["study", str(changed), "--force", "--results-dir", str(results)])
+    assert forced.exit_code == 0, forced.output
+    study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{results / 'study-tiny' / 'study.db'}")
+    assert len(study.trials) == 1 and list((results / "study-tiny").glob("trials-deleted-*.jsonl"))
+
+
+def test_concurrent_workers_draw_from_different_seeds_a_single_worker_from_the_spec(tiny_synthetic, tmp_path):
+    spec = load_study(study_file(tmp_path / "s.yaml", tiny_synthetic))
+    first, second = (StudyRunner(spec, tmp_path / "r", tmp_path / "c") for _ in range(2))
+    study = first.study()
+    seeds = [first.worker_seed(study), second.worker_seed(study)]
+    assert seeds[0] == spec.sampler_seed and seeds[1] != seeds[0]
+    for worker in (first, second):  # both leave
+        study.set_user_attr(f"{WORKER_ATTR}{worker.worker}", None)
+    alone = StudyRunner(spec, tmp_path / "r", tmp_path / "c")
+    assert alone.worker_seed(study) == spec.sampler_seed
+
+
+@pytest.mark.parametrize(("space", "message"), [
+    ({"scorer.t": [100, 200]}, "space.scorer.t is a list: write {type: categorical, choices: [100, 200]}"),
+    ({"train.lr": {"type": "float", "low": 0.1}}, "space.train.lr: an float parameter needs numbers high"),
+    ({"train.lrr": {"type": "float", "low": 0.001, "high": 0.01}}, "unknown key 'train.lrr' (did you mean 'lr'?)"),
+    ({"scorer.t": {"type": "int", "low": 100, "high": 5000}},
+     "scorer osd_irf_mean(t=5000): timestep t=5000 is outside [0, 999]"),
+    ({"noise_net.name": {"type": "categorical", "choices": ["mlp_tiny", "mlp_tinyy"]}},
+     "Unknown noise-nets 'mlp_tinyy'"),
+])
+def test_a_bad_search_space_fails_before_trial_one(space, message, tiny_synthetic, tmp_path):
+    path = study_file(tmp_path / "s.yaml", tiny_synthetic, space=space)
+    result = runner.invoke(app, ["study", str(path), "--results-dir", str(tmp_path / "r")])
+    assert result.exit_code == 2 and message in " ".join(result.output.split()), result.output
+    assert not (tmp_path / "r").exists()  # nothing made, no trial run
+
+
+def test_a_storage_without_its_driver_or_unreachable_is_one_line(tiny_synthetic, tmp_path):
+    path = study_file(tmp_path / "s.yaml", tiny_synthetic)
+    result = runner.invoke(app, ["study", str(path), "--storage", "mysql://u@localhost/db",
+                                 "--results-dir", str(tmp_path / "r")])
+    assert result.exit_code == 2 and "its database driver is not installed (no module 'MySQLdb'): pip install " \
+        "mysqlclient" in " ".join(result.output.split())
+    result = runner.invoke(app, ["study", str(path), "--storage", f"sqlite:///{tmp_path}/no/such/dir/s.db",
+                                 "--results-dir", str(tmp_path / "r")])
+    assert result.exit_code == 2 and "cannot be opened: (sqlite3.OperationalError) unable to open database file" \
+        in " ".join(result.output.split())
+    assert not (tmp_path / "r").exists()

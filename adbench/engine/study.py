@@ -25,6 +25,7 @@ from __future__ import annotations
 import dataclasses
 import random
 import time
+import uuid
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,11 +38,16 @@ import torch
 from adbench.config import RunConfig, checked_name, config_from, read_yaml, with_overrides
 from adbench.data.validation import CarvedValidation, FolderValidation
 from adbench.engine.execute import Cell, execute, work_units
+from adbench.engine.preflight import preflight
 from adbench.engine.run import Context, ContextCache, cell_config, console
 from adbench.errors import AdbenchError, ConfigError, OutOfDeviceMemory
+from adbench.hashing import stable_hash
 from adbench.metrics import reported
 from adbench.results import RecordLog
 
+SPEC_ATTR = "adbench_spec_hash"
+DRIVERS = {"MySQLdb": "mysqlclient", "psycopg2": "psycopg2-binary", "pymysql": "pymysql", "psycopg": "psycopg"}
+WORKER_ATTR = "adbench_worker_"
 STUDY_KEYS = {"name", "base", "space", "objective", "fps_objective", "n_trials", "validation", "quick",
               "description", "sampler_seed", "heartbeat"}
 
@@ -83,12 +89,44 @@ def load_study(path: str | Path, quick: bool = False) -> StudySpec:
     if not spec.space:
         raise ConfigError(f"{path}: 'space' needs at least one parameter")
     for key, dist in spec.space.items():
-        if dist.get("type") not in ("int", "float", "categorical"):
-            raise ConfigError(f"{path}: space.{key} needs type int, float or categorical")
+        check_distribution(dist, f"{path}: space.{key}")
     if quick:
         spec.base = with_overrides(spec.base, spec.quick)
         spec.name += "-quick"
+    for params in corners(spec.space):  # every key and every end of its range, before trial 1
+        preflight(config_for(spec, params, f"{path}: with space {params}"))
     return spec
+
+
+def check_distribution(dist: Any, where: str) -> None:
+    """Refuse a search-space entry Optuna could not sample, saying how to write it."""
+    if isinstance(dist, list):
+        raise ConfigError(f"{where} is a list: write {{type: categorical, choices: {dist}}}")
+    kind = dist.get("type") if isinstance(dist, dict) else None
+    if kind not in ("int", "float", "categorical"):
+        raise ConfigError(f"{where} needs type int, float or categorical, e.g. {{type: int, low: 1, high: 9}}")
+    if kind == "categorical":
+        if not isinstance(dist.get("choices"), list) or not dist["choices"]:
+            raise ConfigError(f"{where}: a categorical parameter needs a non-empty list 'choices'")
+        return
+    missing = [k for k in ("low", "high") if not isinstance(dist.get(k), (int, float))]
+    if missing:
+        raise ConfigError(f"{where}: an {kind} parameter needs numbers {' and '.join(missing)}, got {dist}")
+    if dist["low"] > dist["high"]:
+        raise ConfigError(f"{where}: low {dist['low']} is above high {dist['high']}")
+
+
+def corners(space: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """Parameter sets that give every key each end of its range (each choice), the others their first."""
+    values = {k: d["choices"] if d["type"] == "categorical" else [d["low"], d["high"]] for k, d in space.items()}
+    first = {k: v[0] for k, v in values.items()}
+    return [first] + [{**first, k: v} for k, vs in values.items() for v in vs[1:]]
+
+
+def spec_hash(spec: StudySpec) -> str:
+    """What makes trials comparable: the base config, the space, the objective(s) and the validation."""
+    return stable_hash({"base": spec.base, "space": spec.space, "objective": spec.objective,
+                        "fps_objective": spec.fps_objective, "validation": spec.validation})
 
 
 def suggest(trial: optuna.Trial, key: str, dist: dict[str, Any]) -> Any:
@@ -101,8 +139,8 @@ def suggest(trial: optuna.Trial, key: str, dist: dict[str, Any]) -> Any:
     return trial.suggest_int(key, **args) if kind == "int" else trial.suggest_float(key, **args)
 
 
-def config_for(spec: StudySpec, params: dict[str, Any]) -> RunConfig:
-    cfg = config_from(spec.base, {"runtime.name": spec.name, **params}, f"study {spec.name}")
+def config_for(spec: StudySpec, params: dict[str, Any], where: str | None = None) -> RunConfig:
+    cfg = config_from(spec.base, {"runtime.name": spec.name, **params}, where or f"study {spec.name}")
     if len(cfg.scoring.scorers) != 1:
         raise ConfigError(f"study {spec.name}: give exactly one scorer (in base or as a 'scorer' parameter)")
     return cfg
@@ -120,14 +158,26 @@ def open_storage(url: str, heartbeat: int = 60) -> Any:
 
         Path(url).parent.mkdir(parents=True, exist_ok=True)
         return JournalStorage(JournalFileBackend(url))
+    import sqlalchemy.exc
+
     kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
-    # workers starting together race to create the schema (sqlalchemy IntegrityError/OperationalError)
-    with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna; we rely on them, tested
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return retry(lambda: optuna.storages.RDBStorage(
-            url, engine_kwargs=kwargs, heartbeat_interval=heartbeat, grace_period=2 * heartbeat,
-            heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1)),
-            Exception)
+    try:
+        # workers starting together race to create the schema (sqlalchemy IntegrityError/OperationalError)
+        with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna; we rely on them, tested
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return retry(lambda: optuna.storages.RDBStorage(
+                url, engine_kwargs=kwargs, heartbeat_interval=heartbeat, grace_period=2 * heartbeat,
+                heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1)),
+                (sqlalchemy.exc.OperationalError, sqlalchemy.exc.IntegrityError))
+    except ImportError as exc:  # Optuna's, from the driver's ModuleNotFoundError
+        missing = next((e.name for e in (exc, exc.__cause__, exc.__context__) if isinstance(e, ImportError) and e.name),
+                       None)
+        install = f"pip install {DRIVERS.get(missing, missing)}" if missing else "install its SQLAlchemy driver"
+        raise AdbenchError(f"--storage {url}: its database driver is not installed (no module {missing!r}): "
+                           f"{install}") from None
+    except (sqlalchemy.exc.SQLAlchemyError, ValueError) as exc:  # unreachable, refused, malformed URL
+        reason = str(exc).strip().splitlines()[0]
+        raise AdbenchError(f"--storage {url} cannot be opened: {reason}") from None
 
 
 def retry(fn: Any, exceptions: type[BaseException] | tuple, attempts: int = 5) -> Any:
@@ -145,21 +195,54 @@ class StudyRunner:
     def __init__(self, spec: StudySpec, results_dir: Path, cache_dir: Path, storage: str | None = None) -> None:
         self.spec = spec
         self.study_dir = Path(results_dir) / f"study-{spec.name}"
-        self.study_dir.mkdir(parents=True, exist_ok=True)
         self.cache_dir = Path(cache_dir)
-        self.storage = open_storage(storage or f"sqlite:///{self.study_dir / 'study.db'}", spec.heartbeat)
+        self.storage_url = storage or f"sqlite:///{self.study_dir / 'study.db'}"
+        if storage is None:
+            self.study_dir.mkdir(parents=True, exist_ok=True)  # the default storage lives in it
+        self.storage = open_storage(self.storage_url, spec.heartbeat)  # a bad --storage makes no study folder
+        self.study_dir.mkdir(parents=True, exist_ok=True)
+        self.worker = uuid.uuid4().hex
         self.log = RecordLog(self.study_dir / "trials.jsonl")
         self.contexts = ContextCache(self.study_dir, self.cache_dir)
 
-    def study(self) -> optuna.Study:
-        sampler = optuna.samplers.TPESampler(seed=self.spec.sampler_seed)
+    def study(self, sampler_seed: int | None = None) -> optuna.Study:
+        """The study of this spec in the storage (created on first use). A study of the same name made from
+        another spec (base, space, objective or validation) is refused: its trials would not compare."""
+        sampler = optuna.samplers.TPESampler(seed=self.spec.sampler_seed if sampler_seed is None else sampler_seed)
         pruner = optuna.pruners.NopPruner() if self.spec.fps_objective else optuna.pruners.MedianPruner(
             n_startup_trials=3)
         # two workers creating the same study at once: one wins, the other loads it on retry
-        return retry(lambda: optuna.create_study(study_name=self.spec.name, storage=self.storage,
-                                                 load_if_exists=True, directions=self.spec.directions,
-                                                 sampler=sampler, pruner=pruner),
-                     optuna.exceptions.DuplicatedStudyError)
+        study = retry(lambda: optuna.create_study(study_name=self.spec.name, storage=self.storage,
+                                                  load_if_exists=True, directions=self.spec.directions,
+                                                  sampler=sampler, pruner=pruner),
+                      optuna.exceptions.DuplicatedStudyError)
+        expected, found = spec_hash(self.spec), study.user_attrs.get(SPEC_ATTR)
+        if found is None:
+            study.set_user_attr(SPEC_ATTR, expected)
+        elif found != expected:
+            raise AdbenchError(f"study {self.spec.name!r} in {self.storage_url} was made from another spec (its "
+                               "base, space, objective or validation changed since), so its trials would not "
+                               "compare with new ones: pass --new-name NAME for a new study, or --force to "
+                               "delete this one and start again.")
+        return study
+
+    def delete(self) -> None:
+        """Delete this spec's study from the storage (``--force``); its trial log is kept aside."""
+        if self.spec.name in optuna.study.get_all_study_names(self.storage):
+            optuna.delete_study(study_name=self.spec.name, storage=self.storage)
+        if self.log.path.exists():
+            self.log.path.rename(self.log.path.with_name(f"trials-deleted-{time.strftime('%Y%m%d-%H%M%S')}.jsonl"))
+
+    def worker_seed(self, study: optuna.Study) -> int:
+        """The sampler seed of this worker: the spec's ``sampler_seed`` for the first live worker (a single
+        worker is reproducible), one derived from it and the worker's rank for each further worker (so
+        concurrent workers, on this machine or another sharing the storage, draw different parameters).
+        Workers rank by registration in the study; a killed worker's registration stays."""
+        study.set_user_attr(f"{WORKER_ATTR}{self.worker}", [time.time(), self.worker])
+        live = sorted(v for k, v in study.user_attrs.items() if k.startswith(WORKER_ATTR) and v)
+        rank = live.index([study.user_attrs[f"{WORKER_ATTR}{self.worker}"][0], self.worker])
+        return self.spec.sampler_seed if rank == 0 else int(
+            np.random.SeedSequence([self.spec.sampler_seed, rank]).generate_state(1)[0])
 
     def get(self, cfg: RunConfig) -> Context:
         """The validation context of ``cfg`` (a ContextCache for ``execute``): the test set is carved from
@@ -205,13 +288,17 @@ class StudyRunner:
         raise OutOfDeviceMemory(f"trial {trial.number} {reason}")
 
     def optimize(self) -> optuna.Study:
-        study = self.study()
+        study = self.study(self.worker_seed(self.study()))
         states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
         done = len(study.get_trials(deepcopy=False, states=states))
         console.print(f"study {self.spec.name}: {done}/{self.spec.n_trials} trials finished")
-        if done < self.spec.n_trials:
-            study.optimize(self.guarded_objective, n_trials=self.spec.n_trials - done, catch=(AdbenchError, ValueError),
-                           callbacks=[optuna.study.MaxTrialsCallback(self.spec.n_trials, states=states)])
+        try:
+            if done < self.spec.n_trials:
+                study.optimize(self.guarded_objective, n_trials=self.spec.n_trials - done,
+                               catch=(AdbenchError, ValueError),
+                               callbacks=[optuna.study.MaxTrialsCallback(self.spec.n_trials, states=states)])
+        finally:
+            study.set_user_attr(f"{WORKER_ATTR}{self.worker}", None)  # this worker has left
         return study
 
     def best_params(self, study: optuna.Study) -> dict[str, Any]:
