@@ -23,11 +23,49 @@ def disk_full(path: Path, exc: OSError) -> DiskFullError:
                          f"free space in {Path(path).parent} and run the same command again to resume.")
 
 
+class UnwritableError(AdbenchError):
+    """A results or cache folder cannot be written (read-only file system, no permission)."""
+
+
+def unwritable(path: Path, exc: OSError) -> UnwritableError:
+    return UnwritableError(f"Cannot write {path}: {exc.strerror}. Choose a writable folder (--results-dir, "
+                           "--cache-dir or $ADBENCH_CACHE) or fix the folder's permissions.")
+
+
+UNWRITABLE = (errno.EROFS, errno.EACCES, errno.EPERM)
+TEMP_MARK = ".adbench-tmp"  # in the name of every temporary file of an atomic write
+
+
+def make_dir(path: Path) -> Path:
+    """``mkdir -p path``, a read-only or forbidden folder said in one line."""
+    try:
+        Path(path).mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        if exc.errno in UNWRITABLE:
+            raise unwritable(Path(exc.filename or path), exc) from None
+        raise
+    return Path(path)
+
+
+def remove_stale_temporaries(folder: Path) -> list[Path]:
+    """Delete the temporary files interrupted atomic writes left under ``folder`` (call only while no other
+    process writes there, e.g. holding its ``folder_lock``); returns them."""
+    stale = [p for p in Path(folder).rglob(f".*{TEMP_MARK}*") if p.is_file()]
+    for p in stale:
+        p.unlink(missing_ok=True)
+    return stale
+
+
 def atomic_write(path: Path, write: Callable[[Path], Any]) -> None:
     """Call ``write(tmp_path)`` and move the result onto ``path`` only once it is complete."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    make_dir(path.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_MARK, dir=path.parent)
+    except OSError as exc:
+        if exc.errno in UNWRITABLE:
+            raise unwritable(path, exc) from None
+        raise
     os.close(fd)
     try:
         write(Path(tmp))
@@ -38,6 +76,8 @@ def atomic_write(path: Path, write: Callable[[Path], Any]) -> None:
         Path(tmp).unlink(missing_ok=True)
         if exc.errno in (errno.ENOSPC, errno.EDQUOT):
             raise disk_full(path, exc) from None
+        if exc.errno in UNWRITABLE:
+            raise unwritable(path, exc) from None
         raise
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -12,6 +12,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from adbench.allocator import tune_host_allocator
+from adbench.atomic import UNWRITABLE, unwritable
 from adbench.config import RunConfig, checked_name, config_from, load_config, parse_scorer, parse_sets
 from adbench.device import prepare_cuda_determinism
 from adbench.errors import AdbenchError
@@ -55,6 +56,10 @@ def guarded(fn):
             return fn(*args, **kwargs)
         except AdbenchError as exc:
             fail(exc)
+        except OSError as exc:  # a folder written outside the atomic writers (e.g. a dataset generated)
+            if exc.errno not in UNWRITABLE:
+                raise
+            fail(unwritable(Path(exc.filename or "?"), exc))
 
     return wrapper
 

@@ -5,14 +5,19 @@ from __future__ import annotations
 import errno
 import json
 import os
+import shutil
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import yaml
+from filelock import FileLock, Timeout
 
-from adbench.atomic import atomic_write, atomic_write_text, disk_full
+from adbench.atomic import UNWRITABLE, atomic_write, atomic_write_text, disk_full, make_dir, unwritable
 from adbench.config import RunConfig, validated
 from adbench.engine.keys import cell_key
 from adbench.errors import AdbenchError
@@ -20,19 +25,56 @@ from adbench.errors import AdbenchError
 RESULTS_FILE = "metrics.parquet"
 
 
+KEY_FILE = "config.key"  # the key of the config a run folder was made for
+
+
 def new_run_dir(results_root: Path, cfg: RunConfig) -> Path:
+    """A new run folder with its config and the config's key; nothing is left if writing them fails."""
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
-    run_dir = Path(results_root) / f"{cfg.runtime.name}-{stamp}-{cell_key(cfg)[:8]}"
-    run_dir.mkdir(parents=True, exist_ok=False)
-    atomic_write_text(run_dir / "config.yaml", yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+    key = cell_key(cfg)
+    run_dir = make_dir(results_root) / f"{cfg.runtime.name}-{stamp}-{key[:8]}"
+    run_dir.mkdir(exist_ok=False)
+    try:
+        atomic_write_text(run_dir / "config.yaml", yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+        atomic_write_text(run_dir / KEY_FILE, key + "\n")
+    except BaseException:
+        shutil.rmtree(run_dir, ignore_errors=True)
+        raise
     return run_dir
 
 
 def read_run_config(run_dir: Path) -> RunConfig:
+    """The config of a run folder; refused if its config.yaml was edited into another configuration since
+    the run started (its results would silently mix two configurations)."""
     path = Path(run_dir) / "config.yaml"
     if not path.is_file():
         raise AdbenchError(f"{run_dir} is not a run folder: {path} is missing.")
-    return validated(yaml.safe_load(path.read_text()), where=str(path))
+    cfg = validated(yaml.safe_load(path.read_text()), where=str(path))
+    key_file = Path(run_dir) / KEY_FILE
+    if key_file.is_file() and key_file.read_text().strip() != cell_key(cfg):
+        raise AdbenchError(f"{path} was edited since the run started: it is now another configuration, and "
+                           f"the run's models and results belong to the first. Restore it, or start a new run "
+                           f"from it: adbench run {path}")
+    return cfg
+
+
+@contextmanager
+def folder_lock(folder: Path) -> Iterator[None]:
+    """Hold ``folder``'s advisory lock while the block runs: a second process on the same grid or run folder
+    is refused, naming the first. The OS releases it when the holder dies (kill -9 too)."""
+    lock = FileLock(make_dir(folder) / ".lock")
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        pid_file = Path(folder) / ".lock.pid"
+        pid = pid_file.read_text().strip() if pid_file.is_file() else "unknown"
+        raise AdbenchError(f"{folder} is in use by another adbench process (PID {pid}); wait for it to finish "
+                           "or stop it, then run this again (finished cells are kept).") from None
+    try:
+        (Path(folder) / ".lock.pid").write_text(f"{os.getpid()}\n")
+        yield
+    finally:
+        lock.release()
 
 
 def write_rows(run_dir: Path, rows: list[dict]) -> pd.DataFrame:
@@ -64,17 +106,28 @@ class RecordLog:
         if not self.path.is_file():
             return []
         records = []
-        for line in self.path.read_text().splitlines():
+        for number, line in enumerate(self.path.read_text().splitlines(), 1):
             try:
-                records.append(json.loads(line))
+                record = json.loads(line)
             except json.JSONDecodeError:
                 continue  # a torn line from an interrupted write
+            if isinstance(record, dict) and isinstance(record.get("cell_key"), str):
+                records.append(record)
+            elif line.strip():
+                warnings.warn(f"{self.path}:{number} is not a cell record (a JSON object with a cell_key); "
+                              "skipped", stacklevel=2)
         return records
 
     def append(self, record: dict) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        make_dir(self.path.parent)
         data = (json.dumps(record, default=_json_default) + "\n").encode()
-        with open(self.path, "ab") as fh:
+        try:
+            fh = open(self.path, "ab")  # noqa: SIM115 - closed by the with below
+        except OSError as exc:
+            if exc.errno in UNWRITABLE:
+                raise unwritable(self.path, exc) from None
+            raise
+        with fh:
             if fh.tell() > 0 and not self._ends_with_newline():
                 data = b"\n" + data
             try:
@@ -84,6 +137,8 @@ class RecordLog:
             except OSError as exc:
                 if exc.errno in (errno.ENOSPC, errno.EDQUOT):
                     raise disk_full(self.path, exc) from None  # a torn line is ignored when read
+                if exc.errno in UNWRITABLE:
+                    raise unwritable(self.path, exc) from None
                 raise
 
     def _ends_with_newline(self) -> bool:

@@ -221,3 +221,69 @@ def test_a_symlinked_category_inside_the_root_is_read(tiny_synthetic, tmp_path):
     assert [s.image_path.name for s in data.train("linked")] == expected
     with pytest.raises(DataError, match=r"Category '../washer' is not a path inside"):
         data.train("../washer")
+
+
+def test_a_second_process_on_a_grid_folder_is_refused_naming_the_first(tiny_synthetic, tmp_path):
+    from adbench.results import folder_lock
+    from tests.test_grid import tiny_grid
+
+    grid = tiny_grid(tmp_path / "g.yaml", tiny_synthetic, axes={"scorer": ["knn"]})
+    grid_dir = tmp_path / "r" / "grid-tiny"
+    with folder_lock(grid_dir):  # this process plays the first grid
+        second = CliRunner().invoke(app, ["grid", str(grid), "--results-dir", str(tmp_path / "r")])
+    assert second.exit_code == 2 and f"is in use by another adbench process (PID {os.getpid()})" in \
+        " ".join(second.output.split())
+    assert not (grid_dir / "cells.jsonl").exists()
+    (grid_dir / ".cells.jsonl.x1y2.adbench-tmp").write_text("left by a killed write")
+    assert CliRunner().invoke(app, ["grid", str(grid), "--results-dir", str(tmp_path / "r")]).exit_code == 0
+    assert not list(grid_dir.glob("*.adbench-tmp")) and len(RecordLog(grid_dir / "cells.jsonl").finished()) == 2
+
+
+def test_evaluate_refuses_a_run_whose_config_was_edited(tiny_synthetic, tmp_path):
+    config = write_config(tmp_path / "c.yaml", {"data.root": str(tiny_synthetic), "categories": ["washer"],
+                                                "scoring.scorers": [{"name": "knn"}]})
+    assert CliRunner().invoke(app, ["run", str(config), "--results-dir", str(tmp_path / "r")]).exit_code == 0
+    run_dir = only_run_dir(tmp_path / "r")
+    before = (run_dir / "metrics.parquet").read_bytes()
+    saved = run_dir / "config.yaml"
+    saved.write_text(saved.read_text().replace("seed: 42", "seed: 7"))
+    result = CliRunner().invoke(app, ["evaluate", str(run_dir)])
+    assert result.exit_code == 2 and "config.yaml was edited since the run started" in " ".join(result.output.split())
+    assert (run_dir / "metrics.parquet").read_bytes() == before
+
+
+def test_an_unwritable_results_folder_is_one_line(tiny_synthetic, tmp_path, monkeypatch):
+    real_mkdir = Path.mkdir
+
+    def read_only(self, *args, **kwargs):
+        if "r" in self.parts:
+            raise OSError(errno.EROFS, "Read-only file system", str(self))
+        return real_mkdir(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "mkdir", read_only)
+    result = CliRunner().invoke(app, ["run", *TINY_RUN, "--data-root", str(tiny_synthetic), "-c", "washer",
+                                      "-s", "knn", "--results-dir", str(tmp_path / "r")])
+    said = " ".join(result.output.split())
+    assert result.exit_code == 2 and "Read-only file system. Choose a writable folder" in said and \
+        "Traceback" not in result.output
+
+
+def test_a_failed_run_folder_write_leaves_no_folder(tmp_path, monkeypatch):
+    from adbench import results
+    from adbench.config import RunConfig
+
+    monkeypatch.setattr(results, "atomic_write_text", no_space)
+    with pytest.raises(OSError):
+        results.new_run_dir(tmp_path, RunConfig())
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_foreign_lines_in_the_cell_log_are_skipped_with_a_warning(tmp_path):
+    log = RecordLog(tmp_path / "cells.jsonl")
+    log.append({"status": "ok", "cell_key": "a"})
+    with open(log.path, "a") as fh:
+        fh.write('[1, 2]\n{"status": "ok"}\n"text"\n')
+    log.append({"status": "ok", "cell_key": "b"})
+    with pytest.warns(UserWarning, match=r"cells.jsonl:2 is not a cell record") as seen:
+        assert sorted(log.finished()) == ["a", "b"]
+    assert [str(w.message).split("cells.jsonl:")[1][0] for w in seen] == ["2", "3", "4"]

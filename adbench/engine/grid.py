@@ -31,7 +31,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from adbench.atomic import atomic_write_text
+from adbench.atomic import atomic_write_text, remove_stale_temporaries
 from adbench.config import RunConfig, checked_name, config_from, parse_sets, read_yaml, with_overrides
 from adbench.engine.build import build_dataset, needs_model
 from adbench.engine.execute import Cell, execute, work_units
@@ -39,7 +39,7 @@ from adbench.engine.keys import cell_key, training_key
 from adbench.engine.preflight import preflight
 from adbench.engine.run import Context, ContextCache, cell_config
 from adbench.errors import AdbenchError, ConfigError
-from adbench.results import RecordLog, new_run_dir, read_run_config, write_rows
+from adbench.results import RecordLog, folder_lock, new_run_dir, read_run_config, write_rows
 
 GRID_KEYS = {"name", "base", "axes", "quick", "description"}
 
@@ -163,13 +163,15 @@ class GridRunner:
     def run(self, cells: list[Cell], train_only: bool = False) -> pd.DataFrame:
         """Execute the unfinished ``cells`` (``train_only``: only train their noise nets); return every
         finished row of ``cells``, also written as metrics.parquet/csv."""
-        self.grid_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(self.grid_dir / "grid.yaml", yaml.safe_dump(dataclasses.asdict(self.spec), sort_keys=False))
-        done = self.log.finished()
-        for unit in work_units([c for c in cells if c.key not in done]):
-            for record in execute(unit, self.contexts, train_only):
-                self.log.append(record)
-        return self.collect(cells)
+        with folder_lock(self.grid_dir):  # one process per grid folder; interrupted writes' leftovers go
+            remove_stale_temporaries(self.grid_dir)
+            atomic_write_text(self.grid_dir / "grid.yaml",
+                              yaml.safe_dump(dataclasses.asdict(self.spec), sort_keys=False))
+            done = self.log.finished()
+            for unit in work_units([c for c in cells if c.key not in done]):
+                for record in execute(unit, self.contexts, train_only):
+                    self.log.append(record)
+            return self.collect(cells)
 
     def collect(self, cells: list[Cell]) -> pd.DataFrame:
         """The finished rows of this grid's cells, written as metrics.parquet/csv."""
