@@ -90,3 +90,23 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 def atomic_torch_save(obj: Any, path: Path) -> None:
     atomic_write(path, lambda p: torch.save(obj, p))
+
+
+def safe_torch_load(path: Path, what: str = "weights file") -> Any:
+    """A torch file's tensors (``weights_only``: no code runs); a file holding other pickled objects, or a
+    damaged one, is a ``WeightsError`` that says so (not torch's hint to allow unsafe loading)."""
+    import pickle
+
+    from adbench.errors import WeightsError
+
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        if "GLOBAL" not in str(exc):  # no forbidden object, just no torch file (garbage, truncated)
+            raise WeightsError(f"{path} is not a readable {what} (damaged or truncated?): not a torch "
+                               "save file") from None
+        raise WeightsError(f"{path} is not a safe {what}: it holds pickled objects other than tensors, and "
+                           "loading it could run code. Save a state dict of tensors (or .safetensors).") from None
+    except (RuntimeError, EOFError, OSError, ValueError) as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise WeightsError(f"{path} is not a readable {what} (damaged or truncated?): {reason}") from None

@@ -19,8 +19,8 @@ from adbench.errors import AdbenchError
 
 app = typer.Typer(help="Benchmark and ablation harness for diffusion-based industrial anomaly detection.",
                   no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
-out = Console()
-err = Console(stderr=True)
+out = Console(emoji=False)  # ":100:" in a message is text, not an emoji
+err = Console(stderr=True, emoji=False)
 _state = {"debug": False}
 
 DEFAULT_RESULTS = Path("results")
@@ -290,11 +290,16 @@ def parse_timesteps(text: str) -> list[int]:
             start, stop, step = (int(x) for x in text.split(":"))
         except ValueError:
             raise AdbenchError(f"--t range {text!r} must be start:stop:step") from None
-        return list(range(start, stop + 1, step))
-    try:
-        return [int(x) for x in text.split(",") if x.strip()]
-    except ValueError:
-        raise AdbenchError(f"--t {text!r} must be integers separated by commas") from None
+        timesteps = list(range(start, stop + 1, step)) if step > 0 else []
+    else:
+        try:
+            timesteps = [int(x) for x in text.split(",") if x.strip()]
+        except ValueError:
+            raise AdbenchError(f"--t {text!r} must be integers separated by commas") from None
+    if not timesteps:
+        raise AdbenchError(f"--t {text!r} gives no timestep: a range start:stop:step needs step > 0 and "
+                           "start <= stop, e.g. 50:950:100")
+    return timesteps
 
 
 @app.command("sweep-t")
@@ -350,9 +355,9 @@ def fps(config: Annotated[Path | None, typer.Argument(help="YAML run config (bac
         backbone: Annotated[str | None, Opt("--backbone")] = None,
         noise_net: Annotated[str | None, Opt("--noise-net")] = None,
         scorer: Annotated[list[str] | None, Opt("--scorer", "-s", help="Scorer(s), e.g. invad:steps=3.")] = None,
-        batch_size: Annotated[int, Opt("--batch-size", help="Images per batch (the papers use 64).")] = 64,
-        warmup: Annotated[int, Opt("--warmup", help="Untimed iterations first.")] = 3,
-        iters: Annotated[int, Opt("--iters", help="Timed iterations.")] = 10,
+        batch_size: Annotated[int, Opt("--batch-size", min=1, help="Images per batch (the papers use 64).")] = 64,
+        warmup: Annotated[int, Opt("--warmup", min=0, help="Untimed iterations first.")] = 3,
+        iters: Annotated[int, Opt("--iters", min=1, help="Timed iterations.")] = 10,
         compile_model: Annotated[bool, Opt("--compile", help="torch.compile backbone and noise net.")] = False,
         precision: Annotated[str | None, Opt("--precision", help=PRECISION_HELP)] = None,
         backbone_precision: Annotated[str | None, Opt("--backbone-precision", help=BACKBONE_PRECISION_HELP)] = None,
@@ -404,6 +409,7 @@ def schema(out_path: Annotated[Path | None, Opt("--out", help="Write it to this 
 
 
 @app.command()
+@guarded
 def toy(t: Annotated[int, Opt("--t", help="Timestep of the one-step IRF.")] = 250,
         seed: Annotated[int, Opt("--seed")] = 0,
         as_json: Annotated[bool, Opt("--json", help="Print one JSON object {mean_auroc, noisy_auroc}.")] = False,

@@ -55,7 +55,7 @@ def path_component(value: str, what: str = "a name") -> str:
 class Section(BaseModel):
     """A frozen config section: unknown keys and wrong types are refused (no string-to-number coercion)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
 
 class DataConfig(Section):
@@ -94,6 +94,13 @@ class BackboneConfig(Section):
     # None: the statistics the backbone's weights expect
     image_mean: list[float] | None = Field(None, min_length=3, max_length=3)
     image_std: list[Annotated[float, Field(gt=0)]] | None = Field(None, min_length=3, max_length=3)
+
+    @model_validator(mode="after")
+    def _weights_are_pretrained(self) -> BackboneConfig:
+        if self.weights is not None and not self.pretrained:
+            raise ValueError("backbone.weights is a pretrained weights file but backbone.pretrained is false "
+                             "(--no-pretrained): drop one of them")
+        return self
 
 
 class NoiseNetConfig(Section):

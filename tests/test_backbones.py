@@ -62,7 +62,7 @@ def test_bad_weights_give_clear_errors(tmp_path):
         BACKBONES.create("efficientnet_lite0", weights=str(tmp_path / "missing.pt"))
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"garbage")
-    with pytest.raises(WeightsError, match="Cannot load weights"):
+    with pytest.raises(WeightsError, match=r"bad.pt is not a readable weights file \(damaged or truncated\?\)"):
         BACKBONES.create("efficientnet_lite0", weights=str(bad))
     torch.save({"x": torch.zeros(3)}, tmp_path / "other.pt")
     with pytest.raises(WeightsError, match="not the same network"):

@@ -142,6 +142,8 @@ def test_protocols_and_overrides():
     ({"backbone": {"image_size": 200}}, "backbone.image_size: must be a multiple of 16, got 200"),
     ({"backbone": {"image_std": [0.5, 0.0, 0.5]}}, "backbone.image_std.1: must be greater than 0, got 0.0"),
     ({"noise_net": {"precision": "fp16"}}, "noise_net.precision: must be 'fp32' or 'bf16', got 'fp16'"),
+    ({"train": {"lr": float("nan")}}, "train.lr: must be a finite number, got nan"),
+    ({"train": {"lr": float("inf")}}, "train.lr: must be a finite number, got inf"),
 ])
 def test_values_outside_a_fields_limits_are_refused_by_name(data, message):
     with pytest.raises(ConfigError, match=f"^config: {re.escape(message)}$"):

@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import optuna
 import pandas as pd
 import pytest
@@ -287,3 +288,79 @@ def test_foreign_lines_in_the_cell_log_are_skipped_with_a_warning(tmp_path):
     with pytest.warns(UserWarning, match=r"cells.jsonl:2 is not a cell record") as seen:
         assert sorted(log.finished()) == ["a", "b"]
     assert [str(w.message).split("cells.jsonl:")[1][0] for w in seen] == ["2", "3", "4"]
+
+
+class Payload:
+    def __reduce__(self):
+        return (os.system, ("echo pwned",))
+
+
+def test_pickled_payloads_and_damaged_files_are_refused_by_name(tmp_path):
+
+    import torch
+
+    from adbench.atomic import safe_torch_load
+    from adbench.backbones.weights import load_state_dict
+    from adbench.errors import WeightsError
+
+    evil = tmp_path / "evil.pt"
+    torch.save({"w": torch.zeros(1), "payload": Payload()}, evil)
+    with pytest.raises(WeightsError, match=r"evil.pt is not a safe weights file: it holds pickled objects") as info:
+        load_state_dict(evil)
+    assert "weights_only" not in str(info.value)
+    good = tmp_path / "good.pt"
+    torch.save({"w": torch.arange(1000.0)}, good)
+    (tmp_path / "cut.pt").write_bytes(good.read_bytes()[:300])
+    with pytest.raises(WeightsError, match=r"cut.pt is not a readable model file \(damaged or truncated\?\)"):
+        safe_torch_load(tmp_path / "cut.pt", "model file")
+
+
+def test_a_model_file_of_another_net_is_named(tiny_synthetic, tmp_path):
+    config = write_config(tmp_path / "c.yaml", {"data.root": str(tiny_synthetic), "categories": ["washer"],
+                                                "scoring.scorers": [{"name": "osd_irf_mean"}], "train.epochs": 1})
+    assert CliRunner().invoke(app, ["train", str(config), "--results-dir", str(tmp_path / "r")]).exit_code == 0
+    run_dir = only_run_dir(tmp_path / "r")
+    (model,) = (run_dir / "models").glob("*.pt")
+    import torch
+
+    torch.save({"raw": {"other": torch.zeros(2)}, "ema": {}}, model)
+    result = CliRunner().invoke(app, ["evaluate", str(run_dir)])
+    assert result.exit_code == 2 and "does not fit the configured noise net mlp_tiny" in \
+        " ".join(result.output.split()) and "delete it to train the model again" in " ".join(result.output.split())
+
+
+def test_16_bit_images_are_scaled_not_clipped(tmp_path):
+    from PIL import Image
+
+    from adbench.data.base import Transform, load_image
+
+    values = (np.arange(32 * 32).reshape(32, 32) * 64).astype(np.uint16)  # 0 .. 65472
+    Image.fromarray(values).save(tmp_path / "deep.png")
+    assert Image.open(tmp_path / "deep.png").mode.startswith("I")
+    pixels = load_image(tmp_path / "deep.png", Transform(32, (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)))
+    expected = np.round(values / 65535 * 255) / 255
+    np.testing.assert_allclose(pixels.numpy(), np.broadcast_to(expected, (3, 32, 32)), atol=1e-6)
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["sweep-t", "CONFIG", "--t", "50:950:0"], "--t '50:950:0' gives no timestep: a range start:stop:step needs"),
+    (["sweep-t", "CONFIG", "--t", "900:100:50"], "--t '900:100:50' gives no timestep"),
+    (["toy", "--t", "5000"], "--t 5000 is outside the toy's schedule [0, 999]"),
+    (["fps", "--batch-size", "0"], "Invalid value for '--batch-size': Input should be greater than or equal to 1"),
+    (["run", "--dataset", "synthetic", "--no-pretrained", "--weights", "w.pt"],
+     "backbone.weights is a pretrained weights file but backbone.pretrained is false (--no-pretrained)"),
+])
+def test_command_line_mistakes_are_one_line(args, message, tmp_path):
+    config = write_config(tmp_path / "c.yaml")
+    result = CliRunner().invoke(app, [str(config) if a == "CONFIG" else a for a in args])
+    assert result.exit_code == 2 and message in " ".join(result.output.split()), result.output
+    assert "Traceback" not in result.output
+
+
+def test_quick_sizes_of_the_embedded_dataset_do_not_leak_into_another(tiny_synthetic):
+    from adbench.engine.grid import load_grid
+
+    spec = load_grid(ROOT / "registry" / "osd_irf_table1.yaml", quick=True,
+                     sets=["data.dataset=mvtec", f"data.root={tiny_synthetic}"])
+    assert "args" not in spec.base["data"] and spec.base["backbone"]["name"] == "efficientnet_lite0"
+    assert load_grid(ROOT / "registry" / "osd_irf_table1.yaml", quick=True).base["data"]["args"]["n_train"] == 16

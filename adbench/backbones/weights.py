@@ -7,6 +7,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from adbench.atomic import safe_torch_load
 from adbench.errors import WeightsError
 
 
@@ -21,7 +22,9 @@ def load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
 
             state = load_file(str(path))
         else:
-            state = torch.load(path, map_location="cpu", weights_only=True)
+            state = safe_torch_load(path)
+    except WeightsError:
+        raise
     except Exception as exc:  # noqa: BLE001 - any decoding failure is the same user error
         raise WeightsError(f"Cannot load weights from {path}: {exc}") from None
     for key in ("state_dict", "model", "ema"):

@@ -64,12 +64,22 @@ def safe_child(root: Path, name: str, what: str) -> Path:
     return root / normal
 
 
+def to_8bit(img: Image.Image) -> Image.Image:
+    """A 16-bit grayscale image (PIL mode ``I;16*``, or ``I`` with values above 255) scaled to 8 bits
+    (65535 -> 255); PIL's own conversion clips it instead, so most of the image turns white."""
+    if not img.mode.startswith("I"):
+        return img
+    values = np.asarray(img, dtype=np.float64)
+    scale = 65535.0 if img.mode.startswith("I;16") or values.max() > 255 else 255.0
+    return Image.fromarray(np.clip(np.round(values / scale * 255.0), 0, 255).astype(np.uint8), "L")
+
+
 def _open(path: Path, mode: str | None) -> Image.Image:
-    """The decoded image, converted to ``mode`` (None: as stored)."""
+    """The decoded image, converted to ``mode`` (None: as stored; high-bit-depth grayscale scaled to 8 bits)."""
     try:
         with Image.open(path) as img:
             img.load()
-            return img.convert(mode) if mode else img.copy()
+            return to_8bit(img).convert(mode) if mode else img.copy()
     except FileNotFoundError:
         raise DataError(f"Image file not found: {path}") from None
     except (UnidentifiedImageError, OSError, SyntaxError) as exc:

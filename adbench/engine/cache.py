@@ -7,9 +7,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from adbench.atomic import atomic_torch_save
+from adbench.atomic import atomic_torch_save, safe_torch_load
 from adbench.data.base import Sample, Transform, image_batches
 from adbench.device import autocast, images_for, scorer_input
+from adbench.errors import WeightsError
 from adbench.progress import progress_bar
 
 
@@ -35,8 +36,8 @@ def cached_features(cache_dir: Path, key: str, backbone: nn.Module, samples: lis
     path = Path(cache_dir) / "features" / f"{key}.pt"
     if path.is_file():
         try:
-            return torch.load(path, map_location="cpu", weights_only=True)
-        except Exception:  # noqa: BLE001 - a damaged cache entry is recomputed
+            return safe_torch_load(path, "feature cache file")
+        except WeightsError:  # a damaged cache entry is recomputed
             path.unlink(missing_ok=True)
     feats = extract(backbone, samples, transform, device, batch_size, description, precision)
     atomic_torch_save(feats, path)

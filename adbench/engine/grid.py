@@ -66,7 +66,11 @@ def load_grid(path: str | Path, sets: list[str] | None = None, quick: bool = Fal
     for key, values in spec.axes.items():
         if not isinstance(values, list) or not values:
             raise ConfigError(f"{path}: axis {key!r} needs a non-empty list of values")
-    overrides = {**(spec.quick if quick else {}), **parse_sets(sets)}
+    sets_ = parse_sets(sets)
+    quick_ = spec.quick if quick else {}
+    if "data.dataset" in sets_:  # the quick sizes of the grid's dataset mean nothing to another one
+        quick_ = {k: v for k, v in quick_.items() if k != "data.args"}
+    overrides = {**quick_, **sets_}
     for key in overrides:
         spec.axes.pop(key, None)  # an override fixes an axis to one value
     spec.base = with_overrides(spec.base, overrides)

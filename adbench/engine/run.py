@@ -17,7 +17,7 @@ from rich.console import Console
 from torch import nn
 
 from adbench.allocator import host_allocator
-from adbench.atomic import atomic_torch_save, atomic_write
+from adbench.atomic import atomic_torch_save, atomic_write, safe_torch_load
 from adbench.config import RunConfig
 from adbench.data.base import Dataset, Sample, Transform, load_batch, load_mask
 from adbench.device import (
@@ -46,7 +46,7 @@ from adbench.engine.build import (
 from adbench.engine.cache import cached_features
 from adbench.engine.keys import backbone_weights, cell_key, context_key, feature_key, input_stats, training_key
 from adbench.engine.preflight import preflight
-from adbench.errors import DataError
+from adbench.errors import DataError, WeightsError
 from adbench.metrics import (
     MetricWarning,
     image_metrics,
@@ -66,7 +66,7 @@ from adbench.scorers.scoring import (
     score_images,
 )
 
-console = Console(stderr=True)
+console = Console(stderr=True, emoji=False)
 
 
 def seed_everything(seed: int, deterministic: bool) -> None:
@@ -224,8 +224,13 @@ def train_category(ctx: Context, category: str) -> nn.Module:
         ckpt.unlink(missing_ok=True)
         console.print(f"[green]{name}[/]: trained {len(losses)} steps on {len(feats)} images, "
                       f"final loss {np.mean(losses[-20:]):.4f}")
-    weights = torch.load(path, map_location="cpu", weights_only=True)
-    model.load_state_dict(weights["ema" if cfg.scoring.use_ema else "raw"])
+    weights = safe_torch_load(path, "model file")
+    try:
+        model.load_state_dict(weights["ema" if cfg.scoring.use_ema else "raw"])
+    except (KeyError, TypeError, RuntimeError) as exc:
+        reason = str(exc).strip().splitlines()[0]
+        raise WeightsError(f"model file {path} does not fit the configured noise net {cfg.noise_net.name} "
+                           f"({reason}); delete it to train the model again.") from None
     return model.to(ctx.device).eval()
 
 

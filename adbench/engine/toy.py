@@ -12,8 +12,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from adbench.config import TrainConfig
 from adbench.diffusion.schedule import Schedule
-from adbench.diffusion.train import TrainConfig, train_noise_net
+from adbench.diffusion.train import train_noise_net
+from adbench.errors import ConfigError
 from adbench.metrics import image_metrics
 from adbench.noise_nets.mlp import MLPNoiseNet
 from adbench.scorers.osd_irf import OSDIRF
@@ -44,6 +46,9 @@ def as_features(x: np.ndarray) -> torch.Tensor:
 
 def run_toy(t: int = 250, seed: int = 0, n_train: int = 10_000, n_test: int = 6_000, epochs: int = 60,
             width: int = 128, depth: int = 3) -> ToyResult:
+    schedule = Schedule.linear()
+    if not 0 <= t < schedule.T:  # before training, not after
+        raise ConfigError(f"--t {t} is outside the toy's schedule [0, {schedule.T - 1}]")
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
     model = MLPNoiseNet(in_channels=1, width=width, depth=depth)
@@ -52,7 +57,6 @@ def run_toy(t: int = 250, seed: int = 0, n_train: int = 10_000, n_test: int = 6_
     model.load_state_dict(ema)
     x0 = np.concatenate([sample_normal(rng, n_test), sample_abnormal(rng, n_test)])
     labels = np.repeat([0, 1], n_test)
-    schedule = Schedule.linear()
     with torch.no_grad():
         mean_irf = OSDIRF(t, noisy=False).latent(model, schedule, as_features(x0)).flatten().numpy()
         noisy_irf = OSDIRF(t, noisy=True).latent(model, schedule, as_features(x0),
