@@ -144,6 +144,7 @@ def test_protocols_and_overrides():
     ({"noise_net": {"precision": "fp16"}}, "noise_net.precision: must be 'fp32' or 'bf16', got 'fp16'"),
     ({"train": {"lr": float("nan")}}, "train.lr: must be a finite number, got nan"),
     ({"train": {"lr": float("inf")}}, "train.lr: must be a finite number, got inf"),
+    ({"scoring": {"scorers": []}}, "scoring.scorers: List should have at least 1 item after validation, not 0, got []"),
 ])
 def test_values_outside_a_fields_limits_are_refused_by_name(data, message):
     with pytest.raises(ConfigError, match=f"^config: {re.escape(message)}$"):
