@@ -47,10 +47,15 @@ def make_dir(path: Path) -> Path:
     return Path(path)
 
 
-def remove_stale_temporaries(folder: Path) -> list[Path]:
-    """Delete the temporary files interrupted atomic writes left under ``folder`` (call only while no other
-    process writes there, e.g. holding its ``folder_lock``); returns them."""
-    stale = [p for p in Path(folder).rglob(f".*{TEMP_MARK}*") if p.is_file()]
+def remove_stale_temporaries(folder: Path, older_than: float = 0.0) -> list[Path]:
+    """Delete the temporary files interrupted atomic writes left under ``folder``, those last written more
+    than ``older_than`` seconds ago (0: all, only while no other process writes there, e.g. holding its
+    ``folder_lock``; a shared cache passes a day); returns them."""
+    import time
+
+    now = time.time()
+    stale = [p for p in Path(folder).rglob(f".*{TEMP_MARK}*")
+             if p.is_file() and now - p.stat().st_mtime >= older_than]
     for p in stale:
         p.unlink(missing_ok=True)
     return stale

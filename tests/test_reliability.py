@@ -365,3 +365,16 @@ def test_quick_sizes_of_the_embedded_dataset_do_not_leak_into_another(tiny_synth
                      sets=["data.dataset=mvtec", f"data.root={tiny_synthetic}"])
     assert "args" not in spec.base["data"] and spec.base["backbone"]["name"] == "efficientnet_lite0"
     assert load_grid(ROOT / "registry" / "osd_irf_table1.yaml", quick=True).base["data"]["args"]["n_train"] == 16
+
+
+def test_stale_temporaries_of_a_shared_cache_go_after_a_day_fresh_ones_stay(tmp_path):
+    from adbench.engine.run import SHARED_CACHE_GRACE, ContextCache
+
+    features = tmp_path / "cache" / "features"
+    features.mkdir(parents=True)
+    old, fresh = features / ".a.pt.1.adbench-tmp", features / ".b.pt.2.adbench-tmp"
+    for p in (old, fresh):
+        p.write_bytes(b"partial")
+    os.utime(old, (0, os.path.getmtime(old) - SHARED_CACHE_GRACE - 1))
+    ContextCache(tmp_path / "run", tmp_path / "cache")
+    assert not old.exists() and fresh.exists()  # another process may still be writing the fresh one

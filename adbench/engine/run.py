@@ -17,7 +17,7 @@ from rich.console import Console
 from torch import nn
 
 from adbench.allocator import host_allocator
-from adbench.atomic import atomic_torch_save, atomic_write, safe_torch_load
+from adbench.atomic import atomic_torch_save, atomic_write, remove_stale_temporaries, safe_torch_load
 from adbench.config import RunConfig
 from adbench.data.base import Dataset, Sample, Transform, load_batch, load_mask
 from adbench.device import (
@@ -79,6 +79,7 @@ def seed_everything(seed: int, deterministic: bool) -> None:
     torch.use_deterministic_algorithms(deterministic)  # each cell's own value: a flag never leaks to the next
 
 
+SHARED_CACHE_GRACE = 24 * 3600  # seconds: no live write of one cache file takes a day
 MIN_HOLDOUT = 20  # held-out normals estimating the mean/std that weight the image-score components
 
 
@@ -166,6 +167,7 @@ class ContextCache:
     def __init__(self, run_dir: Path, cache_dir: Path) -> None:
         self.run_dir, self.cache_dir = Path(run_dir), Path(cache_dir)
         self._contexts: dict[str, Context] = {}
+        remove_stale_temporaries(self.cache_dir, older_than=SHARED_CACHE_GRACE)  # other processes share it
 
     def add(self, ctx: Context) -> None:
         """Share a Context made already (its backbone loaded) with the configs of its key."""
