@@ -33,7 +33,17 @@ def unwritable(path: Path, exc: OSError) -> UnwritableError:
 
 
 UNWRITABLE = (errno.EROFS, errno.EACCES, errno.EPERM)
-TEMP_MARK = ".adbench-tmp"  # in the name of every temporary file of an atomic write
+TEMP_MARK = ".adbench-tmp"
+
+
+def _file_mode() -> int:
+    """The mode ``open`` gives a new file under this process's umask."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+FILE_MODE = _file_mode()  # in the name of every temporary file of an atomic write
 
 
 def make_dir(path: Path) -> Path:
@@ -73,6 +83,7 @@ def atomic_write(path: Path, write: Callable[[Path], Any]) -> None:
         raise
     os.close(fd)
     try:
+        os.chmod(tmp, FILE_MODE)  # mkstemp's 0600 would hide results from colleagues on a shared server
         write(Path(tmp))
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())

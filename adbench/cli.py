@@ -76,16 +76,17 @@ def build_config(config: Path | None, dataset: str | None, data_root: str | None
                  backbone: str | None, weights: str | None, pretrained: bool | None, noise_net: str | None,
                  scorer: list[str] | None, epochs: int | None, batch_size: int | None, protocol: str | None,
                  image_score: str | None, precision: str | None, backbone_precision: str | None,
-                 seed: int | None, device: str | None, name: str | None) -> RunConfig:
+                 seed: int | None, device: str | None, name: str | None, image_size: int | None,
+                 set_: list[str] | None) -> RunConfig:
     flags: dict[str, Any] = {
         "data.dataset": dataset, "data.root": data_root, "categories": category or None, "backbone.name": backbone,
         "backbone.weights": weights, "backbone.pretrained": pretrained, "noise_net.name": noise_net,
         "scoring.scorers": [parse_scorer(s) for s in scorer] if scorer else None, "scoring.image_score": image_score,
         "scoring.protocol": protocol, "noise_net.precision": precision, "backbone.precision": backbone_precision,
         "train.epochs": epochs, "train.batch_size": batch_size, "seed": seed, "runtime.device": device,
-        "runtime.name": name,
+        "runtime.name": name, "backbone.image_size": image_size,
     }
-    return config_with_flags(config, flags)
+    return config_with_flags(config, {**flags, **parse_sets(set_)})
 
 
 def config_with_flags(config: Path | None, flags: dict[str, Any]) -> RunConfig:
@@ -121,6 +122,9 @@ def run_options(fn):
               ("seed", int | None, ("--seed",), "Random seed."),
               ("device", str | None, ("--device",), "auto, cpu, cuda or cuda:N."),
               ("name", str | None, ("--name",), "Run name (prefix of the results folder)."),
+              ("image_size", int | None, ("--image-size",), "Input size in pixels (a multiple of 16; 256)."),
+              ("set_", list[str] | None, ("--set",), "key=value override of any config key, e.g. "
+               "train.lr=1e-4 or data.args={threshold: 0.5} (repeatable)."),
               ("results_dir", Path | None, ("--results-dir",), "Where run folders are written (default results/)."),
               ("resume", Path | None, ("--resume",), "Run folder to continue (killed or trained only): its "
                "finished cells are kept and skipped; the config, if given, must be the folder's."),
@@ -339,13 +343,18 @@ def report(results: Annotated[list[Path], typer.Argument(help="Run or grid folde
     from adbench.report.tables import write_tables
     from adbench.results import read_rows
 
-    frames = [pd.read_parquet(p) if p.suffix == ".parquet" else read_rows(p) for p in results]
+    frames = [(pd.read_parquet(p) if p.suffix == ".parquet" else read_rows(p)).assign(
+        run_folder=str(p.parent if p.suffix == ".parquet" else p)) for p in results]
     frame = pd.concat(frames, ignore_index=True)
     written = write_tables(frame, out_path, fmt, per_category)
     if figures:
         from adbench.report.plots import plot_kept_maps
 
-        written += plot_kept_maps(frame, out_path.parent / f"{out_path.stem}_maps")
+        figures_written, missing = plot_kept_maps(frame, out_path.parent / f"{out_path.stem}_maps")
+        written += figures_written
+        if missing:
+            err.print(f"[yellow]warning:[/] {len(missing)} kept map file(s) missing, e.g. {missing[0]}",
+                      soft_wrap=True)
     err.print(f"wrote {', '.join(map(str, written))} from {len(frame)} result rows", soft_wrap=True)
 
 

@@ -87,6 +87,10 @@ def write_rows(run_dir: Path, rows: list[dict]) -> pd.DataFrame:
 
 def read_rows(run_dir: Path) -> pd.DataFrame:
     path = Path(run_dir) / RESULTS_FILE
+    if not path.is_file() and (Path(run_dir) / "trials.jsonl").is_file():
+        raise AdbenchError(f"{run_dir} is a study folder: its trials are scored on validation data, not the test "
+                           "set. Evaluate the best trial with `adbench study STUDY.yaml --evaluate-best` and "
+                           "report that run's folder.")
     if not path.is_file():
         raise AdbenchError(f"No results in {run_dir}: {path} is missing (run `adbench evaluate` first).")
     return pd.read_parquet(path)

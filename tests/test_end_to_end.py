@@ -36,7 +36,7 @@ def only_run_dir(results):
     return run_dir
 
 
-def test_run_writes_results_with_provenance(tiny_synthetic, tmp_path):
+def test_run_writes_results_with_provenance(tiny_synthetic, tmp_path, monkeypatch):
     config = write_config(tmp_path / "c.yaml", {"data.root": str(tiny_synthetic), "categories": ["washer", "weave"]})
     result = runner.invoke(app, ["run", str(config), "--results-dir", str(tmp_path / "res"), "--name", "e2e"])
     assert result.exit_code == 0, result.output
@@ -63,11 +63,17 @@ def test_run_writes_results_with_provenance(tiny_synthetic, tmp_path):
     table = (run_dir / "table.md").read_text()
     assert "| I-AUROC | I-AP | I-F1max | P-AUROC | P-AP | P-F1max | AU-PRO | mAD | FPS |" in table
     assert "Mean over categories" in table and "osd_irf_noisy(t=250)" in table
-    saved = np.load(frame.iloc[0]["maps_file"])
+    assert frame.iloc[0]["maps_file"].startswith("maps/")  # relative to the run folder, which may move
+    saved = np.load(run_dir / frame.iloc[0]["maps_file"])
     assert saved["maps"].shape == (4, 128, 128) and saved["labels"].tolist() == [1, 1, 1, 0]  # anomalous first
-    report = runner.invoke(app, ["report", str(run_dir), "--figures", "--out", str(tmp_path / "rep" / "t")])
+    moved = run_dir.rename(tmp_path / "moved")
+    monkeypatch.chdir(tmp_path / "res")  # reported from elsewhere
+    report = runner.invoke(app, ["report", str(moved), "--figures", "--out", str(tmp_path / "rep" / "t")])
     assert report.exit_code == 0, report.output
     assert len(list((tmp_path / "rep" / "t_maps").glob("*.png"))) == 6
+    (moved / frame.iloc[0]["maps_file"]).unlink()
+    report = runner.invoke(app, ["report", str(moved), "--figures", "--out", str(tmp_path / "rep" / "u")])
+    assert report.exit_code == 0 and "1 kept map file(s) missing" in report.output
 
 
 def test_train_then_evaluate_is_deterministic(tiny_synthetic, tmp_path):
@@ -203,3 +209,13 @@ def test_killed_run_resumes_without_losing_or_redoing_cells(tiny_synthetic, tmp_
     a, b = (pd.read_parquet(d / "metrics.parquet").set_index("cell_key").sort_index()
             for d in (run_dir, only_run_dir(tmp_path / "clean")))
     assert a[list(metric_keys())].equals(b[list(metric_keys())])
+
+
+def test_run_takes_set_and_image_size(tiny_synthetic, tmp_path):
+    result = runner.invoke(app, ["run", "--dataset", "mvtec", "--data-root", str(tiny_synthetic), "-c", "washer",
+                                 "--backbone", "efficientnet_lite0", "-s", "knn", "--image-size", "64",
+                                 "--set", "train.lr=0.001", "--set", "scoring.save_maps=0",
+                                 "--results-dir", str(tmp_path / "r")])
+    assert result.exit_code == 0, result.output
+    saved = yaml.safe_load((only_run_dir(tmp_path / "r") / "config.yaml").read_text())
+    assert (saved["backbone"]["image_size"], saved["train"]["lr"], saved["scoring"]["save_maps"]) == (64, 0.001, 0)

@@ -378,3 +378,22 @@ def test_stale_temporaries_of_a_shared_cache_go_after_a_day_fresh_ones_stay(tmp_
     os.utime(old, (0, os.path.getmtime(old) - SHARED_CACHE_GRACE - 1))
     ContextCache(tmp_path / "run", tmp_path / "cache")
     assert not old.exists() and fresh.exists()  # another process may still be writing the fresh one
+
+
+def test_results_get_the_umask_mode_not_mkstemps_0600(tmp_path):
+    umask = os.umask(0o022)
+    try:
+        from adbench import atomic
+
+        mode = atomic._file_mode()
+        atomic_write_text(tmp_path / "table.md", "x")
+    finally:
+        os.umask(umask)
+    assert mode == 0o644 and (tmp_path / "table.md").stat().st_mode & 0o777 == atomic.FILE_MODE
+
+
+def test_report_on_a_study_folder_points_to_evaluate_best(tmp_path):
+    (tmp_path / "study-x").mkdir()
+    (tmp_path / "study-x" / "trials.jsonl").write_text("")
+    result = CliRunner().invoke(app, ["report", str(tmp_path / "study-x")])
+    assert result.exit_code == 2 and "is a study folder" in result.output and "--evaluate-best" in result.output

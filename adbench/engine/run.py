@@ -402,7 +402,8 @@ def result_row(ctx: Context, data: EvalSet, spec: dict[str, Any], scorer: Any, o
 
 
 def save_maps(ctx: Context, data: EvalSet, maps: np.ndarray, key: str) -> str:
-    """Keep the maps of a few test images (anomalous first) for figures; returns the file path."""
+    """Keep the maps of a few test images (anomalous first) for figures; returns the file's path relative to
+    the run folder (the folder may be moved, or reported on from anywhere)."""
     order = np.argsort(-data.labels, kind="stable")[: ctx.cfg.scoring.save_maps]
     masks = data.masks[order] if data.masks is not None else np.zeros((len(order), *maps.shape[1:]), bool)
     path = ctx.run_dir / "maps" / f"{key}.npz"
@@ -413,4 +414,4 @@ def save_maps(ctx: Context, data: EvalSet, maps: np.ndarray, key: str) -> str:
                                 images=np.array([str(data.samples[i].image_path) for i in order]))
 
     atomic_write(path, write)
-    return str(path)
+    return str(path.relative_to(ctx.run_dir))

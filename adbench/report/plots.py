@@ -85,17 +85,22 @@ def plot_anomaly_maps(maps_file: str | Path, path: Path, title: str = "") -> Pat
     return path
 
 
-def plot_kept_maps(frame: pd.DataFrame, out_dir: Path) -> list[Path]:
-    """A figure of the maps each row kept (``scoring.save_maps``) in ``out_dir``, one per row with a maps file."""
+def plot_kept_maps(frame: pd.DataFrame, out_dir: Path) -> tuple[list[Path], list[Path]]:
+    """A figure of the maps each row kept (``scoring.save_maps``) in ``out_dir``: (figures, the maps files
+    that are missing). A row's ``maps_file`` is relative to its ``run_folder`` (older rows: absolute)."""
     import re
 
-    written = []
+    written, missing = [], []
     for _, row in frame.iterrows():
-        if row.get("maps_file") and Path(row["maps_file"]).is_file():
-            name = re.sub(r"[^A-Za-z0-9_.=-]+", "_", f"{row['category']}-{row['scorer']}-{row['cell_key']}")
-            written.append(plot_anomaly_maps(row["maps_file"], out_dir / f"{name}.png",
-                                             f"{row['category']} / {row['scorer']}"))
-    return written
+        if not row.get("maps_file"):
+            continue
+        path = Path(row.get("run_folder") or ".") / row["maps_file"]
+        if not path.is_file():
+            missing.append(path)
+            continue
+        name = re.sub(r"[^A-Za-z0-9_.=-]+", "_", f"{row['category']}-{row['scorer']}-{row['cell_key']}")
+        written.append(plot_anomaly_maps(path, out_dir / f"{name}.png", f"{row['category']} / {row['scorer']}"))
+    return written, missing
 
 
 def plot_study(study: Any, out_dir: Path, objective: str, fps_objective: bool) -> tuple[list[Path], dict[str, str]]:
