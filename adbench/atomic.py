@@ -9,8 +9,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from adbench.errors import AdbenchError
 
 
@@ -105,6 +103,8 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 
 def atomic_torch_save(obj: Any, path: Path) -> None:
+    import torch  # here, not at the top: the CLI's --help imports this module and needs no torch
+
     atomic_write(path, lambda p: torch.save(obj, p))
 
 
@@ -112,6 +112,8 @@ def safe_torch_load(path: Path, what: str = "weights file") -> Any:
     """A torch file's tensors (``weights_only``: no code runs); a file holding other pickled objects, or a
     damaged one, is a ``WeightsError`` that says so (not torch's hint to allow unsafe loading)."""
     import pickle
+
+    import torch
 
     from adbench.errors import WeightsError
 

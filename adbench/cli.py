@@ -14,7 +14,6 @@ from rich.table import Table
 from adbench.allocator import tune_host_allocator
 from adbench.atomic import UNWRITABLE, unwritable
 from adbench.config import RunConfig, checked_name, config_from, load_config, parse_scorer, parse_sets
-from adbench.device import prepare_cuda_determinism
 from adbench.errors import AdbenchError
 
 app = typer.Typer(help="Benchmark and ablation harness for diffusion-based industrial anomaly detection.",
@@ -34,6 +33,8 @@ def cache_dir_default() -> Path:
 
 @app.callback()
 def main(debug: Annotated[bool, typer.Option("--debug", help="Show full tracebacks on errors.")] = False) -> None:
+    from adbench.device import prepare_cuda_determinism  # torch: imported by commands, not by --help
+
     _state["debug"] = debug
     tune_host_allocator()
     prepare_cuda_determinism()

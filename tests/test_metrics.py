@@ -212,7 +212,7 @@ def test_a_registered_metric_reaches_rows_tables_plots_and_objectives(monkeypatc
     assert mad({**seven, "image_pos_share": 0.0}) == pytest.approx(np.mean([0.9, 0.5, 0.7, 0.95, 0.3, 0.4, 0.8]))
 
     frame = fake_rows().assign(image_pos_share=0.25)
-    assert "| I-F1max | Pos | P-AUROC |" in markdown_table(frame) and "| 25.0 ± 0.0 |" in markdown_table(frame)
+    assert "| I-F1max | Pos | P-AUROC |" in markdown_table(frame) and "| **25.0 ± 0.0** |" in markdown_table(frame)
     figures = []
     monkeypatch.setattr(plots, "save_figure", lambda fig, path: figures.append(fig) or [path])
     plots.plot_metrics_vs(frame, "t", tmp_path / "vs_t")

@@ -12,7 +12,15 @@ from adbench.cli import app
 from adbench.config import RunConfig, parse_scorer
 from adbench.engine.build import scorer_columns
 from adbench.metrics import metric_keys
-from adbench.report.tables import averaged_table, footnote, latex_tables, markdown_table
+from adbench.report.tables import (
+    averaged_table,
+    footnote,
+    fps_group,
+    latex_tables,
+    markdown_table,
+    per_category_table,
+    rank_marks,
+)
 from tests.golden_numbers import GOLDEN
 
 
@@ -131,7 +139,7 @@ def test_knn_rows_are_marked_as_references():
                                                                         noise_net="none")
     knn["config"] = [c.replace('"epochs": 300', '"epochs": 1') for c in knn["config"]]  # knn cells: default nets
     text = markdown_table(pd.concat([frame, knn]))
-    assert "| mvtec | knn‡ | efficientnet_b4 | none | invad | 81.5 ± 0.7 |" in text  # no train.epochs column
+    assert "| mvtec | knn‡ | efficientnet_b4 | none | invad | _81.5 ± 0.7_ |" in text  # no train.epochs column
     assert "osd_irf_mean(t=500) |" in text
     epochs = markdown_table(pd.concat([frame.assign(config=[c.replace('"epochs": 300', '"epochs": 5')
                                                             for c in frame["config"]]).iloc[:1], frame, knn]))
@@ -158,3 +166,30 @@ def test_write_tables_writes_the_formats_asked(tmp_path):
     assert "tab:u" in (tmp_path / "u.tex").read_text()
     with pytest.raises(AdbenchError, match="--format must be md, latex or both, got 'pdf'"):
         write_tables(frame, tmp_path / "v", "pdf")
+
+
+def test_marks_rank_within_a_dataset_and_category_on_displayed_values_fps_within_a_device():
+    frame = fake_rows()
+    visa = frame.assign(dataset="visa", **{k: frame[k] - 0.3 for k in metric_keys()})  # worse everywhere
+    table = per_category_table(pd.concat([frame, visa], ignore_index=True))
+    marks = rank_marks(table)
+    by_label = {tuple(labels[i] for i in (0, 1, 5)): row for row, (labels, _) in enumerate(table.rows)}
+    for dataset in ("mvtec", "visa"):  # each dataset and category has its own best: visa's are not all unmarked
+        for category in ("bottle", "metal_nut"):
+            assert marks[(by_label[(dataset, "invad(steps=3)†", category)], "image_auroc")] == "best"
+            assert marks[(by_label[(dataset, "osd_irf_mean(t=500)", category)], "image_auroc")] == "second"
+    averaged = averaged_table(frame)
+    averaged.rows[1][1]["image_auroc"] = (averaged.rows[0][1]["image_auroc"][0] + 0.0004, float("nan"))
+    tied = rank_marks(averaged)  # 81.54 and 81.5 are both shown 81.5: both best
+    assert tied[(0, "image_auroc")] == tied[(1, "image_auroc")] == "best"
+    averaged.fps_groups = [("NVIDIA H100", "bf16", 256), ("cpu (2 threads)", "fp32", 256)]
+    assert (0, "fps") not in rank_marks(averaged) and (1, "fps") not in rank_marks(averaged)
+    one = averaged_table(frame[frame["scorer"] == "invad"])
+    assert rank_marks(one) == {}  # a group of one row is not ranked
+
+
+def test_fps_is_grouped_by_device_precision_and_size():
+    frame = fake_rows()
+    assert fps_group(frame) == ("NVIDIA H100 80GB HBM3", None, 256)
+    mixed = frame.assign(device=["cpu (2 threads)"] + list(frame["device"][1:]))
+    assert fps_group(mixed) is None

@@ -3,14 +3,16 @@
 Columns are keyed by metric name, so they cannot shift. A method is everything in a row's config
 except the category and the seed; config keys that differ between methods get their own column.
 The averaged table averages categories per seed, then shows mean ± std over seeds (when there
-are several). LaTeX uses booktabs; the best value of each column is bold, the second underlined.
+are several). LaTeX uses booktabs. Marks rank rows only against the rows they compare with: the same dataset
+(and category, per category), and for FPS the same device, precision and image size; on the displayed
+(rounded) values, ties sharing a mark. The best is bold, the second underlined (Markdown: italic).
 """
 
 from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -94,46 +96,70 @@ def scorer_labels(frame: pd.DataFrame) -> pd.Series:
 
 @dataclass
 class Table:
-    """Rows of (label columns, {metric: (mean, std)})."""
+    """Rows of (label columns, {metric: (mean, std)}), each with the group it is ranked in and the group its
+    FPS is ranked in (None: measured on several devices, precisions or sizes, so not ranked)."""
 
     label_columns: list[str]
     rows: list[tuple[list[str], dict[str, tuple[float, float]]]]
+    groups: list[tuple] = field(default_factory=list)
+    fps_groups: list[tuple | None] = field(default_factory=list)
+
+
+def fps_group(rows: pd.DataFrame) -> tuple | None:
+    """Where the FPS of ``rows`` was measured (device, precision, image size); None if not in one place."""
+    sizes = [c.get("backbone.image_size", c.get("image_size")) for c in map(_flatten, map(json.loads, rows["config"]))]
+    where = [rows["device"].tolist(), rows["precision"].tolist() if "precision" in rows else [None], sizes]
+    return tuple(w[0] for w in where) if all(len(set(map(str, w))) == 1 for w in where) else None
 
 
 def averaged_table(frame: pd.DataFrame) -> Table:
     frame, method = with_variant_columns(frame)
-    rows = []
+    table = Table(method, [])
     for labels, group in frame.groupby(method, sort=False, dropna=False):
         per_seed = group.groupby("seed")[list(columns())].mean()
         stats = {k: (per_seed[k].mean(), per_seed[k].std(ddof=1) if len(per_seed) > 1 else float("nan"))
                  for k in columns()}
-        rows.append((list(map(str, labels)), stats))
-    return Table(method, rows)
+        table.rows.append((list(map(str, labels)), stats))
+        table.groups.append((group["dataset"].iloc[0],))
+        table.fps_groups.append(fps_group(group))
+    return table
 
 
 def per_category_table(frame: pd.DataFrame) -> Table:
     frame, method = with_variant_columns(frame)
-    rows = []
+    table = Table([*method, "category"], [])
     for labels, group in frame.groupby([*method, "category"], sort=False, dropna=False):
         stats = {k: (group[k].mean(), group[k].std(ddof=1) if len(group) > 1 else float("nan")) for k in columns()}
-        rows.append((list(map(str, labels)), stats))
-    return Table([*method, "category"], rows)
+        table.rows.append((list(map(str, labels)), stats))
+        table.groups.append((group["dataset"].iloc[0], group["category"].iloc[0]))
+        table.fps_groups.append(fps_group(group))
+    return table
+
+
+def shown(key: str, mean: float) -> float:
+    """The value as the table displays it (percent or not, one decimal): what marks rank."""
+    return round((100 if columns()[key].percent else 1) * mean, 1)
 
 
 def fmt(key: str, mean: float, std: float) -> str:
     if mean is None or math.isnan(mean):
         return "n/a"
     scale = 100 if columns()[key].percent else 1
-    text = f"{scale * mean:.1f}"
+    text = f"{shown(key, mean):.1f}"
     return text if math.isnan(std) else f"{text} ± {scale * std:.1f}"
 
 
 def markdown(table: Table) -> str:
     header = [c.replace("_", " ") for c in table.label_columns] + [c.header for c in columns().values()]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for labels, stats in table.rows:
-        lines.append("| " + " | ".join(labels + [fmt(k, *stats[k]) for k in columns()]) + " |")
+    marks = rank_marks(table)
+    for i, (labels, stats) in enumerate(table.rows):
+        cells = [MARKDOWN_MARKS.get(marks.get((i, k)), "{}").format(fmt(k, *stats[k])) for k in columns()]
+        lines.append("| " + " | ".join(labels + cells) + " |")
     return "\n".join(lines)
+
+
+MARKDOWN_MARKS = {"best": "**{}**", "second": "_{}_"}
 
 
 def markdown_table(frame: pd.DataFrame, per_category: bool = True) -> str:
@@ -154,16 +180,25 @@ def latex_escape(text: str) -> str:
 
 
 def rank_marks(table: Table) -> dict[tuple[int, str], str]:
-    """(row, metric) -> 'best' or 'second' per column (higher is better for every column)."""
+    """(row, metric) -> 'best' or 'second' among the rows of the row's group with a value (higher is better
+    for every column), on the displayed values; a group of one row is not ranked."""
     marks = {}
     for key in columns():
-        values = sorted({round(s[key][0], 12) for _, s in table.rows if not math.isnan(s[key][0])}, reverse=True)
-        for i, (_, stats) in enumerate(table.rows):
-            v = stats[key][0]
-            if not math.isnan(v) and values and round(v, 12) == values[0]:
-                marks[(i, key)] = "best"
-            elif not math.isnan(v) and len(values) > 1 and round(v, 12) == values[1]:
-                marks[(i, key)] = "second"
+        groups = table.fps_groups if key == FPS.key else table.groups
+        members: dict[tuple, list[int]] = {}
+        for i, group in enumerate(groups):
+            if group is not None and not math.isnan(table.rows[i][1][key][0]):
+                members.setdefault(group, []).append(i)
+        for rows in members.values():
+            values = {i: shown(key, table.rows[i][1][key][0]) for i in rows}
+            ranked = sorted(set(values.values()), reverse=True)
+            if len(rows) < 2:
+                continue
+            for i, v in values.items():
+                if v == ranked[0]:
+                    marks[(i, key)] = "best"
+                elif len(ranked) > 1 and v == ranked[1]:
+                    marks[(i, key)] = "second"
     return marks
 
 
