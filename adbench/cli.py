@@ -279,6 +279,14 @@ def study(file: Annotated[Path, typer.Argument(help="Study YAML (base config, se
         _execute(cfg, results_dir, cache_dir or cache_dir_default())
         return
     result = runner.optimize()
+    trials = runner.write_trials(result)
+    table = Table(title=f"study {spec.name}: {len(trials)} trials ({runner.study_dir / 'trials.csv'})",
+                  title_justify="left")
+    for column in trials.columns:
+        table.add_column(str(column), justify="left" if column == "state" else "right")
+    for row in trials.itertuples(index=False):
+        table.add_row(*(f"{v:.4g}" if isinstance(v, float) else str(v) for v in row))
+    err.print(table)
     figures, skipped = plot_study(result, runner.study_dir, spec.objective, spec.fps_objective)
     for name, why in skipped.items():
         err.print(f"[yellow]no {name} plot:[/] {escape(why)}", soft_wrap=True)

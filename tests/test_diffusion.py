@@ -6,7 +6,7 @@ from torch import nn
 
 from adbench.config import TrainConfig, validated
 from adbench.diffusion.schedule import Schedule, ddim_step, even_timesteps
-from adbench.diffusion.train import lr_factor, train_noise_net
+from adbench.diffusion.train import lr_factor, train_noise_net, training_log
 from adbench.errors import AdbenchError, ConfigError
 from adbench.registry import NOISE_NETS
 
@@ -81,13 +81,18 @@ def test_lr_schedule_of_the_official_code():
 
     torch.optim.AdamW.step = recording
     try:
-        train_noise_net(_Flat(net), torch.zeros(8, 1, 1, 1), cfg, seed=0)
+        losses, _ = train_noise_net(_Flat(net), torch.zeros(8, 1, 1, 1), cfg, seed=0)
     finally:
         torch.optim.AdamW.step = real_step
     peak, low = 5e-5, 1e-6
     warm = [low + (peak - low) * (s + 1) / 4 for s in range(4)]
     cosine = [low + (peak - low) * 0.5 * (1 + math.cos(math.pi * s / 8)) for s in range(8)]
     assert seen == pytest.approx(warm + cosine, rel=1e-9)
+    log = training_log(cfg, losses, 8)  # the train_log.csv beside each model: what the optimizer used
+    assert [r["lr"] for r in log] == seen and [r["loss"] for r in log] == losses
+    assert [r["epoch"] for r in log] == [s // 2 for s in range(12)] and {r["ema_decay"] for r in log} == {0.999}
+    warmed = training_log(cfg.model_copy(update={"ema_warmup": True}), losses, 8)
+    assert [r["ema_decay"] for r in warmed[:3]] == [1 / 10, 2 / 11, 3 / 12]
     assert cosine[0] == pytest.approx(peak) and (cfg.epochs, cfg.batch_size) == (6, 4)
     official = {"epochs": 300, "batch_size": 64, "lr": 5e-5, "lr_start": 1e-6, "lr_end": 1e-6, "warmup_epochs": 40,
                 "weight_decay": 0.0, "grad_clip": 1.0, "timesteps": 1000, "checkpoint_every": 500, "ema_decay": 0.999,

@@ -58,6 +58,10 @@ def test_study_runs_resumes_and_evaluates_best_on_test_separately(tiny_synthetic
     storage = f"sqlite:///{study_dir / 'study.db'}"
     study = optuna.load_study(study_name="tiny", storage=storage)
     assert len(study.trials) == 3 and (study_dir / "optimization_history.png").exists()
+    trials = pd.read_csv(study_dir / "trials.csv")
+    assert trials.columns.tolist() == ["number", "state", "validation mad", "scorer.t", "train.lr", "duration"]
+    assert trials["validation mad"].tolist() == pytest.approx([t.value for t in study.trials])
+    assert "Trial 0 finished" not in first.output  # Optuna's INFO lines do not interleave with adbench's
     assert not list(results.glob("tiny-best-*"))  # the test set is only used on request
     again = runner.invoke(app, ["study", str(path), "--results-dir", str(results)])
     assert again.exit_code == 0 and len(optuna.load_study(study_name="tiny", storage=storage).trials) == 3

@@ -11,6 +11,7 @@ import math
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from scipy.ndimage import gaussian_filter
@@ -301,8 +302,9 @@ def test_multiclass_trains_one_model_on_every_category_and_scores_all_with_it(ti
     ctx = small_context(tiny_synthetic, tmp_path)
     assert ctx.cfg.data.train_categories == ["granite", "washer", "weave"]
     models = [train_category(ctx, c) for c in ("washer", "weave", "granite")]
-    assert len(trained) == 1 and [p.name for p in (tmp_path / "run" / "models").iterdir()] == [
-        f"multiclass-{training_key(ctx.cfg, 'washer')}.pt"]
+    key = training_key(ctx.cfg, "washer")
+    assert len(trained) == 1 and sorted(p.name for p in (tmp_path / "run" / "models").iterdir()) == [
+        f"multiclass-{key}.pt", f"multiclass-{key}.train_log.csv"]
     union = torch.cat([ctx.features(split_train(ctx.dataset.train(c), 0.3, 2)[0], "x")
                        for c in ("granite", "washer", "weave")])  # each category's fit split, in name order
     assert torch.equal(trained[0], union)
@@ -344,8 +346,9 @@ def test_models_and_features_are_stored_where_they_are_looked_up(tiny_synthetic,
 
     ctx = small_context(tiny_synthetic, tmp_path)
     train_category(ctx, "washer")
-    assert [p.name for p in (tmp_path / "run" / "models").iterdir()] == [
-        f"multiclass-{training_key(ctx.cfg, 'washer')}.pt"]
+    key = training_key(ctx.cfg, "washer")
+    assert sorted(p.name for p in (tmp_path / "run" / "models").iterdir()) == [
+        f"multiclass-{key}.pt", f"multiclass-{key}.train_log.csv"]
     samples = ctx.dataset.test("washer")
     cached = tmp_path / "cache" / "features" / f"{feature_key(ctx.cfg, samples, 'cpu:fp32')}.pt"
     first = ctx.features(samples, "test")
@@ -365,6 +368,8 @@ def test_use_ema_picks_the_weights_scored_and_training_honours_deterministic(tin
                              "washer")
         assert torch.are_deterministic_algorithms_enabled()
         raw = train_category(small_context(tiny_synthetic, tmp_path, {"deterministic": True}), "washer")  # same file
+        (log,) = (tmp_path / "run" / "models").glob("multiclass-*.train_log.csv")
+        assert pd.read_csv(log).columns.tolist() == ["step", "epoch", "loss", "lr", "ema_decay"]
     finally:
         torch.use_deterministic_algorithms(was_deterministic)
     (path,) = (tmp_path / "run" / "models").glob("multiclass-*.pt")

@@ -42,6 +42,21 @@ def lr_factor(step: int, warmup: int, total: int, start: float = 0.0, end: float
     return end + (1 - end) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
 
 
+def ema_decay(decay: float, warmup: bool, step: int) -> float:
+    """The EMA decay at ``step``: ``decay``, or min(decay, (1 + step) / (10 + step)) with ``warmup``."""
+    return min(decay, (1 + step) / (10 + step)) if warmup else decay
+
+
+def training_log(cfg: TrainConfig, losses: list[float], n_images: int) -> list[dict[str, float]]:
+    """One row per step of a finished training: step, epoch, loss, learning rate and EMA decay (the values
+    ``train_noise_net`` used on ``n_images`` training features)."""
+    per_epoch = math.ceil(n_images / cfg.batch_size)
+    warmup, total = cfg.warmup_epochs * per_epoch, cfg.epochs * per_epoch
+    start, end = cfg.lr_start / cfg.lr, cfg.lr_end / cfg.lr
+    return [{"step": s, "epoch": s // per_epoch, "loss": loss, "lr": cfg.lr * lr_factor(s, warmup, total, start, end),
+             "ema_decay": ema_decay(cfg.ema_decay, cfg.ema_warmup, s)} for s, loss in enumerate(losses)]
+
+
 class EMA:
     """Exponential moving average of a model's floating-point state."""
 
@@ -51,7 +66,7 @@ class EMA:
 
     @torch.no_grad()
     def update(self, model: nn.Module, step: int) -> None:
-        d = min(self.decay, (1 + step) / (10 + step)) if self.warmup else self.decay
+        d = ema_decay(self.decay, self.warmup, step)
         current = model.state_dict()
         floats = [k for k, v in current.items() if v.is_floating_point()]
         averaged = [self.state[k] for k in floats]

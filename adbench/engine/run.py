@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 from rich.console import Console
 from torch import nn
@@ -34,7 +35,7 @@ from adbench.device import (
     to_device,
 )
 from adbench.diffusion.schedule import Schedule
-from adbench.diffusion.train import train_noise_net, training_schedule
+from adbench.diffusion.train import train_noise_net, training_log, training_schedule
 from adbench.engine.build import (
     build_dataset,
     build_noise_net,
@@ -223,6 +224,8 @@ def train_category(ctx: Context, category: str) -> nn.Module:
         losses, ema = train_noise_net(model, feats, cfg.train, cfg.seed, ckpt, ctx.device, f"{name}: train",
                                      cfg.noise_net.precision)
         atomic_torch_save({"raw": model.state_dict(), "ema": ema}, path)
+        log = pd.DataFrame(training_log(cfg.train, losses, len(feats)))
+        atomic_write(path.with_suffix(".train_log.csv"), lambda p: log.to_csv(p, index=False))
         ckpt.unlink(missing_ok=True)
         console.print(f"[green]{name}[/]: trained {len(losses)} steps on {len(feats)} images, "
                       f"final loss {np.mean(losses[-20:]):.4f}")

@@ -33,8 +33,10 @@ from typing import Any
 
 import numpy as np
 import optuna
+import pandas as pd
 import torch
 
+from adbench.atomic import atomic_write
 from adbench.config import RunConfig, checked_name, config_from, read_yaml, with_overrides
 from adbench.data.validation import CarvedValidation, FolderValidation
 from adbench.engine.execute import Cell, execute, work_units
@@ -196,6 +198,7 @@ class StudyRunner:
         self.spec = spec
         self.study_dir = Path(results_dir) / f"study-{spec.name}"
         self.cache_dir = Path(cache_dir)
+        optuna.logging.set_verbosity(optuna.logging.WARNING)  # adbench prints each trial's cells itself
         self.storage_url = storage or f"sqlite:///{self.study_dir / 'study.db'}"
         if storage is None:
             self.study_dir.mkdir(parents=True, exist_ok=True)  # the default storage lives in it
@@ -300,6 +303,17 @@ class StudyRunner:
         finally:
             study.set_user_attr(f"{WORKER_ATTR}{self.worker}", None)  # this worker has left
         return study
+
+    def write_trials(self, study: optuna.Study) -> pd.DataFrame:
+        """Every trial (number, state, value(s), each parameter, duration) as ``trials.csv`` in the study folder."""
+        values = ["value"] if not self.spec.fps_objective else ["value_0", "value_1"]
+        frame = study.trials_dataframe(attrs=("number", "state", "value", "params", "duration"))
+        frame = frame.rename(columns={**{c: c.removeprefix("params_") for c in frame.columns},
+                                      **dict(zip(values, [f"validation {self.spec.objective}", "images/s"],
+                                                 strict=False))})
+        frame["duration"] = frame["duration"].dt.total_seconds().round(1) if "duration" in frame else None
+        atomic_write(self.study_dir / "trials.csv", lambda p: frame.to_csv(p, index=False))
+        return frame
 
     def best_params(self, study: optuna.Study) -> dict[str, Any]:
         if self.spec.fps_objective:  # the Pareto-optimal trial with the best metric
