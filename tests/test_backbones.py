@@ -144,3 +144,32 @@ def test_input_statistics_come_from_the_weights_unless_set():
     assert input_stats(imagenet)[2] == "set, differs from the weights"
     assert input_stats(RunConfig(backbone={"name": "efficientnet_b4", "image_mean": [0.485, 0.456, 0.406]})) == (
         (0.485, 0.456, 0.406), (0.229, 0.224, 0.225), "set")
+
+
+def test_an_unreachable_hub_fails_at_once_with_the_offline_options(monkeypatch, tmp_path):
+    import socket
+
+    import huggingface_hub.constants as hub
+
+    from adbench.backbones import timm_backbone
+
+    def refused(*args, **kwargs):
+        raise OSError("Name or service not known")
+
+    monkeypatch.setattr(socket, "create_connection", refused)
+    monkeypatch.setattr(hub, "HF_HUB_OFFLINE", False)  # whatever the environment says
+    monkeypatch.delenv("HTTPS_PROXY", raising=False)
+    monkeypatch.delenv("https_proxy", raising=False)
+    timm_backbone.hub_reachable.cache_clear()
+    assert timm_backbone.hub_reachable() is False
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy:3128")
+    timm_backbone.hub_reachable.cache_clear()
+    assert timm_backbone.hub_reachable() is True  # the proxy decides
+    monkeypatch.delenv("HTTPS_PROXY")
+    timm_backbone.hub_reachable.cache_clear()
+    monkeypatch.setattr(hub, "HF_HUB_CACHE", str(tmp_path))
+    with pytest.raises(WeightsError, match=r"hub cannot be reached from here and they are not in its cache\)"
+                                           r".*--weights FILE.*--no-pretrained"):
+        BACKBONES.create("vit_base", pretrained=True)
+    assert hub.HF_HUB_OFFLINE is False  # switched off for the load only
+    timm_backbone.hub_reachable.cache_clear()

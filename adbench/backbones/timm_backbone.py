@@ -10,6 +10,12 @@ tokens dropped) reshaped to a C x g x g map, g = image size / patch size: 768 x 
 
 from __future__ import annotations
 
+import functools
+import os
+import socket
+import urllib.parse
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import timm
@@ -25,19 +31,54 @@ from adbench.registry import BACKBONES
 MAX_STRIDE = 16
 
 
+@functools.cache
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """Whether the Hugging Face hub answers a TCP connection within ``timeout`` seconds (asked once per
+    process; behind an HTTPS proxy, assumed yes: the proxy decides)."""
+    import huggingface_hub.constants as hub
+
+    if os.environ.get("HTTPS_PROXY") or os.environ.get("https_proxy"):
+        return True
+    host = urllib.parse.urlparse(hub.ENDPOINT).hostname or "huggingface.co"
+    try:
+        socket.create_connection((host, 443), timeout=timeout).close()
+    except OSError:
+        return False
+    return True
+
+
+@contextmanager
+def offline_unless_reachable() -> Iterator[bool]:
+    """Run the block with the hub offline (cache only: an answer at once, not ~45 s of retries) when it
+    cannot be reached; yields whether it was switched off."""
+    import huggingface_hub.constants as hub
+
+    if hub.HF_HUB_OFFLINE or hub_reachable():
+        yield False
+        return
+    hub.HF_HUB_OFFLINE = True
+    try:
+        yield True
+    finally:
+        hub.HF_HUB_OFFLINE = False
+
+
 def create_timm(name: str, pretrained: bool, **kwargs) -> nn.Module:
     """``timm.create_model`` with an actionable error when pretrained weights cannot be fetched."""
-    try:
-        return timm.create_model(name, pretrained=pretrained, **kwargs)
-    except Exception as exc:  # noqa: BLE001 - hub/network errors come in many types
-        if not pretrained:
-            raise WeightsError(f"timm cannot build {name!r}: {exc}") from None
-        raise WeightsError(
-            f"Could not load pretrained weights for timm model {name!r} ({type(exc).__name__}: {exc}). "
-            "Offline? Either put the weights in the Hugging Face cache (HF_HOME; set HF_HUB_OFFLINE=1), "
-            "pass a local file with --weights FILE (safetensors or state dict), "
-            "or use --no-pretrained for random initialisation."
-        ) from None
+    with offline_unless_reachable() as cut_off:
+        try:
+            return timm.create_model(name, pretrained=pretrained, **kwargs)
+        except Exception as exc:  # noqa: BLE001 - hub/network errors come in many types
+            if not pretrained:
+                raise WeightsError(f"timm cannot build {name!r}: {exc}") from None
+            where = "the Hugging Face hub cannot be reached from here and they are not in its cache" if cut_off \
+                else f"{type(exc).__name__}: {exc}"
+            raise WeightsError(
+                f"Could not load pretrained weights for timm model {name!r} ({where}). "
+                "Offline? Either put the weights in the Hugging Face cache (HF_HOME; set HF_HUB_OFFLINE=1), "
+                "pass a local file with --weights FILE (safetensors or state dict), "
+                "or use --no-pretrained for random initialisation."
+            ) from None
 
 
 class TimmBackbone(nn.Module):
