@@ -317,7 +317,9 @@ def parse_timesteps(text: str) -> list[int]:
 
 @app.command("sweep-t")
 @guarded
-def sweep_t(config: Annotated[Path, typer.Argument(help="YAML run config (the model to sweep).")],
+def sweep_t(config: Annotated[Path | None, typer.Argument(help="YAML run config (the model to sweep).")] = None,
+            from_run: Annotated[Path | None, Opt("--from-run", help="Sweep the trained model(s) of this run folder "
+                                                 "(its config) instead of training them again.")] = None,
             t: Annotated[str, Opt("--t", help="Timesteps: 50,250,500 or a range 50:950:100.")] = "50:950:100",
             scorer: Annotated[list[str] | None, Opt("--scorer", "-s", help="Scorer(s) with a t argument.")] = None,
             set_: Annotated[list[str] | None, Opt("--set", help="key=value override of the config.")] = None,
@@ -326,11 +328,19 @@ def sweep_t(config: Annotated[Path, typer.Argument(help="YAML run config (the mo
     """Timestep sensitivity: score one trained model per category at many t; table and metric-vs-t plot."""
     from adbench.engine.grid import GridRunner, sweep_t_grid
     from adbench.report.plots import plot_metrics_vs
+    from adbench.results import read_run_config
 
-    spec = sweep_t_grid(load_config(config, parse_sets(set_)), scorer or ["osd_irf_mean", "osd_irf_noisy"],
-                        parse_timesteps(t))
+    if (config is None) == (from_run is None):
+        raise AdbenchError("sweep-t needs a config file or --from-run RUN_DIR (one of them)")
+    cfg = load_config(config, parse_sets(set_)) if config else read_run_config(from_run).updated(parse_sets(set_))
+    spec = sweep_t_grid(cfg, scorer or ["osd_irf_mean", "osd_irf_noisy"], parse_timesteps(t))
     runner = GridRunner(spec, results_dir, cache_dir or cache_dir_default())
-    frame = runner.run(runner.cells())
+    cells = runner.cells()
+    if from_run is not None:
+        shared = runner.share_models(from_run / "models")
+        err.print(f"{len(shared)} trained model(s) of {from_run} shared; "
+                  f"{runner.plan(cells)['trainings']} to train", soft_wrap=True)
+    frame = runner.run(cells)
     if frame.empty:
         raise AdbenchError(f"No cell finished; see {runner.log.path}.")
     _finish(runner.grid_dir, frame.to_dict("records"))

@@ -201,3 +201,22 @@ def test_sweep_t_scores_one_model_per_category_and_plots(tiny_synthetic, tmp_pat
         ("osd_irf_mean", 100), ("osd_irf_mean", 500), ("osd_irf_noisy", 100), ("osd_irf_noisy", 500)]
     assert len(list((grid_dir / "models").glob("*.pt"))) == 1
     assert (grid_dir / "metrics_vs_t.png").stat().st_size > 10_000 and (grid_dir / "metrics_vs_t.pdf").exists()
+
+
+def test_sweep_t_from_a_run_scores_its_trained_model(tiny_synthetic, tmp_path, monkeypatch):
+    from adbench.engine import run
+    from tests.test_end_to_end import only_run_dir, write_config
+
+    config = write_config(tmp_path / "c.yaml", {"data.root": str(tiny_synthetic), "categories": ["washer"],
+                                                "scoring.scorers": [{"name": "osd_irf_mean"}]})
+    assert runner.invoke(app, ["train", str(config), "--results-dir", str(tmp_path / "r")]).exit_code == 0
+    run_dir = only_run_dir(tmp_path / "r")
+    monkeypatch.setattr(run, "train_noise_net", lambda *a, **k: pytest.fail("the run's model was trained again"))
+    result = runner.invoke(app, ["sweep-t", "--from-run", str(run_dir), "--t", "100,500", "-s", "osd_irf_mean",
+                                 "--results-dir", str(tmp_path / "s")])
+    assert result.exit_code == 0, result.output
+    assert "1 trained model(s) of" in result.output and "0 to train" in result.output
+    frame = pd.read_parquet(tmp_path / "s" / f"grid-sweep-t-{run_dir.name.split('-')[0]}" / "metrics.parquet")
+    assert sorted(frame["scorer.t"]) == [100, 500]
+    both = runner.invoke(app, ["sweep-t", str(config), "--from-run", str(run_dir)])
+    assert both.exit_code == 2 and "a config file or --from-run RUN_DIR (one of them)" in both.output

@@ -31,7 +31,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from adbench.atomic import atomic_write_text, remove_stale_temporaries
+from adbench.atomic import atomic_write_text, make_dir, remove_stale_temporaries
 from adbench.config import RunConfig, checked_name, config_from, parse_sets, read_yaml, with_overrides
 from adbench.engine.build import build_dataset, needs_model
 from adbench.engine.execute import Cell, execute, work_units
@@ -145,6 +145,17 @@ class GridRunner:
         """The error records of ``cells`` that failed and have not finished since."""
         keys = {c.key for c in cells}
         return [r for key, r in self.log.failed().items() if key in keys]
+
+    def share_models(self, models: Path) -> list[Path]:
+        """Link the trained models in ``models`` (another run's) into this grid's, so cells with the same
+        training key score them instead of training again (a model under another key is simply unused)."""
+        mine = make_dir(self.grid_dir / "models")
+        linked = []
+        for model in sorted(Path(models).glob("*.pt")):
+            if not (mine / model.name).exists():
+                (mine / model.name).symlink_to(model.resolve())
+                linked.append(mine / model.name)
+        return linked
 
     def categories_of(self, cfg: RunConfig) -> list[str]:
         key = (cfg.data.dataset, cfg.data.root, json.dumps(cfg.data.args, sort_keys=True))
