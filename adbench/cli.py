@@ -165,11 +165,15 @@ def _finish(run_dir: Path, rows: list[dict]) -> None:
     import pandas as pd
 
     from adbench.atomic import atomic_write_text
-    from adbench.report.tables import markdown_table
+    from adbench.report.tables import averaged_table, footnote, markdown_table, rich_table
 
-    table = markdown_table(pd.DataFrame(rows))
-    atomic_write_text(run_dir / "table.md", table)
-    print(table)
+    frame = pd.DataFrame(rows)
+    atomic_write_text(run_dir / "table.md", markdown_table(frame))
+    if out.is_terminal:  # a rich table on a terminal; Markdown when piped (to a file, a notebook)
+        out.print(rich_table(averaged_table(frame), "Mean over categories (per category: table.md)"))
+        out.print(footnote(frame), soft_wrap=True, highlight=False)
+    else:
+        print(markdown_table(frame, per_category=False))
     err.print(f"results: {run_dir / 'metrics.parquet'}, table: {run_dir / 'table.md'}", soft_wrap=True)
 
 

@@ -20,6 +20,7 @@ from adbench.report.tables import (
     markdown_table,
     per_category_table,
     rank_marks,
+    rich_table,
 )
 from tests.golden_numbers import GOLDEN
 
@@ -193,3 +194,15 @@ def test_fps_is_grouped_by_device_precision_and_size():
     assert fps_group(frame) == ("NVIDIA H100 80GB HBM3", None, 256)
     mixed = frame.assign(device=["cpu (2 threads)"] + list(frame["device"][1:]))
     assert fps_group(mixed) is None
+
+
+def test_the_terminal_table_has_the_markdown_cells_and_marks():
+    from rich.console import Console
+
+    table = averaged_table(fake_rows())
+    console = Console(width=400, record=True, color_system="standard", force_terminal=True)
+    console.print(rich_table(table))
+    text = console.export_text(clear=False)
+    assert "invad(steps=3)†" in text and "86.5 ± 0.7" in text and "81.5 ± 0.7" in text
+    styled = console.export_text(styles=True)
+    assert "\x1b[1m86.5 ± 0.7" in styled and "\x1b[4m81.5 ± 0.7" in styled  # best bold, second underlined

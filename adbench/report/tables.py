@@ -14,6 +14,7 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -160,6 +161,30 @@ def markdown(table: Table) -> str:
 
 
 MARKDOWN_MARKS = {"best": "**{}**", "second": "_{}_"}
+RICH_STYLES = {"best": "bold", "second": "underline"}
+
+
+def rich_table(table: Table, title: str = "") -> Any:
+    """``table`` for a terminal: a ``rich`` table with the same columns and marks as the Markdown one."""
+    from rich.table import Table as RichTable
+
+    out = RichTable(title=title, title_justify="left")
+    for c in table.label_columns:
+        out.add_column(c.replace("_", " "))
+    for c in columns().values():
+        out.add_column(c.header, justify="right")
+    marks = rank_marks(table)
+    for i, (labels, stats) in enumerate(table.rows):
+        cells = [f"[{RICH_STYLES[marks[(i, k)]]}]{fmt(k, *stats[k])}[/]" if (i, k) in marks else fmt(k, *stats[k])
+                 for k in columns()]
+        out.add_row(*(escape_markup(x) for x in labels), *cells)
+    return out
+
+
+def escape_markup(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)
 
 
 def markdown_table(frame: pd.DataFrame, per_category: bool = True) -> str:
