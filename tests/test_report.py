@@ -44,7 +44,8 @@ def fake_rows():
                     "fps": 100.0 + 10 * s_idx, "seed": seed, "device": "NVIDIA H100 80GB HBM3",
                     "setting": "multiclass", "trained_on": "bottle,metal_nut", "n_holdout": 20 + 5 * c_idx,
                     "holdout_below_min": False,
-                    "fps_batch_size": 64, "image_score": "nll+diff", "smoothing_sigma": 0.0, "pool_size": 1,
+                    "fps_batch_size": 64, "fps_passes": 5, "image_score": "nll+diff", "smoothing_sigma": 0.0,
+                    "pool_size": 1,
                     "config": json.dumps(cfg.to_dict(), sort_keys=True),
                 })
     return pd.DataFrame(rows)

@@ -107,7 +107,7 @@ def fixed_timing_without_a_backbone(monkeypatch):
     import adbench.engine.run as run
 
     real = run.pipeline_seconds
-    monkeypatch.setattr(run, "pipeline_seconds", lambda ctx, *a: (0.01, 0.03) if ctx.backbone is None
+    monkeypatch.setattr(run, "pipeline_seconds", lambda ctx, *a: (0.01, 0.03, 0.0) if ctx.backbone is None
                         else real(ctx, *a))
 
 
@@ -525,3 +525,33 @@ def test_a_cell_the_scorer_does_not_apply_to_is_a_row_of_nan_metrics(features, t
     assert all(math.isnan(row[k]) for k in (*metric_keys(), "mad", "fps", "scorer_fps"))
     assert (row["nfe"], row["image_score"], row["maps_file"]) == (0, "max", "")  # ader's image score, no maps
     assert row["scorer_label"] == "reconstruction(ratio=0.1,steps=5)" and row["n_test"] == len(features[2])
+
+
+def test_the_fps_column_is_the_median_of_timed_passes_after_a_warm_up(tiny_synthetic, tmp_path, monkeypatch):
+    import adbench.engine.run as run
+
+    ctx = small_context(tiny_synthetic, tmp_path, {"categories": ["washer"]})
+    data = eval_set(ctx, "washer")
+    n = len(data.samples[:2])  # fps_images: 2
+    backbone = [9.0, 1.0, 2.0, 3.0, 4.0, 5.0]  # seconds per pass: the first is the warm-up
+    scorer = [9.0, 2.0, 2.0, 2.0, 6.0, 2.0]
+    times, now = [], 0.0
+    for b, s in zip(backbone, scorer, strict=True):  # start, after the backbone, after the scorer
+        times += [now, now + b, now + b + s]
+        now += b + s + 1.0
+    ticks = iter(times)
+    monkeypatch.setattr(run, "clock", lambda device: next(ticks))
+    got = run.pipeline_seconds(ctx, data, None, _FixedScorer())
+    per_image_fps = [n / (b + s) for b, s in zip(backbone[1:], scorer[1:], strict=True)]
+    assert got[:2] == (3.0 / n, 2.0 / n)  # medians of the timed passes, the warm-up left out
+    assert got[2] == pytest.approx(np.subtract(*np.percentile(per_image_fps, [75, 25])))
+    assert next(ticks, None) is None  # 1 warm-up + FPS_PASSES timed passes, 3 clock reads each
+
+
+class _FixedScorer:
+    """A scorer whose output is a fixed map: the pipeline's timing does not depend on what it computes."""
+
+    def score(self, model, schedule, x0, generator=None):
+        from adbench.scorers.scoring import Scored
+
+        return Scored(torch.zeros(len(x0), x0.shape[2], x0.shape[3]), {})

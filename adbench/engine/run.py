@@ -253,18 +253,22 @@ def run_scorer(scorer: Any, model: nn.Module, schedule: Schedule, feats: torch.T
                         {k: torch.cat([o.components[k].float().cpu() for o in out]).numpy() for k in keys})
 
 
+FPS_PASSES = 5  # timed passes of the FPS column, after one warm-up; their median is reported
+
+
 @torch.no_grad()
-def pipeline_seconds(ctx: Context, data: EvalSet, model: nn.Module | None, scorer: Any) -> tuple[float, float]:
+def pipeline_seconds(ctx: Context, data: EvalSet, model: nn.Module | None, scorer: Any) -> tuple[float, float, float]:
     """(backbone, scorer + post-processing) seconds per image on one batch of ``fps_images`` test images,
-    timed after one warm-up pass, CUDA synchronised: decoded images -> backbone -> scorer -> upsampled,
+    each the median of ``FPS_PASSES`` passes timed after one warm-up pass, CUDA synchronised, and the spread
+    of the passes' images/s (interquartile range): decoded images -> backbone -> scorer -> upsampled,
     smoothed maps and the max image score, all on the device (``adbench fps`` is the protocol for
     reported speed)."""
     cfg, scoring = ctx.cfg, ctx.cfg.scoring.resolved()
     images = images_for(ctx.backbone, load_batch(data.samples[: cfg.scoring.fps_images], ctx.transform), ctx.device)
     schedule = training_schedule(cfg.train)
-    seconds = []
+    passes = []
     with fixed_shape_timing():
-        for _ in range(2):  # warm-up (cuDNN autotuning too, unless deterministic), then timed
+        for _ in range(1 + FPS_PASSES):  # warm-up (cuDNN autotuning too, unless deterministic), then timed
             gen = torch.Generator().manual_seed(cfg.seed)
             start = clock(ctx.device)
             with autocast(ctx.device, ctx.backbone_precision):
@@ -273,8 +277,11 @@ def pipeline_seconds(ctx: Context, data: EvalSet, model: nn.Module | None, score
             with autocast(ctx.device, ctx.cfg.noise_net.precision):
                 out = scorer.score(model, schedule, data.normalise(scorer_input(feats)), gen)
             postprocess_on_device(out.feature_map, scoring, cfg.backbone.image_size)
-            seconds = [middle - start, clock(ctx.device) - middle]
-    return seconds[0] / len(images), seconds[1] / len(images)
+            passes.append((middle - start, clock(ctx.device) - middle))
+    timed = np.array(passes[1:]) / len(images)
+    per_second = 1.0 / timed.sum(axis=1)
+    spread = float(np.subtract(*np.percentile(per_second, [75, 25])))
+    return float(np.median(timed[:, 0])), float(np.median(timed[:, 1])), spread
 
 
 @dataclass
@@ -358,13 +365,14 @@ def score_cell(ctx: Context, data: EvalSet, model: nn.Module, spec: dict[str, An
         out = ImageScores(image_score_for(ctx.cfg.scoring.resolved(), scorer.image_scores), np.empty(0),
                           np.empty((0, 0, 0)), Normalizer({}, {}))
         nan = float("nan")
-        return result_row(ctx, data, spec, scorer, out, dict.fromkeys([c.key for c in reported()], nan), (nan, nan))
+        return result_row(ctx, data, spec, scorer, out, dict.fromkeys([c.key for c in reported()], nan),
+                          (nan, nan, nan))
     out = cell_scores(ctx, data, model, scorer, f"{data.category} / {scorer_label(spec)}")
     return result_row(ctx, data, spec, scorer, out, cell_metrics(data, out), pipeline_seconds(ctx, data, model, scorer))
 
 
 def result_row(ctx: Context, data: EvalSet, spec: dict[str, Any], scorer: Any, out: ImageScores,
-               metrics: dict[str, float], seconds: tuple[float, float]) -> dict[str, Any]:
+               metrics: dict[str, float], seconds: tuple[float, float, float]) -> dict[str, Any]:
     """A cell's metrics with its speed, scoring settings, full config and provenance (the maps of a
     few images are saved alongside when ``save_maps`` asks for them)."""
     cfg = ctx.cfg
@@ -383,7 +391,8 @@ def result_row(ctx: Context, data: EvalSet, spec: dict[str, Any], scorer: Any, o
         "input_mean": list(mean), "input_std": list(std), "input_stats": stats_source,
         "noise_net": cfg.noise_net.name if needs_model(spec) else "none",
         "feature_norm": cfg.noise_net.feature_norm, **metrics,
-        "fps": 1.0 / sum(seconds), "scorer_fps": 1.0 / seconds[1],
+        "fps": 1.0 / (seconds[0] + seconds[1]), "scorer_fps": 1.0 / seconds[1], "fps_iqr": seconds[2],
+        "fps_passes": FPS_PASSES,
         "nfe": scorer.nfe, "n_test": len(data.labels), "n_anomalous": int(data.labels.sum()),
         "n_holdout": len(data.held_feats), "holdout_below_min": 0 < len(data.held_feats) < MIN_HOLDOUT,
         "n_empty_masks": data.empty_masks(),

@@ -277,8 +277,10 @@ def footnote(frame: pd.DataFrame) -> str:
     """What the numbers mean: units, devices, protocols, seeds and the transductive flag."""
     devices = sorted(frame["device"].unique())
     batches = sorted({int(b) for b in frame["fps_batch_size"]})
+    passes = sorted({int(p) for p in frame["fps_passes"]}) if "fps_passes" in frame else [1]
     fps = (f"FPS in images/s (backbone + scorer + post-processing on one batch of {'/'.join(map(str, batches))} "
-           "test images after a warm-up; `adbench fps` is the protocol for reported speed) on "
+           f"test images, the median of {'/'.join(map(str, passes))} timed pass(es) after a warm-up; "
+           "`adbench fps` is the protocol for reported speed) on "
            + (devices[0] if len(devices) == 1 else f"DIFFERENT devices ({'; '.join(devices)}): not comparable"))
     protocols = []
     for name, group in frame.groupby("protocol", sort=True):
