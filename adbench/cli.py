@@ -358,6 +358,8 @@ def report(results: Annotated[list[Path], typer.Argument(help="Run or grid folde
            fmt: Annotated[str, Opt("--format", help="md, latex or both.")] = "both",
            out_path: Annotated[Path, Opt("--out", help="Output path without suffix.")] = Path("reports/table"),
            per_category: Annotated[bool, Opt("--per-category/--no-per-category")] = True,
+           caption: Annotated[str | None, Opt("--caption", help="LaTeX: text that leads each caption.")] = None,
+           label: Annotated[str | None, Opt("--label", help="LaTeX label (default tab:<name of --out>).")] = None,
            figures: Annotated[bool, Opt("--figures", help="Anomaly-map figures (image, mask, overlay) "
                                         "of the samples each run kept (save_maps).")] = False) -> None:
     """Tables from stored results only (nothing is recomputed): Markdown and/or LaTeX (booktabs)."""
@@ -369,7 +371,7 @@ def report(results: Annotated[list[Path], typer.Argument(help="Run or grid folde
     frames = [(pd.read_parquet(p) if p.suffix == ".parquet" else read_rows(p)).assign(
         run_folder=str(p.parent if p.suffix == ".parquet" else p)) for p in results]
     frame = pd.concat(frames, ignore_index=True)
-    written = write_tables(frame, out_path, fmt, per_category)
+    written = write_tables(frame, out_path, fmt, per_category, caption, label)
     if figures:
         from adbench.report.plots import plot_kept_maps
 

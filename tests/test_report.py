@@ -3,6 +3,8 @@
 import json
 import os
 import re
+import shutil
+import subprocess
 
 import pandas as pd
 import pytest
@@ -63,16 +65,22 @@ def test_golden_tables(fmt):
 
 def test_latex_is_well_formed():
     text = latex_tables(fake_rows(), "tab:x")
-    assert text.count(r"\begin{table}") == text.count(r"\end{table}") == 2
+    assert text.count(r"\begin{table") == text.count(r"\end{table") == 2
     assert text.count(r"\begin{tabular}") == text.count(r"\end{tabular}") == 2
     assert text.count(r"\toprule") == text.count(r"\bottomrule") == 2
-    body = re.sub(r"\\label\{[^}]*\}", "", text)
+    body = re.sub(r"\\label\{[^}]*\}", "", text).replace(r"\resizebox{\linewidth}{!}{%", "")  # % ends the line
     assert not re.search(r"(?<!\\)_", body), "unescaped underscore"
     assert not re.search(r"(?<!\\)%", body), "unescaped percent"
-    rows = [line for line in text.splitlines() if line.endswith("\\\\")]
-    # averaged: 5 label + 9 metric columns; per category: one more label column
-    assert {line.count("&") for line in rows} == {13, 14}
+    rows = [line for line in text.splitlines() if line.endswith("\\\\") and "multicolumn" not in line]
+    # averaged: the scorer + 9 metric columns (dataset, backbone, noise net and protocol are the same on every
+    # row: in the caption); per category: one more label column
+    assert {line.count("&") for line in rows} == {9, 10}
     assert text.count("{") == text.count("}")
+    assert "All rows: dataset: mvtec; backbone: efficientnet\\_b4; noise net: dit\\_gigant; protocol: invad." in text
+    assert r"& \multicolumn{3}{c}{Image} & \multicolumn{4}{c}{Pixel} &" in text  # two-level header
+    assert text.index(r"\caption{") < text.index(r"\begin{tabular}")  # caption on top
+    assert r"\begin{table*}[t]" in text and r"\resizebox{\linewidth}{!}{%" in text  # the wide one spans the page
+    assert r"\texttt{adbench fps}" in text and "`" not in text
 
 
 def test_seeds_give_mean_and_std_and_best_is_bold():
@@ -207,3 +215,31 @@ def test_the_terminal_table_has_the_markdown_cells_and_marks():
     assert "invad(steps=3)†" in text and "86.5 ± 0.7" in text and "81.5 ± 0.7" in text
     styled = console.export_text(styles=True)
     assert "\x1b[1m86.5 ± 0.7" in styled and "\x1b[4m81.5 ± 0.7" in styled  # best bold, second underlined
+
+
+@pytest.mark.skipif(shutil.which("pdflatex") is None, reason="no TeX engine installed")
+def test_the_latex_compiles_in_a_two_column_article_without_overfull_boxes(tmp_path):
+    document = ("\\documentclass[twocolumn]{article}\n\\usepackage{booktabs}\n\\usepackage{graphicx}\n"
+                "\\begin{document}\n" + latex_tables(fake_rows(), "tab:x") + "\\end{document}\n")
+    (tmp_path / "t.tex").write_text(document)
+    done = subprocess.run(["pdflatex", "-interaction=nonstopmode", "t.tex"], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stdout[-2000:]
+    assert "Overfull" not in (tmp_path / "t.log").read_text()
+
+
+def test_report_caption_label_and_readable_config_differences(tmp_path):
+    frame = fake_rows()
+    args = [json.dumps({**json.loads(c), "noise_net": {**json.loads(c)["noise_net"], "args": {"width": 128,
+                                                                                          "depth": 2 + i % 2}}})
+            for i, c in enumerate(frame["config"])]
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    frame.assign(config=args).to_parquet(run_dir / "metrics.parquet")
+    out = tmp_path / "t"
+    result = CliRunner().invoke(app, ["report", str(run_dir), "--out", str(out), "--format", "latex",
+                                      "--caption", "Ablation of depth.", "--label", "tab:depth"])
+    assert result.exit_code == 0, result.output
+    text = out.with_suffix(".tex").read_text()
+    assert r"\caption{Ablation of depth. Mean over categories." in text and r"\label{tab:depth}" in text
+    assert "depth=2, width=128" in text and "depth=3, width=128" in text and '"depth"' not in text

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ import pandas as pd
 from adbench.atomic import atomic_write_text
 from adbench.config import noise_net_keys
 from adbench.errors import AdbenchError
-from adbench.metrics import FPS, Column, reported
+from adbench.metrics import FPS, Column, Metric, reported
 
 METHOD = ["dataset", "scorer", "backbone", "noise_net", "protocol"]
 SHOWN_BY_METHOD = {"data.dataset", "scoring.scorers", "backbone.name", "noise_net.name", "scoring.protocol"}
@@ -52,8 +53,15 @@ def _flatten(d: dict, prefix: str = "") -> dict:
         if isinstance(v, dict) and k != "args":  # a component's own options: one value
             out |= _flatten(v, key + ".")
         else:
-            out[key] = json.dumps(v, sort_keys=True) if isinstance(v, (dict, list)) else v
+            out[key] = readable(v) if isinstance(v, (dict, list)) else v
     return out
+
+
+def readable(value: dict | list) -> str:
+    """A config value as a table cell: ``width=128, depth=3`` for a mapping, ``a, b`` for a list."""
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={v}" for k, v in sorted(value.items()))
+    return ", ".join(map(str, value))
 
 
 def is_model_key(key: str) -> bool:
@@ -227,40 +235,65 @@ def rank_marks(table: Table) -> dict[tuple[int, str], str]:
     return marks
 
 
+WIDE = 10  # columns above which a LaTeX table spans both columns of a two-column page, scaled to its width
+
+
+def header_of(column: Column) -> tuple[str, str]:
+    """The two-level LaTeX header of a metric column: (Image or Pixel, its name within the level)."""
+    if isinstance(column, Metric):
+        return column.level.capitalize(), column.header.removeprefix(f"{column.level[0].upper()}-")
+    return "", column.header
+
+
 def latex(table: Table, caption: str, label: str) -> str:
+    """One booktabs table (pandas' Styler): a two-level header (Image | Pixel | mAD | FPS), label columns
+    that are the same on every row moved into the caption, caption on top, ``table*`` scaled to the line
+    width when wide."""
     marks = rank_marks(table)
-    n_labels = len(table.label_columns)
-    cols = columns()
-    header = [latex_escape(c.replace("_", " ")) for c in [*table.label_columns, *(c.header for c in cols.values())]]
-    lines = [r"\begin{table}[t]", r"\centering", r"\small",
-             r"\begin{tabular}{" + "l" * n_labels + "r" * len(cols) + "}", r"\toprule",
-             " & ".join(header) + r" \\", r"\midrule"]
-    for i, (labels, stats) in enumerate(table.rows):
-        cells = [latex_escape(x) for x in labels]
-        for key in cols:
-            cell = latex_escape(fmt(key, *stats[key]))
-            mark = marks.get((i, key))
-            cells.append(r"\textbf{" + cell + "}" if mark == "best" else r"\underline{" + cell + "}"
-                         if mark == "second" else cell)
-        lines.append(" & ".join(cells) + r" \\")
-    lines += [r"\bottomrule", r"\end{tabular}", r"\caption{" + latex_escape(caption) + "}",
-              r"\label{" + label + "}", r"\end{table}"]
-    return "\n".join(lines) + "\n"
+    labels = pd.DataFrame([row for row, _ in table.rows], columns=table.label_columns)
+    constant = [c for c in table.label_columns if c != "scorer" and labels[c].nunique() == 1]
+    shown_labels = [c for c in table.label_columns if c not in constant]
+    cells: dict[tuple[str, str], list[str]] = {("", c.replace("_", " ")): [latex_escape(v) for v in labels[c]]
+                                               for c in shown_labels}
+    for key, column in columns().items():
+        cells[header_of(column)] = [LATEX_MARKS.get(marks.get((i, key)), "{}").format(latex_escape(fmt(key, *s[key])))
+                                    for i, (_, s) in enumerate(table.rows)]
+    frame = pd.DataFrame(cells)
+    frame.columns = pd.MultiIndex.from_tuples(frame.columns)
+    fixed = "; ".join(f"{c.replace('_', ' ')}: {labels[c].iloc[0]}" for c in constant)
+    wide = len(frame.columns) > WIDE
+    text = frame.style.hide(axis="index").to_latex(
+        hrules=True, multicol_align="c", position="t", position_float="centering", label=label,
+        environment="table*" if wide else None, column_format="l" * len(shown_labels) + "r" * len(columns()),
+        caption=re.sub(r"`([^`]*)`", r"\\texttt{\1}", latex_escape(caption + (f" All rows: {fixed}." if fixed else
+                                                                                 ""))))
+    if wide:
+        text = text.replace("\\begin{tabular}", "\\resizebox{\\linewidth}{!}{%\n\\begin{tabular}").replace(
+            "\\end{tabular}", "\\end{tabular}}")
+    return text
 
 
-def latex_tables(frame: pd.DataFrame, label: str = "tab:adbench", per_category: bool = True) -> str:
+LATEX_MARKS = {"best": "\\textbf{{{}}}", "second": "\\underline{{{}}}"}
+
+
+def latex_tables(frame: pd.DataFrame, label: str = "tab:adbench", per_category: bool = True,
+                 caption: str | None = None) -> str:
+    """The averaged table (and the per-category one) in LaTeX; ``caption`` leads the captions."""
     note = footnote(frame)
-    text = latex(averaged_table(frame), "Mean over categories. " + note, label)
+    lead = f"{caption} " if caption else ""
+    text = latex(averaged_table(frame), f"{lead}Mean over categories. {note}", label)
     if per_category:
-        text += "\n" + latex(per_category_table(frame), "Per category. " + note, label + "-categories")
+        text += "\n" + latex(per_category_table(frame), f"{lead}Per category. {note}", label + "-categories")
     return text
 
 
 FORMATS = ("md", "latex", "both")
 
 
-def write_tables(frame: pd.DataFrame, out_path: Path, fmt: str = "both", per_category: bool = True) -> list[Path]:
-    """The tables of ``frame`` at ``out_path`` (suffix ``.md`` and/or ``.tex``, each written atomically)."""
+def write_tables(frame: pd.DataFrame, out_path: Path, fmt: str = "both", per_category: bool = True,
+                 caption: str | None = None, label: str | None = None) -> list[Path]:
+    """The tables of ``frame`` at ``out_path`` (suffix ``.md`` and/or ``.tex``, each written atomically);
+    ``caption`` leads the LaTeX captions, ``label`` is the LaTeX label (default ``tab:<file stem>``)."""
     if fmt not in FORMATS:
         raise AdbenchError(f"--format must be md, latex or both, got {fmt!r}")
     written = []
@@ -269,7 +302,7 @@ def write_tables(frame: pd.DataFrame, out_path: Path, fmt: str = "both", per_cat
         atomic_write_text(written[-1], markdown_table(frame, per_category))
     if fmt in ("latex", "both"):
         written.append(out_path.with_suffix(".tex"))
-        atomic_write_text(written[-1], latex_tables(frame, f"tab:{out_path.stem}", per_category))
+        atomic_write_text(written[-1], latex_tables(frame, label or f"tab:{out_path.stem}", per_category, caption))
     return written
 
 
