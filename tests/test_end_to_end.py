@@ -65,7 +65,8 @@ def test_run_writes_results_with_provenance(tiny_synthetic, tmp_path, monkeypatc
     assert "Mean over categories" in table and "osd_irf_noisy(t=250)" in table
     assert frame.iloc[0]["maps_file"].startswith("maps/")  # relative to the run folder, which may move
     saved = np.load(run_dir / frame.iloc[0]["maps_file"])
-    assert saved["maps"].shape == (4, 128, 128) and saved["labels"].tolist() == [1, 1, 1, 0]  # anomalous first
+    assert saved["maps"].shape == (4, 128, 128) and saved["labels"].tolist() == [1, 1, 0, 0]  # both kinds
+    assert saved["scores"].shape == (4,) and np.isfinite(saved["scores"]).all()
     moved = run_dir.rename(tmp_path / "moved")
     monkeypatch.chdir(tmp_path / "res")  # reported from elsewhere
     report = runner.invoke(app, ["report", str(moved), "--figures", "--out", str(tmp_path / "rep" / "t")])

@@ -243,3 +243,23 @@ def test_report_caption_label_and_readable_config_differences(tmp_path):
     text = out.with_suffix(".tex").read_text()
     assert r"\caption{Ablation of depth. Mean over categories." in text and r"\label{tab:depth}" in text
     assert "depth=2, width=128" in text and "depth=3, width=128" in text and '"depth"' not in text
+
+
+def test_metric_vs_t_panels_show_seed_bands_percent_axes_and_one_legend(monkeypatch, tmp_path):
+    from matplotlib.collections import PolyCollection
+
+    from adbench.report import plots
+
+    figures = []
+    monkeypatch.setattr(plots, "save_figure", lambda fig, path: figures.append(fig) or [path])
+    frame = fake_rows()
+    frame = pd.concat([frame.assign(**{"scorer.t": t, "mad": frame["mad"] + 0.001 * t}) for t in (100, 500)])
+    plots.plot_metrics_vs(frame, "t", tmp_path / "vs_t", "sweep")
+    (fig,) = figures
+    mad_axis = next(ax for ax in fig.axes if ax.get_title() == "mAD")
+    lines = {line.get_label(): line.get_ydata().tolist() for line in mad_axis.get_lines()}
+    for method, rows in frame.groupby("scorer"):  # the mean over categories, then over seeds
+        expected = 100 * rows.groupby(["scorer.t", "seed"])["mad"].mean().groupby("scorer.t").mean()
+        assert lines[method] == pytest.approx(expected.tolist())
+    assert any(isinstance(c, PolyCollection) for c in mad_axis.collections)  # 2 seeds: a band
+    assert mad_axis.get_ylabel() == "%" and len(fig.legends) == 1 and fig._suptitle.get_text().endswith("2 seeds")

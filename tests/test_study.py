@@ -62,6 +62,8 @@ def test_study_runs_resumes_and_evaluates_best_on_test_separately(tiny_synthetic
     assert trials.columns.tolist() == ["number", "state", "validation mad", "scorer.t", "train.lr", "duration"]
     assert trials["validation mad"].tolist() == pytest.approx([t.value for t in study.trials])
     assert "Trial 0 finished" not in first.output  # Optuna's INFO lines do not interleave with adbench's
+    assert not (study_dir / "param_importances.png").exists()  # 3 trials: importances would mean nothing
+    assert "3 finished trial(s): importances need at least 5" in " ".join(first.output.split())
     assert not list(results.glob("tiny-best-*"))  # the test set is only used on request
     again = runner.invoke(app, ["study", str(path), "--results-dir", str(results)])
     assert again.exit_code == 0 and len(optuna.load_study(study_name="tiny", storage=storage).trials) == 3

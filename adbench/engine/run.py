@@ -380,7 +380,7 @@ def result_row(ctx: Context, data: EvalSet, spec: dict[str, Any], scorer: Any, o
     cell = cell_config(cfg, data.category, spec)
     key = cell_key(cell)
     mean, std, stats_source = input_stats(cfg)
-    maps_file = save_maps(ctx, data, out.maps, key) if cfg.scoring.save_maps > 0 and len(out.maps) else ""
+    maps_file = save_maps(ctx, data, out.maps, out.scores, key) if cfg.scoring.save_maps > 0 and len(out.maps) else ""
     console.print(f"  {data.category:>12} {scorer_label(spec):<28} image AU-ROC {metrics['image_auroc']:.3f}  "
                   f"pixel AU-ROC {metrics['pixel_auroc']:.3f}")
     return {
@@ -413,17 +413,25 @@ def result_row(ctx: Context, data: EvalSet, spec: dict[str, Any], scorer: Any, o
     }
 
 
-def save_maps(ctx: Context, data: EvalSet, maps: np.ndarray, key: str) -> str:
+def kept_samples(labels: np.ndarray, n: int) -> np.ndarray:
+    """Indices of the ``n`` test images whose maps are kept: anomalous and normal alike (half each, the
+    anomalous first, in test order; one kind short, the other fills in)."""
+    anomalous, normal = np.flatnonzero(labels == 1), np.flatnonzero(labels != 1)
+    n_anomalous = min(len(anomalous), max(n - len(normal), -(-n // 2)))
+    return np.concatenate([anomalous[:n_anomalous], normal[: n - n_anomalous]]).astype(int)
+
+
+def save_maps(ctx: Context, data: EvalSet, maps: np.ndarray, scores: np.ndarray, key: str) -> str:
     """Keep the maps of a few test images (anomalous first) for figures; returns the file's path relative to
     the run folder (the folder may be moved, or reported on from anywhere)."""
-    order = np.argsort(-data.labels, kind="stable")[: ctx.cfg.scoring.save_maps]
+    order = kept_samples(data.labels, ctx.cfg.scoring.save_maps)
     masks = data.masks[order] if data.masks is not None else np.zeros((len(order), *maps.shape[1:]), bool)
     path = ctx.run_dir / "maps" / f"{key}.npz"
 
     def write(tmp: Path) -> None:
         with open(tmp, "wb") as fh:  # a file object: savez would append .npz to a path
             np.savez_compressed(fh, maps=maps[order].astype(np.float16), masks=masks, labels=data.labels[order],
-                                images=np.array([str(data.samples[i].image_path) for i in order]))
+                                scores=scores[order], images=np.array([str(data.samples[i].image_path) for i in order]))
 
     atomic_write(path, write)
     return str(path.relative_to(ctx.run_dir))

@@ -14,7 +14,9 @@ PANELS_PER_ROW = 4
 
 
 def plot_metrics_vs(frame: pd.DataFrame, arg: str, path: Path, title: str = "") -> list[Path]:
-    """One panel per metric: mean over categories (and seeds) against a scorer argument, a line per scorer."""
+    """One panel per metric: the mean over categories against a scorer argument, a line per scorer; with
+    several seeds, the mean over seeds with a band of +- one std. Percent metrics share the y range 0-100
+    only when marked so on the axis; one legend for the figure, below the panels."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -22,20 +24,31 @@ def plot_metrics_vs(frame: pd.DataFrame, arg: str, path: Path, title: str = "") 
 
     data = frame.assign(**{arg: scorer_arg(frame, arg), "method": frame["scorer"]})  # one line per scorer name
     panels = reported()  # one per metric of the metric table, and mAD
-    mean = data.groupby(["method", arg])[[c.key for c in panels]].mean().reset_index()
+    keys = [c.key for c in panels]
+    per_seed = data.groupby(["method", arg, "seed"])[keys].mean().reset_index()  # over categories
+    stats = per_seed.groupby(["method", arg])[keys].agg(["mean", "std"]).reset_index()
+    seeds = data["seed"].nunique()
     rows = -(-len(panels) // PANELS_PER_ROW)
-    fig, axes = plt.subplots(rows, PANELS_PER_ROW, figsize=(14, 3 * rows), sharex=True, squeeze=False)
+    fig, axes = plt.subplots(rows, PANELS_PER_ROW, figsize=(14, 3 * rows + 0.6), sharex=True, squeeze=False,
+                             layout="constrained")
     for ax in axes.ravel()[len(panels):]:
         ax.set_visible(False)
     for ax, column in zip(axes.ravel(), panels, strict=False):
-        for method, group in mean.groupby("method", sort=False):
+        scale = 100 if column.percent else 1
+        for method, group in stats.groupby("method", sort=False):
             group = group.sort_values(arg)
-            ax.plot(group[arg], (100 if column.percent else 1) * group[column.key], marker="o", label=method)
+            mean, std = scale * group[(column.key, "mean")], scale * group[(column.key, "std")]
+            line, = ax.plot(group[arg], mean, marker="o", label=method)
+            if seeds > 1:
+                ax.fill_between(group[arg], mean - std, mean + std, color=line.get_color(), alpha=0.2)
         ax.set_title(column.header)
         ax.set_xlabel(arg)
+        ax.set_ylabel("%" if column.percent else "")
         ax.grid(alpha=0.3)
-    axes[0, 0].legend(fontsize=8)
-    fig.suptitle(title or f"metrics (%) against {arg}")
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncol=min(len(labels), 6), fontsize=8)
+    band = f"; mean +- std over {seeds} seeds" if seeds > 1 else ""
+    fig.suptitle((title or f"metrics against {arg}") + band)
     return save_figure(fig, path)
 
 
@@ -43,7 +56,8 @@ def save_figure(fig: Any, path: Path, dpi: int = 130) -> list[Path]:
     """Save ``fig`` as PNG and PDF next to each other and close it."""
     import matplotlib.pyplot as plt
 
-    fig.tight_layout()
+    if fig.get_layout_engine() is None:
+        fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     paths = [path.with_suffix(".png"), path.with_suffix(".pdf")]
     for p in paths:
@@ -53,7 +67,8 @@ def save_figure(fig: Any, path: Path, dpi: int = 130) -> list[Path]:
 
 
 def plot_anomaly_maps(maps_file: str | Path, path: Path, title: str = "") -> Path:
-    """Rows of (image, ground-truth mask, anomaly map overlaid on the image) for the saved samples."""
+    """Rows of (image, ground-truth mask, anomaly map overlaid with the mask's contour) for the saved samples,
+    each labelled normal or anomalous with its image score; one colour bar for the figure; PNG and PDF."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -62,27 +77,33 @@ def plot_anomaly_maps(maps_file: str | Path, path: Path, title: str = "") -> Pat
     from PIL import Image
 
     data = np.load(maps_file)
-    maps, masks, images = data["maps"].astype(np.float32), data["masks"], data["images"]
+    maps, masks, images, labels = data["maps"].astype(np.float32), data["masks"], data["images"], data["labels"]
+    scores = data["scores"] if "scores" in data else np.full(len(maps), np.nan)  # older files: no scores
     n, size = len(maps), maps.shape[-1]
-    fig, axes = plt.subplots(n, 3, figsize=(7.5, 2.5 * n), squeeze=False)
+    fig, axes = plt.subplots(n, 3, figsize=(8.2, 2.5 * n), squeeze=False, layout="constrained")
     lo, hi = float(maps.min()), float(maps.max())
+    shown = None
     for row, (amap, mask, image) in enumerate(zip(maps, masks, images, strict=True)):
         with Image.open(str(image)) as img:
             rgb = np.asarray(img.convert("RGB").resize((size, size), Image.BILINEAR))
         axes[row, 0].imshow(rgb)
         axes[row, 1].imshow(mask, cmap="gray", vmin=0, vmax=1)
         axes[row, 2].imshow(rgb)
-        axes[row, 2].imshow(amap, cmap="jet", alpha=0.5, vmin=lo, vmax=hi)
-        for ax, name in zip(axes[row], ("image", "mask", "anomaly map"), strict=True):
+        shown = axes[row, 2].imshow(amap, cmap="jet", alpha=0.5, vmin=lo, vmax=hi)
+        if mask.any():
+            axes[row, 2].contour(mask.astype(float), levels=[0.5], colors="white", linewidths=0.8)
+        for ax, name in zip(axes[row], ("image", "ground truth", "anomaly map"), strict=True):
             ax.set_axis_off()
             if row == 0:
                 ax.set_title(name, fontsize=9)
+        kind = "anomalous" if labels[row] else "normal"
+        score = "" if np.isnan(scores[row]) else f", score {scores[row]:.3g}"
+        axes[row, 0].text(-0.05, 0.5, f"{kind}{score}", transform=axes[row, 0].transAxes, rotation=90,
+                          ha="right", va="center", fontsize=8)
     fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    if shown is not None:
+        fig.colorbar(shown, ax=axes[:, 2].tolist(), fraction=0.05, pad=0.02, label="anomaly score (map)")
+    return save_figure(fig, path, dpi=110)[0]
 
 
 def plot_kept_maps(frame: pd.DataFrame, out_dir: Path) -> tuple[list[Path], list[Path]]:
@@ -103,6 +124,9 @@ def plot_kept_maps(frame: pd.DataFrame, out_dir: Path) -> tuple[list[Path], list
     return written, missing
 
 
+MIN_TRIALS_FOR_IMPORTANCE = 5
+
+
 def plot_study(study: Any, out_dir: Path, objective: str, fps_objective: bool) -> tuple[list[Path], dict[str, str]]:
     """Optuna's figures of a study: the optimisation history (or the Pareto front of metric against
     images/s) and the parameter importances, as PNGs in ``out_dir``; returns (written, {figure: why not})."""
@@ -114,14 +138,22 @@ def plot_study(study: Any, out_dir: Path, objective: str, fps_objective: bool) -
     import matplotlib.pyplot as plt
     import optuna
     import optuna.visualization.matplotlib as vis
+    from matplotlib.ticker import MaxNLocator
 
-    names = ["metric", "images/s"] if fps_objective else [objective]
+    names = [f"validation {objective}", "images/s"] if fps_objective else [f"validation {objective}"]
     makers = {"pareto_front": lambda: vis.plot_pareto_front(study, target_names=names)} if \
-        fps_objective else {"optimization_history": lambda: vis.plot_optimization_history(study)}
-    makers["param_importances"] = lambda: vis.plot_param_importances(
+        fps_objective else {"optimization_history": lambda: vis.plot_optimization_history(study,
+                                                                                          target_name=names[0])}
+    finished = len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)))
+    if finished < MIN_TRIALS_FOR_IMPORTANCE:
+        skipped = {"param_importances": f"{finished} finished trial(s): importances need at least "
+                                        f"{MIN_TRIALS_FOR_IMPORTANCE} to mean anything"}
+    else:
+        skipped = {}
+        makers["param_importances"] = lambda: vis.plot_param_importances(
         # with a custom target, PED-ANOVA (the default evaluator) ranks for low values: negate the metric
-        study, target=(lambda t: -t.values[0]) if fps_objective else None, target_name=names[0])
-    written, skipped = [], {}
+            study, target=(lambda t: -t.values[0]) if fps_objective else None, target_name=names[0])
+    written = []
     for name, make in makers.items():
         try:
             with warnings.catch_warnings():
@@ -133,6 +165,8 @@ def plot_study(study: Any, out_dir: Path, objective: str, fps_objective: bool) -
             skipped[name] = str(exc)
             continue
         fig = ax.figure if hasattr(ax, "figure") else ax.flat[0].figure
+        if name == "optimization_history":
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # trial numbers
         path = Path(out_dir) / f"{name}.png"
         fig.savefig(path, dpi=120, bbox_inches="tight")
         plt.close(fig)
