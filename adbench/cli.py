@@ -253,6 +253,8 @@ def grid(file: Annotated[Path, typer.Argument(help="Grid YAML (base config, axes
 @guarded
 def study(file: Annotated[Path, typer.Argument(help="Study YAML (base config, search space, objective).")],
           quick: Annotated[bool, Opt("--quick", help="Apply the study's quick overrides.")] = False,
+          set_: Annotated[list[str] | None, Opt("--set", help="key=value override of the study's base config "
+                                                "(repeatable); a changed base is another study.")] = None,
           storage: Annotated[str | None, Opt("--storage", help="Optuna RDB URL (e.g. postgresql://...) or a "
                                              "journal file (*.log); default SQLite in the study folder.")] = None,
           n_trials: Annotated[int | None, Opt("--n-trials", help="Override the file's n_trials.")] = None,
@@ -268,7 +270,7 @@ def study(file: Annotated[Path, typer.Argument(help="Study YAML (base config, se
     from adbench.engine.study import StudyRunner, config_for, load_study
     from adbench.report.plots import plot_study
 
-    spec = load_study(file, quick)
+    spec = load_study(file, quick, set_)
     if n_trials is not None:
         spec.n_trials = n_trials
     if new_name is not None:

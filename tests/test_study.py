@@ -172,3 +172,8 @@ def test_a_storage_without_its_driver_or_unreachable_is_one_line(tiny_synthetic,
     assert result.exit_code == 2 and "cannot be opened: (sqlite3.OperationalError) unable to open database file" \
         in " ".join(result.output.split())
     assert not (tmp_path / "r").exists()
+
+
+def test_set_overrides_the_base_of_a_study_file(tiny_synthetic, tmp_path):
+    spec = load_study(study_file(tmp_path / "s.yaml", tiny_synthetic), sets=["train.epochs=1", "seed=3"])
+    assert spec.base["train"]["epochs"] == 1 and spec.base["seed"] == 3

@@ -37,7 +37,7 @@ import pandas as pd
 import torch
 
 from adbench.atomic import atomic_write
-from adbench.config import RunConfig, checked_name, config_from, read_yaml, with_overrides
+from adbench.config import RunConfig, checked_name, config_from, parse_sets, read_yaml, with_overrides
 from adbench.data.validation import CarvedValidation, FolderValidation
 from adbench.engine.execute import Cell, execute, work_units
 from adbench.engine.preflight import preflight
@@ -77,7 +77,8 @@ class StudySpec:
         return ["maximize", "maximize"] if self.fps_objective else ["maximize"]
 
 
-def load_study(path: str | Path, quick: bool = False) -> StudySpec:
+def load_study(path: str | Path, quick: bool = False, sets: list[str] | None = None) -> StudySpec:
+    """Read a study file; ``quick`` applies its quick overrides, ``sets`` (``key=value``) override its base."""
     path = Path(path)
     data = read_yaml(path, "Study")
     unknown = set(data) - STUDY_KEYS
@@ -95,6 +96,7 @@ def load_study(path: str | Path, quick: bool = False) -> StudySpec:
     if quick:
         spec.base = with_overrides(spec.base, spec.quick)
         spec.name += "-quick"
+    spec.base = with_overrides(spec.base, parse_sets(sets))
     for params in corners(spec.space):  # every key and every end of its range, before trial 1
         preflight(config_for(spec, params, f"{path}: with space {params}"))
     return spec
