@@ -361,6 +361,9 @@ def report(results: Annotated[list[Path], typer.Argument(help="Run or grid folde
            out_path: Annotated[Path, Opt("--out", help="Output path without suffix.")] = Path("reports/table"),
            per_category: Annotated[bool, Opt("--per-category/--no-per-category")] = True,
            caption: Annotated[str | None, Opt("--caption", help="LaTeX: text that leads each caption.")] = None,
+           fps_records: Annotated[list[Path] | None, Opt("--fps", help="`adbench fps` records (JSON, repeatable): "
+                                                         "the FPS column comes from them where they match a row's "
+                                                         "backbone, noise net and scorer.")] = None,
            label: Annotated[str | None, Opt("--label", help="LaTeX label (default tab:<name of --out>).")] = None,
            figures: Annotated[bool, Opt("--figures", help="Anomaly-map figures (image, mask, overlay) "
                                         "of the samples each run kept (save_maps).")] = False) -> None:
@@ -373,6 +376,17 @@ def report(results: Annotated[list[Path], typer.Argument(help="Run or grid folde
     frames = [(pd.read_parquet(p) if p.suffix == ".parquet" else read_rows(p)).assign(
         run_folder=str(p.parent if p.suffix == ".parquet" else p)) for p in results]
     frame = pd.concat(frames, ignore_index=True)
+    if fps_records:
+        from adbench.config import read_yaml
+        from adbench.report.tables import with_fps_records
+
+        records = []
+        for path in fps_records:  # JSON is YAML: read with the same clear errors
+            data = read_yaml(path, "FPS records")
+            if not isinstance(data.get("records"), list):
+                raise AdbenchError(f"{path} is not an `adbench fps` records file (no 'records' list)")
+            records += data["records"]
+        frame = with_fps_records(frame, records)
     written = write_tables(frame, out_path, fmt, per_category, caption, label)
     if figures:
         from adbench.report.plots import plot_kept_maps

@@ -23,6 +23,7 @@ from adbench.report.tables import (
     per_category_table,
     rank_marks,
     rich_table,
+    with_fps_records,
 )
 from tests.golden_numbers import GOLDEN
 
@@ -263,3 +264,28 @@ def test_metric_vs_t_panels_show_seed_bands_percent_axes_and_one_legend(monkeypa
         assert lines[method] == pytest.approx(expected.tolist())
     assert any(isinstance(c, PolyCollection) for c in mad_axis.collections)  # 2 seeds: a band
     assert mad_axis.get_ylabel() == "%" and len(fig.legends) == 1 and fig._suptitle.get_text().endswith("2 seeds")
+
+
+def test_report_takes_the_fps_column_from_fps_records(tmp_path):
+    frame = fake_rows()
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    frame.to_parquet(run_dir / "metrics.parquet")
+    record = {"scorer": "invad(steps=3)", "backbone": "efficientnet_b4", "noise_net": "dit_gigant",
+              "pipeline_images_per_s": 320.0, "device": "NVIDIA H200", "precision": "bf16", "batch_size": 64}
+    (tmp_path / "fps.json").write_text(json.dumps({"config": {}, "records": [record]}))
+    out = tmp_path / "t"
+    result = CliRunner().invoke(app, ["report", str(run_dir), "--fps", str(tmp_path / "fps.json"), "--out", str(out),
+                                      "--format", "md", "--no-per-category"])
+    assert result.exit_code == 0, result.output
+    text = out.with_suffix(".md").read_text()
+    assert "| 320.0 ± 0.0 |" in text and "| 100.0 ± 0.0 |" in text  # invad: the record; osd_irf_mean: its run
+    assert "DIFFERENT devices (NVIDIA H100 80GB HBM3; NVIDIA H200): not comparable" in text
+    merged = with_fps_records(frame, [record])
+    assert set(merged.loc[merged["scorer"] == "invad", "fps_source"]) == {"adbench fps"}
+    assert "FPS in images/s from `adbench fps`" in footnote(with_fps_records(frame[frame["scorer"] == "invad"],
+                                                                             [record]))
+    bad = tmp_path / "bad.json"
+    bad.write_text("{}")
+    result = CliRunner().invoke(app, ["report", str(run_dir), "--fps", str(bad), "--out", str(out)])
+    assert result.exit_code == 2 and "is not an `adbench fps` records file" in result.output

@@ -114,6 +114,22 @@ class Table:
     fps_groups: list[tuple | None] = field(default_factory=list)
 
 
+def with_fps_records(frame: pd.DataFrame, records: list[dict[str, Any]]) -> pd.DataFrame:
+    """``frame`` with the FPS column of each row replaced by the ``adbench fps`` record of its backbone, noise
+    net and scorer (the protocol for reported speed), and ``device``/``precision``/``fps_batch_size`` by the
+    record's; a row without a record keeps its run-table figure. ``fps_source`` says which."""
+    by_setup = {(r["backbone"], r["noise_net"], r["scorer"]): r for r in records}
+    frame = frame.assign(fps_source="run")
+    labels = scorer_labels(frame)
+    for i, row in frame.iterrows():
+        record = by_setup.get((row["backbone"], row["noise_net"], labels[i]))
+        if record is not None:
+            frame.loc[i, ["fps", "device", "precision", "fps_batch_size", "fps_source"]] = [
+                record["pipeline_images_per_s"], record["device"], record["precision"], record["batch_size"],
+                "adbench fps"]
+    return frame
+
+
 def fps_group(rows: pd.DataFrame) -> tuple | None:
     """Where the FPS of ``rows`` was measured (device, precision, image size); None if not in one place."""
     sizes = [c.get("backbone.image_size", c.get("image_size")) for c in map(_flatten, map(json.loads, rows["config"]))]
@@ -311,10 +327,14 @@ def footnote(frame: pd.DataFrame) -> str:
     devices = sorted(frame["device"].unique())
     batches = sorted({int(b) for b in frame["fps_batch_size"]})
     passes = sorted({int(p) for p in frame["fps_passes"]}) if "fps_passes" in frame else [1]
-    fps = (f"FPS in images/s (backbone + scorer + post-processing on one batch of {'/'.join(map(str, batches))} "
-           f"test images, the median of {'/'.join(map(str, passes))} timed pass(es) after a warm-up; "
-           "`adbench fps` is the protocol for reported speed) on "
-           + (devices[0] if len(devices) == 1 else f"DIFFERENT devices ({'; '.join(devices)}): not comparable"))
+    where = devices[0] if len(devices) == 1 else f"DIFFERENT devices ({'; '.join(devices)}): not comparable"
+    if (frame.get("fps_source", pd.Series("run", index=frame.index)) == "adbench fps").all():
+        fps = (f"FPS in images/s from `adbench fps` (the full pipeline, batch {'/'.join(map(str, batches))}, "
+               f"synchronised, after a warm-up) on {where}")
+    else:
+        fps = (f"FPS in images/s (backbone + scorer + post-processing on one batch of "
+               f"{'/'.join(map(str, batches))} test images, the median of {'/'.join(map(str, passes))} timed "
+               f"pass(es) after a warm-up; `adbench fps` is the protocol for reported speed) on {where}")
     protocols = []
     for name, group in frame.groupby("protocol", sort=True):
         row = group.iloc[0]
