@@ -361,6 +361,11 @@ def report(results: Annotated[list[Path], typer.Argument(help="Run or grid folde
            out_path: Annotated[Path, Opt("--out", help="Output path without suffix.")] = Path("reports/table"),
            per_category: Annotated[bool, Opt("--per-category/--no-per-category")] = True,
            caption: Annotated[str | None, Opt("--caption", help="LaTeX: text that leads each caption.")] = None,
+           layout: Annotated[str, Opt("--layout", help="methods (methods x metrics, the papers' main tables) or "
+                                      "categories (categories x methods for one --metric, per-class tables).")
+                             ] = "methods",
+           metric: Annotated[str, Opt("--metric", help="The metric of --layout categories, e.g. image_auroc, "
+                                      "pixel_aupro, mad.")] = "image_auroc",
            fps_records: Annotated[list[Path] | None, Opt("--fps", help="`adbench fps` records (JSON, repeatable): "
                                                          "the FPS column comes from them where they match a row's "
                                                          "backbone, noise net and scorer.")] = None,
@@ -387,7 +392,7 @@ def report(results: Annotated[list[Path], typer.Argument(help="Run or grid folde
                 raise AdbenchError(f"{path} is not an `adbench fps` records file (no 'records' list)")
             records += data["records"]
         frame = with_fps_records(frame, records)
-    written = write_tables(frame, out_path, fmt, per_category, caption, label)
+    written = write_tables(frame, out_path, fmt, per_category, caption, label, layout, metric)
     if figures:
         from adbench.report.plots import plot_kept_maps
 

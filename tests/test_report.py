@@ -16,6 +16,7 @@ from adbench.engine.build import scorer_columns
 from adbench.metrics import metric_keys
 from adbench.report.tables import (
     averaged_table,
+    category_matrix,
     footnote,
     fps_group,
     latex_tables,
@@ -289,3 +290,23 @@ def test_report_takes_the_fps_column_from_fps_records(tmp_path):
     bad.write_text("{}")
     result = CliRunner().invoke(app, ["report", str(run_dir), "--fps", str(bad), "--out", str(out)])
     assert result.exit_code == 2 and "is not an `adbench fps` records file" in result.output
+
+
+def test_the_categories_layout_ranks_methods_within_each_category(tmp_path):
+    frame = fake_rows()
+    cells, marks = category_matrix(frame, "image_auroc")
+    assert cells.index.tolist() == ["bottle", "metal_nut", "mean"]
+    assert cells.loc["bottle"].tolist() == ["80.5", "85.5"] and cells.loc["mean"].tolist() == ["81.5", "86.5"]
+    assert [marks[(i, "invad(steps=3)†")] for i in range(3)] == ["best"] * 3
+    assert [marks[(i, "osd_irf_mean(t=500)")] for i in range(3)] == ["second"] * 3
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    frame.to_parquet(run_dir / "metrics.parquet")
+    result = CliRunner().invoke(app, ["report", str(run_dir), "--layout", "categories", "--metric", "mad",
+                                      "--out", str(tmp_path / "c")])
+    assert result.exit_code == 0, result.output
+    assert "| metal_nut | _82.8_ | **87.8** |" in (tmp_path / "c.md").read_text()
+    tex = (tmp_path / "c.tex").read_text()
+    assert r"metal\_nut & \underline{82.8} & \textbf{87.8} \\" in tex and r"\caption{mAD per category." in tex
+    bad = CliRunner().invoke(app, ["report", str(run_dir), "--layout", "categories", "--metric", "auroc"])
+    assert bad.exit_code == 2 and "--metric must be one of" in bad.output

@@ -219,6 +219,50 @@ def markdown_table(frame: pd.DataFrame, per_category: bool = True) -> str:
     return "\n".join(parts + [footnote(frame)]) + "\n"
 
 
+def category_matrix(frame: pd.DataFrame, metric: str) -> tuple[pd.DataFrame, dict[tuple[int, str], str]]:
+    """The per-class layout of papers' appendices: one row per category (and their mean), one column per
+    method, one ``metric``; marks rank the methods of each row. Returns (displayed cells, marks)."""
+    if metric not in columns():
+        raise AdbenchError(f"--metric must be one of {list(columns())}, got {metric!r}")
+    frame, method = with_variant_columns(frame)
+    varying = [c for c in method if frame[c].astype(str).nunique() > 1] or ["scorer"]
+    frame = frame.assign(method=frame[varying].astype(str).agg(" / ".join, axis=1))
+    per_seed = frame.groupby(["method", "category", "seed"], sort=False)[metric].mean()
+    values = per_seed.groupby(["method", "category"], sort=False).mean().unstack("method")
+    values.loc["mean"] = frame.groupby(["method", "seed"], sort=False)[metric].mean().groupby("method").mean()
+    marks = {}
+    for i, category in enumerate(values.index):
+        row = {m: shown(metric, v) for m, v in values.loc[category].items() if not math.isnan(v)}
+        ranked = sorted(set(row.values()), reverse=True)
+        for m, v in row.items() if len(row) > 1 else []:
+            if v == ranked[0] or (len(ranked) > 1 and v == ranked[1]):
+                marks[(i, m)] = "best" if v == ranked[0] else "second"
+    cells = pd.DataFrame({m: [fmt(metric, values.loc[c, m], float("nan")) for c in values.index]
+                          for m in values.columns}, index=values.index)
+    return cells, marks
+
+
+def category_tables(frame: pd.DataFrame, metric: str, label: str, caption: str | None = None) -> tuple[str, str]:
+    """(Markdown, LaTeX) of the per-class layout (``category_matrix``) of ``metric``."""
+    cells, marks = category_matrix(frame, metric)
+    header = columns()[metric].header
+    md_rows = [[c, *(MARKDOWN_MARKS.get(marks.get((i, m)), "{}").format(cells.loc[c, m]) for m in cells.columns)]
+               for i, c in enumerate(cells.index)]
+    md = "\n".join(["| category | " + " | ".join(cells.columns) + " |", "|" + "---|" * (len(cells.columns) + 1),
+                     *("| " + " | ".join(r) + " |" for r in md_rows)])
+    tex_cells = pd.DataFrame({latex_escape(m): [LATEX_MARKS.get(marks.get((i, m)), "{}").format(
+        latex_escape(cells.loc[c, m])) for i, c in enumerate(cells.index)] for m in cells.columns},
+        index=[latex_escape(c) for c in cells.index])
+    tex_cells = tex_cells.rename_axis("category").reset_index()
+    note = footnote(frame)
+    lead = f"{caption} " if caption else ""
+    tex = tex_cells.style.hide(axis="index").to_latex(
+        hrules=True, position="t", position_float="centering", label=label,
+        column_format="l" + "r" * len(cells.columns), environment="table*" if len(cells.columns) > WIDE else None,
+        caption=re.sub(r"`([^`]*)`", r"\\texttt{\1}", latex_escape(f"{lead}{header} per category. {note}")))
+    return f"### {header} per category\n\n{md}\n\n{note}\n", tex
+
+
 LATEX_ESCAPES = {"\\": r"\textbackslash{}", "_": r"\_", "%": r"\%", "&": r"\&", "#": r"\#", "$": r"\$",
                  "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
                  "±": r"$\pm$", TRANSDUCTIVE_MARK: r"$^\dagger$", REFERENCE_MARK: r"$^\ddagger$"}
@@ -306,19 +350,31 @@ def latex_tables(frame: pd.DataFrame, label: str = "tab:adbench", per_category: 
 FORMATS = ("md", "latex", "both")
 
 
+LAYOUTS = ("methods", "categories")
+
+
 def write_tables(frame: pd.DataFrame, out_path: Path, fmt: str = "both", per_category: bool = True,
-                 caption: str | None = None, label: str | None = None) -> list[Path]:
+                 caption: str | None = None, label: str | None = None, layout: str = "methods",
+                 metric: str = "image_auroc") -> list[Path]:
     """The tables of ``frame`` at ``out_path`` (suffix ``.md`` and/or ``.tex``, each written atomically);
-    ``caption`` leads the LaTeX captions, ``label`` is the LaTeX label (default ``tab:<file stem>``)."""
+    ``caption`` leads the LaTeX captions, ``label`` is the LaTeX label (default ``tab:<file stem>``).
+    ``layout``: ``methods`` (methods x metrics, as the papers' main tables) or ``categories`` (categories x
+    methods for one ``metric``, as per-class appendix tables)."""
     if fmt not in FORMATS:
         raise AdbenchError(f"--format must be md, latex or both, got {fmt!r}")
+    if layout not in LAYOUTS:
+        raise AdbenchError(f"--layout must be one of {LAYOUTS}, got {layout!r}")
+    label = label or f"tab:{out_path.stem}"
+    if layout == "categories":
+        md, tex = category_tables(frame, metric, label, caption)
+    else:
+        md = markdown_table(frame, per_category) if fmt != "latex" else ""
+        tex = latex_tables(frame, label, per_category, caption) if fmt != "md" else ""
     written = []
-    if fmt in ("md", "both"):
-        written.append(out_path.with_suffix(".md"))
-        atomic_write_text(written[-1], markdown_table(frame, per_category))
-    if fmt in ("latex", "both"):
-        written.append(out_path.with_suffix(".tex"))
-        atomic_write_text(written[-1], latex_tables(frame, label or f"tab:{out_path.stem}", per_category, caption))
+    for suffix, text, wanted in ((".md", md, ("md", "both")), (".tex", tex, ("latex", "both"))):
+        if fmt in wanted:
+            written.append(out_path.with_suffix(suffix))
+            atomic_write_text(written[-1], text)
     return written
 
 
