@@ -394,10 +394,10 @@ def report(results: Annotated[list[Path], typer.Argument(help="Run or grid folde
         frame = with_fps_records(frame, records)
     written = write_tables(frame, out_path, fmt, per_category, caption, label, layout, metric)
     if figures:
-        from adbench.report.plots import plot_kept_maps
+        from adbench.report.plots import plot_comparisons, plot_kept_maps
 
         figures_written, missing = plot_kept_maps(frame, out_path.parent / f"{out_path.stem}_maps")
-        written += figures_written
+        written += figures_written + plot_comparisons(frame, out_path.parent / f"{out_path.stem}_maps")
         if missing:
             err.print(f"[yellow]warning:[/] {len(missing)} kept map file(s) missing, e.g. {missing[0]}",
                       soft_wrap=True)

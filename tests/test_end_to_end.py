@@ -71,7 +71,10 @@ def test_run_writes_results_with_provenance(tiny_synthetic, tmp_path, monkeypatc
     monkeypatch.chdir(tmp_path / "res")  # reported from elsewhere
     report = runner.invoke(app, ["report", str(moved), "--figures", "--out", str(tmp_path / "rep" / "t")])
     assert report.exit_code == 0, report.output
-    assert len(list((tmp_path / "rep" / "t_maps").glob("*.png"))) == 6
+    figures = sorted(p.name for p in (tmp_path / "rep" / "t_maps").glob("*.png"))
+    assert len(figures) == 8 and [f for f in figures if f.startswith("compare-")] == [
+        "compare-mvtec-washer.png", "compare-mvtec-weave.png"]  # the 3 scorers side by side, per category
+    assert (tmp_path / "rep" / "t_maps" / "compare-mvtec-weave.pdf").exists()
     (moved / frame.iloc[0]["maps_file"]).unlink()
     report = runner.invoke(app, ["report", str(moved), "--figures", "--out", str(tmp_path / "rep" / "u")])
     assert report.exit_code == 0 and "1 kept map file(s) missing" in report.output

@@ -8,7 +8,7 @@ from typing import Any
 import pandas as pd
 
 from adbench.metrics import reported
-from adbench.report.tables import scorer_arg
+from adbench.report.tables import scorer_arg, scorer_labels
 
 PANELS_PER_ROW = 4
 
@@ -104,6 +104,63 @@ def plot_anomaly_maps(maps_file: str | Path, path: Path, title: str = "") -> Pat
     if shown is not None:
         fig.colorbar(shown, ax=axes[:, 2].tolist(), fraction=0.05, pad=0.02, label="anomaly score (map)")
     return save_figure(fig, path, dpi=110)[0]
+
+
+def plot_map_comparison(maps_files: dict[str, Path], path: Path, title: str = "") -> Path:
+    """Rows = the kept samples (the same images in every file), columns = image, ground truth, then each
+    method's anomaly map (each scaled to its own range: scores of different methods do not compare)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+    from PIL import Image
+
+    data = {method: np.load(f) for method, f in maps_files.items()}
+    first = next(iter(data.values()))
+    images, masks, labels = first["images"], first["masks"], first["labels"]
+    for method, d in data.items():
+        if d["images"].tolist() != images.tolist():
+            raise ValueError(f"{method} kept other samples than {next(iter(data))}: not comparable side by side")
+    n, size = len(images), first["maps"].shape[-1]
+    fig, axes = plt.subplots(n, 2 + len(data), figsize=(2.3 * (2 + len(data)), 2.3 * n), squeeze=False,
+                             layout="constrained")
+    for row, (image, mask) in enumerate(zip(images, masks, strict=True)):
+        with Image.open(str(image)) as img:
+            rgb = np.asarray(img.convert("RGB").resize((size, size), Image.BILINEAR))
+        axes[row, 0].imshow(rgb)
+        axes[row, 1].imshow(mask, cmap="gray", vmin=0, vmax=1)
+        for col, d in enumerate(data.values(), start=2):
+            amap = d["maps"][row].astype(np.float32)
+            axes[row, col].imshow(rgb)
+            axes[row, col].imshow(amap, cmap="jet", alpha=0.5)
+            if mask.any():
+                axes[row, col].contour(mask.astype(float), levels=[0.5], colors="white", linewidths=0.8)
+        axes[row, 0].text(-0.05, 0.5, "anomalous" if labels[row] else "normal", transform=axes[row, 0].transAxes,
+                          rotation=90, ha="right", va="center", fontsize=8)
+        for col, name in enumerate(["image", "ground truth", *data]):
+            axes[row, col].set_axis_off()
+            if row == 0:
+                axes[row, col].set_title(name, fontsize=8)
+    fig.suptitle(title, fontsize=9)
+    return save_figure(fig, path, dpi=110)[0]
+
+
+def plot_comparisons(frame: pd.DataFrame, out_dir: Path) -> list[Path]:
+    """One side-by-side figure per dataset and category kept by several methods (``plot_map_comparison``)."""
+    written = []
+    rows = frame[frame["maps_file"].astype(bool)] if "maps_file" in frame else frame.iloc[:0]
+    for (dataset, category), group in rows.groupby(["dataset", "category"], sort=True):
+        files = {label: Path(row.get("run_folder") or ".") / row["maps_file"]
+                 for label, (_, row) in zip(scorer_labels(group), group.iterrows(), strict=True)}
+        files = {k: v for k, v in files.items() if v.is_file()}
+        if len(files) > 1:
+            try:
+                written.append(plot_map_comparison(files, Path(out_dir) / f"compare-{dataset}-{category}.png",
+                                                   f"{dataset} / {category}"))
+            except ValueError:
+                continue  # the methods kept different samples (another test set): no side-by-side figure
+    return written
 
 
 def plot_kept_maps(frame: pd.DataFrame, out_dir: Path) -> tuple[list[Path], list[Path]]:
