@@ -29,7 +29,7 @@ class MVTecLayout:
         if not self.root.is_dir():
             raise DataError(
                 f"Dataset root {self.root} does not exist or is not a folder. "
-                f"Pass --data-root pointing at the folder that holds the {name} categories."
+                f"Set data.root (--data-root) to the folder that holds the {name} categories."
             )
 
     def categories(self) -> list[str]:
