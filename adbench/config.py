@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from adbench.errors import ConfigError
 from adbench.protocols import IMAGE_SCORES, NORMALISATIONS, PROTOCOLS, Scoring
@@ -52,6 +52,14 @@ def path_component(value: str, what: str = "a name") -> str:
     return value
 
 
+def category_folders(names: list[str] | None) -> list[str] | None:
+    """Category names as folder names inside the data root (each one path component)."""
+    return None if names is None else [path_component(n, "a category") for n in names]
+
+
+Categories = Annotated[list[str] | None, AfterValidator(category_folders)]
+
+
 class Section(BaseModel):
     """A frozen config section: unknown keys and wrong types are refused (no string-to-number coercion)."""
 
@@ -67,13 +75,8 @@ class DataConfig(Section):
     # multiclass (the papers' main tables): one noise net trained on the normals of train_categories
     # (None: every category of the dataset), every category scored with it; single: one per category
     setting: Literal["multiclass", "single"] = "multiclass"
-    train_categories: list[str] | None = Field(None, min_length=1)
+    train_categories: Categories = Field(None, min_length=1)
     holdout_fraction: float = Field(0.1, gt=0, lt=1)  # normals held out for score normalisation
-
-    @field_validator("train_categories")
-    @classmethod
-    def _category_folders(cls, names: list[str] | None) -> list[str] | None:
-        return None if names is None else [path_component(n, "a category") for n in names]
 
     @model_validator(mode="after")
     def _single_trains_alone(self) -> DataConfig:
@@ -151,7 +154,7 @@ class ScoringConfig(Section):
     # score with the EMA weights; False: the raw last weights (the official evaluation)
     use_ema: bool = Field(False, json_schema_extra={"model_only": True})
     eval_batch_size: int = Field(32, ge=1)
-    save_maps: int = Field(4, ge=0)  # maps of this many test images kept (anomalous first)
+    save_maps: int = Field(4, ge=0)  # maps of this many test images kept (half anomalous, half normal)
     fps_images: int = Field(64, ge=1)  # the FPS column's batch (the papers time batches of 64)
 
     @field_validator("scorers")
@@ -193,18 +196,13 @@ MODEL_SECTIONS = ("noise_net", "train")
 class RunConfig(Section):
     seed: int = Field(42, ge=0)  # the official code's
     deterministic: bool = False
-    categories: list[str] | None = Field(None, min_length=1)
+    categories: Categories = Field(None, min_length=1)
     data: DataConfig = Field(default_factory=DataConfig)
     backbone: BackboneConfig = Field(default_factory=BackboneConfig)
     noise_net: NoiseNetConfig = Field(default_factory=NoiseNetConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     scoring: ScoringConfig = Field(default_factory=ScoringConfig)
     runtime: RuntimeConfig = Field(default_factory=RuntimeConfig)
-
-    @field_validator("categories")
-    @classmethod
-    def _category_folders(cls, names: list[str] | None) -> list[str] | None:
-        return None if names is None else [path_component(n, "a category") for n in names]
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump()

@@ -210,10 +210,10 @@ class StudyRunner:
         self.log = RecordLog(self.study_dir / "trials.jsonl")
         self.contexts = ContextCache(self.study_dir, self.cache_dir)
 
-    def study(self, sampler_seed: int | None = None) -> optuna.Study:
+    def study(self) -> optuna.Study:
         """The study of this spec in the storage (created on first use). A study of the same name made from
         another spec (base, space, objective or validation) is refused: its trials would not compare."""
-        sampler = optuna.samplers.TPESampler(seed=self.spec.sampler_seed if sampler_seed is None else sampler_seed)
+        sampler = optuna.samplers.TPESampler(seed=self.spec.sampler_seed)
         pruner = optuna.pruners.NopPruner() if self.spec.fps_objective else optuna.pruners.MedianPruner(
             n_startup_trials=3)
         # two workers creating the same study at once: one wins, the other loads it on retry
@@ -293,7 +293,8 @@ class StudyRunner:
         raise OutOfDeviceMemory(f"trial {trial.number} {reason}")
 
     def optimize(self) -> optuna.Study:
-        study = self.study(self.worker_seed(self.study()))
+        study = self.study()
+        study.sampler = optuna.samplers.TPESampler(seed=self.worker_seed(study))
         states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
         done = len(study.get_trials(deepcopy=False, states=states))
         console.print(f"study {self.spec.name}: {done}/{self.spec.n_trials} trials finished")

@@ -146,13 +146,17 @@ def plot_map_comparison(maps_files: dict[str, Path], path: Path, title: str = ""
     return save_figure(fig, path, dpi=110)[0]
 
 
+def maps_path(row: pd.Series) -> Path:
+    """A row's kept-maps file: ``maps_file`` relative to its ``run_folder`` (older rows: absolute)."""
+    return Path(row.get("run_folder") or ".") / row["maps_file"]
+
+
 def plot_comparisons(frame: pd.DataFrame, out_dir: Path) -> list[Path]:
     """One side-by-side figure per dataset and category kept by several methods (``plot_map_comparison``)."""
     written = []
     rows = frame[frame["maps_file"].astype(bool)] if "maps_file" in frame else frame.iloc[:0]
     for (dataset, category), group in rows.groupby(["dataset", "category"], sort=True):
-        files = {label: Path(row.get("run_folder") or ".") / row["maps_file"]
-                 for label, (_, row) in zip(scorer_labels(group), group.iterrows(), strict=True)}
+        files = {label: maps_path(row) for label, (_, row) in zip(scorer_labels(group), group.iterrows(), strict=True)}
         files = {k: v for k, v in files.items() if v.is_file()}
         if len(files) > 1:
             try:
@@ -172,7 +176,7 @@ def plot_kept_maps(frame: pd.DataFrame, out_dir: Path) -> tuple[list[Path], list
     for _, row in frame.iterrows():
         if not row.get("maps_file"):
             continue
-        path = Path(row.get("run_folder") or ".") / row["maps_file"]
+        path = maps_path(row)
         if not path.is_file():
             missing.append(path)
             continue

@@ -190,6 +190,7 @@ RICH_STYLES = {"best": "bold", "second": "underline"}
 
 def rich_table(table: Table, title: str = "") -> Any:
     """``table`` for a terminal: a ``rich`` table with the same columns and marks as the Markdown one."""
+    from rich.markup import escape
     from rich.table import Table as RichTable
 
     out = RichTable(title=title, title_justify="left")
@@ -201,14 +202,8 @@ def rich_table(table: Table, title: str = "") -> Any:
     for i, (labels, stats) in enumerate(table.rows):
         cells = [f"[{RICH_STYLES[marks[(i, k)]]}]{fmt(k, *stats[k])}[/]" if (i, k) in marks else fmt(k, *stats[k])
                  for k in columns()]
-        out.add_row(*(escape_markup(x) for x in labels), *cells)
+        out.add_row(*map(escape, labels), *cells)
     return out
-
-
-def escape_markup(text: str) -> str:
-    from rich.markup import escape
-
-    return escape(text)
 
 
 def markdown_table(frame: pd.DataFrame, per_category: bool = True) -> str:
