@@ -33,11 +33,8 @@ def cache_dir_default() -> Path:
 
 @app.callback()
 def main(debug: Annotated[bool, typer.Option("--debug", help="Show full tracebacks on errors.")] = False) -> None:
-    from adbench.device import prepare_cuda_determinism  # torch: imported by commands, not by --help
-
     _state["debug"] = debug
     tune_host_allocator()
-    prepare_cuda_determinism()
 
 
 def fail(exc: BaseException) -> None:

@@ -53,12 +53,14 @@ if run_if grid; then
     --results-dir $RES/grid-cuda-fp32
 fi
 if run_if grid-cpu; then
-  step "grid cpu" 60 grid.log adbench grid registry/osd_irf_table1.yaml --quick --set device=cpu \
+  step "grid cpu" 60 grid.log adbench grid registry/osd_irf_table1.yaml --quick --set runtime.device=cpu \
     --results-dir $RES/grid-cpu
 fi
 if run_if suite; then
-  step suite "${SUITE_LIMIT:-200}" suite.log python3 -m pytest -v -p no:cacheprovider -rfE --timeout 120 \
-    --durations 10 tests
+  # pytest-xdist spreads the suite over the machine's cores (one torch thread per worker) where it is installed
+  workers=$(python3 -c "import xdist" 2>/dev/null && echo "-n ${SUITE_WORKERS:-12}")
+  step suite "${SUITE_LIMIT:-200}" suite.log env OMP_NUM_THREADS=1 python3 -m pytest -v -p no:cacheprovider -rfE \
+    --timeout 120 --durations 10 $workers tests
 fi
 if ls "$RES" | grep -qv '^cache$'; then  # fps records and grid folders
   tar -czf "$OUT/results-$$.tar.gz" -C "$RES" --exclude cache . 2>/dev/null

@@ -9,14 +9,16 @@ from __future__ import annotations
 import argparse
 import os
 import time
+from collections import Counter
 
 import torch
 
 from adbench.config import RunConfig
-from adbench.device import autocast, clock, precision, resolve_device
+from adbench.device import autocast, clock, fixed_shape_timing, precision, resolve_device
 from adbench.diffusion.schedule import Schedule
 from adbench.diffusion.train import TrainConfig, train_noise_net
 from adbench.engine.build import build_noise_net, build_scorer
+from adbench.engine.fps import FpsBench, time_interleaved
 from adbench.engine.run import seed_everything
 from adbench.noise_nets.unet import AttentionBlock
 
@@ -120,15 +122,49 @@ def training_speed(device: torch.device, noise_net: str = "mlp", images: int = 5
     report(f"item6 {noise_net} training steps/s (batch {batch})", f"{steps / (clock(device) - start):.1f}")
 
 
+@torch.no_grad()
+def batch1_latency(device: torch.device) -> None:
+    """Where `adbench fps`'s batch-1 latency goes (EfficientNet-B4 + DiT-gigant, its precision): the latency
+    calls timed alone and interleaved with the batch-64 calls (as `adbench fps` times them), then, per latency
+    call, the CUDA runtime calls the host makes and the host's busiest operators."""
+    cfg = RunConfig(backbone={"name": "efficientnet_b4"}, noise_net={"name": "dit_gigant"},
+                    scoring={"scorers": [{"name": "osd_irf_mean"}, {"name": "invad", "steps": 3}]},
+                    runtime={"device": str(device)})
+    bench = FpsBench(cfg, batch_size=64)
+    calls = bench.calls()
+    latency = {k: v for k, v in calls.items() if k[1] == "latency"}
+    with autocast(device, cfg.noise_net.precision), fixed_shape_timing():
+        for name, timed in (("alone", latency), ("interleaved with batch 64", calls),
+                            ("alone again", latency)):
+            seconds = time_interleaved(timed, device, 3, 10)
+            report(f"latency b=1 ms, {name}", ", ".join(f"{k[0]} {1000 * seconds[k]:.1f}" for k in latency))
+        if device.type != "cuda":
+            return
+        activities = [torch.profiler.ProfilerActivity.CPU, torch.profiler.ProfilerActivity.CUDA]
+        for key, call in latency.items():
+            with torch.profiler.profile(activities=activities) as prof:
+                call()
+                torch.cuda.synchronize(device)
+            runtime = Counter(e.name for e in prof.events() if e.name.startswith("cuda"))
+            report(f"latency b=1 {key[0]}: CUDA runtime calls", dict(runtime.most_common(6)))
+            ops = sorted(prof.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)[:6]
+            report(f"latency b=1 {key[0]}: host self time (ms, calls)",
+                   {e.key[:40]: (round(e.self_cpu_time_total / 1000, 2), e.count) for e in ops})
+
+
+CHECKS = (bf16_choice, scorer_noise_across_devices, unet_attention_kernel, mlp_bf16_error, training_speed,
+          deterministic_across_cells, batch1_latency)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--device", default="auto")
+    ap.add_argument("--only", nargs="+", choices=[c.__name__ for c in CHECKS], help="Run these checks alone.")
     args = ap.parse_args()
     device = resolve_device(args.device)
     report("device", torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu")
     report("CUBLAS_WORKSPACE_CONFIG at start", os.environ.get("CUBLAS_WORKSPACE_CONFIG"))
-    for check in (bf16_choice, scorer_noise_across_devices, unet_attention_kernel, mlp_bf16_error, training_speed,
-                  deterministic_across_cells):
+    for check in (c for c in CHECKS if not args.only or c.__name__ in args.only):
         start = time.perf_counter()
         try:
             check(device)

@@ -6,6 +6,10 @@ import pytest
 # Pinned numbers are CPU numbers: device "auto" means the CPU in this suite (subprocesses inherit it), also
 # on a machine with a GPU; tests/test_cuda.py runs the CUDA paths there explicitly.
 os.environ.setdefault("ADBENCH_DEVICE", "cpu")
+# `python -m adbench` in a subprocess imports this checkout, installed or not, and still finds the packages
+# that PYTHONPATH already names (a GPU machine whose extra wheels live there, say).
+os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, (str(Path(__file__).resolve().parents[1]),
+                                                         os.environ.get("PYTHONPATH"))))
 
 HAZELNUT = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "hazelnut_toy"
 TINY_SYNTHETIC = {"n_train": 10, "n_good": 3, "n_per_defect": 1}

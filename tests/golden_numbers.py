@@ -39,8 +39,13 @@ def assert_matches_golden(name: str, frame: pd.DataFrame, by: tuple[str, ...] = 
     want = json.loads(path.read_text())
     where = f"pinned with {want.pop('pinned with')}, running {here}"
     assert sorted(got) == sorted(want), f"{path}: the rows differ"
+    off = []  # every number off its pinned value, so that one failure shows how far the whole file moved
     for label, metrics in want.items():
         for key, value in metrics.items():
             have = got[label][key]
             ok = have is None if value is None else have is not None and abs(have - value) <= 1e-6
-            assert ok, f"{path}: {label} {key} is {have}, pinned {value} ({where})"
+            if not ok:
+                off.append((abs(have - value) if None not in (have, value) else float("inf"),
+                            f"{label} {key} is {have}, pinned {value}"))
+    assert not off, (f"{path}: {len(off)} numbers off, the largest by {max(off)[0]:.3g}: {max(off)[1]}; "
+                     f"first {off[0][1]} ({where})")

@@ -1,7 +1,6 @@
 """Grids: expansion, reuse, resume after SIGKILL, failures recorded; presets run with --quick."""
 
 import json
-import os
 import random
 import signal
 import subprocess
@@ -108,13 +107,12 @@ def test_a_cell_out_of_gpu_memory_fails_alone(tiny_synthetic, tmp_path, dit_out_
 def test_killed_grid_resumes_without_losing_or_duplicating_cells(tiny_synthetic, tmp_path):
     grid = tiny_grid(tmp_path / "g.yaml", tiny_synthetic)
     cmd = [sys.executable, "-m", "adbench", "grid", str(grid), "--results-dir", str(tmp_path / "r")]
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
     log_path = tmp_path / "r" / "grid-tiny" / "cells.jsonl"
     kept = []
     rng = random.Random(0)
     # kill after the first cell, at two random moments, then after the fifth cell
     for wait_for, at_most in ((1, 120), (99, rng.uniform(0.5, 6)), (99, rng.uniform(0.5, 6)), (5, 120)):
-        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.time() + at_most
         while time.time() < deadline and proc.poll() is None:
             if log_path.exists() and len(RecordLog(log_path).finished()) >= wait_for:
@@ -125,7 +123,7 @@ def test_killed_grid_resumes_without_losing_or_duplicating_cells(tiny_synthetic,
         finished = RecordLog(log_path).finished()
         assert all(finished[k] == r for k, r in kept)  # nothing finished is lost or changed
         kept = list(finished.items())
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     records = [json.loads(line) for line in log_path.read_text().splitlines() if line.strip()]
     keys = [r["cell_key"] for r in records if r["status"] == "ok"]

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from adbench.config import RunConfig
-from adbench.device import resolve_device
+from adbench.device import prepare_cuda_determinism, resolve_device
 from adbench.diffusion.schedule import Schedule
 from adbench.diffusion.train import training_schedule
 from adbench.engine.build import build_scorer, scorer_label
@@ -42,7 +42,10 @@ def check_scorer(spec: dict[str, Any], schedule: Schedule) -> None:
 
 
 def preflight(cfg: RunConfig) -> None:
-    """Refuse ``cfg`` before anything is loaded or trained if a component it names cannot be built."""
+    """Refuse ``cfg`` before anything is loaded or trained if a component it names cannot be built; for a
+    deterministic config, set cuBLAS up for determinism while no CUDA work has run yet."""
+    if cfg.deterministic:
+        prepare_cuda_determinism()
     data = cfg.data
     try:
         DATASETS.check(data.dataset, "data.args", **({"root": data.root} if data.root else {}), **data.args)

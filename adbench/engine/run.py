@@ -75,7 +75,7 @@ def seed_everything(seed: int, deterministic: bool) -> None:
     np.random.seed(seed)
     torch.manual_seed(seed)
     if deterministic:
-        prepare_cuda_determinism()  # in time only before the first CUDA matmul: the CLI sets it at start
+        prepare_cuda_determinism()  # in time only before the first CUDA matmul: preflight sets it first
         torch.backends.cudnn.benchmark = False
     torch.use_deterministic_algorithms(deterministic)  # each cell's own value: a flag never leaks to the next
 
