@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import traceback
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, NamedTuple
 
 import typer
 from rich.console import Console
@@ -16,6 +17,9 @@ from adbench.atomic import UNWRITABLE, unwritable
 from adbench.config import RunConfig, checked_name, config_from, load_config, parse_scorer, parse_sets
 from adbench.errors import AdbenchError
 
+if TYPE_CHECKING:
+    from adbench.tracking import Tracker
+
 app = typer.Typer(help="Benchmark and ablation harness for diffusion-based industrial anomaly detection.",
                   no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
 out = Console(emoji=False)  # ":100:" in a message is text, not an emoji
@@ -23,6 +27,12 @@ err = Console(stderr=True, emoji=False)
 _state = {"debug": False}
 
 DEFAULT_RESULTS = Path("results")
+LOGGER_HELP = ("Also log every finished cell (config, metrics, anomaly maps) to mlflow or tensorboard "
+               "(repeatable; pip install 'adbench[mlflow]' or 'adbench[tensorboard]').")
+TRACKING_URI_HELP = ("MLflow tracking URI (a server or database); default $MLFLOW_TRACKING_URI, else "
+                     "sqlite:///<results-dir>/mlflow.db, artifacts in <results-dir>/mlartifacts.")
+Loggers = Annotated[list[str] | None, typer.Option("--logger", help=LOGGER_HELP)]
+TrackingUri = Annotated[str | None, typer.Option("--tracking-uri", help=TRACKING_URI_HELP)]
 
 
 def cache_dir_default() -> Path:
@@ -127,25 +137,43 @@ def run_options(fn):
               ("resume", Path | None, ("--resume",), "Run folder to continue (killed or trained only): its "
                "finished cells are kept and skipped; the config, if given, must be the folder's."),
               ("cache_dir", Path | None, ("--cache-dir",), "Feature and dataset cache (default $ADBENCH_CACHE)."),
+              ("loggers", list[str] | None, ("--logger",), LOGGER_HELP),
+              ("tracking_uri", str | None, ("--tracking-uri",), TRACKING_URI_HELP),
           ]],
     ]
     @functools.wraps(fn)
     @guarded
     def wrapper(**kw: Any) -> None:
         results_dir, cache_dir = kw.pop("results_dir") or DEFAULT_RESULTS, kw.pop("cache_dir") or cache_dir_default()
-        resume = kw.pop("resume")
+        resume, tracking = kw.pop("resume"), Tracking(kw.pop("loggers"), kw.pop("tracking_uri"))
         given = any(v is not None for v in kw.values())
-        fn(build_config(**kw) if given or resume is None else None, results_dir, cache_dir, resume)
+        fn(build_config(**kw) if given or resume is None else None, results_dir, cache_dir, resume, tracking)
 
     wrapper.__signature__ = inspect.Signature(params)
     return wrapper
 
 
-def _execute(cfg: RunConfig | None, results_dir: Path, cache_dir: Path, train_only: bool = False,
-             resume: Path | None = None) -> Path:
-    from adbench.engine.grid import GridRunner
+class Tracking(NamedTuple):
+    """``--logger`` and ``--tracking-uri`` as given."""
 
-    runner = GridRunner.for_run(cfg, results_dir, cache_dir, resume)
+    loggers: list[str] | None = None
+    uri: str | None = None
+
+    def open(self, experiment: str, results_dir: Path) -> Tracker:
+        """The tracker, opened before any work: a missing package or an unreachable server fails at once."""
+        from adbench.tracking import Tracker
+
+        return Tracker(self.loggers, experiment, results_dir, self.uri)
+
+
+def _execute(cfg: RunConfig | None, results_dir: Path, cache_dir: Path, train_only: bool = False,
+             resume: Path | None = None, tracking: Tracking = Tracking()) -> Path:
+    from adbench.engine.grid import GridRunner
+    from adbench.results import read_run_config
+
+    name = (cfg or read_run_config(resume)).runtime.name
+    tracker = tracking.open(name, Path(resume).parent if resume else results_dir)
+    runner = GridRunner.for_run(cfg, results_dir, cache_dir, resume, tracker)
     err.print(f"run folder: {runner.grid_dir}", soft_wrap=True)
     cells = runner.cells()
     frame = runner.run(cells, train_only)
@@ -176,25 +204,27 @@ def _finish(run_dir: Path, rows: list[dict]) -> None:
 
 @app.command()
 @run_options
-def train(cfg: RunConfig | None, results_dir: Path, cache_dir: Path, resume: Path | None) -> None:
+def train(cfg: RunConfig | None, results_dir: Path, cache_dir: Path, resume: Path | None, tracking: Tracking) -> None:
     """Train the noise net of every category; `adbench evaluate RUN_DIR` scores them later."""
-    _execute(cfg, results_dir, cache_dir, train_only=True, resume=resume)
+    _execute(cfg, results_dir, cache_dir, train_only=True, resume=resume, tracking=tracking)
 
 
 @app.command()
 @run_options
-def run(cfg: RunConfig | None, results_dir: Path, cache_dir: Path, resume: Path | None) -> None:
+def run(cfg: RunConfig | None, results_dir: Path, cache_dir: Path, resume: Path | None, tracking: Tracking) -> None:
     """Train and evaluate: results (Parquet, CSV) and a Markdown table in a new run folder; resumable
     (`--resume RUN_DIR` keeps and skips the cells a killed run finished)."""
-    _execute(cfg, results_dir, cache_dir, resume=resume)
+    _execute(cfg, results_dir, cache_dir, resume=resume, tracking=tracking)
 
 
 @app.command()
 @guarded
 def evaluate(run_dir: Annotated[Path, typer.Argument(help="Run folder written by `adbench train`.")],
-             cache_dir: Annotated[Path | None, Opt("--cache-dir", help="Feature cache.")] = None) -> None:
+             cache_dir: Annotated[Path | None, Opt("--cache-dir", help="Feature cache.")] = None,
+             loggers: Loggers = None, tracking_uri: TrackingUri = None) -> None:
     """Score the test sets with the trained models of a run folder (trains any that are missing)."""
-    _execute(None, DEFAULT_RESULTS, cache_dir or cache_dir_default(), resume=run_dir)
+    _execute(None, DEFAULT_RESULTS, cache_dir or cache_dir_default(), resume=run_dir,
+             tracking=Tracking(loggers, tracking_uri))
 
 
 DEMO_PRESET = Path(__file__).parent / "presets" / "demo.yaml"
@@ -210,9 +240,11 @@ def demo_config(quick: bool = False) -> RunConfig:
 @guarded
 def demo(quick: Annotated[bool, Opt("--quick", help="Few epochs: a smoke run in about a minute.")] = False,
          results_dir: Annotated[Path, Opt("--results-dir")] = DEFAULT_RESULTS,
-         cache_dir: Annotated[Path | None, Opt("--cache-dir")] = None) -> None:
+         cache_dir: Annotated[Path | None, Opt("--cache-dir")] = None,
+         loggers: Loggers = None, tracking_uri: TrackingUri = None) -> None:
     """Run the embedded default end to end: synthetic data, Lite0 features, three scorers."""
-    _execute(demo_config(quick), results_dir, cache_dir or cache_dir_default())
+    _execute(demo_config(quick), results_dir, cache_dir or cache_dir_default(),
+             tracking=Tracking(loggers, tracking_uri))
 
 
 @app.command()
@@ -223,11 +255,14 @@ def grid(file: Annotated[Path, typer.Argument(help="Grid YAML (base config, axes
          quick: Annotated[bool, Opt("--quick", help="Apply the grid's quick overrides (tiny sizes).")] = False,
          dry_run: Annotated[bool, Opt("--dry-run", help="Print the plan and stop.")] = False,
          results_dir: Annotated[Path, Opt("--results-dir")] = DEFAULT_RESULTS,
-         cache_dir: Annotated[Path | None, Opt("--cache-dir")] = None) -> None:
+         cache_dir: Annotated[Path | None, Opt("--cache-dir")] = None,
+         loggers: Loggers = None, tracking_uri: TrackingUri = None) -> None:
     """Run an ablation grid; resumable: finished cells are kept and skipped when started again."""
     from adbench.engine.grid import GridRunner, load_grid
 
-    runner = GridRunner(load_grid(file, set_, quick), results_dir, cache_dir or cache_dir_default())
+    spec = load_grid(file, set_, quick)
+    tracker = None if dry_run else Tracking(loggers, tracking_uri).open(spec.name, results_dir)
+    runner = GridRunner(spec, results_dir, cache_dir or cache_dir_default(), tracker=tracker)
     cells = runner.cells()
     plan = runner.plan(cells)
     table = Table(title=f"grid {runner.spec.name} -> {runner.grid_dir}", title_justify="left")
@@ -262,7 +297,8 @@ def study(file: Annotated[Path, typer.Argument(help="Study YAML (base config, se
           evaluate_best: Annotated[bool, Opt("--evaluate-best", help="Do not search: evaluate the best trial's "
                                              "config on the TEST set (the explicit final step).")] = False,
           results_dir: Annotated[Path, Opt("--results-dir")] = DEFAULT_RESULTS,
-          cache_dir: Annotated[Path | None, Opt("--cache-dir")] = None) -> None:
+          cache_dir: Annotated[Path | None, Opt("--cache-dir")] = None,
+          loggers: Loggers = None, tracking_uri: TrackingUri = None) -> None:
     """Optuna study on a validation split carved from training normals (never the test set)."""
     from adbench.engine.study import StudyRunner, config_for, load_study
     from adbench.report.plots import plot_study
@@ -272,14 +308,16 @@ def study(file: Annotated[Path, typer.Argument(help="Study YAML (base config, se
         spec.n_trials = n_trials
     if new_name is not None:
         spec.name = checked_name(new_name, "--new-name")
-    runner = StudyRunner(spec, results_dir, cache_dir or cache_dir_default(), storage)
+    tracking = Tracking(loggers, tracking_uri)
+    runner = StudyRunner(spec, results_dir, cache_dir or cache_dir_default(), storage,
+                         None if evaluate_best else tracking.open(spec.name, results_dir))
     if force:
         runner.delete()
     if evaluate_best:
         best = runner.best_params(runner.study())
         cfg = config_for(spec, best).updated({"runtime.name": f"{spec.name}-best"})
         err.print(f"best trial parameters: {best}; evaluating on the test set", soft_wrap=True)
-        _execute(cfg, results_dir, cache_dir or cache_dir_default())
+        _execute(cfg, results_dir, cache_dir or cache_dir_default(), tracking=tracking)
         return
     result = runner.optimize()
     trials = runner.write_trials(result)
@@ -327,7 +365,8 @@ def sweep_t(config: Annotated[Path | None, typer.Argument(help="YAML run config 
             scorer: Annotated[list[str] | None, Opt("--scorer", "-s", help="Scorer(s) with a t argument.")] = None,
             set_: Annotated[list[str] | None, Opt("--set", help="key=value override of the config.")] = None,
             results_dir: Annotated[Path, Opt("--results-dir")] = DEFAULT_RESULTS,
-            cache_dir: Annotated[Path | None, Opt("--cache-dir")] = None) -> None:
+            cache_dir: Annotated[Path | None, Opt("--cache-dir")] = None,
+            loggers: Loggers = None, tracking_uri: TrackingUri = None) -> None:
     """Timestep sensitivity: score one trained model per category at many t; table and metric-vs-t plot."""
     from adbench.engine.grid import GridRunner, sweep_t_grid
     from adbench.report.plots import plot_metrics_vs
@@ -337,7 +376,8 @@ def sweep_t(config: Annotated[Path | None, typer.Argument(help="YAML run config 
         raise AdbenchError("sweep-t needs a config file or --from-run RUN_DIR (one of them)")
     cfg = load_config(config, parse_sets(set_)) if config else read_run_config(from_run).updated(parse_sets(set_))
     spec = sweep_t_grid(cfg, scorer or ["osd_irf_mean", "osd_irf_noisy"], parse_timesteps(t))
-    runner = GridRunner(spec, results_dir, cache_dir or cache_dir_default())
+    runner = GridRunner(spec, results_dir, cache_dir or cache_dir_default(),
+                        tracker=Tracking(loggers, tracking_uri).open(spec.name, results_dir))
     cells = runner.cells()
     if from_run is not None:
         shared = runner.share_models(from_run / "models")
@@ -483,30 +523,40 @@ def toy(t: Annotated[int, Opt("--t", help="Timestep of the one-step IRF.")] = 25
     err.print(f"figure: {', '.join(map(str, figures))}", soft_wrap=True)
 
 
-def paper_gap(name: str) -> str:
-    """The noise net's parameter count in InvAD Table 8 and how far ours is from it."""
-    from adbench.noise_nets import PAPER_PARAMS_M, parameter_count
+def noise_net_details() -> tuple[list[str], Callable[[str], list[str]]]:
+    """Columns of `adbench list noise-nets`: the parameter count and InvAD Table 8's, with the gap."""
+    from adbench.noise_nets import B4_CHANNELS, PAPER_PARAMS_M, parameter_count
 
-    if name not in PAPER_PARAMS_M:
-        return ""
-    gap = parameter_count(name) / 1e6 - PAPER_PARAMS_M[name]
-    return f"{PAPER_PARAMS_M[name]}M ({gap:+.1f}M)"
+    def row(name: str) -> list[str]:
+        params = parameter_count(name) / 1e6
+        paper = PAPER_PARAMS_M.get(name)
+        return [f"{params:.1f}M", f"{paper}M ({params - paper:+.1f}M)" if paper else ""]
+
+    return [f"params (C={B4_CHANNELS})", "InvAD Table 8 (gap)"], row
 
 
-def backbone_weights_columns(name: str) -> list[str]:
-    """The weights a backbone name loads and the input statistics that come with them."""
+def backbone_details() -> tuple[list[str], Callable[[str], list[str]]]:
+    """Columns of `adbench list backbones`: the weights a name loads and the input statistics that come
+    with them."""
     from adbench.backbones.identity import weights_info
 
-    if name.endswith(":*"):
-        return ["the model's default timm tag (name one: timm:<arch>.<tag>)", "the tag's own"]
-    info = weights_info(name)
-    return [info.identity, f"{list(info.mean)} / {list(info.std)}"]
+    def row(name: str) -> list[str]:
+        if name.endswith(":*"):
+            return ["the model's default timm tag (name one: timm:<arch>.<tag>)", "the tag's own"]
+        info = weights_info(name)
+        return [info.identity, f"{list(info.mean)} / {list(info.std)}"]
+
+    return ["pretrained weights", "input mean / std (from the weights)"], row
+
+
+DETAILS = {"noise-nets": noise_net_details, "backbones": backbone_details}  # they load torch: one kind only
 
 
 @app.command("list")
 @guarded
 def list_components(kind: Annotated[str | None, typer.Argument(
-        help="datasets, backbones, noise-nets or scorers (default: all).")] = None) -> None:
+        help="datasets, backbones, noise-nets or scorers (default: all). One kind adds its details: "
+             "parameter counts for noise nets, weights and input statistics for backbones.")] = None) -> None:
     """Show registered components with one-line descriptions."""
     from adbench.registry import REGISTRIES
 
@@ -518,19 +568,13 @@ def list_components(kind: Annotated[str | None, typer.Argument(
         table = Table(title=name, title_justify="left")
         table.add_column("name", style="bold", no_wrap=True)
         table.add_column("description")
-        counted = name == "noise-nets"
-        if counted:
-            from adbench.noise_nets import B4_CHANNELS, parameter_count
-
-            table.add_column(f"params (C={B4_CHANNELS})", justify="right")
-            table.add_column("InvAD Table 8 (gap)", justify="right")
-        if name == "backbones":
-            table.add_column("pretrained weights", overflow="fold")
-            table.add_column("input mean / std (from the weights)", overflow="fold")
+        headers, details = DETAILS[name]() if kind in DETAILS else ([], lambda _: [])
+        for header in headers:
+            table.add_column(header, overflow="fold")
         for entry in registry.entries():
-            extra = [f"{parameter_count(entry.name) / 1e6:.1f}M", paper_gap(entry.name)] if counted else []
-            if name == "backbones":
-                extra = backbone_weights_columns(entry.name)
-            table.add_row(entry.name, entry.description, *extra)
+            table.add_row(entry.name, entry.description, *details(entry.name))
         out.print(table)
+    if kind is None:
+        out.print("`adbench list noise-nets` adds parameter counts, `adbench list backbones` the weights and "
+                  "input statistics.")
 

@@ -1,6 +1,7 @@
 """One generic registry for datasets, backbones, noise nets and scorers, plus entry-point plugins.
 
-Third-party packages register components by exposing an entry point in the group
+The built-in components are declared by name in ``adbench.components`` (their modules are imported when
+first used). Third-party packages register components by exposing an entry point in the group
 ``adbench.plugins`` that points at a module (or callable); loading it runs its ``@register`` calls.
 """
 
@@ -30,9 +31,16 @@ PLUGIN_GROUP = "adbench.plugins"
 @dataclass(frozen=True)
 class Entry:
     name: str
-    factory: Callable[..., Any]
+    target: Callable[..., Any] | str  # the factory, or "module:attribute", imported when first needed
     description: str
     defaults: dict[str, Any]
+
+    @property
+    def factory(self) -> Callable[..., Any]:
+        if callable(self.target):
+            return self.target
+        module, _, attribute = self.target.partition(":")
+        return getattr(import_module(module), attribute)
 
 
 class Registry(Generic[T]):
@@ -42,14 +50,20 @@ class Registry(Generic[T]):
         self.kind = kind
         self._entries: dict[str, Entry] = {}
 
+    def declare(self, name: str, target: Callable[..., Any] | str, description: str, /, **defaults: Any) -> None:
+        """Register ``target`` (a factory, or ``"module:attribute"`` imported when first built) as ``name``,
+        with ``defaults`` for its arguments."""
+        if name in self._entries:
+            raise ValueError(f"{self.kind} {name!r} is registered twice")
+        self._entries[name] = Entry(name, target, description, dict(defaults))
+
     def register(self, name: str, description: str = "", /, **defaults: Any) -> Callable:
-        """Decorator: ``@REG.register("name", "one-line description", key=default)``."""
+        """Decorator: ``@REG.register("name", "one-line description", key=default)``; the description
+        defaults to the first line of the factory's docstring."""
 
         def wrap(factory: Callable) -> Callable:
-            if name in self._entries:
-                raise ValueError(f"{self.kind} {name!r} is registered twice")
-            text = description or ((factory.__doc__ or "").strip().splitlines() or [""])[0]
-            self._entries[name] = Entry(name, factory, text, dict(defaults))
+            self.declare(name, factory, description or ((factory.__doc__ or "").strip().splitlines() or [""])[0],
+                         **defaults)
             return factory
 
         return wrap
@@ -114,18 +128,16 @@ NOISE_NETS: Registry[NoiseNet] = Registry("noise-nets")
 SCORERS: Registry[Scorer] = Registry("scorers")
 REGISTRIES = {r.kind: r for r in (DATASETS, BACKBONES, NOISE_NETS, SCORERS)}
 
-_BUILTIN_MODULES = ("adbench.data", "adbench.backbones", "adbench.noise_nets", "adbench.scorers")
 _loaded = False
 
 
 def load_components() -> None:
-    """Import the built-in component modules and every installed plugin, once."""
+    """Declare the built-in components and load every installed plugin, once."""
     global _loaded
     if _loaded:
         return
     _loaded = True
-    for module in _BUILTIN_MODULES:
-        import_module(module)
+    import_module("adbench.components")
     for ep in entry_points(group=PLUGIN_GROUP):
         loaded = ep.load()
         if callable(loaded):

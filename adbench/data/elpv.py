@@ -14,7 +14,6 @@ from pathlib import Path
 
 from adbench.data.base import Sample
 from adbench.errors import DataError
-from adbench.registry import DATASETS
 
 THIRDS_TOLERANCE = 0.005
 
@@ -27,7 +26,6 @@ def _package_root() -> Path:
     return Path(elpv_dataset.__file__).parent / "data"
 
 
-@DATASETS.register("elpv", "ELPV solar cells (PyPI elpv-dataset), image-level only")
 class ELPV:
     has_masks = False
 

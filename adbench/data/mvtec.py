@@ -10,14 +10,10 @@ from pathlib import Path
 
 from adbench.data.base import Sample, list_images, safe_child
 from adbench.errors import DataError
-from adbench.registry import DATASETS
 
 MASK_SUFFIXES = (".png", ".bmp", ".tif", ".tiff", ".jpg")
 
 
-@DATASETS.register("btad", "BTAD (MVTec layout, --data-root)", name="btad")
-@DATASETS.register("mpdd", "MPDD (MVTec layout, --data-root)", name="mpdd")
-@DATASETS.register("mvtec", "MVTec-AD layout folder (--data-root); any dataset in this layout", name="mvtec")
 class MVTecLayout:
     """A dataset in MVTec-AD layout under ``root``."""
 

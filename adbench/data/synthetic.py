@@ -18,7 +18,6 @@ from PIL import Image
 from scipy.ndimage import gaussian_filter
 
 from adbench.data.mvtec import MVTecLayout
-from adbench.registry import DATASETS
 
 GENERATOR_VERSION = 1
 CATEGORIES = ("weave", "granite", "washer")
@@ -130,7 +129,6 @@ def to_uint8(img: np.ndarray) -> np.ndarray:
     return (np.clip(img, 0, 1) * 255).round().astype(np.uint8)
 
 
-@DATASETS.register("synthetic", "Embedded default: textures + objects with exact masks, made from a seed")
 def synthetic(root: str | Path | None = None, seed: int = 0, **sizes: int) -> MVTecLayout:
     """The synthetic dataset, generated into the cache folder on first use."""
     base = Path(root) if root else default_cache_dir() / "datasets"

@@ -7,12 +7,10 @@ from pathlib import Path
 
 from adbench.data.base import Sample, safe_child
 from adbench.errors import DataError
-from adbench.registry import DATASETS
 
 REQUIRED_COLUMNS = {"object", "split", "label", "image", "mask"}
 
 
-@DATASETS.register("visa", "VisA (split_csv/1cls.csv layout, --data-root)")
 class VisA:
     has_masks = True
 

@@ -40,6 +40,7 @@ from adbench.engine.preflight import preflight
 from adbench.engine.run import Context, ContextCache, cell_config
 from adbench.errors import AdbenchError, ConfigError
 from adbench.results import RecordLog, folder_lock, new_run_dir, read_run_config, write_rows
+from adbench.tracking import Tracker
 
 GRID_KEYS = {"name", "base", "axes", "quick", "description"}
 
@@ -110,8 +111,10 @@ class GridRunner:
     """Runs a grid's cells through the one execution path, resumably: finished cells (in ``cells.jsonl``)
     are skipped, each new one is appended as it finishes."""
 
-    def __init__(self, spec: GridSpec, results_dir: Path, cache_dir: Path, run_dir: Path | None = None) -> None:
+    def __init__(self, spec: GridSpec, results_dir: Path, cache_dir: Path, run_dir: Path | None = None,
+                 tracker: Tracker | None = None) -> None:
         self.spec = spec
+        self.tracker = tracker or Tracker()
         self.grid_dir = Path(run_dir) if run_dir is not None else Path(results_dir) / f"grid-{spec.name}"
         self.cache_dir = Path(cache_dir)
         self.log = RecordLog(self.grid_dir / "cells.jsonl")
@@ -120,7 +123,7 @@ class GridRunner:
 
     @classmethod
     def for_run(cls, cfg: RunConfig | None, results_dir: Path, cache_dir: Path,
-                resume: Path | None = None) -> GridRunner:
+                resume: Path | None = None, tracker: Tracker | None = None) -> GridRunner:
         """A run as a grid without axes, in a new run folder (data and names checked, and the backbone
         loaded, before the folder is made), or in the folder ``resume`` with that folder's config (a
         ``cfg`` given too must be the same configuration)."""
@@ -136,7 +139,7 @@ class GridRunner:
             ctx = Context.create(cfg, Path(), cache_dir)
             cfg = ctx.cfg  # with the resolved training categories
             run_dir = new_run_dir(results_dir, cfg)
-        runner = cls(GridSpec(cfg.runtime.name, base=cfg.to_dict()), results_dir, cache_dir, run_dir=run_dir)
+        runner = cls(GridSpec(cfg.runtime.name, base=cfg.to_dict()), results_dir, cache_dir, run_dir, tracker)
         if ctx is not None:
             runner.contexts.add(dataclasses.replace(ctx, run_dir=run_dir))  # its backbone is loaded already
         return runner
@@ -186,6 +189,7 @@ class GridRunner:
             for unit in work_units([c for c in cells if c.key not in done]):
                 for record in execute(unit, self.contexts, train_only):
                     self.log.append(record)
+                    self.tracker.log(record, self.grid_dir)
             return self.collect(cells)
 
     def collect(self, cells: list[Cell]) -> pd.DataFrame:

@@ -46,6 +46,7 @@ from adbench.errors import AdbenchError, ConfigError, OutOfDeviceMemory
 from adbench.hashing import stable_hash
 from adbench.metrics import reported
 from adbench.results import RecordLog
+from adbench.tracking import Tracker
 
 SPEC_ATTR = "adbench_spec_hash"
 DRIVERS = {"MySQLdb": "mysqlclient", "psycopg2": "psycopg2-binary", "pymysql": "pymysql", "psycopg": "psycopg"}
@@ -196,8 +197,10 @@ def retry(fn: Any, exceptions: type[BaseException] | tuple, attempts: int = 5) -
 
 
 class StudyRunner:
-    def __init__(self, spec: StudySpec, results_dir: Path, cache_dir: Path, storage: str | None = None) -> None:
+    def __init__(self, spec: StudySpec, results_dir: Path, cache_dir: Path, storage: str | None = None,
+                 tracker: Tracker | None = None) -> None:
         self.spec = spec
+        self.tracker = tracker or Tracker()
         self.study_dir = Path(results_dir) / f"study-{spec.name}"
         self.cache_dir = Path(cache_dir)
         optuna.logging.set_verbosity(optuna.logging.WARNING)  # adbench prints each trial's cells itself
@@ -267,8 +270,10 @@ class StudyRunner:
         for step, record in enumerate(r for unit in work_units(cells) for r in execute(unit, self)):
             if record["status"] == "error":  # the trial fails with the cell's error (out of memory: marked so)
                 raise TrialCellError(record["error"])
-            self.log.append({**record, "trial": trial.number, "study": self.spec.name,
-                             "cell_key": f"{trial.number}-{record['cell_key']}"})
+            record = {**record, "trial": trial.number, "study": self.spec.name,
+                      "cell_key": f"{trial.number}-{record['cell_key']}"}
+            self.log.append(record)
+            self.tracker.log(record, self.study_dir)
             values.append(record[self.spec.objective])
             fps.append(record["fps"])
             if not self.spec.fps_objective:

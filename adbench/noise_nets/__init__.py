@@ -1,8 +1,7 @@
-"""Noise nets eps_theta(x_t, t): every module registers its presets on import."""
+"""Noise nets eps_theta(x_t, t) (declared by name in ``adbench.components``)."""
 
 import torch
 
-from adbench.noise_nets import dit, mlp, unet  # noqa: F401
 from adbench.registry import NOISE_NETS
 
 B4_CHANNELS = 272

@@ -16,7 +16,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from adbench.noise_nets.embeddings import FinalLayer, TimestepEmbedder, modulate, sincos_2d
-from adbench.registry import NOISE_NETS
 
 
 class DiTBlock(nn.Module):
@@ -44,11 +43,6 @@ class DiTBlock(nn.Module):
         return x + gate2.unsqueeze(1) * self.mlp(modulate(self.norm2(x), shift2, scale2))
 
 
-@NOISE_NETS.register("dit_tiny", "DiT for CPU tests: depth 2, width 64, 4 heads", width=64, depth=2, heads=4)
-@NOISE_NETS.register("dit_gigant", "DiT-gigant: depth 16, width 2048, 8 heads (InvAD/OSD-IRF main)", width=2048,
-                     depth=16, heads=8)
-@NOISE_NETS.register("dit_base", "DiT-base: depth 8, width 1024, 8 heads (InvAD Table 8)", width=1024, depth=8,
-                     heads=8)
 class DiT(nn.Module):
     """eps_theta(x_t, t) for feature maps B x C x h x w."""
 

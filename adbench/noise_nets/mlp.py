@@ -11,7 +11,6 @@ import torch
 from torch import nn
 
 from adbench.noise_nets.embeddings import FinalLayer, TimestepEmbedder, modulate
-from adbench.registry import NOISE_NETS
 
 
 class ResBlock(nn.Module):
@@ -29,9 +28,6 @@ class ResBlock(nn.Module):
         return x + gate.unsqueeze(1) * self.mlp(modulate(self.norm(x), shift, scale))
 
 
-@NOISE_NETS.register("mlp_tiny", "Per-token MLP for CPU tests (width 64, depth 2)", width=64, depth=2)
-@NOISE_NETS.register("mlp_large", "Per-token MLP at InvAD Table 8 scale (width 2048, depth 16)", width=2048, depth=16)
-@NOISE_NETS.register("mlp", "Per-token MLP, AdaLN-Zero (width 512, depth 6)", width=512, depth=6)
 class MLPNoiseNet(nn.Module):
     """eps_theta(x_t, t) for feature maps B x C x h x w, applied token by token."""
 

@@ -15,7 +15,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from adbench.noise_nets.embeddings import TimestepEmbedder
-from adbench.registry import NOISE_NETS
 
 
 def norm(channels: int) -> nn.GroupNorm:
@@ -73,10 +72,6 @@ class Block(nn.Module):
         return self.attn(self.res(x, t_emb))
 
 
-@NOISE_NETS.register("unet_tiny", "DDPM UNet for CPU tests: base 32, mults 1,2", base=32, mults=(1, 2),
-                     num_res_blocks=1, attention_levels=(1,), head_channels=16)
-@NOISE_NETS.register("unet", "DDPM UNet of the official code: base 512, mults 1,2,3,4, attention at 8x8, 4x4, 2x2 "
-                             "(InvAD Table 8)", base=512, mults=(1, 2, 3, 4))
 class UNet(nn.Module):
     """eps_theta(x_t, t) for feature maps B x C x h x w (h, w divisible by 2^(levels-1))."""
 

@@ -46,12 +46,13 @@ def columns() -> dict[str, Column]:
     return {c.key: c for c in (*reported(), FPS)}
 
 
-def _flatten(d: dict, prefix: str = "") -> dict:
+def flat_config(d: dict, prefix: str = "") -> dict:
+    """A config as dotted keys (``backbone.name``); a component's ``args`` and lists as one readable value."""
     out = {}
     for k, v in d.items():
         key = f"{prefix}{k}"
         if isinstance(v, dict) and k != "args":  # a component's own options: one value
-            out |= _flatten(v, key + ".")
+            out |= flat_config(v, key + ".")
         else:
             out[key] = readable(v) if isinstance(v, (dict, list)) else v
     return out
@@ -71,7 +72,7 @@ def is_model_key(key: str) -> bool:
 
 def row_configs(frame: pd.DataFrame) -> list[dict]:
     """Each row's flattened config; rows without a noise net show ``-`` for its keys."""
-    configs = [_flatten(json.loads(c)) for c in frame["config"]]
+    configs = [flat_config(json.loads(c)) for c in frame["config"]]
     no_model = frame["noise_net"].eq("none") if "noise_net" in frame else pd.Series(False, index=frame.index)
     return [{k: "-" if flag and is_model_key(k) else v for k, v in c.items()}
             for c, flag in zip(configs, no_model, strict=True)]
@@ -132,7 +133,8 @@ def with_fps_records(frame: pd.DataFrame, records: list[dict[str, Any]]) -> pd.D
 
 def fps_group(rows: pd.DataFrame) -> tuple | None:
     """Where the FPS of ``rows`` was measured (device, precision, image size); None if not in one place."""
-    sizes = [c.get("backbone.image_size", c.get("image_size")) for c in map(_flatten, map(json.loads, rows["config"]))]
+    configs = map(flat_config, map(json.loads, rows["config"]))
+    sizes = [c.get("backbone.image_size", c.get("image_size")) for c in configs]
     where = [rows["device"].tolist(), rows["precision"].tolist() if "precision" in rows else [None], sizes]
     return tuple(w[0] for w in where) if all(len(set(map(str, w))) == 1 for w in where) else None
 

@@ -1,3 +1,1 @@
-"""Scorers: every module registers its scorers on import."""
-
-from adbench.scorers import invad, knn, osd_irf, reconstruction  # noqa: F401
+"""Scorers (declared by name in ``adbench.components``)."""

@@ -18,14 +18,11 @@ from torch import nn
 
 from adbench.diffusion.schedule import Schedule, ddim_step, even_timesteps, respaced_timesteps
 from adbench.errors import ConfigError
-from adbench.registry import SCORERS
 from adbench.scorers.base import LatentScorer, timesteps_like
 
 SUBSETS = ("even", "code")
 
 
-@SCORERS.register("invad", "InvAD DDIM inversion, steps=3 NFE; subset=code {0,500,999} (official code, default) "
-                           "or even [333,666,999] (third-party reading of the paper, unverified)")
 class InvAD(LatentScorer):
     name = "invad"
 

@@ -17,7 +17,6 @@ from torch import nn
 
 from adbench.diffusion.schedule import Schedule
 from adbench.errors import ConfigError
-from adbench.registry import SCORERS
 from adbench.scorers.scoring import Scored
 
 PROJECTION_DIM = 128  # coreset selection runs on a random projection, as PatchCore
@@ -69,8 +68,6 @@ def greedy_coreset(bank: torch.Tensor, n: int, generator: torch.Generator | None
     return torch.tensor(picked, device=bank.device)
 
 
-@SCORERS.register("knn", "Reference, no diffusion: nearest-neighbour distance to the training feature bank "
-                         "(PatchCore-style, greedy coreset 10%); image score = max of the map")
 class KNN:
     name = "knn"
     nfe = 0

@@ -10,7 +10,6 @@ import torch
 from torch import nn
 
 from adbench.diffusion.schedule import Schedule
-from adbench.registry import SCORERS
 from adbench.scorers.base import LatentScorer, seeded_noise, timesteps_like
 
 
@@ -31,11 +30,9 @@ class OSDIRF(LatentScorer):
         return model(x_t, timesteps_like(x0, self.t))
 
 
-@SCORERS.register("osd_irf_mean", "OSD-IRF, mean-path input (Eq. 7), one NFE; t=500")
 def osd_irf_mean(t: int = 500) -> OSDIRF:
     return OSDIRF(t, noisy=False)
 
 
-@SCORERS.register("osd_irf_noisy", "OSD-IRF, noisy-state input (Eq. 6, seeded), one NFE; t=500")
 def osd_irf_noisy(t: int = 500) -> OSDIRF:
     return OSDIRF(t, noisy=True)

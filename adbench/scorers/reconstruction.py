@@ -16,13 +16,10 @@ from torch import nn
 
 from adbench.diffusion.schedule import Schedule, ddim_step, respaced_timesteps
 from adbench.errors import ConfigError
-from adbench.registry import SCORERS
 from adbench.scorers.base import seeded_noise, timesteps_like
 from adbench.scorers.scoring import Scored
 
 
-@SCORERS.register("reconstruction", "Table 4 baseline: S respaced steps, perturb to index floor(ratio*S), denoise "
-                                    "that many DDIM steps, mean feature MSE; ratio=0.4 steps=10 (n/a if ratio*S<1)")
 class Reconstruction:
     name = "reconstruction"
     image_scores = ("mse", "max")

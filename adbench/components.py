@@ -1,0 +1,54 @@
+"""The built-in components, declared by name without importing them: `adbench list`, `--help` and checks
+by name answer without loading torch or timm; a component's module is imported when it is first built or
+its arguments are checked. A plugin registers with the registries' decorator instead (README, Plugins)."""
+
+from adbench.registry import BACKBONES, DATASETS, NOISE_NETS, SCORERS
+
+DATASETS.declare("synthetic", "adbench.data.synthetic:synthetic",
+                 "Embedded default: textures + objects with exact masks, made from a seed")
+DATASETS.declare("mvtec", "adbench.data.mvtec:MVTecLayout",
+                 "MVTec-AD layout folder (--data-root); any dataset in this layout", name="mvtec")
+DATASETS.declare("mpdd", "adbench.data.mvtec:MVTecLayout", "MPDD (MVTec layout, --data-root)", name="mpdd")
+DATASETS.declare("btad", "adbench.data.mvtec:MVTecLayout", "BTAD (MVTec layout, --data-root)", name="btad")
+DATASETS.declare("visa", "adbench.data.visa:VisA", "VisA (split_csv/1cls.csv layout, --data-root)")
+DATASETS.declare("elpv", "adbench.data.elpv:ELPV", "ELPV solar cells (PyPI elpv-dataset), image-level only")
+
+_TIMM = "adbench.backbones.timm_backbone"
+BACKBONES.declare("efficientnet_b4", f"{_TIMM}:efficientnet_b4",
+                  "EfficientNet-B4, ImageNet-1k AutoAugment weights (the papers'), stages 1-4, 272 ch @ /16")
+BACKBONES.declare("efficientnet_lite0", f"{_TIMM}:efficientnet_lite0",
+                  "EfficientNet-Lite0 stages 1-4, 192 ch @ /16; shipped ImageNet weights")
+BACKBONES.declare("vit_base", f"{_TIMM}:vit_base", "ViT-B/16 supervised ImageNet-1k, last-block patch tokens")
+BACKBONES.declare("dino_vitb16", f"{_TIMM}:dino_vitb16",
+                  "DINO ViT-B/16 (self-supervised ImageNet-1k), last-block patch tokens")
+BACKBONES.declare("timm:*", f"{_TIMM}:any_timm",
+                  "Any timm model: timm:<name> (CNN: multi-scale to /16; ViT: patch tokens)")
+
+_MLP, _UNET, _DIT = "adbench.noise_nets.mlp:MLPNoiseNet", "adbench.noise_nets.unet:UNet", "adbench.noise_nets.dit:DiT"
+NOISE_NETS.declare("mlp", _MLP, "Per-token MLP, AdaLN-Zero (width 512, depth 6)", width=512, depth=6)
+NOISE_NETS.declare("mlp_large", _MLP, "Per-token MLP at InvAD Table 8 scale (width 2048, depth 16)", width=2048,
+                   depth=16)
+NOISE_NETS.declare("mlp_tiny", _MLP, "Per-token MLP for CPU tests (width 64, depth 2)", width=64, depth=2)
+NOISE_NETS.declare("unet", _UNET, "DDPM UNet of the official code: base 512, mults 1,2,3,4, attention at 8x8, "
+                   "4x4, 2x2 (InvAD Table 8)", base=512, mults=(1, 2, 3, 4))
+NOISE_NETS.declare("unet_tiny", _UNET, "DDPM UNet for CPU tests: base 32, mults 1,2", base=32, mults=(1, 2),
+                   num_res_blocks=1, attention_levels=(1,), head_channels=16)
+NOISE_NETS.declare("dit_gigant", _DIT, "DiT-gigant: depth 16, width 2048, 8 heads (InvAD/OSD-IRF main)",
+                   width=2048, depth=16, heads=8)
+NOISE_NETS.declare("dit_base", _DIT, "DiT-base: depth 8, width 1024, 8 heads (InvAD Table 8)", width=1024, depth=8,
+                   heads=8)
+NOISE_NETS.declare("dit_tiny", _DIT, "DiT for CPU tests: depth 2, width 64, 4 heads", width=64, depth=2, heads=4)
+
+SCORERS.declare("osd_irf_mean", "adbench.scorers.osd_irf:osd_irf_mean",
+                "OSD-IRF, mean-path input (Eq. 7), one NFE; t=500")
+SCORERS.declare("osd_irf_noisy", "adbench.scorers.osd_irf:osd_irf_noisy",
+                "OSD-IRF, noisy-state input (Eq. 6, seeded), one NFE; t=500")
+SCORERS.declare("invad", "adbench.scorers.invad:InvAD",
+                "InvAD DDIM inversion, steps=3 NFE; subset=code {0,500,999} (official code, default) or even "
+                "[333,666,999] (third-party reading of the paper, unverified)")
+SCORERS.declare("reconstruction", "adbench.scorers.reconstruction:Reconstruction",
+                "Table 4 baseline: S respaced steps, perturb to index floor(ratio*S), denoise that many DDIM steps, "
+                "mean feature MSE; ratio=0.4 steps=10 (n/a if ratio*S<1)")
+SCORERS.declare("knn", "adbench.scorers.knn:KNN",
+                "Reference, no diffusion: nearest-neighbour distance to the training feature bank (PatchCore-style, "
+                "greedy coreset 10%); image score = max of the map")

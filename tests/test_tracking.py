@@ -1,0 +1,122 @@
+"""--logger mlflow / tensorboard: every finished cell is logged with its config, metrics and figure; the
+numbers a tracker holds are the result rows' (read back from the trackers' own local stores)."""
+
+import json
+import sys
+import warnings
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from adbench.cli import app
+from adbench.errors import AdbenchError
+from adbench.metrics import metric_keys
+from adbench.tracking import Tracker
+from tests.test_end_to_end import write_config
+from tests.test_study import study_file
+
+pytest.importorskip("mlflow")
+pytest.importorskip("tensorboard")
+
+LOGGED = (*metric_keys(), "mad", "fps", "scorer_fps")
+
+
+def tensorboard_runs(folder):
+    """{run folder name: (scalars {tag: value}, image tags, text tags)} of ``folder/tensorboard``."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    runs = {}
+    for run in sorted((folder / "tensorboard").iterdir()):
+        events = EventAccumulator(str(run))
+        events.Reload()
+        tags = events.Tags()
+        runs[run.name] = ({t: events.Scalars(t)[-1].value for t in tags["scalars"]}, tags["images"], tags["tensors"])
+    return runs
+
+
+def test_a_run_logs_every_cell_to_mlflow_and_tensorboard(tiny_synthetic, tmp_path):
+    from mlflow import MlflowClient
+
+    config = write_config(tmp_path / "c.yaml", {"data.root": str(tiny_synthetic), "categories": ["washer"],
+                                                "train.epochs": 2, "runtime.name": "tracked"})
+    results = tmp_path / "res"
+    result = CliRunner().invoke(app, ["run", str(config), "--results-dir", str(results), "--logger", "mlflow",
+                                      "--logger", "tensorboard", "-s", "osd_irf_mean", "-s", "invad:steps=2"])
+    assert result.exit_code == 0, result.output
+    (run_dir,) = results.glob("tracked-*")  # beside it: mlflow.db and mlartifacts
+    rows = pd.read_parquet(run_dir / "metrics.parquet").set_index("cell_key")
+    assert len(rows) == 2
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{results / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("tracked")
+    runs = client.search_runs([experiment.experiment_id])
+    assert sorted(r.data.tags["cell_key"] for r in runs) == sorted(rows.index)
+    for run in runs:
+        row = rows.loc[run.data.tags["cell_key"]]
+        assert run.info.run_name == f"washer {row['scorer_label']}" and run.info.status == "FINISHED"
+        assert run.data.metrics == pytest.approx({k: row[k] for k in LOGGED})
+        assert run.data.params["backbone.name"] == "efficientnet_lite0" and run.data.params["train.epochs"] == "2"
+        assert run.data.tags["results_folder"] == str(run_dir.resolve())
+        artifacts = {a.path for a in client.list_artifacts(run.info.run_id)} | {
+            a.path for a in client.list_artifacts(run.info.run_id, "figures")}
+        assert {"config.json", "figures/anomaly_maps.png"} <= artifacts
+        config = json.loads((results / "mlartifacts").joinpath(run.info.run_id, "artifacts", "config.json").read_text())
+        assert config == json.loads(row["config"])
+
+    logged = tensorboard_runs(run_dir)
+    assert len(logged) == 2
+    for name, (scalars, images, texts) in logged.items():
+        row = rows.loc[name.rsplit("-", 1)[1]]
+        assert scalars == pytest.approx({k: row[k] for k in LOGGED}, rel=1e-6)  # stored as float32
+        assert images == ["anomaly maps"] and "config/text_summary" in texts
+
+
+def test_a_study_logs_each_trial_cell_to_tensorboard(tiny_synthetic, tmp_path):
+    spec = study_file(tmp_path / "s.yaml", tiny_synthetic, n_trials=1)
+    result = CliRunner().invoke(app, ["study", str(spec), "--results-dir", str(tmp_path), "--logger", "tensorboard"])
+    assert result.exit_code == 0, result.output
+    trials = [json.loads(line) for line in (tmp_path / "study-tiny" / "trials.jsonl").read_text().splitlines()]
+    logged = tensorboard_runs(tmp_path / "study-tiny")
+    assert len(trials) == 2 and len(logged) == 2  # one trial, two categories
+    for record in trials:
+        (name,) = [n for n in logged if n.endswith(f"-{record['cell_key']}")]
+        assert name.startswith(f"trial_0_{record['category']}_osd_irf_mean")
+        assert logged[name][0]["mad"] == pytest.approx(record["mad"], rel=1e-6)
+
+
+def test_tracking_mistakes_are_one_line_before_any_work(tmp_path, monkeypatch):
+    with pytest.raises(AdbenchError, match="--logger wandb: unknown logger; choose from mlflow, tensorboard"):
+        Tracker(["wandb"], "x", tmp_path)
+    monkeypatch.setitem(sys.modules, "mlflow", None)  # as if not installed
+    with pytest.raises(AdbenchError, match=r"--logger mlflow needs the package mlflow-skinny: pip install "
+                                           r"'adbench\[mlflow\]'"):
+        Tracker(["mlflow"], "x", tmp_path)
+    monkeypatch.undo()
+    with pytest.raises(AdbenchError, match="cannot reach the MLflow server at http://127.0.0.1:9"):
+        Tracker(["mlflow"], "x", tmp_path, "http://127.0.0.1:9")
+    result = CliRunner().invoke(app, ["run", "--dataset", "synthetic", "--logger", "wandb",
+                                      "--results-dir", str(tmp_path / "r")])
+    assert result.exit_code == 2 and "unknown logger" in result.output
+    assert not (tmp_path / "r").exists()  # refused before a run folder was made
+
+
+def test_a_failing_logger_warns_once_and_loses_nothing(tmp_path):
+    class Unreachable:
+        calls = 0
+
+        def log(self, *args):
+            Unreachable.calls += 1
+            raise ConnectionError("server went away")
+
+    tracker = Tracker()
+    tracker.loggers = [Unreachable()]
+    record = {"status": "ok", "config": "{}", "category": "washer", "scorer_label": "knn", "cell_key": "k"}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        tracker.log(record, tmp_path)
+        tracker.log(record, tmp_path)
+        tracker.log({**record, "status": "error"}, tmp_path)  # not a result: not logged
+    assert Unreachable.calls == 2
+    assert [str(w.message) for w in caught] == ["Unreachable could not log cell k: server went away (the results "
+                                                "folder has it; further failures of this logger are not repeated)"]
