@@ -219,15 +219,31 @@ def test_the_terminal_table_has_the_markdown_cells_and_marks():
     assert "\x1b[1m86.5 ± 0.7" in styled and "\x1b[4m81.5 ± 0.7" in styled  # best bold, second underlined
 
 
+def test_a_latex_table_takes_one_column_both_or_is_scaled_by_its_printed_width():
+    from adbench.report.tables import category_tables
+
+    one_seed = fake_rows().query("seed == 0")
+    wide = latex_tables(one_seed, "t", per_category=False)  # 10 columns: about 510 pt, as pdflatex prints it
+    assert wide.startswith("\\begin{table*}") and "resizebox" in wide
+    narrow = category_tables(one_seed.query("scorer == 'knn' or scorer == 'invad'"), "image_auroc", "t")[1]
+    assert narrow.startswith("\\begin{table}") and "resizebox" not in narrow
+
+
 @pytest.mark.skipif(shutil.which("pdflatex") is None, reason="no TeX engine installed")
-def test_the_latex_compiles_in_a_two_column_article_without_overfull_boxes(tmp_path):
+def test_every_latex_layout_compiles_in_a_two_column_article_without_overfull_boxes(tmp_path):
+    from adbench.report.tables import category_tables
+
+    frame = fake_rows()
+    tables = [latex_tables(frame, "tab:x"), latex_tables(frame.query("seed == 0"), "tab:y"),
+              category_tables(frame, "pixel_aupro", "tab:z")[1], category_tables(frame, "mad", "tab:w")[1]]
     document = ("\\documentclass[twocolumn]{article}\n\\usepackage{booktabs}\n\\usepackage{graphicx}\n"
-                "\\begin{document}\n" + latex_tables(fake_rows(), "tab:x") + "\\end{document}\n")
+                "\\begin{document}\n" + "\n".join(tables) + "\\end{document}\n")
     (tmp_path / "t.tex").write_text(document)
     done = subprocess.run(["pdflatex", "-interaction=nonstopmode", "t.tex"], cwd=tmp_path, capture_output=True,
                           text=True, timeout=120)
     assert done.returncode == 0, done.stdout[-2000:]
-    assert "Overfull" not in (tmp_path / "t.log").read_text()
+    log = (tmp_path / "t.log").read_text()
+    assert "Overfull" not in log, log[log.find("Overfull"):][:300]
 
 
 def test_report_caption_label_and_readable_config_differences(tmp_path):

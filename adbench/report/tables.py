@@ -253,10 +253,7 @@ def category_tables(frame: pd.DataFrame, metric: str, label: str, caption: str |
     tex_cells = tex_cells.rename_axis("category").reset_index()
     note = footnote(frame)
     lead = f"{caption} " if caption else ""
-    tex = tex_cells.style.hide(axis="index").to_latex(
-        hrules=True, position="t", position_float="centering", label=label,
-        column_format="l" + "r" * len(cells.columns), environment="table*" if len(cells.columns) > WIDE else None,
-        caption=re.sub(r"`([^`]*)`", r"\\texttt{\1}", latex_escape(f"{lead}{header} per category. {note}")))
+    tex = latex_float(tex_cells, f"{lead}{header} per category. {note}", label, "l" + "r" * len(cells.columns))
     return f"### {header} per category\n\n{md}\n\n{note}\n", tex
 
 
@@ -292,7 +289,37 @@ def rank_marks(table: Table) -> dict[tuple[int, str], str]:
     return marks
 
 
-WIDE = 10  # columns above which a LaTeX table spans both columns of a two-column page, scaled to its width
+COLUMN_PT, TEXT_PT = 241.0, 505.0  # \columnwidth and \textwidth of a two-column 10 pt article
+PAD_PT = 12.0  # \tabcolsep on both sides of a column
+# printed widths (pt) in the 10 pt Computer Modern fonts, rounded up: capitals, narrow signs, others (bold digits)
+CAPITAL_PT, NARROW_PT, CHAR_PT = 7.5, 3.9, 5.75
+NARROW = set(" .,:;()[]|'-/=")
+MARGIN = 1.1  # pdflatex printed the report tables up to 4% wider than this estimate
+
+
+def printed_width(frame: pd.DataFrame) -> float:
+    """An upper estimate of the printed width (pt) of a LaTeX table of ``frame``'s cells and last header row."""
+    def width(text: str) -> float:
+        text = re.sub(r"\\([^A-Za-z])", r"\1", str(text).replace(r"$\pm$", "±").replace(r"$^\dagger$", "'"))
+        text = re.sub(r"\\[A-Za-z]+|[{}$^]", "", text)
+        return sum(CAPITAL_PT if c.isupper() or c == "±" else NARROW_PT if c in NARROW else CHAR_PT for c in text)
+
+    headers = [c[-1] if isinstance(c, tuple) else c for c in frame.columns]
+    return sum(max(width(h), *map(width, frame[c])) + PAD_PT for h, c in zip(headers, frame.columns, strict=True))
+
+
+def latex_float(frame: pd.DataFrame, caption: str, label: str, column_format: str) -> str:
+    """``frame`` as a booktabs table (pandas' Styler), caption on top: in one column of a two-column page
+    when it fits there, else across both (``table*``), scaled down to the page's width when wider still."""
+    width = MARGIN * printed_width(frame)
+    text = frame.style.hide(axis="index").to_latex(
+        hrules=True, multicol_align="c", position="t", position_float="centering", label=label,
+        environment="table*" if width > COLUMN_PT else None, column_format=column_format,
+        caption=re.sub(r"`([^`]*)`", r"\\texttt{\1}", latex_escape(caption)))
+    if width > TEXT_PT:
+        text = text.replace("\\begin{tabular}", "\\resizebox{\\linewidth}{!}{%\n\\begin{tabular}").replace(
+            "\\end{tabular}", "\\end{tabular}}")
+    return text
 
 
 def header_of(column: Column) -> tuple[str, str]:
@@ -303,9 +330,8 @@ def header_of(column: Column) -> tuple[str, str]:
 
 
 def latex(table: Table, caption: str, label: str) -> str:
-    """One booktabs table (pandas' Styler): a two-level header (Image | Pixel | mAD | FPS), label columns
-    that are the same on every row moved into the caption, caption on top, ``table*`` scaled to the line
-    width when wide."""
+    """One LaTeX table (``latex_float``) with a two-level header (Image | Pixel | mAD | FPS); label columns
+    that are the same on every row move into the caption."""
     marks = rank_marks(table)
     labels = pd.DataFrame([row for row, _ in table.rows], columns=table.label_columns)
     constant = [c for c in table.label_columns if c != "scorer" and labels[c].nunique() == 1]
@@ -318,16 +344,8 @@ def latex(table: Table, caption: str, label: str) -> str:
     frame = pd.DataFrame(cells)
     frame.columns = pd.MultiIndex.from_tuples(frame.columns)
     fixed = "; ".join(f"{c.replace('_', ' ')}: {labels[c].iloc[0]}" for c in constant)
-    wide = len(frame.columns) > WIDE
-    text = frame.style.hide(axis="index").to_latex(
-        hrules=True, multicol_align="c", position="t", position_float="centering", label=label,
-        environment="table*" if wide else None, column_format="l" * len(shown_labels) + "r" * len(columns()),
-        caption=re.sub(r"`([^`]*)`", r"\\texttt{\1}", latex_escape(caption + (f" All rows: {fixed}." if fixed else
-                                                                                 ""))))
-    if wide:
-        text = text.replace("\\begin{tabular}", "\\resizebox{\\linewidth}{!}{%\n\\begin{tabular}").replace(
-            "\\end{tabular}", "\\end{tabular}}")
-    return text
+    return latex_float(frame, caption + (f" All rows: {fixed}." if fixed else ""), label,
+                       "l" * len(shown_labels) + "r" * len(columns()))
 
 
 LATEX_MARKS = {"best": "\\textbf{{{}}}", "second": "\\underline{{{}}}"}
