@@ -18,6 +18,7 @@ from adbench.config import RunConfig, checked_name, config_from, load_config, pa
 from adbench.errors import AdbenchError
 
 if TYPE_CHECKING:
+    from adbench.engine.executors import LocalExecutor, RayExecutor
     from adbench.tracking import Tracker
 
 app = typer.Typer(help="Benchmark and ablation harness for diffusion-based industrial anomaly detection.",
@@ -33,6 +34,18 @@ TRACKING_URI_HELP = ("MLflow tracking URI (a server or database); default $MLFLO
                      "sqlite:///<results-dir>/mlflow.db, artifacts in <results-dir>/mlartifacts.")
 Loggers = Annotated[list[str] | None, typer.Option("--logger", help=LOGGER_HELP)]
 TrackingUri = Annotated[str | None, typer.Option("--tracking-uri", help=TRACKING_URI_HELP)]
+EXECUTION_OPTIONS = [  # (parameter, type, flags, help) of the options that choose where cells run
+    ("executor", str | None, ("--executor",), "local (default): the cells one after another in this process; ray: "
+     "one Ray task per trained model and the cells it scores, on every GPU of this machine or of a cluster "
+     "(pip install 'adbench[ray]')."),
+    ("ray_address", str | None, ("--ray-address",), "Ray cluster to join: auto (the running one) or its address; "
+     "default: start Ray on this machine."),
+    ("cpus_per_task", float | None, ("--cpus-per-task",), "CPUs a Ray task reserves (default 1)."),
+    ("gpus_per_task", float | None, ("--gpus-per-task",), "GPUs a Ray task reserves (default 1 on a cluster "
+     "with GPUs, else 0)."),
+    ("max_retries", int | None, ("--max-retries",), "Times a Ray task whose worker died is run again before "
+     "its cells are recorded as failed (default 2)."),
+]
 
 
 def cache_dir_default() -> Path:
@@ -103,6 +116,14 @@ def config_with_flags(config: Path | None, flags: dict[str, Any]) -> RunConfig:
     return load_config(config, given) if config else config_from({}, given, "options")
 
 
+def option_parameters(options: list[tuple]) -> list:
+    """Keyword-only command parameters from (name, type, flags, help) tuples, each defaulting to None."""
+    import inspect
+
+    return [inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=Annotated[t, Opt(*f, help=h)])
+            for n, t, f, h in options]
+
+
 def run_options(fn):
     """The flags shared by train and run, documented once."""
     import functools
@@ -110,8 +131,7 @@ def run_options(fn):
 
     params = [
         inspect.Parameter("config", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None, annotation=ConfigArg),
-        *[inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=Annotated[t, Opt(*f, help=h)])
-          for n, t, f, h in [
+        *option_parameters([
               ("dataset", str | None, ("--dataset",), "Dataset name (adbench list datasets)."),
               ("data_root", str | None, ("--data-root",), "Local dataset folder."),
               ("category", list[str] | None, ("--category", "-c"), "Category to run (repeatable; default all)."),
@@ -139,15 +159,19 @@ def run_options(fn):
               ("cache_dir", Path | None, ("--cache-dir",), "Feature and dataset cache (default $ADBENCH_CACHE)."),
               ("loggers", list[str] | None, ("--logger",), LOGGER_HELP),
               ("tracking_uri", str | None, ("--tracking-uri",), TRACKING_URI_HELP),
-          ]],
+              *EXECUTION_OPTIONS,
+          ]),
     ]
+
     @functools.wraps(fn)
     @guarded
     def wrapper(**kw: Any) -> None:
         results_dir, cache_dir = kw.pop("results_dir") or DEFAULT_RESULTS, kw.pop("cache_dir") or cache_dir_default()
         resume, tracking = kw.pop("resume"), Tracking(kw.pop("loggers"), kw.pop("tracking_uri"))
+        execution = Execution(*(kw.pop(name) for name, *_ in EXECUTION_OPTIONS))
         given = any(v is not None for v in kw.values())
-        fn(build_config(**kw) if given or resume is None else None, results_dir, cache_dir, resume, tracking)
+        fn(build_config(**kw) if given or resume is None else None, results_dir, cache_dir, resume, tracking,
+           execution)
 
     wrapper.__signature__ = inspect.Signature(params)
     return wrapper
@@ -166,14 +190,61 @@ class Tracking(NamedTuple):
         return Tracker(self.loggers, experiment, results_dir, self.uri)
 
 
+def execution_options(fn):
+    """Add EXECUTION_OPTIONS to a command; it receives them as ``execution`` (an Execution)."""
+    import functools
+    import inspect
+
+    signature = inspect.signature(fn)
+    params = [p for p in signature.parameters.values() if p.name != "execution"]
+    params += option_parameters(EXECUTION_OPTIONS)
+
+    @functools.wraps(fn)
+    def wrapper(**kw: Any) -> None:
+        execution = Execution(*(kw.pop(name) for name, *_ in EXECUTION_OPTIONS))
+        return fn(**kw, execution=execution)
+
+    wrapper.__signature__ = signature.replace(parameters=params)
+    return wrapper
+
+
+class Execution(NamedTuple):
+    """The options of EXECUTION_OPTIONS as given (None: not given)."""
+
+    executor: str | None = None
+    ray_address: str | None = None
+    cpus_per_task: float | None = None
+    gpus_per_task: float | None = None
+    max_retries: int | None = None
+
+    def build(self) -> LocalExecutor | RayExecutor:
+        from adbench.engine.executors import EXECUTORS, LocalExecutor, RayExecutor
+
+        if self.executor not in (None, *EXECUTORS):
+            raise AdbenchError(f"--executor {self.executor}: choose from {', '.join(EXECUTORS)}")
+        if self.executor != "ray":
+            ray_only = [f"--{k.replace('_', '-')}" for k, v in self._asdict().items()
+                        if k != "executor" and v is not None]
+            if ray_only:
+                raise AdbenchError(f"{', '.join(ray_only)} apply to --executor ray only")
+            return LocalExecutor()
+        for flag, value in (("--cpus-per-task", self.cpus_per_task), ("--gpus-per-task", self.gpus_per_task),
+                            ("--max-retries", self.max_retries)):
+            if value is not None and value < 0:
+                raise AdbenchError(f"{flag} must be >= 0, got {value}")
+        return RayExecutor(self.ray_address, 1 if self.cpus_per_task is None else self.cpus_per_task,
+                           self.gpus_per_task, 2 if self.max_retries is None else self.max_retries)
+
+
 def _execute(cfg: RunConfig | None, results_dir: Path, cache_dir: Path, train_only: bool = False,
-             resume: Path | None = None, tracking: Tracking = Tracking()) -> Path:
+             resume: Path | None = None, tracking: Tracking = Tracking(), execution: Execution = Execution()) -> Path:
     from adbench.engine.grid import GridRunner
     from adbench.results import read_run_config
 
+    executor = execution.build()
     name = (cfg or read_run_config(resume)).runtime.name
     tracker = tracking.open(name, Path(resume).parent if resume else results_dir)
-    runner = GridRunner.for_run(cfg, results_dir, cache_dir, resume, tracker)
+    runner = GridRunner.for_run(cfg, results_dir, cache_dir, resume, tracker, executor)
     err.print(f"run folder: {runner.grid_dir}", soft_wrap=True)
     cells = runner.cells()
     frame = runner.run(cells, train_only)
@@ -204,17 +275,19 @@ def _finish(run_dir: Path, rows: list[dict]) -> None:
 
 @app.command()
 @run_options
-def train(cfg: RunConfig | None, results_dir: Path, cache_dir: Path, resume: Path | None, tracking: Tracking) -> None:
+def train(cfg: RunConfig | None, results_dir: Path, cache_dir: Path, resume: Path | None, tracking: Tracking,
+          execution: Execution) -> None:
     """Train the noise net of every category; `adbench evaluate RUN_DIR` scores them later."""
-    _execute(cfg, results_dir, cache_dir, train_only=True, resume=resume, tracking=tracking)
+    _execute(cfg, results_dir, cache_dir, train_only=True, resume=resume, tracking=tracking, execution=execution)
 
 
 @app.command()
 @run_options
-def run(cfg: RunConfig | None, results_dir: Path, cache_dir: Path, resume: Path | None, tracking: Tracking) -> None:
+def run(cfg: RunConfig | None, results_dir: Path, cache_dir: Path, resume: Path | None, tracking: Tracking,
+        execution: Execution) -> None:
     """Train and evaluate: results (Parquet, CSV) and a Markdown table in a new run folder; resumable
     (`--resume RUN_DIR` keeps and skips the cells a killed run finished)."""
-    _execute(cfg, results_dir, cache_dir, resume=resume, tracking=tracking)
+    _execute(cfg, results_dir, cache_dir, resume=resume, tracking=tracking, execution=execution)
 
 
 @app.command()
@@ -249,6 +322,7 @@ def demo(quick: Annotated[bool, Opt("--quick", help="Few epochs: a smoke run in 
 
 @app.command()
 @guarded
+@execution_options
 def grid(file: Annotated[Path, typer.Argument(help="Grid YAML (base config, axes, quick overrides).")],
          set_: Annotated[list[str] | None, Opt("--set", help="key=value override of the base (repeatable); "
                                                 "fixes an axis to one value.")] = None,
@@ -256,13 +330,15 @@ def grid(file: Annotated[Path, typer.Argument(help="Grid YAML (base config, axes
          dry_run: Annotated[bool, Opt("--dry-run", help="Print the plan and stop.")] = False,
          results_dir: Annotated[Path, Opt("--results-dir")] = DEFAULT_RESULTS,
          cache_dir: Annotated[Path | None, Opt("--cache-dir")] = None,
-         loggers: Loggers = None, tracking_uri: TrackingUri = None) -> None:
-    """Run an ablation grid; resumable: finished cells are kept and skipped when started again."""
+         loggers: Loggers = None, tracking_uri: TrackingUri = None, execution: Execution = Execution()) -> None:
+    """Run an ablation grid; resumable: finished cells are kept and skipped when started again (with
+    `--executor ray`, on every GPU of this machine or a cluster)."""
     from adbench.engine.grid import GridRunner, load_grid
 
     spec = load_grid(file, set_, quick)
+    executor = execution.build()
     tracker = None if dry_run else Tracking(loggers, tracking_uri).open(spec.name, results_dir)
-    runner = GridRunner(spec, results_dir, cache_dir or cache_dir_default(), tracker=tracker)
+    runner = GridRunner(spec, results_dir, cache_dir or cache_dir_default(), tracker=tracker, executor=executor)
     cells = runner.cells()
     plan = runner.plan(cells)
     table = Table(title=f"grid {runner.spec.name} -> {runner.grid_dir}", title_justify="left")
@@ -358,6 +434,7 @@ def parse_timesteps(text: str) -> list[int]:
 
 @app.command("sweep-t")
 @guarded
+@execution_options
 def sweep_t(config: Annotated[Path | None, typer.Argument(help="YAML run config (the model to sweep).")] = None,
             from_run: Annotated[Path | None, Opt("--from-run", help="Sweep the trained model(s) of this run folder "
                                                  "(its config) instead of training them again.")] = None,
@@ -366,7 +443,7 @@ def sweep_t(config: Annotated[Path | None, typer.Argument(help="YAML run config 
             set_: Annotated[list[str] | None, Opt("--set", help="key=value override of the config.")] = None,
             results_dir: Annotated[Path, Opt("--results-dir")] = DEFAULT_RESULTS,
             cache_dir: Annotated[Path | None, Opt("--cache-dir")] = None,
-            loggers: Loggers = None, tracking_uri: TrackingUri = None) -> None:
+            loggers: Loggers = None, tracking_uri: TrackingUri = None, execution: Execution = Execution()) -> None:
     """Timestep sensitivity: score one trained model per category at many t; table and metric-vs-t plot."""
     from adbench.engine.grid import GridRunner, sweep_t_grid
     from adbench.report.plots import plot_metrics_vs
@@ -376,8 +453,9 @@ def sweep_t(config: Annotated[Path | None, typer.Argument(help="YAML run config 
         raise AdbenchError("sweep-t needs a config file or --from-run RUN_DIR (one of them)")
     cfg = load_config(config, parse_sets(set_)) if config else read_run_config(from_run).updated(parse_sets(set_))
     spec = sweep_t_grid(cfg, scorer or ["osd_irf_mean", "osd_irf_noisy"], parse_timesteps(t))
+    executor = execution.build()
     runner = GridRunner(spec, results_dir, cache_dir or cache_dir_default(),
-                        tracker=Tracking(loggers, tracking_uri).open(spec.name, results_dir))
+                        tracker=Tracking(loggers, tracking_uri).open(spec.name, results_dir), executor=executor)
     cells = runner.cells()
     if from_run is not None:
         shared = runner.share_models(from_run / "models")

@@ -34,7 +34,8 @@ import yaml
 from adbench.atomic import atomic_write_text, make_dir, remove_stale_temporaries
 from adbench.config import RunConfig, checked_name, config_from, parse_sets, read_yaml, with_overrides
 from adbench.engine.build import build_dataset, needs_model
-from adbench.engine.execute import Cell, execute, work_units
+from adbench.engine.execute import Cell, work_units
+from adbench.engine.executors import LocalExecutor, RayExecutor
 from adbench.engine.keys import cell_key, training_key
 from adbench.engine.preflight import preflight
 from adbench.engine.run import Context, ContextCache, cell_config
@@ -112,9 +113,10 @@ class GridRunner:
     are skipped, each new one is appended as it finishes."""
 
     def __init__(self, spec: GridSpec, results_dir: Path, cache_dir: Path, run_dir: Path | None = None,
-                 tracker: Tracker | None = None) -> None:
+                 tracker: Tracker | None = None, executor: LocalExecutor | RayExecutor | None = None) -> None:
         self.spec = spec
         self.tracker = tracker or Tracker()
+        self.executor = executor or LocalExecutor()
         self.grid_dir = Path(run_dir) if run_dir is not None else Path(results_dir) / f"grid-{spec.name}"
         self.cache_dir = Path(cache_dir)
         self.log = RecordLog(self.grid_dir / "cells.jsonl")
@@ -123,7 +125,8 @@ class GridRunner:
 
     @classmethod
     def for_run(cls, cfg: RunConfig | None, results_dir: Path, cache_dir: Path,
-                resume: Path | None = None, tracker: Tracker | None = None) -> GridRunner:
+                resume: Path | None = None, tracker: Tracker | None = None,
+                executor: LocalExecutor | RayExecutor | None = None) -> GridRunner:
         """A run as a grid without axes, in a new run folder (data and names checked, and the backbone
         loaded, before the folder is made), or in the folder ``resume`` with that folder's config (a
         ``cfg`` given too must be the same configuration)."""
@@ -139,7 +142,7 @@ class GridRunner:
             ctx = Context.create(cfg, Path(), cache_dir)
             cfg = ctx.cfg  # with the resolved training categories
             run_dir = new_run_dir(results_dir, cfg)
-        runner = cls(GridSpec(cfg.runtime.name, base=cfg.to_dict()), results_dir, cache_dir, run_dir, tracker)
+        runner = cls(GridSpec(cfg.runtime.name, base=cfg.to_dict()), results_dir, cache_dir, run_dir, tracker, executor)
         if ctx is not None:
             runner.contexts.add(dataclasses.replace(ctx, run_dir=run_dir))  # its backbone is loaded already
         return runner
@@ -186,10 +189,10 @@ class GridRunner:
             atomic_write_text(self.grid_dir / "grid.yaml",
                               yaml.safe_dump(dataclasses.asdict(self.spec), sort_keys=False))
             done = self.log.finished()
-            for unit in work_units([c for c in cells if c.key not in done]):
-                for record in execute(unit, self.contexts, train_only):
-                    self.log.append(record)
-                    self.tracker.log(record, self.grid_dir)
+            units = work_units([c for c in cells if c.key not in done])
+            for record in self.executor.records(units, self.contexts, train_only):
+                self.log.append(record)
+                self.tracker.log(record, self.grid_dir)
             return self.collect(cells)
 
     def collect(self, cells: list[Cell]) -> pd.DataFrame:

@@ -1,0 +1,114 @@
+"""Where a grid's work units run: one after another in this process (``local``, the default), or as Ray
+tasks on every GPU of a node or a cluster (``ray``, the optional extra ``adbench[ray]``). Either way each
+unit's records come back to this process as the unit finishes, and this process alone appends them to the
+grid's ``cells.jsonl``, so an interrupted grid resumes the same way under both.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from adbench.engine.execute import WorkUnit, error_record, execute
+from adbench.engine.run import ContextCache
+from adbench.errors import AdbenchError
+from adbench.progress import progress_bar
+
+EXECUTORS = ("local", "ray")
+
+
+class LocalExecutor:
+    """The units one after another, in this process (on its device)."""
+
+    def records(self, units: list[WorkUnit], contexts: ContextCache, train_only: bool) -> Iterator[dict[str, Any]]:
+        for unit in units:
+            yield from execute(unit, contexts, train_only)
+
+
+def run_unit(unit: WorkUnit, run_dir: str, cache_dir: str, train_only: bool, threads: int) -> list[dict[str, Any]]:
+    """One work unit in a Ray worker, on as many CPU threads as its task reserved CPUs (Ray does not always
+    set that): its records, as ``execute`` yields them."""
+    import torch
+
+    torch.set_num_threads(threads)
+    return list(execute(unit, ContextCache(Path(run_dir), Path(cache_dir)), train_only))
+
+
+def probe_folder(run_dir: str) -> str:
+    """On one node: write, read back and remove a file in the results folder; '' when it works, else why."""
+    path = Path(run_dir) / f".adbench-probe-{socket.gethostname()}-{os.getpid()}"
+    try:
+        path.write_text(path.name)
+        ok = path.read_text() == path.name
+        path.unlink()
+        return "" if ok else "a file written there reads back different"
+    except OSError as exc:
+        return f"{type(exc).__name__}: {exc}"
+
+
+@dataclass
+class RayExecutor:
+    """One Ray task per work unit, with the resources it asks for; a task whose worker dies is run again
+    up to ``max_retries`` times, then its cells are recorded as failed and the grid goes on.
+
+    ``address``: None starts a local Ray instance on this machine, ``auto`` joins the running cluster, or
+    a cluster's address. ``gpus_per_task`` None: 1 when the cluster has GPUs, else 0.
+    """
+
+    address: str | None = None
+    cpus_per_task: float = 1
+    gpus_per_task: float | None = None
+    max_retries: int = 2
+
+    def start(self) -> Any:
+        try:
+            import ray
+        except ImportError:
+            raise AdbenchError("--executor ray needs Ray: pip install 'adbench[ray]'") from None
+        if not ray.is_initialized():
+            ray.init(address=self.address, include_dashboard=False)
+        return ray
+
+    def check_shared_folder(self, ray: Any, run_dir: Path) -> None:
+        """Every node must read and write the results folder (a shared filesystem): say which cannot."""
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        probe = ray.remote(num_cpus=0)(probe_folder)
+        nodes = [n for n in ray.nodes() if n["Alive"]]
+        answers = ray.get([probe.options(scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False))
+                           .remote(str(run_dir)) for n in nodes])
+        bad = [f"{n['NodeManagerAddress']} ({why})" for n, why in zip(nodes, answers, strict=True) if why]
+        if bad:
+            raise AdbenchError(f"{run_dir} must be on storage every Ray node shares; these nodes cannot use it: "
+                               f"{', '.join(bad)}")
+
+    def records(self, units: list[WorkUnit], contexts: ContextCache, train_only: bool) -> Iterator[dict[str, Any]]:
+        if not units:
+            return
+        ray = self.start()
+        self.check_shared_folder(ray, contexts.run_dir)
+        gpus = self.gpus_per_task if self.gpus_per_task is not None else int(bool(ray.cluster_resources().get("GPU")))
+        task = ray.remote(num_cpus=self.cpus_per_task, num_gpus=gpus, max_retries=self.max_retries,
+                          retry_exceptions=False)(run_unit)
+        threads = max(1, int(self.cpus_per_task))
+        pending = {task.remote(unit, str(contexts.run_dir), str(contexts.cache_dir), train_only, threads): unit
+                   for unit in units}
+        with progress_bar() as bar:
+            progress = bar.add_task("", total=sum(len(u.cells) for u in units))
+            while pending:
+                bar.update(progress, description=f"ray: {len(pending)} unit(s) queued or running on "
+                                                 f"{len([n for n in ray.nodes() if n['Alive']])} node(s)")
+                (ref,), _ = ray.wait(list(pending), num_returns=1)
+                unit = pending.pop(ref)
+                try:
+                    records = ray.get(ref)
+                except ray.exceptions.RayError as exc:  # the worker died on every try (killed, node lost)
+                    cause = str(exc).strip().splitlines()[0]
+                    records = [error_record(cell, RuntimeError(f"the Ray task failed {self.max_retries + 1} "
+                                                                f"time(s): {cause}")) for cell in unit.cells]
+                bar.advance(progress, len(unit.cells))
+                yield from records

@@ -1,0 +1,110 @@
+"""--executor ray on a local Ray instance with 2 CPUs: the same numbers as a local grid, worker deaths
+retried, tasks that always die recorded as failed, and a killed driver resumed without duplicates."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from adbench.engine.executors import RayExecutor
+from adbench.engine.grid import GridRunner, load_grid
+from adbench.metrics import metric_keys
+from adbench.results import RecordLog
+from tests.test_grid import tiny_grid
+
+ray = pytest.importorskip("ray")
+
+FAULTS = "faults.json"  # in a grid folder: {"once": [categories], "always": [categories]} (see install_faults)
+
+
+def install_faults() -> None:
+    """Ray's worker_process_setup_hook for these tests: a unit of a category named in the grid folder's
+    faults.json kills its own worker with SIGKILL, once (the first try) or on every try."""
+    import adbench.engine.executors as executors
+
+    real = executors.run_unit
+
+    def run_unit(unit, run_dir, cache_dir, train_only, threads):
+        plan = json.loads((Path(run_dir) / FAULTS).read_text()) if (Path(run_dir) / FAULTS).exists() else {}
+        for category in unit.categories:
+            first_try = Path(run_dir) / f"killed-{category}"
+            if category in plan.get("always", []) or (category in plan.get("once", []) and not first_try.exists()):
+                first_try.touch()
+                os.kill(os.getpid(), signal.SIGKILL)
+        return real(unit, run_dir, cache_dir, train_only, threads)
+
+    executors.run_unit = run_unit
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    ray.init(num_cpus=2, include_dashboard=False, runtime_env={"worker_process_setup_hook":
+                                                                "tests.test_ray.install_faults"})
+    yield
+    ray.shutdown()
+
+
+def single_setting_grid(path, data_root):
+    """Two work units (washer, weave: setting single), two cells each."""
+    grid = yaml.safe_load(tiny_grid(path, data_root).read_text())
+    grid["base"]["data"]["setting"] = "single"
+    grid["axes"] = {"scorer": ["osd_irf_mean", "osd_irf_noisy"]}
+    path.write_text(yaml.safe_dump(grid))
+    return load_grid(path)
+
+
+def test_a_ray_grid_gives_exactly_the_local_grids_numbers(local_ray, tiny_synthetic, tmp_path, one_thread):
+    spec = single_setting_grid(tmp_path / "g.yaml", tiny_synthetic)
+    local = GridRunner(spec, tmp_path / "local", tmp_path / "cache-local")
+    on_ray = GridRunner(spec, tmp_path / "ray", tmp_path / "cache-ray", executor=RayExecutor())
+    frames = [r.run(r.cells()).set_index("cell_key").sort_index() for r in (local, on_ray)]  # one thread each
+    assert len(frames[0]) == 4 and list(frames[0].index) == list(frames[1].index)
+    metrics = [*metric_keys(), "mad"]
+    pd.testing.assert_frame_equal(frames[0][metrics], frames[1][metrics], check_exact=True)
+
+
+def test_a_killed_worker_is_retried_and_a_task_that_always_dies_fails_alone(local_ray, tiny_synthetic, tmp_path):
+    spec = single_setting_grid(tmp_path / "g.yaml", tiny_synthetic)
+    runner = GridRunner(spec, tmp_path / "r", tmp_path / "cache", executor=RayExecutor(max_retries=1))
+    runner.grid_dir.mkdir(parents=True)
+    (runner.grid_dir / FAULTS).write_text(json.dumps({"once": ["washer"], "always": ["weave"]}))
+    cells = runner.cells()
+    frame = runner.run(cells)
+    assert (runner.grid_dir / "killed-washer").exists()  # the washer unit's first worker was killed
+    assert sorted(frame["category"]) == ["washer", "washer"]  # then retried: both its cells finished
+    failed = runner.failed(cells)
+    assert sorted(r["category"] for r in failed) == ["weave", "weave"]
+    assert all("the Ray task failed 2 time(s)" in r["error"] for r in failed)
+    records = [json.loads(line) for line in runner.log.path.read_text().splitlines()]
+    assert len(records) == 4 and len({r["cell_key"] for r in records}) == 4  # every cell recorded once
+
+
+def test_a_killed_driver_resumes_without_recording_a_cell_twice(tiny_synthetic, tmp_path):
+    spec = single_setting_grid(tmp_path / "g.yaml", tiny_synthetic)
+    cmd = [sys.executable, "-m", "adbench", "grid", str(tmp_path / "g.yaml"), "--executor", "ray",
+           "--cpus-per-task", "2", "--results-dir", str(tmp_path / "r")]  # one unit at a time on 2 CPUs
+    log_path = tmp_path / "r" / f"grid-{spec.name}" / "cells.jsonl"
+    driver = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 240
+    while time.time() < deadline and driver.poll() is None:
+        if log_path.exists() and RecordLog(log_path).finished():
+            break
+        time.sleep(0.1)
+    driver.send_signal(signal.SIGKILL)
+    driver.wait()
+    kept = RecordLog(log_path).finished()
+    assert 0 < len(kept) < 4, "the driver was to be killed between its first and its last unit"
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    records = [json.loads(line) for line in log_path.read_text().splitlines()]
+    keys = [r["cell_key"] for r in records if r["status"] == "ok"]
+    assert len(keys) == 4 == len(set(keys))
+    finished = RecordLog(log_path).finished()
+    assert all(finished[k] == r for k, r in kept.items())  # the first driver's cells kept as they were
