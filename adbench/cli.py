@@ -359,6 +359,7 @@ def grid(file: Annotated[Path, typer.Argument(help="Grid YAML (base config, axes
 
 @app.command()
 @guarded
+@execution_options
 def study(file: Annotated[Path, typer.Argument(help="Study YAML (base config, search space, objective).")],
           quick: Annotated[bool, Opt("--quick", help="Apply the study's quick overrides.")] = False,
           set_: Annotated[list[str] | None, Opt("--set", help="key=value override of the study's base config "
@@ -374,11 +375,19 @@ def study(file: Annotated[Path, typer.Argument(help="Study YAML (base config, se
                                              "config on the TEST set (the explicit final step).")] = False,
           results_dir: Annotated[Path, Opt("--results-dir")] = DEFAULT_RESULTS,
           cache_dir: Annotated[Path | None, Opt("--cache-dir")] = None,
-          loggers: Loggers = None, tracking_uri: TrackingUri = None) -> None:
+          loggers: Loggers = None, tracking_uri: TrackingUri = None,
+          workers: Annotated[int, Opt("--workers", min=1, help="Optuna workers, as Ray tasks (--executor ray) "
+                                      "sharing the study's storage.")] = 1,
+          execution: Execution = Execution()) -> None:
     """Optuna study on a validation split carved from training normals (never the test set)."""
+    from adbench.engine.executors import RayExecutor
     from adbench.engine.study import StudyRunner, config_for, load_study
     from adbench.report.plots import plot_study
 
+    executor = execution.build()
+    if workers > 1 and not isinstance(executor, RayExecutor):
+        raise AdbenchError("--workers runs Optuna workers as Ray tasks: add --executor ray (or start more "
+                           "`adbench study` processes on the same --storage)")
     spec = load_study(file, quick, set_)
     if n_trials is not None:
         spec.n_trials = n_trials
@@ -393,9 +402,15 @@ def study(file: Annotated[Path, typer.Argument(help="Study YAML (base config, se
         best = runner.best_params(runner.study())
         cfg = config_for(spec, best).updated({"runtime.name": f"{spec.name}-best"})
         err.print(f"best trial parameters: {best}; evaluating on the test set", soft_wrap=True)
-        _execute(cfg, results_dir, cache_dir or cache_dir_default(), tracking=tracking)
+        _execute(cfg, results_dir, cache_dir or cache_dir_default(), tracking=tracking, execution=execution)
         return
-    result = runner.optimize()
+    if isinstance(executor, RayExecutor):
+        runner.study()  # made (or its spec checked) once, before the workers start
+        executor.study_workers(spec, results_dir, cache_dir or cache_dir_default(), runner.storage_url, workers,
+                               tuple(tracking))
+        result = runner.study()
+    else:
+        result = runner.optimize()
     trials = runner.write_trials(result)
     table = Table(title=f"study {spec.name}: {len(trials)} trials ({runner.study_dir / 'trials.csv'})",
                   title_justify="left")

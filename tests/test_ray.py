@@ -108,3 +108,21 @@ def test_a_killed_driver_resumes_without_recording_a_cell_twice(tiny_synthetic, 
     assert len(keys) == 4 == len(set(keys))
     finished = RecordLog(log_path).finished()
     assert all(finished[k] == r for k, r in kept.items())  # the first driver's cells kept as they were
+
+
+def test_study_workers_run_as_ray_tasks_on_one_storage(local_ray, tiny_synthetic, tmp_path):
+    from typer.testing import CliRunner
+
+    from adbench.cli import app
+    from tests.test_study import study_file
+
+    spec = study_file(tmp_path / "s.yaml", tiny_synthetic, n_trials=2)
+    result = CliRunner().invoke(app, ["study", str(spec), "--results-dir", str(tmp_path), "--executor", "ray",
+                                      "--workers", "2"])
+    assert result.exit_code == 0, result.output
+    trials = pd.read_csv(tmp_path / "study-tiny" / "trials.csv")
+    assert sorted(trials["state"]) == ["COMPLETE", "COMPLETE"]  # n_trials in all, not per worker
+    records = [json.loads(line) for line in (tmp_path / "study-tiny" / "trials.jsonl").read_text().splitlines()]
+    assert sorted((r["trial"], r["category"]) for r in records) == [(0, "washer"), (0, "weave"), (1, "washer"),
+                                                                    (1, "weave")]
+    assert len({r["cell_key"] for r in records}) == 4

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import socket
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +37,21 @@ def run_unit(unit: WorkUnit, run_dir: str, cache_dir: str, train_only: bool, thr
 
     torch.set_num_threads(threads)
     return list(execute(unit, ContextCache(Path(run_dir), Path(cache_dir)), train_only))
+
+
+def run_study_worker(spec: Any, results_dir: str, cache_dir: str, storage: str, threads: int,
+                     tracking: tuple[list[str] | None, str | None]) -> None:
+    """One Optuna worker of a study in a Ray worker: trials until the study has its ``n_trials`` (Optuna's
+    storage coordinates the workers, as for workers started by hand)."""
+    import torch
+
+    from adbench.engine.study import StudyRunner
+    from adbench.tracking import Tracker
+
+    torch.set_num_threads(threads)
+    loggers, uri = tracking
+    tracker = Tracker(loggers, spec.name, Path(results_dir), uri)
+    StudyRunner(spec, Path(results_dir), Path(cache_dir), storage, tracker).optimize()
 
 
 def probe_folder(run_dir: str) -> str:
@@ -86,14 +102,38 @@ class RayExecutor:
             raise AdbenchError(f"{run_dir} must be on storage every Ray node shares; these nodes cannot use it: "
                                f"{', '.join(bad)}")
 
+    def resources(self, ray: Any) -> dict[str, Any]:
+        """A task's Ray options: the CPUs and GPUs it reserves, its retries."""
+        gpus = self.gpus_per_task if self.gpus_per_task is not None else int(bool(ray.cluster_resources().get("GPU")))
+        return {"num_cpus": self.cpus_per_task, "num_gpus": gpus, "max_retries": self.max_retries,
+                "retry_exceptions": False}
+
+    def study_workers(self, spec: Any, results_dir: Path, cache_dir: Path, storage: str, workers: int,
+                      tracking: tuple[list[str] | None, str | None]) -> None:
+        """``workers`` Optuna workers of ``spec``'s study as Ray tasks on ``storage`` (a server database or a
+        journal file every node sees); a worker that died is started again up to ``max_retries`` times."""
+        ray = self.start()
+        self.check_shared_folder(ray, Path(results_dir))
+        task = ray.remote(**self.resources(ray))(run_study_worker)
+        threads = max(1, int(self.cpus_per_task))
+        refs = [task.remote(spec, str(results_dir), str(cache_dir), storage, threads, tracking) for _ in range(workers)]
+        errors = []
+        for ref in refs:
+            try:
+                ray.get(ref)
+            except ray.exceptions.RayError as exc:
+                errors.append(str(exc).strip().splitlines()[0])
+        if len(errors) == workers:
+            raise AdbenchError(f"every study worker failed, first: {errors[0]}")
+        for error in errors:
+            warnings.warn(f"a study worker failed (the others went on): {error}", stacklevel=2)
+
     def records(self, units: list[WorkUnit], contexts: ContextCache, train_only: bool) -> Iterator[dict[str, Any]]:
         if not units:
             return
         ray = self.start()
         self.check_shared_folder(ray, contexts.run_dir)
-        gpus = self.gpus_per_task if self.gpus_per_task is not None else int(bool(ray.cluster_resources().get("GPU")))
-        task = ray.remote(num_cpus=self.cpus_per_task, num_gpus=gpus, max_retries=self.max_retries,
-                          retry_exceptions=False)(run_unit)
+        task = ray.remote(**self.resources(ray))(run_unit)
         threads = max(1, int(self.cpus_per_task))
         pending = {task.remote(unit, str(contexts.run_dir), str(contexts.cache_dir), train_only, threads): unit
                    for unit in units}

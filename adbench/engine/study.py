@@ -305,9 +305,12 @@ class StudyRunner:
         console.print(f"study {self.spec.name}: {done}/{self.spec.n_trials} trials finished")
         try:
             if done < self.spec.n_trials:
+                # trials other workers are running count too, so that concurrent workers stop at n_trials in all
+                # (stale ones of dead workers are failed by the heartbeat before each new trial)
+                running = (*states, optuna.trial.TrialState.RUNNING)
                 study.optimize(self.guarded_objective, n_trials=self.spec.n_trials - done,
                                catch=(AdbenchError, ValueError),
-                               callbacks=[optuna.study.MaxTrialsCallback(self.spec.n_trials, states=states)])
+                               callbacks=[optuna.study.MaxTrialsCallback(self.spec.n_trials, states=running)])
         finally:
             study.set_user_attr(f"{WORKER_ATTR}{self.worker}", None)  # this worker has left
         return study
