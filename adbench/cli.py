@@ -194,9 +194,10 @@ def execution_options(fn):
     """Add EXECUTION_OPTIONS to a command; it receives them as ``execution`` (an Execution)."""
     import functools
     import inspect
+    import typing
 
-    signature = inspect.signature(fn)
-    params = [p for p in signature.parameters.values() if p.name != "execution"]
+    signature, hints = inspect.signature(fn), typing.get_type_hints(fn, include_extras=True)  # not strings
+    params = [p.replace(annotation=hints[p.name]) for p in signature.parameters.values() if p.name != "execution"]
     params += option_parameters(EXECUTION_OPTIONS)
 
     @functools.wraps(fn)

@@ -31,14 +31,14 @@ def install_faults() -> None:
 
     real = executors.run_unit
 
-    def run_unit(unit, run_dir, cache_dir, train_only, threads):
+    def run_unit(unit, run_dir, cache_dir, train_only, threads, features=""):
         plan = json.loads((Path(run_dir) / FAULTS).read_text()) if (Path(run_dir) / FAULTS).exists() else {}
         for category in unit.categories:
             first_try = Path(run_dir) / f"killed-{category}"
             if category in plan.get("always", []) or (category in plan.get("once", []) and not first_try.exists()):
                 first_try.touch()
                 os.kill(os.getpid(), signal.SIGKILL)
-        return real(unit, run_dir, cache_dir, train_only, threads)
+        return real(unit, run_dir, cache_dir, train_only, threads, features)
 
     executors.run_unit = run_unit
 
@@ -68,6 +68,10 @@ def test_a_ray_grid_gives_exactly_the_local_grids_numbers(local_ray, tiny_synthe
     assert len(frames[0]) == 4 and list(frames[0].index) == list(frames[1].index)
     metrics = [*metric_keys(), "mad"]
     pd.testing.assert_frame_equal(frames[0][metrics], frames[1][metrics], check_exact=True)
+    # the features task filled the cache before any unit trained: every image passed the backbone once
+    features = [p.stat().st_mtime for p in (tmp_path / "cache-ray" / "features").glob("*.pt")]
+    models = [p.stat().st_mtime for p in (on_ray.grid_dir / "models").glob("*.pt")]
+    assert len(features) == 2 * 3 and len(models) == 2 and max(features) < min(models)
 
 
 def test_a_killed_worker_is_retried_and_a_task_that_always_dies_fails_alone(local_ray, tiny_synthetic, tmp_path):

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from adbench.engine.execute import WorkUnit, error_record, execute
+from adbench.engine.keys import context_key
 from adbench.engine.run import ContextCache
 from adbench.errors import AdbenchError
 from adbench.progress import progress_bar
@@ -30,9 +31,31 @@ class LocalExecutor:
             yield from execute(unit, contexts, train_only)
 
 
-def run_unit(unit: WorkUnit, run_dir: str, cache_dir: str, train_only: bool, threads: int) -> list[dict[str, Any]]:
+def extract_features(units: list[WorkUnit], run_dir: str, cache_dir: str, threads: int) -> str:
+    """In a Ray worker: the backbone features every unit of one context (dataset and backbone) needs, into
+    the shared feature cache, so that each image passes the backbone once however many units use it.
+    Returns '' or the error, never raises: a unit meeting the same error records it against its cells."""
+    import torch
+
+    from adbench.engine.run import eval_set, training_features
+
+    torch.set_num_threads(threads)
+    contexts = ContextCache(Path(run_dir), Path(cache_dir))
+    try:
+        for unit in units:
+            ctx = contexts.get(unit.cells[0].cfg)
+            for category in unit.categories:
+                training_features(ctx, category)
+                eval_set(ctx, category)
+    except Exception as exc:  # noqa: BLE001 - see the docstring
+        return f"{type(exc).__name__}: {exc}"
+    return ""
+
+
+def run_unit(unit: WorkUnit, run_dir: str, cache_dir: str, train_only: bool, threads: int,
+             features: str = "") -> list[dict[str, Any]]:
     """One work unit in a Ray worker, on as many CPU threads as its task reserved CPUs (Ray does not always
-    set that): its records, as ``execute`` yields them."""
+    set that), once its context's ``features`` task has run: its records, as ``execute`` yields them."""
     import torch
 
     torch.set_num_threads(threads)
@@ -133,10 +156,16 @@ class RayExecutor:
             return
         ray = self.start()
         self.check_shared_folder(ray, contexts.run_dir)
-        task = ray.remote(**self.resources(ray))(run_unit)
-        threads = max(1, int(self.cpus_per_task))
-        pending = {task.remote(unit, str(contexts.run_dir), str(contexts.cache_dir), train_only, threads): unit
-                   for unit in units}
+        resources, threads = self.resources(ray), max(1, int(self.cpus_per_task))
+        folders = str(contexts.run_dir), str(contexts.cache_dir)
+        by_context: dict[str, list[WorkUnit]] = {}
+        for unit in units:
+            by_context.setdefault(context_key(unit.cells[0].cfg), []).append(unit)
+        features = {key: ray.remote(**resources)(extract_features).remote(group, *folders, threads)
+                    for key, group in by_context.items()}  # one backbone pass per image, before the units
+        task = ray.remote(**resources)(run_unit)
+        pending = {task.remote(unit, *folders, train_only, threads, features[key]): unit
+                   for key, group in by_context.items() for unit in group}
         with progress_bar() as bar:
             progress = bar.add_task("", total=sum(len(u.cells) for u in units))
             while pending:
