@@ -21,15 +21,27 @@ from tests.test_grid import tiny_grid
 
 ray = pytest.importorskip("ray")
 
-FAULTS = "faults.json"  # in a grid folder: {"once": [categories], "always": [categories]} (see install_faults)
+FAULTS = "faults.json"  # in a grid folder: {"once"|"always"|"oom_once"|"oom_always": [categories]}
 
 
 def install_faults() -> None:
     """Ray's worker_process_setup_hook for these tests: a unit of a category named in the grid folder's
-    faults.json kills its own worker with SIGKILL, once (the first try) or on every try."""
+    faults.json kills its own worker with SIGKILL ("once": on the first try, "always": on every try), or
+    its training runs out of GPU memory ("oom_once", "oom_always")."""
+    import torch
+
+    import adbench.engine.execute as execute
     import adbench.engine.executors as executors
 
-    real = executors.run_unit
+    real, real_train = executors.run_unit, execute.train_category
+
+    def train_category(ctx, category):
+        plan = json.loads((ctx.run_dir / FAULTS).read_text()) if (ctx.run_dir / FAULTS).exists() else {}
+        first_try = ctx.run_dir / f"oom-{category}"
+        if category in plan.get("oom_always", []) or (category in plan.get("oom_once", []) and not first_try.exists()):
+            first_try.touch()
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return real_train(ctx, category)
 
     def run_unit(unit, run_dir, cache_dir, train_only, threads, features=""):
         plan = json.loads((Path(run_dir) / FAULTS).read_text()) if (Path(run_dir) / FAULTS).exists() else {}
@@ -41,6 +53,7 @@ def install_faults() -> None:
         return real(unit, run_dir, cache_dir, train_only, threads, features)
 
     executors.run_unit = run_unit
+    execute.train_category = train_category
 
 
 @pytest.fixture(scope="module")
@@ -88,6 +101,20 @@ def test_a_killed_worker_is_retried_and_a_task_that_always_dies_fails_alone(loca
     assert all("the Ray task failed 2 time(s)" in r["error"] for r in failed)
     records = [json.loads(line) for line in runner.log.path.read_text().splitlines()]
     assert len(records) == 4 and len({r["cell_key"] for r in records}) == 4  # every cell recorded once
+
+
+def test_a_unit_out_of_gpu_memory_is_retried_then_recorded_as_failed(local_ray, tiny_synthetic, tmp_path):
+    spec = single_setting_grid(tmp_path / "g.yaml", tiny_synthetic)
+    runner = GridRunner(spec, tmp_path / "r", tmp_path / "cache", executor=RayExecutor(max_retries=1))
+    runner.grid_dir.mkdir(parents=True)
+    (runner.grid_dir / FAULTS).write_text(json.dumps({"oom_once": ["washer"], "oom_always": ["weave"]}))
+    cells = runner.cells()
+    frame = runner.run(cells)
+    assert (runner.grid_dir / "oom-washer").exists() and sorted(frame["category"]) == ["washer", "washer"]
+    failed = runner.failed(cells)
+    assert sorted(r["category"] for r in failed) == ["weave", "weave"]
+    assert all(r["error"] == "RuntimeError: the Ray task failed 2 time(s): OutOfMemoryError: CUDA out of memory. "
+               "Tried to allocate 2.00 GiB" for r in failed)
 
 
 def test_a_killed_driver_resumes_without_recording_a_cell_twice(tiny_synthetic, tmp_path):

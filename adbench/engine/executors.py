@@ -52,14 +52,24 @@ def extract_features(units: list[WorkUnit], run_dir: str, cache_dir: str, thread
     return ""
 
 
+class UnitOutOfMemory(RuntimeError):
+    """A unit's cell ran out of GPU memory: the Ray task is run again (perhaps on a freer GPU)."""
+
+
 def run_unit(unit: WorkUnit, run_dir: str, cache_dir: str, train_only: bool, threads: int,
              features: str = "") -> list[dict[str, Any]]:
     """One work unit in a Ray worker, on as many CPU threads as its task reserved CPUs (Ray does not always
-    set that), once its context's ``features`` task has run: its records, as ``execute`` yields them."""
+    set that), once its context's ``features`` task has run: its records, as ``execute`` yields them. A
+    cell out of GPU memory raises UnitOutOfMemory instead, so that Ray retries the whole unit."""
     import torch
 
     torch.set_num_threads(threads)
-    return list(execute(unit, ContextCache(Path(run_dir), Path(cache_dir)), train_only))
+    records = list(execute(unit, ContextCache(Path(run_dir), Path(cache_dir)), train_only))
+    oom = [r["error"] for r in records if r["status"] == "error"
+           and r["error"].startswith(f"{torch.OutOfMemoryError.__name__}: ")]
+    if oom:
+        raise UnitOutOfMemory(oom[0].splitlines()[0])
+    return records
 
 
 def run_study_worker(spec: Any, results_dir: str, cache_dir: str, storage: str, threads: int,
@@ -91,8 +101,9 @@ def probe_folder(run_dir: str) -> str:
 
 @dataclass
 class RayExecutor:
-    """One Ray task per work unit, with the resources it asks for; a task whose worker dies is run again
-    up to ``max_retries`` times, then its cells are recorded as failed and the grid goes on.
+    """One Ray task per work unit, with the resources it asks for; a task whose worker dies, or whose cell
+    runs out of GPU memory, is run again up to ``max_retries`` times, then its cells are recorded as failed
+    and the grid goes on.
 
     ``address``: None starts a local Ray instance on this machine, ``auto`` joins the running cluster, or
     a cluster's address. ``gpus_per_task`` None: 1 when the cluster has GPUs, else 0.
@@ -129,7 +140,7 @@ class RayExecutor:
         """A task's Ray options: the CPUs and GPUs it reserves, its retries."""
         gpus = self.gpus_per_task if self.gpus_per_task is not None else int(bool(ray.cluster_resources().get("GPU")))
         return {"num_cpus": self.cpus_per_task, "num_gpus": gpus, "max_retries": self.max_retries,
-                "retry_exceptions": False}
+                "retry_exceptions": [UnitOutOfMemory]}
 
     def study_workers(self, spec: Any, results_dir: Path, cache_dir: Path, storage: str, workers: int,
                       tracking: tuple[list[str] | None, str | None]) -> None:
@@ -175,8 +186,9 @@ class RayExecutor:
                 unit = pending.pop(ref)
                 try:
                     records = ray.get(ref)
-                except ray.exceptions.RayError as exc:  # the worker died on every try (killed, node lost)
-                    cause = str(exc).strip().splitlines()[0]
+                except ray.exceptions.RayError as exc:  # every try died (killed, node lost) or ran out of memory
+                    cause = str(exc.cause if isinstance(exc, ray.exceptions.RayTaskError) else exc).strip()
+                    cause = cause.splitlines()[0]
                     records = [error_record(cell, RuntimeError(f"the Ray task failed {self.max_retries + 1} "
                                                                 f"time(s): {cause}")) for cell in unit.cells]
                 bar.advance(progress, len(unit.cells))
