@@ -43,14 +43,14 @@ def install_faults() -> None:
             raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
         return real_train(ctx, category)
 
-    def run_unit(unit, run_dir, cache_dir, train_only, threads, features=""):
+    def run_unit(unit, run_dir, *rest):
         plan = json.loads((Path(run_dir) / FAULTS).read_text()) if (Path(run_dir) / FAULTS).exists() else {}
         for category in unit.categories:
             first_try = Path(run_dir) / f"killed-{category}"
             if category in plan.get("always", []) or (category in plan.get("once", []) and not first_try.exists()):
                 first_try.touch()
                 os.kill(os.getpid(), signal.SIGKILL)
-        return real(unit, run_dir, cache_dir, train_only, threads, features)
+        return real(unit, run_dir, *rest)
 
     executors.run_unit = run_unit
     execute.train_category = train_category
@@ -157,3 +157,16 @@ def test_study_workers_run_as_ray_tasks_on_one_storage(local_ray, tiny_synthetic
     assert sorted((r["trial"], r["category"]) for r in records) == [(0, "washer"), (0, "weave"), (1, "washer"),
                                                                     (1, "weave")]
     assert len({r["cell_key"] for r in records}) == 4
+
+
+def test_the_board_says_how_many_units_run_on_each_node():
+    from adbench.engine.executors import Board
+
+    board = Board()
+    assert board.running() == "none started yet"
+    for unit, node in ((0, "gpu-2"), (1, "gpu-1"), (2, "gpu-2"), (1, "gpu-1")):  # unit 1 retried on gpu-1
+        board.started(unit, node)
+    assert board.running() == "gpu-1: 1, gpu-2: 2"
+    board.finished(0)
+    board.finished(1)
+    assert board.running() == "gpu-2: 1"

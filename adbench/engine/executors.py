@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import socket
 import warnings
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,17 +53,39 @@ def extract_features(units: list[WorkUnit], run_dir: str, cache_dir: str, thread
     return ""
 
 
+class Board:
+    """Where the unit tasks run, for the driver's progress bar (a Ray actor): a task tells it its node as it
+    starts (again when retried), the driver takes the unit off when its result is in."""
+
+    def __init__(self) -> None:
+        self.nodes: dict[int, str] = {}
+
+    def started(self, unit: int, node: str) -> None:
+        self.nodes[unit] = node
+
+    def finished(self, unit: int) -> None:
+        self.nodes.pop(unit, None)
+
+    def running(self) -> str:
+        """``node: n`` for each node with a running unit, or ``none started yet``."""
+        counts = Counter(self.nodes.values())
+        return ", ".join(f"{node}: {n}" for node, n in sorted(counts.items())) or "none started yet"
+
+
 class UnitOutOfMemory(RuntimeError):
     """A unit's cell ran out of GPU memory: the Ray task is run again (perhaps on a freer GPU)."""
 
 
-def run_unit(unit: WorkUnit, run_dir: str, cache_dir: str, train_only: bool, threads: int,
-             features: str = "") -> list[dict[str, Any]]:
+def run_unit(unit: WorkUnit, run_dir: str, cache_dir: str, train_only: bool, threads: int, features: str = "",
+             board: Any = None, index: int = 0) -> list[dict[str, Any]]:
     """One work unit in a Ray worker, on as many CPU threads as its task reserved CPUs (Ray does not always
-    set that), once its context's ``features`` task has run: its records, as ``execute`` yields them. A
-    cell out of GPU memory raises UnitOutOfMemory instead, so that Ray retries the whole unit."""
+    set that), once its context's ``features`` task has run; it tells the ``board`` (a Board actor) its
+    node. Returns its records, as ``execute`` yields them; a cell out of GPU memory raises UnitOutOfMemory
+    instead, so that Ray retries the whole unit."""
     import torch
 
+    if board is not None:
+        board.started.remote(index, socket.gethostname())
     torch.set_num_threads(threads)
     records = list(execute(unit, ContextCache(Path(run_dir), Path(cache_dir)), train_only))
     oom = [r["error"] for r in records if r["status"] == "error"
@@ -174,18 +197,22 @@ class RayExecutor:
             by_context.setdefault(context_key(unit.cells[0].cfg), []).append(unit)
         features = {key: ray.remote(**resources)(extract_features).remote(group, *folders, threads)
                     for key, group in by_context.items()}  # one backbone pass per image, before the units
-        task = ray.remote(**resources)(run_unit)
-        pending = {task.remote(unit, *folders, train_only, threads, features[key]): unit
-                   for key, group in by_context.items() for unit in group}
+        task, board = ray.remote(**resources)(run_unit), ray.remote(num_cpus=0)(Board).remote()
+        ordered = [(key, unit) for key, group in by_context.items() for unit in group]
+        pending = {task.remote(unit, *folders, train_only, threads, features[key], board, i): (i, unit)
+                   for i, (key, unit) in enumerate(ordered)}
         with progress_bar() as bar:
             progress = bar.add_task("", total=sum(len(u.cells) for u in units))
             while pending:
-                bar.update(progress, description=f"ray: {len(pending)} unit(s) queued or running on "
-                                                 f"{len([n for n in ray.nodes() if n['Alive']])} node(s)")
-                (ref,), _ = ray.wait(list(pending), num_returns=1)
-                unit = pending.pop(ref)
+                bar.update(progress, description=f"ray: {len(pending)} of {len(units)} unit(s) left; running on "
+                                                 f"{ray.get(board.running.remote())}")
+                done, _ = ray.wait(list(pending), num_returns=1, timeout=2.0)  # the bar refreshes meanwhile
+                if not done:
+                    continue
+                index, unit = pending.pop(done[0])
+                board.finished.remote(index)
                 try:
-                    records = ray.get(ref)
+                    records = ray.get(done[0])
                 except ray.exceptions.RayError as exc:  # every try died (killed, node lost) or ran out of memory
                     cause = str(exc.cause if isinstance(exc, ray.exceptions.RayTaskError) else exc).strip()
                     cause = cause.splitlines()[0]
