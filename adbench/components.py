@@ -11,6 +11,8 @@ DATASETS.declare("mvtec", "adbench.data.mvtec:MVTecLayout",
 DATASETS.declare("mpdd", "adbench.data.mvtec:MVTecLayout", "MPDD (MVTec layout, --data-root)", name="mpdd")
 DATASETS.declare("btad", "adbench.data.mvtec:MVTecLayout", "BTAD (MVTec layout, --data-root)", name="btad")
 DATASETS.declare("visa", "adbench.data.visa:VisA", "VisA (split_csv/1cls.csv layout, --data-root)")
+DATASETS.declare("bmad", "adbench.data.bmad:BMAD", "BMAD medical benchmark (--data-root): Brain, Liver and RESC "
+                 "with masks; OCT2017, RSNA and Camelyon16 image-level")
 DATASETS.declare("elpv", "adbench.data.elpv:ELPV", "ELPV solar cells (PyPI elpv-dataset), image-level only")
 
 _TIMM = "adbench.backbones.timm_backbone"

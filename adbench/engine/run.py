@@ -311,7 +311,7 @@ def eval_set(ctx: Context, category: str) -> EvalSet:
     test = ctx.dataset.test(category)
     labels = np.array([s.label for s in test])
     masks = None
-    if ctx.dataset.has_masks:
+    if ctx.dataset.has_masks and any(s.mask_path is not None for s in test if s.label):  # else image-level only
         masks = np.stack([load_mask(s, cfg.backbone.image_size, cfg.scoring.resolved().mask_resize) for s in test])
         empty = [s.image_path for s, m in zip(test, masks, strict=True) if s.label and not m.any()]
         if empty:  # an anomaly too small for the resized mask, or a defect without annotation

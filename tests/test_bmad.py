@@ -1,0 +1,107 @@
+"""BMAD: both layouts found per category on generated look-alike trees, masks paired by file name, clear
+errors, and a tiny run with pixel metrics for the pixel-level category and n/a for the image-level one."""
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from adbench.cli import app
+from adbench.data.base import Transform, load_image
+from adbench.data.bmad import BMAD
+from adbench.errors import DataError
+from tests.test_end_to_end import only_run_dir, write_config
+
+COUNTS = {"train/good": 12, "valid/good": 3, "valid/Ungood": 0, "test/good": 4, "test/Ungood": 4}
+
+
+def gray(path, seed, blob=None):
+    """A 64 x 64 grayscale PNG (mode L), brighter in ``blob`` (a square) when given."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    values = np.random.default_rng(seed).integers(60, 120, (64, 64), dtype=np.uint8)
+    if blob is not None:
+        values[blob] = 250
+    Image.fromarray(values, "L").save(path)
+
+
+def bmad_tree(root, pixel=("Brain",), image_level=("RSNA",)):
+    """Look-alike BMAD folders: pixel-level ones (good/img, Ungood/img, Ungood/label) and image-level ones
+    (images directly in good and Ungood); valid/Ungood is empty, as the counts say."""
+    seed = 0
+    for category in (*pixel, *image_level):
+        for split, n in COUNTS.items():
+            for i in range(n):
+                seed += 1
+                anomalous = split.endswith("Ungood")
+                blob = np.s_[8 + 4 * i:24 + 4 * i, 20:36] if anomalous else None
+                where = root / category / split / ("img" if category in pixel else "")
+                gray(where / f"{i:03d}.png", seed, blob)
+                if anomalous and category in pixel:
+                    mask = np.zeros((64, 64), dtype=np.uint8)
+                    mask[blob] = 255
+                    (root / category / split / "label").mkdir(parents=True, exist_ok=True)
+                    Image.fromarray(mask).save(root / category / split / "label" / f"{i:03d}.png")
+            (root / category / split / ("img" if category in pixel else "")).mkdir(parents=True, exist_ok=True)
+    return root
+
+
+def test_both_layouts_are_found_per_category_with_masks_paired_by_name(tmp_path):
+    ds = BMAD(bmad_tree(tmp_path / "bmad"))
+    assert ds.categories() == ["Brain", "RSNA"]
+    assert ds.pixel_level("Brain") and not ds.pixel_level("RSNA")
+    for category in ("Brain", "RSNA"):
+        train, valid, test = ds.train(category), ds.valid(category), ds.test(category)
+        assert len(train) == 12 and {s.label for s in train} == {0}
+        assert [s.label for s in valid] == [0, 0, 0]  # an empty valid/Ungood is allowed
+        assert sorted(s.label for s in test) == [0] * 4 + [1] * 4
+    brain = [s for s in ds.test("Brain") if s.label]
+    assert all(s.mask_path == s.image_path.parent.parent / "label" / s.image_path.name for s in brain)
+    assert all(s.mask_path is None for s in ds.test("RSNA"))
+    pixels = load_image(brain[0].image_path, Transform(32, (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)))
+    assert pixels.shape == (3, 32, 32) and np.array_equal(pixels[0].numpy(), pixels[2].numpy())  # gray -> 3 ch
+
+
+def test_the_histopathology_folder_is_found_under_either_name(tmp_path):
+    for name in ("camelyon16", "Histopathology"):
+        root = bmad_tree(tmp_path / name, pixel=(), image_level=(name,))
+        ds = BMAD(root)
+        assert ds.categories() == ["Camelyon16"] and len(ds.test("Camelyon16")) == 8
+
+
+def test_broken_bmad_trees_are_one_line_naming_the_file(tmp_path):
+    root = bmad_tree(tmp_path / "bmad")
+    orphan = root / "Brain" / "test" / "Ungood" / "label" / "099.png"
+    Image.fromarray(np.zeros((64, 64), dtype=np.uint8)).save(orphan)
+    with pytest.raises(DataError, match=r"BMAD mask .*label/099.png has no image of that name in .*Ungood/img"):
+        BMAD(root).test("Brain")
+    orphan.unlink()
+    (root / "Brain" / "test" / "Ungood" / "label" / "002.png").unlink()
+    with pytest.raises(DataError, match=r"BMAD image .*img/002.png has no mask .*label/002.png"):
+        BMAD(root).test("Brain")
+    for png in (root / "RSNA" / "test" / "Ungood").iterdir():
+        png.unlink()
+    (root / "RSNA" / "test" / "Ungood").rmdir()
+    with pytest.raises(DataError, match=r"BMAD folder .*RSNA/test/Ungood is missing \(this category's layout: "
+                                         r"images directly in good and Ungood\)"):
+        BMAD(root).test("RSNA")
+    with pytest.raises(DataError, match=r"holds none of BMAD's dataset folders"):
+        BMAD(tmp_path)
+    with pytest.raises(DataError, match=r"BMAD category 'Liver' not found .* Available: \['Brain', 'RSNA'\]"):
+        BMAD(root).train("Liver")
+
+
+def test_a_tiny_bmad_run_has_pixel_metrics_where_masks_exist_and_na_elsewhere(tmp_path):
+    root = bmad_tree(tmp_path / "bmad")
+    config = write_config(tmp_path / "c.yaml", {"data.dataset": "bmad", "data.root": str(root),
+                                                "data.setting": "single", "train.epochs": 2,
+                                                "backbone.image_size": 64})
+    result = CliRunner().invoke(app, ["run", str(config), "--results-dir", str(tmp_path / "r"), "-s", "osd_irf_mean"])
+    assert result.exit_code == 0, result.output
+    rows = pd.read_parquet(only_run_dir(tmp_path / "r") / "metrics.parquet").set_index("category")
+    assert all(not math.isnan(rows.loc["Brain", k]) for k in ("pixel_auroc", "pixel_ap", "pixel_aupro"))
+    assert all(math.isnan(rows.loc["RSNA", k]) for k in ("pixel_auroc", "pixel_ap", "pixel_f1max", "pixel_aupro"))
+    assert not math.isnan(rows.loc["RSNA", "image_auroc"])
+    assert "bmad" in CliRunner().invoke(app, ["list", "datasets"]).output
