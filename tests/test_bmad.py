@@ -13,6 +13,7 @@ from adbench.cli import app
 from adbench.data.base import Transform, load_image
 from adbench.data.bmad import BMAD
 from adbench.errors import DataError
+from adbench.metrics import metric_keys
 from tests.test_end_to_end import only_run_dir, write_config
 
 COUNTS = {"train/good": 12, "valid/good": 3, "valid/Ungood": 0, "test/good": 4, "test/Ungood": 4}
@@ -27,12 +28,12 @@ def gray(path, seed, blob=None):
     Image.fromarray(values, "L").save(path)
 
 
-def bmad_tree(root, pixel=("Brain",), image_level=("RSNA",)):
+def bmad_tree(root, pixel=("Brain",), image_level=("RSNA",), counts=None):
     """Look-alike BMAD folders: pixel-level ones (good/img, Ungood/img, Ungood/label) and image-level ones
-    (images directly in good and Ungood); valid/Ungood is empty, as the counts say."""
+    (images directly in good and Ungood); valid/Ungood is empty unless ``counts`` says otherwise."""
     seed = 0
     for category in (*pixel, *image_level):
-        for split, n in COUNTS.items():
+        for split, n in (counts or COUNTS).items():
             for i in range(n):
                 seed += 1
                 anomalous = split.endswith("Ungood")
@@ -104,4 +105,31 @@ def test_a_tiny_bmad_run_has_pixel_metrics_where_masks_exist_and_na_elsewhere(tm
     assert all(not math.isnan(rows.loc["Brain", k]) for k in ("pixel_auroc", "pixel_ap", "pixel_aupro"))
     assert all(math.isnan(rows.loc["RSNA", k]) for k in ("pixel_auroc", "pixel_ap", "pixel_f1max", "pixel_aupro"))
     assert not math.isnan(rows.loc["RSNA", "image_auroc"])
+    # mAD: the seven metrics where masks exist, the three image metrics where they do not
+    assert rows.loc["Brain", "mad"] == pytest.approx(np.mean([rows.loc["Brain", k] for k in metric_keys()]))
+    image = [k for k in metric_keys() if k.startswith("image_")]
+    assert len(image) == 3 and rows.loc["RSNA", "mad"] == pytest.approx(np.mean([rows.loc["RSNA", k] for k in image]))
+    table = (only_run_dir(tmp_path / "r") / "table.md").read_text()
+    assert "mAD of BMAD rows: the mean of the metrics that exist" in table
     assert "bmad" in CliRunner().invoke(app, ["list", "datasets"]).output
+
+
+def test_a_bmad_study_validates_on_bmads_own_valid_split_and_says_so(tmp_path):
+    import json
+
+    import yaml
+
+    from tests.test_study import study_file
+
+    root = bmad_tree(tmp_path / "bmad", counts={**COUNTS, "valid/Ungood": 2})
+    spec = yaml.safe_load(study_file(tmp_path / "s.yaml", root, n_trials=1).read_text())
+    spec["base"]["data"] = {"dataset": "bmad", "root": str(root), "setting": "single", "holdout_fraction": 0.2}
+    spec["base"]["categories"] = ["Brain", "RSNA"]
+    (tmp_path / "s.yaml").write_text(yaml.safe_dump(spec))
+    result = CliRunner().invoke(app, ["study", str(tmp_path / "s.yaml"), "--results-dir", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    said = " ".join(result.output.split())  # unwrapped
+    assert "validation images: bmad's own labelled validation split (valid/), not the test set" in said
+    records = [json.loads(line) for line in (tmp_path / "study-tiny" / "trials.jsonl").read_text().splitlines()]
+    assert sorted((r["category"], r["n_test"], r["n_anomalous"]) for r in records) == [("Brain", 5, 2),
+                                                                                       ("RSNA", 5, 2)]

@@ -31,6 +31,7 @@ class CarvedValidation:
 
     def __init__(self, base: Dataset, cache_dir: Path, fraction: float = 0.2, seed: int = 0) -> None:
         self.base, self.name, self.has_masks = base, f"{base.name}-val", True
+        self.mad_over_available = getattr(base, "mad_over_available", False)
         self.cache_dir, self.fraction, self.seed = Path(cache_dir), fraction, seed
 
     def categories(self) -> list[str]:
@@ -76,6 +77,7 @@ class FolderValidation:
     def __init__(self, base: Dataset, folder: str | Path) -> None:
         self.base, self.folder = base, MVTecLayout(folder, name=f"{base.name}-val")
         self.name, self.has_masks = self.folder.name, True
+        self.mad_over_available = getattr(base, "mad_over_available", False)
 
     def categories(self) -> list[str]:
         return self.base.categories()
@@ -85,3 +87,21 @@ class FolderValidation:
 
     def test(self, category: str) -> list[Sample]:
         return self.folder.test(category)
+
+
+class OwnValidation:
+    """A dataset's own labelled validation split (BMAD's ``valid``): training images from ``base``,
+    validation images from ``base.valid``; preferred to carving when the dataset has one."""
+
+    def __init__(self, base: Dataset) -> None:
+        self.base, self.name, self.has_masks = base, f"{base.name}-valid", base.has_masks
+        self.mad_over_available = getattr(base, "mad_over_available", False)
+
+    def categories(self) -> list[str]:
+        return self.base.categories()
+
+    def train(self, category: str) -> list[Sample]:
+        return self.base.train(category)
+
+    def test(self, category: str) -> list[Sample]:
+        return self.base.valid(category)

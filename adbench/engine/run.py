@@ -346,14 +346,15 @@ def cell_scores(ctx: Context, data: EvalSet, model: nn.Module, scorer: Any, labe
                         [str(s.image_path) for s in data.samples])
 
 
-def cell_metrics(data: EvalSet, out: ImageScores) -> dict[str, float]:
-    """The metric table's metrics and their mean (mAD) of a cell's scores (pixel metrics NaN without masks)."""
+def cell_metrics(data: EvalSet, out: ImageScores, mad_over_available: bool = False) -> dict[str, float]:
+    """The metric table's metrics and their mean (mAD) of a cell's scores (pixel metrics NaN without masks;
+    ``mad_over_available``: mAD over the metrics that exist, the dataset's convention)."""
     metrics = image_metrics(out.scores, data.labels)
     metrics |= (dict.fromkeys(metric_keys("pixel"), float("nan")) if data.masks is None
                 else pixel_metrics(out.maps, data.masks))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", MetricWarning)
-        metrics["mad"] = mad(metrics)
+        metrics["mad"] = mad(metrics, mad_over_available)
     return metrics
 
 
@@ -368,7 +369,8 @@ def score_cell(ctx: Context, data: EvalSet, model: nn.Module, spec: dict[str, An
         return result_row(ctx, data, spec, scorer, out, dict.fromkeys([c.key for c in reported()], nan),
                           (nan, nan, nan))
     out = cell_scores(ctx, data, model, scorer, f"{data.category} / {scorer_label(spec)}")
-    return result_row(ctx, data, spec, scorer, out, cell_metrics(data, out), pipeline_seconds(ctx, data, model, scorer))
+    metrics = cell_metrics(data, out, getattr(ctx.dataset, "mad_over_available", False))
+    return result_row(ctx, data, spec, scorer, out, metrics, pipeline_seconds(ctx, data, model, scorer))
 
 
 def result_row(ctx: Context, data: EvalSet, spec: dict[str, Any], scorer: Any, out: ImageScores,

@@ -38,13 +38,14 @@ import torch
 
 from adbench.atomic import atomic_write
 from adbench.config import RunConfig, checked_name, config_from, parse_sets, read_yaml, with_overrides
-from adbench.data.validation import CarvedValidation, FolderValidation
+from adbench.data.validation import CarvedValidation, FolderValidation, OwnValidation
 from adbench.engine.execute import Cell, execute, work_units
 from adbench.engine.preflight import preflight
 from adbench.engine.run import Context, ContextCache, cell_config, console
 from adbench.errors import AdbenchError, ConfigError, OutOfDeviceMemory
 from adbench.hashing import stable_hash
 from adbench.metrics import reported
+from adbench.registry import DATASETS
 from adbench.results import RecordLog
 from adbench.tracking import Tracker
 
@@ -252,12 +253,24 @@ class StudyRunner:
         return self.spec.sampler_seed if rank == 0 else int(
             np.random.SeedSequence([self.spec.sampler_seed, rank]).generate_state(1)[0])
 
+    def validation_source(self) -> str:
+        """Where the trials' validation images come from (as ``get`` chooses), for the study's output."""
+        val = self.spec.validation
+        if val.get("folder"):
+            return f"the folder {val['folder']}"
+        dataset = config_for(self.spec, {}).data.dataset
+        if hasattr(DATASETS.get(dataset).factory, "valid"):
+            return f"{dataset}'s own labelled validation split (valid/), not the test set"
+        return f"{val.get('fraction', 0.2):.0%} of the training normals, half given synthetic defects"
+
     def get(self, cfg: RunConfig) -> Context:
-        """The validation context of ``cfg`` (a ContextCache for ``execute``): the test set is carved from
-        the training normals (or read from the validation folder); the real test set is never seen."""
+        """The validation context of ``cfg`` (a ContextCache for ``execute``): the test set is read from the
+        validation folder, else the dataset's own validation split (BMAD's), else carved from the training
+        normals; the real test set is never seen."""
         base = self.contexts.get(cfg)
         val = self.spec.validation
         dataset = (FolderValidation(base.dataset, val["folder"]) if val.get("folder")
+                   else OwnValidation(base.dataset) if hasattr(base.dataset, "valid")
                    else CarvedValidation(base.dataset, self.cache_dir, val.get("fraction", 0.2), cfg.seed))
         return dataclasses.replace(base, dataset=dataset)
 
@@ -302,7 +315,8 @@ class StudyRunner:
         study.sampler = optuna.samplers.TPESampler(seed=self.worker_seed(study))
         states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
         done = len(study.get_trials(deepcopy=False, states=states))
-        console.print(f"study {self.spec.name}: {done}/{self.spec.n_trials} trials finished")
+        console.print(f"study {self.spec.name}: {done}/{self.spec.n_trials} trials finished; validation images: "
+                      f"{self.validation_source()}")
         try:
             if done < self.spec.n_trials:
                 # trials other workers are running count too, so that concurrent workers stop at n_trials in all

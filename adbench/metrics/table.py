@@ -104,6 +104,10 @@ def register_metric(metric: Metric) -> None:
     METRICS.append(metric)
 
 
-def mad(values: dict[str, float]) -> float:
-    """Mean of the ``in_mad`` metrics; NaN where any is NaN (image-level-only data has no mAD)."""
-    return float(np.mean([values[m.key] for m in METRICS if m.in_mad]))
+def mad(values: dict[str, float], available_only: bool = False) -> float:
+    """Mean of the ``in_mad`` metrics; NaN where any is NaN (image-level-only data has no mAD), unless
+    ``available_only``: then the mean of those that are numbers (BMAD's convention; NaN if none is)."""
+    chosen = [values[m.key] for m in METRICS if m.in_mad]
+    if available_only:
+        chosen = [v for v in chosen if not np.isnan(v)] or [float("nan")]
+    return float(np.mean(chosen))

@@ -416,6 +416,9 @@ def footnote(frame: pd.DataFrame) -> str:
     text = (f"Metrics in %; {fps}. Protocols: {'; '.join(protocols)}. "
             + (f"Mean ± std over {seeds} seeds. " if seeds > 1 else "")
             + "n/a: not defined for this data (e.g. no pixel masks).")
+    if frame["dataset"].eq("bmad").any():
+        text += (" mAD of BMAD rows: the mean of the metrics that exist (the three image metrics for OCT2017, RSNA "
+                 "and Camelyon16, which have no masks).")
     text += weighting_note(frame) + setting_note(frame) + invad_note(frame) + ader_note(frame)
     if frame["scorer"].str.startswith(REFERENCE_SCORERS).any():
         text += (f" {REFERENCE_MARK} reference without diffusion: nearest-neighbour distance to the training "
