@@ -89,19 +89,13 @@ class FolderValidation:
         return self.folder.test(category)
 
 
-class OwnValidation:
+class OwnValidation(FolderValidation):
     """A dataset's own labelled validation split (BMAD's ``valid``): training images from ``base``,
     validation images from ``base.valid``; preferred to carving when the dataset has one."""
 
     def __init__(self, base: Dataset) -> None:
         self.base, self.name, self.has_masks = base, f"{base.name}-valid", base.has_masks
         self.mad_over_available = getattr(base, "mad_over_available", False)
-
-    def categories(self) -> list[str]:
-        return self.base.categories()
-
-    def train(self, category: str) -> list[Sample]:
-        return self.base.train(category)
 
     def test(self, category: str) -> list[Sample]:
         return self.base.valid(category)
