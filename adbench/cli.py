@@ -492,8 +492,9 @@ def report(results: Annotated[list[Path], typer.Argument(help="Run or grid folde
            out_path: Annotated[Path, Opt("--out", help="Output path without suffix.")] = Path("reports/table"),
            per_category: Annotated[bool, Opt("--per-category/--no-per-category")] = True,
            caption: Annotated[str | None, Opt("--caption", help="LaTeX: text that leads each caption.")] = None,
-           layout: Annotated[str, Opt("--layout", help="methods (methods x metrics, the papers' main tables) or "
-                                      "categories (categories x methods for one --metric, per-class tables).")
+           layout: Annotated[str, Opt("--layout", help="methods (methods x metrics, the papers' main tables), "
+                                      "categories (categories x methods for one --metric, per-class tables) or "
+                                      "bmad (InvAD's BMAD table: det. and loc. per dataset).")
                              ] = "methods",
            metric: Annotated[str, Opt("--metric", help="The metric of --layout categories, e.g. image_auroc, "
                                       "pixel_aupro, mad.")] = "image_auroc",

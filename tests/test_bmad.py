@@ -99,9 +99,11 @@ def test_a_tiny_bmad_run_has_pixel_metrics_where_masks_exist_and_na_elsewhere(tm
     config = write_config(tmp_path / "c.yaml", {"data.dataset": "bmad", "data.root": str(root),
                                                 "data.setting": "single", "train.epochs": 2,
                                                 "backbone.image_size": 64})
-    result = CliRunner().invoke(app, ["run", str(config), "--results-dir", str(tmp_path / "r"), "-s", "osd_irf_mean"])
+    result = CliRunner().invoke(app, ["run", str(config), "--results-dir", str(tmp_path / "r"), "-s", "osd_irf_mean",
+                                      "-s", "invad:steps=2"])
     assert result.exit_code == 0, result.output
-    rows = pd.read_parquet(only_run_dir(tmp_path / "r") / "metrics.parquet").set_index("category")
+    frame = pd.read_parquet(only_run_dir(tmp_path / "r") / "metrics.parquet")
+    rows = frame[frame["scorer"] == "osd_irf_mean"].set_index("category")
     assert all(not math.isnan(rows.loc["Brain", k]) for k in ("pixel_auroc", "pixel_ap", "pixel_aupro"))
     assert all(math.isnan(rows.loc["RSNA", k]) for k in ("pixel_auroc", "pixel_ap", "pixel_f1max", "pixel_aupro"))
     assert not math.isnan(rows.loc["RSNA", "image_auroc"])
@@ -133,3 +135,49 @@ def test_a_bmad_study_validates_on_bmads_own_valid_split_and_says_so(tmp_path):
     records = [json.loads(line) for line in (tmp_path / "study-tiny" / "trials.jsonl").read_text().splitlines()]
     assert sorted((r["category"], r["n_test"], r["n_anomalous"]) for r in records) == [("Brain", 5, 2),
                                                                                        ("RSNA", 5, 2)]
+
+
+def test_the_bmad_layout_has_det_for_every_dataset_and_loc_where_masks_exist(tmp_path):
+    import json
+
+    from adbench.config import RunConfig
+    from adbench.report.tables import bmad_tables
+
+    rows = []
+    for scorer, shift in (("osd_irf_mean", 0.0), ("invad", 0.05)):
+        config = json.dumps(RunConfig(data={"dataset": "bmad", "root": "bmad"},
+                                      scoring={"scorers": [{"name": scorer}]}).to_dict())
+        for category, pixel in (("Brain", 0.9), ("RSNA", float("nan")), ("Liver", 0.7)):
+            rows.append({"dataset": "bmad", "category": category, "scorer": scorer, "scorer_label": scorer,
+                         "image_auroc": 0.8 + shift, "pixel_auroc": pixel - shift, "fps": 10.0 + 100 * shift,
+                         "seed": 0, "device": "cpu", "fps_batch_size": 8, "fps_passes": 5, "protocol": "invad",
+                         "image_score": "nll+diff", "smoothing_sigma": 0.0, "pool_size": 1, "transductive": False,
+                         "setting": "single", "noise_net": "mlp", "backbone": "efficientnet_b4", "config": config})
+    md, tex = bmad_tables(pd.DataFrame(rows), "tab:bmad")
+    header, _, first, second = md.splitlines()[2:6]
+    assert header == "| method | Brain det. | Brain loc. | Liver det. | Liver loc. | RSNA det. | mean | FPS |"
+    # means: osd (80 + 90 + 80 + 70 + 80) / 5 = 80.0; invad (85 + 85 + 85 + 65 + 85) / 5 = 81.0
+    assert first == "| osd_irf_mean | _80.0_ | **90.0** | _80.0_ | **70.0** | _80.0_ | _80.0_ | _10.0_ |"
+    assert second == "| invad | **85.0** | _85.0_ | **85.0** | _65.0_ | **85.0** | **81.0** | **15.0** |"
+    assert "\\multicolumn{2}{c}{Brain}" in tex and "\\multicolumn{2}{c}{Liver}" in tex and "det. & loc." in tex
+
+
+def test_the_bmad_preset_runs_on_a_bmad_tree_and_reports_the_bmad_layout(tmp_path):
+    from pathlib import Path
+
+    root = bmad_tree(tmp_path / "bmad")
+    preset = Path(__file__).resolve().parents[1] / "registry" / "invad_bmad.yaml"
+    result = CliRunner().invoke(app, [
+        "grid", str(preset), "--results-dir", str(tmp_path / "r"), "--set", f"data.root={root}",
+        "--set", "backbone.name=efficientnet_lite0", "--set", "backbone.image_size=64",
+        "--set", "noise_net.name=mlp_tiny", "--set", "train={epochs: 2, batch_size: 4, warmup_epochs: 1}"])
+    assert result.exit_code == 0, result.output
+    frame = pd.read_parquet(tmp_path / "r" / "grid-invad-bmad" / "metrics.parquet")
+    assert len(frame) == 6 and set(frame["setting"]) == {"single"}  # 3 methods x (Brain, RSNA)
+    report = CliRunner().invoke(app, ["report", str(tmp_path / "r" / "grid-invad-bmad"), "--layout", "bmad",
+                                      "--out", str(tmp_path / "t"), "--format", "md"])
+    assert report.exit_code == 0, report.output
+    table = (tmp_path / "t.md").read_text().splitlines()
+    assert table[2] == "| method | Brain det. | Brain loc. | RSNA det. | mean | FPS |"
+    methods = sorted(line.split(" | ")[0].lstrip("| ") for line in table[4:7])
+    assert methods == ["invad(steps=3)† / mlp_tiny", "knn†‡ / none", "osd_irf_mean† / mlp_tiny"], table

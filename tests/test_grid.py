@@ -170,8 +170,8 @@ def test_every_preset_expands(tmp_path):
     from adbench.engine.study import config_for, load_study
 
     for path in sorted((ROOT / "registry").glob("*.yaml")):
-        for quick in (False, True):
-            spec = load_grid(path, quick=quick, sets=["categories=[a]"])
+        for quick in (False, True):  # a data root, for the presets of datasets read from a folder (BMAD)
+            spec = load_grid(path, quick=quick, sets=["categories=[a]", f"data.root={tmp_path}"])
             assert expand(spec), path
     for path in sorted((ROOT / "registry" / "studies").glob("*.yaml")):
         for quick in (False, True):

@@ -38,7 +38,8 @@ def scorer_arg(frame: pd.DataFrame, arg: str) -> pd.Series:
     config of rows written before those columns existed."""
     if f"scorer.{arg}" in frame:
         return frame[f"scorer.{arg}"]
-    return pd.Series([json.loads(c)["scorers"][0].get(arg) for c in frame["config"]], index=frame.index)
+    configs = [json.loads(c) for c in frame["config"]]  # sectioned, or flat as before issue 11
+    return pd.Series([c.get("scoring", c)["scorers"][0].get(arg) for c in configs], index=frame.index)
 
 
 def columns() -> dict[str, Column]:
@@ -216,14 +217,70 @@ def markdown_table(frame: pd.DataFrame, per_category: bool = True) -> str:
     return "\n".join(parts + [footnote(frame)]) + "\n"
 
 
+def with_method_column(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with a ``method`` column: the scorer and the config values that differ between methods."""
+    frame, method = with_variant_columns(frame)
+    varying = [c for c in method if frame[c].astype(str).nunique() > 1] or ["scorer"]
+    return frame.assign(method=frame[varying].astype(str).agg(" / ".join, axis=1))
+
+
+BMAD_ORDER = ("Brain", "Liver", "RESC", "OCT2017", "RSNA", "Camelyon16")  # InvAD's BMAD table
+
+
+def bmad_matrix(frame: pd.DataFrame) -> tuple[pd.DataFrame, dict[tuple[int, tuple[str, str]], str]]:
+    """InvAD's BMAD table: one row per method; for each BMAD dataset det. (image AU-ROC) and, where it has
+    masks, loc. (pixel AU-ROC); then the mean of those columns and FPS. Each number is the mean over seeds;
+    marks rank the methods within each column. Returns (displayed cells, marks)."""
+    frame = with_method_column(frame)
+    per = frame.groupby(["method", "category"], sort=False)[["image_auroc", "pixel_auroc", "fps"]].mean()
+    present = [c for c in BMAD_ORDER if c in set(frame["category"])]
+    values = {}
+    for category in present:
+        rows = per.xs(category, level="category")
+        values[(category, "det.")] = rows["image_auroc"]
+        if rows["pixel_auroc"].notna().any():
+            values[(category, "loc.")] = rows["pixel_auroc"]
+    table = pd.DataFrame(values)
+    table[("", "mean")] = table.mean(axis=1, skipna=False)
+    table[("", "FPS")] = per["fps"].groupby("method", sort=False).mean()
+    marks = {}
+    for column in table.columns:
+        key = "fps" if column[1] == "FPS" else "image_auroc"
+        shown_values = {i: shown(key, v) for i, v in enumerate(table[column]) if not math.isnan(v)}
+        ranked = sorted(set(shown_values.values()), reverse=True)
+        for i, v in shown_values.items() if len(shown_values) > 1 else []:
+            if v in ranked[:2]:
+                marks[(i, column)] = "best" if v == ranked[0] else "second"
+    cells = pd.DataFrame({c: [fmt("fps" if c[1] == "FPS" else "image_auroc", v, float("nan")) for v in table[c]]
+                          for c in table.columns}, index=table.index)
+    return cells, marks
+
+
+def bmad_tables(frame: pd.DataFrame, label: str, caption: str | None = None) -> tuple[str, str]:
+    """(Markdown, LaTeX) of the BMAD layout (``bmad_matrix``)."""
+    cells, marks = bmad_matrix(frame)
+    note = ("det.: image AU-ROC, loc.: pixel AU-ROC (where the dataset has masks), mean: of the columns before it. "
+            + footnote(frame))
+    names = [f"{c} {m}".strip() for c, m in cells.columns]
+    rows = [[method, *(MARKDOWN_MARKS.get(marks.get((i, c)), "{}").format(cells.iloc[i][c]) for c in cells.columns)]
+            for i, method in enumerate(cells.index)]
+    md = "\n".join(["| method | " + " | ".join(names) + " |", "|" + "---|" * (len(names) + 1),
+                     *("| " + " | ".join(r) + " |" for r in rows)])
+    tex_cells = pd.DataFrame({(latex_escape(c), m): [LATEX_MARKS.get(marks.get((i, (c, m))), "{}").format(
+        latex_escape(cells.iloc[i][(c, m)])) for i in range(len(cells))] for c, m in cells.columns})
+    tex_cells.insert(0, ("", "method"), [latex_escape(m) for m in cells.index])
+    tex_cells.columns = pd.MultiIndex.from_tuples(tex_cells.columns)
+    lead = f"{caption} " if caption else ""
+    tex = latex_float(tex_cells, f"{lead}BMAD. {note}", label, "l" + "r" * len(cells.columns))
+    return f"### BMAD\n\n{md}\n\n{note}\n", tex
+
+
 def category_matrix(frame: pd.DataFrame, metric: str) -> tuple[pd.DataFrame, dict[tuple[int, str], str]]:
     """The per-class layout of papers' appendices: one row per category (and their mean), one column per
     method, one ``metric``; marks rank the methods of each row. Returns (displayed cells, marks)."""
     if metric not in columns():
         raise AdbenchError(f"--metric must be one of {list(columns())}, got {metric!r}")
-    frame, method = with_variant_columns(frame)
-    varying = [c for c in method if frame[c].astype(str).nunique() > 1] or ["scorer"]
-    frame = frame.assign(method=frame[varying].astype(str).agg(" / ".join, axis=1))
+    frame = with_method_column(frame)
     per_seed = frame.groupby(["method", "category", "seed"], sort=False)[metric].mean()
     values = per_seed.groupby(["method", "category"], sort=False).mean().unstack("method")
     values.loc["mean"] = frame.groupby(["method", "seed"], sort=False)[metric].mean().groupby("method").mean()
@@ -365,7 +422,7 @@ def latex_tables(frame: pd.DataFrame, label: str = "tab:adbench", per_category: 
 FORMATS = ("md", "latex", "both")
 
 
-LAYOUTS = ("methods", "categories")
+LAYOUTS = ("methods", "categories", "bmad")
 
 
 def write_tables(frame: pd.DataFrame, out_path: Path, fmt: str = "both", per_category: bool = True,
@@ -373,8 +430,8 @@ def write_tables(frame: pd.DataFrame, out_path: Path, fmt: str = "both", per_cat
                  metric: str = "image_auroc") -> list[Path]:
     """The tables of ``frame`` at ``out_path`` (suffix ``.md`` and/or ``.tex``, each written atomically);
     ``caption`` leads the LaTeX captions, ``label`` is the LaTeX label (default ``tab:<file stem>``).
-    ``layout``: ``methods`` (methods x metrics, as the papers' main tables) or ``categories`` (categories x
-    methods for one ``metric``, as per-class appendix tables)."""
+    ``layout``: ``methods`` (methods x metrics, as the papers' main tables), ``categories`` (categories x
+    methods for one ``metric``, as per-class appendix tables) or ``bmad`` (InvAD's BMAD table)."""
     if fmt not in FORMATS:
         raise AdbenchError(f"--format must be md, latex or both, got {fmt!r}")
     if layout not in LAYOUTS:
@@ -382,6 +439,8 @@ def write_tables(frame: pd.DataFrame, out_path: Path, fmt: str = "both", per_cat
     label = label or f"tab:{out_path.stem}"
     if layout == "categories":
         md, tex = category_tables(frame, metric, label, caption)
+    elif layout == "bmad":
+        md, tex = bmad_tables(frame, label, caption)
     else:
         md = markdown_table(frame, per_category) if fmt != "latex" else ""
         tex = latex_tables(frame, label, per_category, caption) if fmt != "md" else ""
