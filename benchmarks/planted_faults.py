@@ -40,7 +40,7 @@ FAULTS = [
     ("test-minmax used when train was asked", "adbench/scorers/scoring.py",
      "    if scoring.transductive:\n        norm", "    if True:\n        norm"),
     ("mAD not the mean of the seven metrics", "adbench/metrics/table.py",
-     "np.mean([values[m.key] for m in METRICS if m.in_mad])", "np.mean([values[m.key] for m in METRICS[:6]])"),
+     "chosen = [values[m.key] for m in METRICS if m.in_mad]", "chosen = [values[m.key] for m in METRICS[:6]]"),
     ("smoothing sigma ignored", "adbench/scorers/scoring.py",
      "pixel_maps_on_device(fmap, image_size, scoring.smoothing_sigma, scoring.align_corners)",
      "pixel_maps_on_device(fmap, image_size, 0.0, scoring.align_corners)"),
