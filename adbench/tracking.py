@@ -26,7 +26,7 @@ TAGS = ("dataset", "category", "scorer_label", "backbone", "noise_net", "cell_ke
         "device", "precision", "trial")
 
 
-def cell_metrics(record: dict[str, Any]) -> dict[str, float]:
+def tracked_metrics(record: dict[str, Any]) -> dict[str, float]:
     """The numbers of a result row a tracker plots: the seven metrics, mAD and the FPS figures (NaN and
     missing values left out: MLflow refuses NaN)."""
     keys = (*metric_keys(), "mad", "fps", "scorer_fps")
@@ -81,7 +81,8 @@ class MLflowLogger:
         params = [Param(k, str(v)[:6000]) for k, v in flat.items()]
         for start in range(0, len(params), 100):  # MLflow takes at most 100 parameters per batch
             self.client.log_batch(run.info.run_id, params=params[start:start + 100])
-        self.client.log_batch(run.info.run_id, metrics=[Metric(k, v, now, 0) for k, v in cell_metrics(record).items()])
+        metrics = [Metric(k, v, now, 0) for k, v in tracked_metrics(record).items()]
+        self.client.log_batch(run.info.run_id, metrics=metrics)
         self.client.log_dict(run.info.run_id, config, "config.json")
         if figure is not None:
             self.client.log_artifact(run.info.run_id, str(figure), "figures")
@@ -105,7 +106,7 @@ class TensorBoardLogger:
         name = re.sub(r"[^A-Za-z0-9_.=-]+", "_", f"{cell_name(record)}-{record['cell_key']}")
         hparams = {k: v if isinstance(v, (int, float, str, bool)) else str(v) for k, v in flat.items()}
         with self.writer_class(str(folder / "tensorboard" / name)) as writer:
-            writer.add_hparams(hparams, cell_metrics(record), run_name=".")
+            writer.add_hparams(hparams, tracked_metrics(record), run_name=".")
             writer.add_text("config", "```\n" + json.dumps(config, indent=1) + "\n```")
             if figure is not None:
                 with Image.open(figure) as img:

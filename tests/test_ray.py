@@ -35,21 +35,26 @@ def install_faults() -> None:
 
     real, real_train = executors.run_unit, execute.train_category
 
-    def train_category(ctx, category):
-        plan = json.loads((ctx.run_dir / FAULTS).read_text()) if (ctx.run_dir / FAULTS).exists() else {}
-        first_try = ctx.run_dir / f"oom-{category}"
-        if category in plan.get("oom_always", []) or (category in plan.get("oom_once", []) and not first_try.exists()):
+    def due(run_dir, category, fault):
+        """Whether ``fault`` (kill or oom) strikes ``category`` now; its marker file records the first try."""
+        path = Path(run_dir) / FAULTS
+        plan = json.loads(path.read_text()) if path.exists() else {}
+        first_try = Path(run_dir) / f"{'killed' if fault == 'kill' else 'oom'}-{category}"
+        prefix = "" if fault == "kill" else "oom_"
+        if category in plan.get(f"{prefix}always", []) or (category in plan.get(f"{prefix}once", [])
+                                                          and not first_try.exists()):
             first_try.touch()
+            return True
+        return False
+
+    def train_category(ctx, category):
+        if due(ctx.run_dir, category, "oom"):
             raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
         return real_train(ctx, category)
 
     def run_unit(unit, run_dir, *rest):
-        plan = json.loads((Path(run_dir) / FAULTS).read_text()) if (Path(run_dir) / FAULTS).exists() else {}
-        for category in unit.categories:
-            first_try = Path(run_dir) / f"killed-{category}"
-            if category in plan.get("always", []) or (category in plan.get("once", []) and not first_try.exists()):
-                first_try.touch()
-                os.kill(os.getpid(), signal.SIGKILL)
+        if any(due(run_dir, category, "kill") for category in unit.categories):
+            os.kill(os.getpid(), signal.SIGKILL)
         return real(unit, run_dir, *rest)
 
     executors.run_unit = run_unit
@@ -87,16 +92,21 @@ def test_a_ray_grid_gives_exactly_the_local_grids_numbers(local_ray, tiny_synthe
     assert len(features) == 2 * 3 and len(models) == 2 and max(features) < min(models)
 
 
-def test_a_killed_worker_is_retried_and_a_task_that_always_dies_fails_alone(local_ray, tiny_synthetic, tmp_path):
-    spec = single_setting_grid(tmp_path / "g.yaml", tiny_synthetic)
+def run_with_faults(tmp_path, data_root, faults):
+    """The two-unit grid on Ray (one retry) with ``faults`` planted: (runner, finished rows, failed records)."""
+    spec = single_setting_grid(tmp_path / "g.yaml", data_root)
     runner = GridRunner(spec, tmp_path / "r", tmp_path / "cache", executor=RayExecutor(max_retries=1))
     runner.grid_dir.mkdir(parents=True)
-    (runner.grid_dir / FAULTS).write_text(json.dumps({"once": ["washer"], "always": ["weave"]}))
+    (runner.grid_dir / FAULTS).write_text(json.dumps(faults))
     cells = runner.cells()
     frame = runner.run(cells)
+    return runner, frame, runner.failed(cells)
+
+
+def test_a_killed_worker_is_retried_and_a_task_that_always_dies_fails_alone(local_ray, tiny_synthetic, tmp_path):
+    runner, frame, failed = run_with_faults(tmp_path, tiny_synthetic, {"once": ["washer"], "always": ["weave"]})
     assert (runner.grid_dir / "killed-washer").exists()  # the washer unit's first worker was killed
     assert sorted(frame["category"]) == ["washer", "washer"]  # then retried: both its cells finished
-    failed = runner.failed(cells)
     assert sorted(r["category"] for r in failed) == ["weave", "weave"]
     assert all("the Ray task failed 2 time(s)" in r["error"] for r in failed)
     records = [json.loads(line) for line in runner.log.path.read_text().splitlines()]
@@ -104,14 +114,8 @@ def test_a_killed_worker_is_retried_and_a_task_that_always_dies_fails_alone(loca
 
 
 def test_a_unit_out_of_gpu_memory_is_retried_then_recorded_as_failed(local_ray, tiny_synthetic, tmp_path):
-    spec = single_setting_grid(tmp_path / "g.yaml", tiny_synthetic)
-    runner = GridRunner(spec, tmp_path / "r", tmp_path / "cache", executor=RayExecutor(max_retries=1))
-    runner.grid_dir.mkdir(parents=True)
-    (runner.grid_dir / FAULTS).write_text(json.dumps({"oom_once": ["washer"], "oom_always": ["weave"]}))
-    cells = runner.cells()
-    frame = runner.run(cells)
+    runner, frame, failed = run_with_faults(tmp_path, tiny_synthetic, {"oom_once": ["washer"], "oom_always": ["weave"]})
     assert (runner.grid_dir / "oom-washer").exists() and sorted(frame["category"]) == ["washer", "washer"]
-    failed = runner.failed(cells)
     assert sorted(r["category"] for r in failed) == ["weave", "weave"]
     assert all(r["error"] == "RuntimeError: the Ray task failed 2 time(s): OutOfMemoryError: CUDA out of memory. "
                "Tried to allocate 2.00 GiB" for r in failed)

@@ -246,11 +246,8 @@ def bmad_matrix(frame: pd.DataFrame) -> tuple[pd.DataFrame, dict[tuple[int, tupl
     marks = {}
     for column in table.columns:
         key = "fps" if column[1] == "FPS" else "image_auroc"
-        shown_values = {i: shown(key, v) for i, v in enumerate(table[column]) if not math.isnan(v)}
-        ranked = sorted(set(shown_values.values()), reverse=True)
-        for i, v in shown_values.items() if len(shown_values) > 1 else []:
-            if v in ranked[:2]:
-                marks[(i, column)] = "best" if v == ranked[0] else "second"
+        ranked = best_two({i: shown(key, v) for i, v in enumerate(table[column]) if not math.isnan(v)})
+        marks |= {(i, column): mark for i, mark in ranked.items()}
     cells = pd.DataFrame({c: [fmt("fps" if c[1] == "FPS" else "image_auroc", v, float("nan")) for v in table[c]]
                           for c in table.columns}, index=table.index)
     return cells, marks
@@ -286,11 +283,8 @@ def category_matrix(frame: pd.DataFrame, metric: str) -> tuple[pd.DataFrame, dic
     values.loc["mean"] = frame.groupby(["method", "seed"], sort=False)[metric].mean().groupby("method").mean()
     marks = {}
     for i, category in enumerate(values.index):
-        row = {m: shown(metric, v) for m, v in values.loc[category].items() if not math.isnan(v)}
-        ranked = sorted(set(row.values()), reverse=True)
-        for m, v in row.items() if len(row) > 1 else []:
-            if v == ranked[0] or (len(ranked) > 1 and v == ranked[1]):
-                marks[(i, m)] = "best" if v == ranked[0] else "second"
+        ranked = best_two({m: shown(metric, v) for m, v in values.loc[category].items() if not math.isnan(v)})
+        marks |= {(i, m): mark for m, mark in ranked.items()}
     cells = pd.DataFrame({m: [fmt(metric, values.loc[c, m], float("nan")) for c in values.index]
                           for m in values.columns}, index=values.index)
     return cells, marks
@@ -334,16 +328,18 @@ def rank_marks(table: Table) -> dict[tuple[int, str], str]:
             if group is not None and not math.isnan(table.rows[i][1][key][0]):
                 members.setdefault(group, []).append(i)
         for rows in members.values():
-            values = {i: shown(key, table.rows[i][1][key][0]) for i in rows}
-            ranked = sorted(set(values.values()), reverse=True)
-            if len(rows) < 2:
-                continue
-            for i, v in values.items():
-                if v == ranked[0]:
-                    marks[(i, key)] = "best"
-                elif len(ranked) > 1 and v == ranked[1]:
-                    marks[(i, key)] = "second"
+            marks |= {(i, key): mark for i, mark in best_two({i: shown(key, table.rows[i][1][key][0])
+                                                              for i in rows}).items()}
     return marks
+
+
+def best_two(values: dict[Any, float]) -> dict[Any, str]:
+    """'best' and 'second' for the keys with the highest and second-highest value (ties share a mark); no
+    marks among fewer than two values."""
+    if len(values) < 2:
+        return {}
+    ranked = sorted(set(values.values()), reverse=True)
+    return {k: "best" if v == ranked[0] else "second" for k, v in values.items() if v in ranked[:2]}
 
 
 COLUMN_PT, TEXT_PT = 241.0, 505.0  # \columnwidth and \textwidth of a two-column 10 pt article
