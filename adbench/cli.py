@@ -324,10 +324,11 @@ def demo(quick: Annotated[bool, Opt("--quick", help="Few epochs: a smoke run in 
 @app.command()
 @guarded
 @execution_options
-def grid(file: Annotated[Path, typer.Argument(help="Grid YAML (base config, axes, quick overrides).")],
+def grid(file: Annotated[Path, typer.Argument(help="Grid YAML (base config, axes, quick overrides, quick_axes).")],
          set_: Annotated[list[str] | None, Opt("--set", help="key=value override of the base (repeatable); "
                                                 "fixes an axis to one value.")] = None,
-         quick: Annotated[bool, Opt("--quick", help="Apply the grid's quick overrides (tiny sizes).")] = False,
+         quick: Annotated[bool, Opt("--quick", help="Apply the grid's quick overrides and quick_axes "
+                                                    "(tiny sizes).")] = False,
          dry_run: Annotated[bool, Opt("--dry-run", help="Print the plan and stop.")] = False,
          results_dir: Annotated[Path, Opt("--results-dir")] = DEFAULT_RESULTS,
          cache_dir: Annotated[Path | None, Opt("--cache-dir")] = None,

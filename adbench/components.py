@@ -23,6 +23,9 @@ BACKBONES.declare("efficientnet_lite0", f"{_TIMM}:efficientnet_lite0",
 BACKBONES.declare("vit_base", f"{_TIMM}:vit_base", "ViT-B/16 supervised ImageNet-1k, last-block patch tokens")
 BACKBONES.declare("dino_vitb16", f"{_TIMM}:dino_vitb16",
                   "DINO ViT-B/16 (self-supervised ImageNet-1k), last-block patch tokens")
+BACKBONES.declare("pixels", "adbench.backbones.pixels:Pixels",
+                  "No feature extractor (InvAD Table 6 A2): 16x16 pixel patches by space-to-depth, 768 ch @ /16, "
+                  "standardised per channel on the training normals")
 BACKBONES.declare("timm:*", f"{_TIMM}:any_timm",
                   "Any timm model: timm:<name> (CNN: multi-scale to /16; ViT: patch tokens)")
 

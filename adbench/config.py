@@ -188,6 +188,8 @@ class RuntimeConfig(Section):
         return path_component(name, "a run name")
 
 
+# backbone -> the noise_net.feature_norm a config gets when it names none
+STANDARDISED_BACKBONES = {"pixels": "standardize"}
 SECTIONS = ("data", "backbone", "noise_net", "train", "scoring", "runtime")
 # meaningful only for a scorer with a noise net: reset in the cells of scorers without one (knn)
 MODEL_SECTIONS = ("noise_net", "train")
@@ -203,6 +205,19 @@ class RunConfig(Section):
     train: TrainConfig = Field(default_factory=TrainConfig)
     scoring: ScoringConfig = Field(default_factory=ScoringConfig)
     runtime: RuntimeConfig = Field(default_factory=RuntimeConfig)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _backbone_feature_norm(cls, data: Any) -> Any:
+        """A backbone's own feature normalisation where the config names none: ``pixels`` standardises (its
+        raw values mean nothing to the prior); any other backbone keeps the papers' ``none``."""
+        if not isinstance(data, dict) or not isinstance(data.get("backbone"), dict):
+            return data
+        norm = STANDARDISED_BACKBONES.get(data["backbone"].get("name"))
+        noise_net = data.get("noise_net", {})
+        if norm is None or not isinstance(noise_net, dict) or "feature_norm" in noise_net:
+            return data
+        return {**data, "noise_net": {**noise_net, "feature_norm": norm}}
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump()
@@ -220,7 +235,7 @@ class RunConfig(Section):
     def without_noise_net(self) -> RunConfig:
         """This config with the noise net's sections and fields at their defaults: a scorer without one
         (knn) gets the same cell whatever noise net a grid sweeps."""
-        default = RunConfig()
+        default = config_from({"backbone": {"name": self.backbone.name}})  # pixels keeps its standardisation
         return self.updated({**{s: getattr(default, s).model_dump() for s in MODEL_SECTIONS},
                              **{key: default_of(key) for key in model_only_fields()}})
 

@@ -166,6 +166,39 @@ def test_presets_run_quick_on_the_embedded_dataset(preset, rows, tmp_path):
                               "reconstruction(ratio=0.2,steps=3)"]
 
 
+def test_component_ablation_preset_runs_quick(tmp_path):
+    """InvAD Table 6 on the embedded data: A1-A4 and OSD-IRF beside them, a model per feature space."""
+    result = runner.invoke(app, ["grid", str(ROOT / "registry" / "invad_components.yaml"), "--quick",
+                                 "--results-dir", str(tmp_path), "--set", "categories=[washer]",
+                                 "--set", "data.args={n_train: 8, n_good: 2, n_per_defect: 1}",
+                                 "--set", "backbone.image_size=64"])
+    assert result.exit_code == 0, result.output
+    (grid_dir,) = tmp_path.iterdir()
+    frame = pd.read_parquet(grid_dir / "metrics.parquet").set_index(["backbone", "scorer_label"])
+    paper = {"A1": ("efficientnet_lite0", "invad(steps=0)"), "A2": ("pixels", "invad(steps=1)"),
+             "A3": ("efficientnet_lite0", "invad(steps=1)"), "A4": ("efficientnet_lite0", "invad(steps=3)")}
+    osd_irf = [(b, "osd_irf_mean") for b in ("efficientnet_lite0", "pixels")]
+    assert set(paper.values()) | set(osd_irf) <= set(frame.index) and len(frame) == 8
+    assert [frame.loc[paper[a], "nfe"] for a in sorted(paper)] == [0, 1, 1, 3]
+    assert frame[list(metric_keys())].notna().all().all()  # pixel metrics too: maps back at image size
+    assert frame.xs("pixels")["feature_norm"].eq("standardize").all()
+    assert frame.xs("efficientnet_lite0")["feature_norm"].eq("none").all()
+    assert (frame["noise_net"] == "mlp_tiny").all()  # A1 names the trained model it does not call
+    assert sorted(p.name.split("-")[0] for p in (grid_dir / "models").glob("*.pt")) == ["multiclass"] * 2
+
+
+def test_quick_axes_replace_axis_values_and_must_be_axes(tmp_path):
+    grid = tmp_path / "g.yaml"
+    grid.write_text(yaml.safe_dump({"name": "g", "axes": {"backbone.name": ["efficientnet_b4", "pixels"]},
+                                    "quick_axes": {"backbone.name": ["efficientnet_lite0", "pixels"]}}))
+    assert load_grid(grid).axes == {"backbone.name": ["efficientnet_b4", "pixels"]}
+    assert load_grid(grid, quick=True).axes == {"backbone.name": ["efficientnet_lite0", "pixels"]}
+    assert load_grid(grid, quick=True, sets=["backbone.name=pixels"]).axes == {}  # --set still fixes it
+    grid.write_text(yaml.safe_dump({"name": "g", "axes": {"seed": [0, 1]}, "quick_axes": {"backbone.name": ["x"]}}))
+    with pytest.raises(ConfigError, match=r"quick_axes \['backbone.name'\] are not axes"):
+        load_grid(grid)
+
+
 def test_every_preset_expands(tmp_path):
     from adbench.engine.study import config_for, load_study
 

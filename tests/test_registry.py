@@ -99,6 +99,7 @@ def test_cli_list_backbones_shows_weights_and_input_statistics(monkeypatch):
     assert "timm:vit_base_patch16_224.augreg_in1k" in rows["vit_base"]
     assert "[0.5, 0.5, 0.5] / [0.5, 0.5, 0.5]" in rows["vit_base"]
     assert "[0.485, 0.456, 0.406] / [0.229, 0.224, 0.225]" in rows["dino_vitb16"]
+    assert "768 ch @ /16" in rows["pixels"] and rows["pixels"].split("│")[3].strip() == "none"
 
 
 def test_every_component_meets_its_contract(tiny_synthetic):

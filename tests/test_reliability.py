@@ -157,7 +157,7 @@ TINY_RUN = ["--dataset", "mvtec", "--backbone", "efficientnet_lite0", "--noise-n
     (["-s", "osd_irf_mean:tt=5"], "scorer osd_irf_mean(tt=5): scorer 'osd_irf_mean' got an unexpected keyword "
                                   "argument 'tt'; it takes ['t']"),
     (["-s", "osd_irf_mean:t=abc"], "scorer osd_irf_mean(t=abc): invalid literal for int() with base 10: 'abc'"),
-    (["-s", "invad:steps=-1"], "scorer invad(steps=-1): invad subset 'code' needs steps >= 2"),
+    (["-s", "invad:steps=-1"], "scorer invad(steps=-1): invad steps must be >= 0 (0: no inversion), got -1"),
     (["-s", "knn:coreset=0"], "scorer knn(coreset=0): knn coreset must be a fraction in (0, 1], got 0"),
     (["--name", "../../x"], "runtime.name: a run name must be a single file or folder name (no '/', '.' or '..'), "
                             "got '../../x'"),

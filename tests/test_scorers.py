@@ -176,8 +176,9 @@ def test_respaced_timesteps_are_the_official_codes():
     assert respaced_timesteps(1000, 3) == [0, 500, 999] and respaced_timesteps(1000, 4) == [0, 333, 666, 999]
     assert respaced_timesteps(1000, 5) == [0, 250, 500, 749, 999]  # reference-code-notes.md
     assert respaced_timesteps(1000, 1000) == list(range(1000))
+    assert respaced_timesteps(1000, 1) == [0]  # one section, taken at its start
     with pytest.raises(ValueError, match="steps must be in"):
-        respaced_timesteps(1000, 1)
+        respaced_timesteps(1000, 0)
 
 
 @pytest.mark.parametrize("sigma", [0.5, 1.0, 4.0])
@@ -295,9 +296,35 @@ def test_scoring_settings_are_validated():
         Scoring(smoothing_sigma=-1.0)
 
 
-def test_invad_code_subset_needs_two_steps():
+def test_invad_single_step_is_the_codes_one_evaluation_at_t0():
+    """space_timesteps(1000, "1") = {0}: one evaluation at t = 0, straight to abar = 0 (Table 6 A2/A3)."""
     assert [e for e, _, _ in SCORERS.create("invad", steps=2, subset="code").plan(SCHEDULE)] == [0, 999]
-    with pytest.raises(ConfigError, match="steps >= 2"):
-        SCORERS.create("invad", steps=1, subset="code").plan(SCHEDULE)
+    scorer = SCORERS.create("invad", steps=1)
+    assert scorer.plan(SCHEDULE) == [(0, ABAR[0], 0.0)] and scorer.nfe == 1
+    x0 = np.random.default_rng(3).standard_normal((2, 3, 2, 2))
+    model = StateRecorder()
+    z = scorer.latent(model, SCHEDULE, torch.from_numpy(x0))
+    assert len(model.inputs) == 1 and torch.equal(model.inputs[0], torch.from_numpy(x0))
+    np.testing.assert_allclose(z.numpy(), eps_by_hand(x0, 0), rtol=1e-12)  # sqrt(0) x0_pred + sqrt(1) eps
+
+
+class Refuses(nn.Module):
+    def forward(self, x, t):
+        raise AssertionError("steps=0 must not call the noise net")
+
+
+def test_invad_without_inversion_scores_the_features_under_the_prior():
+    """steps=0 (Table 6 A1): no network call; the latent is x0. By hand on a 1 x 2 x 1 x 2 tensor:
+    positions (3, 4) and (0, 1) have norms 5 and 1; NLL = (9 + 16 + 0 + 1) / 2 + 4/2 log 2 pi."""
+    x0 = torch.tensor([[[[3.0, 0.0]], [[4.0, 1.0]]]], dtype=torch.float64)
+    for subset in ("code", "even"):
+        scorer = SCORERS.create("invad", steps=0, subset=subset)
+        assert scorer.plan(SCHEDULE) == [] and scorer.nfe == 0
+        out = scorer.score(Refuses(), SCHEDULE, x0)
+        assert out.feature_map.tolist() == [[[5.0, 1.0]]]
+        assert out.components["nll"].item() == pytest.approx(13 + 2 * math.log(2 * math.pi), rel=1e-7)  # fp32
+        assert out.components["diff"].item() == pytest.approx(4.0, rel=1e-12)
+    with pytest.raises(ConfigError, match="steps must be >= 0"):
+        SCORERS.create("invad", steps=-1)
 
 

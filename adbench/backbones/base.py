@@ -11,7 +11,8 @@ import torch
 class Backbone(Protocol):
     """An ``nn.Module``: images B x 3 x S x S -> features B x ``out_channels`` x ``grid(S)`` x ``grid(S)``.
 
-    ``mode`` is ``multiscale`` (a CNN: runs in channels_last on CUDA) or ``tokens`` (a ViT)."""
+    ``mode`` is ``multiscale`` (a CNN: runs in channels_last on CUDA), ``tokens`` (a ViT) or ``pixels``
+    (space-to-depth, no network)."""
 
     out_channels: int
     mode: str

@@ -37,11 +37,12 @@ def shipped_lite0_weights() -> Path:
 
 
 SHIPPED_WEIGHTS = {"efficientnet_lite0": shipped_lite0_weights}  # pretrained weights that come with a package
+WEIGHTLESS = {"pixels"}  # backbones with no weights at all: the same features pretrained or not
 
 
 @dataclass(frozen=True)
 class WeightsInfo:
-    identity: str  # "timm:<arch>.<tag>", "file:<name> sha256:<16 hex>", "random-init" or "plugin:<name>"
+    identity: str  # "timm:<arch>.<tag>", "file:<name> sha256:<16 hex>", "random-init", "none" or "plugin:<name>"
     mean: tuple[float, ...]  # the input statistics the weights expect
     std: tuple[float, ...]
 
@@ -83,7 +84,9 @@ def weights_info(backbone: str, pretrained: bool = True, weights: str | None = N
     name = timm_name(backbone)
     cfg = _pretrained_cfg(name) if name else None
     mean, std = (tuple(cfg.mean), tuple(cfg.std)) if cfg else (IMAGENET_MEAN, IMAGENET_STD)
-    if weights is not None:
+    if backbone in WEIGHTLESS:
+        identity = "none"
+    elif weights is not None:
         identity = file_identity(weights)
     elif not pretrained:
         identity = "random-init"

@@ -62,7 +62,8 @@ def even_timesteps(T: int, steps: int) -> list[int]:
 
 def respaced_timesteps(T: int, steps: int) -> list[int]:
     """``steps`` timesteps evenly over [0, T-1], rounded (guided-diffusion's ``space_timesteps(T, "S")``,
-    as the official InvAD code respaces): T=1000, steps=3 -> [0, 500, 999]; 5 -> [0, 250, 500, 749, 999]."""
-    if not 2 <= steps <= T:
-        raise ValueError(f"steps must be in [2, {T}], got {steps}")
-    return [round(i * (T - 1) / (steps - 1)) for i in range(steps)]
+    as the official InvAD code respaces): T=1000, steps=3 -> [0, 500, 999]; 5 -> [0, 250, 500, 749, 999];
+    1 -> [0] (a single section is taken at its start)."""
+    if not 1 <= steps <= T:
+        raise ValueError(f"steps must be in [1, {T}], got {steps}")
+    return [round(i * (T - 1) / max(steps - 1, 1)) for i in range(steps)]

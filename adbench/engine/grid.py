@@ -10,6 +10,8 @@ A grid file::
       scorer: [osd_irf_mean, "invad:steps=3"]   # one scorer per cell (replaces base scorers)
       scorer.t: [250, 500]                      # an argument of the cell's scorer
     quick: {train.epochs: 5}    # applied with --quick
+    quick_axes:                 # with --quick, these axes take these values instead
+      noise_net.name: [mlp_tiny]
 
 Every (axes combination, scorer, category) is a cell, keyed by the hash of its effective config.
 Cells sharing a training key reuse one trained noise net (under ``setting: multiclass``, the
@@ -43,7 +45,7 @@ from adbench.errors import AdbenchError, ConfigError
 from adbench.results import RecordLog, folder_lock, new_run_dir, read_run_config, write_rows
 from adbench.tracking import Tracker
 
-GRID_KEYS = {"name", "base", "axes", "quick", "description"}
+GRID_KEYS = {"name", "base", "axes", "quick", "quick_axes", "description"}
 
 
 @dataclass
@@ -52,6 +54,7 @@ class GridSpec:
     base: dict[str, Any] = field(default_factory=dict)
     axes: dict[str, list] = field(default_factory=dict)
     quick: dict[str, Any] = field(default_factory=dict)
+    quick_axes: dict[str, list] = field(default_factory=dict)
     description: str = ""
 
 
@@ -64,10 +67,17 @@ def load_grid(path: str | Path, sets: list[str] | None = None, quick: bool = Fal
         raise ConfigError(f"{path}: unknown key(s) {sorted(unknown)}; a grid file has {sorted(GRID_KEYS)}")
     spec = GridSpec(name=checked_name(data.get("name", path.stem), f"{path}: name"), base=dict(data.get("base") or {}),
                     axes=dict(data.get("axes") or {}), quick=dict(data.get("quick") or {}),
-                    description=data.get("description", ""))
-    for key, values in spec.axes.items():
-        if not isinstance(values, list) or not values:
-            raise ConfigError(f"{path}: axis {key!r} needs a non-empty list of values")
+                    quick_axes=dict(data.get("quick_axes") or {}), description=data.get("description", ""))
+    for where, axes in (("axis", spec.axes), ("quick_axes", spec.quick_axes)):
+        for key, values in axes.items():
+            if not isinstance(values, list) or not values:
+                raise ConfigError(f"{path}: {where} {key!r} needs a non-empty list of values")
+    not_axes = sorted(set(spec.quick_axes) - set(spec.axes))
+    if not_axes:
+        raise ConfigError(f"{path}: quick_axes {not_axes} are not axes of the grid ({sorted(spec.axes)}); "
+                          "a fixed value under --quick goes in quick")
+    if quick:
+        spec.axes.update(spec.quick_axes)
     sets_ = parse_sets(sets)
     quick_ = spec.quick if quick else {}
     if "data.dataset" in sets_:  # the quick sizes of the grid's dataset mean nothing to another one
