@@ -50,7 +50,7 @@ SCORERS.declare("osd_irf_noisy", "adbench.scorers.osd_irf:osd_irf_noisy",
                 "OSD-IRF, noisy-state input (Eq. 6, seeded), one NFE; t=500")
 SCORERS.declare("invad", "adbench.scorers.invad:InvAD",
                 "InvAD DDIM inversion, steps=3 NFE; subset=code {0,500,999} (official code, default) or even "
-                "[333,666,999] (third-party reading of the paper, unverified)")
+                "[333,666,999] (third-party reading of the paper, unverified); steps=0: no inversion (Table 6 A1)")
 SCORERS.declare("reconstruction", "adbench.scorers.reconstruction:Reconstruction",
                 "Table 4 baseline: S respaced steps, perturb to index floor(ratio*S), denoise that many DDIM steps, "
                 "mean feature MSE; ratio=0.4 steps=10 (n/a if ratio*S<1)")
