@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -258,18 +259,7 @@ def bmad_tables(frame: pd.DataFrame, label: str, caption: str | None = None) -> 
     cells, marks = bmad_matrix(frame)
     note = ("det.: image AU-ROC, loc.: pixel AU-ROC (where the dataset has masks), mean: of the columns before it. "
             + footnote(frame))
-    names = [f"{c} {m}".strip() for c, m in cells.columns]
-    rows = [[method, *(MARKDOWN_MARKS.get(marks.get((i, c)), "{}").format(cells.iloc[i][c]) for c in cells.columns)]
-            for i, method in enumerate(cells.index)]
-    md = "\n".join(["| method | " + " | ".join(names) + " |", "|" + "---|" * (len(names) + 1),
-                     *("| " + " | ".join(r) + " |" for r in rows)])
-    tex_cells = pd.DataFrame({(latex_escape(c), m): [LATEX_MARKS.get(marks.get((i, (c, m))), "{}").format(
-        latex_escape(cells.iloc[i][(c, m)])) for i in range(len(cells))] for c, m in cells.columns})
-    tex_cells.insert(0, ("", "method"), [latex_escape(m) for m in cells.index])
-    tex_cells.columns = pd.MultiIndex.from_tuples(tex_cells.columns)
-    lead = f"{caption} " if caption else ""
-    tex = latex_float(tex_cells, f"{lead}BMAD. {note}", label, "l" + "r" * len(cells.columns))
-    return f"### BMAD\n\n{md}\n\n{note}\n", tex
+    return matrix_tables(cells, marks, "method", "BMAD", note, label, caption)
 
 
 def category_matrix(frame: pd.DataFrame, metric: str) -> tuple[pd.DataFrame, dict[tuple[int, str], str]]:
@@ -293,19 +283,30 @@ def category_matrix(frame: pd.DataFrame, metric: str) -> tuple[pd.DataFrame, dic
 def category_tables(frame: pd.DataFrame, metric: str, label: str, caption: str | None = None) -> tuple[str, str]:
     """(Markdown, LaTeX) of the per-class layout (``category_matrix``) of ``metric``."""
     cells, marks = category_matrix(frame, metric)
-    header = columns()[metric].header
-    md_rows = [[c, *(MARKDOWN_MARKS.get(marks.get((i, m)), "{}").format(cells.loc[c, m]) for m in cells.columns)]
-               for i, c in enumerate(cells.index)]
-    md = "\n".join(["| category | " + " | ".join(cells.columns) + " |", "|" + "---|" * (len(cells.columns) + 1),
-                     *("| " + " | ".join(r) + " |" for r in md_rows)])
-    tex_cells = pd.DataFrame({latex_escape(m): [LATEX_MARKS.get(marks.get((i, m)), "{}").format(
-        latex_escape(cells.loc[c, m])) for i, c in enumerate(cells.index)] for m in cells.columns},
-        index=[latex_escape(c) for c in cells.index])
-    tex_cells = tex_cells.rename_axis("category").reset_index()
-    note = footnote(frame)
+    return matrix_tables(cells, marks, "category", f"{columns()[metric].header} per category", footnote(frame),
+                         label, caption)
+
+
+def matrix_tables(cells: pd.DataFrame, marks: dict[tuple[int, Any], str], corner: str, title: str, note: str,
+                  label: str, caption: str | None) -> tuple[str, str]:
+    """(Markdown, LaTeX) of a matrix layout: the rows of ``cells`` under the heading ``corner``, one column
+    per column of ``cells`` (two-level headers where those are pairs), ``marks`` keyed (row number, column)."""
+    pairs = isinstance(cells.columns, pd.MultiIndex)
+
+    def marked(styles: dict[str, str], text: Callable[[str], str]) -> list[list[str]]:
+        return [[text(row), *(styles.get(marks.get((i, c)), "{}").format(text(cells.iloc[i][c]))
+                              for c in cells.columns)] for i, row in enumerate(cells.index)]
+
+    names = [" ".join(c).strip() if pairs else c for c in cells.columns]
+    md = "\n".join([f"| {corner} | " + " | ".join(names) + " |", "|" + "---|" * (len(names) + 1),
+                     *("| " + " | ".join(r) + " |" for r in marked(MARKDOWN_MARKS, str))])
+    headers = [("", corner), *(tuple(map(latex_escape, c)) for c in cells.columns)] if pairs \
+        else [corner, *map(latex_escape, cells.columns)]
+    tex_cells = pd.DataFrame(marked(LATEX_MARKS, latex_escape),
+                             columns=pd.MultiIndex.from_tuples(headers) if pairs else headers)
     lead = f"{caption} " if caption else ""
-    tex = latex_float(tex_cells, f"{lead}{header} per category. {note}", label, "l" + "r" * len(cells.columns))
-    return f"### {header} per category\n\n{md}\n\n{note}\n", tex
+    tex = latex_float(tex_cells, f"{lead}{title}. {note}", label, "l" + "r" * len(cells.columns))
+    return f"### {title}\n\n{md}\n\n{note}\n", tex
 
 
 LATEX_ESCAPES = {"\\": r"\textbackslash{}", "_": r"\_", "%": r"\%", "&": r"\&", "#": r"\#", "$": r"\$",
