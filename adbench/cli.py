@@ -28,12 +28,12 @@ err = Console(stderr=True, emoji=False)
 _state = {"debug": False}
 
 DEFAULT_RESULTS = Path("results")
-LOGGER_HELP = ("Also log every finished cell (config, metrics, anomaly maps) to mlflow or tensorboard "
-               "(repeatable; pip install 'adbench[mlflow]' or 'adbench[tensorboard]').")
-TRACKING_URI_HELP = ("MLflow tracking URI (a server or database); default $MLFLOW_TRACKING_URI, else "
-                     "sqlite:///<results-dir>/mlflow.db, artifacts in <results-dir>/mlartifacts.")
-Loggers = Annotated[list[str] | None, typer.Option("--logger", help=LOGGER_HELP)]
-TrackingUri = Annotated[str | None, typer.Option("--tracking-uri", help=TRACKING_URI_HELP)]
+TRACKING_OPTIONS = [  # (parameter, type, flags, help) of the options that choose where cells are also logged
+    ("loggers", list[str] | None, ("--logger",), "Also log every finished cell (config, metrics, anomaly maps) "
+     "to mlflow or tensorboard (repeatable; pip install 'adbench[mlflow]' or 'adbench[tensorboard]')."),
+    ("tracking_uri", str | None, ("--tracking-uri",), "MLflow tracking URI (a server or database); default "
+     "$MLFLOW_TRACKING_URI, else sqlite:///<results-dir>/mlflow.db, artifacts in <results-dir>/mlartifacts."),
+]
 EXECUTION_OPTIONS = [  # (parameter, type, flags, help) of the options that choose where cells run
     ("executor", str | None, ("--executor",), "local (default): the cells one after another in this process; ray: "
      "one Ray task per trained model and the cells it scores, on every GPU of this machine or of a cluster "
@@ -157,8 +157,7 @@ def run_options(fn):
               ("resume", Path | None, ("--resume",), "Run folder to continue (killed or trained only): its "
                "finished cells are kept and skipped; the config, if given, must be the folder's."),
               ("cache_dir", Path | None, ("--cache-dir",), "Feature and dataset cache (default $ADBENCH_CACHE)."),
-              ("loggers", list[str] | None, ("--logger",), LOGGER_HELP),
-              ("tracking_uri", str | None, ("--tracking-uri",), TRACKING_URI_HELP),
+              *TRACKING_OPTIONS,
               *EXECUTION_OPTIONS,
           ]),
     ]
@@ -167,8 +166,7 @@ def run_options(fn):
     @guarded
     def wrapper(**kw: Any) -> None:
         results_dir, cache_dir = kw.pop("results_dir") or DEFAULT_RESULTS, kw.pop("cache_dir") or cache_dir_default()
-        resume, tracking = kw.pop("resume"), Tracking(kw.pop("loggers"), kw.pop("tracking_uri"))
-        execution = Execution(*(kw.pop(name) for name, *_ in EXECUTION_OPTIONS))
+        resume, tracking, execution = kw.pop("resume"), taken(Tracking, kw), taken(Execution, kw)
         given = any(v is not None for v in kw.values())
         fn(build_config(**kw) if given or resume is None else None, results_dir, cache_dir, resume, tracking,
            execution)
@@ -178,7 +176,7 @@ def run_options(fn):
 
 
 class Tracking(NamedTuple):
-    """``--logger`` and ``--tracking-uri`` as given."""
+    """The options of TRACKING_OPTIONS as given (None: not given)."""
 
     loggers: list[str] | None = None
     uri: str | None = None
@@ -188,25 +186,6 @@ class Tracking(NamedTuple):
         from adbench.tracking import Tracker
 
         return Tracker(self.loggers, experiment, results_dir, self.uri)
-
-
-def execution_options(fn):
-    """Add EXECUTION_OPTIONS to a command; it receives them as ``execution`` (an Execution)."""
-    import functools
-    import inspect
-    import typing
-
-    signature, hints = inspect.signature(fn), typing.get_type_hints(fn, include_extras=True)  # not strings
-    params = [p.replace(annotation=hints[p.name]) for p in signature.parameters.values() if p.name != "execution"]
-    params += option_parameters(EXECUTION_OPTIONS)
-
-    @functools.wraps(fn)
-    def wrapper(**kw: Any) -> None:
-        execution = Execution(*(kw.pop(name) for name, *_ in EXECUTION_OPTIONS))
-        return fn(**kw, execution=execution)
-
-    wrapper.__signature__ = signature.replace(parameters=params)
-    return wrapper
 
 
 class Execution(NamedTuple):
@@ -235,6 +214,40 @@ class Execution(NamedTuple):
                 raise AdbenchError(f"{flag} must be >= 0, got {value}")
         return RayExecutor(self.ray_address, 1 if self.cpus_per_task is None else self.cpus_per_task,
                            self.gpus_per_task, 2 if self.max_retries is None else self.max_retries)
+
+
+OPTION_GROUPS = {Tracking: ("tracking", TRACKING_OPTIONS), Execution: ("execution", EXECUTION_OPTIONS)}
+
+
+def taken(group: type, kw: dict[str, Any]) -> Any:
+    """``group`` (Tracking or Execution) made of its options, popped from a command's keyword arguments."""
+    return group(*(kw.pop(name) for name, *_ in OPTION_GROUPS[group][1]))
+
+
+def with_options(group: type):
+    """Decorator: the command takes ``group``'s options (OPTION_GROUPS) and receives them as one argument,
+    ``tracking`` or ``execution``."""
+    import functools
+    import inspect
+    import typing
+
+    name, options = OPTION_GROUPS[group]
+
+    def decorate(fn):
+        signature = inspect.signature(fn)
+        hints = typing.get_type_hints(fn, include_extras=True)  # not strings; another group's are objects already
+        params = [p.replace(annotation=hints.get(p.name, p.annotation)) for p in signature.parameters.values()
+                  if p.name != name]
+
+        @functools.wraps(fn)
+        def wrapper(**kw: Any) -> None:
+            value = taken(group, kw)  # popped before the rest is passed on
+            return fn(**kw, **{name: value})
+
+        wrapper.__signature__ = signature.replace(parameters=params + option_parameters(options))
+        return wrapper
+
+    return decorate
 
 
 def _execute(cfg: RunConfig | None, results_dir: Path, cache_dir: Path, train_only: bool = False,
@@ -293,12 +306,12 @@ def run(cfg: RunConfig | None, results_dir: Path, cache_dir: Path, resume: Path 
 
 @app.command()
 @guarded
+@with_options(Tracking)
 def evaluate(run_dir: Annotated[Path, typer.Argument(help="Run folder written by `adbench train`.")],
              cache_dir: Annotated[Path | None, Opt("--cache-dir", help="Feature cache.")] = None,
-             loggers: Loggers = None, tracking_uri: TrackingUri = None) -> None:
+             tracking: Tracking = Tracking()) -> None:
     """Score the test sets with the trained models of a run folder (trains any that are missing)."""
-    _execute(None, DEFAULT_RESULTS, cache_dir or cache_dir_default(), resume=run_dir,
-             tracking=Tracking(loggers, tracking_uri))
+    _execute(None, DEFAULT_RESULTS, cache_dir or cache_dir_default(), resume=run_dir, tracking=tracking)
 
 
 DEMO_PRESET = Path(__file__).parent / "presets" / "demo.yaml"
@@ -312,18 +325,18 @@ def demo_config(quick: bool = False) -> RunConfig:
 
 @app.command()
 @guarded
+@with_options(Tracking)
 def demo(quick: Annotated[bool, Opt("--quick", help="Few epochs: a smoke run in about a minute.")] = False,
          results_dir: Annotated[Path, Opt("--results-dir")] = DEFAULT_RESULTS,
-         cache_dir: Annotated[Path | None, Opt("--cache-dir")] = None,
-         loggers: Loggers = None, tracking_uri: TrackingUri = None) -> None:
+         cache_dir: Annotated[Path | None, Opt("--cache-dir")] = None, tracking: Tracking = Tracking()) -> None:
     """Run the embedded default end to end: synthetic data, Lite0 features, three scorers."""
-    _execute(demo_config(quick), results_dir, cache_dir or cache_dir_default(),
-             tracking=Tracking(loggers, tracking_uri))
+    _execute(demo_config(quick), results_dir, cache_dir or cache_dir_default(), tracking=tracking)
 
 
 @app.command()
 @guarded
-@execution_options
+@with_options(Execution)
+@with_options(Tracking)
 def grid(file: Annotated[Path, typer.Argument(help="Grid YAML (base config, axes, quick overrides, quick_axes).")],
          set_: Annotated[list[str] | None, Opt("--set", help="key=value override of the base (repeatable); "
                                                 "fixes an axis to one value.")] = None,
@@ -332,14 +345,14 @@ def grid(file: Annotated[Path, typer.Argument(help="Grid YAML (base config, axes
          dry_run: Annotated[bool, Opt("--dry-run", help="Print the plan and stop.")] = False,
          results_dir: Annotated[Path, Opt("--results-dir")] = DEFAULT_RESULTS,
          cache_dir: Annotated[Path | None, Opt("--cache-dir")] = None,
-         loggers: Loggers = None, tracking_uri: TrackingUri = None, execution: Execution = Execution()) -> None:
+         tracking: Tracking = Tracking(), execution: Execution = Execution()) -> None:
     """Run an ablation grid; resumable: finished cells are kept and skipped when started again (with
     `--executor ray`, on every GPU of this machine or a cluster)."""
     from adbench.engine.grid import GridRunner, load_grid
 
     spec = load_grid(file, set_, quick)
     executor = execution.build()
-    tracker = None if dry_run else Tracking(loggers, tracking_uri).open(spec.name, results_dir)
+    tracker = None if dry_run else tracking.open(spec.name, results_dir)
     runner = GridRunner(spec, results_dir, cache_dir or cache_dir_default(), tracker=tracker, executor=executor)
     cells = runner.cells()
     plan = runner.plan(cells)
@@ -361,7 +374,8 @@ def grid(file: Annotated[Path, typer.Argument(help="Grid YAML (base config, axes
 
 @app.command()
 @guarded
-@execution_options
+@with_options(Execution)
+@with_options(Tracking)
 def study(file: Annotated[Path, typer.Argument(help="Study YAML (base config, search space, objective).")],
           quick: Annotated[bool, Opt("--quick", help="Apply the study's quick overrides.")] = False,
           set_: Annotated[list[str] | None, Opt("--set", help="key=value override of the study's base config "
@@ -377,7 +391,7 @@ def study(file: Annotated[Path, typer.Argument(help="Study YAML (base config, se
                                              "config on the TEST set (the explicit final step).")] = False,
           results_dir: Annotated[Path, Opt("--results-dir")] = DEFAULT_RESULTS,
           cache_dir: Annotated[Path | None, Opt("--cache-dir")] = None,
-          loggers: Loggers = None, tracking_uri: TrackingUri = None,
+          tracking: Tracking = Tracking(),
           workers: Annotated[int, Opt("--workers", min=1, help="Optuna workers, as Ray tasks (--executor ray) "
                                       "sharing the study's storage.")] = 1,
           execution: Execution = Execution()) -> None:
@@ -395,7 +409,6 @@ def study(file: Annotated[Path, typer.Argument(help="Study YAML (base config, se
         spec.n_trials = n_trials
     if new_name is not None:
         spec.name = checked_name(new_name, "--new-name")
-    tracking = Tracking(loggers, tracking_uri)
     runner = StudyRunner(spec, results_dir, cache_dir or cache_dir_default(), storage,
                          None if evaluate_best else tracking.open(spec.name, results_dir))
     if force:
@@ -451,7 +464,8 @@ def parse_timesteps(text: str) -> list[int]:
 
 @app.command("sweep-t")
 @guarded
-@execution_options
+@with_options(Execution)
+@with_options(Tracking)
 def sweep_t(config: Annotated[Path | None, typer.Argument(help="YAML run config (the model to sweep).")] = None,
             from_run: Annotated[Path | None, Opt("--from-run", help="Sweep the trained model(s) of this run folder "
                                                  "(its config) instead of training them again.")] = None,
@@ -460,7 +474,7 @@ def sweep_t(config: Annotated[Path | None, typer.Argument(help="YAML run config 
             set_: Annotated[list[str] | None, Opt("--set", help="key=value override of the config.")] = None,
             results_dir: Annotated[Path, Opt("--results-dir")] = DEFAULT_RESULTS,
             cache_dir: Annotated[Path | None, Opt("--cache-dir")] = None,
-            loggers: Loggers = None, tracking_uri: TrackingUri = None, execution: Execution = Execution()) -> None:
+            tracking: Tracking = Tracking(), execution: Execution = Execution()) -> None:
     """Timestep sensitivity: score one trained model per category at many t; table and metric-vs-t plot."""
     from adbench.engine.grid import GridRunner, sweep_t_grid
     from adbench.report.plots import plot_metrics_vs
@@ -472,7 +486,7 @@ def sweep_t(config: Annotated[Path | None, typer.Argument(help="YAML run config 
     spec = sweep_t_grid(cfg, scorer or ["osd_irf_mean", "osd_irf_noisy"], parse_timesteps(t))
     executor = execution.build()
     runner = GridRunner(spec, results_dir, cache_dir or cache_dir_default(),
-                        tracker=Tracking(loggers, tracking_uri).open(spec.name, results_dir), executor=executor)
+                        tracker=tracking.open(spec.name, results_dir), executor=executor)
     cells = runner.cells()
     if from_run is not None:
         shared = runner.share_models(from_run / "models")
