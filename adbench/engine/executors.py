@@ -137,6 +137,11 @@ class RayExecutor:
     gpus_per_task: float | None = None
     max_retries: int = 2
 
+    @property
+    def threads(self) -> int:
+        """The torch threads of a task: as many as the CPUs it reserves, at least one."""
+        return max(1, int(self.cpus_per_task))
+
     def start(self) -> Any:
         try:
             import ray
@@ -172,8 +177,8 @@ class RayExecutor:
         ray = self.start()
         self.check_shared_folder(ray, Path(results_dir))
         task = ray.remote(**self.resources(ray))(run_study_worker)
-        threads = max(1, int(self.cpus_per_task))
-        refs = [task.remote(spec, str(results_dir), str(cache_dir), storage, threads, tracking) for _ in range(workers)]
+        refs = [task.remote(spec, str(results_dir), str(cache_dir), storage, self.threads, tracking)
+                for _ in range(workers)]
         errors = []
         for ref in refs:
             try:
@@ -190,7 +195,7 @@ class RayExecutor:
             return
         ray = self.start()
         self.check_shared_folder(ray, contexts.run_dir)
-        resources, threads = self.resources(ray), max(1, int(self.cpus_per_task))
+        resources, threads = self.resources(ray), self.threads
         folders = str(contexts.run_dir), str(contexts.cache_dir)
         by_context: dict[str, list[WorkUnit]] = {}
         for unit in units:
