@@ -6,7 +6,11 @@ copy of the tracked tree, never in this checkout, and the tests that check numbe
 ``make mutation`` uses, from ``[tool.mutmut]`` in pyproject.toml; ``-m "not slow"``, stopping at the
 first failure) run against it. A fault that no test catches is a hole in the suite.
 
-    .venv/bin/python benchmarks/planted_faults.py [--only SUBSTRING]
+``--effects`` measures instead how far each fault moves the pinned numbers (the fast golden tests, numbers
+recorded, ``benchmarks/golden_spread.py``): the largest move against the goldens' tolerances, and whether the
+same golden tests fail at those tolerances as at the old 1e-6 against this machine's own unfaulted numbers.
+
+    .venv/bin/python benchmarks/planted_faults.py [--only SUBSTRING] [--effects]
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import time
 from pathlib import Path
 
 import tomllib
+from golden_spread import golden_numbers, load, record
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -87,6 +92,23 @@ FAULTS = [
     ("sqrt(abar) -> abar in the mean path", "adbench/scorers/osd_irf.py", "x_t = abar**0.5 * x0", "x_t = abar * x0"),
     ("ties counted as wins in AU-ROC", "adbench/metrics/ranking.py",
      "u2 = np.sum(count * (2 * below + ties)", "u2 = np.sum(count * (2 * below + 2 * ties)"),
+    ("held-out normals not standardised (feature_norm: standardize)", "adbench/engine/run.py",
+     'held_feats = normalise(ctx.features(held, f"{category}: held-out features"))',
+     'held_feats = (ctx.features(held, f"{category}: held-out features"))'),
+    ("random-init backbone drawn from seed 0 whatever the run's seed", "adbench/engine/run.py",
+     "torch.manual_seed(cfg.seed)\n            backbone = BACKBONES.create",
+     "torch.manual_seed(0)\n            backbone = BACKBONES.create"),
+    ("feature-cache key of a random-init backbone without the seed", "adbench/engine/keys.py",
+     'identity = info.identity + (f"(seed={cfg.seed})" if info.identity == "random-init" else "")',
+     "identity = info.identity"),
+    ("knn coreset drawn from seed 0 whatever the run's seed", "adbench/engine/run.py",
+     "scorer.fit(bank, torch.Generator().manual_seed(cfg.seed), ctx.device)",
+     "scorer.fit(bank, torch.Generator().manual_seed(0), ctx.device)"),
+    ("adbench fps's pipeline timed without the backbone", "adbench/engine/fps.py",
+     'out[label, "pipeline"] = lambda label=label: self.score(label, self.extract(self.images))',
+     'out[label, "pipeline"] = lambda label=label: self.score(label, self.features)'),
+    ("the FPS column timed on cached features, without the backbone", "adbench/engine/run.py",
+     "feats = ctx.backbone(images)", "feats = data.test_feats[: len(images)]"),
     ("AU-PRO limit 0.3 -> 0.25", "adbench/metrics/summary.py",
      "pixel_metrics(maps: np.ndarray, masks: np.ndarray, pro_limit: float = 0.3)",
      "pixel_metrics(maps: np.ndarray, masks: np.ndarray, pro_limit: float = 0.25)"),
@@ -119,11 +141,80 @@ def first_failure(tree: Path) -> tuple[bool, str]:
     return out.returncode != 0, (failed[0] if failed else out.stdout.strip().splitlines()[-1])
 
 
+OLD_TOLERANCE = 1e-6  # every golden number's tolerance before it was measured (issue 25)
+
+
+def failing(got: dict[str, dict], want: dict[str, dict], tolerance) -> list[str]:
+    """The goldens whose test fails when ``got`` is compared with ``want`` within ``tolerance(golden, metric)``
+    (a crashed test, or other rows, fails too)."""
+    moves = golden_numbers().moves
+    return [golden for golden, numbers in want.items()
+            if golden not in got or sorted(got[golden]) != sorted(numbers)
+            or any(move > tolerance(golden, metric) for move, _, metric in moves(got[golden], numbers))]
+
+
+def largest_effect(got: dict[str, dict], unfaulted: dict[str, dict], tolerance) -> tuple | None:
+    """(move / its tolerance, move, golden, row, metric) of the pinned number a fault moves most, relative to
+    its tolerance, from this machine's unfaulted numbers (inf when a test crashed or its rows changed); None
+    when no number moved."""
+    out = None
+    for golden, numbers in unfaulted.items():
+        if golden not in got or sorted(got[golden]) != sorted(numbers):
+            return float("inf"), float("inf"), golden, "(rows differ or the test crashed)", ""
+        for move, label, metric in golden_numbers().moves(got[golden], numbers):
+            if move > 0:
+                effect = (move / tolerance(golden, metric), move, golden, label, metric)
+                out = effect if out is None else max(out, effect)
+    return out
+
+
+def effects(faults: list[tuple[str, str, str, str]]) -> int:
+    """Print how far each fault moves the pinned numbers; the number of faults whose golden failures change."""
+    marker = "golden and not slow"
+    with tempfile.TemporaryDirectory(prefix="adbench-effects-") as tmp:
+        record(ROOT, Path(tmp) / "unfaulted", marker=marker)
+        unfaulted = {p.stem: load(p) for p in (Path(tmp) / "unfaulted").glob("*.json")}
+    pins = {name: load(golden_numbers().GOLDEN / f"{name}.json") for name in unfaulted}
+    tolerance = golden_numbers().tolerance
+    print(f"| fault | its largest effect on a pinned number | x that number's tolerance | goldens failing at "
+          f"{OLD_TOLERANCE:.0e} (vs this machine's unfaulted numbers) | at the tolerances (vs the pins) |\n"
+          "|---|---|---|---|---|")
+    changed, smallest = 0, None
+    for what, file, text, replacement in faults:
+        with tempfile.TemporaryDirectory(prefix="adbench-fault-") as tmp:
+            tree = Path(tmp) / ROOT.name
+            tracked_copy(tree)
+            if (ROOT.parent / "shared").is_dir():  # the shared data beside the copy, as beside this checkout
+                (Path(tmp) / "shared").symlink_to(ROOT.parent / "shared")
+            plant(tree, file, text, replacement)
+            record(tree, Path(tmp) / "numbers", marker=marker)
+            got = {p.stem: load(p) for p in (Path(tmp) / "numbers").glob("*.json")}
+        old, new = failing(got, unfaulted, lambda golden, metric: OLD_TOLERANCE), failing(got, pins, tolerance)
+        changed += old != new
+        effect = largest_effect(got, unfaulted, tolerance)
+        if effect and (smallest is None or effect < smallest[1]):
+            smallest = (what, effect)
+        moved = f"{effect[1]:.3g} ({effect[2]}: {effect[3]} {effect[4]})" if effect else "none moves"
+        print(f"| {what} | {moved} | {f'{effect[0]:.3g}' if effect else '-'} | {', '.join(old) or '-'} | "
+              f"{', '.join(new) or '-'} |", flush=True)
+    if smallest:
+        what, (ratio, move, golden, label, metric) = smallest
+        print(f"\nSmallest effect of a fault that moves a pinned number ({what}): {move:.3g} on {golden}: {label} "
+              f"{metric}, {ratio:.3g} x its tolerance {tolerance(golden, metric):.0e}.")
+    print(f"{len(faults) - changed} of {len(faults)} faults fail the same golden tests at the measured tolerances "
+          f"as at {OLD_TOLERANCE:.0e}.")
+    return changed
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", help="plant only the faults whose description contains this")
+    parser.add_argument("--effects", action="store_true",
+                        help="how far each fault moves the pinned numbers, against the goldens' tolerances")
     args = parser.parse_args()
     faults = [f for f in FAULTS if not args.only or args.only in f[0]]
+    if args.effects:
+        sys.exit(1 if effects(faults) else 0)
     missed = 0
     print("| fault | caught | first failing test |\n|---|---|---|")
     for what, file, text, replacement in faults:

@@ -15,7 +15,7 @@ from adbench.registry import BACKBONES
 
 def test_shipped_lite0_weights_classify_a_real_photo():
     """The package's weights, mapped by order onto timm's efficientnet_lite0, see a cat in chelsea."""
-    data = pytest.importorskip("skimage.data")
+    data = pytest.importorskip("skimage.data", reason="scikit-image (the dev extra) is not installed")
     model = timm.create_model("efficientnet_lite0")
     model.load_state_dict(map_by_order(load_state_dict(shipped_lite0_weights()), model, "lite0"))
     model.eval()

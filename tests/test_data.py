@@ -195,8 +195,11 @@ def test_visa_layout(tiny_synthetic, tmp_path):
         VisA(tmp_path)
 
 
+NO_ELPV = "elpv-dataset (the elpv extra: pip install -e '.[elpv]') is not installed"
+
+
 def test_elpv_from_package():
-    pytest.importorskip("elpv_dataset")
+    pytest.importorskip("elpv_dataset", reason=NO_ELPV)
     ds = DATASETS.create("elpv")
     assert ds.categories() == ["mono", "poly"] and ds.has_masks is False
     train, test = ds.train("mono"), ds.test("mono")
@@ -210,7 +213,7 @@ def test_elpv_from_package():
 def test_elpv_holds_out_a_quarter_of_the_normals_for_test():
     """Counts from the package's labels.csv: mono 588 normals, 313 + 56 defective (1 and 2/3); poly 920,
     402 + 50. About a quarter of the normals (by file-name hash) are test images, the rest train."""
-    pytest.importorskip("elpv_dataset")
+    pytest.importorskip("elpv_dataset", reason=NO_ELPV)
     ds = DATASETS.create("elpv")
     for category, normals, anomalous, test_normals in (("mono", 588, 313 + 56, 156), ("poly", 920, 402 + 50, 252)):
         train, test = ds.train(category), ds.test(category)

@@ -94,7 +94,9 @@ def test_train_then_evaluate_is_deterministic(tiny_synthetic, tmp_path):
     assert first[list(metric_keys())].equals(second[list(metric_keys())])
 
 
-def test_image_level_only_dataset_reports_pixel_metrics_as_missing(tiny_synthetic, tmp_path, monkeypatch, one_thread):
+@pytest.mark.golden
+def test_image_level_only_dataset_reports_pixel_metrics_as_missing(tiny_synthetic, tmp_path, monkeypatch,
+                                                                   pinned_threads):
     from adbench.data.mvtec import MVTecLayout
     from adbench.registry import DATASETS
 
@@ -123,7 +125,8 @@ def test_bad_input_is_one_clear_line_without_traceback(tmp_path):
 
 
 @pytest.mark.skipif(not HAZELNUT.is_dir(), reason="shared/data/hazelnut_toy not present")
-def test_hazelnut_toy_smoke(tmp_path, one_thread):
+@pytest.mark.golden
+def test_hazelnut_toy_smoke(tmp_path, pinned_threads):
     config = write_config(tmp_path / "c.yaml", {
         "data.root": str(HAZELNUT.parent), "backbone.image_size": 256, "categories": ["hazelnut_toy"],
         "train": {"epochs": 10, "batch_size": 8, "lr": 1e-3, "warmup_epochs": 1},
@@ -148,7 +151,8 @@ def test_config_errors_keep_brackets(tmp_path):
 
 
 @pytest.mark.slow
-def test_demo_quick_runs_from_nothing(tmp_path, one_thread):
+@pytest.mark.golden
+def test_demo_quick_runs_from_nothing(tmp_path, pinned_threads):
     result = runner.invoke(app, ["demo", "--quick", "--results-dir", str(tmp_path / "r")])
     assert result.exit_code == 0, result.output
     frame = pd.read_parquet(only_run_dir(tmp_path / "r") / "metrics.parquet")

@@ -11,6 +11,37 @@ from adbench.engine import fps
 from adbench.engine.fps import measure_fps, time_interleaved
 
 
+class Recording(torch.nn.Module):
+    """Passes its input through ``inner`` and logs (name, first input, output) of every call."""
+
+    def __init__(self, inner, name: str, log: list) -> None:
+        super().__init__()
+        self.inner, self.name, self.log = inner, name, log
+
+    def forward(self, x, *args):
+        out = self.inner(x, *args)
+        self.log.append((self.name, x, out))
+        return out
+
+
+def record_stages(monkeypatch, log: list, scorer, postprocess_owner, postprocess_name: str) -> None:
+    """Log the scorer's input (``scorer``) and the feature maps post-processed (``postprocess_owner``'s
+    ``postprocess_name``) into ``log``."""
+    real_score, real_post = scorer.score, getattr(postprocess_owner, postprocess_name)
+
+    def score(model, schedule, x0, generator=None):
+        out = real_score(model, schedule, x0, generator)
+        log.append(("scorer", x0, out.feature_map))
+        return out
+
+    def postprocess(fmap, *args):
+        log.append(("post-processing", fmap, None))
+        return real_post(fmap, *args)
+
+    monkeypatch.setattr(scorer, "score", score)
+    monkeypatch.setattr(postprocess_owner, postprocess_name, postprocess)
+
+
 def test_time_interleaved_rounds_and_means(monkeypatch):
     now, calls = [0.0], []
 
@@ -88,3 +119,28 @@ def test_fps_times_what_a_run_scores(monkeypatch):
         bench.calls()["osd_irf_mean", "pipeline"]()
     (x0,) = seen
     assert x0.dtype == torch.float32 and x0.is_contiguous()
+
+
+def test_each_timed_call_runs_the_stages_it_names(monkeypatch):
+    """pipeline: the backbone on the batch, the scorer (noise net inside) on its features, the post-processing
+    of its maps; scorer: the same from cached features, no backbone; latency: the pipeline on one image."""
+    from adbench.device import scorer_input
+
+    cfg = RunConfig(backbone={"name": "efficientnet_lite0", "image_size": 64}, noise_net={"name": "mlp_tiny"},
+                    runtime={"device": "cpu"}, scoring={"scorers": [{"name": "osd_irf_mean"}]})
+    bench, log = fps.FpsBench(cfg, batch_size=3), []
+    bench.backbone, bench.model = Recording(bench.backbone, "backbone", log), Recording(bench.model, "noise net", log)
+    record_stages(monkeypatch, log, bench.scorers["osd_irf_mean"], bench, "postprocess")
+    for what, n_images in (("pipeline", 3), ("scorer", None), ("latency", 1)):
+        log.clear()
+        with torch.no_grad():
+            bench.calls()["osd_irf_mean", what]()
+        stages = [(name, len(x)) for name, x, _ in log]
+        n = n_images or 3
+        assert stages == ([("backbone", n_images)] if n_images else []) + [
+            ("noise net", n), ("scorer", n), ("post-processing", n)], what
+        if n_images:
+            assert torch.equal(log[0][1], bench.images[:n_images])
+        features = scorer_input(log[0][2]) if n_images else bench.features
+        scored, fmap = log[-2][1:]
+        assert torch.equal(scored, features) and torch.equal(log[-1][1], fmap), what

@@ -146,6 +146,15 @@ def test_a_replaced_weights_file_changes_features_and_models(images, tmp_path):
     assert {k for k in before if before[k] != after[k]} == {F, M, C, X}  # cells and the loaded backbone too
 
 
+@pytest.mark.parametrize("backbone", ["efficientnet_lite0", "efficientnet_b4", "timm:resnet18"])
+def test_the_seed_keys_a_random_init_backbones_features(backbone, images, tmp_path):
+    """``pretrained: false``: the seed draws the backbone, so it changes the features and the loaded context
+    too, not only the model and cells as with pretrained weights (the table above)."""
+    cfg = base_config().updated({"backbone.name": backbone, "backbone.pretrained": False})
+    before, after = keys(cfg, images, tmp_path), keys(cfg.updated({"seed": 1}), images, tmp_path)
+    assert {k for k in before if before[k] != after[k]} == INPUT
+
+
 def test_keys_ignore_mapping_order_and_path_spelling(images, tmp_path, monkeypatch):
     """The same configuration read from YAML in another key order, or with the weights file named by a
     relative instead of an absolute path, is the same cell, model and feature set."""

@@ -68,6 +68,21 @@ def test_image_metrics_match_sklearn(seed):
     assert m["image_f1max"] == pytest.approx(sklearn_f1max(labels, scores), abs=1e-12)
 
 
+@pytest.mark.parametrize("seed", range(4))
+def test_negatives_tied_with_the_lowest_and_highest_positive_and_beyond_them(seed):
+    """The ends of the positives' range: negatives equal to the lowest or the highest positive score, below
+    and above them all, counted as scikit-learn counts them (random data rarely ties at the ends)."""
+    rng = np.random.default_rng(seed)
+    pos = rng.integers(2, 8, 30).astype(np.float32)
+    neg = rng.integers(0, 10, 50).astype(np.float32)
+    pos[:2], neg[:4] = (2, 7), (2, 7, 0, 9)  # lo = 2, hi = 7; a negative at each, one below, one above
+    scores, labels = np.concatenate([pos, neg]), np.r_[np.ones(30, int), np.zeros(50, int)]
+    m = image_metrics(scores, labels)
+    assert m["image_auroc"] == pytest.approx(roc_auc_score(labels, scores), abs=1e-12)
+    assert m["image_ap"] == pytest.approx(average_precision_score(labels, scores), abs=1e-12)
+    assert m["image_f1max"] == pytest.approx(sklearn_f1max(labels, scores), abs=1e-12)
+
+
 @pytest.mark.parametrize("seed", range(6))
 def test_pixel_metrics_match_sklearn_and_brute_force_pro(seed):
     rng = np.random.default_rng(100 + seed)

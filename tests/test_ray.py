@@ -19,7 +19,7 @@ from adbench.metrics import metric_keys
 from adbench.results import RecordLog
 from tests.test_grid import tiny_grid
 
-ray = pytest.importorskip("ray")
+ray = pytest.importorskip("ray", reason="ray (the dev or ray extra) is not installed")
 
 FAULTS = "faults.json"  # in a grid folder: {"once"|"always"|"oom_once"|"oom_always": [categories]}
 
@@ -78,7 +78,7 @@ def single_setting_grid(path, data_root):
     return load_grid(path)
 
 
-def test_a_ray_grid_gives_exactly_the_local_grids_numbers(local_ray, tiny_synthetic, tmp_path, one_thread):
+def test_a_ray_grid_gives_exactly_the_local_grids_numbers(local_ray, tiny_synthetic, tmp_path, pinned_threads):
     spec = single_setting_grid(tmp_path / "g.yaml", tiny_synthetic)
     local = GridRunner(spec, tmp_path / "local", tmp_path / "cache-local")
     on_ray = GridRunner(spec, tmp_path / "ray", tmp_path / "cache-ray", executor=RayExecutor())

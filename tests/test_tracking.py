@@ -16,8 +16,8 @@ from adbench.tracking import Tracker
 from tests.test_end_to_end import write_config
 from tests.test_study import study_file
 
-pytest.importorskip("mlflow")
-pytest.importorskip("tensorboard")
+pytest.importorskip("mlflow", reason="mlflow-skinny (the dev or mlflow extra) is not installed")
+pytest.importorskip("tensorboard", reason="tensorboard (the dev or tensorboard extra) is not installed")
 
 LOGGED = (*metric_keys(), "mad", "fps", "scorer_fps")
 

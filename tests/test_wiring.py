@@ -497,7 +497,9 @@ def test_feature_norm_standardises_every_stage_by_the_training_statistics(tiny_s
         np.testing.assert_allclose(got.numpy(), (raw - mean) / std, rtol=1e-4, atol=1e-4)
     test = ctx.features(ctx.dataset.test("washer"), "x").double().numpy()
     np.testing.assert_allclose(data.test_feats.numpy(), (test - mean) / std, rtol=1e-4, atol=1e-4)
-    assert data.held_feats.shape[0] == 3
+    held = ctx.features(split_train(ctx.dataset.train("washer"), 0.3, 2)[1], "x").double().numpy()
+    assert held.shape[0] == 3  # the held-out normals that weight the image-score components
+    np.testing.assert_allclose(data.held_feats.numpy(), (held - mean) / std, rtol=1e-4, atol=1e-4)
     plain = small_context(tiny_synthetic, tmp_path / "plain", {"categories": ["washer"]})
     assert torch.equal(eval_set(plain, "washer").test_feats, plain.features(plain.dataset.test("washer"), "x"))
 
@@ -555,3 +557,62 @@ class _FixedScorer:
         from adbench.scorers.scoring import Scored
 
         return Scored(torch.zeros(len(x0), x0.shape[2], x0.shape[3]), {})
+
+
+def test_a_random_init_backbone_and_its_features_follow_the_seed(tiny_synthetic, tmp_path):
+    """``pretrained: false``: each seed gets the backbone that seed draws (built here directly after
+    ``torch.manual_seed``), and its own features, never another seed's from the shared cache."""
+    from adbench.data.base import load_batch
+    from adbench.registry import BACKBONES
+
+    samples, features = None, []
+    for seed in (1, 2):
+        ctx = small_context(tiny_synthetic, tmp_path, {"backbone.pretrained": False, "seed": seed})  # one cache
+        torch.manual_seed(seed)
+        want = BACKBONES.create("efficientnet_lite0", pretrained=False, weights=None, image_size=64).state_dict()
+        got = ctx.backbone.state_dict()
+        assert list(got) == list(want) and all(torch.equal(got[k], want[k]) for k in want), f"seed {seed}"
+        samples = samples or ctx.dataset.test("washer")[:2]
+        features.append(ctx.features(samples, "test"))
+        with torch.no_grad():
+            images = load_batch(samples, ctx.transform)
+            np.testing.assert_allclose(features[-1].numpy(), ctx.backbone(images).numpy(), rtol=1e-4, atol=1e-5)
+    assert not torch.allclose(features[0], features[1])
+
+
+def test_the_knn_coreset_is_drawn_from_the_runs_seed(features, tmp_path, monkeypatch):
+    import adbench.engine.run as run
+    from adbench.scorers.knn import greedy_coreset, vectors
+
+    train = torch.from_numpy(np.random.default_rng(5).standard_normal((6, 4, 4, 4))).float()
+    monkeypatch.setattr(run, "training_features", lambda ctx, category: train)
+    bank = vectors(train)  # 96 vectors: a 0.1 coreset keeps 10, k-center from a seeded first row
+    chosen = {seed: greedy_coreset(bank, 10, torch.Generator().manual_seed(seed)) for seed in (0, 3)}
+    assert set(chosen[0].tolist()) != set(chosen[3].tolist())  # the case tells the seeds apart
+    scorer = SCORERS.create("knn")
+    cell_scores(context(tmp_path, {"seed": 3}), evalset(features), None, scorer, "c")
+    assert torch.equal(scorer.bank, bank[chosen[3]])
+
+
+def test_the_fps_column_times_backbone_scorer_and_post_processing(tiny_synthetic, tmp_path, monkeypatch):
+    """Every pass of the FPS column: the backbone on ``fps_images`` decoded test images, the scorer (noise
+    net inside) on their normalised features, the post-processing of its maps."""
+    import adbench.engine.run as run
+    from adbench.data.base import load_batch
+    from adbench.device import scorer_input
+    from tests.test_fps import Recording, record_stages
+
+    ctx = small_context(tiny_synthetic, tmp_path, {"categories": ["washer"], "noise_net.feature_norm": "standardize"})
+    data, log = eval_set(ctx, "washer"), []
+    model = Recording(train_category(ctx, "washer"), "noise net", log)
+    ctx = dataclasses.replace(ctx, backbone=Recording(ctx.backbone, "backbone", log))
+    scorer = SCORERS.create("osd_irf_mean")
+    record_stages(monkeypatch, log, scorer, run, "postprocess_on_device")
+    run.pipeline_seconds(ctx, data, model, scorer)
+    assert len(log) == 4 * (1 + run.FPS_PASSES)  # a warm-up pass, then the timed ones
+    images = load_batch(data.samples[:2], ctx.transform)  # fps_images: 2
+    for i in range(0, len(log), 4):
+        assert [stage for stage, *_ in log[i : i + 4]] == ["backbone", "noise net", "scorer", "post-processing"]
+        (_, x, feats), _, (_, x0, fmap), (_, processed, _) = log[i : i + 4]
+        assert torch.equal(x, images)
+        assert torch.equal(x0, data.normalise(scorer_input(feats))) and torch.equal(processed, fmap)
