@@ -517,17 +517,28 @@ def report(results: Annotated[list[Path], typer.Argument(help="Run or grid folde
                                                          "the FPS column comes from them where they match a row's "
                                                          "backbone, noise net and scorer.")] = None,
            label: Annotated[str | None, Opt("--label", help="LaTeX label (default tab:<name of --out>).")] = None,
+           paper: Annotated[str | None, Opt("--paper", help="A transcribed paper table (e.g. osd_irf/table1, "
+                                            "invad/table2; `none` for none): its values and Δ (ours - paper) go "
+                                            "under the rows that reproduce them. Default: the table the grid's "
+                                            "preset names.")] = None,
+           reported: Annotated[bool, Opt("--reported", help="Add the paper's other methods as rows marked "
+                                         "(reported), as printed; never ranked.")] = False,
            figures: Annotated[bool, Opt("--figures", help="Anomaly-map figures (image, mask, overlay) "
                                         "of the samples each run kept (save_maps).")] = False) -> None:
     """Tables from stored results only (nothing is recomputed): Markdown and/or LaTeX (booktabs)."""
     import pandas as pd
 
+    from adbench.report.papers import grid_paper, paper_table
     from adbench.report.tables import write_tables
     from adbench.results import read_rows
 
-    frames = [(pd.read_parquet(p) if p.suffix == ".parquet" else read_rows(p)).assign(
-        run_folder=str(p.parent if p.suffix == ".parquet" else p)) for p in results]
+    folders = [p.parent if p.suffix == ".parquet" else p for p in results]
+    frames = [(pd.read_parquet(p) if p.suffix == ".parquet" else read_rows(p)).assign(run_folder=str(folder))
+              for p, folder in zip(results, folders, strict=True)]
     frame = pd.concat(frames, ignore_index=True)
+    paper_key = grid_paper(folders) if paper is None else "" if paper == "none" else paper
+    if reported and not paper_key:
+        raise AdbenchError("--reported needs a paper table: --paper osd_irf/table1, invad/table2, ...")
     if fps_records:
         from adbench.config import read_yaml
         from adbench.report.tables import with_fps_records
@@ -539,7 +550,8 @@ def report(results: Annotated[list[Path], typer.Argument(help="Run or grid folde
                 raise AdbenchError(f"{path} is not an `adbench fps` records file (no 'records' list)")
             records += data["records"]
         frame = with_fps_records(frame, records)
-    written = write_tables(frame, out_path, fmt, per_category, caption, label, layout, metric)
+    written = write_tables(frame, out_path, fmt, per_category, caption, label, layout, metric,
+                           paper_table(paper_key) if paper_key else None, reported)
     if figures:
         from adbench.report.plots import plot_comparisons, plot_kept_maps
 

@@ -14,6 +14,7 @@ from adbench.cli import app
 from adbench.config import RunConfig, parse_scorer
 from adbench.engine.build import scorer_columns
 from adbench.metrics import metric_keys
+from adbench.report.papers import paper_table
 from adbench.report.tables import (
     averaged_table,
     category_matrix,
@@ -151,12 +152,13 @@ def test_knn_rows_are_marked_as_references():
                                                                         noise_net="none")
     knn["config"] = [c.replace('"epochs": 300', '"epochs": 1') for c in knn["config"]]  # knn cells: default nets
     text = markdown_table(pd.concat([frame, knn]))
-    assert "| mvtec | knn‡ | efficientnet_b4 | none | invad | _81.5 ± 0.7_ |" in text  # no train.epochs column
-    assert "osd_irf_mean(t=500) |" in text
+    # a reference: never marked, though it ties with the second best (no train.epochs column either)
+    assert "| mvtec | knn‡ | efficientnet_b4 | none | invad | 81.5 ± 0.7 |" in text
+    assert "| mvtec | osd_irf_mean(t=500) | efficientnet_b4 | dit_gigant | invad | _81.5 ± 0.7_ |" in text
     epochs = markdown_table(pd.concat([frame.assign(config=[c.replace('"epochs": 300', '"epochs": 5')
                                                             for c in frame["config"]]).iloc[:1], frame, knn]))
     assert "| train.epochs |" in epochs and "| none | invad | - |" in epochs  # knn rows show "-"
-    assert "‡ reference without diffusion: nearest-neighbour distance" in text
+    assert "‡ reference without diffusion, not ranked: nearest-neighbour distance" in text
     assert r"knn$^\ddagger$" in latex_tables(pd.concat([frame, knn]))
 
 
@@ -326,3 +328,67 @@ def test_the_categories_layout_ranks_methods_within_each_category(tmp_path):
     assert r"metal\_nut & \underline{82.8} & \textbf{87.8} \\" in tex and r"\caption{mAD per category." in tex
     bad = CliRunner().invoke(app, ["report", str(run_dir), "--layout", "categories", "--metric", "auroc"])
     assert bad.exit_code == 2 and "--metric must be one of" in bad.output
+
+
+def with_knn(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with knn rows whose metrics equal osd_irf_mean's (a reference that ties with a method)."""
+    osd = frame[frame["scorer_label"] == "osd_irf_mean(t=500)"]
+    return pd.concat([frame, osd.assign(scorer="knn", scorer_label="knn", noise_net="none")], ignore_index=True)
+
+
+def test_paper_values_and_deltas_sit_under_the_rows_that_reproduce_them():
+    paper = paper_table("osd_irf/table1")
+    text = markdown_table(with_knn(fake_rows()), per_category=False, paper=paper)
+    lines = text.splitlines()
+    # fake_rows: osd_irf_mean averages to 0.815 + 0.001 i on metric i (seeds 0 and 1, two categories), mAD 0.818;
+    # the paper prints OSD-IRF on MVTec-AD as 99.0 99.6 98.4 97.7 54.3 57.4 93.5 85.7 133
+    printed = [99.0, 99.6, 98.4, 97.7, 54.3, 57.4, 93.5, 85.7]
+    ours = [81.5, 81.6, 81.7, 81.8, 81.9, 82.0, 82.1, 81.8]
+    delta = " | ".join(f"{o - p:+.1f}" for o, p in zip(ours, printed, strict=True))
+    at = next(i for i, line in enumerate(lines) if line.startswith("| mvtec | osd_irf_mean(t=500) |"))
+    assert lines[at + 1] == "| mvtec | ↳ paper: OSD-IRF (Ours) |  |  |  | " + " | ".join(map(str, printed)) + " | 133 |"
+    assert lines[at + 2] == f"| mvtec | ↳ Δ ours - paper |  |  |  | {delta} | - |"
+    assert delta.startswith("-17.5 | -18.0 | -16.7")
+    at = next(i for i, line in enumerate(lines) if line.startswith("| mvtec | invad(steps=3)† |"))
+    assert lines[at + 1].startswith("| mvtec | ↳ paper: InvAD [CVPR’26] |  |  |  | 99.0 | 99.6 | 98.5 |")
+    assert lines[at + 2].startswith("| mvtec | ↳ Δ ours - paper |  |  |  | -12.5 | -13.0 | -11.8 |")
+    assert "(reported)" not in text and "Rows marked (reported)" not in text
+    assert "↳ paper: as printed in OSD-IRF (arXiv 2604.18393) Table 1" in text
+    tex = latex_tables(with_knn(fake_rows()), per_category=False, paper=paper)
+    assert r"$\hookrightarrow$ paper: InvAD [CVPR'26] &  & 99.0 & 99.6 & 98.5" in tex
+    assert r"$\hookrightarrow$ $\Delta$ ours - paper &  & -17.5 & -18.0 & -16.7" in tex
+
+
+def test_reported_rows_and_references_take_no_marks():
+    """The paper's other methods score above ours and knn ties with the second: the marks stay with ours."""
+    text = markdown_table(with_knn(fake_rows()), per_category=False, paper=paper_table("osd_irf/table1"),
+                          reported=True)
+    lines = [line for line in text.splitlines() if line.startswith("| mvtec |")]
+    ours = [line for line in lines if line.startswith(("| mvtec | invad(steps=3)† |", "| mvtec | osd_irf_mean"))]
+    assert "| **86.5 ± 0.7** |" in ours[1] and "| _81.5 ± 0.7_ |" in ours[0]
+    others = [line for line in lines if line not in ours]
+    assert len(others) == 2 * 2 + 1 + 8  # paper and Δ under each of ours, knn, the 8 other methods on MVTec-AD
+    for line in others:
+        assert "**" not in line and " _" not in line, line
+    reported = [line for line in others if "(reported) |" in line]
+    assert reported[-1] == ("| mvtec | OmiAD [ICML’25] (reported) |  |  |  | 98.8 | 99.7 | 98.5 | 97.7 | 52.6 | 56.7 | "
+                            "93.2 | 85.3 | 39.4 |")
+    assert reported[2].endswith("| 86.5 | 81.2 | - |")  # SimpleNet: FPS N/A in the paper
+    assert "Rows marked (reported): other methods as printed in OSD-IRF (arXiv 2604.18393) Table 1" in text
+    cells, marks = category_matrix(with_knn(fake_rows()), "image_auroc")
+    assert "knn‡ / none" in cells.columns and cells.loc["mean", "knn‡ / none"] == "81.5"
+    assert not [m for (i, method), m in marks.items() if method == "knn‡ / none" and m]
+    assert [marks[(i, "osd_irf_mean(t=500) / dit_gigant")] for i in range(3)] == ["second"] * 3
+
+
+def test_a_mean_over_categories_reproduces_no_per_category_cell():
+    """BMAD's paper columns are per dataset (category): a row averaged over two has none; one category's has its own."""
+    frame = fake_rows().assign(dataset="bmad")
+    frame["category"] = frame["category"].map({"bottle": "RESC", "metal_nut": "Brain"})
+    table3 = paper_table("invad/table3")
+    assert "↳" not in markdown_table(frame, per_category=False, paper=table3)
+    text = markdown_table(frame[frame["category"] == "RESC"], per_category=False, paper=table3)
+    paper = "↳ paper: InvAD (Ours), RESC det.; InvAD (Ours), RESC loc."
+    assert f"| bmad | {paper} |  |  |  | 93.6 | - | - | 96.5 | - |" in text
+    # invad on RESC: 0.85 + 0.005 (seeds) -> I-AUROC 85.5, P-AUROC 85.8
+    assert f"| bmad | ↳ Δ ours - paper |  |  |  | {85.5 - 93.6:+.1f} | - | - | {85.8 - 96.5:+.1f} | - |" in text

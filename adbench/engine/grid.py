@@ -12,6 +12,8 @@ A grid file::
     quick: {train.epochs: 5}    # applied with --quick
     quick_axes:                 # with --quick, these axes take these values instead
       noise_net.name: [mlp_tiny]
+    paper: invad/table8         # the transcribed paper table it reproduces (adbench/papers): `adbench report`
+                                # shows the paper's values and Δ under the rows that reproduce them
 
 Every (axes combination, scorer, category) is a cell, keyed by the hash of its effective config.
 Cells sharing a training key reuse one trained noise net (under ``setting: multiclass``, the
@@ -42,10 +44,11 @@ from adbench.engine.keys import cell_key, training_key
 from adbench.engine.preflight import preflight
 from adbench.engine.run import Context, ContextCache, cell_config
 from adbench.errors import AdbenchError, ConfigError
+from adbench.report.papers import paper_tables
 from adbench.results import RecordLog, folder_lock, new_run_dir, read_run_config, write_rows
 from adbench.tracking import Tracker
 
-GRID_KEYS = {"name", "base", "axes", "quick", "quick_axes", "description"}
+GRID_KEYS = {"name", "base", "axes", "quick", "quick_axes", "description", "paper"}
 
 
 @dataclass
@@ -56,6 +59,7 @@ class GridSpec:
     quick: dict[str, Any] = field(default_factory=dict)
     quick_axes: dict[str, list] = field(default_factory=dict)
     description: str = ""
+    paper: str = ""  # a transcribed paper table (``adbench.report.papers``) the grid reproduces
 
 
 def load_grid(path: str | Path, sets: list[str] | None = None, quick: bool = False) -> GridSpec:
@@ -67,7 +71,11 @@ def load_grid(path: str | Path, sets: list[str] | None = None, quick: bool = Fal
         raise ConfigError(f"{path}: unknown key(s) {sorted(unknown)}; a grid file has {sorted(GRID_KEYS)}")
     spec = GridSpec(name=checked_name(data.get("name", path.stem), f"{path}: name"), base=dict(data.get("base") or {}),
                     axes=dict(data.get("axes") or {}), quick=dict(data.get("quick") or {}),
-                    quick_axes=dict(data.get("quick_axes") or {}), description=data.get("description", ""))
+                    quick_axes=dict(data.get("quick_axes") or {}), description=data.get("description", ""),
+                    paper=str(data.get("paper") or ""))
+    if spec.paper and spec.paper not in paper_tables():
+        raise ConfigError(f"{path}: paper {spec.paper!r} is not a transcribed paper table; known: "
+                          f"{', '.join(paper_tables())}")
     for where, axes in (("axis", spec.axes), ("quick_axes", spec.quick_axes)):
         for key, values in axes.items():
             if not isinstance(values, list) or not values:

@@ -25,6 +25,7 @@ from adbench.atomic import atomic_write_text
 from adbench.config import noise_net_keys
 from adbench.errors import AdbenchError
 from adbench.metrics import FPS, Column, Metric, reported
+from adbench.report.papers import PaperTable, paper_values, reported_rows
 
 METHOD = ["dataset", "scorer", "backbone", "noise_net", "protocol"]
 SHOWN_BY_METHOD = {"data.dataset", "scoring.scorers", "backbone.name", "noise_net.name", "scoring.protocol"}
@@ -106,15 +107,30 @@ def scorer_labels(frame: pd.DataFrame) -> pd.Series:
     return frame["scorer_label"] if "scorer_label" in frame else frame["scorer"]
 
 
+RANKED = "measured"  # the only kind of row that marks rank
+KINDS = (RANKED, "reference", "paper", "delta", "reported")
+
+
 @dataclass
 class Table:
-    """Rows of (label columns, {metric: (mean, std)}), each with the group it is ranked in and the group its
-    FPS is ranked in (None: measured on several devices, precisions or sizes, so not ranked)."""
+    """Rows of (label columns, {metric: (mean, std)}), each with its kind (``KINDS``: measured, a measured
+    reference such as knn, a paper's value, the difference from it, another method as reported), the group it
+    is ranked in and the group its FPS is ranked in (None: not ranked; FPS measured on several devices,
+    precisions or sizes). Paper and reported values are as printed (percent); Δ in displayed units."""
 
     label_columns: list[str]
     rows: list[tuple[list[str], dict[str, tuple[float, float]]]]
-    groups: list[tuple] = field(default_factory=list)
+    groups: list[tuple | None] = field(default_factory=list)
     fps_groups: list[tuple | None] = field(default_factory=list)
+    kinds: list[str] = field(default_factory=list)
+    paper: PaperTable | None = None  # the paper table its paper, Δ and reported rows come from
+
+    def add(self, labels: list[str], stats: dict[str, tuple[float, float]], kind: str,
+            group: tuple | None = None, fps_group: tuple | None = None) -> None:
+        self.rows.append((labels, stats))
+        self.kinds.append(kind)
+        self.groups.append(group)
+        self.fps_groups.append(fps_group)
 
 
 def with_fps_records(frame: pd.DataFrame, records: list[dict[str, Any]]) -> pd.DataFrame:
@@ -141,17 +157,58 @@ def fps_group(rows: pd.DataFrame) -> tuple | None:
     return tuple(w[0] for w in where) if all(len(set(map(str, w))) == 1 for w in where) else None
 
 
-def averaged_table(frame: pd.DataFrame) -> Table:
-    frame, method = with_variant_columns(frame)
-    table = Table(method, [])
+def row_kind(group: pd.DataFrame) -> str:
+    return "reference" if group["scorer"].iloc[0].startswith(REFERENCE_SCORERS) else RANKED
+
+
+def averaged_table(frame: pd.DataFrame, paper: PaperTable | None = None, reported: bool = False) -> Table:
+    """Methods x metrics, categories averaged per seed, then mean ± std over seeds. With ``paper``: under each
+    row that reproduces a cell of it, the paper's value and Δ (ours - paper); ``reported``: then the paper's
+    other methods on the datasets shown."""
+    facts = frame.reset_index(drop=True)  # the rows' own columns (scorer name), one row per index
+    frame, method = with_variant_columns(facts)
+    table = Table(method, [], paper=paper)
     for labels, group in frame.groupby(method, sort=False, dropna=False):
         per_seed = group.groupby("seed")[list(columns())].mean()
         stats = {k: (per_seed[k].mean(), per_seed[k].std(ddof=1) if len(per_seed) > 1 else float("nan"))
                  for k in columns()}
-        table.rows.append((list(map(str, labels)), stats))
-        table.groups.append((group["dataset"].iloc[0],))
-        table.fps_groups.append(fps_group(group))
+        table.add(list(map(str, labels)), stats, row_kind(group), (group["dataset"].iloc[0],), fps_group(group))
+        found = paper_values(paper, shared_facts(facts.loc[group.index])) if paper else None
+        if found:
+            add_paper_rows(table, list(map(str, labels)), stats, *found)
+    if paper and reported:
+        for row, values in reported_rows(paper, set(frame["dataset"])):
+            table.add(blank_labels(method, row.dataset, f"{row.label} (reported)"), as_stats(values), "reported")
     return table
+
+
+def shared_facts(rows: pd.DataFrame) -> dict[str, Any]:
+    """The columns every one of ``rows`` has the same value in: what an averaged row is a row of (a mean over
+    categories has no category, so it reproduces no per-category cell of a paper)."""
+    first = rows.iloc[0]
+    return {k: first[k] for k in rows.columns if rows[k].astype(str).nunique() == 1}
+
+
+def blank_labels(method: list[str], dataset: str, scorer: str) -> list[str]:
+    """Label cells of a row that is not ours: its dataset and a name in the scorer column, the rest empty."""
+    return [dataset if c == "dataset" else scorer if c == "scorer" else "" for c in method]
+
+
+def as_stats(values: dict[str, float]) -> dict[str, tuple[float, float]]:
+    return {k: (values.get(k, float("nan")), float("nan")) for k in columns()}
+
+
+def add_paper_rows(table: Table, labels: list[str], stats: dict[str, tuple[float, float]], label: str,
+                   values: dict[str, float]) -> None:
+    """The paper's value of each metric it prints for this row, then Δ = ours - paper on the displayed values
+    (FPS: not compared, measured on other hardware)."""
+    method = table.label_columns
+    dataset = labels[method.index("dataset")] if "dataset" in method else ""
+    table.add(blank_labels(method, dataset, f"↳ paper: {label}"), as_stats(values), "paper")
+    delta = {k: (shown(k, stats[k][0]) - v if k != FPS.key and not math.isnan(stats[k][0]) else float("nan"),
+                 float("nan")) for k, v in values.items()}
+    table.add(blank_labels(method, dataset, "↳ Δ ours - paper"), {k: delta.get(k, (float("nan"),) * 2)
+                                                                    for k in columns()}, "delta")
 
 
 def per_category_table(frame: pd.DataFrame) -> Table:
@@ -159,9 +216,8 @@ def per_category_table(frame: pd.DataFrame) -> Table:
     table = Table([*method, "category"], [])
     for labels, group in frame.groupby([*method, "category"], sort=False, dropna=False):
         stats = {k: (group[k].mean(), group[k].std(ddof=1) if len(group) > 1 else float("nan")) for k in columns()}
-        table.rows.append((list(map(str, labels)), stats))
-        table.groups.append((group["dataset"].iloc[0], group["category"].iloc[0]))
-        table.fps_groups.append(fps_group(group))
+        table.add(list(map(str, labels)), stats, row_kind(group),
+                  (group["dataset"].iloc[0], group["category"].iloc[0]), fps_group(group))
     return table
 
 
@@ -178,12 +234,23 @@ def fmt(key: str, mean: float, std: float) -> str:
     return text if math.isnan(std) else f"{text} ± {scale * std:.1f}"
 
 
+def cell(table: Table, i: int, key: str) -> str:
+    """Row ``i``'s ``key`` cell as displayed: ours by ``fmt``; a paper's value as printed; Δ signed; ``-`` where
+    the paper prints none."""
+    kind, (mean, std) = table.kinds[i], table.rows[i][1][key]
+    if kind in (RANKED, "reference"):
+        return fmt(key, mean, std)
+    if math.isnan(mean):
+        return "-"
+    return f"{mean:+.1f}" if kind == "delta" else f"{mean:g}" if key == FPS.key else f"{mean:.1f}"
+
+
 def markdown(table: Table) -> str:
     header = [c.replace("_", " ") for c in table.label_columns] + [c.header for c in columns().values()]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     marks = rank_marks(table)
-    for i, (labels, stats) in enumerate(table.rows):
-        cells = [MARKDOWN_MARKS.get(marks.get((i, k)), "{}").format(fmt(k, *stats[k])) for k in columns()]
+    for i, (labels, _) in enumerate(table.rows):
+        cells = [MARKDOWN_MARKS.get(marks.get((i, k)), "{}").format(cell(table, i, k)) for k in columns()]
         lines.append("| " + " | ".join(labels + cells) + " |")
     return "\n".join(lines)
 
@@ -203,19 +270,22 @@ def rich_table(table: Table, title: str = "") -> Any:
     for c in columns().values():
         out.add_column(c.header, justify="right")
     marks = rank_marks(table)
-    for i, (labels, stats) in enumerate(table.rows):
-        cells = [f"[{RICH_STYLES[marks[(i, k)]]}]{fmt(k, *stats[k])}[/]" if (i, k) in marks else fmt(k, *stats[k])
+    for i, (labels, _) in enumerate(table.rows):
+        cells = [f"[{RICH_STYLES[marks[(i, k)]]}]{cell(table, i, k)}[/]" if (i, k) in marks else cell(table, i, k)
                  for k in columns()]
         out.add_row(*map(escape, labels), *cells)
     return out
 
 
-def markdown_table(frame: pd.DataFrame, per_category: bool = True) -> str:
-    """Averaged table (and per-category rows) in Markdown; metrics in %, FPS in images/s."""
-    parts = ["### Mean over categories", "", markdown(averaged_table(frame)), ""]
+def markdown_table(frame: pd.DataFrame, per_category: bool = True, paper: PaperTable | None = None,
+                   reported: bool = False) -> str:
+    """Averaged table (and per-category rows) in Markdown; metrics in %, FPS in images/s; with ``paper``, its
+    values and Δ under the rows that reproduce them (``averaged_table``)."""
+    averaged = averaged_table(frame, paper, reported)
+    parts = ["### Mean over categories", "", markdown(averaged), ""]
     if per_category:
         parts += ["### Per category", "", markdown(per_category_table(frame)), ""]
-    return "\n".join(parts + [footnote(frame)]) + "\n"
+    return "\n".join(parts + [footnote(frame, averaged)]) + "\n"
 
 
 def with_method_column(frame: pd.DataFrame) -> pd.DataFrame:
@@ -247,7 +317,8 @@ def bmad_matrix(frame: pd.DataFrame) -> tuple[pd.DataFrame, dict[tuple[int, tupl
     marks = {}
     for column in table.columns:
         key = "fps" if column[1] == "FPS" else "image_auroc"
-        ranked = best_two({i: shown(key, v) for i, v in enumerate(table[column]) if not math.isnan(v)})
+        ranked = best_two({i: shown(key, v) for i, (method, v) in enumerate(table[column].items())
+                           if not math.isnan(v) and not is_reference(method)})
         marks |= {(i, column): mark for i, mark in ranked.items()}
     cells = pd.DataFrame({c: [fmt("fps" if c[1] == "FPS" else "image_auroc", v, float("nan")) for v in table[c]]
                           for c in table.columns}, index=table.index)
@@ -273,7 +344,8 @@ def category_matrix(frame: pd.DataFrame, metric: str) -> tuple[pd.DataFrame, dic
     values.loc["mean"] = frame.groupby(["method", "seed"], sort=False)[metric].mean().groupby("method").mean()
     marks = {}
     for i, category in enumerate(values.index):
-        ranked = best_two({m: shown(metric, v) for m, v in values.loc[category].items() if not math.isnan(v)})
+        ranked = best_two({m: shown(metric, v) for m, v in values.loc[category].items()
+                           if not math.isnan(v) and not is_reference(m)})
         marks |= {(i, m): mark for m, mark in ranked.items()}
     cells = pd.DataFrame({m: [fmt(metric, values.loc[c, m], float("nan")) for c in values.index]
                           for m in values.columns}, index=values.index)
@@ -311,22 +383,29 @@ def matrix_tables(cells: pd.DataFrame, marks: dict[tuple[int, Any], str], corner
 
 LATEX_ESCAPES = {"\\": r"\textbackslash{}", "_": r"\_", "%": r"\%", "&": r"\&", "#": r"\#", "$": r"\$",
                  "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
-                 "±": r"$\pm$", TRANSDUCTIVE_MARK: r"$^\dagger$", REFERENCE_MARK: r"$^\ddagger$"}
+                 "±": r"$\pm$", TRANSDUCTIVE_MARK: r"$^\dagger$", REFERENCE_MARK: r"$^\ddagger$",
+                 "↳": r"$\hookrightarrow$", "Δ": r"$\Delta$", "’": "'"}
 
 
 def latex_escape(text: str) -> str:
     return "".join(LATEX_ESCAPES.get(ch, ch) for ch in str(text))
 
 
+def is_reference(method: str) -> bool:
+    """A method label (``with_method_column``) of a reference row (knn): never ranked."""
+    return REFERENCE_MARK in str(method)
+
+
 def rank_marks(table: Table) -> dict[tuple[int, str], str]:
-    """(row, metric) -> 'best' or 'second' among the rows of the row's group with a value (higher is better
-    for every column), on the displayed values; a group of one row is not ranked."""
+    """(row, metric) -> 'best' or 'second' among the measured rows of the row's group with a value (higher is
+    better for every column), on the displayed values; a group of one row is not ranked. Reference rows (knn),
+    a paper's values, Δ and reported rows are never ranked."""
     marks = {}
     for key in columns():
         groups = table.fps_groups if key == FPS.key else table.groups
         members: dict[tuple, list[int]] = {}
         for i, group in enumerate(groups):
-            if group is not None and not math.isnan(table.rows[i][1][key][0]):
+            if group is not None and table.kinds[i] == RANKED and not math.isnan(table.rows[i][1][key][0]):
                 members.setdefault(group, []).append(i)
         for rows in members.values():
             marks |= {(i, key): mark for i, mark in best_two({i: shown(key, table.rows[i][1][key][0])
@@ -388,16 +467,17 @@ def latex(table: Table, caption: str, label: str) -> str:
     that are the same on every row move into the caption."""
     marks = rank_marks(table)
     labels = pd.DataFrame([row for row, _ in table.rows], columns=table.label_columns)
-    constant = [c for c in table.label_columns if c != "scorer" and labels[c].nunique() == 1]
+    ours = labels[[k in (RANKED, "reference") for k in table.kinds]]
+    constant = [c for c in table.label_columns if c != "scorer" and ours[c].nunique() == 1]
     shown_labels = [c for c in table.label_columns if c not in constant]
     cells: dict[tuple[str, str], list[str]] = {("", c.replace("_", " ")): [latex_escape(v) for v in labels[c]]
                                                for c in shown_labels}
     for key, column in columns().items():
-        cells[header_of(column)] = [LATEX_MARKS.get(marks.get((i, key)), "{}").format(latex_escape(fmt(key, *s[key])))
-                                    for i, (_, s) in enumerate(table.rows)]
+        cells[header_of(column)] = [LATEX_MARKS.get(marks.get((i, key)), "{}").format(latex_escape(cell(table, i, key)))
+                                    for i in range(len(table.rows))]
     frame = pd.DataFrame(cells)
     frame.columns = pd.MultiIndex.from_tuples(frame.columns)
-    fixed = "; ".join(f"{c.replace('_', ' ')}: {labels[c].iloc[0]}" for c in constant)
+    fixed = "; ".join(f"{c.replace('_', ' ')}: {ours[c].iloc[0]}" for c in constant)
     return latex_float(frame, caption + (f" All rows: {fixed}." if fixed else ""), label,
                        "l" * len(shown_labels) + "r" * len(columns()))
 
@@ -406,11 +486,13 @@ LATEX_MARKS = {"best": "\\textbf{{{}}}", "second": "\\underline{{{}}}"}
 
 
 def latex_tables(frame: pd.DataFrame, label: str = "tab:adbench", per_category: bool = True,
-                 caption: str | None = None) -> str:
-    """The averaged table (and the per-category one) in LaTeX; ``caption`` leads the captions."""
-    note = footnote(frame)
+                 caption: str | None = None, paper: PaperTable | None = None, reported: bool = False) -> str:
+    """The averaged table (and the per-category one) in LaTeX; ``caption`` leads the captions; ``paper`` and
+    ``reported`` as ``averaged_table``."""
+    averaged = averaged_table(frame, paper, reported)
     lead = f"{caption} " if caption else ""
-    text = latex(averaged_table(frame), f"{lead}Mean over categories. {note}", label)
+    text = latex(averaged, f"{lead}Mean over categories. {footnote(frame, averaged)}", label)
+    note = footnote(frame)
     if per_category:
         text += "\n" + latex(per_category_table(frame), f"{lead}Per category. {note}", label + "-categories")
     return text
@@ -424,11 +506,13 @@ LAYOUTS = ("methods", "categories", "bmad")
 
 def write_tables(frame: pd.DataFrame, out_path: Path, fmt: str = "both", per_category: bool = True,
                  caption: str | None = None, label: str | None = None, layout: str = "methods",
-                 metric: str = "image_auroc") -> list[Path]:
+                 metric: str = "image_auroc", paper: PaperTable | None = None, reported: bool = False) -> list[Path]:
     """The tables of ``frame`` at ``out_path`` (suffix ``.md`` and/or ``.tex``, each written atomically);
     ``caption`` leads the LaTeX captions, ``label`` is the LaTeX label (default ``tab:<file stem>``).
     ``layout``: ``methods`` (methods x metrics, as the papers' main tables), ``categories`` (categories x
-    methods for one ``metric``, as per-class appendix tables) or ``bmad`` (InvAD's BMAD table)."""
+    methods for one ``metric``, as per-class appendix tables) or ``bmad`` (InvAD's BMAD table). ``paper``: a
+    transcribed paper table whose values and Δ go under our rows (methods layout), with its other methods
+    when ``reported``."""
     if fmt not in FORMATS:
         raise AdbenchError(f"--format must be md, latex or both, got {fmt!r}")
     if layout not in LAYOUTS:
@@ -439,8 +523,8 @@ def write_tables(frame: pd.DataFrame, out_path: Path, fmt: str = "both", per_cat
     elif layout == "bmad":
         md, tex = bmad_tables(frame, label, caption)
     else:
-        md = markdown_table(frame, per_category) if fmt != "latex" else ""
-        tex = latex_tables(frame, label, per_category, caption) if fmt != "md" else ""
+        md = markdown_table(frame, per_category, paper, reported) if fmt != "latex" else ""
+        tex = latex_tables(frame, label, per_category, caption, paper, reported) if fmt != "md" else ""
     written = []
     for suffix, text, wanted in ((".md", md, ("md", "both")), (".tex", tex, ("latex", "both"))):
         if fmt in wanted:
@@ -449,8 +533,9 @@ def write_tables(frame: pd.DataFrame, out_path: Path, fmt: str = "both", per_cat
     return written
 
 
-def footnote(frame: pd.DataFrame) -> str:
-    """What the numbers mean: units, devices, protocols, seeds and the transductive flag."""
+def footnote(frame: pd.DataFrame, table: Table | None = None) -> str:
+    """What the numbers mean: units, devices, protocols, seeds and the transductive flag; for a ``table`` with
+    a paper's rows, where they come from and how Δ is taken."""
     devices = sorted(frame["device"].unique())
     batches = sorted({int(b) for b in frame["fps_batch_size"]})
     passes = sorted({int(p) for p in frame["fps_passes"]}) if "fps_passes" in frame else [1]
@@ -477,8 +562,11 @@ def footnote(frame: pd.DataFrame) -> str:
                  "and Camelyon16, which have no masks).")
     text += weighting_note(frame) + setting_note(frame) + invad_note(frame) + ader_note(frame)
     if frame["scorer"].str.startswith(REFERENCE_SCORERS).any():
-        text += (f" {REFERENCE_MARK} reference without diffusion: nearest-neighbour distance to the training "
-                 "feature bank of the same backbone (PatchCore-style greedy coreset), image score = max of the map.")
+        text += (f" {REFERENCE_MARK} reference without diffusion, not ranked: nearest-neighbour distance to the "
+                 "training feature bank of the same backbone (PatchCore-style greedy coreset), image score = max of "
+                 "the map.")
+    if table is not None:
+        text += paper_note(table)
     if frame["transductive"].any():
         text += (f" {TRANSDUCTIVE_MARK} transductive: image-score components min-max normalised over the test set "
                  "(as the official InvAD code); others use held-out normal training images.")
@@ -533,3 +621,17 @@ def weighting_note(frame: pd.DataFrame) -> str:
     return (" Image-score components are each standardised by the mean and std of the category's held-out "
             f"normal training images ({low if low == high else f'{low}-{high}'} per category{small}) and summed "
             "with equal weights.")
+
+
+def paper_note(table: Table) -> str:
+    """Where a table's paper, Δ and reported rows come from; empty when it has none."""
+    paper = table.paper
+    if paper is None or not set(table.kinds) & {"paper", "reported"}:
+        return ""
+    text = (f" ↳ paper: as printed in {paper.cite()} ({paper.title.split(': ', 1)[-1]}); Δ = ours - paper on the "
+            "displayed values, FPS not compared")
+    text += f" (the paper's: {paper.device})." if paper.device else "."
+    if "reported" in table.kinds:
+        text += f" Rows marked (reported): other methods as printed in {paper.cite()}, not measured here."
+    text += " Paper, Δ and reported rows are not ranked." + (f" {paper.note}" if paper.note else "")
+    return text
