@@ -234,6 +234,20 @@ def test_quick_axes_replace_axis_values_and_must_be_axes(tmp_path):
         load_grid(grid)
 
 
+def test_an_override_fixes_one_field_of_an_axis_over_whole_sections():
+    """InvAD Table 7: ViTs at 224 px, B4 at 256; --set backbone.image_size=256 puts every row at 256."""
+    table7 = ROOT / "registry" / "invad_table7.yaml"
+    cfgs = [c.cfg.backbone for c in expand(load_grid(table7, sets=["categories=[washer]"]))]
+    assert sorted({(b.name, b.image_size) for b in cfgs}) == [("dino_vitb16", 224), ("efficientnet_b4", 256),
+                                                             ("vit_base", 224)]
+    fixed = load_grid(table7, sets=["categories=[washer]", "backbone.image_size=256"])
+    assert {(c.cfg.backbone.name, c.cfg.backbone.image_size) for c in expand(fixed)} == {
+        ("vit_base", 256), ("dino_vitb16", 256), ("efficientnet_b4", 256)}
+    sizes = load_grid(table7, sets=["backbone.name=vit_base"])  # the sizes stay an axis; equal values merge
+    assert sizes.axes == {"backbone": [{"image_size": 224}, {"image_size": 256}]}
+    assert load_grid(table7, quick=True).axes == {"backbone": [{"name": "efficientnet_lite0"}]}
+
+
 def test_every_preset_expands(tmp_path):
     from adbench.engine.study import config_for, load_study
 

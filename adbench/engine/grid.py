@@ -9,6 +9,8 @@ A grid file::
       seed: [0, 1, 2]
       scorer: [osd_irf_mean, "invad:steps=3"]   # one scorer per cell (replaces base scorers)
       scorer.t: [250, 500]                      # an argument of the cell's scorer
+      backbone: [{name: vit_base, image_size: 224}, {name: efficientnet_b4}]  # whole sections; an override
+                                                # of backbone.image_size fixes it in every value
     quick: {train.epochs: 5}    # applied with --quick
     quick_axes:                 # with --quick, these axes take these values instead
       noise_net.name: [mlp_tiny]
@@ -93,10 +95,22 @@ def load_grid(path: str | Path, sets: list[str] | None = None, quick: bool = Fal
     overrides = {**quick_, **sets_}
     for key in overrides:
         spec.axes.pop(key, None)  # an override fixes an axis to one value
+        fix_field(spec.axes, key)
     spec.base = with_overrides(spec.base, overrides)
     if quick:
         spec.name += "-quick"
     return spec
+
+
+def fix_field(axes: dict[str, list], key: str) -> None:
+    """An override of ``section.field`` fixes that field in an axis over whole sections (``backbone:
+    [{name: vit_base, image_size: 224}, ...]``): it leaves every value, and values that became equal merge."""
+    for axis, values in axes.items():
+        field_ = key.removeprefix(f"{axis}.")
+        if field_ != key and "." not in field_ and all(isinstance(v, dict) for v in values):
+            axes[axis] = []
+            for value in ({k: v for k, v in value.items() if k != field_} for value in values):
+                axes[axis] += [] if value in axes[axis] else [value]
 
 
 def sweep_t_grid(cfg: RunConfig, scorers: list[str], timesteps: list[int]) -> GridSpec:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import random
+import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -221,14 +222,16 @@ def train_category(ctx: Context, category: str) -> nn.Module:
         train = training_features(ctx, category)
         feats = feature_normaliser(ctx, category, train)(train)
         ckpt = path.with_suffix(".ckpt")
+        start = time.perf_counter()
         losses, ema = train_noise_net(model, feats, cfg.train, cfg.seed, ckpt, ctx.device, f"{name}: train",
                                      cfg.noise_net.precision)
+        seconds = time.perf_counter() - start
         atomic_torch_save({"raw": model.state_dict(), "ema": ema}, path)
         log = pd.DataFrame(training_log(cfg.train, losses, len(feats)))
         atomic_write(path.with_suffix(".train_log.csv"), lambda p: log.to_csv(p, index=False))
         ckpt.unlink(missing_ok=True)
-        console.print(f"[green]{name}[/]: trained {len(losses)} steps on {len(feats)} images, "
-                      f"final loss {np.mean(losses[-20:]):.4f}")
+        console.print(f"[green]{name}[/]: trained {len(losses)} steps on {len(feats)} images in {seconds:.0f} s "
+                      f"({cfg.noise_net.name}, batch {cfg.train.batch_size}), final loss {np.mean(losses[-20:]):.4f}")
     weights = safe_torch_load(path, "model file")
     try:
         model.load_state_dict(weights["ema" if cfg.scoring.use_ema else "raw"])

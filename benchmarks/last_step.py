@@ -1,0 +1,85 @@
+"""Where InvAD's last step (the official code's timesteps) loses the anomaly signal, measured on a trained model.
+
+With ``subset=code`` the final latent is eps_theta(x_999, 999), the noise predicted from the inverted state
+x_999. A net that had learned eps = x_t near t = T would return x_999 itself, whose size separates anomalous
+images. The papers' noise nets end in an AdaLN final layer: a LayerNorm without learned scale, then a shift
+and scale that depend on t only, then a linear map. The LayerNorm gives every token's hidden vector the same
+RMS, so the output depends on the hidden vector's direction only: its size cannot pass through. This script
+measures the image AU-ROC of each token-RMS score along that path (mean over tokens of the squared RMS):
+the inverted state x_999, the hidden vector before the final LayerNorm, after it, and the predicted noise.
+
+Run: .venv/bin/python benchmarks/last_step.py results/<run folder>   (a run or grid cell folder with its models,
+     e.g. of `adbench demo`; categories and model as the run's config says)
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import torch
+from sklearn.metrics import roc_auc_score
+
+from adbench.cli import cache_dir_default
+from adbench.diffusion.schedule import ddim_step
+from adbench.diffusion.train import training_schedule
+from adbench.engine.build import build_scorer
+from adbench.engine.run import Context, eval_set, train_category
+from adbench.results import read_run_config
+from adbench.scorers.base import timesteps_like
+
+STAGES = ("x_999 (inverted state)", "hidden, before the final LayerNorm", "after the LayerNorm",
+          "predicted noise (the final latent)")
+
+
+def token_power(x: torch.Tensor) -> torch.Tensor:
+    """Mean over tokens of each token's squared RMS, per image; ``x`` is B x tokens x channels."""
+    return x.pow(2).mean(dim=(1, 2))
+
+
+@torch.no_grad()
+def stages(model: torch.nn.Module, plan: list, x0: torch.Tensor) -> list[torch.Tensor]:
+    """Each stage's per-image token power for the features ``x0`` (B x C x h x w)."""
+    x = x0
+    for t_eval, abar_from, abar_to in plan[:-1]:
+        x = ddim_step(x, model(x, timesteps_like(x, t_eval)), abar_from, abar_to)
+    seen = {}
+    final = model.final
+    hook = final.register_forward_pre_hook(lambda _m, args: seen.setdefault("hidden", args[0]))
+    eps = model(x, timesteps_like(x, plan[-1][0]))
+    hook.remove()
+    hidden = seen["hidden"].float()
+    return [token_power(x.flatten(2).transpose(1, 2)), token_power(hidden), token_power(final.norm(hidden)),
+            token_power(eps.flatten(2).transpose(1, 2))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("run", type=Path, help="a run folder (config.yaml and models/)")
+    parser.add_argument("--cache-dir", type=Path, default=None)
+    args = parser.parse_args()
+    cfg = read_run_config(args.run)
+    ctx = Context.create(cfg, args.run, args.cache_dir or cache_dir_default())
+    scorer = build_scorer({"name": "invad", "steps": 3, "subset": "code"})
+    print(f"run {args.run}: {cfg.noise_net.name} {cfg.noise_net.args}, {cfg.train.epochs} epochs, "
+          f"{cfg.backbone.name}; InvAD steps=3, subset=code\n")
+    print("| category | " + " | ".join(STAGES) + " |")
+    print("|---|" + "---|" * len(STAGES))
+    for category in ctx.categories():
+        model = train_category(ctx, category)
+        data = eval_set(ctx, category)
+        plan = scorer.plan(training_schedule(cfg.train))
+        powers = stages(model, plan, data.test_feats.to(ctx.device))
+        cells = []
+        for power in powers:
+            p = power.cpu().numpy()
+            auroc = roc_auc_score(data.labels, p)
+            normal, anomalous = np.sqrt(p[data.labels == 0].mean()), np.sqrt(p[data.labels == 1].mean())
+            cells.append(f"{100 * auroc:.1f} (RMS {normal:.2f} / {anomalous:.2f})")
+        print(f"| {category} | " + " | ".join(cells) + " |")
+    print("\nimage AU-ROC of the token power at each stage (RMS of normal / anomalous images)")
+
+
+if __name__ == "__main__":
+    main()
