@@ -5,8 +5,9 @@ x_999. A net that had learned eps = x_t near t = T would return x_999 itself, wh
 images. The papers' noise nets end in an AdaLN final layer: a LayerNorm without learned scale, then a shift
 and scale that depend on t only, then a linear map. The LayerNorm gives every token's hidden vector the same
 RMS, so the output depends on the hidden vector's direction only: its size cannot pass through. This script
-measures the image AU-ROC of each token-RMS score along that path (mean over tokens of the squared RMS):
-the inverted state x_999, the hidden vector before the final LayerNorm, after it, and the predicted noise.
+measures the image AU-ROC of a size score along that path (the mean over tokens of each token's squared
+RMS): the inverted state x_999, the hidden vector before the final LayerNorm, and the predicted noise; and
+how far any token's RMS lies from 1 after the LayerNorm (only its eps keeps it from exactly 1).
 
 Run: .venv/bin/python benchmarks/last_step.py results/<run folder>   (a run or grid cell folder with its models,
      e.g. of `adbench demo`; categories and model as the run's config says)
@@ -33,25 +34,29 @@ STAGES = ("x_999 (inverted state)", "hidden, before the final LayerNorm", "after
           "predicted noise (the final latent)")
 
 
-def token_power(x: torch.Tensor) -> torch.Tensor:
-    """Mean over tokens of each token's squared RMS, per image; ``x`` is B x tokens x channels."""
-    return x.pow(2).mean(dim=(1, 2))
+def token_rms(x: torch.Tensor) -> torch.Tensor:
+    """Each token's RMS over its channels; ``x`` is B x tokens x channels."""
+    return x.pow(2).mean(dim=2).sqrt()
 
 
 @torch.no_grad()
 def stages(model: torch.nn.Module, plan: list, x0: torch.Tensor) -> list[torch.Tensor]:
-    """Each stage's per-image token power for the features ``x0`` (B x C x h x w)."""
+    """Each stage's token RMS (B x tokens) for the features ``x0`` (B x C x h x w)."""
     x = x0
     for t_eval, abar_from, abar_to in plan[:-1]:
         x = ddim_step(x, model(x, timesteps_like(x, t_eval)), abar_from, abar_to)
     seen = {}
+
+    def keep_hidden(_module: torch.nn.Module, args: tuple) -> None:
+        seen["hidden"] = args[0]
+
     final = model.final
-    hook = final.register_forward_pre_hook(lambda _m, args: seen.setdefault("hidden", args[0]))
+    hook = final.register_forward_pre_hook(keep_hidden)
     eps = model(x, timesteps_like(x, plan[-1][0]))
     hook.remove()
     hidden = seen["hidden"].float()
-    return [token_power(x.flatten(2).transpose(1, 2)), token_power(hidden), token_power(final.norm(hidden)),
-            token_power(eps.flatten(2).transpose(1, 2))]
+    return [token_rms(x.flatten(2).transpose(1, 2)), token_rms(hidden), token_rms(final.norm(hidden)),
+            token_rms(eps.flatten(2).transpose(1, 2))]
 
 
 def main() -> None:
@@ -62,23 +67,26 @@ def main() -> None:
     cfg = read_run_config(args.run)
     ctx = Context.create(cfg, args.run, args.cache_dir or cache_dir_default())
     scorer = build_scorer({"name": "invad", "steps": 3, "subset": "code"})
-    print(f"run {args.run}: {cfg.noise_net.name} {cfg.noise_net.args}, {cfg.train.epochs} epochs, "
-          f"{cfg.backbone.name}; InvAD steps=3, subset=code\n")
+    print(f"run {args.run}: {cfg.noise_net.name} {cfg.noise_net.args}, {cfg.train.epochs} epochs at lr "
+          f"{cfg.train.lr:g}, batch {cfg.train.batch_size}, {cfg.backbone.name}; InvAD steps=3, subset=code\n")
     print("| category | " + " | ".join(STAGES) + " |")
     print("|---|" + "---|" * len(STAGES))
     for category in ctx.categories():
         model = train_category(ctx, category)
         data = eval_set(ctx, category)
         plan = scorer.plan(training_schedule(cfg.train))
-        powers = stages(model, plan, data.test_feats.to(ctx.device))
+        rms = [r.cpu().double().numpy() for r in stages(model, plan, data.test_feats.to(ctx.device))]
         cells = []
-        for power in powers:
-            p = power.cpu().numpy()
-            auroc = roc_auc_score(data.labels, p)
-            normal, anomalous = np.sqrt(p[data.labels == 0].mean()), np.sqrt(p[data.labels == 1].mean())
-            cells.append(f"{100 * auroc:.1f} (RMS {normal:.2f} / {anomalous:.2f})")
+        for stage, r in zip(STAGES, rms, strict=True):
+            if stage == STAGES[2]:
+                cells.append(f"every token 1 ± {np.abs(r - 1).max():.0e}")
+                continue
+            power = (r**2).mean(axis=1)
+            normal, anomalous = (np.sqrt(power[data.labels == k].mean()) for k in (0, 1))
+            cells.append(f"{100 * roc_auc_score(data.labels, power):.1f} (RMS {normal:.2f} / {anomalous:.2f})")
         print(f"| {category} | " + " | ".join(cells) + " |")
-    print("\nimage AU-ROC of the token power at each stage (RMS of normal / anomalous images)")
+    print("\nimage AU-ROC of the token power (mean squared token RMS) at each stage, RMS of normal / anomalous "
+          "images; after the LayerNorm: the largest distance of a token's RMS from 1")
 
 
 if __name__ == "__main__":

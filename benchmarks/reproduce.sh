@@ -12,13 +12,14 @@
 #   STEP_LIMIT (seconds per grid; default 330 on a GPU, 600 on CPU).
 # Each grid has its own time limit; a grid stopped by it keeps its finished cells (run the script again to
 # resume them) and the table is still written from what finished. $OUT/summary.txt has each step's exit code
-# and time, $OUT/trainings.txt the time of every training.
+# and time, $OUT/trainings.txt the time of every training. Exit code 1 when a step failed or ran out of time;
+# the hazelnut grid is skipped (with a line in the summary) where DATA holds no hazelnut_toy.
 set -u
 OUT=${OUT:-reproduce}
 DATA=${DATA:-../shared/data}
 ADBENCH=${ADBENCH:-adbench}
 mkdir -p "$OUT"
-export PYTHONUNBUFFERED=1 ADBENCH_CACHE=${ADBENCH_CACHE:-$OUT/cache}
+export PYTHONUNBUFFERED=1 COLUMNS=200 ADBENCH_CACHE=${ADBENCH_CACHE:-$OUT/cache}  # COLUMNS: unwrapped log lines
 here=$(cd "$(dirname "$0")" && pwd)
 if [ "${1:-}" = "--cpu" ]; then
   scale=(--quick --set runtime.device=cpu)
@@ -42,6 +43,10 @@ step() {  # step NAME LOG COMMAND...
 if torch.cuda.is_available() else 'CPU', '|', torch.get_num_threads(), 'CPU threads')"; } >"$OUT/env.txt" 2>&1
 
 for grid in hazelnut elpv; do
+  if [ "$grid" = hazelnut ] && [ ! -d "$DATA/hazelnut_toy" ]; then
+    echo "hazelnut: skipped, no $DATA/hazelnut_toy (set DATA to the folder that holds it)" | tee -a "$OUT/summary.txt"
+    continue
+  fi
   extra=(--set "data.root=$DATA")
   [ "$grid" = elpv ] && extra=("${elpv_epochs[@]}")
   step "$grid" "$grid.log" "$ADBENCH" grid "$here/reproduce/$grid.yaml" "${scale[@]}" "${extra[@]}" \
@@ -51,3 +56,6 @@ for grid in hazelnut elpv; do
 done
 grep -h "trained .* steps on" "$OUT"/*.log >"$OUT/trainings.txt" 2>/dev/null
 cat "$OUT/trainings.txt"
+if grep -q "rc=[1-9]" "$OUT/summary.txt"; then
+  echo "failed or out of time:"; grep "rc=[1-9]" "$OUT/summary.txt"; exit 1
+fi

@@ -261,6 +261,23 @@ def test_every_preset_expands(tmp_path):
             assert config_for(spec, {k: d.get("low", (d.get("choices") or [None])[0]) for k, d in spec.space.items()})
 
 
+def test_the_reproduction_grids_run_the_papers_networks_and_recipe():
+    """benchmarks/reproduce/: both nets of the papers, the recipe's 300 epochs (ELPV: the 15 that fit), hazelnut at
+    batch 8 and 64 with raw and EMA weights, every scorer. CI runs these grids only under --quick."""
+    from adbench.engine.build import needs_model
+
+    def plan(name: str, sets: tuple[str, ...] = ()) -> tuple[int, set]:
+        cells = expand(load_grid(ROOT / "benchmarks" / "reproduce" / f"{name}.yaml", sets=list(sets)))
+        return len(cells), {(c.cfg.noise_net.name, c.cfg.train.batch_size, c.cfg.train.epochs, c.cfg.scoring.use_ema)
+                            for c in cells if needs_model(c.spec)}
+
+    # 2 nets x 2 batches x 2 weights scored x 5 scorers, + the knn reference; a cell a category
+    assert plan("hazelnut") == (41, {(net, batch, 300, ema) for net in ("dit_gigant", "mlp_large") for batch in (8, 64)
+                                     for ema in (False, True)})
+    elpv = {("dit_gigant", 64, 15, False), ("mlp_large", 64, 15, False)}  # (2 nets x 5 scorers + knn) x 2 categories
+    assert plan("elpv", ("categories=[mono, poly]",)) == (22, elpv)
+
+
 def test_sweep_t_scores_one_model_per_category_and_plots(tiny_synthetic, tmp_path):
     from adbench.cli import parse_timesteps
 
