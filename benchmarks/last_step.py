@@ -16,6 +16,7 @@ Run: .venv/bin/python benchmarks/last_step.py results/<run folder>   (a run or g
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -23,12 +24,12 @@ import torch
 from sklearn.metrics import roc_auc_score
 
 from adbench.cli import cache_dir_default
-from adbench.diffusion.schedule import ddim_step
+from adbench.diffusion.schedule import Schedule
 from adbench.diffusion.train import training_schedule
 from adbench.engine.build import build_scorer
 from adbench.engine.run import Context, eval_set, train_category
 from adbench.results import read_run_config
-from adbench.scorers.base import timesteps_like
+from adbench.scorers.base import Scorer
 
 STAGES = ("x_999 (inverted state)", "hidden, before the final LayerNorm", "after the LayerNorm",
           "predicted noise (the final latent)")
@@ -40,23 +41,21 @@ def token_rms(x: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def stages(model: torch.nn.Module, plan: list, x0: torch.Tensor) -> list[torch.Tensor]:
-    """Each stage's token RMS (B x tokens) for the features ``x0`` (B x C x h x w)."""
-    x = x0
-    for t_eval, abar_from, abar_to in plan[:-1]:
-        x = ddim_step(x, model(x, timesteps_like(x, t_eval)), abar_from, abar_to)
-    seen = {}
+def stages(model: torch.nn.Module, scorer: Scorer, schedule: Schedule, x0: torch.Tensor) -> list[torch.Tensor]:
+    """Each stage's token RMS (B x tokens) along the scorer's own inversion of the features ``x0`` (B x C x h x w):
+    the last call's input to the net and to its final layer (each call overwrites the one before) and the latent."""
+    inputs = {}
 
-    def keep_hidden(_module: torch.nn.Module, args: tuple) -> None:
-        seen["hidden"] = args[0]
+    def keep(name: str) -> Callable:
+        return lambda _module, args: inputs.__setitem__(name, args[0].float())  # returns None: args unchanged
 
-    final = model.final
-    hook = final.register_forward_pre_hook(keep_hidden)
-    eps = model(x, timesteps_like(x, plan[-1][0]))
-    hook.remove()
-    hidden = seen["hidden"].float()
-    return [token_rms(x.flatten(2).transpose(1, 2)), token_rms(hidden), token_rms(final.norm(hidden)),
-            token_rms(eps.flatten(2).transpose(1, 2))]
+    hooks = [model.register_forward_pre_hook(keep("state")), model.final.register_forward_pre_hook(keep("hidden"))]
+    latent = scorer.latent(model, schedule, x0)
+    for hook in hooks:
+        hook.remove()
+    state, hidden = inputs["state"], inputs["hidden"]
+    return [token_rms(state.flatten(2).transpose(1, 2)), token_rms(hidden), token_rms(model.final.norm(hidden)),
+            token_rms(latent.flatten(2).transpose(1, 2))]
 
 
 def main() -> None:
@@ -67,6 +66,7 @@ def main() -> None:
     cfg = read_run_config(args.run)
     ctx = Context.create(cfg, args.run, args.cache_dir or cache_dir_default())
     scorer = build_scorer({"name": "invad", "steps": 3, "subset": "code"})
+    schedule = training_schedule(cfg.train)
     print(f"run {args.run}: {cfg.noise_net.name} {cfg.noise_net.args}, {cfg.train.epochs} epochs at lr "
           f"{cfg.train.lr:g}, batch {cfg.train.batch_size}, {cfg.backbone.name}; InvAD steps=3, subset=code\n")
     print("| category | " + " | ".join(STAGES) + " |")
@@ -74,8 +74,7 @@ def main() -> None:
     for category in ctx.categories():
         model = train_category(ctx, category)
         data = eval_set(ctx, category)
-        plan = scorer.plan(training_schedule(cfg.train))
-        rms = [r.cpu().double().numpy() for r in stages(model, plan, data.test_feats.to(ctx.device))]
+        rms = [r.cpu().double().numpy() for r in stages(model, scorer, schedule, data.test_feats.to(ctx.device))]
         cells = []
         for stage, r in zip(STAGES, rms, strict=True):
             if stage == STAGES[2]:

@@ -5,10 +5,10 @@
 # The grids are benchmarks/reproduce/{hazelnut,elpv}.yaml (what each axis is and why, deviations included).
 #
 # Usage: benchmarks/reproduce.sh          on one GPU: the papers' networks (budget: 8 minutes on an H100/H200)
-#        benchmarks/reproduce.sh --cpu    anywhere: the same grids with tiny nets and 2 epochs (--quick), so CI
+#        benchmarks/reproduce.sh --cpu    anywhere: the same grids with tiny nets and 1-2 epochs (--quick), so CI
 #                                         keeps the script working; its numbers say nothing about the methods
 # Environment: OUT (logs, result rows and tables; default ./reproduce), DATA (the folder holding hazelnut_toy;
-#   default ../shared/data), ELPV_EPOCHS (default 15 on a GPU), ADBENCH (the command; default adbench),
+#   default ../shared/data), ELPV_EPOCHS (default: elpv.yaml's 15), ADBENCH (the command; default adbench),
 #   STEP_LIMIT (seconds per grid; default 330 on a GPU, 600 on CPU).
 # Each grid has its own time limit; a grid stopped by it keeps its finished cells (run the script again to
 # resume them) and the table is still written from what finished. $OUT/summary.txt has each step's exit code
@@ -24,12 +24,13 @@ here=$(cd "$(dirname "$0")" && pwd)
 if [ "${1:-}" = "--cpu" ]; then
   scale=(--quick --set runtime.device=cpu)
   limit=${STEP_LIMIT:-600}
-  elpv_epochs=()
 else
   scale=()
   limit=${STEP_LIMIT:-330}
-  elpv_epochs=(--set "train.epochs=${ELPV_EPOCHS:-15}")
 fi
+elpv_epochs=()  # ELPV_EPOCHS replaces elpv.yaml's 15, with the warm-up at the recipe's 40/300 share
+[ -n "${ELPV_EPOCHS:-}" ] && elpv_epochs=(--set "train.epochs=$ELPV_EPOCHS" \
+  --set "train.warmup_epochs=$(( (ELPV_EPOCHS * 40 + 150) / 300 ))")
 step() {  # step NAME LOG COMMAND...
   local name=$1 log=$2; shift 2
   local start=$SECONDS
