@@ -577,7 +577,8 @@ def fps(config: Annotated[Path | None, typer.Argument(help="YAML run config (bac
         backbone_precision: Annotated[str | None, Opt("--backbone-precision", help=BACKBONE_PRECISION_HELP)] = None,
         device: Annotated[str | None, Opt("--device")] = None,
         results_dir: Annotated[Path, Opt("--results-dir")] = DEFAULT_RESULTS) -> None:
-    """Images/s of the full pipeline and of the scorer alone, plus batch-1 latency (see the FPS protocol)."""
+    """Images/s of the full pipeline and of the scorer alone, batch-1 latency, FLOPs per image (torch's
+    count) and the TFLOP/s achieved, as a share of a matrix product's peak measured in the same run."""
     import json
     from datetime import datetime, timezone
 
@@ -592,12 +593,16 @@ def fps(config: Annotated[Path | None, typer.Argument(help="YAML run config (bac
     first = rows[0]
     table = Table(title=f"FPS on {first['device']}: {first['precision']}, batch {batch_size}, "
                   f"compile {'on' if compile_model else 'off'}, torch {first['torch']}, "
-                  f"host allocator {first['host_allocator']}", title_justify="left")
-    for col in ("scorer", "NFE", "pipeline img/s", "scorer img/s", "latency b=1 (ms)"):
+                  f"host allocator {first['host_allocator']}; peak {first['peak_tflop_s']:.1f} TFLOP/s "
+                  f"(a square {first['precision']} matrix product, this run)", title_justify="left")
+    for col in ("scorer", "NFE", "pipeline img/s", "scorer img/s", "latency b=1 (ms)", "GFLOP/img backbone",
+                "GFLOP/img scorer", "pipeline TFLOP/s", "scorer TFLOP/s", "pipeline % peak", "scorer % peak"):
         table.add_column(col, justify="left" if col == "scorer" else "right")
     for r in rows:
         table.add_row(r["scorer"], str(r["nfe"]), f"{r['pipeline_images_per_s']:.1f}",
-                      f"{r['scorer_images_per_s']:.1f}", f"{r['latency_ms_batch1']:.1f}")
+                      f"{r['scorer_images_per_s']:.1f}", f"{r['latency_ms_batch1']:.1f}", f"{r['backbone_gflop']:.2f}",
+                      f"{r['scorer_gflop']:.2f}", f"{r['pipeline_tflop_s']:.2f}", f"{r['scorer_tflop_s']:.2f}",
+                      f"{100 * r['pipeline_peak_fraction']:.0f}", f"{100 * r['scorer_peak_fraction']:.0f}")
     out.print(table)
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
     path = results_dir / f"fps-{cfg.backbone.name}-{cfg.noise_net.name}-{stamp}.json"

@@ -181,6 +181,9 @@ class RuntimeConfig(Section):
 
     name: str = "run"  # the run folder's name prefix
     device: str = "auto"  # auto, cpu, cuda or cuda:N
+    # torch.compile the noise net's training step (forward and backward; one compile per batch shape, paid
+    # once per training): the eager step's losses within float rounding (tests/test_diffusion.py)
+    compile: bool = False
 
     @field_validator("name")
     @classmethod

@@ -73,6 +73,55 @@ def test_fps_records_pipeline_scorer_and_latency(monkeypatch):
     assert (osd.nfe, invad.nfe) == (1, 3)  # speed itself is measured by benchmarks/, not asserted in tests
 
 
+def shape_flops(module: torch.nn.Module, call) -> int:
+    """2 x multiply-adds of every Linear and Conv2d inside ``module`` during ``call``, from the shapes they see."""
+    total = 0
+
+    def count(layer, inputs, output):
+        nonlocal total
+        if isinstance(layer, torch.nn.Linear):
+            total += 2 * layer.in_features * layer.out_features * (inputs[0].numel() // layer.in_features)
+        else:
+            kh, kw = layer.kernel_size
+            total += 2 * layer.in_channels // layer.groups * kh * kw * output.numel()
+
+    layers = [m for m in module.modules() if isinstance(m, (torch.nn.Linear, torch.nn.Conv2d))]
+    hooks = [layer.register_forward_hook(count) for layer in layers]
+    with torch.no_grad():
+        call()
+    for hook in hooks:
+        hook.remove()
+    return total
+
+
+def test_fps_counts_flops_per_image_and_their_share_of_a_measured_peak(monkeypatch):
+    """GFLOP per image against the layers' shapes (forward hooks on every Linear and Conv2d); the scorer adds
+    its passes and the separable Gaussian smoothing (2 convolutions of 2r + 1 taps per output pixel); achieved
+    TFLOP/s and the peak (a 2048^3 matrix product on CPU) follow from the fake clock's 0.5 s per call."""
+    ticks = iter(range(10_000))
+    monkeypatch.setattr(fps, "clock", lambda device: 0.5 * next(ticks))
+    cfg = RunConfig(backbone={"name": "efficientnet_lite0", "image_size": 64}, noise_net={"name": "mlp_tiny"},
+                    runtime={"device": "cpu"}, scoring={"protocol": "ader", "scorers": [  # ader: maps smoothed, sigma 4
+                        {"name": "osd_irf_mean"}, {"name": "invad", "steps": 3}]})
+    bench = fps.FpsBench(cfg, batch_size=4)
+    t = torch.full((4,), 500)
+    backbone = shape_flops(bench.backbone, lambda: bench.extract(bench.images)) / 4e9
+    net = shape_flops(bench.model, lambda: bench.model(bench.features, t)) / 4e9
+    radius = int(4 * 4 + 0.5)
+    smoothing = 2 * 2 * (2 * radius + 1) * 64**2 / 1e9
+    records = bench.records(bench.time(bench.calls(), 1, 2), 1, 2)
+    peak = 2 * 2048**3 / 1e12 / 0.5
+    for r, nfe in zip(records, (1, 3), strict=True):
+        assert r.backbone_gflop == pytest.approx(backbone, rel=1e-12)
+        assert r.noise_net_gflop == pytest.approx(net, rel=1e-12)
+        assert r.scorer_gflop == pytest.approx(nfe * net + smoothing, rel=1e-12)
+        assert r.pipeline_gflop == pytest.approx(backbone + nfe * net + smoothing, rel=1e-12)
+        assert r.scorer_tflop_s == pytest.approx(8 * r.scorer_gflop / 1e3) and r.peak_tflop_s == pytest.approx(peak)
+        assert r.pipeline_tflop_s == pytest.approx(8 * r.pipeline_gflop / 1e3)
+        assert r.scorer_peak_fraction == pytest.approx(8 * r.scorer_gflop / 1e3 / peak)
+        assert r.pipeline_peak_fraction == pytest.approx(8 * r.pipeline_gflop / 1e3 / peak)
+
+
 def test_fps_cli_writes_records(tmp_path):
     result = CliRunner().invoke(app, ["fps", "--backbone", "efficientnet_lite0", "--noise-net", "mlp_tiny",
                                       "-s", "osd_irf_mean", "--batch-size", "2", "--iters", "1", "--warmup", "1",

@@ -50,6 +50,32 @@ def test_greedy_coreset_selects_on_a_seeded_random_projection_of_wide_features()
     assert got.tolist() == k_center_by_hand(points @ projection, 6, first)
 
 
+@pytest.mark.parametrize("active_rows", [1, 7, 64])
+def test_greedy_coreset_searching_few_active_rows_picks_as_a_scan_of_all(active_rows):
+    """The lazy search (a pick looks at ``active_rows`` rows; the others' bounds are refreshed only when one
+    could be farther) picks the rows the full distance matrix does, on clustered points where the
+    farthest row changes cluster often, with as few as one active row."""
+    rng = np.random.default_rng(5)
+    centres = rng.normal(scale=4.0, size=(12, 6))
+    points = centres[rng.integers(12, size=500)] + rng.normal(size=(500, 6))
+    first = int(torch.randint(500, (1,), generator=torch.Generator().manual_seed(2)))
+    got = greedy_coreset(torch.from_numpy(points).float(), 90, torch.Generator().manual_seed(2), active_rows)
+    assert got.tolist() == k_center_by_hand(points, 90, first)
+
+
+def test_greedy_coreset_on_repeated_rows_is_still_farthest_first():
+    """Every row twice (equal distances everywhere): any of two equal rows may come first, but each pick
+    is at the largest distance from those before it, and no row's twin is picked while others are far."""
+    rng = np.random.default_rng(6)
+    points = np.repeat(rng.normal(size=(150, 4)), 2, axis=0)
+    got = greedy_coreset(torch.from_numpy(points).float(), 40, torch.Generator().manual_seed(0), active_rows=3)
+    d = cdist(points, points)
+    for k in range(1, 40):
+        farthest = d[:, got[:k].numpy()].min(axis=1)
+        assert farthest[got[k]] == pytest.approx(farthest.max(), rel=1e-5)
+    assert len({tuple(points[i]) for i in got.tolist()}) == 40
+
+
 def test_knn_scorer_maps_are_nearest_bank_distances():
     rng = np.random.default_rng(2)
     train, test = rng.normal(size=(3, 4, 2, 2)), rng.normal(size=(2, 4, 2, 2))

@@ -90,11 +90,14 @@ def features_on(device: torch.device, features: torch.Tensor) -> torch.Tensor:
 
 def train_noise_net(model: nn.Module, features: torch.Tensor, cfg: TrainConfig, seed: int,
                     checkpoint: Path | None = None, device: torch.device | str = "cpu",
-                    description: str = "train", precision: str = "bf16") -> tuple[list[float], dict[str, torch.Tensor]]:
+                    description: str = "train", precision: str = "bf16",
+                    compile_model: bool = False) -> tuple[list[float], dict[str, torch.Tensor]]:
     """Train ``model`` in place on ``features`` (N x C x h x w) under ``precision`` autocast (CUDA only);
-    return every step's loss and the EMA state."""
+    return every step's loss and the EMA state. ``compile_model``: its forward and backward passes through
+    ``torch.compile`` (static shapes: the full batch and an epoch's last one)."""
     device = torch.device(device)
     model.to(device).train()
+    net = torch.compile(model, dynamic=False) if compile_model else model
     schedule = training_schedule(cfg)
     steps_per_epoch = math.ceil(len(features) / cfg.batch_size)
     total = cfg.epochs * steps_per_epoch
@@ -149,7 +152,7 @@ def train_noise_net(model: nn.Module, features: torch.Tensor, cfg: TrainConfig, 
             noise = to_device(torch.randn(x0.shape, generator=gen, device=gen.device), device)
             x_t = schedule.q_sample(x0, t, noise)
             with autocast(device, precision):
-                pred = model(x_t, t)
+                pred = net(x_t, t)
             loss = torch.nn.functional.mse_loss(pred.float(), noise)
             opt.zero_grad(set_to_none=True)
             loss.backward()

@@ -10,6 +10,11 @@ scorer -> upsampled (smoothed) maps and image-score components, all on the devic
 cached-feature input -> scorer -> the same post-processing.
 On CUDA: the noise net in ``precision`` (bf16 autocast by default), the backbone in ``backbone_precision`` (fp32 by
 default, as the official code), channels_last for CNN backbones, optional ``torch.compile``.
+Efficiency: the floating-point operations of one call are counted once by torch's ``FlopCounterMode``
+(matrix products, convolutions, attention; elementwise work is not counted) on the eager networks, per
+image: the backbone, one noise-net pass, the scorer (all its passes) and the pipeline (backbone + scorer).
+Achieved TFLOP/s = FLOPs per image x images/s; the peak they are a fraction of is a square matrix product
+in the noise net's precision, timed in the same interleaved rounds on the same device.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 
 from adbench.allocator import host_allocator
 from adbench.config import RunConfig
@@ -40,6 +46,8 @@ from adbench.registry import BACKBONES
 from adbench.scorers.scoring import feature_map, postprocess_on_device
 
 BANK_IMAGES = 200  # knn's memory bank: about one MVTec category's training images
+PEAK_MATMUL_SIZE = {"cuda": 8192, "cpu": 2048}  # square matrix product that measures the device's peak
+DTYPES = {"bf16": torch.bfloat16, "fp32": torch.float32}
 
 
 @dataclass
@@ -51,6 +59,15 @@ class FpsRecord:
     scorer_images_per_s: float
     latency_ms_batch1: float
     nfe: int
+    backbone_gflop: float  # per image, one pass
+    noise_net_gflop: float  # per image, one pass
+    scorer_gflop: float  # per image, every pass of the scorer
+    pipeline_gflop: float  # backbone + scorer
+    pipeline_tflop_s: float
+    scorer_tflop_s: float
+    peak_tflop_s: float  # a square matrix product in the noise net's precision, this run, this device
+    pipeline_peak_fraction: float
+    scorer_peak_fraction: float
     batch_size: int
     device: str
     precision: str  # the noise net's
@@ -97,10 +114,8 @@ class FpsBench:
         self.images = images_for(backbone, torch.randn(batch_size, 3, size, size), self.device)
         grid = backbone.grid(size)
         self.features = torch.randn(batch_size, backbone.out_channels, grid, grid, device=self.device)
-        model = build_noise_net(cfg, backbone.out_channels).to(self.device).eval()
-        if compile_model:
-            backbone, model = torch.compile(backbone), torch.compile(model)
-        self.backbone, self.model = backbone, model
+        self.backbone = backbone
+        self.model = build_noise_net(cfg, backbone.out_channels).to(self.device).eval()
         self.schedule = training_schedule(cfg.train)
         self.scoring = cfg.scoring.resolved()
         self.scorers = {scorer_label(spec): build_scorer(spec) for spec in cfg.scoring.scorers}
@@ -109,6 +124,22 @@ class FpsBench:
             if hasattr(scorer, "fit"):
                 bank = torch.randn(BANK_IMAGES, backbone.out_channels, grid, grid, device=self.device)
                 scorer.fit(bank, self.generators[label], self.device)
+        self.gflop = self.count_gflop()  # on the eager networks: a compiled one hides its operations
+        if compile_model:
+            self.backbone, self.model = torch.compile(self.backbone), torch.compile(self.model)
+        side = PEAK_MATMUL_SIZE["cuda" if self.device.type == "cuda" else "cpu"]
+        dtype = DTYPES[precision(self.device, cfg.noise_net.precision)]
+        self.matrices = [torch.randn(side, side, device=self.device, dtype=dtype) for _ in range(2)]
+        self.peak_tflop = 2 * side**3 / 1e12
+
+    @torch.no_grad()
+    def count_gflop(self) -> dict[str, float]:
+        """GFLOP per image: backbone, noise net (one pass) and each scorer (every pass), as torch counts them."""
+        t = torch.full((self.batch_size,), 500, device=self.device)
+        calls = {"backbone": lambda: self.extract(self.images), "noise net": lambda: self.model(self.features, t),
+                 **{label: lambda label=label: self.score(label, self.features) for label in self.scorers}}
+        with autocast(self.device, self.cfg.noise_net.precision):
+            return {name: counted_flops(call) / self.batch_size / 1e9 for name, call in calls.items()}
 
     def postprocess(self, feature_map: torch.Tensor) -> torch.Tensor:
         """The run's post-processing on the device (upsampled, smoothed maps); returns the max scores."""
@@ -131,6 +162,7 @@ class FpsBench:
             out[label, "pipeline"] = lambda label=label: self.score(label, self.extract(self.images))
             out[label, "scorer"] = lambda label=label: self.score(label, self.features)
             out[label, "latency"] = lambda label=label: self.score(label, self.extract(self.images[:1]))
+        out["peak", "matmul"] = lambda: torch.matmul(*self.matrices)
         return out
 
     def parts(self) -> dict[tuple[str, str], Callable[[], Any]]:
@@ -147,13 +179,21 @@ class FpsBench:
             return time_interleaved(calls, self.device, warmup, iters)
 
     def records(self, seconds: dict[tuple[str, str], float], warmup: int, iters: int) -> list[FpsRecord]:
-        bs = self.batch_size
-        return [FpsRecord(label, self.cfg.backbone.name, self.cfg.noise_net.name, bs / seconds[label, "pipeline"],
-                          bs / seconds[label, "scorer"], 1000 * seconds[label, "latency"], scorer.nfe, bs,
-                          device_name(self.device), precision(self.device, self.cfg.noise_net.precision),
-                          precision(self.device, self.cfg.backbone.precision), self.compiled, torch.__version__,
-                          host_allocator(), warmup, iters)
-                for label, scorer in self.scorers.items()]
+        bs, gflop = self.batch_size, self.gflop
+        peak = self.peak_tflop / seconds["peak", "matmul"]
+        out = []
+        for label, scorer in self.scorers.items():
+            pipeline, alone = bs / seconds[label, "pipeline"], bs / seconds[label, "scorer"]
+            pipeline_gflop = gflop["backbone"] + gflop[label]
+            out.append(FpsRecord(
+                label, self.cfg.backbone.name, self.cfg.noise_net.name, pipeline, alone,
+                1000 * seconds[label, "latency"], scorer.nfe, gflop["backbone"], gflop["noise net"], gflop[label],
+                pipeline_gflop, pipeline * pipeline_gflop / 1e3, alone * gflop[label] / 1e3, peak,
+                pipeline * pipeline_gflop / 1e3 / peak, alone * gflop[label] / 1e3 / peak, bs,
+                device_name(self.device), precision(self.device, self.cfg.noise_net.precision),
+                precision(self.device, self.cfg.backbone.precision), self.compiled, torch.__version__,
+                host_allocator(), warmup, iters))
+        return out
 
 
 def measure_fps(cfg: RunConfig, batch_size: int = 64, warmup: int = 3, iters: int = 10,
@@ -161,6 +201,13 @@ def measure_fps(cfg: RunConfig, batch_size: int = 64, warmup: int = 3, iters: in
     """One record per scorer in ``cfg``, all timed in the same interleaved rounds."""
     bench = FpsBench(cfg, batch_size, compile_model)
     return bench.records(bench.time(bench.calls(), warmup, iters), warmup, iters)
+
+
+def counted_flops(call: Callable[[], Any]) -> int:
+    """Floating-point operations torch's ``FlopCounterMode`` counts in one ``call`` (a multiply-add is 2)."""
+    with FlopCounterMode(display=False) as counter:
+        call()
+    return counter.get_total_flops()
 
 
 def records_as_rows(records: list[FpsRecord]) -> list[dict[str, Any]]:

@@ -224,7 +224,7 @@ def train_category(ctx: Context, category: str) -> nn.Module:
         ckpt = path.with_suffix(".ckpt")
         start = time.perf_counter()
         losses, ema = train_noise_net(model, feats, cfg.train, cfg.seed, ckpt, ctx.device, f"{name}: train",
-                                     cfg.noise_net.precision)
+                                     cfg.noise_net.precision, cfg.runtime.compile)
         seconds = time.perf_counter() - start
         atomic_torch_save({"raw": model.state_dict(), "ema": ema}, path)
         log = pd.DataFrame(training_log(cfg.train, losses, len(feats)))

@@ -20,6 +20,8 @@ from adbench.errors import ConfigError
 from adbench.scorers.scoring import Scored
 
 PROJECTION_DIM = 128  # coreset selection runs on a random projection, as PatchCore
+ACTIVE_ROWS = 4096  # rows searched per coreset pick
+ROW_CHUNK, PICK_CHUNK = 1024, 8192  # a block of the coreset's distance updates: 32 MiB in fp32
 
 
 def full_precision(device: torch.device) -> contextlib.AbstractContextManager:
@@ -44,29 +46,63 @@ def nearest_distance(queries: torch.Tensor, bank: torch.Tensor, chunk: int = 409
     return torch.cat(out)
 
 
-def greedy_coreset(bank: torch.Tensor, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+def greedy_coreset(bank: torch.Tensor, n: int, generator: torch.Generator | None = None,
+                   active_rows: int = ACTIVE_ROWS) -> torch.Tensor:
     """Indices of ``n`` bank rows picked by greedy k-center selection (PatchCore): start from a seeded
     random row, then repeatedly add the row farthest from those picked, distances measured on a seeded
     Gaussian random projection to ``PROJECTION_DIM`` dimensions (the full space when smaller). The random
-    draws come from ``generator`` on the host, so every device picks the same rows."""
+    draws come from ``generator`` on the host, so every device picks the same rows.
+
+    Lazily, so that a pick costs ``active_rows`` distances, not one per bank row: each row keeps an upper
+    bound on its distance to the picks (exact for the picks it has seen). The farthest row is searched
+    among the active rows, the ``active_rows`` with the largest exact distances, which are kept exact pick
+    by pick; every other row's bound is at most a threshold, so while the farthest active row is at or
+    above it, it is the farthest of all. When it falls below, the rows with the largest bounds are brought
+    up to date (in matrix products) until the active rows are known again. Rows at equal distance may be
+    picked in another order than a scan of all rows would.
+    """
     x = bank
     if bank.shape[1] > PROJECTION_DIM:
         proj = torch.randn(bank.shape[1], PROJECTION_DIM, generator=generator).to(bank.device)
         x = bank @ proj / PROJECTION_DIM**0.5
     sq = x.pow(2).sum(dim=1)
-
-    def squared_distance_to(i: int) -> torch.Tensor:  # ||x||^2 - 2 x.x_i + ||x_i||^2: one mat-vec
-        return sq - 2 * (x @ x[i]) + sq[i]
-
-    first = int(torch.randint(len(x), (1,), generator=generator))
-    picked = [first]
-    nearest = squared_distance_to(first)
-    for _ in range(n - 1):
-        i = int(nearest.argmax())
-        picked.append(i)
-        nearest = torch.minimum(nearest, squared_distance_to(i))
+    picked = [int(torch.randint(len(x), (1,), generator=generator))]
+    bound = torch.full_like(sq, float("inf"))  # squared distance of each row to its nearest seen pick
+    seen = torch.zeros(len(x), dtype=torch.long, device=x.device)  # a row has seen picks [0, seen)
+    active = None
+    while len(picked) < n:
+        if active is None:
+            threshold, active = farthest_rows(x, sq, bound, seen, picked, min(active_rows, len(x)))
+            xa, sqa, na = x[active], sq[active], bound[active]
+        i = int(na.argmax())
+        if float(na[i]) < threshold:  # a row outside may be farther now: choose the active rows again
+            bound[active], seen[active], active = na, len(picked), None
+            continue
+        picked.append(int(active[i]))
+        torch.minimum(na, torch.addmv(sqa, xa, xa[i], alpha=-2).add_(sqa[i]), out=na)
     return torch.tensor(picked, device=bank.device)
 
+
+def farthest_rows(x: torch.Tensor, sq: torch.Tensor, bound: torch.Tensor, seen: torch.Tensor, picked: list[int],
+                  size: int) -> tuple[float, torch.Tensor]:
+    """(threshold, rows): the ``size`` rows farthest from ``picked`` (and any at the same distance), brought up
+    to date in ``bound`` and ``seen``, and a threshold at or above every other row's bound. Candidates are the
+    rows with the largest bounds, twice as many as needed, doubled until their exact distances settle it."""
+    picks = torch.tensor(picked, device=x.device)
+    wanted = 2 * size
+    while True:
+        stale = bound.topk(min(wanted, len(x)))
+        candidates = stale.indices
+        for rows in candidates[seen[candidates].argsort()].split(ROW_CHUNK):  # rows that saw alike, together
+            unseen = picks[int(seen[rows].min()):]
+            for new in unseen.split(PICK_CHUNK) if len(unseen) else ():
+                d2 = sq[rows, None] - 2 * x[rows] @ x[new].T + sq[new]
+                bound[rows] = torch.minimum(bound[rows], d2.amin(dim=1))
+            seen[rows] = len(picked)
+        threshold = float(bound[candidates].topk(size).values[-1])
+        if wanted >= len(x) or threshold >= float(stale.values[-1]):  # no row outside can reach it
+            return threshold, (bound >= threshold).nonzero().squeeze(1)
+        wanted *= 2
 
 class KNN:
     name = "knn"
