@@ -3,7 +3,8 @@
 # --compile), the quick grid on CUDA and on CPU (same machine, numbers compared), and the CUDA-path
 # probes. Every step has its own time limit; logs go to $OUT (default ./gpu-check).
 # Usage: benchmarks/gpu_check.sh [steps...]
-#   steps: env probes cuda-tests fps fps-fp32 fps-compile fps-compile-fp32 grid grid-cpu suite (default: all),
+#   steps: env probes cuda-tests fps fps-fp32 fps-compile fps-compile-fp32 train-speed grid grid-cpu suite
+#   (default: all),
 #   run in that order. The suite comes last (its time varies most); a step's time limit never loses earlier
 #   logs, and -v names each test as it ends, so a stopped suite still says what failed. The suite pins its
 #   numbers on the CPU (ADBENCH_DEVICE=cpu); tests/test_cuda.py is what runs on the GPU.
@@ -46,6 +47,9 @@ if run_if fps-compile; then
 fi
 if run_if fps-compile-fp32; then
   step "fps fp32 compile" 150 fps.log adbench fps $FPS --compile --precision fp32 --warmup 1 --iters 3
+fi
+if run_if train-speed; then  # eager vs compiled training step, FLOPs and share of the measured peak
+  step "train speed" 300 train.log python3 benchmarks/train_speed.py --noise-nets ${TRAIN_NETS:-dit_gigant mlp_large}
 fi
 if run_if grid; then
   step "grid cuda" 90 grid.log adbench grid registry/osd_irf_table1.yaml --quick --results-dir $RES/grid-cuda

@@ -88,6 +88,37 @@ def features_on(device: torch.device, features: torch.Tensor) -> torch.Tensor:
     return features
 
 
+class TrainingStep:
+    """One optimisation step of ``train_noise_net``: the epsilon loss of ``model`` on x_t = q_sample(x0, t,
+    noise) under ``precision`` autocast (through ``torch.compile`` with ``compile_model``, static shapes),
+    backward, gradient clipping, AdamW (fused on CUDA), the learning-rate schedule and the EMA update."""
+
+    def __init__(self, model: nn.Module, cfg: TrainConfig, device: torch.device, total: int, warmup: int,
+                 precision: str = "bf16", compile_model: bool = False) -> None:
+        self.model, self.cfg, self.device, self.precision = model, cfg, device, precision
+        self.net = torch.compile(model, dynamic=False) if compile_model else model
+        self.schedule = training_schedule(cfg)
+        self.opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay,
+                                     fused=device.type == "cuda")
+        start, end = cfg.lr_start / cfg.lr, cfg.lr_end / cfg.lr
+        self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, lambda s: lr_factor(s, warmup, total, start, end))
+        self.ema = EMA(model, cfg.ema_decay, cfg.ema_warmup)
+
+    def __call__(self, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor, step: int) -> torch.Tensor:
+        """The step's loss, left on the device."""
+        x_t = self.schedule.q_sample(x0, t, noise)
+        with autocast(self.device, self.precision):
+            pred = self.net(x_t, t)
+        loss = torch.nn.functional.mse_loss(pred.float(), noise)
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
+        self.opt.step()
+        self.sched.step()
+        self.ema.update(self.model, step)
+        return loss.detach()
+
+
 def train_noise_net(model: nn.Module, features: torch.Tensor, cfg: TrainConfig, seed: int,
                     checkpoint: Path | None = None, device: torch.device | str = "cpu",
                     description: str = "train", precision: str = "bf16",
@@ -97,20 +128,14 @@ def train_noise_net(model: nn.Module, features: torch.Tensor, cfg: TrainConfig, 
     ``torch.compile`` (static shapes: the full batch and an epoch's last one)."""
     device = torch.device(device)
     model.to(device).train()
-    net = torch.compile(model, dynamic=False) if compile_model else model
-    schedule = training_schedule(cfg)
     steps_per_epoch = math.ceil(len(features) / cfg.batch_size)
     total = cfg.epochs * steps_per_epoch
-    warmup = cfg.warmup_epochs * steps_per_epoch
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay,
-                            fused=device.type == "cuda")
-    start, end = cfg.lr_start / cfg.lr, cfg.lr_end / cfg.lr
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, warmup, total, start, end))
+    train_step = TrainingStep(model, cfg, device, total, cfg.warmup_epochs * steps_per_epoch, precision, compile_model)
+    opt, sched, ema = train_step.opt, train_step.sched, train_step.ema
     gen = torch.Generator(device if cfg.noise_on == "device" else "cpu").manual_seed(seed)
     step, losses, order = 0, [], None
     features = features_on(device, features)
     pending: list[torch.Tensor] = []  # this step's losses, still on the device
-    ema = EMA(model, cfg.ema_decay, cfg.ema_warmup)
     if checkpoint is not None and checkpoint.is_file():
         state = torch.load(checkpoint, map_location="cpu", weights_only=True)
         model.load_state_dict(state["model"])
@@ -150,18 +175,8 @@ def train_noise_net(model: nn.Module, features: torch.Tensor, cfg: TrainConfig, 
             # timesteps and noise from the one generator (host or device), copied to the device if needed
             t = to_device(torch.randint(0, cfg.timesteps, (len(idx),), generator=gen, device=gen.device), device)
             noise = to_device(torch.randn(x0.shape, generator=gen, device=gen.device), device)
-            x_t = schedule.q_sample(x0, t, noise)
-            with autocast(device, precision):
-                pred = net(x_t, t)
-            loss = torch.nn.functional.mse_loss(pred.float(), noise)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            opt.step()
-            sched.step()
-            ema.update(model, step)
+            pending.append(train_step(x0, t, noise, step))
             step += 1
-            pending.append(loss.detach())
             bar.update(task, advance=1)
             if step % LOG_EVERY == 0:
                 flush()
