@@ -31,6 +31,35 @@ def unwritable(path: Path, exc: OSError) -> UnwritableError:
 
 
 UNWRITABLE = (errno.EROFS, errno.EACCES, errno.EPERM)
+
+
+class LinkedFileError(AdbenchError):
+    """A file adbench writes in place in its own folders is a symbolic link."""
+
+
+def linked(path: Path) -> LinkedFileError:
+    return LinkedFileError(f"{path} is a symbolic link (to {os.readlink(path)}): adbench never writes through a "
+                           "link in its results and cache folders. Remove the link and run again.")
+
+
+def refuse_link(path: Path) -> Path:
+    """``path``, refused when it is a symbolic link (a file written in place must not land elsewhere)."""
+    if Path(path).is_symlink():
+        raise linked(Path(path))
+    return Path(path)
+
+
+def open_append(path: Path) -> Any:
+    """``path`` opened for appending bytes, created if missing, never through a symbolic link."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o666)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise linked(Path(path)) from None
+        if exc.errno in UNWRITABLE:
+            raise unwritable(Path(path), exc) from None
+        raise
+    return os.fdopen(fd, "ab")
 TEMP_MARK = ".adbench-tmp"
 
 
@@ -108,15 +137,33 @@ def atomic_torch_save(obj: Any, path: Path) -> None:
     atomic_write(path, lambda p: torch.save(obj, p))
 
 
+def damaged_entry(path: Path) -> str | None:
+    """The first entry of a torch file (a zip archive) whose bytes fail the CRC-32 stored with it, or None.
+    torch itself never checks them, so a changed byte inside a tensor would load silently."""
+    import zipfile
+
+    if not zipfile.is_zipfile(path):  # the legacy torch format, or no archive at all: torch.load decides
+        return None
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return archive.testzip()
+    except (zipfile.BadZipFile, OSError, EOFError) as exc:
+        return f"(the archive: {exc})"
+
+
 def safe_torch_load(path: Path, what: str = "weights file") -> Any:
-    """A torch file's tensors (``weights_only``: no code runs); a file holding other pickled objects, or a
-    damaged one, is a ``WeightsError`` that says so (not torch's hint to allow unsafe loading)."""
+    """A torch file's tensors (``weights_only``: no code runs), its checksums verified first; a file holding
+    other pickled objects, or a damaged one, is a ``WeightsError`` that says so (not torch's hint to allow
+    unsafe loading)."""
     import pickle
 
     import torch
 
     from adbench.errors import WeightsError
 
+    bad = damaged_entry(path)
+    if bad is not None:
+        raise WeightsError(f"{path} is not a readable {what} (damaged): {bad} fails its checksum")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
@@ -128,3 +175,22 @@ def safe_torch_load(path: Path, what: str = "weights file") -> Any:
     except (RuntimeError, EOFError, OSError, ValueError) as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise WeightsError(f"{path} is not a readable {what} (damaged or truncated?): {reason}") from None
+
+
+def load_cached(path: Path, what: str) -> Any | None:
+    """A torch file adbench wrote to reuse (features, a model, a training checkpoint): its tensors, or None
+    when it is missing or damaged; a damaged one is removed with a warning naming it, and the caller
+    computes it again."""
+    from rich.console import Console
+
+    from adbench.errors import WeightsError
+
+    if not Path(path).is_file():
+        return None
+    try:
+        return safe_torch_load(path, what)
+    except WeightsError as exc:
+        Console(stderr=True, highlight=False).print(f"warning: {exc}; removed, computing it again",
+                                                    markup=False, soft_wrap=True)
+        Path(path).unlink(missing_ok=True)
+        return None

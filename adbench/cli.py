@@ -22,7 +22,8 @@ if TYPE_CHECKING:
     from adbench.tracking import Tracker
 
 app = typer.Typer(help="Benchmark and ablation harness for diffusion-based industrial anomaly detection.",
-                  no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
+                  no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False,
+                  rich_markup_mode=None)  # help texts are literal: "adbench[ray]" keeps its brackets
 out = Console(emoji=False)  # ":100:" in a message is text, not an emoji
 err = Console(stderr=True, emoji=False)
 _state = {"debug": False}

@@ -45,10 +45,17 @@ def checked_name(value: Any, where: str) -> str:
         raise ConfigError(f"{where}: {exc}") from None
 
 
+MAX_NAME_BYTES = 200  # a file name holds 255 bytes; adbench adds a time stamp and a key to a run's name
+
+
 def path_component(value: str, what: str = "a name") -> str:
-    """``value`` if it names one file or folder (it becomes part of a path): no separator, not ``.``/``..``."""
+    """``value`` if it names one file or folder (it becomes part of a path): no separator, not ``.``/``..``,
+    at most ``MAX_NAME_BYTES`` bytes."""
     if not value or value in (".", "..") or "/" in value or "\\" in value or "\0" in value:
         raise ValueError(f"{what} must be a single file or folder name (no '/', '.' or '..'), got {value!r}")
+    if len(value.encode()) > MAX_NAME_BYTES:
+        raise ValueError(f"{what} may be {MAX_NAME_BYTES} bytes long at most (a file name holds 255, and adbench "
+                         f"adds a time stamp and a key), got {len(value.encode())}: {value[:40]}...")
     return value
 
 
@@ -351,15 +358,69 @@ def file_fingerprint(path: str | Path) -> Any:
     return [str(Path(path).resolve()), st.st_size, st.st_mtime_ns]
 
 
+MAX_YAML_VALUES = 100_000  # values a YAML file may hold once its aliases are expanded
+
+
+class DuplicateKey(yaml.YAMLError):
+    pass
+
+
+class StrictLoader(yaml.SafeLoader):
+    """The safe loader, refusing a key given twice in one mapping (YAML would keep the last silently)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            line = key_node.start_mark.line + 1
+            if isinstance(key, str | int | float | bool) and key in seen:
+                raise DuplicateKey(f"key {key!r} is given twice, lines {seen[key]} and {line}: keep one")
+            seen[key] = line
+        return super().construct_mapping(node, deep=deep)
+
+
+def expanded_size(data: Any, limit: int) -> int:
+    """How many values ``data`` holds with every shared (aliased) part counted each time it appears, counted
+    without expanding it; stops counting past ``limit``."""
+    sizes: dict[int, int] = {}
+
+    def size(obj: Any) -> int:
+        if id(obj) in sizes:
+            return sizes[id(obj)]
+        children = obj.values() if isinstance(obj, dict) else obj if isinstance(obj, list) else ()
+        total = 1
+        for child in children:
+            total = min(limit + 1, total + size(child))
+        sizes[id(obj)] = total
+        return total
+
+    return size(data)
+
+
 def read_yaml(path: str | Path, what: str = "Config") -> dict[str, Any]:
-    """A YAML mapping read with the safe loader; clear errors for a missing or malformed file."""
+    """A YAML mapping read with the safe loader; one clear line for a missing, unreadable or malformed file, a
+    key given twice, or aliases that expand past ``MAX_YAML_VALUES`` values."""
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(f"{what} file {path} not found.") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{what} file {path} is a folder; give the YAML file in it.") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path} is not a text (UTF-8) file: byte {exc.start} cannot be read; give a YAML "
+                          f"{what.lower()} file.") from None
+    except OSError as exc:
+        raise ConfigError(f"{what} file {path} cannot be read: {exc.strerror}.") from None
+    try:
+        data = yaml.load(text, Loader=StrictLoader) or {}  # StrictLoader is a SafeLoader
+    except DuplicateKey as exc:
+        raise ConfigError(f"{path}: {exc}") from None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path} is not valid YAML: {exc}") from None
+        raise ConfigError(f"{path} is not valid YAML: {' '.join(str(exc).split())}") from None
+    if expanded_size(data, MAX_YAML_VALUES) > MAX_YAML_VALUES:
+        raise ConfigError(f"{path}: its aliases (*name) expand to more than {MAX_YAML_VALUES:,} values; write "
+                          "the values out, or use fewer nested aliases.")
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping of keys to values, got {type(data).__name__}")
     return data

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import inspect
+import typing
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import import_module
@@ -101,6 +102,12 @@ class Registry(Generic[T]):
         except TypeError as exc:
             accepted = [p for p in signature.parameters if p not in ("self", *fixed)]
             raise ConfigError(f"{what}: {self.kind[:-1]} {name!r} {exc}; it takes {accepted}") from None
+        expected = simple_types(entry.factory)
+        for arg, value in given.items():
+            kind = expected.get(arg)
+            if kind is not None and not fits(value, kind):
+                raise ConfigError(f"{what}: {self.kind[:-1]} {name!r} argument {arg} must be {TYPE_NAMES[kind]}, "
+                                  f"got {value!r}")
 
     def arguments(self, name: str, **given: Any) -> dict[str, Any]:
         """The arguments ``create(name, **given)`` builds with: the factory's own defaults, then the
@@ -120,6 +127,25 @@ class Registry(Generic[T]):
     def __contains__(self, name: str) -> bool:
         load_components()
         return name in self._entries
+
+
+TYPE_NAMES = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
+
+
+def simple_types(factory: Callable[..., Any]) -> dict[str, type]:
+    """The arguments of ``factory`` annotated as a plain int, float, str or bool, with that type."""
+    try:
+        hints = typing.get_type_hints(factory.__init__ if isinstance(factory, type) else factory)
+    except Exception:  # noqa: BLE001 - an annotation that cannot be resolved is not checked
+        return {}
+    return {arg: kind for arg, kind in hints.items() if kind in TYPE_NAMES}
+
+
+def fits(value: Any, kind: type) -> bool:
+    """Whether ``value`` (from YAML) is a ``kind``: bool is no number; an integer is a float."""
+    if kind is bool or isinstance(value, bool):
+        return isinstance(value, bool) and kind is bool
+    return isinstance(value, int | float) if kind is float else isinstance(value, kind)
 
 
 DATASETS: Registry[Dataset] = Registry("datasets")

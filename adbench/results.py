@@ -17,7 +17,16 @@ import pandas as pd
 import yaml
 from filelock import FileLock, Timeout
 
-from adbench.atomic import UNWRITABLE, atomic_write, atomic_write_text, disk_full, make_dir, unwritable
+from adbench.atomic import (
+    UNWRITABLE,
+    atomic_write,
+    atomic_write_text,
+    disk_full,
+    make_dir,
+    open_append,
+    refuse_link,
+    unwritable,
+)
 from adbench.config import RunConfig, validated
 from adbench.engine.keys import cell_key
 from adbench.errors import AdbenchError
@@ -62,16 +71,16 @@ def read_run_config(run_dir: Path) -> RunConfig:
 def folder_lock(folder: Path) -> Iterator[None]:
     """Hold ``folder``'s advisory lock while the block runs: a second process on the same grid or run folder
     is refused, naming the first. The OS releases it when the holder dies (kill -9 too)."""
-    lock = FileLock(make_dir(folder) / ".lock")
+    lock = FileLock(refuse_link(make_dir(folder) / ".lock"))
     try:
         lock.acquire(timeout=0)
     except Timeout:
         pid_file = Path(folder) / ".lock.pid"
-        pid = pid_file.read_text().strip() if pid_file.is_file() else "unknown"
+        pid = pid_file.read_text().strip() if pid_file.is_file() and not pid_file.is_symlink() else "unknown"
         raise AdbenchError(f"{folder} is in use by another adbench process (PID {pid}); wait for it to finish "
                            "or stop it, then run this again (finished cells are kept).") from None
     try:
-        (Path(folder) / ".lock.pid").write_text(f"{os.getpid()}\n")
+        atomic_write_text(Path(folder) / ".lock.pid", f"{os.getpid()}\n")  # replaces a link, never writes through
         yield
     finally:
         lock.release()
@@ -125,13 +134,7 @@ class RecordLog:
     def append(self, record: dict) -> None:
         make_dir(self.path.parent)
         data = (json.dumps(record, default=_json_default) + "\n").encode()
-        try:
-            fh = open(self.path, "ab")  # noqa: SIM115 - closed by the with below
-        except OSError as exc:
-            if exc.errno in UNWRITABLE:
-                raise unwritable(self.path, exc) from None
-            raise
-        with fh:
+        with open_append(self.path) as fh:
             if fh.tell() > 0 and not self._ends_with_newline():
                 data = b"\n" + data
             try:

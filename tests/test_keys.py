@@ -30,6 +30,7 @@ TRAINING = {M, C}
 CHANGES = {
     "runtime.name": ("other", set()),
     "runtime.device": ("cpu", {X}),
+    "runtime.compile": (True, set()),  # the eager step's model to float rounding (test_diffusion.py)
     "data.dataset": ("mvtec", {M, C, X}),
     "data.root": ("/data/elsewhere", {M, C, X}),
     "data.args": ({"n_train": 5}, {M, C, X}),

@@ -127,26 +127,30 @@ def test_nan_scores_are_named_not_turned_into_metrics(tiny_synthetic, tmp_path, 
 
 
 @pytest.mark.slow
-def test_killed_study_worker_is_replaced_and_the_study_completes(tiny_synthetic, tmp_path):
+def test_a_study_worker_killed_mid_trial_is_replaced_by_the_surviving_one(tiny_synthetic, tmp_path):
+    """Two workers on SQLite (heartbeat 3 s); the first is killed mid-way through trial 0, the second started
+    just after: it does trial 1, then, the study being one trial short with trial 0 left running, it waits
+    until trial 0 is stale, runs it again and says so; it ends with both trials finished and none running."""
     import signal
     import time
 
-    path = study_file(tmp_path / "s.yaml", tiny_synthetic, name="killed", n_trials=3, heartbeat=1)
+    path = study_file(tmp_path / "s.yaml", tiny_synthetic, name="killed", n_trials=2, heartbeat=3)
     cmd = [sys.executable, "-m", "adbench", "study", str(path), "--results-dir", str(tmp_path)]
     log = RecordLog(tmp_path / "study-killed" / "trials.jsonl")
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    first = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
-    while time.time() < deadline and proc.poll() is None and not log.read():
+    while time.time() < deadline and first.poll() is None and not log.read():
         time.sleep(0.05)  # the first category of trial 0 is done: the trial is mid-way
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    time.sleep(2.5)  # longer than the grace period of two heartbeats
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-2000:]
+    second = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    first.send_signal(signal.SIGKILL)
+    first.wait()
+    output, _ = second.communicate(timeout=300)
+    assert second.returncode == 0, output[-2000:]
     study = optuna.load_study(study_name="killed", storage=f"sqlite:///{tmp_path / 'study-killed' / 'study.db'}")
     states = [t.state for t in study.trials]
     finished = [s for s in states if s in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)]
-    assert len(finished) >= 3 and optuna.trial.TrialState.RUNNING not in states
+    assert len(finished) == 2 and optuna.trial.TrialState.RUNNING not in states, states
+    assert "trial 0 lost its worker (no heartbeat) and ran again as trial" in " ".join(output.split())
 
 
 TINY_RUN = ["--dataset", "mvtec", "--backbone", "efficientnet_lite0", "--noise-net", "mlp_tiny", "--epochs", "1"]
@@ -156,7 +160,12 @@ TINY_RUN = ["--dataset", "mvtec", "--backbone", "efficientnet_lite0", "--noise-n
     (["-s", "osd_irf_mean:t=5000"], "scorer osd_irf_mean(t=5000): timestep t=5000 is outside [0, 999]"),
     (["-s", "osd_irf_mean:tt=5"], "scorer osd_irf_mean(tt=5): scorer 'osd_irf_mean' got an unexpected keyword "
                                   "argument 'tt'; it takes ['t']"),
-    (["-s", "osd_irf_mean:t=abc"], "scorer osd_irf_mean(t=abc): invalid literal for int() with base 10: 'abc'"),
+    (["-s", "osd_irf_mean:t=abc"], "scorer osd_irf_mean(t=abc): scorer 'osd_irf_mean' argument t must be an integer, "
+                                   "got 'abc'"),
+    (["-s", "invad:steps=abc"], "scorer invad(steps=abc): scorer 'invad' argument steps must be an integer, got 'abc'"),
+    (["-s", "knn:coreset=yes"], "scorer knn(coreset=True): scorer 'knn' argument coreset must be a number, got True"),
+    (["--name", "x" * 300], "runtime.name: a run name may be 200 bytes long at most (a file name holds 255, and "
+                            "adbench adds a time stamp and a key), got 300"),
     (["-s", "invad:steps=-1"], "scorer invad(steps=-1): invad steps must be >= 0 (0: no inversion), got -1"),
     (["-s", "knn:coreset=0"], "scorer knn(coreset=0): knn coreset must be a fraction in (0, 1], got 0"),
     (["--name", "../../x"], "runtime.name: a run name must be a single file or folder name (no '/', '.' or '..'), "
@@ -395,3 +404,94 @@ def test_report_on_a_study_folder_points_to_evaluate_best(tmp_path):
     (tmp_path / "study-x" / "trials.jsonl").write_text("")
     result = CliRunner().invoke(app, ["report", str(tmp_path / "study-x")])
     assert result.exit_code == 2 and "is a study folder" in result.output and "--evaluate-best" in result.output
+
+
+def test_the_run_cache_holds_the_generated_dataset_whatever_adbench_cache_says(tmp_path, monkeypatch):
+    """--cache-dir (the run's cache) decides where the synthetic dataset is generated, not $ADBENCH_CACHE."""
+    from adbench.config import RunConfig
+    from adbench.engine.build import build_dataset
+
+    monkeypatch.setenv("ADBENCH_CACHE", str(tmp_path / "env-cache"))
+    sizes = {"size": 32, "n_train": 2, "n_good": 1, "n_per_defect": 1}
+    dataset = build_dataset(RunConfig(data={"dataset": "synthetic", "args": sizes}), tmp_path / "mine")
+    (folder,) = (tmp_path / "mine" / "datasets").iterdir()
+    assert dataset.categories() and (folder / "dataset.json").is_file() and not (tmp_path / "env-cache").exists()
+
+
+@pytest.mark.parametrize("name", [".lock.pid", "cells.jsonl", ".lock"])
+def test_a_planted_link_in_a_results_folder_is_never_written_through(name, tmp_path):
+    """A link in a run folder pointing outside it: the PID file replaces the link (an atomic rename), the cell
+    log and the lock refuse it in one line naming it; the file outside keeps its bytes."""
+    from adbench.atomic import LinkedFileError
+    from adbench.results import folder_lock
+
+    outside, run_dir = tmp_path / "precious.txt", tmp_path / "run"
+    outside.write_text("keep me\n")
+    run_dir.mkdir()
+    (run_dir / name).symlink_to(outside)
+    if name == ".lock.pid":
+        with folder_lock(run_dir):
+            assert not (run_dir / name).is_symlink() and (run_dir / name).read_text() == f"{os.getpid()}\n"
+    else:
+        with pytest.raises(LinkedFileError, match=rf"^{run_dir / name} is a symbolic link \(to {outside}\): adbench "
+                                                  "never writes through a link"):
+            if name == ".lock":
+                with folder_lock(run_dir):
+                    pass
+            else:
+                RecordLog(run_dir / name).append({"cell_key": "k", "status": "ok"})
+    assert outside.read_text() == "keep me\n"
+
+
+def test_a_lock_that_links_to_itself_is_one_line(tmp_path):
+    from adbench.atomic import LinkedFileError
+    from adbench.results import folder_lock
+
+    (tmp_path / ".lock").symlink_to(tmp_path / ".lock")
+    with pytest.raises(LinkedFileError, match=r"\.lock is a symbolic link"), folder_lock(tmp_path):
+        pass
+
+
+BOMB = "a: &a [1, 1, 1, 1, 1, 1, 1, 1, 1, 1]\n" + "".join(  # 10^9 values once expanded
+    f"{n}: &{n} [{', '.join(['*' + p] * 10)}]\n" for p, n in zip("abcdefgh", "bcdefghi", strict=True))
+BOMB += "categories: *i\n"
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    ("seed: 1\ntrain: {epochs: 2}\ndata: {dataset: synthetic}\ntrain: {epochs: 5}\n",
+     "c.yaml: key 'train' is given twice, lines 2 and 4: keep one"),
+    ("train:\n  epochs: 2\n  epochs: 3\n", "c.yaml: key 'epochs' is given twice, lines 2 and 3: keep one"),
+    (BOMB, "c.yaml: its aliases (*name) expand to more than 100,000 values"),
+    (b"\x89PNG\r\n\x1a\n\x00\xff\xfe", "c.yaml is not a text (UTF-8) file: byte 0 cannot be read"),
+    (None, "Config file {path} is a folder; give the YAML file in it."),
+])
+def test_a_config_file_that_cannot_be_read_as_one_is_one_line(content, message, tmp_path):
+    """A key given twice, a 1e9-value alias bomb of 350 bytes (refused at once, not expanded), a binary file and
+    a folder: one line each, no traceback."""
+    path = tmp_path / "c.yaml"
+    if content is None:
+        path.mkdir()
+    elif isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        path.write_text(content)
+    result = CliRunner().invoke(app, ["run", str(path), "--results-dir", str(tmp_path / "r")])
+    output = " ".join(result.output.split())
+    assert result.exit_code == 2 and message.format(path=path) in output and "Traceback" not in output, output
+
+
+def test_every_unknown_component_is_named_at_once(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("data: {dataset: mvtecc}\nbackbone: {name: effnet}\nnoise_net: {name: ditt}\n"
+                    "scoring: {scorers: [{name: osd_irfmean}, {name: invad, steps: x}]}\n")
+    result = CliRunner().invoke(app, ["run", str(path), "--results-dir", str(tmp_path / "r")])
+    output = " ".join(result.output.split())
+    assert result.exit_code == 2
+    for named in ("Unknown datasets 'mvtecc'", "Unknown backbones 'effnet'", "Unknown noise-nets 'ditt'",
+                  "Unknown scorers 'osd_irfmean'", "argument steps must be an integer, got 'x'"):
+        assert named in output, output
+
+
+def test_help_shows_install_extras_with_their_brackets():
+    result = CliRunner().invoke(app, ["run", "--help"], terminal_width=200)
+    assert "pip install 'adbench[ray]'" in " ".join(result.output.split())

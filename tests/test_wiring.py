@@ -8,6 +8,8 @@ here independently in float64 numpy / scipy / scikit-learn and compared with the
 
 import dataclasses
 import math
+import struct
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -361,6 +363,40 @@ def test_models_and_features_are_stored_where_they_are_looked_up(tiny_synthetic,
     assert torch.equal(torch.load(cached, weights_only=True), first)
 
 
+def change_a_tensor_byte(path):
+    """Change one byte in the middle of the largest entry of a torch file (a tensor's data), keeping its size
+    and the zip layout: torch.load alone would read the changed value without complaint."""
+    with zipfile.ZipFile(path) as archive:
+        entry = max(archive.infolist(), key=lambda e: e.file_size)
+    data = bytearray(path.read_bytes())
+    name_len, extra_len = struct.unpack("<HH", data[entry.header_offset + 26: entry.header_offset + 30])
+    at = entry.header_offset + 30 + name_len + extra_len + entry.file_size // 2
+    data[at] ^= 0x40
+    path.write_bytes(bytes(data))
+    return entry.filename
+
+
+def test_a_changed_byte_in_a_cached_tensor_is_caught_named_and_recomputed(tiny_synthetic, tmp_path, capsys):
+    """Features and model files whose bytes changed inside a tensor (torch would load them): each is named in
+    a warning, removed and computed again, giving what the intact file held."""
+    ctx = small_context(tiny_synthetic, tmp_path)
+    samples = ctx.dataset.test("washer")
+    first = ctx.features(samples, "test")
+    cached = tmp_path / "cache" / "features" / f"{feature_key(ctx.cfg, samples, 'cpu:fp32')}.pt"
+    entry = change_a_tensor_byte(cached)
+    assert not torch.equal(torch.load(cached, weights_only=True), first)  # torch reads the changed value
+    capsys.readouterr()
+    assert torch.equal(ctx.features(samples, "test"), first)
+    assert f"warning: {cached} is not a readable feature cache file (damaged): {entry} fails its checksum; " \
+           "removed, computing it again" in " ".join(capsys.readouterr().err.split())
+    trained = train_category(ctx, "washer").state_dict()
+    model_file = ctx.model_path("washer")
+    change_a_tensor_byte(model_file)
+    again = train_category(ctx, "washer").state_dict()
+    assert f"warning: {model_file} is not a readable model file (damaged)" in " ".join(capsys.readouterr().err.split())
+    assert all(torch.equal(again[k], trained[k]) for k in trained)  # trained again, to the same weights
+
+
 def test_use_ema_picks_the_weights_scored_and_training_honours_deterministic(tiny_synthetic, tmp_path):
     was_deterministic = torch.are_deterministic_algorithms_enabled()
     try:
@@ -423,21 +459,22 @@ def test_noise_net_arguments_reach_the_net():
 
 def test_training_checkpoints_beside_the_model_file(tiny_synthetic, tmp_path, monkeypatch):
     """Training writes its resumable checkpoint next to the model file (a killed run resumes from it) and
-    removes it once the model is saved."""
+    removes it once the model is saved; ``runtime.compile`` reaches the trainer (which then trains eagerly
+    here: compiling is tested in test_diffusion.py)."""
     import adbench.engine.run as run
 
     calls = []
     real = run.train_noise_net
 
-    def recording(model, feats, cfg, seed, checkpoint, device, description, precision):
-        calls.append((checkpoint, description))
-        return real(model, feats, cfg, seed, checkpoint, device, description, precision)
+    def recording(model, feats, cfg, seed, checkpoint, device, description, precision, compile_model):
+        calls.append((checkpoint, description, compile_model))
+        return real(model, feats, cfg, seed, checkpoint, device, description, precision, False)
 
     monkeypatch.setattr(run, "train_noise_net", recording)
-    ctx = small_context(tiny_synthetic, tmp_path)
+    ctx = small_context(tiny_synthetic, tmp_path, {"runtime.compile": True})
     train_category(ctx, "washer")
     model_file = ctx.model_path("washer")
-    assert calls == [(model_file.with_suffix(".ckpt"), "multiclass: train")]
+    assert calls == [(model_file.with_suffix(".ckpt"), "multiclass: train", True)]
     assert model_file.is_file() and not model_file.with_suffix(".ckpt").exists()
 
 

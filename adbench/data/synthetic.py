@@ -129,9 +129,11 @@ def to_uint8(img: np.ndarray) -> np.ndarray:
     return (np.clip(img, 0, 1) * 255).round().astype(np.uint8)
 
 
-def synthetic(root: str | Path | None = None, seed: int = 0, **sizes: int) -> MVTecLayout:
-    """The synthetic dataset, generated into the cache folder on first use."""
-    base = Path(root) if root else default_cache_dir() / "datasets"
+def synthetic(root: str | Path | None = None, seed: int = 0, cache_dir: str | Path | None = None,
+              **sizes: int) -> MVTecLayout:
+    """The synthetic dataset, generated on first use into ``root``, else ``cache_dir``/datasets (the run's
+    cache, by default ``$ADBENCH_CACHE``)."""
+    base = Path(root) if root else Path(cache_dir or default_cache_dir()) / "datasets"
     suffix = "".join(f"-{k}{v}" for k, v in sorted(sizes.items()))
     folder = base / f"synthetic-v{GENERATOR_VERSION}-seed{seed}{suffix}"
     if not (folder / "dataset.json").is_file():

@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from adbench.atomic import atomic_torch_save
+from adbench.atomic import atomic_torch_save, load_cached
 from adbench.config import TrainConfig
 from adbench.device import autocast, to_device
 from adbench.diffusion.schedule import Schedule
@@ -136,8 +136,8 @@ def train_noise_net(model: nn.Module, features: torch.Tensor, cfg: TrainConfig, 
     step, losses, order = 0, [], None
     features = features_on(device, features)
     pending: list[torch.Tensor] = []  # this step's losses, still on the device
-    if checkpoint is not None and checkpoint.is_file():
-        state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    state = None if checkpoint is None else load_cached(checkpoint, "training checkpoint")  # damaged: start over
+    if state is not None:
         model.load_state_dict(state["model"])
         ema.state = {k: v.to(device) for k, v in state["ema"].items()}
         opt.load_state_dict(state["optimizer"])

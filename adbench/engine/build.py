@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import inspect
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -24,9 +26,12 @@ def scorer_columns(spec: dict[str, Any]) -> dict[str, Any]:
     return {f"scorer.{k}": v for k, v in SCORERS.arguments(spec["name"], **given).items()}
 
 
-def build_dataset(cfg: RunConfig) -> Dataset:
+def build_dataset(cfg: RunConfig, cache_dir: Path | None = None) -> Dataset:
+    """The configured dataset; one that is generated (synthetic) goes under ``cache_dir``."""
     root = {"root": cfg.data.root} if cfg.data.root else {}
-    return DATASETS.create(cfg.data.dataset, **root, **cfg.data.args)
+    factory = DATASETS.get(cfg.data.dataset).factory
+    cache = {"cache_dir": cache_dir} if cache_dir and "cache_dir" in inspect.signature(factory).parameters else {}
+    return DATASETS.create(cfg.data.dataset, **root, **cache, **cfg.data.args)
 
 
 def build_scorer(spec: dict[str, Any]) -> Any:

@@ -7,10 +7,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from adbench.atomic import atomic_torch_save, safe_torch_load
+from adbench.atomic import atomic_torch_save, load_cached
 from adbench.data.base import Sample, Transform, image_batches
 from adbench.device import autocast, images_for, scorer_input
-from adbench.errors import WeightsError
 from adbench.progress import progress_bar
 
 
@@ -34,11 +33,9 @@ def cached_features(cache_dir: Path, key: str, backbone: nn.Module, samples: lis
                     description: str = "features", precision: str = "fp32") -> torch.Tensor:
     """``extract`` through an on-disk cache under ``key`` (``feature_key``)."""
     path = Path(cache_dir) / "features" / f"{key}.pt"
-    if path.is_file():
-        try:
-            return safe_torch_load(path, "feature cache file")
-        except WeightsError:  # a damaged cache entry is recomputed
-            path.unlink(missing_ok=True)
+    cached = load_cached(path, "feature cache file")
+    if cached is not None:
+        return cached
     feats = extract(backbone, samples, transform, device, batch_size, description, precision)
     atomic_torch_save(feats, path)
     return feats

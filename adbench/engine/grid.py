@@ -198,7 +198,7 @@ class GridRunner:
     def categories_of(self, cfg: RunConfig) -> list[str]:
         key = (cfg.data.dataset, cfg.data.root, json.dumps(cfg.data.args, sort_keys=True))
         if key not in self._categories:
-            self._categories[key] = build_dataset(cfg).categories()
+            self._categories[key] = build_dataset(cfg, self.cache_dir).categories()
         return self._categories[key]
 
     def cells(self) -> list[Cell]:

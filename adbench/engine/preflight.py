@@ -46,6 +46,22 @@ def preflight(cfg: RunConfig) -> None:
     deterministic config, set cuBLAS up for determinism while no CUDA work has run yet."""
     if cfg.deterministic:
         prepare_cuda_determinism()
+    schedule = training_schedule(cfg.train)
+    checks = [lambda: check_dataset(cfg), lambda: BACKBONES.get(cfg.backbone.name),
+              lambda: NOISE_NETS.check(cfg.noise_net.name, "noise_net.args", in_channels=1, **cfg.noise_net.args),
+              *(lambda spec=spec: check_scorer(spec, schedule) for spec in cfg.scoring.scorers)]
+    errors = []
+    for check in checks:  # every wrong name and argument at once
+        try:
+            check()
+        except ConfigError as exc:
+            errors.append(str(exc))
+    if errors:
+        raise ConfigError("\n".join(errors))
+    check_device(cfg.runtime.device)
+
+
+def check_dataset(cfg: RunConfig) -> None:
     data = cfg.data
     try:
         DATASETS.check(data.dataset, "data.args", **({"root": data.root} if data.root else {}), **data.args)
@@ -54,12 +70,6 @@ def preflight(cfg: RunConfig) -> None:
             raise
         raise ConfigError(f"dataset {data.dataset!r} is read from a folder: give data.root (--data-root), the "
                           "folder that holds its categories") from None
-    BACKBONES.get(cfg.backbone.name)
-    NOISE_NETS.check(cfg.noise_net.name, "noise_net.args", in_channels=1, **cfg.noise_net.args)
-    schedule = training_schedule(cfg.train)
-    for spec in cfg.scoring.scorers:
-        check_scorer(spec, schedule)
-    check_device(cfg.runtime.device)
 
 
 def check_device(name: str) -> None:

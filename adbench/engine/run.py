@@ -19,7 +19,7 @@ from rich.console import Console
 from torch import nn
 
 from adbench.allocator import host_allocator
-from adbench.atomic import atomic_torch_save, atomic_write, remove_stale_temporaries, safe_torch_load
+from adbench.atomic import atomic_torch_save, atomic_write, load_cached, remove_stale_temporaries
 from adbench.config import RunConfig
 from adbench.data.base import Dataset, Sample, Transform, load_batch, load_mask
 from adbench.device import (
@@ -122,7 +122,7 @@ class Context:
     def create(cls, cfg: RunConfig, run_dir: Path, cache_dir: Path) -> Context:
         preflight(cfg)  # cheap checks first: names, arguments and data before loading weights
         device = resolve_device(cfg.runtime.device)
-        dataset = build_dataset(cfg)
+        dataset = build_dataset(cfg, cache_dir)
         cfg = cfg.with_train_categories(dataset.categories())
         for key, named in (("data.train_categories", cfg.data.train_categories), ("categories", cfg.categories)):
             unknown = sorted(set(named or []) - set(dataset.categories()))
@@ -218,7 +218,8 @@ def train_category(ctx: Context, category: str) -> nn.Module:
     path, name = ctx.model_path(category), cfg.model_name(category)
     seed_everything(cfg.seed, cfg.deterministic)
     model = build_noise_net(cfg, ctx.backbone.out_channels)
-    if not path.is_file():
+    weights = load_cached(path, "model file")  # a damaged one is trained again
+    if weights is None:
         train = training_features(ctx, category)
         feats = feature_normaliser(ctx, category, train)(train)
         ckpt = path.with_suffix(".ckpt")
@@ -226,13 +227,13 @@ def train_category(ctx: Context, category: str) -> nn.Module:
         losses, ema = train_noise_net(model, feats, cfg.train, cfg.seed, ckpt, ctx.device, f"{name}: train",
                                      cfg.noise_net.precision, cfg.runtime.compile)
         seconds = time.perf_counter() - start
-        atomic_torch_save({"raw": model.state_dict(), "ema": ema}, path)
+        weights = {"raw": model.state_dict(), "ema": ema}
+        atomic_torch_save(weights, path)
         log = pd.DataFrame(training_log(cfg.train, losses, len(feats)))
         atomic_write(path.with_suffix(".train_log.csv"), lambda p: log.to_csv(p, index=False))
         ckpt.unlink(missing_ok=True)
         console.print(f"[green]{name}[/]: trained {len(losses)} steps on {len(feats)} images in {seconds:.0f} s "
                       f"({cfg.noise_net.name}, batch {cfg.train.batch_size}), final loss {np.mean(losses[-20:]):.4f}")
-    weights = safe_torch_load(path, "model file")
     try:
         model.load_state_dict(weights["ema" if cfg.scoring.use_ema else "raw"])
     except (KeyError, TypeError, RuntimeError) as exc:

@@ -197,6 +197,9 @@ def retry(fn: Any, exceptions: type[BaseException] | tuple, attempts: int = 5) -
             time.sleep(0.2 + random.random())
 
 
+FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+
+
 class StudyRunner:
     def __init__(self, spec: StudySpec, results_dir: Path, cache_dir: Path, storage: str | None = None,
                  tracker: Tracker | None = None) -> None:
@@ -311,23 +314,51 @@ class StudyRunner:
         raise OutOfDeviceMemory(f"trial {trial.number} {reason}")
 
     def optimize(self) -> optuna.Study:
+        """Run trials until ``n_trials`` have finished in the study, with the trials other workers are
+        running counted in. With a heartbeat (RDB storage) this worker then waits for those: a trial whose
+        worker died (silent for two heartbeats) is failed and run again here, so the study never ends short."""
         study = self.study()
         study.sampler = optuna.samplers.TPESampler(seed=self.worker_seed(study))
-        states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
-        done = len(study.get_trials(deepcopy=False, states=states))
-        console.print(f"study {self.spec.name}: {done}/{self.spec.n_trials} trials finished; validation images: "
-                      f"{self.validation_source()}")
+        console.print(f"study {self.spec.name}: {self.finished(study)}/{self.spec.n_trials} trials finished; "
+                      f"validation images: {self.validation_source()}")
         try:
-            if done < self.spec.n_trials:
-                # trials other workers are running count too, so that concurrent workers stop at n_trials in all
-                # (stale ones of dead workers are failed by the heartbeat before each new trial)
-                running = (*states, optuna.trial.TrialState.RUNNING)
-                study.optimize(self.guarded_objective, n_trials=self.spec.n_trials - done,
-                               catch=(AdbenchError, ValueError),
-                               callbacks=[optuna.study.MaxTrialsCallback(self.spec.n_trials, states=running)])
+            self.run_trials(study)
+            while self.spec.n_trials > self.finished(study) and self.storage_has_heartbeat():
+                running = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
+                if not running:  # trials that failed with an error: the study ends short, as they say
+                    break
+                console.print(f"study {self.spec.name}: waiting for trial(s) {[t.number for t in running]} of other "
+                              f"workers (a worker silent for {2 * self.spec.heartbeat} s has died: its trial runs "
+                              "again here)")
+                time.sleep(self.spec.heartbeat)
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                    optuna.storages.fail_stale_trials(study)  # and queue them again
+                self.run_trials(study)
+            retried = {t.number: t.system_attrs["failed_trial"] for t in study.get_trials(deepcopy=False)
+                       if "failed_trial" in t.system_attrs}
+            if retried:
+                console.print(f"study {self.spec.name}: " + ", ".join(
+                    f"trial {lost} lost its worker (no heartbeat) and ran again as trial {again}"
+                    for again, lost in retried.items()))
         finally:
             study.set_user_attr(f"{WORKER_ATTR}{self.worker}", None)  # this worker has left
         return study
+
+    def finished(self, study: optuna.Study) -> int:
+        return len(study.get_trials(deepcopy=False, states=FINISHED))
+
+    def storage_has_heartbeat(self) -> bool:
+        rdb = isinstance(self.storage, optuna.storages.RDBStorage)
+        return rdb and self.storage.get_heartbeat_interval() is not None
+
+    def run_trials(self, study: optuna.Study) -> None:
+        """Trials until the finished ones and those other workers run make ``n_trials``."""
+        todo = self.spec.n_trials - self.finished(study)
+        if todo > 0:
+            running = (*FINISHED, optuna.trial.TrialState.RUNNING)
+            study.optimize(self.guarded_objective, n_trials=todo, catch=(AdbenchError, ValueError),
+                           callbacks=[optuna.study.MaxTrialsCallback(self.spec.n_trials, states=running)])
 
     def write_trials(self, study: optuna.Study) -> pd.DataFrame:
         """Every trial (number, state, value(s), each parameter, duration) as ``trials.csv`` in the study folder."""
