@@ -131,10 +131,22 @@ def atomic_write_text(path: Path, text: str) -> None:
     atomic_write(path, lambda p: p.write_text(text))
 
 
+FULL_BELOW = 1 << 20  # bytes free under which a failed write is taken for a full disk
+
+
 def atomic_torch_save(obj: Any, path: Path) -> None:
+    """``torch.save`` through ``atomic_write``. torch reports a full disk as its own RuntimeError ("enforce fail
+    at inline_container.cc ... unexpected pos"): with the folder's free space gone, it is said as a full disk."""
+    import shutil
+
     import torch  # here, not at the top: the CLI's --help imports this module and needs no torch
 
-    atomic_write(path, lambda p: torch.save(obj, p))
+    try:
+        atomic_write(path, lambda p: torch.save(obj, p))
+    except RuntimeError as exc:
+        if shutil.disk_usage(Path(path).parent).free >= FULL_BELOW:
+            raise
+        raise disk_full(Path(path), OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))) from exc
 
 
 def damaged_entry(path: Path) -> str | None:

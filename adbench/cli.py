@@ -50,7 +50,7 @@ EXECUTION_OPTIONS = [  # (parameter, type, flags, help) of the options that choo
 
 
 def cache_dir_default() -> Path:
-    from adbench.data.synthetic import default_cache_dir
+    from adbench.paths import default_cache_dir
 
     return default_cache_dir()
 
@@ -253,6 +253,11 @@ def with_options(group: type):
 
 def _execute(cfg: RunConfig | None, results_dir: Path, cache_dir: Path, train_only: bool = False,
              resume: Path | None = None, tracking: Tracking = Tracking(), execution: Execution = Execution()) -> Path:
+    from adbench.registry import BACKBONES, DATASETS, NOISE_NETS, SCORERS, check_names
+
+    if cfg is not None:  # names first, before torch is imported: a typo is refused in under a second
+        check_names([(DATASETS, cfg.data.dataset), (BACKBONES, cfg.backbone.name), (NOISE_NETS, cfg.noise_net.name),
+                     *((SCORERS, spec["name"]) for spec in cfg.scoring.scorers)])
     from adbench.engine.grid import GridRunner
     from adbench.results import read_run_config
 

@@ -157,6 +157,19 @@ REGISTRIES = {r.kind: r for r in (DATASETS, BACKBONES, NOISE_NETS, SCORERS)}
 _loaded = False
 
 
+def check_names(named: list[tuple[Registry, str]]) -> None:
+    """Refuse every unknown (registry, name) pair at once, without importing any component (a typo costs
+    what ``adbench list`` costs)."""
+    errors = []
+    for registry, name in named:
+        try:
+            registry.get(name)
+        except ConfigError as exc:
+            errors.append(str(exc))
+    if errors:
+        raise ConfigError("\n".join(errors))
+
+
 def load_components() -> None:
     """Declare the built-in components and load every installed plugin, once."""
     global _loaded

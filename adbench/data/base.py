@@ -104,6 +104,20 @@ def load_image(path: Path, transform: Transform) -> torch.Tensor:
     return (arr - mean) / std
 
 
+def check_mask_size(sample: Sample, mask_wh: tuple[int, int] | None = None) -> None:
+    """Refuse a sample whose mask (of size ``mask_wh``, read from its header if not given) is not its image's
+    pixel size; both files must be readable."""
+    if sample.mask_path is None:
+        return
+    mask_wh = mask_wh or image_size_of(sample.mask_path)
+    image_wh = image_size_of(sample.image_path)
+    if mask_wh != image_wh:
+        raise DataError(
+            f"Mask {sample.mask_path} is {mask_wh[0]}x{mask_wh[1]} but its image "
+            f"{sample.image_path} is {image_wh[0]}x{image_wh[1]}. Masks must match their image size."
+        )
+
+
 def load_mask(sample: Sample, size: int, resize: str = "nearest") -> np.ndarray:
     """Binary mask (bool, size x size) of a sample; all False for a normal image.
 
@@ -114,12 +128,7 @@ def load_mask(sample: Sample, size: int, resize: str = "nearest") -> np.ndarray:
     if sample.mask_path is None:
         return np.zeros((size, size), dtype=bool)
     mask = _open(sample.mask_path, None)
-    image_wh = image_size_of(sample.image_path)
-    if mask.size != image_wh:
-        raise DataError(
-            f"Mask {sample.mask_path} is {mask.size[0]}x{mask.size[1]} but its image "
-            f"{sample.image_path} is {image_wh[0]}x{image_wh[1]}. Masks must match their image size."
-        )
+    check_mask_size(sample, mask.size)
     values = np.asarray(mask)
     binary = Image.fromarray(((values.max(axis=2) if values.ndim == 3 else values) > 0).astype(np.uint8) * 255)
     if resize == "nearest":

@@ -18,14 +18,11 @@ from PIL import Image
 from scipy.ndimage import gaussian_filter
 
 from adbench.data.mvtec import MVTecLayout
+from adbench.paths import default_cache_dir
 
 GENERATOR_VERSION = 1
 CATEGORIES = ("weave", "granite", "washer")
 DEFECTS = ("scratch", "stain", "hole")
-
-
-def default_cache_dir() -> Path:
-    return Path(os.environ.get("ADBENCH_CACHE", Path.home() / ".cache" / "adbench"))
 
 
 def _weave(rng: np.random.Generator, size: int) -> np.ndarray:

@@ -43,7 +43,7 @@ from adbench.engine.build import build_dataset, needs_model
 from adbench.engine.execute import Cell, work_units
 from adbench.engine.executors import LocalExecutor, RayExecutor
 from adbench.engine.keys import cell_key, training_key
-from adbench.engine.preflight import preflight
+from adbench.engine.preflight import check_data, preflight
 from adbench.engine.run import Context, ContextCache, cell_config
 from adbench.errors import AdbenchError, ConfigError
 from adbench.report.papers import paper_tables
@@ -221,11 +221,24 @@ class GridRunner:
             atomic_write_text(self.grid_dir / "grid.yaml",
                               yaml.safe_dump(dataclasses.asdict(self.spec), sort_keys=False))
             done = self.log.finished()
-            units = work_units([c for c in cells if c.key not in done])
+            todo = [c for c in cells if c.key not in done]
+            self.check_data(todo)
+            units = work_units(todo)
             for record in self.executor.records(units, self.contexts, train_only):
                 self.log.append(record)
                 self.tracker.log(record, self.grid_dir)
             return self.collect(cells)
+
+    def check_data(self, cells: list[Cell]) -> None:
+        """Before any training: the test images and masks of every category ``cells`` score, and the training
+        images of every category their models train on (``check_data``), per dataset."""
+        by_data: dict[str, list[Cell]] = {}
+        for cell in cells:
+            by_data.setdefault(json.dumps(cell.cfg.data.model_dump(), sort_keys=True, default=str), []).append(cell)
+        for group in by_data.values():
+            cfg = group[0].cfg
+            trained = {t for c in group if needs_model(c.spec) for t in c.cfg.trained_on(c.category)}
+            check_data(build_dataset(cfg, self.cache_dir), sorted({c.category for c in group}), sorted(trained))
 
     def collect(self, cells: list[Cell]) -> pd.DataFrame:
         """The finished rows of this grid's cells, written as metrics.parquet/csv."""

@@ -1,6 +1,7 @@
 """Every spec of a config checked before any work starts (no training hours lost to a typo): the
 dataset, backbone and noise net by name and arguments, each scorer built and run once on a
-one-position input under the noise schedule it will score with, and the device."""
+one-position input under the noise schedule it will score with, the device, and the data (every test
+image and mask)."""
 
 from __future__ import annotations
 
@@ -10,11 +11,13 @@ import torch
 from torch import nn
 
 from adbench.config import RunConfig
+from adbench.data.base import Dataset, check_mask_size, image_size_of
 from adbench.device import prepare_cuda_determinism, resolve_device
 from adbench.diffusion.schedule import Schedule
 from adbench.diffusion.train import training_schedule
 from adbench.engine.build import build_scorer, scorer_label
 from adbench.errors import AdbenchError, ConfigError
+from adbench.progress import progress_bar
 from adbench.registry import BACKBONES, DATASETS, NOISE_NETS, SCORERS
 
 
@@ -70,6 +73,20 @@ def check_dataset(cfg: RunConfig) -> None:
             raise
         raise ConfigError(f"dataset {data.dataset!r} is read from a folder: give data.root (--data-root), the "
                           "folder that holds its categories") from None
+
+
+def check_data(dataset: Dataset, categories: list[str], train_categories: list[str]) -> None:
+    """Before any training: every scored category's test images readable (their headers), each anomalous one
+    with a mask of its size, and every training category with training images (its listing)."""
+    for category in train_categories:
+        dataset.train(category)
+    samples = [s for category in categories for s in dataset.test(category)]
+    with progress_bar() as bar:
+        task = bar.add_task("checking test images and masks", total=len(samples))
+        for sample in samples:
+            image_size_of(sample.image_path)
+            check_mask_size(sample)
+            bar.update(task, advance=1)
 
 
 def check_device(name: str) -> None:
