@@ -547,3 +547,21 @@ def test_a_bad_mask_is_refused_before_any_training(fault, tiny_synthetic, tmp_pa
     output = " ".join(result.output.split())
     assert result.exit_code == 2 and message in output and "trained" not in output, output
     assert not list((tmp_path / "r").rglob("*.pt"))
+
+
+def test_a_changed_file_of_the_generated_dataset_is_named_and_generated_again(tmp_path, capsys):
+    from adbench.data.synthetic import synthetic
+
+    sizes = {"size": 32, "n_train": 2, "n_good": 1, "n_per_defect": 1}
+    folder = synthetic(cache_dir=tmp_path, **sizes).root
+    image = folder / "washer" / "train" / "good" / "001.png"
+    original = image.read_bytes()
+    damaged = bytearray(original)
+    damaged[len(damaged) // 2] ^= 0x40
+    image.write_bytes(bytes(damaged))
+    capsys.readouterr()
+    synthetic(cache_dir=tmp_path, **sizes)
+    assert f"warning: {image} is not the file adbench generated" in " ".join(capsys.readouterr().err.split())
+    assert image.read_bytes() == original
+    synthetic(cache_dir=tmp_path, **sizes)
+    assert "warning" not in capsys.readouterr().err  # intact now

@@ -7,6 +7,7 @@ missing structure). The mask is exactly the set of pixels the defect replaced.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+from rich.console import Console
 from scipy.ndimage import gaussian_filter
 
 from adbench.data.mvtec import MVTecLayout
@@ -114,12 +116,28 @@ def generate(root: Path, seed: int = 0, size: int = 256, n_train: int = 40, n_go
                 save(to_uint8(img), tmp / category / "test" / defect / f"{i:03d}.png")
                 save((mask * 255).astype(np.uint8), tmp / category / "ground_truth" / defect / f"{i:03d}_mask.png")
     meta = dict(seed=seed, size=size, n_train=n_train, n_good=n_good, n_per_defect=n_per_defect,
-                version=GENERATOR_VERSION)
+                version=GENERATOR_VERSION, sha256=file_hashes(tmp))
     (tmp / "dataset.json").write_text(json.dumps(meta, indent=1))
     if root.exists():  # another process finished first
         shutil.rmtree(tmp)
         return
     os.replace(tmp, root)
+
+
+def file_hashes(folder: Path) -> dict[str, str]:
+    """sha256 of every image under ``folder``, by path relative to it."""
+    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*.png"))}
+
+
+def changed_file(folder: Path) -> str | None:
+    """The first file of a generated dataset that is missing, added or not the bytes it was written with."""
+    try:
+        written = json.loads((folder / "dataset.json").read_text())["sha256"]
+    except (OSError, ValueError, KeyError):
+        return "dataset.json"
+    now = file_hashes(folder)
+    return next((name for name in sorted(written.keys() | now.keys()) if written.get(name) != now.get(name)), None)
 
 
 def to_uint8(img: np.ndarray) -> np.ndarray:
@@ -133,6 +151,11 @@ def synthetic(root: str | Path | None = None, seed: int = 0, cache_dir: str | Pa
     base = Path(root) if root else Path(cache_dir or default_cache_dir()) / "datasets"
     suffix = "".join(f"-{k}{v}" for k, v in sorted(sizes.items()))
     folder = base / f"synthetic-v{GENERATOR_VERSION}-seed{seed}{suffix}"
+    if (folder / "dataset.json").is_file() and (changed := changed_file(folder)) is not None:
+        Console(stderr=True, highlight=False).print(
+            f"warning: {folder / changed} is not the file adbench generated (changed, missing or added); the "
+            "synthetic dataset is generated again", markup=False, soft_wrap=True)
+        shutil.rmtree(folder)
     if not (folder / "dataset.json").is_file():
         generate(folder, seed=seed, **sizes)
     return MVTecLayout(folder, name="synthetic")
