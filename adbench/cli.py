@@ -256,8 +256,11 @@ def _execute(cfg: RunConfig | None, results_dir: Path, cache_dir: Path, train_on
     from adbench.registry import BACKBONES, DATASETS, NOISE_NETS, SCORERS, check_names
 
     if cfg is not None:  # names first, before torch is imported: a typo is refused in under a second
-        check_names([(DATASETS, cfg.data.dataset), (BACKBONES, cfg.backbone.name), (NOISE_NETS, cfg.noise_net.name),
-                     *((SCORERS, spec["name"]) for spec in cfg.scoring.scorers)])
+        check_names([("data.args", DATASETS, cfg.data.dataset, cfg.data.args),
+                     ("backbone", BACKBONES, cfg.backbone.name, {}),
+                     ("noise_net.args", NOISE_NETS, cfg.noise_net.name, cfg.noise_net.args),
+                     *(("scoring.scorers", SCORERS, s["name"], {k: v for k, v in s.items() if k != "name"})
+                       for s in cfg.scoring.scorers)])
     from adbench.engine.grid import GridRunner
     from adbench.results import read_run_config
 

@@ -7,13 +7,16 @@ first used). Third-party packages register components by exposing an entry point
 
 from __future__ import annotations
 
+import ast
 import difflib
+import importlib.util
 import inspect
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import import_module
 from importlib.metadata import entry_points
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from adbench.errors import ConfigError
@@ -102,7 +105,12 @@ class Registry(Generic[T]):
         except TypeError as exc:
             accepted = [p for p in signature.parameters if p not in ("self", *fixed)]
             raise ConfigError(f"{what}: {self.kind[:-1]} {name!r} {exc}; it takes {accepted}") from None
-        expected = simple_types(entry.factory)
+        self.check_types(name, what, **given)
+
+    def check_types(self, name: str, what: str, **given: Any) -> None:
+        """Refuse an argument whose value is not the plain type (int, float, str, bool) its factory annotates,
+        naming it and that type; the factory is not imported."""
+        expected = simple_types(self.get(name))
         for arg, value in given.items():
             kind = expected.get(arg)
             if kind is not None and not fits(value, kind):
@@ -132,13 +140,50 @@ class Registry(Generic[T]):
 TYPE_NAMES = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
 
 
-def simple_types(factory: Callable[..., Any]) -> dict[str, type]:
-    """The arguments of ``factory`` annotated as a plain int, float, str or bool, with that type."""
-    try:
-        hints = typing.get_type_hints(factory.__init__ if isinstance(factory, type) else factory)
-    except Exception:  # noqa: BLE001 - an annotation that cannot be resolved is not checked
+def simple_types(entry: Entry) -> dict[str, type]:
+    """The arguments of ``entry``'s factory annotated as a plain int, float, str or bool, with that type. A
+    declared ("module:attribute") factory is read from its module's source, not imported: checking an
+    argument's type costs no torch import."""
+    if callable(entry.target):
+        factory = entry.target
+        function = factory.__init__ if isinstance(factory, type) else factory
+        try:
+            hints = typing.get_type_hints(function)
+        except Exception:  # noqa: BLE001 - an annotation that cannot be resolved is not checked
+            return {}
+        named = [p.name for p in inspect.signature(function).parameters.values()
+                 if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+        return {arg: hints[arg] for arg in named if hints.get(arg) in TYPE_NAMES}
+    module, _, attribute = entry.target.partition(":")
+    source = module_source(module)
+    if source is None:
         return {}
-    return {arg: kind for arg, kind in hints.items() if kind in TYPE_NAMES}
+    by_name = {kind.__name__: kind for kind in TYPE_NAMES}
+    for node in ast.parse(source.read_text()).body:
+        if getattr(node, "name", None) != attribute:
+            continue
+        if isinstance(node, ast.ClassDef):  # its __init__
+            node = next((n for n in node.body if isinstance(n, ast.FunctionDef) and n.name == "__init__"), None)
+        if not isinstance(node, ast.FunctionDef):
+            return {}
+        arguments = [*node.args.args, *node.args.kwonlyargs]
+        return {a.arg: by_name[ast.unparse(a.annotation)] for a in arguments
+                if a.annotation is not None and ast.unparse(a.annotation) in by_name}
+    return {}
+
+
+def module_source(module: str) -> Path | None:
+    """The source file of ``module`` found from its top package's folder, without importing the packages on
+    the way (their ``__init__`` may import torch)."""
+    top, *parts = module.split(".")
+    spec = importlib.util.find_spec(top)
+    if spec is None or not spec.submodule_search_locations:
+        return Path(spec.origin) if spec and spec.origin and spec.origin.endswith(".py") else None
+    for folder in spec.submodule_search_locations:
+        for candidate in (Path(folder, *parts).with_suffix(".py"), Path(folder, *parts, "__init__.py")):
+            if candidate.is_file():
+                return candidate
+    return None
 
 
 def fits(value: Any, kind: type) -> bool:
@@ -157,13 +202,13 @@ REGISTRIES = {r.kind: r for r in (DATASETS, BACKBONES, NOISE_NETS, SCORERS)}
 _loaded = False
 
 
-def check_names(named: list[tuple[Registry, str]]) -> None:
-    """Refuse every unknown (registry, name) pair at once, without importing any component (a typo costs
-    what ``adbench list`` costs)."""
+def check_names(named: list[tuple[str, Registry, str, dict[str, Any]]]) -> None:
+    """Refuse every unknown name and every argument of the wrong plain type in (where, registry, name,
+    arguments) at once, without importing any component (a typo costs what ``adbench list`` costs)."""
     errors = []
-    for registry, name in named:
+    for where, registry, name, arguments in named:
         try:
-            registry.get(name)
+            registry.check_types(name, where, **arguments)
         except ConfigError as exc:
             errors.append(str(exc))
     if errors:

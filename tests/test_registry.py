@@ -125,3 +125,24 @@ def test_every_component_meets_its_contract(tiny_synthetic):
         dataset = DATASETS.create(name, root=tiny_synthetic)
         assert isinstance(dataset, Dataset) and dataset.name == name and dataset.categories()
     assert not isinstance(object(), Scorer)  # the check can fail
+
+
+def test_argument_types_read_from_source_are_the_imported_factories_annotations():
+    """Every declared component: the plain argument types read from its module's source (no import) are those
+    typing.get_type_hints gives on the imported factory."""
+    import inspect
+    import typing
+
+    from adbench.registry import REGISTRIES, TYPE_NAMES, Entry, simple_types
+
+    checked = 0
+    for registry in REGISTRIES.values():
+        for entry in registry.entries():
+            function = entry.factory.__init__ if isinstance(entry.factory, type) else entry.factory
+            hints = typing.get_type_hints(function)
+            imported = {p.name: hints[p.name] for p in inspect.signature(function).parameters.values()
+                        if hints.get(p.name) in TYPE_NAMES and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
+            assert simple_types(entry) == imported, entry.name
+            assert simple_types(Entry(entry.name, entry.factory, "", {})) == imported
+            checked += bool(imported)
+    assert checked >= 10  # scorers, noise nets, datasets and backbones with typed arguments

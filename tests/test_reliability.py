@@ -186,10 +186,11 @@ TINY_RUN = ["--dataset", "mvtec", "--backbone", "efficientnet_lite0", "--noise-n
     (["-s", "osd_irf_mean:t=5000"], "scorer osd_irf_mean(t=5000): timestep t=5000 is outside [0, 999]"),
     (["-s", "osd_irf_mean:tt=5"], "scorer osd_irf_mean(tt=5): scorer 'osd_irf_mean' got an unexpected keyword "
                                   "argument 'tt'; it takes ['t']"),
-    (["-s", "osd_irf_mean:t=abc"], "scorer osd_irf_mean(t=abc): scorer 'osd_irf_mean' argument t must be an integer, "
-                                   "got 'abc'"),
-    (["-s", "invad:steps=abc"], "scorer invad(steps=abc): scorer 'invad' argument steps must be an integer, got 'abc'"),
-    (["-s", "knn:coreset=yes"], "scorer knn(coreset=True): scorer 'knn' argument coreset must be a number, got True"),
+    (["-s", "osd_irf_mean:t=abc"], "scoring.scorers: scorer 'osd_irf_mean' argument t must be an integer, got 'abc'"),
+    (["-s", "invad:steps=abc"], "scoring.scorers: scorer 'invad' argument steps must be an integer, got 'abc'"),
+    (["-s", "knn:coreset=yes"], "scoring.scorers: scorer 'knn' argument coreset must be a number, got True"),
+    (["--set", "noise_net.args={depth: x}"], "noise_net.args: noise-net 'mlp_tiny' argument depth must be an integer, "
+                                             "got 'x'"),
     (["--name", "x" * 300], "runtime.name: a run name may be 200 bytes long at most (a file name holds 255, and "
                             "adbench adds a time stamp and a key), got 300"),
     (["-s", "invad:steps=-1"], "scorer invad(steps=-1): invad steps must be >= 0 (0: no inversion), got -1"),
@@ -509,12 +510,12 @@ def test_a_config_file_that_cannot_be_read_as_one_is_one_line(content, message, 
 def test_every_unknown_component_is_named_at_once(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text("data: {dataset: mvtecc}\nbackbone: {name: effnet}\nnoise_net: {name: ditt}\n"
-                    "scoring: {scorers: [{name: osd_irfmean}, {name: invad}]}\n")
+                    "scoring: {scorers: [{name: osd_irfmean}, {name: invad, steps: x}]}\n")
     result = CliRunner().invoke(app, ["run", str(path), "--results-dir", str(tmp_path / "r")])
     output = " ".join(result.output.split())
     assert result.exit_code == 2
     for named in ("Unknown datasets 'mvtecc'", "Unknown backbones 'effnet'", "Unknown noise-nets 'ditt'",
-                  "Unknown scorers 'osd_irfmean'"):
+                  "Unknown scorers 'osd_irfmean'", "scorer 'invad' argument steps must be an integer, got 'x'"):
         assert named in output, output
 
 
