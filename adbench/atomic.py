@@ -193,16 +193,14 @@ def load_cached(path: Path, what: str) -> Any | None:
     """A torch file adbench wrote to reuse (features, a model, a training checkpoint): its tensors, or None
     when it is missing or damaged; a damaged one is removed with a warning naming it, and the caller
     computes it again."""
-    from rich.console import Console
-
     from adbench.errors import WeightsError
+    from adbench.progress import make_console
 
     if not Path(path).is_file():
         return None
     try:
         return safe_torch_load(path, what)
     except WeightsError as exc:
-        Console(stderr=True, highlight=False).print(f"warning: {exc}; removed, computing it again",
-                                                    markup=False, soft_wrap=True)
+        make_console().print(f"warning: {exc}; removed, computing it again", markup=False, highlight=False)
         Path(path).unlink(missing_ok=True)
         return None

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NamedTuple
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
@@ -16,6 +15,7 @@ from adbench.allocator import tune_host_allocator
 from adbench.atomic import UNWRITABLE, unwritable
 from adbench.config import RunConfig, checked_name, config_from, load_config, parse_scorer, parse_sets
 from adbench.errors import AdbenchError
+from adbench.progress import make_console
 
 if TYPE_CHECKING:
     from adbench.engine.executors import LocalExecutor, RayExecutor
@@ -24,8 +24,8 @@ if TYPE_CHECKING:
 app = typer.Typer(help="Benchmark and ablation harness for diffusion-based industrial anomaly detection.",
                   no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False,
                   rich_markup_mode=None)  # help texts are literal: "adbench[ray]" keeps its brackets
-out = Console(emoji=False)  # ":100:" in a message is text, not an emoji
-err = Console(stderr=True, emoji=False)
+out = make_console(stderr=False)  # results
+err = make_console()  # messages
 _state = {"debug": False}
 
 DEFAULT_RESULTS = Path("results")
@@ -436,8 +436,8 @@ def study(file: Annotated[Path, typer.Argument(help="Study YAML (base config, se
     else:
         result = runner.optimize()
     trials = runner.write_trials(result)
-    table = Table(title=f"study {spec.name}: {len(trials)} trials ({runner.study_dir / 'trials.csv'})",
-                  title_justify="left")
+    table = Table(title_justify="left",
+                  title=f"study {spec.name}: {len(trials)} trials ({runner.study_dir / 'trials.csv'})")
     for column in trials.columns:
         table.add_column(str(column), justify="left" if column == "state" else "right")
     for row in trials.itertuples(index=False):

@@ -392,3 +392,15 @@ def test_a_mean_over_categories_reproduces_no_per_category_cell():
     assert f"| bmad | {paper} |  |  |  | 93.6 | - | - | 96.5 | - |" in text
     # invad on RESC: 0.85 + 0.005 (seeds) -> I-AUROC 85.5, P-AUROC 85.8
     assert f"| bmad | ↳ Δ ours - paper |  |  |  | {85.5 - 93.6:+.1f} | - | - | {85.8 - 96.5:+.1f} | - |" in text
+
+
+def test_the_bmad_layout_on_other_data_is_refused_in_one_line(tmp_path):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    fake_rows().to_parquet(run_dir / "metrics.parquet")  # MVTec categories
+    result = CliRunner().invoke(app, ["report", str(run_dir), "--layout", "bmad", "--out", str(tmp_path / "t")])
+    output = " ".join(result.output.split())
+    assert result.exit_code == 2, output
+    assert "the bmad layout is InvAD's table of the BMAD datasets (Brain, Liver, RESC" in output
+    assert "these results hold none (categories bottle, metal_nut): use --layout methods or categories" in output
+    assert not list(tmp_path.glob("t*"))

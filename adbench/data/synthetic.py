@@ -16,11 +16,11 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
-from rich.console import Console
 from scipy.ndimage import gaussian_filter
 
 from adbench.data.mvtec import MVTecLayout
 from adbench.paths import default_cache_dir
+from adbench.progress import make_console
 
 GENERATOR_VERSION = 1
 CATEGORIES = ("weave", "granite", "washer")
@@ -152,9 +152,9 @@ def synthetic(root: str | Path | None = None, seed: int = 0, cache_dir: str | Pa
     suffix = "".join(f"-{k}{v}" for k, v in sorted(sizes.items()))
     folder = base / f"synthetic-v{GENERATOR_VERSION}-seed{seed}{suffix}"
     if (folder / "dataset.json").is_file() and (changed := changed_file(folder)) is not None:
-        Console(stderr=True, highlight=False).print(
+        make_console().print(
             f"warning: {folder / changed} is not the file adbench generated (changed, missing or added); the "
-            "synthetic dataset is generated again", markup=False, soft_wrap=True)
+            "synthetic dataset is generated again", markup=False, highlight=False)
         shutil.rmtree(folder)
     if not (folder / "dataset.json").is_file():
         generate(folder, seed=seed, **sizes)

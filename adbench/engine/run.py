@@ -15,7 +15,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-from rich.console import Console
 from torch import nn
 
 from adbench.allocator import host_allocator
@@ -57,6 +56,7 @@ from adbench.metrics import (
     pixel_metrics,
     reported,
 )
+from adbench.progress import make_console
 from adbench.provenance import git_commit, versions
 from adbench.registry import BACKBONES
 from adbench.scorers.scoring import (
@@ -68,7 +68,7 @@ from adbench.scorers.scoring import (
     score_images,
 )
 
-console = Console(stderr=True, emoji=False)
+console = make_console()
 
 
 def seed_everything(seed: int, deterministic: bool) -> None:

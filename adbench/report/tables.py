@@ -302,9 +302,13 @@ def bmad_matrix(frame: pd.DataFrame) -> tuple[pd.DataFrame, dict[tuple[int, tupl
     """InvAD's BMAD table: one row per method; for each BMAD dataset det. (image AU-ROC) and, where it has
     masks, loc. (pixel AU-ROC); then the mean of those columns and FPS. Each number is the mean over seeds;
     marks rank the methods within each column. Returns (displayed cells, marks)."""
+    present = [c for c in BMAD_ORDER if c in set(frame["category"])]
+    if not present:
+        raise AdbenchError(f"the bmad layout is InvAD's table of the BMAD datasets ({', '.join(BMAD_ORDER)}); these "
+                           f"results hold none (categories {', '.join(map(str, frame['category'].unique()))}): use "
+                           "--layout methods or categories")
     frame = with_method_column(frame)
     per = frame.groupby(["method", "category"], sort=False)[["image_auroc", "pixel_auroc", "fps"]].mean()
-    present = [c for c in BMAD_ORDER if c in set(frame["category"])]
     values = {}
     for category in present:
         rows = per.xs(category, level="category")
