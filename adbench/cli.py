@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 app = typer.Typer(help="Benchmark and ablation harness for diffusion-based industrial anomaly detection.",
                   no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False,
-                  rich_markup_mode=None)  # help texts are literal: "adbench[ray]" keeps its brackets
+                  rich_markup_mode=None)  # help texts are literal: "adbench-uiad[ray]" keeps its brackets
 out = make_console(stderr=False)  # results
 err = make_console()  # messages
 _state = {"debug": False}
@@ -31,14 +31,14 @@ _state = {"debug": False}
 DEFAULT_RESULTS = Path("results")
 TRACKING_OPTIONS = [  # (parameter, type, flags, help) of the options that choose where cells are also logged
     ("loggers", list[str] | None, ("--logger",), "Also log every finished cell (config, metrics, anomaly maps) "
-     "to mlflow or tensorboard (repeatable; pip install 'adbench[mlflow]' or 'adbench[tensorboard]')."),
+     "to mlflow or tensorboard (repeatable; pip install 'adbench-uiad[mlflow]' or 'adbench-uiad[tensorboard]')."),
     ("tracking_uri", str | None, ("--tracking-uri",), "MLflow tracking URI (a server or database); default "
      "$MLFLOW_TRACKING_URI, else sqlite:///<results-dir>/mlflow.db, artifacts in <results-dir>/mlartifacts."),
 ]
 EXECUTION_OPTIONS = [  # (parameter, type, flags, help) of the options that choose where cells run
     ("executor", str | None, ("--executor",), "local (default): the cells one after another in this process; ray: "
      "one Ray task per trained model and the cells it scores, on every GPU of this machine or of a cluster "
-     "(pip install 'adbench[ray]')."),
+     "(pip install 'adbench-uiad[ray]')."),
     ("ray_address", str | None, ("--ray-address",), "Ray cluster to join: auto (the running one) or its address; "
      "default: start Ray on this machine."),
     ("cpus_per_task", float | None, ("--cpus-per-task",), "CPUs a Ray task reserves (default 1)."),

@@ -8,17 +8,18 @@ from functools import cache
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-PACKAGES = ("adbench", "torch", "timm", "numpy", "scikit-learn", "optuna")
+DISTRIBUTION = "adbench-uiad"  # this project's name on the package index ("adbench" is another project)
+PACKAGES = {"adbench": DISTRIBUTION, **{p: p for p in ("torch", "timm", "numpy", "scikit-learn", "optuna")}}
 
 
 @cache
 def versions() -> dict[str, str]:
     out = {"python": platform.python_version()}
-    for pkg in PACKAGES:
+    for key, distribution in PACKAGES.items():
         try:
-            out[pkg] = version(pkg)
+            out[key] = version(distribution)
         except PackageNotFoundError:
-            out[pkg] = "absent"
+            out[key] = "absent"
     return out
 
 

@@ -1,7 +1,7 @@
 """Experiment tracking in the tools researchers already use: every cell of a run, grid or study (one
 category and scorer: one result row) is logged as it finishes, with its config, metrics, provenance and
 anomaly-map figure, to MLflow (``--logger mlflow``) or TensorBoard (``--logger tensorboard``). Both are
-optional extras (``pip install 'adbench[mlflow]'`` or ``'adbench[tensorboard]'``). The results folder stays
+optional extras (``pip install 'adbench-uiad[mlflow]'`` or ``'adbench-uiad[tensorboard]'``). The results folder stays
 the record: a cell is in ``cells.jsonl`` before it is logged, and a logger that fails warns without losing it.
 """
 
@@ -131,7 +131,7 @@ class Tracker:
                                     else TensorBoardLogger())
             except ImportError:
                 raise AdbenchError(f"--logger {name} needs the package {EXTRAS[name]}: pip install "
-                                   f"'adbench[{name}]'") from None
+                                   f"'adbench-uiad[{name}]'") from None
 
     def log(self, record: dict[str, Any], folder: Path) -> None:
         """Log one finished cell's row, written by the run, grid or study in ``folder`` (its maps file is

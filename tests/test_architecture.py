@@ -63,3 +63,19 @@ def test_the_catalogue_imports_only_the_registry():
 def test_the_check_sees_imports():
     assert "adbench.data.base" in imports_of("data")["data/mvtec.py"]  # it reads real files
     assert offending("engine", LATER)  # and would name an offender
+
+
+def test_every_install_hint_names_this_projects_distribution():
+    """`adbench` on the package index is another project: every `pip install '<name>[extra]'` in the package and
+    the README names the distribution of pyproject.toml, and provenance records its version."""
+    import re
+
+    from adbench.provenance import PACKAGES
+
+    root = PACKAGE.parent
+    name = re.search(r'^\[project\][^\[]*?^name = "([^"]+)"', (root / "pyproject.toml").read_text(), re.M | re.S)[1]
+    texts = [p.read_text() for p in [root / "README.md", *PACKAGE.rglob("*.py")]]
+    hints = [m for text in texts for m in re.findall(r"'([\w.-]+)\[(\w+)\]'", text)]
+    named = {distribution for distribution, _ in hints} - {"."}  # '.[ray]': this checkout, installed editable
+    assert len(hints) >= 6 and named == {name}
+    assert PACKAGES["adbench"] == name != "adbench"

@@ -521,7 +521,7 @@ def test_every_unknown_component_is_named_at_once(tmp_path):
 
 def test_help_shows_install_extras_with_their_brackets():
     result = CliRunner().invoke(app, ["run", "--help"], terminal_width=200)
-    assert "pip install 'adbench[ray]'" in " ".join(result.output.split())
+    assert "pip install 'adbench-uiad[ray]'" in " ".join(result.output.split())
 
 
 @pytest.mark.parametrize("fault", ["missing", "wrong size"])

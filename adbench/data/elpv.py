@@ -22,7 +22,7 @@ def _package_root() -> Path:
     try:
         import elpv_dataset
     except ImportError:
-        raise DataError("The elpv dataset needs the package: pip install 'adbench[elpv]'.") from None
+        raise DataError("The elpv dataset needs the package: pip install 'adbench-uiad[elpv]'.") from None
     return Path(elpv_dataset.__file__).parent / "data"
 
 

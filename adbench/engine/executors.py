@@ -1,5 +1,5 @@
 """Where a grid's work units run: one after another in this process (``local``, the default), or as Ray
-tasks on every GPU of a node or a cluster (``ray``, the optional extra ``adbench[ray]``). Either way each
+tasks on every GPU of a node or a cluster (``ray``, the optional extra ``adbench-uiad[ray]``). Either way each
 unit's records come back to this process as the unit finishes, and this process alone appends them to the
 grid's ``cells.jsonl``, so an interrupted grid resumes the same way under both.
 """
@@ -146,7 +146,7 @@ class RayExecutor:
         try:
             import ray
         except ImportError:
-            raise AdbenchError("--executor ray needs Ray: pip install 'adbench[ray]'") from None
+            raise AdbenchError("--executor ray needs Ray: pip install 'adbench-uiad[ray]'") from None
         if not ray.is_initialized():
             ray.init(address=self.address, include_dashboard=False)
         return ray
