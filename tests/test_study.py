@@ -177,3 +177,16 @@ def test_a_storage_without_its_driver_or_unreachable_is_one_line(tiny_synthetic,
 def test_set_overrides_the_base_of_a_study_file(tiny_synthetic, tmp_path):
     spec = load_study(study_file(tmp_path / "s.yaml", tiny_synthetic), sets=["train.epochs=1", "seed=3"])
     assert spec.base["train"]["epochs"] == 1 and spec.base["seed"] == 3
+
+
+def test_quick_runs_a_few_trials_of_the_quick_setting(tmp_path):
+    """--quick: the study file's quick overrides and ``quick_trials`` trials at most (3 unless it says), a smoke
+    run, not the study."""
+    from pathlib import Path
+
+    preset = Path(__file__).resolve().parents[1] / "registry" / "studies" / "t_lr.yaml"
+    full, quick = load_study(preset), load_study(preset, quick=True)
+    assert (full.n_trials, quick.n_trials, quick.name) == (30, 3, "t-lr-quick")
+    assert quick.base["noise_net"]["name"] == "mlp_tiny" and full.base["noise_net"]["name"] == "dit_gigant"
+    path = study_file(tmp_path / "s.yaml", tmp_path, n_trials=10, quick_trials=2)
+    assert load_study(path, quick=True).n_trials == 2 and load_study(path).n_trials == 10

@@ -53,7 +53,7 @@ SPEC_ATTR = "adbench_spec_hash"
 DRIVERS = {"MySQLdb": "mysqlclient", "psycopg2": "psycopg2-binary", "pymysql": "pymysql", "psycopg": "psycopg"}
 WORKER_ATTR = "adbench_worker_"
 STUDY_KEYS = {"name", "base", "space", "objective", "fps_objective", "n_trials", "validation", "quick",
-              "description", "sampler_seed", "heartbeat"}
+              "quick_trials", "description", "sampler_seed", "heartbeat"}
 
 
 class TrialCellError(Exception):
@@ -70,6 +70,7 @@ class StudySpec:
     n_trials: int = 20
     validation: dict[str, Any] = field(default_factory=lambda: {"fraction": 0.2})
     quick: dict[str, Any] = field(default_factory=dict)
+    quick_trials: int = 3  # trials under --quick: a smoke run of about a minute, not the study
     description: str = ""
     sampler_seed: int = 0
     heartbeat: int = 60  # seconds; with RDB storage a trial silent for 2 heartbeats (a killed worker) is retried
@@ -80,7 +81,8 @@ class StudySpec:
 
 
 def load_study(path: str | Path, quick: bool = False, sets: list[str] | None = None) -> StudySpec:
-    """Read a study file; ``quick`` applies its quick overrides, ``sets`` (``key=value``) override its base."""
+    """Read a study file; ``quick`` applies its quick overrides and runs ``quick_trials`` trials at most,
+    ``sets`` (``key=value``) override its base."""
     path = Path(path)
     data = read_yaml(path, "Study")
     unknown = set(data) - STUDY_KEYS
@@ -98,6 +100,7 @@ def load_study(path: str | Path, quick: bool = False, sets: list[str] | None = N
     if quick:
         spec.base = with_overrides(spec.base, spec.quick)
         spec.name += "-quick"
+        spec.n_trials = min(spec.n_trials, spec.quick_trials)
     spec.base = with_overrides(spec.base, parse_sets(sets))
     for params in corners(spec.space):  # every key and every end of its range, before trial 1
         preflight(config_for(spec, params, f"{path}: with space {params}"))
