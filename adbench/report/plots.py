@@ -8,7 +8,12 @@ from typing import Any
 import pandas as pd
 
 from adbench.metrics import reported
-from adbench.report.tables import scorer_arg, scorer_labels
+from adbench.report.tables import (
+    REFERENCE_MARK,
+    TRANSDUCTIVE_MARK,
+    scorer_arg,
+    with_method_column,
+)
 
 PANELS_PER_ROW = 4
 
@@ -106,9 +111,15 @@ def plot_anomaly_maps(maps_file: str | Path, path: Path, title: str = "") -> Pat
     return save_figure(fig, path, dpi=110)[0]
 
 
+def column_scales(maps: dict[str, Any]) -> dict[str, tuple[float, float]]:
+    """One colour scale per method: the (min, max) of its maps over every row of the figure, so a normal
+    image's map is as cool as it is next to an anomalous one (scores of different methods do not compare)."""
+    return {method: (float(m.min()), float(m.max())) for method, m in maps.items()}
+
+
 def plot_map_comparison(maps_files: dict[str, Path], path: Path, title: str = "") -> Path:
     """Rows = the kept samples (the same images in every file), columns = image, ground truth, then each
-    method's anomaly map (each scaled to its own range: scores of different methods do not compare)."""
+    method's anomaly map on one scale per method (``column_scales``) with its colour bar."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -122,18 +133,21 @@ def plot_map_comparison(maps_files: dict[str, Path], path: Path, title: str = ""
     for method, d in data.items():
         if d["images"].tolist() != images.tolist():
             raise ValueError(f"{method} kept other samples than {next(iter(data))}: not comparable side by side")
+    maps = {method: d["maps"].astype(np.float32) for method, d in data.items()}
+    scales = column_scales(maps)
     n, size = len(images), first["maps"].shape[-1]
-    fig, axes = plt.subplots(n, 2 + len(data), figsize=(2.3 * (2 + len(data)), 2.3 * n), squeeze=False,
+    fig, axes = plt.subplots(n, 2 + len(data), figsize=(2.3 * (2 + len(data)), 2.3 * n + 0.6), squeeze=False,
                              layout="constrained")
+    shown = {}
     for row, (image, mask) in enumerate(zip(images, masks, strict=True)):
         with Image.open(str(image)) as img:
             rgb = np.asarray(img.convert("RGB").resize((size, size), Image.BILINEAR))
         axes[row, 0].imshow(rgb)
         axes[row, 1].imshow(mask, cmap="gray", vmin=0, vmax=1)
-        for col, d in enumerate(data.values(), start=2):
-            amap = d["maps"][row].astype(np.float32)
+        for col, method in enumerate(maps, start=2):
             axes[row, col].imshow(rgb)
-            axes[row, col].imshow(amap, cmap="jet", alpha=0.5)
+            lo, hi = scales[method]
+            shown[method] = axes[row, col].imshow(maps[method][row], cmap="jet", alpha=0.5, vmin=lo, vmax=hi)
             if mask.any():
                 axes[row, col].contour(mask.astype(float), levels=[0.5], colors="white", linewidths=0.8)
         axes[row, 0].text(-0.05, 0.5, "anomalous" if labels[row] else "normal", transform=axes[row, 0].transAxes,
@@ -141,7 +155,9 @@ def plot_map_comparison(maps_files: dict[str, Path], path: Path, title: str = ""
         for col, name in enumerate(["image", "ground truth", *data]):
             axes[row, col].set_axis_off()
             if row == 0:
-                axes[row, col].set_title(name, fontsize=8)
+                axes[row, col].set_title(name.replace(" / ", "\n"), fontsize=8)
+    for col, method in enumerate(maps, start=2):
+        fig.colorbar(shown[method], ax=axes[:, col].tolist(), location="bottom", fraction=0.04, pad=0.01)
     fig.suptitle(title, fontsize=9)
     return save_figure(fig, path, dpi=110)[0]
 
@@ -151,13 +167,23 @@ def maps_path(row: pd.Series) -> Path:
     return Path(row.get("run_folder") or ".") / row["maps_file"]
 
 
+def comparison_columns(group: pd.DataFrame) -> dict[str, Path]:
+    """Method -> kept-maps file for the rows of one dataset and category: a method is the scorer and whatever
+    else differs between the rows' methods (backbone, noise net, a config key), so 2 backbones x 4 scorers are
+    8 columns; of several seeds of one method the first is shown."""
+    methods = with_method_column(group)["method"].str.replace(TRANSDUCTIVE_MARK, "").str.replace(REFERENCE_MARK, "")
+    columns: dict[str, Path] = {}
+    for method, (_, row) in zip(methods, group.iterrows(), strict=True):
+        columns.setdefault(method, maps_path(row))
+    return columns
+
+
 def plot_comparisons(frame: pd.DataFrame, out_dir: Path) -> list[Path]:
     """One side-by-side figure per dataset and category kept by several methods (``plot_map_comparison``)."""
     written = []
     rows = frame[frame["maps_file"].astype(bool)] if "maps_file" in frame else frame.iloc[:0]
     for (dataset, category), group in rows.groupby(["dataset", "category"], sort=True):
-        files = {label: maps_path(row) for label, (_, row) in zip(scorer_labels(group), group.iterrows(), strict=True)}
-        files = {k: v for k, v in files.items() if v.is_file()}
+        files = {k: v for k, v in comparison_columns(group).items() if v.is_file()}
         if len(files) > 1:
             try:
                 written.append(plot_map_comparison(files, Path(out_dir) / f"compare-{dataset}-{category}.png",
@@ -169,19 +195,23 @@ def plot_comparisons(frame: pd.DataFrame, out_dir: Path) -> list[Path]:
 
 def plot_kept_maps(frame: pd.DataFrame, out_dir: Path) -> tuple[list[Path], list[Path]]:
     """A figure of the maps each row kept (``scoring.save_maps``) in ``out_dir``: (figures, the maps files
-    that are missing). A row's ``maps_file`` is relative to its ``run_folder`` (older rows: absolute)."""
+    that are missing). Titles and file names name the method by what differs between the rows (scorer with
+    its arguments, backbone, ...), the seed in the title. A row's ``maps_file`` is relative to its
+    ``run_folder`` (older rows: absolute)."""
     import re
 
     written, missing = [], []
-    for _, row in frame.iterrows():
+    methods = with_method_column(frame)["method"].str.replace(TRANSDUCTIVE_MARK, "").str.replace(REFERENCE_MARK, "")
+    for method, (_, row) in zip(methods, frame.iterrows(), strict=True):
         if not row.get("maps_file"):
             continue
         path = maps_path(row)
         if not path.is_file():
             missing.append(path)
             continue
-        name = re.sub(r"[^A-Za-z0-9_.=-]+", "_", f"{row['category']}-{row['scorer']}-{row['cell_key']}")
-        written.append(plot_anomaly_maps(path, out_dir / f"{name}.png", f"{row['category']} / {row['scorer']}"))
+        name = re.sub(r"[^A-Za-z0-9_.=-]+", "_", f"{row['category']}-{method}-{str(row['cell_key'])[:8]}")
+        title = f"{row['dataset']} / {row['category']} / {method} (seed {row['seed']})"
+        written.append(plot_anomaly_maps(path, out_dir / f"{name}.png", title))
     return written, missing
 
 

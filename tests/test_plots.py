@@ -1,0 +1,70 @@
+"""Figures: the side-by-side map comparison's columns, shared scales and titles."""
+
+import json
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+
+from adbench.config import RunConfig, parse_scorer
+from adbench.report import plots
+
+SCORERS = ["osd_irf_mean:t=500", "osd_irf_noisy:t=500", "invad:steps=3", "knn"]
+BACKBONES = ["efficientnet_b4", "vit_base"]
+
+
+def kept_maps_rows(tmp_path):
+    """Rows of 2 backbones x 4 scorers on one category, each with a kept-maps file of the same 3 images (one
+    normal, two anomalous); method i's maps lie in [i, i + 1 + row]."""
+    images = []
+    for i in range(3):
+        images.append(tmp_path / f"{i}.png")
+        Image.new("RGB", (8, 8), (40 * i, 0, 0)).save(images[-1])
+    masks = np.zeros((3, 8, 8), dtype=bool)
+    masks[1:, 2:5, 2:5] = True
+    rows = []
+    for b, backbone in enumerate(BACKBONES):
+        for s, scorer in enumerate(SCORERS):
+            i = 4 * b + s
+            maps = np.stack([i + (1 + r) * np.linspace(0, 1, 64).reshape(8, 8) for r in range(3)])
+            path = tmp_path / f"maps-{i}.npz"
+            np.savez(path, maps=maps.astype(np.float16), masks=masks, labels=np.array([0, 1, 1]),
+                     images=np.array([str(p) for p in images]))
+            spec = parse_scorer(scorer)
+            cfg = RunConfig(backbone={"name": backbone}, categories=["bottle"], scoring={"scorers": [spec]})
+            label = scorer.replace(":", "(") + ")" if ":" in scorer else scorer
+            rows.append({"dataset": "mvtec", "category": "bottle", "scorer": spec["name"], "scorer_label": label,
+                         "backbone": backbone, "noise_net": "dit_gigant", "protocol": "invad",
+                         "transductive": spec["name"] == "invad", "seed": 0, "maps_file": str(path),
+                         "run_folder": "", "config": json.dumps(cfg.to_dict(), sort_keys=True)})
+    return pd.DataFrame(rows)
+
+
+def test_two_backbones_by_four_scorers_are_eight_columns_each_on_its_own_shared_scale(tmp_path, monkeypatch):
+    frame = kept_maps_rows(tmp_path)
+    columns = plots.comparison_columns(frame)
+    assert len(columns) == 8 and all(any(b in name for b in BACKBONES) for name in columns)
+    assert "invad(steps=3) / vit_base" in columns and not any("†" in name or "‡" in name for name in columns)
+    figures = []
+    monkeypatch.setattr(plots, "save_figure", lambda fig, path, dpi=130: figures.append(fig) or [path])
+    (written,) = plots.plot_comparisons(frame, tmp_path / "out")
+    assert written.name == "compare-mvtec-bottle.png"
+    (fig,) = figures
+    grid = [ax for ax in fig.axes if ax.get_images()]  # the 3 x (2 + 8) panels; the colour bars have no images
+    assert len(grid) == 3 * 10
+    titles = [ax.get_title() for ax in grid[:10]]
+    assert titles[:2] == ["image", "ground truth"] and len(set(titles)) == 10
+    for col in range(8):  # every row of a method's column on its scale: [i, i + 3] over its 3 rows
+        overlays = [grid[10 * row + 2 + col].get_images()[-1] for row in range(3)]
+        assert {o.get_clim() for o in overlays} == {(col, col + 3)}
+    assert len(fig.axes) - len(grid) == 8  # one colour bar per method
+
+
+def test_each_methods_map_figure_has_its_own_title_and_file_name(tmp_path, monkeypatch):
+    frame = kept_maps_rows(tmp_path).assign(cell_key=[f"{i:016x}" for i in range(8)])
+    titles = []
+    monkeypatch.setattr(plots, "plot_anomaly_maps", lambda maps, path, title: titles.append(title) or path)
+    written, missing = plots.plot_kept_maps(frame, tmp_path / "out")
+    assert not missing and len(set(titles)) == len(set(written)) == 8
+    assert "mvtec / bottle / invad(steps=3) / vit_base (seed 0)" in titles
+    assert tmp_path / "out" / "bottle-osd_irf_mean_t=500_efficientnet_b4-00000000.png" in written
