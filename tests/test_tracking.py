@@ -90,7 +90,7 @@ def test_tracking_mistakes_are_one_line_before_any_work(tmp_path, monkeypatch):
         Tracker(["wandb"], "x", tmp_path)
     monkeypatch.setitem(sys.modules, "mlflow", None)  # as if not installed
     with pytest.raises(AdbenchError, match=r"--logger mlflow needs the package mlflow-skinny: pip install "
-                                           r"'adbench\[mlflow\]'"):
+                                           r"'adbench-uiad\[mlflow\]'"):
         Tracker(["mlflow"], "x", tmp_path)
     monkeypatch.undo()
     with pytest.raises(AdbenchError, match="cannot reach the MLflow server at http://127.0.0.1:9"):
