@@ -516,6 +516,13 @@ def report(results: Annotated[list[Path], typer.Argument(help="Run or grid folde
            out_path: Annotated[Path, Opt("--out", help="Output path without suffix.")] = Path("reports/table"),
            per_category: Annotated[bool, Opt("--per-category/--no-per-category")] = True,
            caption: Annotated[str | None, Opt("--caption", help="LaTeX: text that leads each caption.")] = None,
+           page: Annotated[str, Opt("--page", help="LaTeX: the paper template whose widths a table must fit: "
+                                    "article (two-column 10 pt), cvpr (also ICCV, WACV), icml, neurips (also ICLR), "
+                                    "lncs (ECCV, MICCAI), or COLUMN,TEXT widths in pt. A table goes in one column "
+                                    "when it fits, else across the page, scaled to no less than 0.7; wider ones "
+                                    "are split by columns.")] = "article",
+           notes: Annotated[str, Opt("--notes", help="LaTeX: where a table's notes go: below (a footnote block "
+                                     "under the table, a short caption) or caption.")] = "below",
            layout: Annotated[str, Opt("--layout", help="methods (methods x metrics, the papers' main tables), "
                                       "categories (categories x methods for one --metric, per-class tables) or "
                                       "bmad (InvAD's BMAD table: det. and loc. per dataset).")
@@ -538,8 +545,10 @@ def report(results: Annotated[list[Path], typer.Argument(help="Run or grid folde
     import pandas as pd
 
     from adbench.report.papers import grid_paper, paper_table
-    from adbench.report.tables import write_tables
+    from adbench.report.tables import Style, parse_page, write_tables
     from adbench.results import read_rows
+
+    style = Style(parse_page(page), notes)  # a mistake here costs nothing read yet
 
     folders = [p.parent if p.suffix == ".parquet" else p for p in results]
     frames = [(pd.read_parquet(p) if p.suffix == ".parquet" else read_rows(p)).assign(run_folder=str(folder))
@@ -560,7 +569,7 @@ def report(results: Annotated[list[Path], typer.Argument(help="Run or grid folde
             records += data["records"]
         frame = with_fps_records(frame, records)
     written = write_tables(frame, out_path, fmt, per_category, caption, label, layout, metric,
-                           paper_table(paper_key) if paper_key else None, reported)
+                           paper_table(paper_key) if paper_key else None, reported, style)
     if figures:
         from adbench.report.plots import plot_comparisons, plot_kept_maps
 

@@ -185,7 +185,7 @@ def test_paper_presets_report_the_papers_numbers_beside_ours(preset, paper, scor
     text = (tmp_path / "t.md").read_text()
     mean_table = text.split("### Per category")[0]
     lines = [line.split(" | ") for line in mean_table.splitlines() if line.startswith("| mvtec |")]
-    shown = [cells[1].rstrip("†‡") for cells in lines]  # the preset's scorers are all transductive (†)
+    shown = [cells[1].rstrip("†‡") for cells in lines]  # knn: a reference (‡)
     for label in paper:
         at = shown.index(f"↳ paper: {label}")
         assert shown[at + 1] == "↳ Δ ours - paper" and shown[at - 1] in scorers

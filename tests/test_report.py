@@ -16,6 +16,7 @@ from adbench.engine.build import scorer_columns
 from adbench.metrics import metric_keys
 from adbench.report.papers import paper_table
 from adbench.report.tables import (
+    Style,
     averaged_table,
     category_matrix,
     footnote,
@@ -71,18 +72,21 @@ def test_latex_is_well_formed():
     assert text.count(r"\begin{table") == text.count(r"\end{table") == 2
     assert text.count(r"\begin{tabular}") == text.count(r"\end{tabular}") == 2
     assert text.count(r"\toprule") == text.count(r"\bottomrule") == 2
-    body = re.sub(r"\\label\{[^}]*\}", "", text).replace(r"\resizebox{\linewidth}{!}{%", "")  # % ends the line
+    body = re.sub(r"\\label\{[^}]*\}|^%.*$|\{%$", "", text, flags=re.MULTILINE)  # comments; % ends a line
     assert not re.search(r"(?<!\\)_", body), "unescaped underscore"
     assert not re.search(r"(?<!\\)%", body), "unescaped percent"
     rows = [line for line in text.splitlines() if line.endswith("\\\\") and "multicolumn" not in line]
     # averaged: the scorer + 9 metric columns (dataset, backbone, noise net and protocol are the same on every
-    # row: in the caption); per category: one more label column
-    assert {line.count("&") for line in rows} == {9, 10}
+    # row: in the notes); per category: one more label column, no FPS
+    assert {line.count("&") for line in rows} == {9}
     assert text.count("{") == text.count("}")
     assert "All rows: dataset: mvtec; backbone: efficientnet\\_b4; noise net: dit\\_gigant; protocol: invad." in text
     assert r"& \multicolumn{3}{c}{Image} & \multicolumn{4}{c}{Pixel} &" in text  # two-level header
+    assert "\\multicolumn{4}{c}{Pixel} & \\multicolumn{2}{c}{} \\\\\n\\cmidrule(lr){2-4} \\cmidrule(lr){5-8}\n" in text
     assert text.index(r"\caption{") < text.index(r"\begin{tabular}")  # caption on top
-    assert r"\begin{table*}[t]" in text and r"\resizebox{\linewidth}{!}{%" in text  # the wide one spans the page
+    assert r"\begin{table*}[t]" in text and "\\scalebox{0.8" in text  # the wide one spans the page
+    assert text.startswith("% needs \\usepackage{booktabs,graphicx}\n")
+    assert r"\caption{Mean over categories.}" in text and r"\caption{Per category.}" in text  # short captions
     assert r"\texttt{adbench fps}" in text and "`" not in text
 
 
@@ -96,7 +100,7 @@ def test_seeds_give_mean_and_std_and_best_is_bold():
     md = markdown_table(frame)
     assert "± " in md and "Mean ± std over 2 seeds" in md and "invad(steps=3)†" in md
     tex = latex_tables(frame)
-    assert r"\textbf{86.5 $\pm$ 0.7}" in tex and r"\underline{81.5 $\pm$ 0.7}" in tex
+    assert r"\textbf{86.5{\scriptsize$\pm$0.7}}" in tex and r"\underline{81.5{\scriptsize$\pm$0.7}}" in tex
 
 
 def test_varying_config_keys_become_columns():
@@ -221,25 +225,89 @@ def test_the_terminal_table_has_the_markdown_cells_and_marks():
     assert "\x1b[1m86.5 ± 0.7" in styled and "\x1b[4m81.5 ± 0.7" in styled  # best bold, second underlined
 
 
-def test_a_latex_table_takes_one_column_both_or_is_scaled_by_its_printed_width():
-    from adbench.report.tables import category_tables
+def scales(tex: str) -> list[float]:
+    return [float(x) for x in re.findall(r"\\scalebox\{([0-9.]+)\}", tex)]
+
+
+def test_a_latex_table_takes_one_column_the_page_or_is_scaled_never_below_0_7_and_split_when_wider():
+    from adbench.report.tables import PAGES, Style, category_tables, column_widths, latex_float
 
     one_seed = fake_rows().query("seed == 0")
     wide = latex_tables(one_seed, "t", per_category=False)  # 10 columns: about 510 pt, as pdflatex prints it
-    assert wide.startswith("\\begin{table*}") and "resizebox" in wide
+    assert "\\begin{table*}" in wide and 0.7 <= scales(wide)[0] < 1
     narrow = category_tables(one_seed.query("scorer == 'knn' or scorer == 'invad'"), "image_auroc", "t")[1]
-    assert narrow.startswith("\\begin{table}") and "resizebox" not in narrow
+    assert "\\begin{table}" in narrow and "scalebox" not in narrow and "graphicx" not in narrow
+    # a one-column template (NeurIPS) never spans two columns; a narrower one scales more
+    assert "table*" not in latex_tables(one_seed, "t", per_category=False, style=Style(PAGES["neurips"]))
+    # widths from the estimate's own rule: 14 value columns of 50 pt beside a label column of 40 pt
+    frame = pd.DataFrame({"m": ["a", "b"], **{f"c{j}": ["12.3", "45.6"] for j in range(14)}})
+    widths = column_widths(frame)
+    assert widths[0] == pytest.approx(5.75 + 12) and widths[1] == pytest.approx(4 * 5.75 - 5.75 + 3.9 + 12)
+    page = PAGES["article"]
+    value, label = 1.1 * widths[1], 1.1 * widths[0]  # with the estimate's 10 % margin
+    per_part = int((page.text_pt - label) // value)  # unscaled value columns beside the label column
+    for n_values, parts in ((4, 1), (14, 1), (30, -(-30 // per_part))):  # in a column; scaled on the page; split
+        tex = latex_float(frame.iloc[:, :1 + min(n_values, 14)] if n_values <= 14 else
+                          pd.concat([frame, frame.iloc[:, 1:].add_prefix("x"), frame.iloc[:, 1:3].add_prefix("y")],
+                                    axis=1), 1, "Cap.", "tab:w", ["A note."], Style(page))
+        assert tex.count("\\begin{tabular}") == parts
+        assert all(0.7 <= x < 1 for x in scales(tex))
+        assert tex.count("A note.") == 1 and tex.index("A note.") > tex.rindex("\\end{tabular}")
+    split = tex
+    heads = re.findall(r"^m & .*\\\\$", split, flags=re.MULTILINE)  # the label column heads every part
+    assert len(heads) == parts == 3 and sum(h.count("&") for h in heads) == 30
+    assert "Part 1 of 3: split by columns" in split and "\\label{tab:w-part2}" in split and not scales(split)
+
+
+def test_notes_list_only_what_applies_and_rules_frame_the_spanners_and_the_mean_row():
+    from adbench.report.tables import category_tables, table_notes
+
+    frame = fake_rows()
+    tex = category_tables(frame, "pixel_aupro", "tab:z")[1]
+    assert "\\midrule\nmean & " in tex and tex.count("\\midrule") == 2  # under the header, above the mean
+    assert "FPS" not in tex and "n/a" not in tex  # no FPS column, no n/a cell: no note on either
+    assert "\\caption{AU-PRO per category.}" in tex and "\\parbox{\\linewidth}{\\footnotesize Metrics in" in tex
+    with_na = frame.assign(pixel_aupro=float("nan"))
+    assert "n/a: not defined" in category_tables(with_na, "pixel_aupro", "tab:z")[1]
+    assert "n/a: not defined" not in category_tables(with_na, "image_auroc", "tab:z")[1]
+    in_caption = latex_tables(frame, "tab:c", per_category=False, style=Style(notes="caption"))
+    assert "\\caption{Mean over categories. All rows: dataset: mvtec" in in_caption and "parbox" not in in_caption
+    one_seed = table_notes(frame.query("seed == 0"))
+    assert not any("seeds" in n for n in one_seed) and not any("n/a" in n for n in table_notes(frame, na=False))
+    all_transductive = table_notes(frame.assign(transductive=True, normalisation="test-minmax"))
+    assert any(n.startswith("All rows transductive") for n in all_transductive)
+    assert "pool 1, test-minmax normalisation" in " ".join(all_transductive)
+    from adbench.report.tables import with_variant_columns
+    assert not with_variant_columns(frame.assign(transductive=True))[0]["scorer"].str.contains("†").any()
+
+
+def test_fps_is_shown_once_per_method_and_ranked_only_from_a_gpu_or_fps_records():
+    frame = fake_rows()
+    assert "fps" not in per_category_table(frame).keys and "FPS" not in latex_tables(frame).split("Per category")[1]
+    cpu = frame.assign(device="cpu (2 threads)")
+    marks = rank_marks(averaged_table(cpu))
+    assert (1, "image_auroc") in marks and not any(k == "fps" for _, k in marks)
+    assert "FPS timed on a CPU during the run is not ranked." in footnote(cpu)
+    records = [{"backbone": "efficientnet_b4", "noise_net": "dit_gigant", "scorer": s, "pipeline_images_per_s": v,
+                "device": "cpu (2 threads)", "precision": "fp32", "batch_size": 64}
+               for s, v in (("osd_irf_mean(t=500)", 50.0), ("invad(steps=3)", 20.0))]
+    measured = rank_marks(averaged_table(with_fps_records(cpu, records)))
+    assert measured[(0, "fps")] == "best" and measured[(1, "fps")] == "second"
 
 
 @pytest.mark.skipif(shutil.which("pdflatex") is None, reason="no TeX engine installed")
-def test_every_latex_layout_compiles_in_a_two_column_article_without_overfull_boxes(tmp_path):
-    from adbench.report.tables import category_tables
+def test_every_latex_layout_compiles_in_a_two_column_cvpr_page_without_overfull_boxes(tmp_path):
+    from adbench.report.tables import PAGES, bmad_tables, category_tables
 
-    frame = fake_rows()
-    tables = [latex_tables(frame, "tab:x"), latex_tables(frame.query("seed == 0"), "tab:y"),
-              category_tables(frame, "pixel_aupro", "tab:z")[1], category_tables(frame, "mad", "tab:w")[1]]
-    document = ("\\documentclass[twocolumn]{article}\n\\usepackage{booktabs}\n\\usepackage{graphicx}\n"
-                "\\begin{document}\n" + "\n".join(tables) + "\\end{document}\n")
+    frame, style = fake_rows(), Style(PAGES["cvpr"])
+    bmad = frame.assign(dataset="bmad", category=frame["category"].map({"bottle": "Brain", "metal_nut": "RSNA"}))
+    tables = [latex_tables(frame, "tab:x", style=style), latex_tables(frame.query("seed == 0"), "tab:y", style=style),
+              category_tables(frame, "pixel_aupro", "tab:z", style=style)[1],
+              category_tables(frame, "mad", "tab:w", style=style)[1], bmad_tables(bmad, "tab:b", style=style)[1]]
+    assert all(x >= 0.7 for t in tables for x in scales(t))
+    document = ("\\documentclass[10pt,twocolumn]{article}\n"  # CVPR's text and column widths
+                "\\usepackage[textwidth=6.875in,columnsep=0.3125in]{geometry}\n\\usepackage{booktabs}\n"
+                "\\usepackage{graphicx}\n\\begin{document}\n" + "\n".join(tables) + "\\end{document}\n")
     (tmp_path / "t.tex").write_text(document)
     done = subprocess.run(["pdflatex", "-interaction=nonstopmode", "t.tex"], cwd=tmp_path, capture_output=True,
                           text=True, timeout=120)

@@ -96,7 +96,8 @@ def with_variant_columns(frame: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     configs = row_configs(frame)
     for k in keys:
         frame[k] = [str(c.get(k)) for c in configs]
-    frame["scorer"] = (scorer_labels(frame) + np.where(frame["transductive"], TRANSDUCTIVE_MARK, "")
+    mark = frame["transductive"] & ~frame["transductive"].all()  # every row: said once, in the notes
+    frame["scorer"] = (scorer_labels(frame) + np.where(mark, TRANSDUCTIVE_MARK, "")
                        + np.where(frame["scorer"].str.startswith(REFERENCE_SCORERS), REFERENCE_MARK, ""))
     return frame, METHOD + keys
 
@@ -124,6 +125,12 @@ class Table:
     fps_groups: list[tuple | None] = field(default_factory=list)
     kinds: list[str] = field(default_factory=list)
     paper: PaperTable | None = None  # the paper table its paper, Δ and reported rows come from
+    keys: list[str] = field(default_factory=lambda: list(columns()))  # the metric columns shown
+
+    def has_na(self) -> bool:
+        """Whether a measured cell shows n/a."""
+        return any(self.kinds[i] in (RANKED, "reference") and math.isnan(stats[k][0])
+                   for i, (_, stats) in enumerate(self.rows) for k in self.keys)
 
     def add(self, labels: list[str], stats: dict[str, tuple[float, float]], kind: str,
             group: tuple | None = None, fps_group: tuple | None = None) -> None:
@@ -150,7 +157,10 @@ def with_fps_records(frame: pd.DataFrame, records: list[dict[str, Any]]) -> pd.D
 
 
 def fps_group(rows: pd.DataFrame) -> tuple | None:
-    """Where the FPS of ``rows`` was measured (device, precision, image size); None if not in one place."""
+    """Where the FPS of ``rows`` was measured (device, precision, image size); None if not in one place or not
+    to be ranked (``trusted_fps``)."""
+    if not trusted_fps(rows).all():
+        return None
     configs = map(flat_config, map(json.loads, rows["config"]))
     sizes = [c.get("backbone.image_size", c.get("image_size")) for c in configs]
     where = [rows["device"].tolist(), rows["precision"].tolist() if "precision" in rows else [None], sizes]
@@ -212,8 +222,10 @@ def add_paper_rows(table: Table, labels: list[str], stats: dict[str, tuple[float
 
 
 def per_category_table(frame: pd.DataFrame) -> Table:
+    """Methods x categories x metrics; FPS only in the averaged table (one network on images of one size runs
+    at one speed: per category, its FPS differs by timing noise alone)."""
     frame, method = with_variant_columns(frame)
-    table = Table([*method, "category"], [])
+    table = Table([*method, "category"], [], keys=[k for k in columns() if k != FPS.key])
     for labels, group in frame.groupby([*method, "category"], sort=False, dropna=False):
         stats = {k: (group[k].mean(), group[k].std(ddof=1) if len(group) > 1 else float("nan")) for k in columns()}
         table.add(list(map(str, labels)), stats, row_kind(group),
@@ -246,11 +258,11 @@ def cell(table: Table, i: int, key: str) -> str:
 
 
 def markdown(table: Table) -> str:
-    header = [c.replace("_", " ") for c in table.label_columns] + [c.header for c in columns().values()]
+    header = [c.replace("_", " ") for c in table.label_columns] + [columns()[k].header for k in table.keys]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     marks = rank_marks(table)
     for i, (labels, _) in enumerate(table.rows):
-        cells = [MARKDOWN_MARKS.get(marks.get((i, k)), "{}").format(cell(table, i, k)) for k in columns()]
+        cells = [MARKDOWN_MARKS.get(marks.get((i, k)), "{}").format(cell(table, i, k)) for k in table.keys]
         lines.append("| " + " | ".join(labels + cells) + " |")
     return "\n".join(lines)
 
@@ -267,12 +279,12 @@ def rich_table(table: Table, title: str = "") -> Any:
     out = RichTable(title=title, title_justify="left")
     for c in table.label_columns:
         out.add_column(c.replace("_", " "))
-    for c in columns().values():
-        out.add_column(c.header, justify="right")
+    for k in table.keys:
+        out.add_column(columns()[k].header, justify="right")
     marks = rank_marks(table)
     for i, (labels, _) in enumerate(table.rows):
         cells = [f"[{RICH_STYLES[marks[(i, k)]]}]{cell(table, i, k)}[/]" if (i, k) in marks else cell(table, i, k)
-                 for k in columns()]
+                 for k in table.keys]
         out.add_row(*map(escape, labels), *cells)
     return out
 
@@ -283,9 +295,17 @@ def markdown_table(frame: pd.DataFrame, per_category: bool = True, paper: PaperT
     values and Δ under the rows that reproduce them (``averaged_table``)."""
     averaged = averaged_table(frame, paper, reported)
     parts = ["### Mean over categories", "", markdown(averaged), ""]
+    tables = [averaged]
     if per_category:
-        parts += ["### Per category", "", markdown(per_category_table(frame)), ""]
-    return "\n".join(parts + [footnote(frame, averaged)]) + "\n"
+        tables.append(per_category_table(frame))
+        parts += ["### Per category", "", markdown(tables[-1]), ""]
+    notes = table_notes(frame, averaged, na=any(t.has_na() for t in tables))
+    return "\n".join(parts) + "\n" + markdown_notes(notes)
+
+
+def markdown_notes(notes: list[str]) -> str:
+    """A table's notes under it in Markdown: one bullet each."""
+    return "Notes:\n\n" + "".join(f"- {n}\n" for n in notes)
 
 
 def with_method_column(frame: pd.DataFrame) -> pd.DataFrame:
@@ -329,12 +349,13 @@ def bmad_matrix(frame: pd.DataFrame) -> tuple[pd.DataFrame, dict[tuple[int, tupl
     return cells, marks
 
 
-def bmad_tables(frame: pd.DataFrame, label: str, caption: str | None = None) -> tuple[str, str]:
+def bmad_tables(frame: pd.DataFrame, label: str, caption: str | None = None, style: Style | None = None
+                ) -> tuple[str, str]:
     """(Markdown, LaTeX) of the BMAD layout (``bmad_matrix``)."""
     cells, marks = bmad_matrix(frame)
-    note = ("det.: image AU-ROC, loc.: pixel AU-ROC (where the dataset has masks), mean: of the columns before it. "
-            + footnote(frame))
-    return matrix_tables(cells, marks, "method", "BMAD", note, label, caption)
+    notes = ["det.: image AU-ROC, loc.: pixel AU-ROC (where the dataset has masks), mean: of the columns before "
+             "it.", *table_notes(frame, na=cells.eq("n/a").any().any())]
+    return matrix_tables(cells, marks, "method", "BMAD", notes, label, caption, style)
 
 
 def category_matrix(frame: pd.DataFrame, metric: str) -> tuple[pd.DataFrame, dict[tuple[int, str], str]]:
@@ -356,17 +377,20 @@ def category_matrix(frame: pd.DataFrame, metric: str) -> tuple[pd.DataFrame, dic
     return cells, marks
 
 
-def category_tables(frame: pd.DataFrame, metric: str, label: str, caption: str | None = None) -> tuple[str, str]:
+def category_tables(frame: pd.DataFrame, metric: str, label: str, caption: str | None = None,
+                    style: Style | None = None) -> tuple[str, str]:
     """(Markdown, LaTeX) of the per-class layout (``category_matrix``) of ``metric``."""
     cells, marks = category_matrix(frame, metric)
-    return matrix_tables(cells, marks, "category", f"{columns()[metric].header} per category", footnote(frame),
-                         label, caption)
+    notes = table_notes(frame, fps=metric == FPS.key, na=cells.eq("n/a").any().any())
+    return matrix_tables(cells, marks, "category", f"{columns()[metric].header} per category", notes, label,
+                         caption, style)
 
 
-def matrix_tables(cells: pd.DataFrame, marks: dict[tuple[int, Any], str], corner: str, title: str, note: str,
-                  label: str, caption: str | None) -> tuple[str, str]:
+def matrix_tables(cells: pd.DataFrame, marks: dict[tuple[int, Any], str], corner: str, title: str,
+                  notes: list[str], label: str, caption: str | None, style: Style | None = None) -> tuple[str, str]:
     """(Markdown, LaTeX) of a matrix layout: the rows of ``cells`` under the heading ``corner``, one column
-    per column of ``cells`` (two-level headers where those are pairs), ``marks`` keyed (row number, column)."""
+    per column of ``cells`` (two-level headers where those are pairs), ``marks`` keyed (row number, column);
+    a rule above the row of means."""
     pairs = isinstance(cells.columns, pd.MultiIndex)
 
     def marked(styles: dict[str, str], text: Callable[[str], str]) -> list[list[str]]:
@@ -381,8 +405,9 @@ def matrix_tables(cells: pd.DataFrame, marks: dict[tuple[int, Any], str], corner
     tex_cells = pd.DataFrame(marked(LATEX_MARKS, latex_escape),
                              columns=pd.MultiIndex.from_tuples(headers) if pairs else headers)
     lead = f"{caption} " if caption else ""
-    tex = latex_float(tex_cells, f"{lead}{title}. {note}", label, "l" + "r" * len(cells.columns))
-    return f"### {title}\n\n{md}\n\n{note}\n", tex
+    tex = latex_float(tex_cells, 1, f"{lead}{title}.", label, notes, style or Style())
+    tex = re.sub(r"^mean & ", "\\\\midrule\nmean & ", tex, flags=re.MULTILINE)
+    return f"### {title}\n\n{md}\n\n{markdown_notes(notes)}", tex
 
 
 LATEX_ESCAPES = {"\\": r"\textbackslash{}", "_": r"\_", "%": r"\%", "&": r"\&", "#": r"\#", "$": r"\$",
@@ -405,7 +430,7 @@ def rank_marks(table: Table) -> dict[tuple[int, str], str]:
     better for every column), on the displayed values; a group of one row is not ranked. Reference rows (knn),
     a paper's values, Δ and reported rows are never ranked."""
     marks = {}
-    for key in columns():
+    for key in table.keys:
         groups = table.fps_groups if key == FPS.key else table.groups
         members: dict[tuple, list[int]] = {}
         for i, group in enumerate(groups):
@@ -426,37 +451,162 @@ def best_two(values: dict[Any, float]) -> dict[Any, str]:
     return {k: "best" if v == ranked[0] else "second" for k, v in values.items() if v in ranked[:2]}
 
 
-COLUMN_PT, TEXT_PT = 241.0, 505.0  # \columnwidth and \textwidth of a two-column 10 pt article
+@dataclass(frozen=True)
+class Page:
+    """Where a LaTeX table is printed: ``\\columnwidth`` and ``\\textwidth`` (pt) of a paper template."""
+
+    name: str
+    column_pt: float
+    text_pt: float
+
+
+PAGES = {p.name: p for p in (
+    Page("article", 241.0, 505.0),  # two-column 10 pt article, as pdflatex prints it
+    Page("cvpr", 237.1, 496.8),  # CVPR, ICCV, WACV: 6.875 in text, 0.3125 in between the columns
+    Page("icml", 234.9, 487.8),  # ICML: 6.75 in text, 0.25 in between the columns
+    Page("neurips", 397.5, 397.5),  # NeurIPS, ICLR: one 5.5 in column
+    Page("lncs", 347.1, 347.1),  # Springer LNCS (ECCV, MICCAI): one 12.2 cm column
+)}
+
+
+def parse_page(text: str) -> Page:
+    """A page template by name (``PAGES``) or as ``COLUMN,TEXT`` widths in pt."""
+    if text in PAGES:
+        return PAGES[text]
+    try:
+        column, width = (float(v) for v in text.split(","))
+    except ValueError:
+        raise AdbenchError(f"--page must be one of {', '.join(PAGES)} or COLUMN,TEXT widths in pt "
+                           f"(e.g. 241,505), got {text!r}") from None
+    if not 0 < column <= width:
+        raise AdbenchError(f"--page {text}: widths must be positive, the column no wider than the text")
+    return Page(text, column, width)
+
+
+NOTES = ("below", "caption")  # where a table's notes go: a footnote block under it, or the caption
+
+
+@dataclass(frozen=True)
+class Style:
+    """How LaTeX tables are printed: the page they go on and where their notes go (``NOTES``)."""
+
+    page: Page = PAGES["article"]
+    notes: str = "below"
+
+    def __post_init__(self) -> None:
+        if self.notes not in NOTES:
+            raise AdbenchError(f"--notes must be one of {', '.join(NOTES)}, got {self.notes!r}")
+
+
 PAD_PT = 12.0  # \tabcolsep on both sides of a column
 # printed widths (pt) in the 10 pt Computer Modern fonts, rounded up: capitals, narrow signs, others (bold digits)
 CAPITAL_PT, NARROW_PT, CHAR_PT = 7.5, 3.9, 5.75
 NARROW = set(" .,:;()[]|'-/=")
 MARGIN = 1.1  # pdflatex printed the report tables up to 4% wider than this estimate
+MIN_SCALE = 0.7  # a table is never printed smaller: 10 pt text at 0.7 is 7 pt; a wider one is split
 
 
 def printed_width(frame: pd.DataFrame) -> float:
     """An upper estimate of the printed width (pt) of a LaTeX table of ``frame``'s cells and last header row."""
+    return MARGIN * sum(column_widths(frame))
+
+
+def column_widths(frame: pd.DataFrame) -> list[float]:
+    """The printed width (pt) of each column of ``frame``: its widest cell or last header, and the padding."""
     def width(text: str) -> float:
+        text, _, small = str(text).partition(SMALL)
+        return plain_width(text) + SMALL_SCALE * plain_width(small) if small else plain_width(text)
+
+    def plain_width(text: str) -> float:
         text = re.sub(r"\\([^A-Za-z])", r"\1", str(text).replace(r"$\pm$", "±").replace(r"$^\dagger$", "'"))
         text = re.sub(r"\\[A-Za-z]+|[{}$^]", "", text)
         return sum(CAPITAL_PT if c.isupper() or c == "±" else NARROW_PT if c in NARROW else CHAR_PT for c in text)
 
     headers = [c[-1] if isinstance(c, tuple) else c for c in frame.columns]
-    return sum(max(width(h), *map(width, frame[c])) + PAD_PT for h, c in zip(headers, frame.columns, strict=True))
+    return [max(width(h), *map(width, frame.iloc[:, j])) + PAD_PT for j, h in enumerate(headers)]
 
 
-def latex_float(frame: pd.DataFrame, caption: str, label: str, column_format: str) -> str:
-    """``frame`` as a booktabs table (pandas' Styler), caption on top: in one column of a two-column page
-    when it fits there, else across both (``table*``), scaled down to the page's width when wider still."""
-    width = MARGIN * printed_width(frame)
+def column_parts(frame: pd.DataFrame, n_labels: int, text_pt: float) -> list[list[int]]:
+    """The columns of each LaTeX table ``frame`` is printed as: all of them when the table fits ``text_pt`` at
+    ``MIN_SCALE`` or larger; else the value columns in consecutive parts that each fit unscaled beside the
+    ``n_labels`` label columns (repeated in every part)."""
+    widths = [MARGIN * w for w in column_widths(frame)]
+    if sum(widths) * MIN_SCALE <= text_pt:
+        return [list(range(len(widths)))]
+    labels = list(range(n_labels))
+    base, parts, current = sum(widths[:n_labels]), [], []
+    for j in range(n_labels, len(widths)):
+        if current and base + sum(widths[i] for i in current) + widths[j] > text_pt:
+            parts.append(labels + current)
+            current = []
+        current.append(j)
+    return parts + [labels + current]
+
+
+def latex_float(frame: pd.DataFrame, n_labels: int, caption: str, label: str, notes: list[str],
+                style: Style = Style()) -> str:
+    """``frame`` (``n_labels`` left-aligned label columns, then right-aligned values) as booktabs tables,
+    caption on top, ``notes`` in a footnote block under the last one (or in the caption, ``style.notes``): in
+    one column of the page when it fits there, else across the page (``table*``); scaled down to the page's
+    width when wider, never below ``MIN_SCALE``: a table wider still is split into parts (``column_parts``),
+    each saying so in its caption."""
+    parts = column_parts(frame, n_labels, style.page.text_pt)
+    notes_text = re.sub(r"`([^`]*)`", r"\\texttt{\1}", latex_escape(" ".join(notes)))
+    tables = []
+    for k, part in enumerate(parts, start=1):
+        piece = frame.iloc[:, part]
+        head = caption if len(parts) == 1 else (
+            f"{caption} Part {k} of {len(parts)}: split by columns to stay readable at the "
+            f"{style.page.name} page width.")
+        if style.notes == "caption" and notes and k == len(parts):
+            head = f"{head} {' '.join(notes)}"
+        tables.append(latex_table(piece, n_labels, head, label if k == 1 else f"{label}-part{k}",
+                                  notes_text if style.notes == "below" and k == len(parts) else "", style.page))
+    return "\n".join(tables)
+
+
+def latex_table(frame: pd.DataFrame, n_labels: int, caption: str, label: str, notes: str, page: Page) -> str:
+    """One booktabs float of ``frame`` (``latex_float``): a comment naming the packages it needs, a rule under
+    each spanning header, the notes in a footnote block."""
+    width = printed_width(frame)
+    one_column = width <= page.column_pt or page.column_pt == page.text_pt
     text = frame.style.hide(axis="index").to_latex(
         hrules=True, multicol_align="c", position="t", position_float="centering", label=label,
-        environment="table*" if width > COLUMN_PT else None, column_format=column_format,
+        environment=None if one_column else "table*", column_format="l" * n_labels + "r" * (len(frame.columns)
+                                                                                          - n_labels),
         caption=re.sub(r"`([^`]*)`", r"\\texttt{\1}", latex_escape(caption)))
-    if width > TEXT_PT:
-        text = text.replace("\\begin{tabular}", "\\resizebox{\\linewidth}{!}{%\n\\begin{tabular}").replace(
+    text = with_spanner_rules(text)
+    packages = ["booktabs"]
+    target = page.column_pt if one_column else page.text_pt
+    if width > target:
+        scale = math.floor(100 * target / width) / 100
+        packages.append("graphicx")
+        text = text.replace("\\begin{tabular}", f"% scaled to {scale:.2f} to fit the {page.name} page "
+                            f"({target:g} pt)\n\\scalebox{{{scale:.2f}}}{{%\n\\begin{{tabular}}").replace(
             "\\end{tabular}", "\\end{tabular}}")
-    return text
+    if notes:
+        end = "\\end{table*}" if "\\end{table*}" in text else "\\end{table}"
+        text = text.replace(end, f"\\par\\smallskip\n\\parbox{{\\linewidth}}{{\\footnotesize {notes}}}\n{end}")
+    return f"% needs \\usepackage{{{','.join(packages)}}}\n{text}"
+
+
+def with_spanner_rules(text: str) -> str:
+    """``text`` (a booktabs table) with a ``\\cmidrule`` under each named ``\\multicolumn`` header."""
+    lines = text.splitlines()
+    for i, line in enumerate(lines):
+        if "\\multicolumn" not in line or "\\midrule" in lines[i + 1]:
+            continue
+        rules, column = [], 1
+        for piece in re.split(r"(?<!\\)&", line.removesuffix("\\\\")):
+            found = re.fullmatch(r"\s*\\multicolumn\{(\d+)\}\{c\}\{(.*)\}\s*", piece)
+            span = int(found.group(1)) if found else 1
+            if found and found.group(2):
+                rules.append(f"\\cmidrule(lr){{{column}-{column + span - 1}}}")
+            column += span
+        if rules:
+            lines.insert(i + 1, " ".join(rules))
+        break
+    return "\n".join(lines) + "\n"
 
 
 def header_of(column: Column) -> tuple[str, str]:
@@ -466,9 +616,9 @@ def header_of(column: Column) -> tuple[str, str]:
     return "", column.header
 
 
-def latex(table: Table, caption: str, label: str) -> str:
+def latex(table: Table, caption: str, label: str, notes: list[str], style: Style) -> str:
     """One LaTeX table (``latex_float``) with a two-level header (Image | Pixel | mAD | FPS); label columns
-    that are the same on every row move into the caption."""
+    that are the same on every row are said once, in the first note."""
     marks = rank_marks(table)
     labels = pd.DataFrame([row for row, _ in table.rows], columns=table.label_columns)
     ours = labels[[k in (RANKED, "reference") for k in table.kinds]]
@@ -476,29 +626,42 @@ def latex(table: Table, caption: str, label: str) -> str:
     shown_labels = [c for c in table.label_columns if c not in constant]
     cells: dict[tuple[str, str], list[str]] = {("", c.replace("_", " ")): [latex_escape(v) for v in labels[c]]
                                                for c in shown_labels}
-    for key, column in columns().items():
-        cells[header_of(column)] = [LATEX_MARKS.get(marks.get((i, key)), "{}").format(latex_escape(cell(table, i, key)))
-                                    for i in range(len(table.rows))]
+    for key in table.keys:
+        cells[header_of(columns()[key])] = [
+            LATEX_MARKS.get(marks.get((i, key)), "{}").format(latex_cell(cell(table, i, key)))
+            for i in range(len(table.rows))]
     frame = pd.DataFrame(cells)
     frame.columns = pd.MultiIndex.from_tuples(frame.columns)
     fixed = "; ".join(f"{c.replace('_', ' ')}: {ours[c].iloc[0]}" for c in constant)
-    return latex_float(frame, caption + (f" All rows: {fixed}." if fixed else ""), label,
-                       "l" * len(shown_labels) + "r" * len(columns()))
+    return latex_float(frame, len(shown_labels), caption, label, [f"All rows: {fixed}."] * bool(fixed) + notes,
+                       style)
 
 
 LATEX_MARKS = {"best": "\\textbf{{{}}}", "second": "\\underline{{{}}}"}
+SMALL = "\\scriptsize"  # the std after a mean, as papers print it: 81.5 with a small ±0.7
+SMALL_SCALE = 0.7  # its width against the table's text
+
+
+def latex_cell(text: str) -> str:
+    """A displayed cell in LaTeX: ``mean ± std`` as the mean with its std in small type beside it."""
+    mean, plus, std = text.partition(" ± ")
+    return f"{latex_escape(mean)}{{{SMALL}$\\pm${latex_escape(std)}}}" if plus else latex_escape(text)
 
 
 def latex_tables(frame: pd.DataFrame, label: str = "tab:adbench", per_category: bool = True,
-                 caption: str | None = None, paper: PaperTable | None = None, reported: bool = False) -> str:
+                 caption: str | None = None, paper: PaperTable | None = None, reported: bool = False,
+                 style: Style | None = None) -> str:
     """The averaged table (and the per-category one) in LaTeX; ``caption`` leads the captions; ``paper`` and
-    ``reported`` as ``averaged_table``."""
+    ``reported`` as ``averaged_table``; ``style``: the page and where the notes go."""
+    style = style or Style()
     averaged = averaged_table(frame, paper, reported)
     lead = f"{caption} " if caption else ""
-    text = latex(averaged, f"{lead}Mean over categories. {footnote(frame, averaged)}", label)
-    note = footnote(frame)
+    text = latex(averaged, f"{lead}Mean over categories.", label,
+                 table_notes(frame, averaged, na=averaged.has_na()), style)
     if per_category:
-        text += "\n" + latex(per_category_table(frame), f"{lead}Per category. {note}", label + "-categories")
+        categories = per_category_table(frame)
+        text += "\n" + latex(categories, f"{lead}Per category.", label + "-categories",
+                             table_notes(frame, fps=False, na=categories.has_na()), style)
     return text
 
 
@@ -510,25 +673,26 @@ LAYOUTS = ("methods", "categories", "bmad")
 
 def write_tables(frame: pd.DataFrame, out_path: Path, fmt: str = "both", per_category: bool = True,
                  caption: str | None = None, label: str | None = None, layout: str = "methods",
-                 metric: str = "image_auroc", paper: PaperTable | None = None, reported: bool = False) -> list[Path]:
+                 metric: str = "image_auroc", paper: PaperTable | None = None, reported: bool = False,
+                 style: Style | None = None) -> list[Path]:
     """The tables of ``frame`` at ``out_path`` (suffix ``.md`` and/or ``.tex``, each written atomically);
     ``caption`` leads the LaTeX captions, ``label`` is the LaTeX label (default ``tab:<file stem>``).
     ``layout``: ``methods`` (methods x metrics, as the papers' main tables), ``categories`` (categories x
     methods for one ``metric``, as per-class appendix tables) or ``bmad`` (InvAD's BMAD table). ``paper``: a
     transcribed paper table whose values and Δ go under our rows (methods layout), with its other methods
-    when ``reported``."""
+    when ``reported``. ``style``: the LaTeX page and where the notes go."""
     if fmt not in FORMATS:
         raise AdbenchError(f"--format must be md, latex or both, got {fmt!r}")
     if layout not in LAYOUTS:
         raise AdbenchError(f"--layout must be one of {LAYOUTS}, got {layout!r}")
     label = label or f"tab:{out_path.stem}"
     if layout == "categories":
-        md, tex = category_tables(frame, metric, label, caption)
+        md, tex = category_tables(frame, metric, label, caption, style)
     elif layout == "bmad":
-        md, tex = bmad_tables(frame, label, caption)
+        md, tex = bmad_tables(frame, label, caption, style)
     else:
         md = markdown_table(frame, per_category, paper, reported) if fmt != "latex" else ""
-        tex = latex_tables(frame, label, per_category, caption, paper, reported) if fmt != "md" else ""
+        tex = latex_tables(frame, label, per_category, caption, paper, reported, style) if fmt != "md" else ""
     written = []
     for suffix, text, wanted in ((".md", md, ("md", "both")), (".tex", tex, ("latex", "both"))):
         if fmt in wanted:
@@ -538,43 +702,72 @@ def write_tables(frame: pd.DataFrame, out_path: Path, fmt: str = "both", per_cat
 
 
 def footnote(frame: pd.DataFrame, table: Table | None = None) -> str:
-    """What the numbers mean: units, devices, protocols, seeds and the transductive flag; for a ``table`` with
-    a paper's rows, where they come from and how Δ is taken."""
-    devices = sorted(frame["device"].unique())
-    batches = sorted({int(b) for b in frame["fps_batch_size"]})
-    passes = sorted({int(p) for p in frame["fps_passes"]}) if "fps_passes" in frame else [1]
-    where = devices[0] if len(devices) == 1 else f"DIFFERENT devices ({'; '.join(devices)}): not comparable"
-    if (frame.get("fps_source", pd.Series("run", index=frame.index)) == "adbench fps").all():
-        fps = (f"FPS in images/s from `adbench fps` (the full pipeline, batch {'/'.join(map(str, batches))}, "
-               f"synchronised, after a warm-up) on {where}")
-    else:
-        fps = (f"FPS in images/s (backbone + scorer + post-processing on one batch of "
-               f"{'/'.join(map(str, batches))} test images, the median of {'/'.join(map(str, passes))} timed "
-               f"pass(es) after a warm-up; `adbench fps` is the protocol for reported speed) on {where}")
+    """The notes of a table of ``frame`` (``table_notes``) as one paragraph."""
+    return " ".join(table_notes(frame, table))
+
+
+def table_notes(frame: pd.DataFrame, table: Table | None = None, fps: bool = True, na: bool = True) -> list[str]:
+    """What the numbers of a table of ``frame`` mean, only what applies: units, FPS (when the table shows it),
+    protocols, seeds, n/a (when a cell shows it), the setting, the transductive flag; for a ``table`` with a
+    paper's rows, where they come from and how Δ is taken."""
+    notes = ["Metrics in %."]
+    if fps:
+        notes.append(fps_note(frame))
     protocols = []
     for name, group in frame.groupby("protocol", sort=True):
         row = group.iloc[0]
         scores = "/".join(sorted(group["image_score"].unique()))
+        normalised = f", {row['normalisation']} normalisation" if row.get("normalisation", "train") != "train" else ""
         protocols.append(f"{name} = image score {scores}, smoothing sigma {row['smoothing_sigma']:g}, "
-                         f"pool {int(row['pool_size'])}")
+                         f"pool {int(row['pool_size'])}{normalised}")
+    notes.append(f"Protocol{'s' if len(protocols) > 1 else ''}: {'; '.join(protocols)}.")
     seeds = frame["seed"].nunique()
-    text = (f"Metrics in %; {fps}. Protocols: {'; '.join(protocols)}. "
-            + (f"Mean ± std over {seeds} seeds. " if seeds > 1 else "")
-            + "n/a: not defined for this data (e.g. no pixel masks).")
-    if frame["dataset"].eq("bmad").any():
-        text += (" mAD of BMAD rows: the mean of the metrics that exist (the three image metrics for OCT2017, RSNA "
-                 "and Camelyon16, which have no masks).")
-    text += weighting_note(frame) + setting_note(frame) + invad_note(frame) + ader_note(frame)
+    if seeds > 1:
+        notes.append(f"Mean ± std over {seeds} seeds.")
+    if na:
+        notes.append("n/a: not defined for this data (e.g. no pixel masks).")
+        if frame["dataset"].eq("bmad").any():
+            notes.append("mAD of BMAD rows: the mean of the metrics that exist (the three image metrics for "
+                         "OCT2017, RSNA and Camelyon16, which have no masks).")
+    notes += [n for n in (weighting_note(frame), setting_note(frame), invad_note(frame), ader_note(frame)) if n]
     if frame["scorer"].str.startswith(REFERENCE_SCORERS).any():
-        text += (f" {REFERENCE_MARK} reference without diffusion, not ranked: nearest-neighbour distance to the "
-                 "training feature bank of the same backbone (PatchCore-style greedy coreset), image score = max of "
-                 "the map.")
-    if table is not None:
-        text += paper_note(table)
-    if frame["transductive"].any():
-        text += (f" {TRANSDUCTIVE_MARK} transductive: image-score components min-max normalised over the test set "
-                 "(as the official InvAD code); others use held-out normal training images.")
-    return text
+        notes.append(f"{REFERENCE_MARK} reference without diffusion, not ranked: nearest-neighbour distance to the "
+                     "training feature bank of the same backbone (PatchCore-style greedy coreset), image score = "
+                     "max of the map.")
+    if table is not None and (paper := paper_note(table)):
+        notes.append(paper)
+    if frame["transductive"].all():
+        notes.append("All rows transductive: image-score components min-max normalised over the test set (as the "
+                     "official InvAD code).")
+    elif frame["transductive"].any():
+        notes.append(f"{TRANSDUCTIVE_MARK} transductive: image-score components min-max normalised over the test "
+                     "set (as the official InvAD code); others use held-out normal training images.")
+    return notes
+
+
+def fps_note(frame: pd.DataFrame) -> str:
+    """How the FPS column was measured, where, and whether it is ranked (``fps_group``)."""
+    devices = sorted(frame["device"].unique())
+    batches = "/".join(map(str, sorted({int(b) for b in frame["fps_batch_size"]})))
+    passes = "/".join(map(str, sorted({int(p) for p in frame["fps_passes"]}) if "fps_passes" in frame else [1]))
+    where = devices[0] if len(devices) == 1 else f"DIFFERENT devices ({'; '.join(devices)}): not comparable"
+    if (fps_sources(frame) == "adbench fps").all():
+        return (f"FPS in images/s from `adbench fps` (the full pipeline, batch {batches}, synchronised, after a "
+                f"warm-up) on {where}.")
+    unranked = " FPS timed on a CPU during the run is not ranked." if not trusted_fps(frame).all() else ""
+    return (f"FPS in images/s (backbone + scorer + post-processing on one batch of {batches} test images, the "
+            f"median of {passes} timed pass(es) after a warm-up; `adbench fps` is the protocol for reported "
+            f"speed) on {where}.{unranked}")
+
+
+def fps_sources(frame: pd.DataFrame) -> pd.Series:
+    return frame.get("fps_source", pd.Series("run", index=frame.index))
+
+
+def trusted_fps(frame: pd.DataFrame) -> pd.Series:
+    """Rows whose FPS may be ranked: from an ``adbench fps`` record, or timed on a GPU (a CPU's timings during
+    a run move with whatever else the machine does)."""
+    return (fps_sources(frame) == "adbench fps") | ~frame["device"].astype(str).str.startswith("cpu")
 
 
 INVAD_SUBSETS = {
@@ -588,13 +781,13 @@ def invad_note(frame: pd.DataFrame) -> str:
     """Which InvAD timestep subset the table's invad rows use."""
     invad = frame["scorer"].str.split("(").str[0] == "invad"  # older rows hold the label in ``scorer``
     subsets = sorted(set(scorer_arg(frame[invad], "subset").fillna("code")))
-    return f" InvAD timesteps: {'; '.join(INVAD_SUBSETS[s] for s in subsets)}." if subsets else ""
+    return f"InvAD timesteps: {'; '.join(INVAD_SUBSETS[s] for s in subsets)}." if subsets else ""
 
 
 def ader_note(frame: pd.DataFrame) -> str:
     if not frame["protocol"].str.startswith("ader").any():
         return ""
-    return (" ader: maps upsampled with align_corners=True, masks resized bilinearly then > 0.5, as ADer; "
+    return ("ader: maps upsampled with align_corners=True, masks resized bilinearly then > 0.5, as ADer; "
             "adbench's metrics are exact, ADer's binned (adeval 50 strips, 21-threshold pixel F1-max).")
 
 
@@ -612,7 +805,7 @@ def setting_note(frame: pd.DataFrame) -> str:
                          + ", scoring each category (the papers' main tables)")
         else:
             notes.append("single-class = one noise net per category")
-    return f" Setting: {'; '.join(notes)}."
+    return f"Setting: {'; '.join(notes)}."
 
 
 def weighting_note(frame: pd.DataFrame) -> str:
@@ -622,7 +815,7 @@ def weighting_note(frame: pd.DataFrame) -> str:
         return ""
     low, high = int(held["n_holdout"].min()), int(held["n_holdout"].max())
     small = "; fewer than 20 in a small category, flagged holdout_below_min" if held["holdout_below_min"].any() else ""
-    return (" Image-score components are each standardised by the mean and std of the category's held-out "
+    return ("Image-score components are each standardised by the mean and std of the category's held-out "
             f"normal training images ({low if low == high else f'{low}-{high}'} per category{small}) and summed "
             "with equal weights.")
 
@@ -632,7 +825,7 @@ def paper_note(table: Table) -> str:
     paper = table.paper
     if paper is None or not set(table.kinds) & {"paper", "reported"}:
         return ""
-    text = (f" ↳ paper: as printed in {paper.cite()} ({paper.title.split(': ', 1)[-1]}); Δ = ours - paper on the "
+    text = (f"↳ paper: as printed in {paper.cite()} ({paper.title.split(': ', 1)[-1]}); Δ = ours - paper on the "
             "displayed values, FPS not compared")
     text += f" (the paper's: {paper.device})." if paper.device else "."
     if "reported" in table.kinds:
