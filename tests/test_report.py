@@ -161,7 +161,7 @@ def test_knn_rows_are_marked_as_references():
     assert "| mvtec | osd_irf_mean(t=500) | efficientnet_b4 | dit_gigant | invad | _81.5 ± 0.7_ |" in text
     epochs = markdown_table(pd.concat([frame.assign(config=[c.replace('"epochs": 300', '"epochs": 5')
                                                             for c in frame["config"]]).iloc[:1], frame, knn]))
-    assert "| train.epochs |" in epochs and "| none | invad | - |" in epochs  # knn rows show "-"
+    assert "| epochs |" in epochs and "| none | invad | - |" in epochs  # knn rows show "-"
     assert "‡ reference without diffusion, not ranked: nearest-neighbour distance" in text
     assert r"knn$^\ddagger$" in latex_tables(pd.concat([frame, knn]))
 
@@ -472,3 +472,47 @@ def test_the_bmad_layout_on_other_data_is_refused_in_one_line(tmp_path):
     assert "the bmad layout is InvAD's table of the BMAD datasets (Brain, Liver, RESC" in output
     assert "these results hold none (categories bottle, metal_nut): use --layout methods or categories" in output
     assert not list(tmp_path.glob("t*"))
+
+
+def sweep_rows(ts=(250, 500)) -> pd.DataFrame:
+    """fake_rows' osd_irf_mean rows at each of ``ts`` (a t sweep), their metrics rising with t."""
+    rows = []
+    for t in ts:
+        spec = {"name": "osd_irf_mean", "t": t}
+        osd = fake_rows().query("scorer == 'osd_irf_mean'")
+        configs = [json.dumps({**json.loads(c), "scoring": {**json.loads(c)["scoring"], "scorers": [spec]}})
+                   for c in osd["config"]]
+        rows.append(osd.assign(scorer_label=f"osd_irf_mean(t={t})", config=configs, **scorer_columns(spec),
+                               image_auroc=osd["image_auroc"] + t / 10000))
+    return pd.concat(rows, ignore_index=True)
+
+
+def test_a_sweep_table_shows_t_in_its_own_column_and_methods_name_their_keys():
+    frame = pd.concat([sweep_rows(), fake_rows().query("scorer == 'invad'")], ignore_index=True)
+    text = markdown_table(frame, per_category=False)
+    assert "| dataset | scorer | t | backbone |" in text
+    assert "| mvtec | osd_irf_mean | 250 | efficientnet_b4 |" in text and "| mvtec | osd_irf_mean | 500 |" in text
+    assert "| mvtec | invad(steps=3)† | - | efficientnet_b4 |" in text  # invad has no t
+    from adbench.report.tables import with_method_column
+
+    norms = [json.dumps({**json.loads(c), "noise_net": {**json.loads(c)["noise_net"], "feature_norm": n}})
+             for c, n in zip(frame["config"], ["none", "layer"] * (len(frame) // 2), strict=True)]
+    methods = set(with_method_column(frame.assign(config=norms))["method"])
+    assert "osd_irf_mean / t=250 / feature_norm=none" in methods and "invad(steps=3)† / t=- / feature_norm=layer" \
+        not in methods and "invad(steps=3)† / - / feature_norm=layer" in methods
+    assert "feature norm" in latex_tables(frame.assign(config=norms), per_category=False)
+
+
+def test_tables_name_a_folder_of_ones_own_data_by_its_folder_or_data_args_name():
+    frame = fake_rows()
+
+    def with_data(**data):
+        return frame.assign(config=[json.dumps({**json.loads(c), "data": {**json.loads(c)["data"], **data}})
+                                    for c in frame["config"]])
+
+    shown = [markdown_table(f, per_category=False) for f in (
+        with_data(root="/data/parts_2026"), with_data(root="/data/mvtec_anomaly_detection"),
+        with_data(root="/data/parts_2026", args={"name": "Parts-26"}))]
+    assert "| parts_2026 | osd_irf_mean(t=500) |" in shown[0]
+    assert "| mvtec | osd_irf_mean(t=500) |" in shown[1]  # the folder names MVTec itself
+    assert "| Parts-26 | osd_irf_mean(t=500) |" in shown[2]

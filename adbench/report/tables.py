@@ -91,15 +91,60 @@ def varying_keys(frame: pd.DataFrame) -> list[str]:
 
 
 def with_variant_columns(frame: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """``frame`` as tables show it, and its label columns: the method columns (``METHOD``; a scorer argument
+    that differs between rows of one scorer, such as t in a sweep, in a column of its own after the scorer;
+    the dataset by ``dataset_names``), then each config key that differs between rows."""
     frame = frame.copy()
     keys = varying_keys(frame)
     configs = row_configs(frame)
     for k in keys:
         frame[k] = [str(c.get(k)) for c in configs]
+    args = varying_scorer_args(frame)
+    labels = scorer_labels(frame)
+    for arg in args:
+        values = frame[f"scorer.{arg}"]
+        frame[arg] = ["-" if pd.isna(v) else f"{v:g}" if isinstance(v, float) else str(v) for v in values]
+        labels = labels.str.replace(rf"(?<=[(,]){re.escape(arg)}=[^,)]*,?", "", regex=True)
+    labels = labels.str.replace(",)", ")").str.replace("()", "")
     mark = frame["transductive"] & ~frame["transductive"].all()  # every row: said once, in the notes
-    frame["scorer"] = (scorer_labels(frame) + np.where(mark, TRANSDUCTIVE_MARK, "")
+    frame["scorer"] = (labels + np.where(mark, TRANSDUCTIVE_MARK, "")
                        + np.where(frame["scorer"].str.startswith(REFERENCE_SCORERS), REFERENCE_MARK, ""))
-    return frame, METHOD + keys
+    frame["dataset"] = dataset_names(frame)
+    at = METHOD.index("scorer") + 1
+    return frame, [*METHOD[:at], *args, *METHOD[at:], *keys]
+
+
+def varying_scorer_args(frame: pd.DataFrame) -> list[str]:
+    """Scorer arguments (``scorer.<arg>`` columns) whose value differs between rows of one scorer."""
+    columns = [c for c in frame.columns if c.startswith("scorer.")]
+    return [c.removeprefix("scorer.") for c in columns
+            if (frame.groupby("scorer")[c].nunique(dropna=True) > 1).any()]
+
+
+def dataset_names(frame: pd.DataFrame) -> pd.Series:
+    """The name tables give each row's data: ``data.args.name`` when the config sets it; for a folder read by
+    the generic MVTec-layout loader, the folder's name (unless it names MVTec itself); else the loader's."""
+    names = []
+    for dataset, config in zip(frame["dataset"], frame["config"], strict=True):
+        data = json.loads(config).get("data", {})
+        root = Path(str(data.get("root") or "")).name
+        generic = dataset == "mvtec" and root and "mvtec" not in root.lower()
+        names.append((data.get("args") or {}).get("name") or (root if generic else dataset))
+    return pd.Series(names, index=frame.index)
+
+
+def label_header(column: str) -> str:
+    """A label column's header: a config key by its last part (``noise_net.feature_norm``: feature norm; a
+    component's ``args``: noise net args)."""
+    section, _, key = column.rpartition(".")
+    return (f"{section.rpartition('.')[2]} {key}" if key == "args" and section else key).replace("_", " ")
+
+
+def method_value(column: str, value: str) -> str:
+    """A label cell in a method's name: a config key's or scorer argument's value with its key (``epochs=20``),
+    a component's name or arguments as they are."""
+    plain = column in METHOD or column.endswith(".args") or value == "-"
+    return value if plain else f"{label_header(column).replace(' ', '_')}={value}"
 
 
 def scorer_labels(frame: pd.DataFrame) -> pd.Series:
@@ -258,7 +303,7 @@ def cell(table: Table, i: int, key: str) -> str:
 
 
 def markdown(table: Table) -> str:
-    header = [c.replace("_", " ") for c in table.label_columns] + [columns()[k].header for k in table.keys]
+    header = [label_header(c) for c in table.label_columns] + [columns()[k].header for k in table.keys]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     marks = rank_marks(table)
     for i, (labels, _) in enumerate(table.rows):
@@ -278,7 +323,7 @@ def rich_table(table: Table, title: str = "") -> Any:
 
     out = RichTable(title=title, title_justify="left")
     for c in table.label_columns:
-        out.add_column(c.replace("_", " "))
+        out.add_column(label_header(c))
     for k in table.keys:
         out.add_column(columns()[k].header, justify="right")
     marks = rank_marks(table)
@@ -309,10 +354,12 @@ def markdown_notes(notes: list[str]) -> str:
 
 
 def with_method_column(frame: pd.DataFrame) -> pd.DataFrame:
-    """``frame`` with a ``method`` column: the scorer and the config values that differ between methods."""
+    """``frame`` with a ``method`` column: the scorer and what else differs between methods, config values
+    with their keys (``osd_irf_mean / t=500 / efficientnet_lite0 / feature_norm=none``)."""
     frame, method = with_variant_columns(frame)
     varying = [c for c in method if frame[c].astype(str).nunique() > 1] or ["scorer"]
-    return frame.assign(method=frame[varying].astype(str).agg(" / ".join, axis=1))
+    named = pd.DataFrame({c: [method_value(c, str(v)) for v in frame[c]] for c in varying}, index=frame.index)
+    return frame.assign(method=named.agg(" / ".join, axis=1))
 
 
 BMAD_ORDER = ("Brain", "Liver", "RESC", "OCT2017", "RSNA", "Camelyon16")  # InvAD's BMAD table
@@ -624,7 +671,7 @@ def latex(table: Table, caption: str, label: str, notes: list[str], style: Style
     ours = labels[[k in (RANKED, "reference") for k in table.kinds]]
     constant = [c for c in table.label_columns if c != "scorer" and ours[c].nunique() == 1]
     shown_labels = [c for c in table.label_columns if c not in constant]
-    cells: dict[tuple[str, str], list[str]] = {("", c.replace("_", " ")): [latex_escape(v) for v in labels[c]]
+    cells: dict[tuple[str, str], list[str]] = {("", label_header(c)): [latex_escape(v) for v in labels[c]]
                                                for c in shown_labels}
     for key in table.keys:
         cells[header_of(columns()[key])] = [
@@ -632,7 +679,7 @@ def latex(table: Table, caption: str, label: str, notes: list[str], style: Style
             for i in range(len(table.rows))]
     frame = pd.DataFrame(cells)
     frame.columns = pd.MultiIndex.from_tuples(frame.columns)
-    fixed = "; ".join(f"{c.replace('_', ' ')}: {ours[c].iloc[0]}" for c in constant)
+    fixed = "; ".join(f"{label_header(c)}: {ours[c].iloc[0]}" for c in constant)
     return latex_float(frame, len(shown_labels), caption, label, [f"All rows: {fixed}."] * bool(fixed) + notes,
                        style)
 
