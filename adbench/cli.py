@@ -505,7 +505,7 @@ def sweep_t(config: Annotated[Path | None, typer.Argument(help="YAML run config 
     if frame.empty:
         raise AdbenchError(f"No cell finished; see {runner.log.path}.")
     _finish(runner.grid_dir, frame.to_dict("records"))
-    figures = plot_metrics_vs(frame, "t", runner.grid_dir / "metrics_vs_t", f"t sensitivity ({spec.name})")
+    figures = plot_metrics_vs(frame, "t", runner.grid_dir / "metrics_vs_t", "t sensitivity")
     err.print(f"plots: {', '.join(map(str, figures))}", soft_wrap=True)
 
 
@@ -540,7 +540,11 @@ def report(results: Annotated[list[Path], typer.Argument(help="Run or grid folde
            reported: Annotated[bool, Opt("--reported", help="Add the paper's other methods as rows marked "
                                          "(reported), as printed; never ranked.")] = False,
            figures: Annotated[bool, Opt("--figures", help="Anomaly-map figures (image, mask, overlay) "
-                                        "of the samples each run kept (save_maps).")] = False) -> None:
+                                        "of the samples each run kept (save_maps), side by side per category, "
+                                        "and metric against t where the results sweep t.")] = False,
+           figure_width: Annotated[str, Opt("--figure-width", help="column or page: the width of --page that "
+                                            "metric-vs-t figures are drawn at (7 pt text, printed unscaled).")
+                                   ] = "page") -> None:
     """Tables from stored results only (nothing is recomputed): Markdown and/or LaTeX (booktabs)."""
     import pandas as pd
 
@@ -549,6 +553,8 @@ def report(results: Annotated[list[Path], typer.Argument(help="Run or grid folde
     from adbench.results import read_rows
 
     style = Style(parse_page(page), notes)  # a mistake here costs nothing read yet
+    if figure_width not in ("column", "page"):
+        raise AdbenchError(f"--figure-width must be column or page, got {figure_width!r}")
 
     folders = [p.parent if p.suffix == ".parquet" else p for p in results]
     frames = [(pd.read_parquet(p) if p.suffix == ".parquet" else read_rows(p)).assign(run_folder=str(folder))
@@ -571,10 +577,14 @@ def report(results: Annotated[list[Path], typer.Argument(help="Run or grid folde
     written = write_tables(frame, out_path, fmt, per_category, caption, label, layout, metric,
                            paper_table(paper_key) if paper_key else None, reported, style)
     if figures:
-        from adbench.report.plots import plot_comparisons, plot_kept_maps
+        from adbench.report.plots import plot_comparisons, plot_kept_maps, plot_metrics_vs
+        from adbench.report.tables import varying_scorer_args
 
         figures_written, missing = plot_kept_maps(frame, out_path.parent / f"{out_path.stem}_maps")
         written += figures_written + plot_comparisons(frame, out_path.parent / f"{out_path.stem}_maps")
+        if "t" in varying_scorer_args(frame):
+            written += plot_metrics_vs(frame, "t", out_path.parent / f"{out_path.stem}_metrics_vs_t",
+                                       "t sensitivity", figure_width, style.page)
         if missing:
             err.print(f"[yellow]warning:[/] {len(missing)} kept map file(s) missing, e.g. {missing[0]}",
                       soft_wrap=True)

@@ -68,3 +68,31 @@ def test_each_methods_map_figure_has_its_own_title_and_file_name(tmp_path, monke
     assert not missing and len(set(titles)) == len(set(written)) == 8
     assert "mvtec / bottle / invad(steps=3) / vit_base (seed 0)" in titles
     assert tmp_path / "out" / "bottle-osd_irf_mean_t=500_efficientnet_b4-00000000.png" in written
+
+
+def test_a_study_history_is_drawn_in_percent_with_the_best_so_far_and_the_pareto_front(monkeypatch, tmp_path):
+    import optuna
+
+    figures = []
+    monkeypatch.setattr(plots, "save_figure", lambda fig, path, dpi=0: figures.append(fig) or [path])
+    values = [0.62, 0.71, 0.65, 0.80, 0.78]
+    trials = [optuna.trial.create_trial(values=[v], params={}, distributions={}) for v in values]
+    for number, trial in enumerate(trials):
+        trial.number = number
+    plots.plot_history(trials, tmp_path / "h", "image_auroc", fps_objective=False)
+    ax = figures[0].axes[0]
+    assert ax.get_ylabel() == "validation I-AUROC (%)"
+    dots = ax.collections[0].get_offsets()
+    assert dots[:, 1].tolist() == [62.0, 71.0, 65.0, 80.0, 78.0]
+    best = ax.get_lines()[0].get_ydata().tolist()
+    assert best == [62.0, 71.0, 71.0, 80.0, 80.0]
+    figures.clear()
+    speeds = [50.0, 40.0, 90.0, 30.0, 45.0]  # (metric, images/s): 0.62@50, 0.71@40, 0.65@90, 0.80@30, 0.78@45
+    fast = [optuna.trial.create_trial(values=[v, s], params={}, distributions={}) for v, s in zip(values, speeds,
+                                                                                                    strict=True)]
+    plots.plot_history(fast, tmp_path / "p", "image_auroc", fps_objective=True)
+    front = figures[0].axes[0].get_lines()[0]
+    # not dominated (no other trial at least as good in both): 0.80@30, 0.78@45, 0.65@90; 0.71@40 is beaten by
+    # 0.78@45 and 0.62@50 by 0.65@90
+    assert list(zip(front.get_xdata(), front.get_ydata(), strict=True)) == [(30.0, 80.0), (45.0, 78.0),
+                                                                            (90.0, 65.0)]

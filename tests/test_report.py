@@ -245,7 +245,7 @@ def test_a_latex_table_takes_one_column_the_page_or_is_scaled_never_below_0_7_an
     assert widths[0] == pytest.approx(5.75 + 12) and widths[1] == pytest.approx(4 * 5.75 - 5.75 + 3.9 + 12)
     page = PAGES["article"]
     value, label = 1.1 * widths[1], 1.1 * widths[0]  # with the estimate's 10 % margin
-    per_part = int((page.text_pt - label) // value)  # unscaled value columns beside the label column
+    per_part = int((page.text_pt / 0.7 - label) // value)  # value columns beside the label column, at 0.7
     for n_values, parts in ((4, 1), (14, 1), (30, -(-30 // per_part))):  # in a column; scaled on the page; split
         tex = latex_float(frame.iloc[:, :1 + min(n_values, 14)] if n_values <= 14 else
                           pd.concat([frame, frame.iloc[:, 1:].add_prefix("x"), frame.iloc[:, 1:3].add_prefix("y")],
@@ -255,8 +255,8 @@ def test_a_latex_table_takes_one_column_the_page_or_is_scaled_never_below_0_7_an
         assert tex.count("A note.") == 1 and tex.index("A note.") > tex.rindex("\\end{tabular}")
     split = tex
     heads = re.findall(r"^m & .*\\\\$", split, flags=re.MULTILINE)  # the label column heads every part
-    assert len(heads) == parts == 3 and sum(h.count("&") for h in heads) == 30
-    assert "Part 1 of 3: split by columns" in split and "\\label{tab:w-part2}" in split and not scales(split)
+    assert len(heads) == parts == 2 and sum(h.count("&") for h in heads) == 30
+    assert "Part 1 of 2: split by columns" in split and "\\label{tab:w-part2}" in split
 
 
 def test_notes_list_only_what_applies_and_rules_frame_the_spanners_and_the_mean_row():
@@ -334,6 +334,7 @@ def test_report_caption_label_and_readable_config_differences(tmp_path):
 
 
 def test_metric_vs_t_panels_show_seed_bands_percent_axes_and_one_legend(monkeypatch, tmp_path):
+    import matplotlib.text
     from matplotlib.collections import PolyCollection
 
     from adbench.report import plots
@@ -348,9 +349,21 @@ def test_metric_vs_t_panels_show_seed_bands_percent_axes_and_one_legend(monkeypa
     lines = {line.get_label(): line.get_ydata().tolist() for line in mad_axis.get_lines()}
     for method, rows in frame.groupby("scorer"):  # the mean over categories, then over seeds
         expected = 100 * rows.groupby(["scorer.t", "seed"])["mad"].mean().groupby("scorer.t").mean()
-        assert lines[method] == pytest.approx(expected.tolist())
+        assert lines[plots.SCORER_NAMES[method]] == pytest.approx(expected.tolist())
     assert any(isinstance(c, PolyCollection) for c in mad_axis.collections)  # 2 seeds: a band
     assert mad_axis.get_ylabel() == "%" and len(fig.legends) == 1 and fig._suptitle.get_text().endswith("2 seeds")
+    assert "mvtec, mean over 2 categories" in fig._suptitle.get_text()
+    # drawn at the article's text width (505 pt = 6.99 in), so printed unscaled with every text >= 7 pt
+    assert fig.get_figwidth() == pytest.approx(505 / 72.27)
+    texts = [t for t in fig.findobj(matplotlib.text.Text) if t.get_text() and t.get_visible()]
+    assert texts and min(t.get_fontsize() for t in texts) >= 7
+    visible = [ax for ax in fig.axes if ax.get_visible()]
+    assert len({ax.get_ylim() for ax in visible}) == 1  # every panel is a percent: one y range
+    assert {t.get_text() for t in fig.legends[0].get_texts()} == {"InvAD", "OSD-IRF (mean-path)"}
+    assert visible[-1].get_xlabel() == "t (of T = 1000)"
+    figures.clear()
+    plots.plot_metrics_vs(frame, "t", tmp_path / "vs_t", width="column")
+    assert figures[0].get_figwidth() == pytest.approx(241 / 72.27)
 
 
 def test_report_takes_the_fps_column_from_fps_records(tmp_path):
@@ -516,3 +529,23 @@ def test_tables_name_a_folder_of_ones_own_data_by_its_folder_or_data_args_name()
     assert "| parts_2026 | osd_irf_mean(t=500) |" in shown[0]
     assert "| mvtec | osd_irf_mean(t=500) |" in shown[1]  # the folder names MVTec itself
     assert "| Parts-26 | osd_irf_mean(t=500) |" in shown[2]
+
+
+def test_report_draws_metric_vs_t_from_any_sweep_and_fits_the_page_asked(tmp_path):
+    run_dir = tmp_path / "sweep"
+    run_dir.mkdir()
+    sweep_rows((100, 500, 900)).assign(maps_file="").to_parquet(run_dir / "metrics.parquet")
+    out = tmp_path / "t"
+    result = CliRunner().invoke(app, ["report", str(run_dir), "--out", str(out), "--figures", "--page", "lncs",
+                                      "--figure-width", "column", "--format", "latex"])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "t_metrics_vs_t.png").is_file() and (tmp_path / "t_metrics_vs_t.pdf").is_file()
+    tex = out.with_suffix(".tex").read_text()
+    assert "table*" not in tex and "lncs page (347.1 pt)" in tex  # LNCS has one column: scaled to its width
+    assert "Part 1 of 2: split by columns to stay readable at the lncs page width." in tex
+    assert all(x >= 0.7 for x in scales(tex))
+    for args, message in ((["--page", "a4"], "--page must be one of article, cvpr"),
+                          (["--figure-width", "half"], "--figure-width must be column or page"),
+                          (["--notes", "margin"], "--notes must be one of below, caption")):
+        bad = CliRunner().invoke(app, ["report", str(run_dir), "--out", str(out), *args])
+        assert bad.exit_code == 2 and message in bad.output, bad.output

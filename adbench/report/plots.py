@@ -2,26 +2,46 @@
 
 from __future__ import annotations
 
+import json
+import textwrap
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from adbench.errors import AdbenchError
 from adbench.metrics import reported
 from adbench.report.tables import (
+    PAGES,
     REFERENCE_MARK,
     TRANSDUCTIVE_MARK,
+    Page,
+    dataset_names,
     scorer_arg,
     with_method_column,
 )
 
-PANELS_PER_ROW = 4
+FONT_PT = 7  # the smallest text of a figure, at the width it is printed (figures are drawn at that width)
+PANEL_IN = 1.6  # the narrowest a panel is drawn, in inches: a page-wide figure has 4 per row, a column's 2
+SCORER_NAMES = {"osd_irf_mean": "OSD-IRF (mean-path)", "osd_irf_noisy": "OSD-IRF (noisy-state)", "invad": "InvAD",
+                "reconstruction": "Reconstruction", "knn": "kNN"}  # legends; other scorers by their registry name
+WIDTHS = ("column", "page")
+CHARS_PER_IN = 16  # of FONT_PT text: a title wraps at the figure's width
 
 
-def plot_metrics_vs(frame: pd.DataFrame, arg: str, path: Path, title: str = "") -> list[Path]:
-    """One panel per metric: the mean over categories against a scorer argument, a line per scorer; with
-    several seeds, the mean over seeds with a band of +- one std. Percent metrics share the y range 0-100
-    only when marked so on the axis; one legend for the figure, below the panels."""
+def figure_width(width: str, page: Page) -> float:
+    """A figure's width in inches: the page template's column or text width (``WIDTHS``)."""
+    if width not in WIDTHS:
+        raise AdbenchError(f"--figure-width must be one of {', '.join(WIDTHS)}, got {width!r}")
+    return (page.column_pt if width == "column" else page.text_pt) / 72.27
+
+
+def plot_metrics_vs(frame: pd.DataFrame, arg: str, path: Path, title: str = "", width: str = "page",
+                    page: Page = PAGES["article"]) -> list[Path]:
+    """One panel per metric: the mean over categories against a scorer argument, a line per scorer (legend:
+    ``SCORER_NAMES``); with several seeds, the mean over seeds with a band of +- one std. Drawn at the
+    page's column or text width (``width``) with ``FONT_PT`` text, so it is printed unscaled; the percent
+    panels share one y range; one legend below the panels; the title says what was averaged."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -32,29 +52,54 @@ def plot_metrics_vs(frame: pd.DataFrame, arg: str, path: Path, title: str = "") 
     keys = [c.key for c in panels]
     per_seed = data.groupby(["method", arg, "seed"])[keys].mean().reset_index()  # over categories
     stats = per_seed.groupby(["method", arg])[keys].agg(["mean", "std"]).reset_index()
-    seeds = data["seed"].nunique()
-    rows = -(-len(panels) // PANELS_PER_ROW)
-    fig, axes = plt.subplots(rows, PANELS_PER_ROW, figsize=(14, 3 * rows + 0.6), sharex=True, squeeze=False,
-                             layout="constrained")
-    for ax in axes.ravel()[len(panels):]:
-        ax.set_visible(False)
-    for ax, column in zip(axes.ravel(), panels, strict=False):
-        scale = 100 if column.percent else 1
-        for method, group in stats.groupby("method", sort=False):
-            group = group.sort_values(arg)
-            mean, std = scale * group[(column.key, "mean")], scale * group[(column.key, "std")]
-            line, = ax.plot(group[arg], mean, marker="o", label=method)
-            if seeds > 1:
-                ax.fill_between(group[arg], mean - std, mean + std, color=line.get_color(), alpha=0.2)
-        ax.set_title(column.header)
-        ax.set_xlabel(arg)
-        ax.set_ylabel("%" if column.percent else "")
-        ax.grid(alpha=0.3)
-    handles, labels = axes[0, 0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside lower center", ncol=min(len(labels), 6), fontsize=8)
-    band = f"; mean +- std over {seeds} seeds" if seeds > 1 else ""
-    fig.suptitle((title or f"metrics against {arg}") + band)
-    return save_figure(fig, path)
+    seeds, categories = data["seed"].nunique(), data["category"].nunique()
+    inches = figure_width(width, page)
+    per_row = max(1, min(len(panels), int(inches // PANEL_IN)))
+    rows = -(-len(panels) // per_row)
+    percent = [c.key for c in panels if c.percent]
+    low = 100 * min((stats[(k, "mean")] - stats[(k, "std")].fillna(0)).min() for k in percent)
+    high = 100 * max((stats[(k, "mean")] + stats[(k, "std")].fillna(0)).max() for k in percent)
+    pad = max(1.0, 0.05 * (high - low))
+    shared = (low - pad if low < 0 else max(0.0, low - pad), high + pad if high > 100 else min(100.0, high + pad))
+    sizes = {k: FONT_PT for k in ("font.size", "axes.titlesize", "axes.labelsize", "xtick.labelsize",
+                                  "ytick.labelsize", "legend.fontsize", "figure.titlesize")}
+    with plt.rc_context(sizes):
+        fig, axes = plt.subplots(rows, per_row, figsize=(inches, 1.35 * rows + 0.7), sharex=True, squeeze=False,
+                                 layout="constrained")
+        for ax in axes.ravel()[len(panels):]:
+            ax.set_visible(False)
+        for ax, column in zip(axes.ravel(), panels, strict=False):
+            scale = 100 if column.percent else 1
+            for method, group in stats.groupby("method", sort=False):
+                group = group.sort_values(arg)
+                mean, std = scale * group[(column.key, "mean")], scale * group[(column.key, "std")]
+                line, = ax.plot(group[arg], mean, marker="o", markersize=3, linewidth=1,
+                                label=SCORER_NAMES.get(method, method))
+                if seeds > 1:
+                    ax.fill_between(group[arg], mean - std, mean + std, color=line.get_color(), alpha=0.2)
+            if column.percent:
+                ax.set_ylim(*shared)
+            ax.set_title(column.header)
+            ax.set_ylabel("%" if column.percent else "")
+            ax.grid(alpha=0.3)
+        for ax in axes.ravel()[max(0, len(panels) - per_row):len(panels)]:  # the lowest panel of each column
+            ax.xaxis.set_tick_params(labelbottom=True)
+            ax.set_xlabel(axis_label(frame, arg))
+        handles, labels = axes[0, 0].get_legend_handles_labels()
+        fig.legend(handles, labels, loc="outside lower center", ncol=min(len(labels), per_row))
+        band = f"; mean ± std over {seeds} seeds" if seeds > 1 else "; 1 seed"
+        names = ", ".join(dict.fromkeys(dataset_names(frame)))
+        what = f"{names}, mean over {categories} categor{'y' if categories == 1 else 'ies'}{band}"
+        fig.suptitle("\n".join(textwrap.wrap(f"{title}: {what}" if title else what, int(CHARS_PER_IN * inches))))
+        return save_figure(fig, path)
+
+
+def axis_label(frame: pd.DataFrame, arg: str) -> str:
+    """The x label of a sweep over ``arg``: t with the schedule's length (``t of T = 1000``)."""
+    if arg != "t":
+        return arg
+    lengths = sorted({json.loads(c).get("train", {}).get("timesteps", 1000) for c in frame["config"]})
+    return f"t (of T = {'/'.join(map(str, lengths))})"
 
 
 def save_figure(fig: Any, path: Path, dpi: int = 130) -> list[Path]:
@@ -219,8 +264,9 @@ MIN_TRIALS_FOR_IMPORTANCE = 5
 
 
 def plot_study(study: Any, out_dir: Path, objective: str, fps_objective: bool) -> tuple[list[Path], dict[str, str]]:
-    """Optuna's figures of a study: the optimisation history (or the Pareto front of metric against
-    images/s) and the parameter importances, as PNGs in ``out_dir``; returns (written, {figure: why not})."""
+    """A study's figures as PNGs in ``out_dir``: the optimisation history (``plot_history``; with an FPS
+    objective, the Pareto front of metric against images/s) and Optuna's parameter importances; returns
+    (written, {figure: why not})."""
     import warnings
 
     import matplotlib
@@ -229,40 +275,74 @@ def plot_study(study: Any, out_dir: Path, objective: str, fps_objective: bool) -
     import matplotlib.pyplot as plt
     import optuna
     import optuna.visualization.matplotlib as vis
-    from matplotlib.ticker import MaxNLocator
 
-    names = [f"validation {objective}", "images/s"] if fps_objective else [f"validation {objective}"]
-    makers = {"pareto_front": lambda: vis.plot_pareto_front(study, target_names=names)} if \
-        fps_objective else {"optimization_history": lambda: vis.plot_optimization_history(study,
-                                                                                          target_name=names[0])}
-    finished = len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)))
-    if finished < MIN_TRIALS_FOR_IMPORTANCE:
-        skipped = {"param_importances": f"{finished} finished trial(s): importances need at least "
-                                        f"{MIN_TRIALS_FOR_IMPORTANCE} to mean anything"}
+    finished = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    written, skipped = [], {}
+    if finished:
+        written += plot_history(finished, Path(out_dir) / ("pareto_front" if fps_objective else
+                                                          "optimization_history"), objective, fps_objective)[:1]
     else:
-        skipped = {}
-        makers["param_importances"] = lambda: vis.plot_param_importances(
-        # with a custom target, PED-ANOVA (the default evaluator) ranks for low values: negate the metric
-            study, target=(lambda t: -t.values[0]) if fps_objective else None, target_name=names[0])
-    written = []
-    for name, make in makers.items():
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                # PED-ANOVA warns on any custom target that it ranks for low values: ours is negated
-                warnings.filterwarnings("ignore", message="PedAnovaImportanceEvaluator computes")
-                ax = make()
-        except (ValueError, RuntimeError) as exc:  # e.g. too few finished trials for importances
-            skipped[name] = str(exc)
-            continue
-        fig = ax.figure if hasattr(ax, "figure") else ax.flat[0].figure
-        if name == "optimization_history":
-            ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # trial numbers
-        path = Path(out_dir) / f"{name}.png"
-        fig.savefig(path, dpi=120, bbox_inches="tight")
-        plt.close(fig)
-        written.append(path)
-    return written, skipped
+        skipped["optimization_history"] = "no finished trial"
+    if len(finished) < MIN_TRIALS_FOR_IMPORTANCE:
+        skipped["param_importances"] = (f"{len(finished)} finished trial(s): importances need at least "
+                                        f"{MIN_TRIALS_FOR_IMPORTANCE} to mean anything")
+        return written, skipped
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            # PED-ANOVA warns on any custom target that it ranks for low values: ours is negated
+            warnings.filterwarnings("ignore", message="PedAnovaImportanceEvaluator computes")
+            ax = vis.plot_param_importances(  # with a custom target, PED-ANOVA ranks for low values: negate
+                study, target=(lambda t: -t.values[0]) if fps_objective else None,
+                target_name=f"validation {objective}")
+    except (ValueError, RuntimeError) as exc:  # e.g. a parameter that never varied
+        skipped["param_importances"] = str(exc)
+        return written, skipped
+    path = Path(out_dir) / "param_importances.png"
+    ax.figure.savefig(path, dpi=120, bbox_inches="tight")
+    plt.close(ax.figure)
+    return [*written, path], skipped
+
+
+def plot_history(trials: list[Any], path: Path, objective: str, fps_objective: bool) -> list[Path]:
+    """The finished ``trials`` of a study, their objective in the tables' unit (% for a percent metric): each
+    trial's value by trial number and the best so far (or, with an FPS objective, metric against images/s
+    with the Pareto-optimal trials joined); PNG and PDF."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from adbench.report.tables import columns
+
+    column = columns().get(objective)
+    scale, unit = (100, " (%)") if column is None or column.percent else (1, "")
+    name = f"validation {column.header if column else objective}{unit}"
+    numbers = np.array([t.number for t in trials])
+    values = scale * np.array([t.values[0] for t in trials])
+    with plt.rc_context({"font.size": FONT_PT + 1}):
+        fig, ax = plt.subplots(figsize=(4.5, 3.2), layout="constrained")
+        if fps_objective:
+            speed = np.array([t.values[1] for t in trials])
+            front = [i for i in range(len(trials))
+                     if not any(values[j] >= values[i] and speed[j] >= speed[i] and (values[j], speed[j]) !=
+                                (values[i], speed[i]) for j in range(len(trials)))]
+            front.sort(key=lambda i: speed[i])
+            ax.scatter(speed, values, s=14, color="tab:blue", alpha=0.6, label="trial")
+            ax.plot(speed[front], values[front], marker="o", color="tab:red", label="Pareto front")
+            ax.set_xlabel("images/s")
+        else:
+            order = np.argsort(numbers)
+            ax.scatter(numbers, values, s=14, color="tab:blue", alpha=0.6, label="trial")
+            ax.step(numbers[order], np.maximum.accumulate(values[order]), where="post", color="tab:red",
+                    label="best so far")
+            ax.set_xlabel("trial")
+            ax.xaxis.get_major_locator().set_params(integer=True)
+        ax.set_ylabel(name)
+        ax.grid(alpha=0.3)
+        ax.legend()
+        return save_figure(fig, path, dpi=150)
 
 
 def plot_toy_trajectories(result: Any, path: Path, n_lines: int = 300, seed: int = 0) -> list[Path]:

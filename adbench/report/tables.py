@@ -575,15 +575,16 @@ def column_widths(frame: pd.DataFrame) -> list[float]:
 
 def column_parts(frame: pd.DataFrame, n_labels: int, text_pt: float) -> list[list[int]]:
     """The columns of each LaTeX table ``frame`` is printed as: all of them when the table fits ``text_pt`` at
-    ``MIN_SCALE`` or larger; else the value columns in consecutive parts that each fit unscaled beside the
+    ``MIN_SCALE`` or larger; else the value columns in as few consecutive parts as fit that way beside the
     ``n_labels`` label columns (repeated in every part)."""
     widths = [MARGIN * w for w in column_widths(frame)]
-    if sum(widths) * MIN_SCALE <= text_pt:
+    room = text_pt / MIN_SCALE
+    if sum(widths) <= room:
         return [list(range(len(widths)))]
     labels = list(range(n_labels))
     base, parts, current = sum(widths[:n_labels]), [], []
     for j in range(n_labels, len(widths)):
-        if current and base + sum(widths[i] for i in current) + widths[j] > text_pt:
+        if current and base + sum(widths[i] for i in current) + widths[j] > room:
             parts.append(labels + current)
             current = []
         current.append(j)
