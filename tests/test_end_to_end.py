@@ -67,6 +67,8 @@ def test_run_writes_results_with_provenance(tiny_synthetic, tmp_path, monkeypatc
     saved = np.load(run_dir / frame.iloc[0]["maps_file"])
     assert saved["maps"].shape == (4, 128, 128) and saved["labels"].tolist() == [1, 1, 0, 0]  # both kinds
     assert saved["scores"].shape == (4,) and np.isfinite(saved["scores"]).all()
+    below = saved["score_below"] * frame.iloc[0]["n_test"]  # how many of the category's test images score lower
+    assert np.allclose(below, np.round(below)) and (np.argsort(below) == np.argsort(saved["scores"])).all()
     moved = run_dir.rename(tmp_path / "moved")
     monkeypatch.chdir(tmp_path / "res")  # reported from elsewhere
     report = runner.invoke(app, ["report", str(moved), "--figures", "--out", str(tmp_path / "rep" / "t")])

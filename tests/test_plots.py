@@ -96,3 +96,9 @@ def test_a_study_history_is_drawn_in_percent_with_the_best_so_far_and_the_pareto
     # 0.78@45 and 0.62@50 by 0.65@90
     assert list(zip(front.get_xdata(), front.get_ydata(), strict=True)) == [(30.0, 80.0), (45.0, 78.0),
                                                                             (90.0, 65.0)]
+
+
+def test_an_image_score_is_labelled_with_its_place_among_the_test_images():
+    assert plots.score_text(1.05, 0.92) == ", image score 1.05\nhigher than 92 % of test"
+    assert plots.score_text(0.378, float("nan")) == ", image score 0.378"  # maps kept before the share was
+    assert plots.score_text(float("nan"), float("nan")) == ""

@@ -428,8 +428,9 @@ def kept_samples(labels: np.ndarray, n: int) -> np.ndarray:
 
 
 def save_maps(ctx: Context, data: EvalSet, maps: np.ndarray, scores: np.ndarray, key: str) -> str:
-    """Keep the maps of a few test images (anomalous first) for figures; returns the file's path relative to
-    the run folder (the folder may be moved, or reported on from anywhere)."""
+    """Keep the maps of a few test images (anomalous first) for figures, with their image scores and the share
+    of the category's test images scored lower (a score's place on the method's own scale); returns the
+    file's path relative to the run folder (the folder may be moved, or reported on from anywhere)."""
     order = kept_samples(data.labels, ctx.cfg.scoring.save_maps)
     masks = data.masks[order] if data.masks is not None else np.zeros((len(order), *maps.shape[1:]), bool)
     path = ctx.run_dir / "maps" / f"{key}.npz"
@@ -437,7 +438,8 @@ def save_maps(ctx: Context, data: EvalSet, maps: np.ndarray, scores: np.ndarray,
     def write(tmp: Path) -> None:
         with open(tmp, "wb") as fh:  # a file object: savez would append .npz to a path
             np.savez_compressed(fh, maps=maps[order].astype(np.float16), masks=masks, labels=data.labels[order],
-                                scores=scores[order], images=np.array([str(data.samples[i].image_path) for i in order]))
+                                scores=scores[order], images=np.array([str(data.samples[i].image_path) for i in order]),
+                                score_below=(scores[None, :] < scores[order, None]).mean(axis=1))
 
     atomic_write(path, write)
     return str(path.relative_to(ctx.run_dir))

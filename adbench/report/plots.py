@@ -7,6 +7,7 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from adbench.errors import AdbenchError
@@ -123,12 +124,12 @@ def plot_anomaly_maps(maps_file: str | Path, path: Path, title: str = "") -> Pat
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import numpy as np
     from PIL import Image
 
     data = np.load(maps_file)
     maps, masks, images, labels = data["maps"].astype(np.float32), data["masks"], data["images"], data["labels"]
     scores = data["scores"] if "scores" in data else np.full(len(maps), np.nan)  # older files: no scores
+    below = data["score_below"] if "score_below" in data else np.full(len(maps), np.nan)
     n, size = len(maps), maps.shape[-1]
     fig, axes = plt.subplots(n, 3, figsize=(8.2, 2.5 * n), squeeze=False, layout="constrained")
     lo, hi = float(maps.min()), float(maps.max())
@@ -147,13 +148,22 @@ def plot_anomaly_maps(maps_file: str | Path, path: Path, title: str = "") -> Pat
             if row == 0:
                 ax.set_title(name, fontsize=9)
         kind = "anomalous" if labels[row] else "normal"
-        score = "" if np.isnan(scores[row]) else f", score {scores[row]:.3g}"
+        score = score_text(scores[row], below[row])
         axes[row, 0].text(-0.05, 0.5, f"{kind}{score}", transform=axes[row, 0].transAxes, rotation=90,
                           ha="right", va="center", fontsize=8)
     fig.suptitle(title, fontsize=9)
     if shown is not None:
-        fig.colorbar(shown, ax=axes[:, 2].tolist(), fraction=0.05, pad=0.02, label="anomaly score (map)")
+        fig.colorbar(shown, ax=axes[:, 2].tolist(), fraction=0.05, pad=0.02, label="anomaly map (the method's units)")
     return save_figure(fig, path, dpi=110)[0]
+
+
+def score_text(score: float, below: float) -> str:
+    """An image score as a row label: its value and its place among the category's test images (a raw score
+    means nothing across methods or categories)."""
+    if np.isnan(score):
+        return ""
+    place = "" if np.isnan(below) else f"\nhigher than {100 * below:.0f} % of test"
+    return f", image score {score:.3g}{place}"
 
 
 def column_scales(maps: dict[str, Any]) -> dict[str, tuple[float, float]]:
@@ -169,7 +179,6 @@ def plot_map_comparison(maps_files: dict[str, Path], path: Path, title: str = ""
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import numpy as np
     from PIL import Image
 
     data = {method: np.load(f) for method, f in maps_files.items()}
@@ -312,7 +321,6 @@ def plot_history(trials: list[Any], path: Path, objective: str, fps_objective: b
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import numpy as np
 
     from adbench.report.tables import columns
 
@@ -352,7 +360,6 @@ def plot_toy_trajectories(result: Any, path: Path, n_lines: int = 300, seed: int
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import numpy as np
 
     rng = np.random.default_rng(seed)
     fig, axes = plt.subplots(1, 2, figsize=(9, 4), sharey=False)
