@@ -1,6 +1,8 @@
 """Experiment tracking in the tools researchers already use: every cell of a run, grid or study (one
-category and scorer: one result row) is logged as it finishes, with its config, metrics, provenance and
-anomaly-map figure, to MLflow (``--logger mlflow``) or TensorBoard (``--logger tensorboard``). Both are
+category and scorer: one result row) is logged as it finishes, with its config (each scorer argument a
+parameter of its own), metrics (``val_`` on a study's validation split, tagged ``split``), cost, training
+loss curve, provenance and anomaly-map figure, to MLflow (``--logger mlflow``: a run per cell, nested under
+one run of the run, grid or study) or TensorBoard (``--logger tensorboard``). Both are
 optional extras (``pip install 'adbench-uiad[mlflow]'`` or ``'adbench-uiad[tensorboard]'``). The results folder stays
 the record: a cell is in ``cells.jsonl`` before it is logged, and a logger that fails warns without losing it.
 """
@@ -26,11 +28,46 @@ TAGS = ("dataset", "category", "scorer_label", "backbone", "noise_net", "cell_ke
         "device", "precision", "trial")
 
 
+COSTS = ("train_seconds", "score_seconds", "peak_memory_mb")
+MAX_LOSS_POINTS = 1000  # of a training loss curve: longer ones are logged every k-th step
+
+
+def split_of(record: dict[str, Any]) -> str:
+    """``validation`` for a study trial's cell (scored on a split carved from training normals), else ``test``."""
+    return "validation" if "trial" in record else "test"
+
+
 def tracked_metrics(record: dict[str, Any]) -> dict[str, float]:
-    """The numbers of a result row a tracker plots: the seven metrics, mAD and the FPS figures (NaN and
-    missing values left out: MLflow refuses NaN)."""
-    keys = (*metric_keys(), "mad", "fps", "scorer_fps")
-    return {k: float(record[k]) for k in keys if isinstance(record.get(k), (int, float)) and record[k] == record[k]}
+    """The numbers of a result row a tracker plots: the seven metrics and mAD (named ``val_<metric>`` on a
+    study's validation split, so they never pass for test metrics), the FPS figures and the cell's cost
+    (NaN and missing values left out: MLflow refuses NaN)."""
+    prefix = "val_" if split_of(record) == "validation" else ""
+    names = {**{k: prefix + k for k in (*metric_keys(), "mad")}, **{k: k for k in ("fps", "scorer_fps", *COSTS)}}
+    return {name: float(record[k]) for k, name in names.items()
+            if isinstance(record.get(k), (int, float)) and record[k] == record[k]}
+
+
+def tracked_params(record: dict[str, Any], flat: dict[str, Any]) -> dict[str, str | int | float]:
+    """The parameters of a cell: its flattened config (unset values left out, booleans as ``true``/``false``)
+    and each scorer argument on its own (``scorer.t``: the main ablation axis, filterable and plottable)."""
+    arguments = {k: v for k, v in record.items() if k.startswith("scorer.")}
+    params = {**flat, "scorer.name": record.get("scorer"), **arguments}
+    return {k: str(v).lower() if isinstance(v, bool) else v if isinstance(v, (int, float, str)) else str(v)
+            for k, v in params.items() if v is not None and v == v}
+
+
+def loss_curve(record: dict[str, Any], folder: Path) -> list[tuple[int, float]]:
+    """(step, loss) of the training log of the cell's noise net (``train_log``, relative to ``folder``), at most
+    ``MAX_LOSS_POINTS`` of them, the last step included; empty without one."""
+    import csv
+
+    path = Path(folder) / record["train_log"] if record.get("train_log") else None
+    if path is None or not path.is_file():
+        return []
+    with open(path, newline="") as fh:
+        rows = [(int(r["step"]), float(r["loss"])) for r in csv.DictReader(fh)]
+    every = max(1, -(-len(rows) // MAX_LOSS_POINTS))
+    return [r for i, r in enumerate(rows) if i % every == 0 or i == len(rows) - 1]
 
 
 def cell_name(record: dict[str, Any]) -> str:
@@ -71,22 +108,40 @@ class MLflowLogger:
             raise AdbenchError(f"--logger mlflow: cannot open experiment {experiment!r} at {uri}: "
                                f"{str(exc).splitlines()[0]} (check --tracking-uri)") from None
 
+        self.experiment, self.parents = experiment, {}
+
+    def parent(self, folder: Path) -> str:
+        """The run of the run, grid or study in ``folder``, that each cell's run nests under (found again when
+        the same folder is resumed)."""
+        where = str(folder.resolve())
+        if where not in self.parents:
+            found = [r for r in self.client.search_runs([self.experiment_id], "tags.adbench_role = 'parent'")
+                     if r.data.tags.get("results_folder") == where]
+            self.parents[where] = found[0].info.run_id if found else self.client.create_run(
+                self.experiment_id, run_name=self.experiment,
+                tags={"adbench_role": "parent", "results_folder": where}).info.run_id
+        return self.parents[where]
+
     def log(self, record: dict[str, Any], config: dict[str, Any], flat: dict[str, Any], figure: Path | None,
             folder: Path) -> None:
         from mlflow.entities import Metric, Param
 
-        tags = {**{k: str(record[k]) for k in TAGS if k in record}, "results_folder": str(folder.resolve())}
+        tags = {**{k: str(record[k]) for k in TAGS if k in record}, "results_folder": str(folder.resolve()),
+                "split": split_of(record), "mlflow.parentRunId": self.parent(folder)}
         run = self.client.create_run(self.experiment_id, run_name=cell_name(record), tags=tags)
         now = int(time.time() * 1000)
-        params = [Param(k, str(v)[:6000]) for k, v in flat.items()]
+        params = [Param(k, str(v)[:6000]) for k, v in tracked_params(record, flat).items()]
         for start in range(0, len(params), 100):  # MLflow takes at most 100 parameters per batch
             self.client.log_batch(run.info.run_id, params=params[start:start + 100])
         metrics = [Metric(k, v, now, 0) for k, v in tracked_metrics(record).items()]
-        self.client.log_batch(run.info.run_id, metrics=metrics)
+        metrics += [Metric("train_loss", loss, now, step) for step, loss in loss_curve(record, folder)]
+        for start in range(0, len(metrics), 1000):  # at most 1000 metrics per batch
+            self.client.log_batch(run.info.run_id, metrics=metrics[start:start + 1000])
         self.client.log_dict(run.info.run_id, config, "config.json")
         if figure is not None:
             self.client.log_artifact(run.info.run_id, str(figure), "figures")
         self.client.set_terminated(run.info.run_id)
+        self.client.set_terminated(tags["mlflow.parentRunId"])  # finished as of its latest cell
 
 
 class TensorBoardLogger:
@@ -104,9 +159,11 @@ class TensorBoardLogger:
         from PIL import Image
 
         name = re.sub(r"[^A-Za-z0-9_.=-]+", "_", f"{cell_name(record)}-{record['cell_key']}")
-        hparams = {k: v if isinstance(v, (int, float, str, bool)) else str(v) for k, v in flat.items()}
         with self.writer_class(str(folder / "tensorboard" / name)) as writer:
-            writer.add_hparams(hparams, tracked_metrics(record), run_name=".")
+            writer.add_hparams({**tracked_params(record, flat), "split": split_of(record)}, tracked_metrics(record),
+                               run_name=".")
+            for step, loss in loss_curve(record, folder):
+                writer.add_scalar("train_loss", loss, step)
             writer.add_text("config", "```\n" + json.dumps(config, indent=1) + "\n```")
             if figure is not None:
                 with Image.open(figure) as img:

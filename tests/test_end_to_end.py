@@ -52,6 +52,14 @@ def test_run_writes_results_with_provenance(tiny_synthetic, tmp_path, monkeypatc
     np.testing.assert_allclose(frame["mad"], frame[list(metric_keys())].mean(axis=1), rtol=1e-12)
     assert (frame["fps"] > 0).all() and (frame["scorer_fps"] > frame["fps"]).all()
     assert by_label["nfe"].to_dict() == {"osd_irf_mean": 1, "osd_irf_noisy(t=250)": 1, "invad(steps=2)": 2}
+    # cost per row: the shared model's training time (the same in every row), the cell's scoring time, memory
+    assert frame["train_seconds"].nunique() == 1 and (frame["train_seconds"] > 0).all()
+    assert (frame["score_seconds"] > 0).all() and (frame["peak_memory_mb"] > 0).all()
+    assert set(frame["peak_memory_of"]) == {"process peak RSS"}
+    (log,) = set(frame["train_log"])
+    steps = pd.read_csv(run_dir / log)
+    kept = json.loads((run_dir / log.replace(".train_log.csv", ".train.json")).read_text())
+    assert kept["steps"] == len(steps) and kept["seconds"] == frame["train_seconds"].iloc[0]
     row = frame.iloc[0]
     assert json.loads(row["config"])["noise_net"]["name"] == "mlp_tiny" and len(row["config_hash"]) == 16
     assert {"torch", "timm", "numpy", "adbench"} <= set(json.loads(row["versions"]))

@@ -19,7 +19,7 @@ from tests.test_study import study_file
 pytest.importorskip("mlflow", reason="mlflow-skinny (the dev or mlflow extra) is not installed")
 pytest.importorskip("tensorboard", reason="tensorboard (the dev or tensorboard extra) is not installed")
 
-LOGGED = (*metric_keys(), "mad", "fps", "scorer_fps")
+LOGGED = (*metric_keys(), "mad", "fps", "scorer_fps", "train_seconds", "score_seconds", "peak_memory_mb")
 
 
 def tensorboard_runs(folder):
@@ -50,14 +50,25 @@ def test_a_run_logs_every_cell_to_mlflow_and_tensorboard(tiny_synthetic, tmp_pat
 
     client = MlflowClient(tracking_uri=f"sqlite:///{results / 'mlflow.db'}")
     experiment = client.get_experiment_by_name("tracked")
-    runs = client.search_runs([experiment.experiment_id])
+    (parent,) = client.search_runs([experiment.experiment_id], "tags.adbench_role = 'parent'")
+    assert parent.info.run_name == "tracked" and parent.info.status == "FINISHED"
+    runs = client.search_runs([experiment.experiment_id], f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
     assert sorted(r.data.tags["cell_key"] for r in runs) == sorted(rows.index)
+    (log,) = set(rows["train_log"])
+    losses = pd.read_csv(run_dir / log)["loss"].tolist()
     for run in runs:
         row = rows.loc[run.data.tags["cell_key"]]
         assert run.info.run_name == f"washer {row['scorer_label']}" and run.info.status == "FINISHED"
-        assert run.data.metrics == pytest.approx({k: row[k] for k in LOGGED})
-        assert run.data.params["backbone.name"] == "efficientnet_lite0" and run.data.params["train.epochs"] == "2"
-        assert run.data.tags["results_folder"] == str(run_dir.resolve())
+        assert run.data.metrics == pytest.approx({**{k: row[k] for k in LOGGED}, "train_loss": losses[-1]})
+        curve = client.get_metric_history(run.info.run_id, "train_loss")
+        assert [m.step for m in curve] == list(range(len(losses)))  # the whole curve
+        assert [m.value for m in curve] == pytest.approx(losses)
+        params = run.data.params
+        assert params["backbone.name"] == "efficientnet_lite0" and params["train.epochs"] == "2"
+        assert params["backbone.pretrained"] == "true" and "backbone.weights" not in params  # unset: not 'None'
+        assert params["scorer.name"] == row["scorer"] and (params.get("scorer.t") or "-") == (
+            "-" if pd.isna(row.get("scorer.t")) else f"{row['scorer.t']:g}")  # each scorer argument on its own
+        assert run.data.tags["results_folder"] == str(run_dir.resolve()) and run.data.tags["split"] == "test"
         artifacts = {a.path for a in client.list_artifacts(run.info.run_id)} | {
             a.path for a in client.list_artifacts(run.info.run_id, "figures")}
         assert {"config.json", "figures/anomaly_maps.png"} <= artifacts
@@ -68,7 +79,8 @@ def test_a_run_logs_every_cell_to_mlflow_and_tensorboard(tiny_synthetic, tmp_pat
     assert len(logged) == 2
     for name, (scalars, images, texts) in logged.items():
         row = rows.loc[name.rsplit("-", 1)[1]]
-        assert scalars == pytest.approx({k: row[k] for k in LOGGED}, rel=1e-6)  # stored as float32
+        assert scalars == pytest.approx({**{k: row[k] for k in LOGGED}, "train_loss": losses[-1]},
+                                        rel=1e-6)  # stored as float32
         assert images == ["anomaly maps"] and "config/text_summary" in texts
 
 
@@ -82,7 +94,8 @@ def test_a_study_logs_each_trial_cell_to_tensorboard(tiny_synthetic, tmp_path):
     for record in trials:
         (name,) = [n for n in logged if n.endswith(f"-{record['cell_key']}")]
         assert name.startswith(f"trial_0_{record['category']}_osd_irf_mean")
-        assert logged[name][0]["mad"] == pytest.approx(record["mad"], rel=1e-6)
+        assert logged[name][0]["val_mad"] == pytest.approx(record["mad"], rel=1e-6)  # a validation metric
+        assert "mad" not in logged[name][0]
 
 
 def test_tracking_mistakes_are_one_line_before_any_work(tmp_path, monkeypatch):

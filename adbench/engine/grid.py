@@ -193,6 +193,9 @@ class GridRunner:
             if not (mine / model.name).exists():
                 (mine / model.name).symlink_to(model.resolve())
                 linked.append(mine / model.name)
+                for kept in (model.with_suffix(".train.json"), model.with_suffix(".train_log.csv")):  # its cost
+                    if kept.is_file() and not (mine / kept.name).exists():
+                        (mine / kept.name).symlink_to(kept.resolve())
         return linked
 
     def categories_of(self, cfg: RunConfig) -> list[str]:

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from adbench.allocator import host_allocator
-from adbench.atomic import atomic_torch_save, atomic_write, load_cached, remove_stale_temporaries
+from adbench.atomic import atomic_torch_save, atomic_write, atomic_write_text, load_cached, remove_stale_temporaries
 from adbench.config import RunConfig
 from adbench.data.base import Dataset, Sample, Transform, load_batch, load_mask
 from adbench.device import (
@@ -231,6 +231,8 @@ def train_category(ctx: Context, category: str) -> nn.Module:
         atomic_torch_save(weights, path)
         log = pd.DataFrame(training_log(cfg.train, losses, len(feats)))
         atomic_write(path.with_suffix(".train_log.csv"), lambda p: log.to_csv(p, index=False))
+        atomic_write_text(path.with_suffix(".train.json"), json.dumps(
+            {"seconds": seconds, "steps": len(losses), "images": len(feats), "device": device_name(ctx.device)}))
         ckpt.unlink(missing_ok=True)
         console.print(f"[green]{name}[/]: trained {len(losses)} steps on {len(feats)} images in {seconds:.0f} s "
                       f"({cfg.noise_net.name}, batch {cfg.train.batch_size}), final loss {np.mean(losses[-20:]):.4f}")
@@ -372,9 +374,39 @@ def score_cell(ctx: Context, data: EvalSet, model: nn.Module, spec: dict[str, An
         nan = float("nan")
         return result_row(ctx, data, spec, scorer, out, dict.fromkeys([c.key for c in reported()], nan),
                           (nan, nan, nan))
+    if ctx.device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(ctx.device)
+    start = time.perf_counter()
     out = cell_scores(ctx, data, model, scorer, f"{data.category} / {scorer_label(spec)}")
     metrics = cell_metrics(data, out, getattr(ctx.dataset, "mad_over_available", False))
-    return result_row(ctx, data, spec, scorer, out, metrics, pipeline_seconds(ctx, data, model, scorer))
+    cost = {"score_seconds": time.perf_counter() - start, **peak_memory(ctx.device)}
+    return result_row(ctx, data, spec, scorer, out, metrics, pipeline_seconds(ctx, data, model, scorer)) | cost
+
+
+def peak_memory(device: torch.device) -> dict[str, Any]:
+    """The most memory the cell held: CUDA memory allocated by torch since the cell began, or on the CPU the
+    process's peak resident set (a high-water mark of the whole process, not of the cell alone)."""
+    if device.type == "cuda":
+        return {"peak_memory_mb": torch.cuda.max_memory_allocated(device) / 2**20, "peak_memory_of": "cuda allocated"}
+    import resource
+
+    return {"peak_memory_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,  # KiB on Linux
+            "peak_memory_of": "process peak RSS"}
+
+
+def training_cost(ctx: Context, category: str, has_model: bool = True) -> dict[str, Any]:
+    """The training time of the noise net that scores ``category`` (its ``.train.json``, written when it was
+    trained, in this run or the one it was copied from) and its loss log relative to the run folder; NaN and
+    empty when it has none (knn) or was trained before these were kept."""
+    path = ctx.model_path(category)
+    if not has_model:
+        return {"train_seconds": float("nan"), "train_log": ""}
+    try:
+        seconds = float(json.loads(path.with_suffix(".train.json").read_text())["seconds"])
+    except (OSError, ValueError, KeyError, TypeError):
+        seconds = float("nan")
+    log = path.with_suffix(".train_log.csv")
+    return {"train_seconds": seconds, "train_log": str(log.relative_to(ctx.run_dir)) if log.is_file() else ""}
 
 
 def result_row(ctx: Context, data: EvalSet, spec: dict[str, Any], scorer: Any, out: ImageScores,
@@ -414,6 +446,7 @@ def result_row(ctx: Context, data: EvalSet, spec: dict[str, Any], scorer: Any, o
         "fps_batch_size": min(cfg.scoring.fps_images, len(data.samples)),
         "precision": precision(ctx.device, ctx.cfg.noise_net.precision), "backbone_precision": ctx.backbone_precision,
         "host_allocator": host_allocator(), "maps_file": maps_file,
+        **training_cost(ctx, data.category, needs_model(spec)),
         "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
         "cuda_deterministic": ctx.device.type == "cuda" and torch.are_deterministic_algorithms_enabled(),
     }
