@@ -13,7 +13,7 @@ from rich.table import Table
 
 from adbench.allocator import tune_host_allocator
 from adbench.atomic import UNWRITABLE, unwritable
-from adbench.config import RunConfig, checked_name, config_from, load_config, parse_scorer, parse_sets
+from adbench.config import RunConfig, checked_name, config_from, load_config, parse_scorer, parse_sets, quick
 from adbench.errors import AdbenchError
 from adbench.progress import make_console
 
@@ -90,6 +90,8 @@ ConfigArg = Annotated[Path | None, typer.Argument(help="YAML run config; flags o
 Opt = typer.Option
 
 
+QUICK_HELP = ("A smoke run, the same on every command that trains: 20 epochs (2 of warm-up) into a folder "
+              "named <name>-quick; a grid also takes its quick axes, a study its quick_trials, sweep-t 3 timesteps.")
 PRECISION_HELP = "Noise net on CUDA: bf16 (autocast, default) or fp32. CPU always runs fp32."
 BACKBONE_PRECISION_HELP = "Backbone on CUDA: fp32 (default, as the official code) or bf16 (autocast)."
 
@@ -99,7 +101,7 @@ def build_config(config: Path | None, dataset: str | None, data_root: str | None
                  scorer: list[str] | None, epochs: int | None, batch_size: int | None, protocol: str | None,
                  image_score: str | None, precision: str | None, backbone_precision: str | None,
                  seed: int | None, device: str | None, name: str | None, image_size: int | None,
-                 set_: list[str] | None) -> RunConfig:
+                 set_: list[str] | None, quick_run: bool | None = None) -> RunConfig:
     flags: dict[str, Any] = {
         "data.dataset": dataset, "data.root": data_root, "categories": category or None, "backbone.name": backbone,
         "backbone.weights": weights, "backbone.pretrained": pretrained, "noise_net.name": noise_net,
@@ -108,7 +110,8 @@ def build_config(config: Path | None, dataset: str | None, data_root: str | None
         "train.epochs": epochs, "train.batch_size": batch_size, "seed": seed, "runtime.device": device,
         "runtime.name": name, "backbone.image_size": image_size,
     }
-    return config_with_flags(config, {**flags, **parse_sets(set_)})
+    cfg = config_with_flags(config, {**flags, **parse_sets(set_)})
+    return quick(cfg) if quick_run else cfg
 
 
 def config_with_flags(config: Path | None, flags: dict[str, Any]) -> RunConfig:
@@ -154,6 +157,7 @@ def run_options(fn):
               ("image_size", int | None, ("--image-size",), "Input size in pixels (a multiple of 16; 256)."),
               ("set_", list[str] | None, ("--set",), "key=value override of any config key, e.g. "
                "train.lr=1e-4 or data.args={threshold: 0.5} (repeatable)."),
+              ("quick_run", bool | None, ("--quick",), QUICK_HELP),
               ("results_dir", Path | None, ("--results-dir",), "Where run folders are written (default results/)."),
               ("resume", Path | None, ("--resume",), "Run folder to continue (killed or trained only): its "
                "finished cells are kept and skipped; the config, if given, must be the folder's."),
@@ -326,20 +330,20 @@ def evaluate(run_dir: Annotated[Path, typer.Argument(help="Run folder written by
 DEMO_PRESET = Path(__file__).parent / "presets" / "demo.yaml"
 
 
-def demo_config(quick: bool = False) -> RunConfig:
-    """The embedded default (adbench/presets/demo.yaml); ``quick`` trains 20 epochs."""
-    quick_overrides = {"runtime.name": "demo-quick", "train.epochs": 20, "train.warmup_epochs": 2}
-    return load_config(DEMO_PRESET, quick_overrides if quick else None)
+def demo_config(quick_run: bool = False) -> RunConfig:
+    """The embedded default (adbench/presets/demo.yaml); ``quick_run``: as ``--quick`` (``config.quick``)."""
+    cfg = load_config(DEMO_PRESET)
+    return quick(cfg) if quick_run else cfg
 
 
 @app.command()
 @guarded
 @with_options(Tracking)
-def demo(quick: Annotated[bool, Opt("--quick", help="Few epochs: a smoke run in about a minute.")] = False,
+def demo(quick_run: Annotated[bool, Opt("--quick", help=QUICK_HELP)] = False,
          results_dir: Annotated[Path, Opt("--results-dir")] = DEFAULT_RESULTS,
          cache_dir: Annotated[Path | None, Opt("--cache-dir")] = None, tracking: Tracking = Tracking()) -> None:
     """Run the embedded default end to end: synthetic data, Lite0 features, three scorers."""
-    _execute(demo_config(quick), results_dir, cache_dir or cache_dir_default(), tracking=tracking)
+    _execute(demo_config(quick_run), results_dir, cache_dir or cache_dir_default(), tracking=tracking)
 
 
 @app.command()
@@ -349,7 +353,8 @@ def demo(quick: Annotated[bool, Opt("--quick", help="Few epochs: a smoke run in 
 def grid(file: Annotated[Path, typer.Argument(help="Grid YAML (base config, axes, quick overrides, quick_axes).")],
          set_: Annotated[list[str] | None, Opt("--set", help="key=value override of the base (repeatable); "
                                                 "fixes an axis to one value.")] = None,
-         quick: Annotated[bool, Opt("--quick", help="Apply the grid's quick overrides and quick_axes "
+         quick: Annotated[bool, Opt("--quick", help="Apply the grid's quick overrides (or --quick's 20 epochs when "
+                                    "it has none) and quick_axes "
                                                     "(tiny sizes).")] = False,
          dry_run: Annotated[bool, Opt("--dry-run", help="Print the plan and stop.")] = False,
          results_dir: Annotated[Path, Opt("--results-dir")] = DEFAULT_RESULTS,
@@ -386,7 +391,8 @@ def grid(file: Annotated[Path, typer.Argument(help="Grid YAML (base config, axes
 @with_options(Execution)
 @with_options(Tracking)
 def study(file: Annotated[Path, typer.Argument(help="Study YAML (base config, search space, objective).")],
-          quick: Annotated[bool, Opt("--quick", help="Apply the study's quick overrides.")] = False,
+          quick: Annotated[bool, Opt("--quick", help="Apply the study's quick overrides (or --quick's 20 epochs "
+                                     "when it has none) and run its quick_trials (3) trials.")] = False,
           set_: Annotated[list[str] | None, Opt("--set", help="key=value override of the study's base config "
                                                 "(repeatable); a changed base is another study.")] = None,
           storage: Annotated[str | None, Opt("--storage", help="Optuna RDB URL (e.g. postgresql://...) or a "
@@ -478,9 +484,11 @@ def parse_timesteps(text: str) -> list[int]:
 def sweep_t(config: Annotated[Path | None, typer.Argument(help="YAML run config (the model to sweep).")] = None,
             from_run: Annotated[Path | None, Opt("--from-run", help="Sweep the trained model(s) of this run folder "
                                                  "(its config) instead of training them again.")] = None,
-            t: Annotated[str, Opt("--t", help="Timesteps: 50,250,500 or a range 50:950:100.")] = "50:950:100",
+            t: Annotated[str | None, Opt("--t", help="Timesteps: 50,250,500 or a range 50:950:100 (the default; "
+                                        "with --quick 250,500,750).")] = None,
             scorer: Annotated[list[str] | None, Opt("--scorer", "-s", help="Scorer(s) with a t argument.")] = None,
             set_: Annotated[list[str] | None, Opt("--set", help="key=value override of the config.")] = None,
+            quick_run: Annotated[bool, Opt("--quick", help=QUICK_HELP)] = False,
             results_dir: Annotated[Path, Opt("--results-dir")] = DEFAULT_RESULTS,
             cache_dir: Annotated[Path | None, Opt("--cache-dir")] = None,
             tracking: Tracking = Tracking(), execution: Execution = Execution()) -> None:
@@ -492,7 +500,9 @@ def sweep_t(config: Annotated[Path | None, typer.Argument(help="YAML run config 
     if (config is None) == (from_run is None):
         raise AdbenchError("sweep-t needs a config file or --from-run RUN_DIR (one of them)")
     cfg = load_config(config, parse_sets(set_)) if config else read_run_config(from_run).updated(parse_sets(set_))
-    spec = sweep_t_grid(cfg, scorer or ["osd_irf_mean", "osd_irf_noisy"], parse_timesteps(t))
+    cfg = quick(cfg) if quick_run and from_run is None else cfg  # a trained model is swept as it is
+    timesteps = parse_timesteps(t or ("250,500,750" if quick_run else "50:950:100"))
+    spec = sweep_t_grid(cfg, scorer or ["osd_irf_mean", "osd_irf_noisy"], timesteps)
     executor = execution.build()
     runner = GridRunner(spec, results_dir, cache_dir or cache_dir_default(),
                         tracker=tracking.open(spec.name, results_dir), executor=executor)

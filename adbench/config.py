@@ -475,6 +475,17 @@ def config_from(base: dict[str, Any], overrides: dict[str, Any] | None = None, w
     return validated(with_overrides(base, overrides or {}), where)
 
 
+QUICK = {"train.epochs": 20, "train.warmup_epochs": 2}  # --quick on every command that trains: a smoke run
+
+
+def quick(cfg: RunConfig) -> RunConfig:
+    """``cfg`` as ``--quick`` runs it (``QUICK``: 20 epochs, 2 of warm-up), in a folder named ``<name>-quick``
+    so it never resumes or passes for the full run."""
+    name = cfg.runtime.name if cfg.runtime.name.endswith("-quick") else f"{cfg.runtime.name}-quick"
+    return cfg.updated({**QUICK, "train.warmup_epochs": min(QUICK["train.warmup_epochs"], cfg.train.warmup_epochs),
+                        "runtime.name": name})
+
+
 def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> RunConfig:
     """Read a YAML run config (safe loader) and apply dotted-key ``overrides``."""
     return config_from(read_yaml(path), overrides, str(path))

@@ -288,14 +288,14 @@ def test_sweep_t_scores_one_model_per_category_and_plots(tiny_synthetic, tmp_pat
         "categories": ["washer"], "backbone": {"name": "efficientnet_lite0", "image_size": 64},
         "noise_net": {"name": "mlp_tiny"},
         "train": {"epochs": 3, "batch_size": 4, "lr": 0.001, "warmup_epochs": 1}}))
-    result = runner.invoke(app, ["sweep-t", str(config), "--t", "100,500", "--results-dir", str(tmp_path / "r")])
+    result = runner.invoke(app, ["sweep-t", str(config), "--quick", "--results-dir", str(tmp_path / "r")])
     assert result.exit_code == 0, result.output
-    grid_dir = tmp_path / "r" / "grid-sweep-t-sw"
+    grid_dir = tmp_path / "r" / "grid-sweep-t-sw-quick"  # --quick: 20 epochs, 3 timesteps, its own folder
     frame = pd.read_parquet(grid_dir / "metrics.parquet")
-    assert sorted(frame["scorer_label"]) == ["osd_irf_mean(t=100)", "osd_irf_mean(t=500)",
-                                             "osd_irf_noisy(t=100)", "osd_irf_noisy(t=500)"]
+    assert {json.loads(c)["train"]["epochs"] for c in frame["config"]} == {20}
     assert sorted(zip(frame["scorer"], frame["scorer.t"], strict=True)) == [
-        ("osd_irf_mean", 100), ("osd_irf_mean", 500), ("osd_irf_noisy", 100), ("osd_irf_noisy", 500)]
+        ("osd_irf_mean", 250), ("osd_irf_mean", 500), ("osd_irf_mean", 750), ("osd_irf_noisy", 250),
+        ("osd_irf_noisy", 500), ("osd_irf_noisy", 750)]
     assert len(list((grid_dir / "models").glob("*.pt"))) == 1
     assert (grid_dir / "metrics_vs_t.png").stat().st_size > 10_000 and (grid_dir / "metrics_vs_t.pdf").exists()
 
@@ -315,5 +315,23 @@ def test_sweep_t_from_a_run_scores_its_trained_model(tiny_synthetic, tmp_path, m
     assert "1 trained model(s) of" in result.output and "0 to train" in result.output
     frame = pd.read_parquet(tmp_path / "s" / f"grid-sweep-t-{run_dir.name.split('-')[0]}" / "metrics.parquet")
     assert sorted(frame["scorer.t"]) == [100, 500]
+    trained = json.loads(next((run_dir / "models").glob("*.train.json")).read_text())["seconds"]
+    assert (frame["train_seconds"] == trained).all()  # the shared model's training time comes along with it
     both = runner.invoke(app, ["sweep-t", str(config), "--from-run", str(run_dir)])
     assert both.exit_code == 2 and "a config file or --from-run RUN_DIR (one of them)" in both.output
+
+
+def test_every_command_that_trains_takes_quick_with_one_meaning(tmp_path):
+    from adbench.cli import QUICK_HELP
+    from adbench.config import RunConfig, quick
+
+    for command in ("run", "train", "demo", "grid", "study", "sweep-t"):
+        shown = runner.invoke(app, [command, "--help"], terminal_width=200).output
+        assert "--quick" in shown, command
+    assert "20 epochs (2 of warm-up)" in QUICK_HELP
+    cfg = quick(RunConfig(runtime={"name": "mine"}, train={"epochs": 300, "warmup_epochs": 40}))
+    assert (cfg.train.epochs, cfg.train.warmup_epochs, cfg.runtime.name) == (20, 2, "mine-quick")
+    assert quick(cfg) == cfg and quick(RunConfig(train={"warmup_epochs": 0})).train.warmup_epochs == 0
+    grid = tmp_path / "g.yaml"
+    grid.write_text("name: g\nbase: {train: {epochs: 300}}\naxes: {seed: [0, 1]}\n")
+    assert load_grid(grid, quick=True).base["train"] == {"epochs": 20, "warmup_epochs": 2}  # no quick of its own

@@ -38,7 +38,7 @@ import pandas as pd
 import yaml
 
 from adbench.atomic import atomic_write_text, make_dir, remove_stale_temporaries
-from adbench.config import RunConfig, checked_name, config_from, parse_sets, read_yaml, with_overrides
+from adbench.config import QUICK, RunConfig, checked_name, config_from, parse_sets, read_yaml, with_overrides
 from adbench.engine.build import build_dataset, needs_model
 from adbench.engine.execute import Cell, work_units
 from adbench.engine.executors import LocalExecutor, RayExecutor
@@ -89,7 +89,7 @@ def load_grid(path: str | Path, sets: list[str] | None = None, quick: bool = Fal
     if quick:
         spec.axes.update(spec.quick_axes)
     sets_ = parse_sets(sets)
-    quick_ = spec.quick if quick else {}
+    quick_ = (spec.quick or QUICK) if quick else {}  # a grid without its own quick sizes: --quick's training
     if "data.dataset" in sets_:  # the quick sizes of the grid's dataset mean nothing to another one
         quick_ = {k: v for k, v in quick_.items() if k != "data.args"}
     overrides = {**quick_, **sets_}

@@ -37,7 +37,7 @@ import pandas as pd
 import torch
 
 from adbench.atomic import atomic_write
-from adbench.config import RunConfig, checked_name, config_from, parse_sets, read_yaml, with_overrides
+from adbench.config import QUICK, RunConfig, checked_name, config_from, parse_sets, read_yaml, with_overrides
 from adbench.data.validation import CarvedValidation, FolderValidation, OwnValidation
 from adbench.engine.execute import Cell, execute, work_units
 from adbench.engine.preflight import preflight
@@ -98,7 +98,7 @@ def load_study(path: str | Path, quick: bool = False, sets: list[str] | None = N
     for key, dist in spec.space.items():
         check_distribution(dist, f"{path}: space.{key}")
     if quick:
-        spec.base = with_overrides(spec.base, spec.quick)
+        spec.base = with_overrides(spec.base, spec.quick or QUICK)  # no quick sizes of its own: --quick's
         spec.name += "-quick"
         spec.n_trials = min(spec.n_trials, spec.quick_trials)
     spec.base = with_overrides(spec.base, parse_sets(sets))
