@@ -601,6 +601,90 @@ def report(results: Annotated[list[Path], typer.Argument(help="Run or grid folde
     err.print(f"wrote {', '.join(map(str, written))} from {len(frame)} result rows", soft_wrap=True)
 
 
+@app.command("config")
+@guarded
+def show_config(
+        config: Annotated[Path | None, typer.Argument(help="A YAML run config (with --set).")] = None,
+        set_: Annotated[list[str] | None, Opt("--set", help="key=value override (repeatable).")] = None,
+        run_dir: Annotated[Path | None, Opt("--run", help="A run folder: the config it ran with.")] = None,
+        grid_file: Annotated[Path | None, Opt("--grid", help="A grid YAML: its cells, or one with --cell.")] = None,
+        cell: Annotated[int | None, Opt("--cell", min=0, help="The grid cell to print (its number in the list "
+                                       "`--grid` alone prints).")] = None,
+        study_file: Annotated[Path | None, Opt("--study", help="A study YAML: a trial's config with --trial.")] = None,
+        trial: Annotated[int | None, Opt("--trial", min=0, help="The study trial to print.")] = None,
+        storage: Annotated[str | None, Opt("--storage", help="The study's storage (default: SQLite in its "
+                                           "folder under --results-dir).")] = None,
+        quick_run: Annotated[bool, Opt("--quick", help="As the command would run it with --quick.")] = False,
+        results_dir: Annotated[Path, Opt("--results-dir")] = DEFAULT_RESULTS,
+        cache_dir: Annotated[Path | None, Opt("--cache-dir")] = None) -> None:
+    """Print the fully resolved config (every default filled in, as YAML) of a run config, a run folder, a
+    grid cell or a study trial: what a run, grid or study would use, before or after it ran."""
+    import yaml
+
+    given = [name for name, v in (("CONFIG", config), ("--run", run_dir), ("--grid", grid_file),
+                                  ("--study", study_file)) if v is not None]
+    if len(given) != 1:
+        raise AdbenchError("config needs one of CONFIG, --run RUN_DIR, --grid GRID.yaml or --study STUDY.yaml"
+                           + (f" (got {', '.join(given)})" if given else ""))
+    if grid_file is not None:
+        found = grid_cell_config(grid_file, cell, set_, quick_run, results_dir, cache_dir or cache_dir_default())
+        if found is None:
+            return
+        cfg, head = found
+    elif study_file is not None:
+        cfg, head = study_trial_config(study_file, trial, storage, set_, quick_run, results_dir)
+    elif run_dir is not None:
+        from adbench.results import read_run_config
+
+        cfg, head = read_run_config(run_dir), f"run folder {run_dir}"
+    else:
+        cfg = load_config(config, parse_sets(set_))
+        cfg, head = quick(cfg) if quick_run else cfg, str(config)
+    print(f"# {head}\n" + yaml.safe_dump(cfg.to_dict(), sort_keys=False), end="")
+
+
+def grid_cell_config(file: Path, cell: int | None, sets: list[str] | None, quick_run: bool, results_dir: Path,
+                     cache_dir: Path) -> tuple[RunConfig, str] | None:
+    """The config of ``cell`` of the grid in ``file``; without ``cell``, the list of its cells is printed."""
+    from adbench.engine.build import scorer_label
+    from adbench.engine.grid import GridRunner, load_grid
+
+    cells = GridRunner(load_grid(file, sets, quick_run), results_dir, cache_dir).cells()
+    if cell is None:
+        for i, c in enumerate(cells):
+            out.print(f"{i:>4}  {c.category}  {scorer_label(c.spec)}  seed {c.cfg.seed}  {c.key}", highlight=False)
+        err.print(f"{len(cells)} cells; `adbench config --grid {file} --cell N` prints one", soft_wrap=True)
+        return None
+    if cell >= len(cells):
+        raise AdbenchError(f"--cell {cell}: the grid has {len(cells)} cells (0 to {len(cells) - 1})")
+    return cells[cell].cfg, f"cell {cell} of {len(cells)}: {cells[cell].category} {scorer_label(cells[cell].spec)}"
+
+
+def study_trial_config(file: Path, trial: int | None, storage: str | None, sets: list[str] | None, quick_run: bool,
+                       results_dir: Path) -> tuple[RunConfig, str]:
+    """The config of ``trial`` of the study in ``file`` (its parameters read from the study's storage)."""
+    import optuna
+
+    from adbench.engine.study import config_for, load_study, open_storage
+
+    if trial is None:
+        raise AdbenchError("--study needs --trial N (`adbench study` lists the trials and their numbers)")
+    spec = load_study(file, quick_run, sets)
+    url = storage or f"sqlite:///{results_dir / f'study-{spec.name}' / 'study.db'}"
+    if storage is None and not (results_dir / f"study-{spec.name}" / "study.db").is_file():
+        raise AdbenchError(f"study {spec.name!r} has not run under {results_dir} (no study.db); pass --storage or "
+                           "--results-dir")
+    try:
+        found = optuna.load_study(study_name=spec.name, storage=open_storage(url))
+    except KeyError:
+        raise AdbenchError(f"no study named {spec.name!r} in {url}") from None
+    trials = {t.number: t for t in found.get_trials(deepcopy=False)}
+    if trial not in trials:
+        raise AdbenchError(f"--trial {trial}: study {spec.name!r} has trials {min(trials, default=0)} to "
+                           f"{max(trials, default=-1)}")
+    return config_for(spec, trials[trial].params), f"study {spec.name}, trial {trial}: {trials[trial].params}"
+
+
 @app.command()
 @guarded
 def fps(config: Annotated[Path | None, typer.Argument(help="YAML run config (backbone, noise net, scorers).")] = None,

@@ -1,6 +1,7 @@
 import re
 
 import pytest
+import yaml
 from pydantic import ValidationError
 
 from adbench.config import RunConfig, config_from, load_config, parse_scorer, validated, with_overrides
@@ -150,3 +151,47 @@ def test_values_outside_a_fields_limits_are_refused_by_name(data, message):
     with pytest.raises(ConfigError, match=f"^config: {re.escape(message)}$"):
         validated(data)
     assert validated({"scoring": {"image_score": None}, "train": {"epochs": 1, "ema_decay": 1.0}}).train.epochs == 1
+
+
+def test_config_prints_the_resolved_config_of_a_run_a_grid_cell_and_a_study_trial(tiny_synthetic, tmp_path):
+    import optuna
+    from typer.testing import CliRunner
+
+    from adbench.cli import app
+    from adbench.engine.grid import GridRunner, load_grid
+    from adbench.engine.study import config_for, load_study
+    from tests.test_study import study_file
+
+    runner = CliRunner()
+    config = tmp_path / "c.yaml"
+    config.write_text("noise_net: {name: mlp_tiny}\nscoring: {scorers: [{name: invad}]}\n")
+    shown = runner.invoke(app, ["config", str(config), "--set", "train.lr=0.002"])
+    assert shown.exit_code == 0, shown.output
+    printed = validated(yaml.safe_load(shown.output), "printed")
+    assert printed == load_config(config, {"train.lr": 0.002}) and "batch_size: 64" in shown.output  # defaults in
+    grid = tmp_path / "g.yaml"
+    grid.write_text(yaml.safe_dump({"name": "g", "base": {"data": {"dataset": "mvtec", "root": str(tiny_synthetic)},
+                                                          "categories": ["washer"], "noise_net": {"name": "mlp_tiny"}},
+                                    "axes": {"scorer": ["osd_irf_mean", "invad"], "seed": [0, 1]}}))
+    cells = GridRunner(load_grid(grid), tmp_path / "r", tmp_path / "cache").cells()
+    listed = runner.invoke(app, ["config", "--grid", str(grid), "--results-dir", str(tmp_path / "r")])
+    assert listed.exit_code == 0 and len(listed.stdout.splitlines()) == len(cells) == 4
+    one = runner.invoke(app, ["config", "--grid", str(grid), "--cell", "3", "--results-dir", str(tmp_path / "r")])
+    assert validated(yaml.safe_load(one.stdout), "printed") == cells[3].cfg
+    study = study_file(tmp_path / "s.yaml", tiny_synthetic)
+    spec = load_study(study)
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    made = optuna.create_study(study_name=spec.name, storage=storage, direction="maximize")
+    params = {"scorer.t": 300, "train.lr": 0.003}
+    made.add_trial(optuna.trial.create_trial(params=params, value=0.5, distributions={
+        "scorer.t": optuna.distributions.IntDistribution(100, 900, step=100),
+        "train.lr": optuna.distributions.FloatDistribution(1e-4, 1e-2, log=True)}))
+    trial = runner.invoke(app, ["config", "--study", str(study), "--trial", "0", "--storage", storage])
+    assert trial.exit_code == 0, trial.output
+    assert validated(yaml.safe_load(trial.stdout), "printed") == config_for(spec, params)
+    for args, message in ((["config"], "config needs one of CONFIG, --run"),
+                          (["config", "--grid", str(grid), "--cell", "9"], "--cell 9: the grid has 4 cells"),
+                          (["config", "--study", str(study), "--trial", "5", "--storage", storage],
+                           "--trial 5: study 'tiny' has trials 0 to 0")):
+        bad = runner.invoke(app, [*args, "--results-dir", str(tmp_path / "r")])
+        assert bad.exit_code == 2 and message in bad.output, bad.output
