@@ -533,6 +533,13 @@ def report(results: Annotated[list[Path], typer.Argument(help="Run or grid folde
                                     "are split by columns.")] = "article",
            notes: Annotated[str, Opt("--notes", help="LaTeX: where a table's notes go: below (a footnote block "
                                      "under the table, a short caption) or caption.")] = "below",
+           rename: Annotated[list[str] | None, Opt("--rename", help="SHOWN_NOW=WANTED (repeatable): the name a "
+                                                   "label, header or method takes in the tables, e.g. "
+                                                   "'osd_irf_mean=OSD-IRF' or 'feature norm=Norm' (split at the "
+                                                   "last =; marks such as † are kept).")] = None,
+           metrics: Annotated[str | None, Opt("--metrics", help="Comma-separated columns of the methods layout, "
+                                              "in the papers' order, e.g. image_auroc,pixel_aupro,mad,fps "
+                                              "(default: all).")] = None,
            layout: Annotated[str, Opt("--layout", help="methods (methods x metrics, the papers' main tables), "
                                       "categories (categories x methods for one --metric, per-class tables) or "
                                       "bmad (InvAD's BMAD table: det. and loc. per dataset).")
@@ -562,7 +569,8 @@ def report(results: Annotated[list[Path], typer.Argument(help="Run or grid folde
     from adbench.report.tables import Style, parse_page, write_tables
     from adbench.results import read_rows
 
-    style = Style(parse_page(page), notes)  # a mistake here costs nothing read yet
+    style = Style(parse_page(page), notes, parse_renames(rename),  # a mistake here costs nothing read yet
+                  tuple(m.strip() for m in metrics.split(",") if m.strip()) if metrics else ())
     if figure_width not in ("column", "page"):
         raise AdbenchError(f"--figure-width must be column or page, got {figure_width!r}")
 
@@ -683,6 +691,17 @@ def study_trial_config(file: Path, trial: int | None, storage: str | None, sets:
         raise AdbenchError(f"--trial {trial}: study {spec.name!r} has trials {min(trials, default=0)} to "
                            f"{max(trials, default=-1)}")
     return config_for(spec, trials[trial].params), f"study {spec.name}, trial {trial}: {trials[trial].params}"
+
+
+def parse_renames(items: list[str] | None) -> dict[str, str]:
+    """``--rename`` items ``SHOWN_NOW=WANTED`` as a mapping (split at the last ``=``: labels hold ``=``)."""
+    names = {}
+    for item in items or ():
+        shown, eq, wanted = item.rpartition("=")
+        if not eq or not shown.strip() or not wanted.strip():
+            raise AdbenchError(f"--rename {item!r}: give SHOWN_NOW=WANTED, e.g. 'osd_irf_mean=OSD-IRF'")
+        names[shown.strip()] = wanted.strip()
+    return names
 
 
 @app.command()

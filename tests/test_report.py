@@ -549,3 +549,24 @@ def test_report_draws_metric_vs_t_from_any_sweep_and_fits_the_page_asked(tmp_pat
                           (["--notes", "margin"], "--notes must be one of below, caption")):
         bad = CliRunner().invoke(app, ["report", str(run_dir), "--out", str(out), *args])
         assert bad.exit_code == 2 and message in bad.output, bad.output
+
+
+def test_report_renames_labels_and_headers_and_shows_the_metrics_asked(tmp_path):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    fake_rows().to_parquet(run_dir / "metrics.parquet")
+    out = tmp_path / "t"
+    result = CliRunner().invoke(app, ["report", str(run_dir), "--out", str(out), "--metrics", "image_auroc,mad",
+                                      "--rename", "osd_irf_mean(t=500)=OSD-IRF", "--rename", "invad(steps=3)=InvAD",
+                                      "--rename", "I-AUROC=Det.", "--rename", "AUROC=AU-ROC", "--no-per-category"])
+    assert result.exit_code == 0, result.output
+    md = out.with_suffix(".md").read_text()
+    assert "| dataset | scorer | backbone | noise net | protocol | Det. | mAD |" in md  # no other metric, no FPS
+    assert "| mvtec | OSD-IRF | efficientnet_b4 |" in md and "| mvtec | InvAD† | efficientnet_b4 |" in md
+    assert "FPS" not in md  # no FPS column: no FPS note either
+    tex = out.with_suffix(".tex").read_text()
+    assert "scorer & AU-ROC & mAD \\\\" in tex and "InvAD$^\\dagger$ & " in tex
+    for args, message in ((["--metrics", "auroc"], "--metrics: unknown column(s) auroc; choose from image_auroc"),
+                          (["--rename", "nothing"], "--rename 'nothing': give SHOWN_NOW=WANTED")):
+        bad = CliRunner().invoke(app, ["report", str(run_dir), "--out", str(out), *args])
+        assert bad.exit_code == 2 and message in bad.output, bad.output

@@ -302,13 +302,15 @@ def cell(table: Table, i: int, key: str) -> str:
     return f"{mean:+.1f}" if kind == "delta" else f"{mean:g}" if key == FPS.key else f"{mean:.1f}"
 
 
-def markdown(table: Table) -> str:
-    header = [label_header(c) for c in table.label_columns] + [columns()[k].header for k in table.keys]
+def markdown(table: Table, style: Style | None = None) -> str:
+    style = style or Style()
+    header = [style.name(h) for h in (*map(label_header, table.label_columns), *(columns()[k].header
+                                                                                for k in table.keys))]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     marks = rank_marks(table)
     for i, (labels, _) in enumerate(table.rows):
         cells = [MARKDOWN_MARKS.get(marks.get((i, k)), "{}").format(cell(table, i, k)) for k in table.keys]
-        lines.append("| " + " | ".join(labels + cells) + " |")
+        lines.append("| " + " | ".join([*map(style.name, labels), *cells]) + " |")
     return "\n".join(lines)
 
 
@@ -335,16 +337,17 @@ def rich_table(table: Table, title: str = "") -> Any:
 
 
 def markdown_table(frame: pd.DataFrame, per_category: bool = True, paper: PaperTable | None = None,
-                   reported: bool = False) -> str:
+                   reported: bool = False, style: Style | None = None) -> str:
     """Averaged table (and per-category rows) in Markdown; metrics in %, FPS in images/s; with ``paper``, its
     values and Δ under the rows that reproduce them (``averaged_table``)."""
-    averaged = averaged_table(frame, paper, reported)
-    parts = ["### Mean over categories", "", markdown(averaged), ""]
+    style = style or Style()
+    averaged = style.chosen(averaged_table(frame, paper, reported))
+    parts = ["### Mean over categories", "", markdown(averaged, style), ""]
     tables = [averaged]
     if per_category:
-        tables.append(per_category_table(frame))
-        parts += ["### Per category", "", markdown(tables[-1]), ""]
-    notes = table_notes(frame, averaged, na=any(t.has_na() for t in tables))
+        tables.append(style.chosen(per_category_table(frame)))
+        parts += ["### Per category", "", markdown(tables[-1], style), ""]
+    notes = table_notes(frame, averaged, fps=FPS.key in averaged.keys, na=any(t.has_na() for t in tables))
     return "\n".join(parts) + "\n" + markdown_notes(notes)
 
 
@@ -437,22 +440,25 @@ def matrix_tables(cells: pd.DataFrame, marks: dict[tuple[int, Any], str], corner
                   notes: list[str], label: str, caption: str | None, style: Style | None = None) -> tuple[str, str]:
     """(Markdown, LaTeX) of a matrix layout: the rows of ``cells`` under the heading ``corner``, one column
     per column of ``cells`` (two-level headers where those are pairs), ``marks`` keyed (row number, column);
-    a rule above the row of means."""
+    a rule above the row of means; labels and headers named by ``style``."""
+    style = style or Style()
     pairs = isinstance(cells.columns, pd.MultiIndex)
+    corner = style.name(corner)
+    shown = [tuple(map(style.name, c)) if pairs else style.name(c) for c in cells.columns]
 
     def marked(styles: dict[str, str], text: Callable[[str], str]) -> list[list[str]]:
-        return [[text(row), *(styles.get(marks.get((i, c)), "{}").format(text(cells.iloc[i][c]))
-                              for c in cells.columns)] for i, row in enumerate(cells.index)]
+        return [[text(style.name(row)), *(styles.get(marks.get((i, c)), "{}").format(text(cells.iloc[i][c]))
+                                          for c in cells.columns)] for i, row in enumerate(cells.index)]
 
-    names = [" ".join(c).strip() if pairs else c for c in cells.columns]
+    names = [" ".join(c).strip() if pairs else c for c in shown]
     md = "\n".join([f"| {corner} | " + " | ".join(names) + " |", "|" + "---|" * (len(names) + 1),
                      *("| " + " | ".join(r) + " |" for r in marked(MARKDOWN_MARKS, str))])
-    headers = [("", corner), *(tuple(map(latex_escape, c)) for c in cells.columns)] if pairs \
-        else [corner, *map(latex_escape, cells.columns)]
+    headers = [("", corner), *(tuple(map(latex_escape, c)) for c in shown)] if pairs \
+        else [corner, *map(latex_escape, shown)]
     tex_cells = pd.DataFrame(marked(LATEX_MARKS, latex_escape),
                              columns=pd.MultiIndex.from_tuples(headers) if pairs else headers)
     lead = f"{caption} " if caption else ""
-    tex = latex_float(tex_cells, 1, f"{lead}{title}.", label, notes, style or Style())
+    tex = latex_float(tex_cells, 1, f"{lead}{title}.", label, notes, style)
     tex = re.sub(r"^mean & ", "\\\\midrule\nmean & ", tex, flags=re.MULTILINE)
     return f"### {title}\n\n{md}\n\n{markdown_notes(notes)}", tex
 
@@ -535,14 +541,32 @@ NOTES = ("below", "caption")  # where a table's notes go: a footnote block under
 
 @dataclass(frozen=True)
 class Style:
-    """How LaTeX tables are printed: the page they go on and where their notes go (``NOTES``)."""
+    """How tables are printed: the LaTeX page they go on and where their notes go (``NOTES``), the names
+    shown for labels and headers (``names``: as displayed -> as wanted, e.g. ``osd_irf_mean`` -> ``OSD-IRF``;
+    a label keeps its marks) and the metric columns of the methods layout (``metrics``; empty: all)."""
 
     page: Page = PAGES["article"]
     notes: str = "below"
+    names: dict[str, str] = field(default_factory=dict)
+    metrics: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.notes not in NOTES:
             raise AdbenchError(f"--notes must be one of {', '.join(NOTES)}, got {self.notes!r}")
+        unknown = [m for m in self.metrics if m not in columns()]
+        if unknown:
+            raise AdbenchError(f"--metrics: unknown column(s) {', '.join(unknown)}; choose from {', '.join(columns())}")
+
+    def name(self, text: str) -> str:
+        """``text`` as shown: renamed when ``names`` has it (without its marks, which it keeps)."""
+        bare = str(text).rstrip(TRANSDUCTIVE_MARK + REFERENCE_MARK)
+        return self.names.get(bare, bare) + str(text)[len(bare):] if self.names else str(text)
+
+    def chosen(self, table: Table) -> Table:
+        """``table`` with only the chosen metric columns (all when none were chosen)."""
+        if self.metrics:
+            table.keys = [k for k in table.keys if k in self.metrics]
+        return table
 
 
 PAD_PT = 12.0  # \tabcolsep on both sides of a column
@@ -672,15 +696,17 @@ def latex(table: Table, caption: str, label: str, notes: list[str], style: Style
     ours = labels[[k in (RANKED, "reference") for k in table.kinds]]
     constant = [c for c in table.label_columns if c != "scorer" and ours[c].nunique() == 1]
     shown_labels = [c for c in table.label_columns if c not in constant]
-    cells: dict[tuple[str, str], list[str]] = {("", label_header(c)): [latex_escape(v) for v in labels[c]]
-                                               for c in shown_labels}
+    cells: dict[tuple[str, str], list[str]] = {
+        ("", latex_escape(style.name(label_header(c)))): [latex_escape(style.name(v)) for v in labels[c]]
+        for c in shown_labels}
     for key in table.keys:
-        cells[header_of(columns()[key])] = [
+        level, header = header_of(columns()[key])
+        cells[(style.name(level), latex_escape(style.name(header)))] = [
             LATEX_MARKS.get(marks.get((i, key)), "{}").format(latex_cell(cell(table, i, key)))
             for i in range(len(table.rows))]
     frame = pd.DataFrame(cells)
     frame.columns = pd.MultiIndex.from_tuples(frame.columns)
-    fixed = "; ".join(f"{label_header(c)}: {ours[c].iloc[0]}" for c in constant)
+    fixed = "; ".join(f"{style.name(label_header(c))}: {style.name(ours[c].iloc[0])}" for c in constant)
     return latex_float(frame, len(shown_labels), caption, label, [f"All rows: {fixed}."] * bool(fixed) + notes,
                        style)
 
@@ -702,12 +728,12 @@ def latex_tables(frame: pd.DataFrame, label: str = "tab:adbench", per_category: 
     """The averaged table (and the per-category one) in LaTeX; ``caption`` leads the captions; ``paper`` and
     ``reported`` as ``averaged_table``; ``style``: the page and where the notes go."""
     style = style or Style()
-    averaged = averaged_table(frame, paper, reported)
+    averaged = style.chosen(averaged_table(frame, paper, reported))
     lead = f"{caption} " if caption else ""
     text = latex(averaged, f"{lead}Mean over categories.", label,
-                 table_notes(frame, averaged, na=averaged.has_na()), style)
+                 table_notes(frame, averaged, fps=FPS.key in averaged.keys, na=averaged.has_na()), style)
     if per_category:
-        categories = per_category_table(frame)
+        categories = style.chosen(per_category_table(frame))
         text += "\n" + latex(categories, f"{lead}Per category.", label + "-categories",
                              table_notes(frame, fps=False, na=categories.has_na()), style)
     return text
@@ -739,7 +765,7 @@ def write_tables(frame: pd.DataFrame, out_path: Path, fmt: str = "both", per_cat
     elif layout == "bmad":
         md, tex = bmad_tables(frame, label, caption, style)
     else:
-        md = markdown_table(frame, per_category, paper, reported) if fmt != "latex" else ""
+        md = markdown_table(frame, per_category, paper, reported, style) if fmt != "latex" else ""
         tex = latex_tables(frame, label, per_category, caption, paper, reported, style) if fmt != "md" else ""
     written = []
     for suffix, text, wanted in ((".md", md, ("md", "both")), (".tex", tex, ("latex", "both"))):
