@@ -1,0 +1,17 @@
+"""The README's example table is exactly what `adbench report` makes of the rows stored beside it."""
+
+from pathlib import Path
+
+import pandas as pd
+
+from adbench.report.tables import markdown_table
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_the_readme_table_is_what_report_writes_from_its_stored_rows():
+    readme = (ROOT / "README.md").read_text()
+    shown = readme.split("<!-- report:begin -->\n")[1].split("\n<!-- report:end -->")[0]
+    rows = pd.read_parquet(ROOT / "reports" / "readme" / "sweep-t-demo-quick.parquet")
+    assert shown + "\n" == markdown_table(rows, per_category=False)
+    assert (ROOT / "reports" / "readme" / "sweep-t-demo-quick_metrics_vs_t.png").stat().st_size > 10_000
