@@ -693,6 +693,30 @@ def study_trial_config(file: Path, trial: int | None, storage: str | None, sets:
     return config_for(spec, trials[trial].params), f"study {spec.name}, trial {trial}: {trials[trial].params}"
 
 
+data_app = typer.Typer(help="Datasets: fetch a public one into the layout its loader reads.", no_args_is_help=True,
+                       rich_markup_mode=None)
+app.add_typer(data_app, name="data")
+
+
+@data_app.command("fetch")
+@guarded
+def data_fetch(name: Annotated[str, typer.Argument(help="mvtec, visa, btad or mvtec_ad2 (downloaded); mpdd, "
+                                                   "mvtec_loco, real_iad (a form or login: says where and how).")],
+               root: Annotated[Path, Opt("--root", help="Folder the dataset goes into (then --data-root ROOT).")],
+               url: Annotated[str | None, Opt("--url", help="A mirror of the same archive (its SHA-256 must still "
+                                              "match the published one).")] = None) -> None:
+    """Download (resumably), verify (SHA-256) and unpack a public dataset into ROOT; the licence is printed
+    first. Run it again after an interruption: it resumes where it stopped."""
+    from adbench.data.fetch import fetch
+    from adbench.progress import progress_bar
+
+    with progress_bar() as bar:
+        task = bar.add_task(f"{name}: download (MB)", total=None)
+        fetch(name, root, url, say=lambda line: err.print(line, soft_wrap=True, markup=False, highlight=False),
+              progress=lambda done, total: bar.update(task, completed=done / 1e6, total=total / 1e6 or None))
+    err.print(f"{name} is in {root}: use --data-root {root}", soft_wrap=True, markup=False, highlight=False)
+
+
 def parse_renames(items: list[str] | None) -> dict[str, str]:
     """``--rename`` items ``SHOWN_NOW=WANTED`` as a mapping (split at the last ``=``: labels hold ``=``)."""
     names = {}

@@ -122,14 +122,10 @@ def varying_scorer_args(frame: pd.DataFrame) -> list[str]:
 
 
 def dataset_names(frame: pd.DataFrame) -> pd.Series:
-    """The name tables give each row's data: ``data.args.name`` when the config sets it; for a folder read by
-    the generic MVTec-layout loader, the folder's name (unless it names MVTec itself); else the loader's."""
-    names = []
-    for dataset, config in zip(frame["dataset"], frame["config"], strict=True):
-        data = json.loads(config).get("data", {})
-        root = Path(str(data.get("root") or "")).name
-        generic = dataset == "mvtec" and root and "mvtec" not in root.lower()
-        names.append((data.get("args") or {}).get("name") or (root if generic else dataset))
+    """The name tables give each row's data: ``data.args.name`` when the config sets it (a folder of one's own
+    read by the MVTec-layout loader), else the loader's (``mvtec``: what a paper's rows beside it are called)."""
+    names = [(json.loads(config).get("data", {}).get("args") or {}).get("name") or dataset
+             for dataset, config in zip(frame["dataset"], frame["config"], strict=True)]
     return pd.Series(names, index=frame.index)
 
 

@@ -1,0 +1,158 @@
+"""`adbench data fetch` against a local HTTP server (127.0.0.1) serving small look-alike archives: a cut
+download resumed with a range request, a wrong checksum refused with nothing extracted, unsafe archives
+refused, datasets behind a form explained."""
+
+import hashlib
+import http.server
+import io
+import tarfile
+import threading
+import zipfile
+
+import pytest
+from typer.testing import CliRunner
+
+from adbench.cli import app
+from adbench.data import fetch as fetching
+from adbench.data.fetch import Source
+from adbench.data.mvtec import MVTecLayout
+from adbench.errors import DataError
+
+
+class Server:
+    """Serves ``files`` (name -> bytes) with HTTP range requests; ``cut_after`` bytes of the first response
+    are sent before the connection drops (an interrupted download). Records each request's Range header."""
+
+    def __init__(self, files, cut_after=None):
+        self.files, self.cut_after, self.ranges = files, cut_after, []
+        owner = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802 - the http.server interface
+                body = owner.files[self.path.lstrip("/")]
+                wanted = self.headers.get("Range")
+                owner.ranges.append(wanted)
+                start = int(wanted.removeprefix("bytes=").rstrip("-")) if wanted else 0
+                self.send_response(206 if wanted else 200)
+                self.send_header("Content-Length", str(len(body) - start))
+                self.end_headers()
+                payload = body[start:]
+                if owner.cut_after is not None:
+                    payload, owner.cut_after = payload[:owner.cut_after], None
+                    self.wfile.write(payload)
+                    self.wfile.flush()
+                    self.close_connection = True
+                    return
+                self.wfile.write(payload)
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def url(self, name):
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}/{name}"
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def png_bytes(value=0):
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("L", (8, 8), value).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def btad_like_zip() -> bytes:
+    """A BTAD look-alike: BTech_Dataset_transformed/01 with ok/ko folders, 300 kB of noise for a long body."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as zf:
+        top = "BTech_Dataset_transformed/01"
+        for i in range(3):
+            zf.writestr(f"{top}/train/ok/{i:04d}.png", png_bytes(10 * i))
+        zf.writestr(f"{top}/test/ok/0000.png", png_bytes(5))
+        zf.writestr(f"{top}/test/ko/0000.png", png_bytes(200))
+        zf.writestr(f"{top}/ground_truth/ko/0000.png", png_bytes(255))
+        zf.writestr(f"{top}/padding.bin", bytes(range(256)) * 1200)
+    return buffer.getvalue()
+
+
+@pytest.fixture
+def btad(monkeypatch):
+    body = btad_like_zip()
+    published = fetching.SOURCES["btad"]
+    look_alike = Source("btad", published.licence, "http://unused/btad.zip", hashlib.sha256(body).hexdigest(),
+                        published.inner, renames=published.renames)
+    monkeypatch.setitem(fetching.SOURCES, "btad", look_alike)
+    return body
+
+
+def test_a_cut_download_resumes_with_a_range_request_and_lands_in_the_loaders_layout(btad, tmp_path):
+    server = Server({"btad.zip": btad}, cut_after=100_000)
+    root = tmp_path / "btad"
+    try:
+        first = CliRunner().invoke(app, ["data", "fetch", "btad", "--root", str(root), "--url",
+                                         server.url("btad.zip")])
+        assert first.exit_code == 2 and "stopped after 100000 of" in first.output and "run the same command again" \
+            in first.output
+        assert (root / ".downloads" / "btad.zip.part").stat().st_size == 100_000 and not (root / "01").exists()
+        second = CliRunner().invoke(app, ["data", "fetch", "btad", "--root", str(root), "--url",
+                                          server.url("btad.zip")])
+        assert second.exit_code == 0, second.output
+        assert server.ranges == [None, "bytes=100000-"]  # only the rest was asked for
+        assert "licence CC BY-NC-SA 4.0" in first.output and "SHA-256 verified" in second.output
+    finally:
+        server.close()
+    data = MVTecLayout(root, name="btad")  # BTAD's ok folders renamed: the MVTec-layout loader reads it
+    assert data.categories() == ["01"] and len(data.train("01")) == 3
+    test = data.test("01")
+    assert sorted(s.label for s in test) == [0, 1] and [s.mask_path.name for s in test if s.label] == ["0000.png"]
+    again = CliRunner().invoke(app, ["data", "fetch", "btad", "--root", str(root)])
+    assert again.exit_code == 0 and "nothing to do" in again.output  # finished: not fetched twice
+
+
+def test_a_wrong_checksum_is_refused_and_nothing_is_extracted(btad, tmp_path, monkeypatch):
+    tampered = btad[:-1] + bytes([btad[-1] ^ 1])
+    server = Server({"btad.zip": tampered})
+    root = tmp_path / "btad"
+    try:
+        result = CliRunner().invoke(app, ["data", "fetch", "btad", "--root", str(root), "--url",
+                                          server.url("btad.zip")])
+    finally:
+        server.close()
+    assert result.exit_code == 2 and f"SHA-256 {hashlib.sha256(tampered).hexdigest()} is not the published" in \
+        result.output and "nothing was extracted" in result.output
+    assert sorted(p.name for p in root.iterdir()) == [".downloads"] and not any((root / ".downloads").iterdir())
+
+
+def test_an_archive_that_would_write_outside_its_folder_or_through_a_link_is_refused(tmp_path):
+    for name, build in (("escape.zip", lambda zf: zf.writestr("../outside.txt", "x")),
+                        ("absolute.zip", lambda zf: zf.writestr("/etc/x.txt", "x"))):
+        path = tmp_path / name
+        with zipfile.ZipFile(path, "w") as zf:
+            build(zf)
+        with pytest.raises(DataError, match="a path outside the folder it unpacks into"):
+            fetching.unpack(path, tmp_path / "root")
+    linked = tmp_path / "link.tar"
+    with tarfile.open(linked, "w") as tf:
+        info = tarfile.TarInfo("evil")
+        info.type, info.linkname = tarfile.SYMTYPE, "/etc/passwd"
+        tf.addfile(info)
+    with pytest.raises(DataError, match="a link or device: refused"):
+        fetching.unpack(linked, tmp_path / "root2")
+    assert not (tmp_path / "outside.txt").exists()
+
+
+def test_datasets_behind_a_form_say_where_to_get_them_and_unknown_names_list_the_known():
+    for name, where in (("mpdd", "vutbr-my.sharepoint.com"), ("mvtec_loco", "mvtec.com"),
+                        ("real_iad", "realiad4ad.github.io")):
+        result = CliRunner().invoke(app, ["data", "fetch", name, "--root", "/data/x"])
+        assert result.exit_code == 2 and "cannot be downloaded automatically" in result.output, name
+        assert where in result.output and "/data/x/" in result.output
+    unknown = CliRunner().invoke(app, ["data", "fetch", "mnist", "--root", "/data/x"])
+    assert unknown.exit_code == 2 and "unknown dataset 'mnist' to fetch; known: mvtec, visa, btad" in unknown.output
+    assert all(len(s.sha256) == 64 for s in fetching.SOURCES.values() if s.url)  # every download is verified
