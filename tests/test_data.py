@@ -243,3 +243,57 @@ def test_masks_are_resized_by_nearest_neighbour(tmp_path):
     mask_odd[3, 5] = mask_odd[7, 1] = mask_odd[7, 3] = 255
     Image.fromarray(mask_odd).save(tmp_path / "m.png")
     assert np.array_equal(load_mask(sample, 4), down)
+
+
+def loco_like(root, size=16):
+    """An MVTec LOCO look-alike: one category, 2 train, 1 good test, one logical anomaly with two masks (two
+    defects) and one structural anomaly with one; returns the logical image's two masks."""
+    cat = root / "box"
+    masks = []
+    for folder, names in (("train/good", ["000", "001"]), ("validation/good", ["000"]), ("test/good", ["000"]),
+                          ("test/logical_anomalies", ["000"]), ("test/structural_anomalies", ["000"])):
+        (cat / folder).mkdir(parents=True)
+        for name in names:
+            Image.new("RGB", (size, size), (40, 40, 40)).save(cat / folder / f"{name}.png")
+    boxes_of = {"logical_anomalies": [(1, 1, 4, 4), (8, 9, 14, 12)], "structural_anomalies": [(5, 5, 9, 9)]}
+    for kind, boxes in boxes_of.items():
+        folder = cat / "ground_truth" / kind / "000"
+        folder.mkdir(parents=True)
+        for k, (x0, y0, x1, y1) in enumerate(boxes):
+            mask = np.zeros((size, size), np.uint8)
+            mask[y0:y1, x0:x1] = 255
+            Image.fromarray(mask).save(folder / f"{k:03d}.png")
+            if kind == "logical_anomalies":
+                masks.append(mask > 0)
+    return masks
+
+
+def test_mvtec_loco_scores_the_union_of_each_images_masks_and_can_keep_one_kind(tmp_path):
+    first, second = loco_like(tmp_path)
+    data = DATASETS.create("mvtec_loco", root=str(tmp_path))
+    test = data.test("box")
+    assert [(s.label, s.defect) for s in test] == [(0, "good"), (1, "logical_anomalies"), (1, "structural_anomalies")]
+    logical = test[1]
+    np.testing.assert_array_equal(load_mask(logical, 16), first | second)  # both defects of the image
+    assert load_mask(logical, 16).sum() == first.sum() + second.sum()  # disjoint boxes: nothing counted twice
+    only = DATASETS.create("mvtec_loco", root=str(tmp_path), anomalies="structural").test("box")
+    assert [s.defect for s in only] == ["good", "structural_anomalies"] and len(data.train("box")) == 2
+    with pytest.raises(DataError, match="anomalies must be both, logical or structural"):
+        DATASETS.create("mvtec_loco", root=str(tmp_path), anomalies="semantic")
+    for f in (tmp_path / "box" / "ground_truth" / "structural_anomalies" / "000").iterdir():
+        f.unlink()
+    with pytest.raises(DataError, match="holds no mask image"):
+        load_mask(data.test("box")[2], 16)
+    shutil.rmtree(tmp_path / "box" / "ground_truth" / "structural_anomalies")
+    with pytest.raises(DataError, match="has no mask folder: expected .*structural_anomalies/000/000.png"):
+        data.test("box")
+
+
+def test_a_mask_of_a_mask_folder_with_the_wrong_size_is_refused_naming_it(tmp_path):
+    from adbench.data.base import check_mask_size
+
+    loco_like(tmp_path)
+    Image.new("L", (8, 8), 255).save(tmp_path / "box" / "ground_truth" / "logical_anomalies" / "000" / "002.png")
+    sample = DATASETS.create("mvtec_loco", root=str(tmp_path)).test("box")[1]
+    with pytest.raises(DataError, match=r"Mask .*000/002.png is 8x8 but its image .* is 16x16"):
+        check_mask_size(sample)

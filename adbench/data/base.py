@@ -22,7 +22,8 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".JPG", ".PN
 
 @dataclass(frozen=True)
 class Sample:
-    """One image: its path, its mask path (None for normal or unannotated), label 0/1 and defect kind."""
+    """One image: its path, its mask path (None for normal or unannotated; a folder of masks whose union is
+    the image's, as MVTec LOCO's several masks per image), label 0/1 and defect kind."""
 
     image_path: Path
     mask_path: Path | None
@@ -104,18 +105,30 @@ def load_image(path: Path, transform: Transform) -> torch.Tensor:
     return (arr - mean) / std
 
 
-def check_mask_size(sample: Sample, mask_wh: tuple[int, int] | None = None) -> None:
-    """Refuse a sample whose mask (of size ``mask_wh``, read from its header if not given) is not its image's
-    pixel size; both files must be readable."""
+def mask_files(sample: Sample) -> list[Path]:
+    """The mask file(s) of a sample: its mask, or every image in its mask folder (none: refused)."""
     if sample.mask_path is None:
-        return
-    mask_wh = mask_wh or image_size_of(sample.mask_path)
-    image_wh = image_size_of(sample.image_path)
-    if mask_wh != image_wh:
-        raise DataError(
-            f"Mask {sample.mask_path} is {mask_wh[0]}x{mask_wh[1]} but its image "
-            f"{sample.image_path} is {image_wh[0]}x{image_wh[1]}. Masks must match their image size."
-        )
+        return []
+    if not sample.mask_path.is_dir():
+        return [sample.mask_path]
+    files = list_images(sample.mask_path)
+    if not files:
+        raise DataError(f"Mask folder {sample.mask_path} of {sample.image_path} holds no mask image.")
+    return files
+
+
+def check_mask_size(sample: Sample, mask_wh: tuple[int, int] | None = None) -> None:
+    """Refuse a sample whose mask (of size ``mask_wh``, read from its header if not given; every mask of a
+    mask folder) is not its image's pixel size; all files must be readable."""
+    image_wh = None
+    for path in mask_files(sample):
+        wh = mask_wh or image_size_of(path)
+        image_wh = image_wh or image_size_of(sample.image_path)
+        if wh != image_wh:
+            raise DataError(
+                f"Mask {path} is {wh[0]}x{wh[1]} but its image "
+                f"{sample.image_path} is {image_wh[0]}x{image_wh[1]}. Masks must match their image size."
+            )
 
 
 def load_mask(sample: Sample, size: int, resize: str = "nearest") -> np.ndarray:
@@ -127,10 +140,14 @@ def load_mask(sample: Sample, size: int, resize: str = "nearest") -> np.ndarray:
     """
     if sample.mask_path is None:
         return np.zeros((size, size), dtype=bool)
-    mask = _open(sample.mask_path, None)
-    check_mask_size(sample, mask.size)
-    values = np.asarray(mask)
-    binary = Image.fromarray(((values.max(axis=2) if values.ndim == 3 else values) > 0).astype(np.uint8) * 255)
+    union = None
+    for path in mask_files(sample):  # a mask folder: the union of its masks
+        mask = _open(path, None)
+        check_mask_size(Sample(sample.image_path, path, sample.label), mask.size)
+        values = np.asarray(mask)
+        values = (values.max(axis=2) if values.ndim == 3 else values) > 0
+        union = values if union is None else union | values
+    binary = Image.fromarray(union.astype(np.uint8) * 255)
     if resize == "nearest":
         return np.asarray(binary.resize((size, size), Image.NEAREST)) > 0
     if resize == "bilinear":

@@ -70,7 +70,7 @@ SOURCES = {s.name: s for s in (
         "MVTec LOCO AD is handed out after a form on https://www.mvtec.com/company/research/datasets/mvtec-loco: "
         "extract mvtec_loco_anomaly_detection.tar.xz into ROOT so that ROOT/breakfast_box/train/good, "
         "ROOT/breakfast_box/validation/good, ROOT/breakfast_box/test/{good,logical_anomalies,structural_anomalies} "
-        "and ROOT/breakfast_box/ground_truth/<kind>/<image>/<k>.png exist.")),
+        "and ROOT/breakfast_box/ground_truth/<kind>/<image>/<k>.png exist; then --dataset mvtec_loco.")),
     Source("real_iad", "Real-IAD terms of use (research only; access is granted on request)", manual=(
         "Real-IAD is granted on request (https://realiad4ad.github.io/Real-IAD/, then its Hugging Face dataset "
         "page): unpack realiad_<resolution> and realiad_jsons into ROOT so that ROOT/realiad_jsons/<object>.json "

@@ -85,3 +85,38 @@ def find_mask(folder: Path, stem: str) -> Path | None:
                 return candidate
     return None
 
+
+
+LOCO_KINDS = {"logical": "logical_anomalies", "structural": "structural_anomalies"}
+
+
+class MVTecLOCO(MVTecLayout):
+    """MVTec LOCO AD under ``root``: ``<category>/train/good``, ``test/{good,logical_anomalies,
+    structural_anomalies}``, and for each anomalous image a folder ``ground_truth/<kind>/<stem>/`` of masks
+    (one per defect) whose union is scored. ``anomalies``: ``both`` kinds (default), or only ``logical`` or
+    ``structural`` ones beside the good test images, as LOCO's papers report them."""
+
+    def __init__(self, root: str | Path, anomalies: str = "both", name: str = "mvtec_loco") -> None:
+        super().__init__(root, name)
+        if anomalies not in ("both", *LOCO_KINDS):
+            raise DataError(f"data.args.anomalies must be both, logical or structural, got {anomalies!r}")
+        self.kinds = list(LOCO_KINDS.values()) if anomalies == "both" else [LOCO_KINDS[anomalies]]
+
+    def test(self, category: str) -> list[Sample]:
+        cat_dir = self._category_dir(category)
+        samples = [Sample(p, None, 0) for p in self._images(cat_dir / "test" / "good")]
+        for kind in self.kinds:
+            for image in self._images(cat_dir / "test" / kind):
+                masks = cat_dir / "ground_truth" / kind / image.stem
+                if not masks.is_dir():
+                    raise DataError(f"Anomalous test image {image} has no mask folder: expected {masks}/000.png "
+                                    "(MVTec LOCO layout: one folder of masks per image).")
+                samples.append(Sample(image, masks, 1, kind))
+        return samples
+
+    @staticmethod
+    def _images(folder: Path) -> list[Path]:
+        if not folder.is_dir():
+            raise DataError(f"{folder} is missing: not the MVTec LOCO layout (test/good, test/logical_anomalies, "
+                            "test/structural_anomalies).")
+        return list_images(folder)
