@@ -238,3 +238,50 @@ def test_a_registered_metric_reaches_rows_tables_plots_and_objectives(monkeypatc
     study.write_text("name: s\nobjective: image_pos_share\nspace: {scorer.t: {type: int, low: 1, high: 9}}\n"
                      "base: {scoring: {scorers: [{name: osd_irf_mean}]}}\n")
     assert load_study(study).objective == "image_pos_share"
+
+
+def mvtec_official_aupro(maps, masks, limit=0.3):
+    """The MVTec AD evaluation's algorithm, re-implemented from its description: every pixel sorted by score
+    (descending), cumulative FPR and PRO changes, the last point of each run of equal scores kept, the curve
+    closed at (0, 0) and (1, 1), the trapezoid up to ``limit`` with linear interpolation there."""
+    structure = np.ones((3, 3), dtype=int)
+    fp_change, pro_change, n_ok, n_regions = np.zeros(maps.shape), np.zeros(maps.shape), 0, 0
+    for i, mask in enumerate(masks):
+        labelled, n = ndimage.label(mask, structure)
+        n_regions += n
+        fp_change[i][labelled == 0] = 1
+        n_ok += int((labelled == 0).sum())
+        for k in range(1, n + 1):
+            pro_change[i][labelled == k] = 1.0 / (labelled == k).sum()
+    order = np.argsort(maps.ravel(), kind="stable")[::-1]
+    scores = maps.ravel()[order]
+    fprs = np.cumsum(fp_change.ravel()[order]) / n_ok
+    pros = np.cumsum(pro_change.ravel()[order]) / n_regions
+    keep = np.append(np.diff(scores) != 0, True)
+    x = np.concatenate([[0.0], np.minimum(fprs[keep], 1), [1.0]])
+    y = np.concatenate([[0.0], np.minimum(pros[keep], 1), [1.0]])
+    inside = x <= limit
+    area = np.sum((x[inside][1:] - x[inside][:-1]) * (y[inside][1:] + y[inside][:-1]) / 2)
+    k = int(inside.sum())
+    if k < len(x) and x[k - 1] < limit:
+        y_at = y[k - 1] + (y[k] - y[k - 1]) * (limit - x[k - 1]) / (x[k] - x[k - 1])
+        area += (limit - x[k - 1]) * (y[k - 1] + y_at) / 2
+    return area / limit
+
+
+@pytest.mark.parametrize("levels", [None, 256, 16])
+def test_aupro_equals_the_mvtec_evaluations_algorithm_with_ties_too(levels):
+    """Issue 30 asked whether the official algorithm treats tied scores as steps: it keeps the last point of each
+    run of equal scores and joins the points by straight lines, the ROC diagonal adbench follows, so both agree
+    on continuous and on quantised maps (uint8, 16 levels)."""
+    rng = np.random.default_rng(3)
+    masks = np.zeros((12, 40, 40), bool)
+    for i in range(6):
+        y, x = rng.integers(2, 30, 2)
+        masks[i, y:y + rng.integers(3, 9), x:x + rng.integers(3, 9)] = True
+    maps = rng.random(masks.shape) + 0.7 * masks
+    if levels:
+        maps = np.floor((maps - maps.min()) / np.ptp(maps) * (levels - 1))
+    for limit in (0.05, 0.3, 1.0):
+        assert pixel_metrics(maps, masks, limit)["pixel_aupro"] == pytest.approx(
+            mvtec_official_aupro(maps, masks, limit), abs=1e-12)
