@@ -163,6 +163,7 @@ class ScoringConfig(Section):
     eval_batch_size: int = Field(32, ge=1)
     save_maps: int = Field(4, ge=0)  # maps of this many test images kept (half anomalous, half normal)
     fps_images: int = Field(64, ge=1)  # the FPS column's batch (the papers time batches of 64)
+    pro_limit: float = Field(0.3, gt=0, le=1)  # AU-PRO integrates the PRO curve up to this FPR (the papers' 0.3)
 
     @field_validator("scorers")
     @classmethod

@@ -55,7 +55,7 @@ def test_run_writes_results_with_provenance(tiny_synthetic, tmp_path, monkeypatc
     # cost per row: the shared model's training time (the same in every row), the cell's scoring time, memory
     assert frame["train_seconds"].nunique() == 1 and (frame["train_seconds"] > 0).all()
     assert (frame["score_seconds"] > 0).all() and (frame["peak_memory_mb"] > 0).all()
-    assert set(frame["peak_memory_of"]) == {"process peak RSS"}
+    assert set(frame["peak_memory_of"]) == {"process peak RSS"} and set(frame["pro_limit"]) == {0.3}
     (log,) = set(frame["train_log"])
     steps = pd.read_csv(run_dir / log)
     kept = json.loads((run_dir / log.replace(".train_log.csv", ".train.json")).read_text())

@@ -75,6 +75,7 @@ CHANGES = {
     "scoring.eval_batch_size": (5, {C}),
     "scoring.save_maps": (0, {C}),
     "scoring.fps_images": (3, {C}),
+    "scoring.pro_limit": (0.05, {C}),
     "seed": (1, TRAINING),
     "deterministic": (True, TRAINING),  # deterministic kernels change a CUDA model's rounding too
 }

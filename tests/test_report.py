@@ -274,6 +274,8 @@ def test_notes_list_only_what_applies_and_rules_frame_the_spanners_and_the_mean_
     assert "\\caption{Mean over categories. All rows: dataset: mvtec" in in_caption and "parbox" not in in_caption
     one_seed = table_notes(frame.query("seed == 0"))
     assert not any("seeds" in n for n in one_seed) and not any("n/a" in n for n in table_notes(frame, na=False))
+    assert not any("AU-PRO integrated" in n for n in table_notes(frame.assign(pro_limit=0.3)))
+    assert "AU-PRO integrated up to FPR 0.05 (the papers: 0.3)." in table_notes(frame.assign(pro_limit=0.05))
     all_transductive = table_notes(frame.assign(transductive=True, normalisation="test-minmax"))
     assert any(n.startswith("All rows transductive") for n in all_transductive)
     assert "pool 1, test-minmax normalisation" in " ".join(all_transductive)

@@ -306,7 +306,7 @@ def test_multiclass_trains_one_model_on_every_category_and_scores_all_with_it(ti
     models = [train_category(ctx, c) for c in ("washer", "weave", "granite")]
     key = training_key(ctx.cfg, "washer")
     assert len(trained) == 1 and sorted(p.name for p in (tmp_path / "run" / "models").iterdir()) == [
-        f"multiclass-{key}.pt", f"multiclass-{key}.train_log.csv"]
+        f"multiclass-{key}.pt", f"multiclass-{key}.train.json", f"multiclass-{key}.train_log.csv"]
     union = torch.cat([ctx.features(split_train(ctx.dataset.train(c), 0.3, 2)[0], "x")
                        for c in ("granite", "washer", "weave")])  # each category's fit split, in name order
     assert torch.equal(trained[0], union)
@@ -350,7 +350,7 @@ def test_models_and_features_are_stored_where_they_are_looked_up(tiny_synthetic,
     train_category(ctx, "washer")
     key = training_key(ctx.cfg, "washer")
     assert sorted(p.name for p in (tmp_path / "run" / "models").iterdir()) == [
-        f"multiclass-{key}.pt", f"multiclass-{key}.train_log.csv"]
+        f"multiclass-{key}.pt", f"multiclass-{key}.train.json", f"multiclass-{key}.train_log.csv"]
     samples = ctx.dataset.test("washer")
     cached = tmp_path / "cache" / "features" / f"{feature_key(ctx.cfg, samples, 'cpu:fp32')}.pt"
     first = ctx.features(samples, "test")

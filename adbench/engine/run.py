@@ -352,12 +352,14 @@ def cell_scores(ctx: Context, data: EvalSet, model: nn.Module, scorer: Any, labe
                         [str(s.image_path) for s in data.samples])
 
 
-def cell_metrics(data: EvalSet, out: ImageScores, mad_over_available: bool = False) -> dict[str, float]:
+def cell_metrics(data: EvalSet, out: ImageScores, mad_over_available: bool = False,
+                 pro_limit: float = 0.3) -> dict[str, float]:
     """The metric table's metrics and their mean (mAD) of a cell's scores (pixel metrics NaN without masks;
-    ``mad_over_available``: mAD over the metrics that exist, the dataset's convention)."""
+    ``mad_over_available``: mAD over the metrics that exist, the dataset's convention; AU-PRO up to the FPR
+    ``pro_limit``)."""
     metrics = image_metrics(out.scores, data.labels)
     metrics |= (dict.fromkeys(metric_keys("pixel"), float("nan")) if data.masks is None
-                else pixel_metrics(out.maps, data.masks))
+                else pixel_metrics(out.maps, data.masks, pro_limit))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", MetricWarning)
         metrics["mad"] = mad(metrics, mad_over_available)
@@ -378,7 +380,7 @@ def score_cell(ctx: Context, data: EvalSet, model: nn.Module, spec: dict[str, An
         torch.cuda.reset_peak_memory_stats(ctx.device)
     start = time.perf_counter()
     out = cell_scores(ctx, data, model, scorer, f"{data.category} / {scorer_label(spec)}")
-    metrics = cell_metrics(data, out, getattr(ctx.dataset, "mad_over_available", False))
+    metrics = cell_metrics(data, out, getattr(ctx.dataset, "mad_over_available", False), ctx.cfg.scoring.pro_limit)
     cost = {"score_seconds": time.perf_counter() - start, **peak_memory(ctx.device)}
     return result_row(ctx, data, spec, scorer, out, metrics, pipeline_seconds(ctx, data, model, scorer)) | cost
 
@@ -437,7 +439,7 @@ def result_row(ctx: Context, data: EvalSet, spec: dict[str, Any], scorer: Any, o
         "pixel_metrics": data.masks is not None, "protocol": cfg.scoring.protocol_label(),
         "image_score": out.image_score,
         "smoothing_sigma": scoring.smoothing_sigma, "pool_size": scoring.pool_size,
-        "align_corners": scoring.align_corners, "mask_resize": scoring.mask_resize,
+        "align_corners": scoring.align_corners, "mask_resize": scoring.mask_resize, "pro_limit": cfg.scoring.pro_limit,
         "normalisation": scoring.normalisation, "transductive": scoring.transductive,
         "weights_scored": ("ema" if cfg.scoring.use_ema else "raw") if needs_model(spec) else "none",
         "seed": cfg.seed, "cell_key": key, "config_hash": cell_key(cfg),

@@ -781,6 +781,9 @@ def table_notes(frame: pd.DataFrame, table: Table | None = None, fps: bool = Tru
     protocols, seeds, n/a (when a cell shows it), the setting, the transductive flag; for a ``table`` with a
     paper's rows, where they come from and how Δ is taken."""
     notes = ["Metrics in %."]
+    limits = sorted(set(frame["pro_limit"].dropna())) if "pro_limit" in frame else []
+    if limits and limits != [0.3]:
+        notes.append(f"AU-PRO integrated up to FPR {'/'.join(f'{x:g}' for x in limits)} (the papers: 0.3).")
     if fps:
         notes.append(fps_note(frame))
     protocols = []
