@@ -537,6 +537,10 @@ def report(results: Annotated[list[Path], typer.Argument(help="Run or grid folde
                                                    "label, header or method takes in the tables, e.g. "
                                                    "'osd_irf_mean=OSD-IRF' or 'feature norm=Norm' (split at the "
                                                    "last =; marks such as † are kept).")] = None,
+           significance: Annotated[str | None, Opt("--significance", help="A method (as the per-category layout "
+                                                   "names it, e.g. osd_irf_mean(t=500)): every other method's image "
+                                                   "AU-ROC per category is tested against it (DeLong's paired test "
+                                                   "on the same images) and marked § where p < 0.05.")] = None,
            metrics: Annotated[str | None, Opt("--metrics", help="Comma-separated columns of the methods layout, "
                                               "in the papers' order, e.g. image_auroc,pixel_aupro,mad,fps "
                                               "(default: all).")] = None,
@@ -570,7 +574,7 @@ def report(results: Annotated[list[Path], typer.Argument(help="Run or grid folde
     from adbench.results import read_rows
 
     style = Style(parse_page(page), notes, parse_renames(rename),  # a mistake here costs nothing read yet
-                  tuple(m.strip() for m in metrics.split(",") if m.strip()) if metrics else ())
+                  tuple(m.strip() for m in metrics.split(",") if m.strip()) if metrics else (), significance or "")
     if figure_width not in ("column", "page"):
         raise AdbenchError(f"--figure-width must be column or page, got {figure_width!r}")
 

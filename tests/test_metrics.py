@@ -285,3 +285,46 @@ def test_aupro_equals_the_mvtec_evaluations_algorithm_with_ties_too(levels):
     for limit in (0.05, 0.3, 1.0):
         assert pixel_metrics(maps, masks, limit)["pixel_aupro"] == pytest.approx(
             mvtec_official_aupro(maps, masks, limit), abs=1e-12)
+
+
+def brute_delong(a, b, labels):
+    """DeLong's test from its definition: each structural component by comparing every positive with every
+    negative (psi = 1, 1/2 or 0), the AU-ROCs' covariance matrix from those, z and two-sided p."""
+    from scipy.stats import norm
+
+    pos, neg = labels.astype(bool), ~labels.astype(bool)
+
+    def psi(x, y):
+        return (x[:, None] > y[None, :]) + 0.5 * (x[:, None] == y[None, :])
+
+    v10 = np.array([psi(s[pos], s[neg]).mean(axis=1) for s in (a, b)])  # 2 x m
+    v01 = np.array([psi(s[pos], s[neg]).mean(axis=0) for s in (a, b)])  # 2 x n
+    cov = np.cov(v10) / pos.sum() + np.cov(v01) / neg.sum()
+    se = np.sqrt(cov[0, 0] + cov[1, 1] - 2 * cov[0, 1])
+    z = (v10[0].mean() - v10[1].mean()) / se
+    return v10[0].mean(), v10[1].mean(), se, z, 2 * norm.sf(abs(z))
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_delong_matches_its_definition_and_sklearn_with_ties(seed):
+    from adbench.metrics.significance import delong
+
+    rng = np.random.default_rng(seed)
+    labels = np.r_[np.ones(23, int), np.zeros(31, int)]
+    a = np.round(rng.normal(labels * 1.0, 1.0), 1)  # rounded: ties within and across the classes
+    b = np.round(0.6 * a + rng.normal(labels * 0.3, 0.8), 1)  # correlated with a, as two methods on one set are
+    got = delong(a, b, labels)
+    auc_a, auc_b, se, z, p = brute_delong(a, b, labels)
+    assert (got.auroc_a, got.auroc_b) == pytest.approx((roc_auc_score(labels, a), roc_auc_score(labels, b)), abs=1e-12)
+    assert (got.auroc_a, got.auroc_b, got.std_error, got.z, got.p) == pytest.approx((auc_a, auc_b, se, z, p), abs=1e-12)
+
+
+def test_delong_on_one_ranking_finds_no_difference_and_refuses_too_few_images():
+    from adbench.metrics.significance import delong
+
+    labels = np.array([1, 1, 0, 0, 0])
+    scores = np.array([0.9, 0.4, 0.5, 0.1, 0.2])
+    same = delong(scores, 2 * scores + 1, labels)  # a monotone transform: the same ranking
+    assert (same.difference, same.p) == (0.0, 1.0)
+    with pytest.raises(ValueError, match="at least 2 anomalous and 2 normal"):
+        delong(scores[1:], scores[1:], labels[1:])

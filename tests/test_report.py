@@ -6,6 +6,7 @@ import re
 import shutil
 import subprocess
 
+import numpy as np
 import pandas as pd
 import pytest
 from typer.testing import CliRunner
@@ -580,3 +581,40 @@ def test_report_renames_labels_and_headers_and_shows_the_metrics_asked(tmp_path)
                           (["--rename", "nothing"], "--rename 'nothing': give SHOWN_NOW=WANTED")):
         bad = CliRunner().invoke(app, ["report", str(run_dir), "--out", str(out), *args])
         assert bad.exit_code == 2 and message in bad.output, bad.output
+
+
+def test_report_marks_the_image_aurocs_that_differ_from_a_baseline_by_delongs_test(tmp_path):
+    from adbench.metrics.significance import delong
+    from adbench.report.tables import significant
+
+    rng = np.random.default_rng(0)
+    labels = np.r_[np.ones(20, int), np.zeros(20, int)]
+    frame = fake_rows()
+    good = {(c, s): labels + rng.normal(0, 0.3, 40) for c in ("bottle", "metal_nut") for s in (0, 1)}
+    scores = [list(good[(r.category, r.seed)] if r.scorer == "osd_irf_mean" else rng.normal(0, 1, 40))
+              for r in frame.itertuples()]
+    frame = frame.assign(image_scores=scores, image_labels=[list(labels)] * len(frame))
+    twin = frame[frame["scorer"] == "osd_irf_mean"].assign(scorer="osd_irf_noisy", scorer_label="osd_irf_noisy",
+                                                          image_scores=lambda f: [list(2 * np.asarray(v))
+                                                                                  for v in f["image_scores"]])
+    frame = pd.concat([frame, twin], ignore_index=True)
+    expected = {i for i, r in frame.iterrows() if r["scorer"] == "invad" and delong(
+        np.asarray(r["image_scores"]), good[(r["category"], r["seed"])], labels).p < 0.05}
+    assert significant(frame, "osd_irf_mean(t=500)") == expected and len(expected) == 4  # invad: random scores
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    frame.to_parquet(run_dir / "metrics.parquet")
+    out = tmp_path / "t"
+    result = CliRunner().invoke(app, ["report", str(run_dir), "--out", str(out), "--significance",
+                                      "osd_irf_mean(t=500)"])
+    assert result.exit_code == 0, result.output
+    md = out.with_suffix(".md").read_text().split("### Per category")[1]
+    marked = [line.split(" | ")[1] for line in md.splitlines() if "§" in line and line.startswith("|")]
+    assert sorted(marked) == ["invad(steps=3)†", "invad(steps=3)†"]  # both categories; the twin ranks alike
+    assert "§ image AU-ROC differs from osd_irf_mean(t=500)'s on the same test images (DeLong" in md
+    assert "\\S{}" in out.with_suffix(".tex").read_text()
+    bad = CliRunner().invoke(app, ["report", str(run_dir), "--out", str(out), "--significance", "knn"])
+    assert bad.exit_code == 2 and "--significance 'knn': no such method; choose from" in bad.output
+    fake_rows().to_parquet(run_dir / "metrics.parquet")  # rows without per-image scores
+    old = CliRunner().invoke(app, ["report", str(run_dir), "--out", str(out), "--significance", "invad"])
+    assert old.exit_code == 2 and "the image_scores column" in old.output

@@ -434,6 +434,9 @@ def result_row(ctx: Context, data: EvalSet, spec: dict[str, Any], scorer: Any, o
         "fps": 1.0 / (seconds[0] + seconds[1]), "scorer_fps": 1.0 / seconds[1], "fps_iqr": seconds[2],
         "fps_passes": FPS_PASSES,
         "nfe": scorer.nfe, "n_test": len(data.labels), "n_anomalous": int(data.labels.sum()),
+        # each test image's score and label, in test order: paired tests between methods (report --significance)
+        "image_scores": [float(v) for v in out.scores], "image_labels": [int(v) for v in data.labels] if len(
+            out.scores) else [],
         "n_holdout": len(data.held_feats), "holdout_below_min": 0 < len(data.held_feats) < MIN_HOLDOUT,
         "n_empty_masks": data.empty_masks(),
         "pixel_metrics": data.masks is not None, "protocol": cfg.scoring.protocol_label(),

@@ -167,6 +167,7 @@ class Table:
     kinds: list[str] = field(default_factory=list)
     paper: PaperTable | None = None  # the paper table its paper, Δ and reported rows come from
     keys: list[str] = field(default_factory=lambda: list(columns()))  # the metric columns shown
+    suffixes: dict[tuple[int, str], str] = field(default_factory=dict)  # (row, metric) -> a mark after the value
 
     def has_na(self) -> bool:
         """Whether a measured cell shows n/a."""
@@ -262,16 +263,52 @@ def add_paper_rows(table: Table, labels: list[str], stats: dict[str, tuple[float
                                                                     for k in columns()}, "delta")
 
 
-def per_category_table(frame: pd.DataFrame) -> Table:
+def per_category_table(frame: pd.DataFrame, baseline: str = "") -> Table:
     """Methods x categories x metrics; FPS only in the averaged table (one network on images of one size runs
-    at one speed: per category, its FPS differs by timing noise alone)."""
+    at one speed: per category, its FPS differs by timing noise alone). ``baseline``: a method (as
+    ``with_method_column`` names it) whose image AU-ROC every other row's is tested against
+    (``significant``), a ``SIGNIFICANT`` mark on those that differ."""
+    different = significant(frame, baseline) if baseline else set()
     frame, method = with_variant_columns(frame)
     table = Table([*method, "category"], [], keys=[k for k in columns() if k != FPS.key])
     for labels, group in frame.groupby([*method, "category"], sort=False, dropna=False):
         stats = {k: (group[k].mean(), group[k].std(ddof=1) if len(group) > 1 else float("nan")) for k in columns()}
+        if different and set(group.index) <= different:
+            table.suffixes[(len(table.rows), "image_auroc")] = SIGNIFICANT
         table.add(list(map(str, labels)), stats, row_kind(group),
                   (group["dataset"].iloc[0], group["category"].iloc[0]), fps_group(group))
     return table
+
+
+SIGNIFICANT = "§"
+ALPHA = 0.05
+
+
+def significant(frame: pd.DataFrame, baseline: str) -> set[Any]:
+    """Index labels of the rows whose image AU-ROC differs from ``baseline``'s on the same test images and seed
+    (DeLong's paired test, p < ``ALPHA``; the per-image scores stored in the rows)."""
+    from adbench.metrics.significance import delong
+
+    named = with_method_column(frame)
+    bare = named["method"].str.replace(TRANSDUCTIVE_MARK, "").str.replace(REFERENCE_MARK, "")
+    if "image_scores" not in frame:
+        raise AdbenchError("--significance needs each test image's score (the image_scores column), which these "
+                           "rows were written without (an older adbench): run them again to test differences")
+    if not (bare == baseline).any():
+        raise AdbenchError(f"--significance {baseline!r}: no such method; choose from "
+                           f"{', '.join(dict.fromkeys(bare))}")
+    found = set()
+    for _, group in frame.assign(_method=bare).groupby(["dataset", "category", "seed"], sort=False):
+        reference = group[group["_method"] == baseline]
+        if reference.empty:
+            continue
+        ref = reference.iloc[0]
+        for i, row in group[group["_method"] != baseline].iterrows():
+            labels = np.asarray(row["image_labels"] if isinstance(row["image_labels"], (list, np.ndarray)) else [])
+            if len(labels) and np.array_equal(labels, np.asarray(ref["image_labels"])):
+                test = delong(np.asarray(row["image_scores"]), np.asarray(ref["image_scores"]), labels)
+                found |= {i} if test.p < ALPHA else set()
+    return found
 
 
 def shown(key: str, mean: float) -> float:
@@ -305,7 +342,8 @@ def markdown(table: Table, style: Style | None = None) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     marks = rank_marks(table)
     for i, (labels, _) in enumerate(table.rows):
-        cells = [MARKDOWN_MARKS.get(marks.get((i, k)), "{}").format(cell(table, i, k)) for k in table.keys]
+        cells = [MARKDOWN_MARKS.get(marks.get((i, k)), "{}").format(cell(table, i, k)) + table.suffixes.get((i, k), "")
+                 for k in table.keys]
         lines.append("| " + " | ".join([*map(style.name, labels), *cells]) + " |")
     return "\n".join(lines)
 
@@ -341,9 +379,10 @@ def markdown_table(frame: pd.DataFrame, per_category: bool = True, paper: PaperT
     parts = ["### Mean over categories", "", markdown(averaged, style), ""]
     tables = [averaged]
     if per_category:
-        tables.append(style.chosen(per_category_table(frame)))
+        tables.append(style.chosen(per_category_table(frame, style.significance)))
         parts += ["### Per category", "", markdown(tables[-1], style), ""]
     notes = table_notes(frame, averaged, fps=FPS.key in averaged.keys, na=any(t.has_na() for t in tables))
+    notes += [significance_note(style.significance)] if per_category and style.significance else []
     return "\n".join(parts) + "\n" + markdown_notes(notes)
 
 
@@ -462,7 +501,7 @@ def matrix_tables(cells: pd.DataFrame, marks: dict[tuple[int, Any], str], corner
 LATEX_ESCAPES = {"\\": r"\textbackslash{}", "_": r"\_", "%": r"\%", "&": r"\&", "#": r"\#", "$": r"\$",
                  "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
                  "±": r"$\pm$", TRANSDUCTIVE_MARK: r"$^\dagger$", REFERENCE_MARK: r"$^\ddagger$",
-                 "↳": r"$\hookrightarrow$", "Δ": r"$\Delta$", "’": "'"}
+                 "↳": r"$\hookrightarrow$", "Δ": r"$\Delta$", "’": "'", SIGNIFICANT: r"\S{}"}
 
 
 def latex_escape(text: str) -> str:
@@ -545,6 +584,7 @@ class Style:
     notes: str = "below"
     names: dict[str, str] = field(default_factory=dict)
     metrics: tuple[str, ...] = ()
+    significance: str = ""  # a method the per-category table tests every other against (``significant``)
 
     def __post_init__(self) -> None:
         if self.notes not in NOTES:
@@ -699,6 +739,7 @@ def latex(table: Table, caption: str, label: str, notes: list[str], style: Style
         level, header = header_of(columns()[key])
         cells[(style.name(level), latex_escape(style.name(header)))] = [
             LATEX_MARKS.get(marks.get((i, key)), "{}").format(latex_cell(cell(table, i, key)))
+            + latex_escape(table.suffixes.get((i, key), ""))
             for i in range(len(table.rows))]
     frame = pd.DataFrame(cells)
     frame.columns = pd.MultiIndex.from_tuples(frame.columns)
@@ -729,9 +770,10 @@ def latex_tables(frame: pd.DataFrame, label: str = "tab:adbench", per_category: 
     text = latex(averaged, f"{lead}Mean over categories.", label,
                  table_notes(frame, averaged, fps=FPS.key in averaged.keys, na=averaged.has_na()), style)
     if per_category:
-        categories = style.chosen(per_category_table(frame))
+        categories = style.chosen(per_category_table(frame, style.significance))
         text += "\n" + latex(categories, f"{lead}Per category.", label + "-categories",
-                             table_notes(frame, fps=False, na=categories.has_na()), style)
+                             table_notes(frame, fps=False, na=categories.has_na())
+                             + ([significance_note(style.significance)] if style.significance else []), style)
     return text
 
 
@@ -816,6 +858,11 @@ def table_notes(frame: pd.DataFrame, table: Table | None = None, fps: bool = Tru
         notes.append(f"{TRANSDUCTIVE_MARK} transductive: image-score components min-max normalised over the test "
                      "set (as the official InvAD code); others use held-out normal training images.")
     return notes
+
+
+def significance_note(baseline: str) -> str:
+    return (f"{SIGNIFICANT} image AU-ROC differs from {baseline}'s on the same test images (DeLong's paired test, "
+            f"p < {ALPHA:g}, in every seed).")
 
 
 def fps_note(frame: pd.DataFrame) -> str:
