@@ -12,6 +12,8 @@ DATASETS.declare("mpdd", "adbench.data.mvtec:MVTecLayout", "MPDD (MVTec layout, 
 DATASETS.declare("btad", "adbench.data.mvtec:MVTecLayout", "BTAD (MVTec layout, --data-root)", name="btad")
 DATASETS.declare("mvtec_loco", "adbench.data.mvtec:MVTecLOCO", "MVTec LOCO AD (--data-root): logical and structural "
                  "anomalies, several masks per image (their union scored); args anomalies: both|logical|structural")
+DATASETS.declare("mvtec_ad2", "adbench.data.mvtec:MVTecAD2", "MVTec AD 2 (--data-root): train/good and the public "
+                 "test set test_public/{good,bad} with masks (the private test sets have no labels)")
 DATASETS.declare("visa", "adbench.data.visa:VisA", "VisA (split_csv/1cls.csv layout, --data-root)")
 DATASETS.declare("bmad", "adbench.data.bmad:BMAD", "BMAD medical benchmark (--data-root): Brain, Liver and RESC "
                  "with masks; OCT2017, RSNA and Camelyon16 image-level")

@@ -297,3 +297,22 @@ def test_a_mask_of_a_mask_folder_with_the_wrong_size_is_refused_naming_it(tmp_pa
     sample = DATASETS.create("mvtec_loco", root=str(tmp_path)).test("box")[1]
     with pytest.raises(DataError, match=r"Mask .*000/002.png is 8x8 but its image .* is 16x16"):
         check_mask_size(sample)
+
+
+def test_mvtec_ad2_reads_train_and_the_public_test_set_with_masks(tmp_path):
+    cat = tmp_path / "can"
+    for folder, n in (("train/good", 2), ("validation/good", 1), ("test_public/good", 2), ("test_public/bad", 1),
+                      ("test_private", 3)):
+        (cat / folder).mkdir(parents=True)
+        for i in range(n):
+            Image.new("RGB", (16, 16)).save(cat / folder / f"{i:03d}_regular.png")
+    (cat / "test_public" / "ground_truth" / "bad").mkdir(parents=True)
+    Image.new("L", (16, 16), 255).save(cat / "test_public" / "ground_truth" / "bad" / "000_regular_mask.png")
+    data = DATASETS.create("mvtec_ad2", root=str(tmp_path))
+    assert data.categories() == ["can"] and len(data.train("can")) == 2
+    test = data.test("can")
+    assert [s.label for s in test] == [0, 0, 1] and test[2].mask_path.name == "000_regular_mask.png"
+    assert load_mask(test[2], 8).all()  # the private test sets (no labels) are not read
+    (cat / "test_public" / "ground_truth" / "bad" / "000_regular_mask.png").unlink()
+    with pytest.raises(DataError, match="has no mask: expected .*000_regular_mask.png"):
+        data.test("can")

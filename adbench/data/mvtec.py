@@ -120,3 +120,26 @@ class MVTecLOCO(MVTecLayout):
             raise DataError(f"{folder} is missing: not the MVTec LOCO layout (test/good, test/logical_anomalies, "
                             "test/structural_anomalies).")
         return list_images(folder)
+
+
+class MVTecAD2(MVTecLayout):
+    """MVTec AD 2 under ``root``: ``<category>/train/good``, ``validation/good`` and the public test set
+    ``test_public/{good,bad}`` with ``test_public/ground_truth/bad/<stem>_mask.png``. The private test sets
+    (``test_private``, ``test_private_mixed``) have no labels: they are not scored here."""
+
+    def __init__(self, root: str | Path, name: str = "mvtec_ad2") -> None:
+        super().__init__(root, name)
+
+    def test(self, category: str) -> list[Sample]:
+        public = self._category_dir(category) / "test_public"
+        if not (public / "good").is_dir() or not (public / "bad").is_dir():
+            raise DataError(f"{public}/good and {public}/bad must exist (MVTec AD 2 layout; the private test sets "
+                            "have no labels and are not scored).")
+        samples = [Sample(p, None, 0) for p in list_images(public / "good")]
+        for image in list_images(public / "bad"):
+            mask = find_mask(public / "ground_truth" / "bad", image.stem)
+            if mask is None:
+                raise DataError(f"Anomalous test image {image} has no mask: expected "
+                                f"{public / 'ground_truth' / 'bad' / (image.stem + '_mask.png')}.")
+            samples.append(Sample(image, mask, 1, "bad"))
+        return samples
