@@ -328,3 +328,51 @@ def test_delong_on_one_ranking_finds_no_difference_and_refuses_too_few_images():
     assert (same.difference, same.p) == (0.0, 1.0)
     with pytest.raises(ValueError, match="at least 2 anomalous and 2 normal"):
         delong(scores[1:], scores[1:], labels[1:])
+
+
+def brute_aupimo(maps, masks, bounds=(1e-5, 1e-4)):
+    """AUPIMO from its definition: at every distinct score of the set, the shared FPR as the mean over the
+    normal images of each one's share of pixels >= it, each anomalous image's TPR, the points joined by straight
+    lines in log(FPR) (points at FPR 0 left out), the area between the bounds (interpolated there) over
+    log(high / low)."""
+    anomalous = masks.reshape(len(masks), -1).any(axis=1)
+    normals = maps[~anomalous]
+    results = []
+    for amap, mask in zip(maps[anomalous], masks[anomalous], strict=True):
+        points = []
+        for t in np.unique(maps)[::-1]:
+            fpr = np.mean([(m >= t).mean() for m in normals])
+            if fpr > 0:
+                points.append((np.log(fpr), (amap[mask] >= t).mean()))
+            if fpr > bounds[1]:  # one point past the upper bound is the last one the area needs
+                break
+        lo, hi, area = np.log(bounds[0]), np.log(bounds[1]), 0.0
+        for (x0, y0), (x1, y1) in zip(points[:-1], points[1:], strict=True):
+            a, b = max(x0, lo), min(x1, hi)
+            if b <= a:
+                continue
+            ya = y0 + (y1 - y0) * (a - x0) / (x1 - x0)
+            yb = y0 + (y1 - y0) * (b - x0) / (x1 - x0)
+            area += (b - a) * (ya + yb) / 2
+        results.append(area / (hi - lo))
+    return np.array(results)
+
+
+@pytest.mark.parametrize(("levels", "bounds"), [(None, (1e-3, 1e-2)), (4000, (1e-3, 1e-2))])
+def test_aupimo_matches_its_definition_per_anomalous_image(levels, bounds):
+    """Bounds the 12,800 normal pixels here can reach (each score level of the quantised maps holds about 3 of
+    them, an FPR step of 2.5e-4); the default (1e-5, 1e-4) needs 100,000 normal pixels at least."""
+    from adbench.metrics.pimo import aupimo, aupimo_per_image
+
+    rng = np.random.default_rng(5)
+    masks = np.zeros((14, 40, 40), bool)  # images 6 to 13 are normal
+    for i in range(6):
+        y, x = rng.integers(2, 24, 2)
+        masks[i, y:y + rng.integers(4, 15), x:x + rng.integers(4, 15)] = True
+    maps = rng.random(masks.shape) + 0.15 * masks * rng.random(masks.shape)
+    if levels:
+        maps = np.floor(maps * levels) / levels  # ties within and across normal and anomalous pixels
+    got = aupimo_per_image(maps, masks, bounds)
+    assert got == pytest.approx(brute_aupimo(maps, masks, bounds), abs=1e-12) and len(got) == 6
+    assert aupimo(maps, masks, bounds) == pytest.approx(got.mean(), abs=1e-15) and 0 < got.min() < got.max() < 1
+    assert np.isnan(aupimo(maps, masks))  # 12,800 normal pixels cannot reach an FPR of 1e-5: undefined, not 0
