@@ -164,6 +164,8 @@ class ScoringConfig(Section):
     save_maps: int = Field(4, ge=0)  # maps of this many test images kept (half anomalous, half normal)
     fps_images: int = Field(64, ge=1)  # the FPS column's batch (the papers time batches of 64)
     pro_limit: float = Field(0.3, gt=0, le=1)  # AU-PRO integrates the PRO curve up to this FPR (the papers' 0.3)
+    # metrics computed only when asked, never in mAD (adbench.metrics: optional_metrics), e.g. [pixel_aupimo]
+    extra_metrics: list[str] = Field(default_factory=list)
 
     @field_validator("scorers")
     @classmethod

@@ -173,7 +173,7 @@ def test_demo_quick_runs_from_nothing(tmp_path, pinned_threads):
 def test_protocols_and_transductive_flags_reach_the_table(tiny_synthetic, tmp_path):
     config = write_config(tmp_path / "c.yaml", {
         "data.root": str(tiny_synthetic), "categories": ["washer"], "noise_net.name": "dit_tiny",
-        "scoring.protocol": "ader", "scoring.normalisation": "test-minmax",
+        "scoring.protocol": "ader", "scoring.normalisation": "test-minmax", "scoring.extra_metrics": ["pixel_aupimo"],
         "scoring.scorers": [{"name": "reconstruction", "ratio": 0.4, "steps": 5}, {"name": "invad", "subset": "code"}]})
     result = runner.invoke(app, ["run", str(config), "--results-dir", str(tmp_path / "r")])
     assert result.exit_code == 0, result.output
@@ -182,6 +182,8 @@ def test_protocols_and_transductive_flags_reach_the_table(tiny_synthetic, tmp_pa
     assert list(frame["protocol"]) == ["ader+custom"] * 2 and frame["transductive"].all()
     assert list(frame["image_score"]) == ["max", "max"] and (frame["smoothing_sigma"] == 4).all()
     assert list(frame["nfe"]) == [2, 3]
+    # asked for: AUPIMO in the rows (NaN: the tiny test set's normal pixels cannot reach an FPR of 1e-5), not in mAD
+    assert frame["pixel_aupimo"].isna().all() and frame["mad"].notna().all()
     table = (run_dir / "table.md").read_text()
     # both rows transductive: said once in the notes, no mark on every row
     assert "| reconstruction(ratio=0.4,steps=5) |" in table and "- All rows transductive: " in table

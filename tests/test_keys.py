@@ -76,6 +76,7 @@ CHANGES = {
     "scoring.save_maps": (0, {C}),
     "scoring.fps_images": (3, {C}),
     "scoring.pro_limit": (0.05, {C}),
+    "scoring.extra_metrics": (["pixel_aupimo"], {C}),
     "seed": (1, TRAINING),
     "deterministic": (True, TRAINING),  # deterministic kernels change a CUDA model's rounding too
 }

@@ -7,7 +7,7 @@ import pytest
 from scipy import ndimage
 from sklearn.metrics import average_precision_score, precision_recall_curve, roc_auc_score
 
-from adbench.metrics import MetricWarning, NonFiniteScoreError, image_metrics, mad, pixel_metrics
+from adbench.metrics import MetricWarning, NonFiniteScoreError, image_metrics, mad, metric_keys, pixel_metrics
 
 
 def sklearn_f1max(y, s):
@@ -376,3 +376,20 @@ def test_aupimo_matches_its_definition_per_anomalous_image(levels, bounds):
     assert got == pytest.approx(brute_aupimo(maps, masks, bounds), abs=1e-12) and len(got) == 6
     assert aupimo(maps, masks, bounds) == pytest.approx(got.mean(), abs=1e-15) and 0 < got.min() < got.max() < 1
     assert np.isnan(aupimo(maps, masks))  # 12,800 normal pixels cannot reach an FPR of 1e-5: undefined, not 0
+
+
+def test_optional_metrics_are_computed_only_when_asked_and_never_in_mad():
+    from adbench.metrics import optional_metrics
+    from adbench.metrics.pimo import aupimo
+
+    rng = np.random.default_rng(1)
+    masks = np.zeros((20, 100, 100), bool)  # 14 normal images: 140,000 pixels reach an FPR of 1e-5
+    masks[:6, 10:30, 12:32] = True
+    maps = rng.random(masks.shape) + 0.3 * masks
+    plain = pixel_metrics(maps, masks)
+    asked = pixel_metrics(maps, masks, extra=("pixel_aupimo",))
+    assert "pixel_aupimo" not in plain and [m.key for m in optional_metrics()] == ["pixel_aupimo"]
+    assert asked["pixel_aupimo"] == aupimo(maps, masks) and 0 < asked["pixel_aupimo"] < 1
+    assert {k: asked[k] for k in plain} == plain
+    assert mad({**plain, **dict.fromkeys(metric_keys("image"), 0.5), "pixel_aupimo": 0.0}) == pytest.approx(
+        np.mean([0.5] * 3 + [plain[k] for k in metric_keys("pixel")]), abs=1e-15)  # AUPIMO not in mAD

@@ -577,6 +577,14 @@ def test_report_renames_labels_and_headers_and_shows_the_metrics_asked(tmp_path)
     assert "FPS" not in md  # no FPS column: no FPS note either
     tex = out.with_suffix(".tex").read_text()
     assert "scorer & AU-ROC & mAD \\\\" in tex and "InvAD$^\\dagger$ & " in tex
+    with_aupimo = tmp_path / "aupimo"
+    with_aupimo.mkdir()
+    fake_rows().assign(pixel_aupimo=0.4321).to_parquet(with_aupimo / "metrics.parquet")
+    optional = CliRunner().invoke(app, ["report", str(with_aupimo), "--out", str(tmp_path / "o"), "--metrics",
+                                        "image_auroc,pixel_aupimo", "--format", "md"])
+    assert optional.exit_code == 0, optional.output
+    assert "| I-AUROC | AUPIMO |" in (tmp_path / "o.md").read_text() and "| **43.2 ± 0.0** |" in (tmp_path / "o.md").read_text()
+    assert "AUPIMO" not in markdown_table(fake_rows().assign(pixel_aupimo=0.4321))  # shown only when asked
     for args, message in ((["--metrics", "auroc"], "--metrics: unknown column(s) auroc; choose from image_auroc"),
                           (["--rename", "nothing"], "--rename 'nothing': give SHOWN_NOW=WANTED")):
         bad = CliRunner().invoke(app, ["report", str(run_dir), "--out", str(out), *args])

@@ -52,7 +52,8 @@ def preflight(cfg: RunConfig) -> None:
     schedule = training_schedule(cfg.train)
     checks = [lambda: check_dataset(cfg), lambda: BACKBONES.get(cfg.backbone.name),
               lambda: NOISE_NETS.check(cfg.noise_net.name, "noise_net.args", in_channels=1, **cfg.noise_net.args),
-              *(lambda spec=spec: check_scorer(spec, schedule) for spec in cfg.scoring.scorers)]
+              *(lambda spec=spec: check_scorer(spec, schedule) for spec in cfg.scoring.scorers),
+              lambda: check_extra_metrics(cfg.scoring.extra_metrics)]
     errors = []
     for check in checks:  # every wrong name and argument at once
         try:
@@ -62,6 +63,16 @@ def preflight(cfg: RunConfig) -> None:
     if errors:
         raise ConfigError("\n".join(errors))
     check_device(cfg.runtime.device)
+
+
+def check_extra_metrics(keys: list[str]) -> None:
+    from adbench.metrics import optional_metrics
+
+    known = [m.key for m in optional_metrics()]
+    unknown = [k for k in keys if k not in known]
+    if unknown:
+        raise ConfigError(f"scoring.extra_metrics: unknown {', '.join(unknown)}; the optional metrics are "
+                          f"{', '.join(known)}")
 
 
 def check_dataset(cfg: RunConfig) -> None:

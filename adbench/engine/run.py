@@ -353,13 +353,13 @@ def cell_scores(ctx: Context, data: EvalSet, model: nn.Module, scorer: Any, labe
 
 
 def cell_metrics(data: EvalSet, out: ImageScores, mad_over_available: bool = False,
-                 pro_limit: float = 0.3) -> dict[str, float]:
+                 pro_limit: float = 0.3, extra: tuple[str, ...] = ()) -> dict[str, float]:
     """The metric table's metrics and their mean (mAD) of a cell's scores (pixel metrics NaN without masks;
     ``mad_over_available``: mAD over the metrics that exist, the dataset's convention; AU-PRO up to the FPR
-    ``pro_limit``)."""
-    metrics = image_metrics(out.scores, data.labels)
-    metrics |= (dict.fromkeys(metric_keys("pixel"), float("nan")) if data.masks is None
-                else pixel_metrics(out.maps, data.masks, pro_limit))
+    ``pro_limit``; optional metrics in ``extra``)."""
+    metrics = image_metrics(out.scores, data.labels, extra)
+    metrics |= (dict.fromkeys(metric_keys("pixel", extra), float("nan")) if data.masks is None
+                else pixel_metrics(out.maps, data.masks, pro_limit, extra))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", MetricWarning)
         metrics["mad"] = mad(metrics, mad_over_available)
@@ -380,7 +380,8 @@ def score_cell(ctx: Context, data: EvalSet, model: nn.Module, spec: dict[str, An
         torch.cuda.reset_peak_memory_stats(ctx.device)
     start = time.perf_counter()
     out = cell_scores(ctx, data, model, scorer, f"{data.category} / {scorer_label(spec)}")
-    metrics = cell_metrics(data, out, getattr(ctx.dataset, "mad_over_available", False), ctx.cfg.scoring.pro_limit)
+    metrics = cell_metrics(data, out, getattr(ctx.dataset, "mad_over_available", False), ctx.cfg.scoring.pro_limit,
+                           tuple(ctx.cfg.scoring.extra_metrics))
     cost = {"score_seconds": time.perf_counter() - start, **peak_memory(ctx.device)}
     return result_row(ctx, data, spec, scorer, out, metrics, pipeline_seconds(ctx, data, model, scorer)) | cost
 

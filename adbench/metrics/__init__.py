@@ -2,9 +2,20 @@
 table (``METRICS``, ``metric_keys``, ``register_metric``)."""
 
 from adbench.metrics.summary import MetricWarning, NonFiniteScoreError, image_metrics, pixel_metrics
-from adbench.metrics.table import FPS, MAD, METRICS, Column, Metric, mad, metric_keys, register_metric, reported
+from adbench.metrics.table import (
+    FPS,
+    MAD,
+    METRICS,
+    Column,
+    Metric,
+    mad,
+    metric_keys,
+    optional_metrics,
+    register_metric,
+    reported,
+)
 
 __all__ = [
     "FPS", "MAD", "METRICS", "Column", "Metric", "MetricWarning", "NonFiniteScoreError", "image_metrics", "mad",
-    "metric_keys", "pixel_metrics", "register_metric", "reported",
+    "metric_keys", "optional_metrics", "pixel_metrics", "register_metric", "reported",
 ]

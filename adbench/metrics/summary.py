@@ -39,22 +39,23 @@ def _undefined(keys: tuple[str, ...], why: str) -> dict[str, float]:
     return {k: float("nan") for k in keys}
 
 
-def image_metrics(scores: np.ndarray, labels: np.ndarray) -> dict[str, float]:
-    """Image AU-ROC, AP and F1-max (and any other image metric of the table) of anomaly ``scores`` (N)
-    against binary ``labels`` (N)."""
+def image_metrics(scores: np.ndarray, labels: np.ndarray, extra: tuple[str, ...] = ()) -> dict[str, float]:
+    """Image AU-ROC, AP and F1-max (and any other image metric of the table; optional ones in ``extra``) of
+    anomaly ``scores`` (N) against binary ``labels`` (N)."""
     scores, labels = np.asarray(scores), np.asarray(labels).astype(bool)
     if scores.shape != labels.shape or scores.ndim != 1:
         raise ValueError(f"scores {scores.shape} and labels {labels.shape} must be equal 1-D shapes")
     _check_finite(scores, "Image scores")
     pos, neg = np.sort(scores[labels]), scores[~labels]
     if len(pos) == 0 or len(neg) == 0:
-        return _undefined(metric_keys("image"), "the test set needs both normal and anomalous images")
-    return _computed("image", Ranked(curve(pos, neg)))
+        return _undefined(metric_keys("image", extra), "the test set needs both normal and anomalous images")
+    return _computed("image", Ranked(curve(pos, neg)), extra)
 
 
-def pixel_metrics(maps: np.ndarray, masks: np.ndarray, pro_limit: float = 0.3) -> dict[str, float]:
-    """Pixel AU-ROC, AP, F1-max and AU-PRO (and any other pixel metric of the table) of anomaly ``maps``
-    (N x H x W) against ``masks``."""
+def pixel_metrics(maps: np.ndarray, masks: np.ndarray, pro_limit: float = 0.3,
+                  extra: tuple[str, ...] = ()) -> dict[str, float]:
+    """Pixel AU-ROC, AP, F1-max and AU-PRO (and any other pixel metric of the table; optional ones, e.g.
+    ``pixel_aupimo``, in ``extra``) of anomaly ``maps`` (N x H x W) against ``masks``."""
     maps, masks = np.asarray(maps), np.asarray(masks).astype(bool)
     if maps.shape != masks.shape or maps.ndim != 3:
         raise ValueError(f"maps {maps.shape} and masks {masks.shape} must be equal N x H x W shapes")
@@ -63,10 +64,10 @@ def pixel_metrics(maps: np.ndarray, masks: np.ndarray, pro_limit: float = 0.3) -
     _check_finite(maps, "Anomaly maps")
     pos_values, neg = maps[masks], maps[~masks]
     if len(pos_values) == 0 or len(neg) == 0:
-        return _undefined(metric_keys("pixel"), "the masks need both anomalous and normal pixels")
+        return _undefined(metric_keys("pixel", extra), "the masks need both anomalous and normal pixels")
     order = np.argsort(pos_values, kind="stable")
-    return _computed("pixel", Ranked(curve(pos_values[order], neg), masks, order, pro_limit))
+    return _computed("pixel", Ranked(curve(pos_values[order], neg), masks, maps, order, pro_limit), extra)
 
 
-def _computed(level: str, ranked: Ranked) -> dict[str, float]:
-    return {m.key: m.compute(ranked) for m in metrics(level)}
+def _computed(level: str, ranked: Ranked, extra: tuple[str, ...] = ()) -> dict[str, float]:
+    return {m.key: m.compute(ranked) for m in metrics(level, extra)}

@@ -13,6 +13,7 @@ from functools import cached_property
 
 import numpy as np
 
+from adbench.metrics.pimo import aupimo
 from adbench.metrics.pro import aupro, region_weights
 from adbench.metrics.ranking import Curve, auroc, average_precision, f1_max
 
@@ -25,6 +26,7 @@ class Ranked:
 
     curve: Curve
     masks: np.ndarray | None = None  # pixel level: the ground-truth masks (N x H x W)
+    maps: np.ndarray | None = None  # pixel level: the anomaly maps (per-image metrics: AUPIMO)
     order: np.ndarray | None = None  # pixel level: positive pixels in ascending score order
     pro_limit: float = 0.3
 
@@ -46,6 +48,7 @@ class Metric(Column):
     level: str = "image"  # image or pixel
     compute: Callable[[Ranked], float] | None = None
     in_mad: bool = True  # part of the mean over metrics (mAD)
+    optional: bool = False  # computed only when ``scoring.extra_metrics`` asks, never in mAD
 
     def __post_init__(self) -> None:
         if self.compute is None:
@@ -70,6 +73,10 @@ def _aupro(r: Ranked) -> float:
     return aupro(r.region_weights, r.curve, r.pro_limit)
 
 
+def _aupimo(r: Ranked) -> float:
+    return aupimo(r.maps, r.masks)
+
+
 METRICS: list[Metric] = [
     Metric("image_auroc", "I-AUROC", level="image", compute=_auroc),
     Metric("image_ap", "I-AP", level="image", compute=_ap),
@@ -78,22 +85,31 @@ METRICS: list[Metric] = [
     Metric("pixel_ap", "P-AP", level="pixel", compute=_ap),
     Metric("pixel_f1max", "P-F1max", level="pixel", compute=_f1),
     Metric("pixel_aupro", "AU-PRO", level="pixel", compute=_aupro),
+    Metric("pixel_aupimo", "AUPIMO", level="pixel", compute=_aupimo, in_mad=False, optional=True),
 ]
 MAD = Column("mad", "mAD")  # the mean over the ``in_mad`` metrics (``mad``)
 FPS = Column("fps", "FPS", percent=False)  # images/s of the run's pipeline
 
 
-def metrics(level: str | None = None) -> list[Metric]:
-    """The table's metrics, of one level or all: image metrics first, each level in table order."""
-    return sorted((m for m in METRICS if level is None or m.level == level), key=lambda m: LEVELS.index(m.level))
+def metrics(level: str | None = None, extra: tuple[str, ...] = ()) -> list[Metric]:
+    """The table's metrics, of one level or all: image metrics first, each level in table order; optional
+    ones only when their key is in ``extra``."""
+    return sorted((m for m in METRICS if (level is None or m.level == level) and (not m.optional or m.key in extra)),
+                  key=lambda m: LEVELS.index(m.level))
 
 
-def metric_keys(level: str | None = None) -> tuple[str, ...]:
-    return tuple(m.key for m in metrics(level))
+def metric_keys(level: str | None = None, extra: tuple[str, ...] = ()) -> tuple[str, ...]:
+    return tuple(m.key for m in metrics(level, extra))
+
+
+def optional_metrics() -> list[Metric]:
+    """The metrics computed only when asked (``scoring.extra_metrics``)."""
+    return [m for m in METRICS if m.optional]
 
 
 def reported() -> list[Column]:
-    """The quality columns of every result row, table and plot: the metrics, then mAD."""
+    """The quality columns of every result row, table and plot: the metrics, then mAD (optional metrics: only
+    in the rows that asked for them)."""
     return [*metrics(), MAD]
 
 
@@ -107,7 +123,7 @@ def register_metric(metric: Metric) -> None:
 def mad(values: dict[str, float], available_only: bool = False) -> float:
     """Mean of the ``in_mad`` metrics; NaN where any is NaN (image-level-only data has no mAD), unless
     ``available_only``: then the mean of those that are numbers (BMAD's convention; NaN if none is)."""
-    chosen = [values[m.key] for m in METRICS if m.in_mad]
+    chosen = [values[m.key] for m in METRICS if m.in_mad and not m.optional]
     if available_only:
         chosen = [v for v in chosen if not np.isnan(v)] or [float("nan")]
     return float(np.mean(chosen))

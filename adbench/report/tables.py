@@ -24,7 +24,7 @@ import pandas as pd
 from adbench.atomic import atomic_write_text
 from adbench.config import noise_net_keys
 from adbench.errors import AdbenchError
-from adbench.metrics import FPS, Column, Metric, reported
+from adbench.metrics import FPS, Column, Metric, optional_metrics, reported
 from adbench.report.papers import PaperTable, paper_values, reported_rows
 
 METHOD = ["dataset", "scorer", "backbone", "noise_net", "protocol"]
@@ -45,8 +45,19 @@ def scorer_arg(frame: pd.DataFrame, arg: str) -> pd.Series:
 
 
 def columns() -> dict[str, Column]:
-    """Metric key -> column, in order: the metric table's metrics, mAD, then FPS."""
+    """Metric key -> column, in order: the metric table's metrics, mAD, then FPS (the columns every table shows
+    unless ``--metrics`` chooses)."""
     return {c.key: c for c in (*reported(), FPS)}
+
+
+def all_columns() -> dict[str, Column]:
+    """``columns`` with the optional metrics (``scoring.extra_metrics``) after the others, before FPS."""
+    return {c.key: c for c in (*reported(), *optional_metrics(), FPS)}
+
+
+def stat_keys(frame: pd.DataFrame) -> list[str]:
+    """The columns a table of ``frame`` can show: every default one, and the optional metrics its rows hold."""
+    return [k for k in all_columns() if k in columns() or k in frame]
 
 
 def flat_config(d: dict, prefix: str = "") -> dict:
@@ -221,9 +232,9 @@ def averaged_table(frame: pd.DataFrame, paper: PaperTable | None = None, reporte
     frame, method = with_variant_columns(facts)
     table = Table(method, [], paper=paper)
     for labels, group in frame.groupby(method, sort=False, dropna=False):
-        per_seed = group.groupby("seed")[list(columns())].mean()
+        per_seed = group.groupby("seed")[stat_keys(frame)].mean()
         stats = {k: (per_seed[k].mean(), per_seed[k].std(ddof=1) if len(per_seed) > 1 else float("nan"))
-                 for k in columns()}
+                 for k in stat_keys(frame)}
         table.add(list(map(str, labels)), stats, row_kind(group), (group["dataset"].iloc[0],), fps_group(group))
         found = paper_values(paper, shared_facts(facts.loc[group.index])) if paper else None
         if found:
@@ -272,7 +283,8 @@ def per_category_table(frame: pd.DataFrame, baseline: str = "") -> Table:
     frame, method = with_variant_columns(frame)
     table = Table([*method, "category"], [], keys=[k for k in columns() if k != FPS.key])
     for labels, group in frame.groupby([*method, "category"], sort=False, dropna=False):
-        stats = {k: (group[k].mean(), group[k].std(ddof=1) if len(group) > 1 else float("nan")) for k in columns()}
+        stats = {k: (group[k].mean(), group[k].std(ddof=1) if len(group) > 1 else float("nan"))
+                 for k in stat_keys(frame)}
         if different and set(group.index) <= different:
             table.suffixes[(len(table.rows), "image_auroc")] = SIGNIFICANT
         table.add(list(map(str, labels)), stats, row_kind(group),
@@ -313,13 +325,13 @@ def significant(frame: pd.DataFrame, baseline: str) -> set[Any]:
 
 def shown(key: str, mean: float) -> float:
     """The value as the table displays it (percent or not, one decimal): what marks rank."""
-    return round((100 if columns()[key].percent else 1) * mean, 1)
+    return round((100 if all_columns()[key].percent else 1) * mean, 1)
 
 
 def fmt(key: str, mean: float, std: float) -> str:
     if mean is None or math.isnan(mean):
         return "n/a"
-    scale = 100 if columns()[key].percent else 1
+    scale = 100 if all_columns()[key].percent else 1
     text = f"{shown(key, mean):.1f}"
     return text if math.isnan(std) else f"{text} ± {scale * std:.1f}"
 
@@ -327,7 +339,7 @@ def fmt(key: str, mean: float, std: float) -> str:
 def cell(table: Table, i: int, key: str) -> str:
     """Row ``i``'s ``key`` cell as displayed: ours by ``fmt``; a paper's value as printed; Δ signed; ``-`` where
     the paper prints none."""
-    kind, (mean, std) = table.kinds[i], table.rows[i][1][key]
+    kind, (mean, std) = table.kinds[i], table.rows[i][1].get(key, (float("nan"), float("nan")))
     if kind in (RANKED, "reference"):
         return fmt(key, mean, std)
     if math.isnan(mean):
@@ -337,7 +349,7 @@ def cell(table: Table, i: int, key: str) -> str:
 
 def markdown(table: Table, style: Style | None = None) -> str:
     style = style or Style()
-    header = [style.name(h) for h in (*map(label_header, table.label_columns), *(columns()[k].header
+    header = [style.name(h) for h in (*map(label_header, table.label_columns), *(all_columns()[k].header
                                                                                 for k in table.keys))]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     marks = rank_marks(table)
@@ -589,9 +601,10 @@ class Style:
     def __post_init__(self) -> None:
         if self.notes not in NOTES:
             raise AdbenchError(f"--notes must be one of {', '.join(NOTES)}, got {self.notes!r}")
-        unknown = [m for m in self.metrics if m not in columns()]
+        unknown = [m for m in self.metrics if m not in all_columns()]
         if unknown:
-            raise AdbenchError(f"--metrics: unknown column(s) {', '.join(unknown)}; choose from {', '.join(columns())}")
+            raise AdbenchError(f"--metrics: unknown column(s) {', '.join(unknown)}; choose from "
+                               f"{', '.join(all_columns())}")
 
     def name(self, text: str) -> str:
         """``text`` as shown: renamed when ``names`` has it (without its marks, which it keeps)."""
@@ -601,7 +614,8 @@ class Style:
     def chosen(self, table: Table) -> Table:
         """``table`` with only the chosen metric columns (all when none were chosen)."""
         if self.metrics:
-            table.keys = [k for k in table.keys if k in self.metrics]
+            held = {k for _, stats in table.rows for k in stats}
+            table.keys = [k for k in all_columns() if k in self.metrics and k in held]
         return table
 
 
@@ -736,7 +750,7 @@ def latex(table: Table, caption: str, label: str, notes: list[str], style: Style
         ("", latex_escape(style.name(label_header(c)))): [latex_escape(style.name(v)) for v in labels[c]]
         for c in shown_labels}
     for key in table.keys:
-        level, header = header_of(columns()[key])
+        level, header = header_of(all_columns()[key])
         cells[(style.name(level), latex_escape(style.name(header)))] = [
             LATEX_MARKS.get(marks.get((i, key)), "{}").format(latex_cell(cell(table, i, key)))
             + latex_escape(table.suffixes.get((i, key), ""))
