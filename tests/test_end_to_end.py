@@ -56,6 +56,7 @@ def test_run_writes_results_with_provenance(tiny_synthetic, tmp_path, monkeypatc
     assert frame["train_seconds"].nunique() == 1 and (frame["train_seconds"] > 0).all()
     assert (frame["score_seconds"] > 0).all() and (frame["peak_memory_mb"] > 0).all()
     assert set(frame["peak_memory_of"]) == {"process peak RSS"} and set(frame["pro_limit"]) == {0.3}
+    assert set(frame["mask_threshold"]) == {0.0}  # nearest resizing keeps any non-zero mask value
     (log,) = set(frame["train_log"])
     steps = pd.read_csv(run_dir / log)
     kept = json.loads((run_dir / log.replace(".train_log.csv", ".train.json")).read_text())
@@ -181,6 +182,7 @@ def test_protocols_and_transductive_flags_reach_the_table(tiny_synthetic, tmp_pa
     frame = pd.read_parquet(run_dir / "metrics.parquet")
     assert list(frame["protocol"]) == ["ader+custom"] * 2 and frame["transductive"].all()
     assert list(frame["image_score"]) == ["max", "max"] and (frame["smoothing_sigma"] == 4).all()
+    assert (frame["mask_threshold"] == 0.5).all()  # ADer's masks: bilinear, then > 0.5
     assert list(frame["nfe"]) == [2, 3]
     # asked for: AUPIMO in the rows (NaN: the tiny test set's normal pixels cannot reach an FPR of 1e-5), not in mAD
     assert frame["pixel_aupimo"].isna().all() and frame["mad"].notna().all()

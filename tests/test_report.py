@@ -583,7 +583,8 @@ def test_report_renames_labels_and_headers_and_shows_the_metrics_asked(tmp_path)
     optional = CliRunner().invoke(app, ["report", str(with_aupimo), "--out", str(tmp_path / "o"), "--metrics",
                                         "image_auroc,pixel_aupimo", "--format", "md"])
     assert optional.exit_code == 0, optional.output
-    assert "| I-AUROC | AUPIMO |" in (tmp_path / "o.md").read_text() and "| **43.2 ± 0.0** |" in (tmp_path / "o.md").read_text()
+    shown = (tmp_path / "o.md").read_text()
+    assert "| I-AUROC | AUPIMO |" in shown and "| **43.2 ± 0.0** |" in shown
     assert "AUPIMO" not in markdown_table(fake_rows().assign(pixel_aupimo=0.4321))  # shown only when asked
     for args, message in ((["--metrics", "auroc"], "--metrics: unknown column(s) auroc; choose from image_auroc"),
                           (["--rename", "nothing"], "--rename 'nothing': give SHOWN_NOW=WANTED")):

@@ -412,6 +412,9 @@ def training_cost(ctx: Context, category: str, has_model: bool = True) -> dict[s
     return {"train_seconds": seconds, "train_log": str(log.relative_to(ctx.run_dir)) if log.is_file() else ""}
 
 
+MASK_THRESHOLDS = {"nearest": 0.0, "bilinear": 0.5}  # load_mask's binarisation after each resize
+
+
 def result_row(ctx: Context, data: EvalSet, spec: dict[str, Any], scorer: Any, out: ImageScores,
                metrics: dict[str, float], seconds: tuple[float, float, float]) -> dict[str, Any]:
     """A cell's metrics with its speed, scoring settings, full config and provenance (the maps of a
@@ -444,6 +447,8 @@ def result_row(ctx: Context, data: EvalSet, spec: dict[str, Any], scorer: Any, o
         "image_score": out.image_score,
         "smoothing_sigma": scoring.smoothing_sigma, "pool_size": scoring.pool_size,
         "align_corners": scoring.align_corners, "mask_resize": scoring.mask_resize, "pro_limit": cfg.scoring.pro_limit,
+        # a mask pixel is anomalous when > 0 in the file; resized bilinearly (ADer), when > this share of 255 after
+        "mask_threshold": MASK_THRESHOLDS[scoring.mask_resize],
         "normalisation": scoring.normalisation, "transductive": scoring.transductive,
         "weights_scored": ("ema" if cfg.scoring.use_ema else "raw") if needs_model(spec) else "none",
         "seed": cfg.seed, "cell_key": key, "config_hash": cell_key(cfg),
