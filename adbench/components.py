@@ -9,7 +9,8 @@ DATASETS.declare("synthetic", "adbench.data.synthetic:synthetic",
 DATASETS.declare("mvtec", "adbench.data.mvtec:MVTecLayout",
                  "MVTec-AD layout folder (--data-root); any dataset in this layout", name="mvtec")
 DATASETS.declare("mpdd", "adbench.data.mvtec:MVTecLayout", "MPDD (MVTec layout, --data-root)", name="mpdd")
-DATASETS.declare("btad", "adbench.data.mvtec:MVTecLayout", "BTAD (MVTec layout, --data-root)", name="btad")
+DATASETS.declare("btad", "adbench.data.mvtec:MVTecLayout", "BTAD (--data-root) in the MVTec layout: `adbench data "
+                 "fetch btad` renames its ok folders good", name="btad")
 DATASETS.declare("mvtec_loco", "adbench.data.mvtec:MVTecLOCO", "MVTec LOCO AD (--data-root): logical and structural "
                  "anomalies, several masks per image (their union scored); args anomalies: both|logical|structural")
 DATASETS.declare("mvtec_ad2", "adbench.data.mvtec:MVTecAD2", "MVTec AD 2 (--data-root): train/good and the public "
