@@ -15,6 +15,8 @@ DATASETS.declare("mvtec_loco", "adbench.data.mvtec:MVTecLOCO", "MVTec LOCO AD (-
                  "anomalies, several masks per image (their union scored); args anomalies: both|logical|structural")
 DATASETS.declare("mvtec_ad2", "adbench.data.mvtec:MVTecAD2", "MVTec AD 2 (--data-root): train/good and the public "
                  "test set test_public/{good,bad} with masks (the private test sets have no labels)")
+DATASETS.declare("real_iad", "adbench.data.realiad:RealIAD", "Real-IAD (--data-root): five views per object, splits "
+                 "from its JSON files; args resolution 256|512|1024, views all (object = max over views) or C1..C5")
 DATASETS.declare("visa", "adbench.data.visa:VisA", "VisA (split_csv/1cls.csv layout, --data-root)")
 DATASETS.declare("bmad", "adbench.data.bmad:BMAD", "BMAD medical benchmark (--data-root): Brain, Liver and RESC "
                  "with masks; OCT2017, RSNA and Camelyon16 image-level")

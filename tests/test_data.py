@@ -1,4 +1,6 @@
 import hashlib
+import json
+import re
 import shutil
 
 import numpy as np
@@ -316,3 +318,49 @@ def test_mvtec_ad2_reads_train_and_the_public_test_set_with_masks(tmp_path):
     (cat / "test_public" / "ground_truth" / "bad" / "000_regular_mask.png").unlink()
     with pytest.raises(DataError, match="has no mask: expected .*000_regular_mask.png"):
         data.test("can")
+
+
+def realiad_like(root):
+    """A Real-IAD look-alike at 256 px: object ``toy`` with two normal training samples and, in the test split,
+    one normal sample and one anomalous sample whose views C2 and C4 show the defect (masks beside them)."""
+    folder = root / "realiad_256" / "toy"
+    split = {"train": [], "test": []}
+    for which, kind, sample in (("train", "OK", "S0001"), ("train", "OK", "S0002"), ("test", "OK", "S0003"),
+                                ("test", "NG/pit", "S0004")):
+        (folder / kind / sample).mkdir(parents=True)
+        for view in range(1, 6):
+            name = f"{kind}/{sample}/toy_{sample[1:]}_{kind[:2]}_C{view}_20230101.jpg"
+            defect = kind != "OK" and view in (2, 4)
+            Image.new("RGB", (16, 16), (10 * view, 200 * defect, 0)).save(folder / name)
+            entry = {"image_path": name, "mask_path": None, "anomaly_class": "OK"}
+            if defect:
+                mask = name.replace(".jpg", "_mask.png")
+                Image.new("L", (16, 16), 255).save(folder / mask)
+                entry = {"image_path": name, "mask_path": mask, "anomaly_class": "pit"}
+            split[which].append(entry)
+    (root / "realiad_jsons" / "realiad_jsons").mkdir(parents=True)
+    (root / "realiad_jsons" / "realiad_jsons" / "toy.json").write_text(json.dumps(split))
+
+
+def test_real_iad_reads_its_json_splits_and_scores_an_object_by_its_most_anomalous_view(tmp_path):
+    from adbench.engine.run import EvalSet
+
+    realiad_like(tmp_path)
+    data = DATASETS.create("real_iad", root=str(tmp_path))
+    assert data.categories() == ["toy"] and len(data.train("toy")) == 10
+    test = data.test("toy")
+    assert [s.label for s in test] == [0] * 5 + [0, 1, 0, 1, 0] and {s.group for s in test} == {"OK/S0003",
+                                                                                                "NG/pit/S0004"}
+    scores = np.array([0.1, 0.9, 0.2, 0.3, 0.4, 0.5, 0.6, 0.05, 0.7, 0.2])
+    evalset = EvalSet("toy", torch.empty(0), torch.empty(0), np.array([s.label for s in test]), None, test)
+    objects, labels = evalset.image_level(scores)
+    assert objects.tolist() == [0.9, 0.7] and labels.tolist() == [0, 1]  # max over each object's five views
+    one_view = DATASETS.create("real_iad", root=str(tmp_path), views="C2").test("toy")
+    assert [s.image_path.name.split("_")[3] for s in one_view] == ["C2", "C2"] and not any(s.group for s in one_view)
+    assert EvalSet("toy", torch.empty(0), torch.empty(0), np.array([0, 1]), None, one_view).image_level(
+        np.array([0.3, 0.1]))[0].tolist() == [0.3, 0.1]  # one view: each image scored alone
+    for args, message in (({"resolution": 300}, "resolution must be one of (256, 512, 1024)"),
+                          ({"views": "C9"}, "views must be one of all, C1"),
+                          ({"resolution": 512}, "realiad_512 is missing")):
+        with pytest.raises(DataError, match=re.escape(message)):
+            DATASETS.create("real_iad", root=str(tmp_path), **args)

@@ -239,3 +239,21 @@ def test_run_takes_set_and_image_size(tiny_synthetic, tmp_path):
     assert result.exit_code == 0, result.output
     saved = yaml.safe_load((only_run_dir(tmp_path / "r") / "config.yaml").read_text())
     assert (saved["backbone"]["image_size"], saved["train"]["lr"], saved["scoring"]["save_maps"]) == (64, 0.001, 0)
+
+
+def test_a_run_on_real_iad_scores_objects_by_their_most_anomalous_view(tmp_path):
+    from tests.test_data import realiad_like
+
+    realiad_like(tmp_path / "realiad")
+    config = write_config(tmp_path / "c.yaml", {
+        "data.dataset": "real_iad", "data.root": str(tmp_path / "realiad"), "backbone.image_size": 64,
+        "scoring.scorers": [{"name": "osd_irf_mean"}], "scoring.save_maps": 0, "train.epochs": 2})
+    result = runner.invoke(app, ["run", str(config), "--results-dir", str(tmp_path / "r")])
+    assert result.exit_code == 0, result.output
+    row = pd.read_parquet(only_run_dir(tmp_path / "r") / "metrics.parquet").iloc[0]
+    assert list(row["image_labels"]) == [0, 1] and row["n_test"] == 10  # 2 objects of 5 views; 10 view images
+    from sklearn.metrics import roc_auc_score
+
+    # the image metrics are the objects' (their stored scores), pixel metrics over every view image
+    assert row["image_auroc"] == roc_auc_score(row["image_labels"], row["image_scores"])
+    assert not np.isnan(row["pixel_auroc"])

@@ -29,6 +29,7 @@ class Sample:
     mask_path: Path | None
     label: int
     defect: str = "good"
+    group: str = ""  # the object this image is one view of (Real-IAD): image metrics score objects, max over views
 
 
 @runtime_checkable

@@ -73,8 +73,9 @@ SOURCES = {s.name: s for s in (
         "and ROOT/breakfast_box/ground_truth/<kind>/<image>/<k>.png exist; then --dataset mvtec_loco.")),
     Source("real_iad", "Real-IAD terms of use (research only; access is granted on request)", manual=(
         "Real-IAD is granted on request (https://realiad4ad.github.io/Real-IAD/, then its Hugging Face dataset "
-        "page): unpack realiad_<resolution> and realiad_jsons into ROOT so that ROOT/realiad_jsons/<object>.json "
-        "and ROOT/realiad_<resolution>/<object>/... exist.")),
+        "page): unpack realiad_<resolution> and realiad_jsons into ROOT so that "
+        "ROOT/realiad_jsons/realiad_jsons/<object>.json and ROOT/realiad_<resolution>/<object>/... exist; then "
+        "--dataset real_iad.")),
 )}
 
 

@@ -302,6 +302,20 @@ class EvalSet:
     samples: list[Sample]
     normalise: Callable[[torch.Tensor], torch.Tensor] = unchanged  # the features' normaliser (feature_norm)
 
+    def image_level(self, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(score, label) of each scored unit: each image, or for views of one object (``Sample.group``) the
+        object, its score and label the maximum over its views (as ADer scores Real-IAD)."""
+        groups = [s.group for s in self.samples]
+        if not any(groups) or not len(scores):
+            return scores, self.labels
+        order = list(dict.fromkeys(groups))
+        index = np.array([order.index(g) for g in groups])
+        best = np.full(len(order), -np.inf)
+        np.maximum.at(best, index, scores)
+        labels = np.zeros(len(order), dtype=self.labels.dtype)
+        np.maximum.at(labels, index, self.labels)
+        return best, labels
+
     def empty_masks(self) -> int:
         """Anomalous test images whose mask has no anomalous pixel (after resizing)."""
         return 0 if self.masks is None else int(((self.labels == 1) & ~self.masks.any(axis=(1, 2))).sum())
@@ -357,7 +371,7 @@ def cell_metrics(data: EvalSet, out: ImageScores, mad_over_available: bool = Fal
     """The metric table's metrics and their mean (mAD) of a cell's scores (pixel metrics NaN without masks;
     ``mad_over_available``: mAD over the metrics that exist, the dataset's convention; AU-PRO up to the FPR
     ``pro_limit``; optional metrics in ``extra``)."""
-    metrics = image_metrics(out.scores, data.labels, extra)
+    metrics = image_metrics(*data.image_level(out.scores), extra)
     metrics |= (dict.fromkeys(metric_keys("pixel", extra), float("nan")) if data.masks is None
                 else pixel_metrics(out.maps, data.masks, pro_limit, extra))
     with warnings.catch_warnings():
@@ -415,6 +429,12 @@ def training_cost(ctx: Context, category: str, has_model: bool = True) -> dict[s
 MASK_THRESHOLDS = {"nearest": 0.0, "bilinear": 0.5}  # load_mask's binarisation after each resize
 
 
+def image_rows(scores: np.ndarray, labels: np.ndarray) -> dict[str, list]:
+    """Each scored unit's score and label (``EvalSet.image_level``): what paired tests between methods read."""
+    return {"image_scores": [float(v) for v in scores], "image_labels": [int(v) for v in labels] if len(scores)
+            else []}
+
+
 def result_row(ctx: Context, data: EvalSet, spec: dict[str, Any], scorer: Any, out: ImageScores,
                metrics: dict[str, float], seconds: tuple[float, float, float]) -> dict[str, Any]:
     """A cell's metrics with its speed, scoring settings, full config and provenance (the maps of a
@@ -439,8 +459,7 @@ def result_row(ctx: Context, data: EvalSet, spec: dict[str, Any], scorer: Any, o
         "fps_passes": FPS_PASSES,
         "nfe": scorer.nfe, "n_test": len(data.labels), "n_anomalous": int(data.labels.sum()),
         # each test image's score and label, in test order: paired tests between methods (report --significance)
-        "image_scores": [float(v) for v in out.scores], "image_labels": [int(v) for v in data.labels] if len(
-            out.scores) else [],
+        **image_rows(*data.image_level(out.scores)),
         "n_holdout": len(data.held_feats), "holdout_below_min": 0 < len(data.held_feats) < MIN_HOLDOUT,
         "n_empty_masks": data.empty_masks(),
         "pixel_metrics": data.masks is not None, "protocol": cfg.scoring.protocol_label(),
