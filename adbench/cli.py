@@ -569,8 +569,9 @@ def report(results: Annotated[list[Path], typer.Argument(help="Run or grid folde
     """Tables from stored results only (nothing is recomputed): Markdown and/or LaTeX (booktabs)."""
     import pandas as pd
 
+    from adbench.report.latex import parse_page
     from adbench.report.papers import grid_paper, paper_table
-    from adbench.report.tables import Style, parse_page, write_tables
+    from adbench.report.tables import Style, write_tables
     from adbench.results import read_rows
 
     style = Style(parse_page(page), notes, parse_renames(rename),  # a mistake here costs nothing read yet

@@ -231,7 +231,8 @@ def scales(tex: str) -> list[float]:
 
 
 def test_a_latex_table_takes_one_column_the_page_or_is_scaled_never_below_0_7_and_split_when_wider():
-    from adbench.report.tables import PAGES, Style, category_tables, column_widths, latex_float
+    from adbench.report.latex import PAGES, column_widths, latex_float
+    from adbench.report.tables import category_tables
 
     one_seed = fake_rows().query("seed == 0")
     wide = latex_tables(one_seed, "t", per_category=False)  # 10 columns: about 510 pt, as pdflatex prints it
@@ -250,7 +251,7 @@ def test_a_latex_table_takes_one_column_the_page_or_is_scaled_never_below_0_7_an
     for n_values, parts in ((4, 1), (14, 1), (30, -(-30 // per_part))):  # in a column; scaled on the page; split
         tex = latex_float(frame.iloc[:, :1 + min(n_values, 14)] if n_values <= 14 else
                           pd.concat([frame, frame.iloc[:, 1:].add_prefix("x"), frame.iloc[:, 1:3].add_prefix("y")],
-                                    axis=1), 1, "Cap.", "tab:w", ["A note."], Style(page))
+                                    axis=1), 1, "Cap.", "tab:w", ["A note."], page)
         assert tex.count("\\begin{tabular}") == parts
         assert all(0.7 <= x < 1 for x in scales(tex))
         assert tex.count("A note.") == 1 and tex.index("A note.") > tex.rindex("\\end{tabular}")
@@ -300,7 +301,8 @@ def test_fps_is_shown_once_per_method_and_ranked_only_from_a_gpu_or_fps_records(
 
 def cvpr_tables() -> list[str]:
     """Every LaTeX layout of fake_rows on CVPR's page: methods (two seeds, one seed), categories, BMAD."""
-    from adbench.report.tables import PAGES, bmad_tables, category_tables
+    from adbench.report.latex import PAGES
+    from adbench.report.tables import bmad_tables, category_tables
 
     frame, style = fake_rows(), Style(PAGES["cvpr"])
     bmad = frame.assign(dataset="bmad", category=frame["category"].map({"bottle": "Brain", "metal_nut": "RSNA"}))

@@ -12,11 +12,10 @@ import pandas as pd
 
 from adbench.errors import AdbenchError
 from adbench.metrics import reported
+from adbench.report.latex import PAGES, Page
 from adbench.report.tables import (
-    PAGES,
     REFERENCE_MARK,
     TRANSDUCTIVE_MARK,
-    Page,
     dataset_names,
     scorer_arg,
     with_method_column,

@@ -1,0 +1,178 @@
+"""LaTeX output of the report tables: the page a table is printed on, its printed width, and the booktabs
+float it becomes (in one column, across the page, scaled to no less than ``MIN_SCALE``, or split by
+columns), with cells escaped."""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+
+import pandas as pd
+
+from adbench.errors import AdbenchError
+
+
+@dataclass(frozen=True)
+class Page:
+    """Where a LaTeX table is printed: ``\\columnwidth`` and ``\\textwidth`` (pt) of a paper template."""
+
+    name: str
+    column_pt: float
+    text_pt: float
+
+
+PAGES = {p.name: p for p in (
+    Page("article", 241.0, 505.0),  # two-column 10 pt article, as pdflatex prints it
+    Page("cvpr", 237.1, 496.8),  # CVPR, ICCV, WACV: 6.875 in text, 0.3125 in between the columns
+    Page("icml", 234.9, 487.8),  # ICML: 6.75 in text, 0.25 in between the columns
+    Page("neurips", 397.5, 397.5),  # NeurIPS, ICLR: one 5.5 in column
+    Page("lncs", 347.1, 347.1),  # Springer LNCS (ECCV, MICCAI): one 12.2 cm column
+)}
+
+
+def parse_page(text: str) -> Page:
+    """A page template by name (``PAGES``) or as ``COLUMN,TEXT`` widths in pt."""
+    if text in PAGES:
+        return PAGES[text]
+    try:
+        column, width = (float(v) for v in text.split(","))
+    except ValueError:
+        raise AdbenchError(f"--page must be one of {', '.join(PAGES)} or COLUMN,TEXT widths in pt "
+                           f"(e.g. 241,505), got {text!r}") from None
+    if not 0 < column <= width:
+        raise AdbenchError(f"--page {text}: widths must be positive, the column no wider than the text")
+    return Page(text, column, width)
+
+
+PAD_PT = 12.0  # \tabcolsep on both sides of a column
+# printed widths (pt) in the 10 pt Computer Modern fonts, rounded up: capitals, narrow signs, others (bold digits)
+CAPITAL_PT, NARROW_PT, CHAR_PT = 7.5, 3.9, 5.75
+NARROW = set(" .,:;()[]|'-/=")
+MARGIN = 1.1  # pdflatex printed the report tables up to 4% wider than this estimate
+MIN_SCALE = 0.7  # a table is never printed smaller: 10 pt text at 0.7 is 7 pt; a wider one is split
+
+
+def printed_width(frame: pd.DataFrame) -> float:
+    """An upper estimate of the printed width (pt) of a LaTeX table of ``frame``'s cells and last header row."""
+    return MARGIN * sum(column_widths(frame))
+
+
+def column_widths(frame: pd.DataFrame) -> list[float]:
+    """The printed width (pt) of each column of ``frame``: its widest cell or last header, and the padding."""
+    def width(text: str) -> float:
+        text, _, small = str(text).partition(SMALL)
+        return plain_width(text) + SMALL_SCALE * plain_width(small) if small else plain_width(text)
+
+    def plain_width(text: str) -> float:
+        text = re.sub(r"\\([^A-Za-z])", r"\1", str(text).replace(r"$\pm$", "±").replace(r"$^\dagger$", "'"))
+        text = re.sub(r"\\[A-Za-z]+|[{}$^]", "", text)
+        return sum(CAPITAL_PT if c.isupper() or c == "±" else NARROW_PT if c in NARROW else CHAR_PT for c in text)
+
+    headers = [c[-1] if isinstance(c, tuple) else c for c in frame.columns]
+    return [max(width(h), *map(width, frame.iloc[:, j])) + PAD_PT for j, h in enumerate(headers)]
+
+
+def column_parts(frame: pd.DataFrame, n_labels: int, text_pt: float) -> list[list[int]]:
+    """The columns of each LaTeX table ``frame`` is printed as: all of them when the table fits ``text_pt`` at
+    ``MIN_SCALE`` or larger; else the value columns in as few consecutive parts as fit that way beside the
+    ``n_labels`` label columns (repeated in every part)."""
+    widths = [MARGIN * w for w in column_widths(frame)]
+    room = text_pt / MIN_SCALE
+    if sum(widths) <= room:
+        return [list(range(len(widths)))]
+    labels = list(range(n_labels))
+    base, parts, current = sum(widths[:n_labels]), [], []
+    for j in range(n_labels, len(widths)):
+        if current and base + sum(widths[i] for i in current) + widths[j] > room:
+            parts.append(labels + current)
+            current = []
+        current.append(j)
+    return parts + [labels + current]
+
+
+def latex_float(frame: pd.DataFrame, n_labels: int, caption: str, label: str, notes: list[str],
+                page: Page = PAGES["article"], notes_below: bool = True) -> str:
+    """``frame`` (``n_labels`` left-aligned label columns, then right-aligned values) as booktabs tables,
+    caption on top, ``notes`` in a footnote block under the last one (or in the caption, ``notes_below`` false): in
+    one column of the page when it fits there, else across the page (``table*``); scaled down to the page's
+    width when wider, never below ``MIN_SCALE``: a table wider still is split into parts (``column_parts``),
+    each saying so in its caption."""
+    parts = column_parts(frame, n_labels, page.text_pt)
+    notes_text = re.sub(r"`([^`]*)`", r"\\texttt{\1}", latex_escape(" ".join(notes)))
+    tables = []
+    for k, part in enumerate(parts, start=1):
+        piece = frame.iloc[:, part]
+        head = caption if len(parts) == 1 else (
+            f"{caption} Part {k} of {len(parts)}: split by columns to stay readable at the "
+            f"{page.name} page width.")
+        if not notes_below and notes and k == len(parts):
+            head = f"{head} {' '.join(notes)}"
+        tables.append(latex_table(piece, n_labels, head, label if k == 1 else f"{label}-part{k}",
+                                  notes_text if notes_below and k == len(parts) else "", page))
+    return "\n".join(tables)
+
+
+def latex_table(frame: pd.DataFrame, n_labels: int, caption: str, label: str, notes: str, page: Page) -> str:
+    """One booktabs float of ``frame`` (``latex_float``): a comment naming the packages it needs, a rule under
+    each spanning header, the notes in a footnote block."""
+    width = printed_width(frame)
+    one_column = width <= page.column_pt or page.column_pt == page.text_pt
+    text = frame.style.hide(axis="index").to_latex(
+        hrules=True, multicol_align="c", position="t", position_float="centering", label=label,
+        environment=None if one_column else "table*", column_format="l" * n_labels + "r" * (len(frame.columns)
+                                                                                          - n_labels),
+        caption=re.sub(r"`([^`]*)`", r"\\texttt{\1}", latex_escape(caption)))
+    text = with_spanner_rules(text)
+    packages = ["booktabs"]
+    target = page.column_pt if one_column else page.text_pt
+    if width > target:
+        scale = math.floor(100 * target / width) / 100
+        packages.append("graphicx")
+        text = text.replace("\\begin{tabular}", f"% scaled to {scale:.2f} to fit the {page.name} page "
+                            f"({target:g} pt)\n\\scalebox{{{scale:.2f}}}{{%\n\\begin{{tabular}}").replace(
+            "\\end{tabular}", "\\end{tabular}}")
+    if notes:
+        end = "\\end{table*}" if "\\end{table*}" in text else "\\end{table}"
+        text = text.replace(end, f"\\par\\smallskip\n\\parbox{{\\linewidth}}{{\\footnotesize {notes}}}\n{end}")
+    return f"% needs \\usepackage{{{','.join(packages)}}}\n{text}"
+
+
+def with_spanner_rules(text: str) -> str:
+    """``text`` (a booktabs table) with a ``\\cmidrule`` under each named ``\\multicolumn`` header."""
+    lines = text.splitlines()
+    for i, line in enumerate(lines):
+        if "\\multicolumn" not in line or "\\midrule" in lines[i + 1]:
+            continue
+        rules, column = [], 1
+        for piece in re.split(r"(?<!\\)&", line.removesuffix("\\\\")):
+            found = re.fullmatch(r"\s*\\multicolumn\{(\d+)\}\{c\}\{(.*)\}\s*", piece)
+            span = int(found.group(1)) if found else 1
+            if found and found.group(2):
+                rules.append(f"\\cmidrule(lr){{{column}-{column + span - 1}}}")
+            column += span
+        if rules:
+            lines.insert(i + 1, " ".join(rules))
+        break
+    return "\n".join(lines) + "\n"
+
+
+LATEX_ESCAPES = {"\\": r"\textbackslash{}", "_": r"\_", "%": r"\%", "&": r"\&", "#": r"\#", "$": r"\$",
+                 "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
+                 "±": r"$\pm$", "†": r"$^\dagger$", "‡": r"$^\ddagger$",  # marks of report.tables
+                 "↳": r"$\hookrightarrow$", "Δ": r"$\Delta$", "’": "'", "§": r"\S{}"}
+
+
+def latex_escape(text: str) -> str:
+    return "".join(LATEX_ESCAPES.get(ch, ch) for ch in str(text))
+
+
+LATEX_MARKS = {"best": "\\textbf{{{}}}", "second": "\\underline{{{}}}"}
+SMALL = "\\scriptsize"  # the std after a mean, as papers print it: 81.5 with a small ±0.7
+SMALL_SCALE = 0.7  # its width against the table's text
+
+
+def latex_cell(text: str) -> str:
+    """A displayed cell in LaTeX: ``mean ± std`` as the mean with its std in small type beside it."""
+    mean, plus, std = text.partition(" ± ")
+    return f"{latex_escape(mean)}{{{SMALL}$\\pm${latex_escape(std)}}}" if plus else latex_escape(text)
