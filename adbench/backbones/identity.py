@@ -9,12 +9,12 @@ for the old one.
 from __future__ import annotations
 
 import functools
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
 from adbench.data.base import IMAGENET_MEAN, IMAGENET_STD
 from adbench.errors import ConfigError
+from adbench.hashing import file_sha256
 
 # built-in backbone -> timm model (with tag: the papers' ImageNet-1k weights, see docs/reproduction.md)
 TIMM_NAMES = {
@@ -62,12 +62,8 @@ def _pretrained_cfg(name: str):
 
 
 @functools.lru_cache(maxsize=64)
-def _sha256(path: str, size: int, mtime_ns: int) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+def _sha256(path: str, size: int, mtime_ns: int) -> str:  # size and mtime: a replaced file is hashed again
+    return file_sha256(path)
 
 
 def file_identity(path: str | Path) -> str:

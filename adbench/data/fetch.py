@@ -10,7 +10,6 @@ Checksums are those the archives are published with (the same values anomalib re
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import tarfile
@@ -23,6 +22,7 @@ from pathlib import Path, PurePosixPath
 
 from adbench.atomic import atomic_write_text, make_dir
 from adbench.errors import DataError
+from adbench.hashing import file_sha256
 
 CC_BY_NC_SA = "CC BY-NC-SA 4.0 (https://creativecommons.org/licenses/by-nc-sa/4.0/): non-commercial use, cite the paper"
 CHUNK = 1 << 20
@@ -100,7 +100,7 @@ def fetch(name: str, root: Path, url: str | None = None, say: Callable[[str], No
     archive = make_dir(root / ".downloads") / src.archive
     if not archive.is_file():
         download(url or src.url, archive, progress)
-    got = sha256_of(archive)
+    got = file_sha256(archive)
     if got != src.sha256:
         archive.unlink()
         raise DataError(f"{archive.name}: SHA-256 {got} is not the published {src.sha256}; the file was removed "
@@ -142,14 +142,6 @@ def download(url: str, archive: Path, progress: Callable[[int, int], None] | Non
         raise DataError(f"downloading {url} stopped after {part.stat().st_size} of {total} bytes; what arrived is "
                         f"kept in {part}: run the same command again to resume")
     part.replace(archive)
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def safe_member(name: str, archive: Path) -> PurePosixPath:

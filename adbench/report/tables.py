@@ -232,10 +232,11 @@ def averaged_table(frame: pd.DataFrame, paper: PaperTable | None = None, reporte
     facts = frame.reset_index(drop=True)  # the rows' own columns (scorer name), one row per index
     frame, method = with_variant_columns(facts)
     table = Table(method, [], paper=paper)
+    keys = stat_keys(frame)
     for labels, group in frame.groupby(method, sort=False, dropna=False):
-        per_seed = group.groupby("seed")[stat_keys(frame)].mean()
+        per_seed = group.groupby("seed")[keys].mean()
         stats = {k: (per_seed[k].mean(), per_seed[k].std(ddof=1) if len(per_seed) > 1 else float("nan"))
-                 for k in stat_keys(frame)}
+                 for k in keys}
         table.add(list(map(str, labels)), stats, row_kind(group), (group["dataset"].iloc[0],), fps_group(group))
         found = paper_values(paper, shared_facts(facts.loc[group.index])) if paper else None
         if found:
