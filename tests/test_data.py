@@ -247,26 +247,38 @@ def test_masks_are_resized_by_nearest_neighbour(tmp_path):
     assert np.array_equal(load_mask(sample, 4), down)
 
 
-def loco_like(root, size=16):
-    """An MVTec LOCO look-alike: one category, 2 train, 1 good test, one logical anomaly with two masks (two
-    defects) and one structural anomaly with one; returns the logical image's two masks."""
-    cat = root / "box"
+LOCO_DEFECTS = [  # pixel value -> saturation: absolute (pixels of the full image) or relative to the area
+    {"defect_name": "missing_part", "pixel_value": 255, "saturation_threshold": 4, "relative_saturation": False},
+    {"defect_name": "wrong_part", "pixel_value": 254, "saturation_threshold": 0.5, "relative_saturation": True},
+    {"defect_name": "dent", "pixel_value": 253, "saturation_threshold": 1.0, "relative_saturation": True},
+]
+
+
+def loco_like(root, size=16, category="box", n_train=2):
+    """An MVTec LOCO look-alike of noise images: one category, ``n_train`` train, 1 good test, one logical
+    anomaly with two masks (two defects, pixel values 255 and 254) and one structural anomaly with one (253),
+    and its defects_config.json; returns the logical image's two masks."""
+    cat = root / category
     masks = []
-    for folder, names in (("train/good", ["000", "001"]), ("validation/good", ["000"]), ("test/good", ["000"]),
-                          ("test/logical_anomalies", ["000"]), ("test/structural_anomalies", ["000"])):
+    rng = np.random.default_rng(0)
+    for folder, names in (("train/good", [f"{i:03d}" for i in range(n_train)]), ("validation/good", ["000"]),
+                          ("test/good", ["000"]), ("test/logical_anomalies", ["000"]),
+                          ("test/structural_anomalies", ["000"])):
         (cat / folder).mkdir(parents=True)
         for name in names:
-            Image.new("RGB", (size, size), (40, 40, 40)).save(cat / folder / f"{name}.png")
-    boxes_of = {"logical_anomalies": [(1, 1, 4, 4), (8, 9, 14, 12)], "structural_anomalies": [(5, 5, 9, 9)]}
+            Image.fromarray(rng.integers(0, 256, (size, size, 3), dtype=np.uint8)).save(cat / folder / f"{name}.png")
+    boxes_of = {"logical_anomalies": [(1, 1, 4, 4, 255), (8, 9, 14, 12, 254)],
+                "structural_anomalies": [(5, 5, 9, 9, 253)]}
     for kind, boxes in boxes_of.items():
         folder = cat / "ground_truth" / kind / "000"
         folder.mkdir(parents=True)
-        for k, (x0, y0, x1, y1) in enumerate(boxes):
+        for k, (x0, y0, x1, y1, value) in enumerate(boxes):  # in pixels of a 16 px image
             mask = np.zeros((size, size), np.uint8)
-            mask[y0:y1, x0:x1] = 255
+            mask[y0 * size // 16:y1 * size // 16, x0 * size // 16:x1 * size // 16] = value
             Image.fromarray(mask).save(folder / f"{k:03d}.png")
             if kind == "logical_anomalies":
                 masks.append(mask > 0)
+    (cat / "defects_config.json").write_text(json.dumps(LOCO_DEFECTS))
     return masks
 
 
@@ -289,6 +301,29 @@ def test_mvtec_loco_scores_the_union_of_each_images_masks_and_can_keep_one_kind(
     shutil.rmtree(tmp_path / "box" / "ground_truth" / "structural_anomalies")
     with pytest.raises(DataError, match="has no mask folder: expected .*structural_anomalies/000/000.png"):
         data.test("box")
+
+
+def test_mvtec_loco_defect_regions_carry_their_saturation_from_defects_config(tmp_path):
+    first, second = loco_like(tmp_path, size=32)
+    data = DATASETS.create("mvtec_loco", root=str(tmp_path))
+    test = data.test("box")
+    regions = data.defect_regions("box", test, 16)  # scored at half the size: a quarter of the pixels
+    assert [(r.image, int(r.mask.sum())) for r in regions] == [(1, 9), (1, 18), (2, 16)]
+    np.testing.assert_array_equal(regions[0].mask, first[1::2, 1::2])  # nearest keeps pixel (2i + 1, 2j + 1)
+    np.testing.assert_array_equal(regions[1].mask, second[1::2, 1::2])
+    # 4 pixels of the 32 px image are 1 of the 16 px one; 0.5 of 18 pixels; the whole 4 x 4 box
+    assert [r.saturation for r in regions] == [1.0, 9.0, 16.0]
+    config = tmp_path / "box" / "defects_config.json"
+    config.write_text(json.dumps(LOCO_DEFECTS[1:]))
+    with pytest.raises(DataError, match=r"Mask .*logical_anomalies/000/000.png has pixel value 255, which no "
+                                        r"defect of .*defects_config.json names \(its pixel values: \[253, 254\]\)"):
+        data.defect_regions("box", test, 16)
+    config.write_text('{"pixel_value": 255}')
+    with pytest.raises(DataError, match="is not a list of defects with pixel_value, saturation_threshold"):
+        data.defect_regions("box", test, 16)
+    config.unlink()
+    with pytest.raises(DataError, match=r"defects_config.json is missing: AU-sPRO reads"):
+        data.defect_regions("box", test, 16)
 
 
 def test_a_mask_of_a_mask_folder_with_the_wrong_size_is_refused_naming_it(tmp_path):

@@ -88,6 +88,33 @@ def test_grid_trains_once_resumes_and_records_failures(tiny_synthetic, tmp_path)
     assert len(na) == 2 and na[list(metric_keys())].isna().all().all() and (na["nfe"] == 0).all()
 
 
+def test_a_grid_on_a_loco_look_alike_writes_au_spro_columns(tmp_path):
+    from tests.test_data import loco_like
+
+    loco_like(tmp_path / "loco", size=64, n_train=10)
+    keys = [f"pixel_auspro_{p}pct" for p in (1, 5, 10, 30, 100)]
+    grid = tiny_grid(tmp_path / "g.yaml", tmp_path / "loco", axes={"scorer": ["osd_irf_mean", "osd_irf_noisy"]})
+    spec = yaml.safe_load(grid.read_text())
+    spec["base"]["data"]["dataset"], spec["base"]["categories"] = "mvtec_loco", ["box"]
+    spec["base"]["scoring"]["extra_metrics"] = [*keys, "pixel_miou_max"]
+    grid.write_text(yaml.safe_dump(spec))
+    result = runner.invoke(app, ["grid", str(grid), "--results-dir", str(tmp_path / "r")])
+    assert result.exit_code == 0, result.output
+    frame = pd.read_parquet(tmp_path / "r" / "grid-tiny" / "metrics.parquet")
+    assert len(frame) == 2 and frame[[*keys, "pixel_miou_max"]].notna().all().all()
+    assert ((frame[keys] >= 0) & (frame[keys] <= 1)).all().all()
+    seven = frame[list(metric_keys())].mean(axis=1)
+    assert frame["mad"].tolist() == pytest.approx(seven.tolist(), abs=1e-12)  # the optional ones are not in mAD
+    report = runner.invoke(app, ["report", str(tmp_path / "r" / "grid-tiny"), "--format", "md", "--out",
+                                 str(tmp_path / "table"), "--metrics", "pixel_aupro,pixel_auspro_5pct,pixel_miou_max"])
+    table = (tmp_path / "table.md").read_text()
+    assert report.exit_code == 0 and "AU-sPRO@0.05" in table and "mIoU-max" in table, report.output
+    spec["base"]["data"]["dataset"] = "mvtec"
+    grid.write_text(yaml.safe_dump(spec))
+    refused = runner.invoke(app, ["grid", str(grid), "--dry-run", "--results-dir", str(tmp_path / "r2")])
+    assert refused.exit_code != 0 and "need each defect's own mask and saturation" in refused.output
+
+
 def test_a_cell_out_of_gpu_memory_fails_alone(tiny_synthetic, tmp_path, dit_out_of_memory):
     grid = tiny_grid(tmp_path / "g.yaml", tiny_synthetic, axes={"noise_net.name": ["mlp_tiny", "dit_tiny"]},
                      base=with_overrides(yaml.safe_load(tiny_grid(tmp_path / "b.yaml", tiny_synthetic).read_text())[

@@ -388,8 +388,81 @@ def test_optional_metrics_are_computed_only_when_asked_and_never_in_mad():
     maps = rng.random(masks.shape) + 0.3 * masks
     plain = pixel_metrics(maps, masks)
     asked = pixel_metrics(maps, masks, extra=("pixel_aupimo",))
-    assert "pixel_aupimo" not in plain and [m.key for m in optional_metrics()] == ["pixel_aupimo"]
+    assert "pixel_aupimo" not in plain and [m.key for m in optional_metrics()] == [
+        "pixel_aupimo", "pixel_miou_max", *(f"pixel_auspro_{p}pct" for p in (1, 5, 10, 30, 100))]
     assert asked["pixel_aupimo"] == aupimo(maps, masks) and 0 < asked["pixel_aupimo"] < 1
     assert {k: asked[k] for k in plain} == plain
     assert mad({**plain, **dict.fromkeys(metric_keys("image"), 0.5), "pixel_aupimo": 0.0}) == pytest.approx(
         np.mean([0.5] * 3 + [plain[k] for k in metric_keys("pixel")]), abs=1e-15)  # AUPIMO not in mAD
+
+
+def test_miou_max_by_hand_and_against_aders_formula():
+    """ADer: maps min-max normalised together, IoU of (norm > th) over the category at th = 0, 0.05, ..., 1."""
+    from adbench.metrics.segmentation import miou_max
+
+    maps = np.array([[[0, 0.6], [1, 0.3]], [[0.8, 0.1], [0.1, 0.1]]])  # image 2 is normal
+    masks = np.array([[[0, 1], [1, 0]], [[0, 0], [0, 0]]], bool)
+    # th 0.3 to 0.55 keeps 0.6, 1 and the normal 0.8: intersection 2, union 3, the best of the 21 thresholds
+    assert miou_max(maps, masks) == pytest.approx(2 / (3 + 1e-8), abs=1e-15)
+    assert miou_max(7 * maps + 3, masks) == pytest.approx(2 / (3 + 1e-8), abs=1e-15)  # normalised first
+    assert np.isnan(miou_max(np.ones_like(maps), masks))
+    rng = np.random.default_rng(4)
+    for levels in (5, 40, None):
+        maps, masks = random_maps(rng, levels=levels or 7)
+        maps = maps if levels else maps + rng.random(maps.shape).astype(np.float32)
+        norm = (maps - maps.min()) / (maps.max() - maps.min())
+        ious = [np.logical_and(masks, norm > th).sum() / (np.logical_or(masks, norm > th).sum() + 1e-8)
+                for th in np.arange(0.0, 1.0 + 1e-3, 0.05)]
+        assert miou_max(maps, masks) == pytest.approx(max(ious), abs=1e-12)
+
+
+def brute_auspro(maps, regions, limit):
+    """sPRO from its definition at every distinct threshold: FPR over the pixels of the normal images, each
+    region min(overlap / saturation, 1), averaged; the polyline's area up to the limit (interpolated there)."""
+    normal = ~np.array([any(r.image == i for r in regions) for i in range(len(maps))])
+    neg = maps[normal]
+    fprs, spros = [0.0], [0.0]
+    for thr in np.unique(maps)[::-1]:
+        fprs.append((neg >= thr).mean())
+        spros.append(np.mean([min(((maps[r.image] >= thr) & r.mask).sum() / r.saturation, 1) for r in regions]))
+    fprs.append(1.0)
+    spros.append(spros[-1])
+    area = 0.0
+    for k in range(1, len(fprs)):
+        x0, x1, y0, y1 = fprs[k - 1], fprs[k], spros[k - 1], spros[k]
+        if x0 >= limit:
+            break
+        if x1 > limit:
+            y1, x1 = y0 + (limit - x0) / (x1 - x0) * (y1 - y0), limit
+        area += (x1 - x0) * (y0 + y1) / 2
+    return area / limit
+
+
+@pytest.mark.parametrize("levels", [4, 9, None])
+def test_auspro_matches_its_definition_with_saturation_ties_and_overlapping_regions(levels):
+    from adbench.data.base import DefectRegion
+
+    rng = np.random.default_rng(levels or 0)
+    maps = rng.random((7, 10, 10))
+    if levels:
+        maps = np.floor(maps * levels) / levels  # ties within and across regions and normal pixels
+    regions = []
+    for i in range(4):  # images 4 to 6 are normal
+        for _ in range(2):
+            mask = np.zeros((10, 10), bool)
+            y, x = rng.integers(0, 6, 2)
+            mask[y:y + rng.integers(2, 5), x:x + rng.integers(2, 5)] = True  # two regions may overlap
+            maps[i][mask] += 0.3 * rng.random(int(mask.sum()))
+            saturation = [float(mask.sum()), 0.5 * mask.sum(), min(3.0, mask.sum())][rng.integers(0, 3)]
+            regions.append(DefectRegion(i, mask, saturation))
+    masks = np.zeros(maps.shape, bool)
+    for r in regions:
+        masks[r.image] |= r.mask
+    keys = [f"pixel_auspro_{p}pct" for p in (1, 5, 10, 30, 100)]
+    got = pixel_metrics(maps, masks, extra=tuple(keys), regions=regions)
+    for key, limit in zip(keys, (0.01, 0.05, 0.1, 0.3, 1.0), strict=True):
+        assert got[key] == pytest.approx(brute_auspro(maps, regions, limit), abs=1e-12), key
+    full = [DefectRegion(r.image, r.mask, float(r.mask.sum())) for r in regions]
+    assert 0 < pixel_metrics(maps, masks, extra=(keys[3],), regions=full)[keys[3]] < got[keys[3]]  # saturation helps
+    with pytest.raises(ValueError, match="AU-sPRO needs the dataset's defect regions"):
+        pixel_metrics(maps, masks, extra=(keys[1],))

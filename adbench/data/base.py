@@ -143,17 +143,37 @@ def load_mask(sample: Sample, size: int, resize: str = "nearest") -> np.ndarray:
         return np.zeros((size, size), dtype=bool)
     union = None
     for path in mask_files(sample):  # a mask folder: the union of its masks
-        mask = _open(path, None)
-        check_mask_size(Sample(sample.image_path, path, sample.label), mask.size)
-        values = np.asarray(mask)
-        values = (values.max(axis=2) if values.ndim == 3 else values) > 0
+        values = read_mask(sample, path) > 0
         union = values if union is None else union | values
-    binary = Image.fromarray(union.astype(np.uint8) * 255)
+    return resize_mask(union, size, resize)
+
+
+def read_mask(sample: Sample, path: Path) -> np.ndarray:
+    """The values of one mask file of ``sample`` (checked to have its image's size), one channel."""
+    mask = _open(path, None)
+    check_mask_size(Sample(sample.image_path, path, sample.label), mask.size)
+    values = np.asarray(mask)
+    return values.max(axis=2) if values.ndim == 3 else values
+
+
+def resize_mask(binary: np.ndarray, size: int, resize: str = "nearest") -> np.ndarray:
+    """A boolean mask resized to size x size: ``nearest``, or ``bilinear`` on 0/255 then > 0.5."""
+    image = Image.fromarray(binary.astype(np.uint8) * 255)
     if resize == "nearest":
-        return np.asarray(binary.resize((size, size), Image.NEAREST)) > 0
+        return np.asarray(image.resize((size, size), Image.NEAREST)) > 0
     if resize == "bilinear":
-        return np.asarray(binary.resize((size, size), Image.BILINEAR)) > 127  # v / 255 > 0.5
+        return np.asarray(image.resize((size, size), Image.BILINEAR)) > 127  # v / 255 > 0.5
     raise ValueError(f"mask resize must be one of {MASK_RESIZES}, got {resize!r}")
+
+
+@dataclass(frozen=True)
+class DefectRegion:
+    """One annotated defect of a test image at the scored size: its pixels and its saturation area, the
+    overlap in pixels at which it counts as fully found (AU-sPRO)."""
+
+    image: int  # index of its image among the scored test images
+    mask: np.ndarray  # bool size x size
+    saturation: float
 
 
 def load_batch(samples: list[Sample], transform: Transform) -> torch.Tensor:

@@ -6,9 +6,21 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
-from adbench.data.base import Sample, list_images, safe_child
+import numpy as np
+
+from adbench.data.base import (
+    DefectRegion,
+    Sample,
+    image_size_of,
+    list_images,
+    mask_files,
+    read_mask,
+    resize_mask,
+    safe_child,
+)
 from adbench.errors import DataError
 
 MASK_SUFFIXES = (".png", ".bmp", ".tif", ".tiff", ".jpg")
@@ -113,6 +125,46 @@ class MVTecLOCO(MVTecLayout):
                                     "(MVTec LOCO layout: one folder of masks per image).")
                 samples.append(Sample(image, masks, 1, kind))
         return samples
+
+    def defect_regions(self, category: str, samples: list[Sample], size: int, resize: str = "nearest"
+                       ) -> list[DefectRegion]:
+        """Every annotated defect of ``samples`` at ``size`` px: each mask of an image's mask folder, its
+        pixel value naming the defect type in the category's ``defects_config.json``, whose saturation
+        is ``saturation_threshold`` x the region's area when ``relative_saturation``, else
+        ``saturation_threshold`` pixels of the full image, scaled to the resized one and capped at the area."""
+        saturation = self.saturations(category)
+        regions = []
+        for index, sample in enumerate(samples):
+            if sample.mask_path is None:
+                continue
+            full = image_size_of(sample.image_path)
+            for path in mask_files(sample):
+                values = read_mask(sample, path)
+                for value in np.unique(values[values > 0]).tolist():
+                    if value not in saturation:
+                        raise DataError(f"Mask {path} has pixel value {value}, which no defect of "
+                                        f"{self._category_dir(category) / 'defects_config.json'} names "
+                                        f"(its pixel values: {sorted(saturation)}).")
+                    mask = resize_mask(values == value, size, resize)
+                    threshold, relative = saturation[value]
+                    area = float(mask.sum())
+                    sat = threshold * area if relative else min(threshold * size * size / (full[0] * full[1]), area)
+                    regions.append(DefectRegion(index, mask, sat))
+        return regions
+
+    def saturations(self, category: str) -> dict[int, tuple[float, bool]]:
+        """pixel value -> (saturation_threshold, relative_saturation) from ``defects_config.json``."""
+        path = self._category_dir(category) / "defects_config.json"
+        try:
+            entries = json.loads(path.read_text())
+            return {int(e["pixel_value"]): (float(e["saturation_threshold"]), bool(e["relative_saturation"]))
+                    for e in entries}
+        except FileNotFoundError:
+            raise DataError(f"{path} is missing: AU-sPRO reads each defect's saturation from it (MVTec LOCO ships "
+                            "one per category).") from None
+        except (ValueError, TypeError, KeyError) as exc:
+            raise DataError(f"{path} is not a list of defects with pixel_value, saturation_threshold and "
+                            f"relative_saturation ({type(exc).__name__}: {exc}).") from None
 
     @staticmethod
     def _images(folder: Path) -> list[Path]:

@@ -53,7 +53,7 @@ def preflight(cfg: RunConfig) -> None:
     checks = [lambda: check_dataset(cfg), lambda: BACKBONES.get(cfg.backbone.name),
               lambda: NOISE_NETS.check(cfg.noise_net.name, "noise_net.args", in_channels=1, **cfg.noise_net.args),
               *(lambda spec=spec: check_scorer(spec, schedule) for spec in cfg.scoring.scorers),
-              lambda: check_extra_metrics(cfg.scoring.extra_metrics)]
+              lambda: check_extra_metrics(cfg.scoring.extra_metrics, cfg.data.dataset)]
     errors = []
     for check in checks:  # every wrong name and argument at once
         try:
@@ -65,14 +65,23 @@ def preflight(cfg: RunConfig) -> None:
     check_device(cfg.runtime.device)
 
 
-def check_extra_metrics(keys: list[str]) -> None:
-    from adbench.metrics import optional_metrics
+def check_extra_metrics(keys: list[str], dataset: str) -> None:
+    """Refuse an unknown optional metric, and AU-sPRO on a dataset without annotated defect regions."""
+    from adbench.metrics import SPRO_PREFIX, optional_metrics
 
     known = [m.key for m in optional_metrics()]
     unknown = [k for k in keys if k not in known]
     if unknown:
         raise ConfigError(f"scoring.extra_metrics: unknown {', '.join(unknown)}; the optional metrics are "
                           f"{', '.join(known)}")
+    spro = [k for k in keys if k.startswith(SPRO_PREFIX)]
+    try:
+        factory = DATASETS.get(dataset).factory
+    except ConfigError:  # an unknown dataset is check_dataset's to name
+        return
+    if spro and not hasattr(factory, "defect_regions"):
+        raise ConfigError(f"scoring.extra_metrics: {', '.join(spro)} need each defect's own mask and saturation "
+                          f"(MVTec LOCO's defects_config.json); dataset {dataset!r} has none: use mvtec_loco")
 
 
 def check_dataset(cfg: RunConfig) -> None:

@@ -20,7 +20,7 @@ from torch import nn
 from adbench.allocator import host_allocator
 from adbench.atomic import atomic_torch_save, atomic_write, atomic_write_text, load_cached, remove_stale_temporaries
 from adbench.config import RunConfig
-from adbench.data.base import Dataset, Sample, Transform, load_batch, load_mask
+from adbench.data.base import Dataset, DefectRegion, Sample, Transform, load_batch, load_mask
 from adbench.device import (
     autocast,
     clock,
@@ -49,6 +49,7 @@ from adbench.engine.keys import backbone_weights, cell_key, context_key, feature
 from adbench.engine.preflight import preflight
 from adbench.errors import DataError, WeightsError
 from adbench.metrics import (
+    SPRO_PREFIX,
     MetricWarning,
     image_metrics,
     mad,
@@ -301,6 +302,7 @@ class EvalSet:
     masks: np.ndarray | None
     samples: list[Sample]
     normalise: Callable[[torch.Tensor], torch.Tensor] = unchanged  # the features' normaliser (feature_norm)
+    regions: list[DefectRegion] | None = None  # annotated defects with saturation areas, when AU-sPRO is asked
 
     def image_level(self, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(score, label) of each scored unit: each image, or for views of one object (``Sample.group``) the
@@ -337,10 +339,14 @@ def eval_set(ctx: Context, category: str) -> EvalSet:
         if empty:  # an anomaly too small for the resized mask, or a defect without annotation
             console.print(f"[yellow]warning:[/] {category}: {len(empty)} anomalous test image(s) have an empty "
                           f"mask at {cfg.backbone.image_size} px, e.g. {empty[0]}; counted in n_empty_masks")
+    regions = None
+    if masks is not None and any(k.startswith(SPRO_PREFIX) for k in cfg.scoring.extra_metrics):
+        regions = ctx.dataset.defect_regions(category, test, cfg.backbone.image_size,
+                                             cfg.scoring.resolved().mask_resize)
     normalise = feature_normaliser(ctx, category)
     held_feats = normalise(ctx.features(held, f"{category}: held-out features")) if held else torch.empty(0)
-    return EvalSet(category, held_feats,
-                   normalise(ctx.features(test, f"{category}: test features")), labels, masks, test, normalise)
+    return EvalSet(category, held_feats, normalise(ctx.features(test, f"{category}: test features")), labels,
+                   masks, test, normalise, regions)
 
 
 def cell_config(cfg: RunConfig, category: str, spec: dict[str, Any]) -> RunConfig:
@@ -370,10 +376,10 @@ def cell_metrics(data: EvalSet, out: ImageScores, mad_over_available: bool = Fal
                  pro_limit: float = 0.3, extra: tuple[str, ...] = ()) -> dict[str, float]:
     """The metric table's metrics and their mean (mAD) of a cell's scores (pixel metrics NaN without masks;
     ``mad_over_available``: mAD over the metrics that exist, the dataset's convention; AU-PRO up to the FPR
-    ``pro_limit``; optional metrics in ``extra``)."""
+    ``pro_limit``; optional metrics in ``extra``; AU-sPRO over ``data.regions``)."""
     metrics = image_metrics(*data.image_level(out.scores), extra)
     metrics |= (dict.fromkeys(metric_keys("pixel", extra), float("nan")) if data.masks is None
-                else pixel_metrics(out.maps, data.masks, pro_limit, extra))
+                else pixel_metrics(out.maps, data.masks, pro_limit, extra, data.regions))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", MetricWarning)
         metrics["mad"] = mad(metrics, mad_over_available)

@@ -6,6 +6,7 @@ from adbench.metrics.table import (
     FPS,
     MAD,
     METRICS,
+    SPRO_PREFIX,
     Column,
     Metric,
     mad,
@@ -16,6 +17,6 @@ from adbench.metrics.table import (
 )
 
 __all__ = [
-    "FPS", "MAD", "METRICS", "Column", "Metric", "MetricWarning", "NonFiniteScoreError", "image_metrics", "mad",
-    "metric_keys", "optional_metrics", "pixel_metrics", "register_metric", "reported",
+    "FPS", "MAD", "METRICS", "SPRO_PREFIX", "Column", "Metric", "MetricWarning", "NonFiniteScoreError",
+    "image_metrics", "mad", "metric_keys", "optional_metrics", "pixel_metrics", "register_metric", "reported",
 ]

@@ -13,6 +13,7 @@ import numpy as np
 
 from adbench.errors import AdbenchError
 from adbench.metrics.ranking import curve
+from adbench.metrics.spro import Region
 from adbench.metrics.table import Ranked, metric_keys, metrics
 
 
@@ -53,9 +54,10 @@ def image_metrics(scores: np.ndarray, labels: np.ndarray, extra: tuple[str, ...]
 
 
 def pixel_metrics(maps: np.ndarray, masks: np.ndarray, pro_limit: float = 0.3,
-                  extra: tuple[str, ...] = ()) -> dict[str, float]:
+                  extra: tuple[str, ...] = (), regions: list[Region] | None = None) -> dict[str, float]:
     """Pixel AU-ROC, AP, F1-max and AU-PRO (and any other pixel metric of the table; optional ones, e.g.
-    ``pixel_aupimo``, in ``extra``) of anomaly ``maps`` (N x H x W) against ``masks``."""
+    ``pixel_aupimo``, in ``extra``) of anomaly ``maps`` (N x H x W) against ``masks``; ``regions``: the
+    annotated defects with their saturation areas, which AU-sPRO reads."""
     maps, masks = np.asarray(maps), np.asarray(masks).astype(bool)
     if maps.shape != masks.shape or maps.ndim != 3:
         raise ValueError(f"maps {maps.shape} and masks {masks.shape} must be equal N x H x W shapes")
@@ -66,7 +68,7 @@ def pixel_metrics(maps: np.ndarray, masks: np.ndarray, pro_limit: float = 0.3,
     if len(pos_values) == 0 or len(neg) == 0:
         return _undefined(metric_keys("pixel", extra), "the masks need both anomalous and normal pixels")
     order = np.argsort(pos_values, kind="stable")
-    return _computed("pixel", Ranked(curve(pos_values[order], neg), masks, maps, order, pro_limit), extra)
+    return _computed("pixel", Ranked(curve(pos_values[order], neg), masks, maps, order, pro_limit, regions), extra)
 
 
 def _computed(level: str, ranked: Ranked, extra: tuple[str, ...] = ()) -> dict[str, float]:

@@ -16,6 +16,8 @@ import numpy as np
 from adbench.metrics.pimo import aupimo
 from adbench.metrics.pro import aupro, region_weights
 from adbench.metrics.ranking import Curve, auroc, average_precision, f1_max
+from adbench.metrics.segmentation import miou_max
+from adbench.metrics.spro import SPRO_LIMITS, Region, auspro, spro_curve
 
 LEVELS = ("image", "pixel")
 
@@ -29,11 +31,20 @@ class Ranked:
     maps: np.ndarray | None = None  # pixel level: the anomaly maps (per-image metrics: AUPIMO)
     order: np.ndarray | None = None  # pixel level: positive pixels in ascending score order
     pro_limit: float = 0.3
+    regions: list[Region] | None = None  # pixel level: annotated defects with saturation areas (AU-sPRO)
 
     @cached_property
     def region_weights(self) -> np.ndarray:
         """Each positive pixel's 1 / (its region's size), in the curve's order (computed once, on demand)."""
         return region_weights(self.masks)[self.order]
+
+    @cached_property
+    def spro(self):
+        """The sPRO curve over the defect regions against the anomaly-free images (computed once, on demand)."""
+        if self.regions is None:
+            raise ValueError("AU-sPRO needs the dataset's defect regions with their saturation areas (MVTec LOCO's "
+                             "defects_config.json); this dataset has none")
+        return spro_curve(self.maps, self.regions, ~self.masks.reshape(len(self.masks), -1).any(axis=1))
 
 
 @dataclass(frozen=True)
@@ -77,6 +88,23 @@ def _aupimo(r: Ranked) -> float:
     return aupimo(r.maps, r.masks)
 
 
+def _miou_max(r: Ranked) -> float:
+    return miou_max(r.maps, r.masks)
+
+
+SPRO_PREFIX = "pixel_auspro_"
+
+
+def auspro_key(limit: float) -> str:
+    """The row column of AU-sPRO up to the FPR ``limit``: ``pixel_auspro_5pct`` for 0.05."""
+    return f"{SPRO_PREFIX}{round(limit * 100)}pct"
+
+
+def _auspro_metric(limit: float) -> Metric:
+    return Metric(auspro_key(limit), f"AU-sPRO@{limit:g}", level="pixel",
+                  compute=lambda r: auspro(r.spro, limit), in_mad=False, optional=True)
+
+
 METRICS: list[Metric] = [
     Metric("image_auroc", "I-AUROC", level="image", compute=_auroc),
     Metric("image_ap", "I-AP", level="image", compute=_ap),
@@ -86,6 +114,8 @@ METRICS: list[Metric] = [
     Metric("pixel_f1max", "P-F1max", level="pixel", compute=_f1),
     Metric("pixel_aupro", "AU-PRO", level="pixel", compute=_aupro),
     Metric("pixel_aupimo", "AUPIMO", level="pixel", compute=_aupimo, in_mad=False, optional=True),
+    Metric("pixel_miou_max", "mIoU-max", level="pixel", compute=_miou_max, in_mad=False, optional=True),
+    *(_auspro_metric(limit) for limit in SPRO_LIMITS),
 ]
 MAD = Column("mad", "mAD")  # the mean over the ``in_mad`` metrics (``mad``)
 FPS = Column("fps", "FPS", percent=False)  # images/s of the run's pipeline
