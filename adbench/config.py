@@ -84,6 +84,9 @@ class DataConfig(Section):
     setting: Literal["multiclass", "single"] = "multiclass"
     train_categories: Categories = Field(None, min_length=1)
     holdout_fraction: float = Field(0.1, gt=0, lt=1)  # normals held out for score normalisation
+    # train: holdout_fraction of the training normals are held out; validation: the dataset's own normal
+    # validation images (MVTec AD 2's and LOCO's validation/good), training on every training normal
+    held_out: Literal["train", "validation"] = "train"
 
     @model_validator(mode="after")
     def _single_trains_alone(self) -> DataConfig:
@@ -166,6 +169,9 @@ class ScoringConfig(Section):
     pro_limit: float = Field(0.3, gt=0, le=1)  # AU-PRO integrates the PRO curve up to this FPR (the papers' 0.3)
     # metrics computed only when asked, never in mAD (adbench.metrics: optional_metrics), e.g. [pixel_aupimo]
     extra_metrics: list[str] = Field(default_factory=list)
+    # MVTec AD 2: also score test_private and test_private_mixed (no labels) and write them as its evaluation
+    # server takes them, thresholded at the SegF1 threshold (adbench.engine.submission)
+    submission: bool = False
 
     @field_validator("scorers")
     @classmethod

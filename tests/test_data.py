@@ -336,20 +336,44 @@ def test_a_mask_of_a_mask_folder_with_the_wrong_size_is_refused_naming_it(tmp_pa
         check_mask_size(sample)
 
 
-def test_mvtec_ad2_reads_train_and_the_public_test_set_with_masks(tmp_path):
-    cat = tmp_path / "can"
-    for folder, n in (("train/good", 2), ("validation/good", 1), ("test_public/good", 2), ("test_public/bad", 1),
-                      ("test_private", 3)):
+def ad2_like(root, size=16, n_train=2, n_validation=1):
+    """An MVTec AD 2 look-alike of noise images (``size`` wide, 3/4 as high): category ``can`` with train/good,
+    validation/good, test_public (2 good, 1 bad with its mask) and the unlabelled test_private (3) and
+    test_private_mixed (2)."""
+    cat = root / "can"
+    rng = np.random.default_rng(1)
+    for folder, n in (("train/good", n_train), ("validation/good", n_validation), ("test_public/good", 2),
+                      ("test_public/bad", 1), ("test_private", 3), ("test_private_mixed", 2)):
         (cat / folder).mkdir(parents=True)
         for i in range(n):
-            Image.new("RGB", (16, 16)).save(cat / folder / f"{i:03d}_regular.png")
+            pixels = rng.integers(0, 256, (size * 3 // 4, size, 3), dtype=np.uint8)
+            Image.fromarray(pixels).save(cat / folder / f"{i:03d}_regular.png")
     (cat / "test_public" / "ground_truth" / "bad").mkdir(parents=True)
-    Image.new("L", (16, 16), 255).save(cat / "test_public" / "ground_truth" / "bad" / "000_regular_mask.png")
+    mask = np.zeros((size * 3 // 4, size), np.uint8)
+    mask[size // 4:size // 2, size // 4:size // 2] = 255
+    Image.fromarray(mask).save(cat / "test_public" / "ground_truth" / "bad" / "000_regular_mask.png")
+    return cat
+
+
+def test_mvtec_ad2_reads_train_validation_the_public_test_set_and_the_private_ones(tmp_path):
+    cat = ad2_like(tmp_path)
     data = DATASETS.create("mvtec_ad2", root=str(tmp_path))
     assert data.categories() == ["can"] and len(data.train("can")) == 2
     test = data.test("can")
     assert [s.label for s in test] == [0, 0, 1] and test[2].mask_path.name == "000_regular_mask.png"
-    assert load_mask(test[2], 8).all()  # the private test sets (no labels) are not read
+    assert load_mask(test[2], 8)[3:5, 2:4].all() and load_mask(test[2], 8).sum() == 4  # rows of 12 px: 5, 6 of 12
+    assert [s.image_path.relative_to(cat).as_posix() for s in data.validation_normals("can")] == [
+        "validation/good/000_regular.png"]
+    private = data.private_tests("can")  # no labels: never scored, only exported
+    assert {split: [s.image_path.name for s in samples] for split, samples in private.items()} == {
+        "test_private": ["000_regular.png", "001_regular.png", "002_regular.png"],
+        "test_private_mixed": ["000_regular.png", "001_regular.png"]}
+    shutil.rmtree(cat / "test_private_mixed")
+    with pytest.raises(DataError, match="test_private_mixed is missing: MVTec AD 2's private test sets"):
+        data.private_tests("can")
+    shutil.rmtree(cat / "validation")
+    with pytest.raises(DataError, match=r"data.held_out: validation reads .*can/validation/good, which is missing"):
+        data.validation_normals("can")
     (cat / "test_public" / "ground_truth" / "bad" / "000_regular_mask.png").unlink()
     with pytest.raises(DataError, match="has no mask: expected .*000_regular_mask.png"):
         data.test("can")

@@ -257,3 +257,40 @@ def test_a_run_on_real_iad_scores_objects_by_their_most_anomalous_view(tmp_path)
     # the image metrics are the objects' (their stored scores), pixel metrics over every view image
     assert row["image_auroc"] == roc_auc_score(row["image_labels"], row["image_scores"])
     assert not np.isnan(row["pixel_auroc"])
+
+
+def test_mvtec_ad2_holds_out_its_validation_scores_segf1_and_writes_the_private_sets_for_the_server(tmp_path):
+    import tifffile
+    from PIL import Image
+
+    from tests.test_data import ad2_like
+
+    cat = ad2_like(tmp_path / "ad2", size=64, n_train=10, n_validation=4)
+    (cat / "test_private" / "000_regular.png").write_bytes((cat / "test_public" / "bad" / "000_regular.png")
+                                                           .read_bytes())  # scored twice: public and private
+    config = write_config(tmp_path / "c.yaml", {
+        "data.dataset": "mvtec_ad2", "data.root": str(tmp_path / "ad2"), "data.held_out": "validation",
+        "backbone.image_size": 64, "scoring.scorers": [{"name": "osd_irf_mean"}], "scoring.submission": True,
+        "scoring.extra_metrics": ["pixel_segf1"], "train.epochs": 2})
+    result = runner.invoke(app, ["run", str(config), "--results-dir", str(tmp_path / "r")])
+    assert result.exit_code == 0, result.output
+    run_dir = only_run_dir(tmp_path / "r")
+    row = pd.read_parquet(run_dir / "metrics.parquet").iloc[0]
+    assert (row["held_out"], row["n_holdout"], row["n_test"]) == ("validation", 4, 3)  # validation/good held out
+    assert np.isfinite(row["segf1_threshold"]) and 0 <= row["pixel_segf1"] <= 1
+    folder = run_dir / row["submission_dir"]
+    written = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
+    assert written == sorted(f"{kind}/can/{split}/{i:03d}_regular.{ext}" for kind, ext in (
+        ("anomaly_images", "tiff"), ("anomaly_images_thresholded", "png"))
+        for split, n in (("test_private", 3), ("test_private_mixed", 2)) for i in range(n))
+    for tiff in folder.glob("anomaly_images/*/*/*.tiff"):
+        amap = tifffile.imread(tiff)
+        assert amap.dtype == np.float16 and amap.shape == (48, 64)  # the image's own height x width
+        png = np.asarray(Image.open(str(tiff).replace("anomaly_images", "anomaly_images_thresholded")
+                                    .replace(".tiff", ".png")))
+        np.testing.assert_array_equal(png, (amap.astype(np.float64) > row["segf1_threshold"]) * 255)
+    kept = np.load(run_dir / row["maps_file"])  # the public copy's map (float16), as scored
+    public = kept["maps"][list(kept["labels"]).index(1)].astype(np.float32)
+    expected = np.asarray(Image.fromarray(public).resize((64, 48), Image.BILINEAR))
+    private = tifffile.imread(folder / "anomaly_images/can/test_private/000_regular.tiff").astype(np.float32)
+    np.testing.assert_allclose(private, expected, rtol=2e-3, atol=2e-3 * np.abs(expected).max())

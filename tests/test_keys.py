@@ -39,6 +39,7 @@ CHANGES = {
     "data.setting": (Fields({"data.setting": "single", "data.train_categories": None}), {M, C, X}),
     "data.train_categories": (["washer"], {M, C, X}),  # the multiclass model's training set
     "data.holdout_fraction": (0.3, {M, C, X}),
+    "data.held_out": ("validation", {M, C, X}),  # what the model trains on and what normalises its scores
     "backbone.image_size": (128, INPUT),
     "backbone.image_mean": ([0.5, 0.5, 0.5], INPUT),
     "backbone.image_std": ([0.5, 0.5, 0.5], INPUT),
@@ -77,6 +78,7 @@ CHANGES = {
     "scoring.fps_images": (3, {C}),
     "scoring.pro_limit": (0.05, {C}),
     "scoring.extra_metrics": (["pixel_aupimo"], {C}),
+    "scoring.submission": (True, {C}),  # a cell run without it has not written the private test sets
     "seed": (1, TRAINING),
     "deterministic": (True, TRAINING),  # deterministic kernels change a CUDA model's rounding too
 }

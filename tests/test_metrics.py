@@ -389,7 +389,7 @@ def test_optional_metrics_are_computed_only_when_asked_and_never_in_mad():
     plain = pixel_metrics(maps, masks)
     asked = pixel_metrics(maps, masks, extra=("pixel_aupimo",))
     assert "pixel_aupimo" not in plain and [m.key for m in optional_metrics()] == [
-        "pixel_aupimo", "pixel_miou_max", *(f"pixel_auspro_{p}pct" for p in (1, 5, 10, 30, 100))]
+        "pixel_aupimo", "pixel_miou_max", "pixel_segf1", *(f"pixel_auspro_{p}pct" for p in (1, 5, 10, 30, 100))]
     assert asked["pixel_aupimo"] == aupimo(maps, masks) and 0 < asked["pixel_aupimo"] < 1
     assert {k: asked[k] for k in plain} == plain
     assert mad({**plain, **dict.fromkeys(metric_keys("image"), 0.5), "pixel_aupimo": 0.0}) == pytest.approx(
@@ -466,3 +466,25 @@ def test_auspro_matches_its_definition_with_saturation_ties_and_overlapping_regi
     assert 0 < pixel_metrics(maps, masks, extra=(keys[3],), regions=full)[keys[3]] < got[keys[3]]  # saturation helps
     with pytest.raises(ValueError, match="AU-sPRO needs the dataset's defect regions"):
         pixel_metrics(maps, masks, extra=(keys[1],))
+
+
+def test_seg_f1_at_a_threshold_from_normal_images_by_hand():
+    from adbench.metrics.segmentation import normal_threshold, seg_f1
+
+    normals = np.array([[[1.0, 3.0], [1.0, 3.0]]])  # mean 2, population std 1
+    assert normal_threshold(normals) == 5.0 and normal_threshold(normals, k=1) == 3.0
+    maps = np.array([[[6, 5], [9, 1]], [[7, 0], [0, 0]]], np.float32)  # > 5: (0,0,0), (0,1,0), (1,0,0)
+    masks = np.array([[[1, 1], [1, 0]], [[0, 0], [0, 0]]], bool)
+    # TP 2 ((0,0,0), (0,1,0)), FP 1 ((1,0,0)), FN 1 ((0,0,1): 5 is not > 5): F1 = 4 / (4 + 2)
+    assert seg_f1(maps, masks, 5.0) == pytest.approx(4 / 6, abs=1e-15)
+    assert seg_f1(maps, np.zeros_like(masks), 10.0) == 1.0  # nothing to find, nothing found
+    rng = np.random.default_rng(2)
+    maps, masks = random_maps(rng, levels=50)
+    t = 20.5
+    y, p = masks.ravel(), maps.ravel() > t
+    from sklearn.metrics import f1_score
+
+    assert pixel_metrics(maps, masks, extra=("pixel_segf1",), seg_threshold=t)["pixel_segf1"] == pytest.approx(
+        f1_score(y, p), abs=1e-15)
+    with pytest.raises(ValueError, match="SegF1 needs a threshold from held-out normal images"):
+        pixel_metrics(maps, masks, extra=("pixel_segf1",))

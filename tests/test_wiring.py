@@ -441,6 +441,30 @@ def test_image_level_data_and_non_finite_maps(tiny_synthetic, tmp_path):
         score_images(test, held_out, Scoring(image_score="nll"), 64, ("nll",), "washer / x", names)
 
 
+def test_segf1_binarises_at_mean_plus_3_std_of_the_held_out_normals_maps():
+    """The held-out maps (at the image size: upsampling is the identity, no smoothing) are 1 and 3 everywhere:
+    mean 2, std 1, threshold 5; the test maps' pixels above 5 are then counted against the masks."""
+    from adbench.engine.run import EvalSet, cell_metrics
+    from adbench.protocols import Scoring
+    from adbench.scorers.scoring import ImageScores, ScorerOutput, score_images
+
+    held_out = ScorerOutput(torch.stack([torch.ones(8, 8), 3 * torch.ones(8, 8)]), {"nll": np.array([0.0, 1.0])})
+    fmap = torch.zeros(2, 8, 8)
+    fmap[0, :2, :2] = 6.0  # 4 pixels > 5, of which 3 in the mask below
+    fmap[0, 7, 7] = 5.0  # a masked pixel at the threshold: not above it
+    test = ScorerOutput(fmap, {"nll": np.array([1.0, 0.0])})
+    out = score_images(test, held_out, Scoring(image_score="nll"), 8, ("nll",), "c / x", ["a", "b"])
+    assert out.seg_threshold == 5.0
+    masks = np.zeros((2, 8, 8), bool)
+    masks[0, :2, :1] = masks[0, 0, 1] = masks[0, 7, 7] = True
+    data = EvalSet("c", torch.empty(0), torch.empty(0), np.array([1, 0]), masks, [])
+    got = cell_metrics(data, out, extra=("pixel_segf1",))["pixel_segf1"]
+    assert got == 2 * 3 / (2 * 3 + 1 + 1)  # TP 3, FP 1, FN 1
+    transductive = score_images(test, None, Scoring(image_score="nll", normalisation="test-minmax"), 8, ("nll",),
+                                "c / x", ["a", "b"])
+    assert math.isnan(transductive.seg_threshold) and isinstance(transductive, ImageScores)
+
+
 def test_cell_config_is_one_category_and_one_scorer():
     from adbench.engine.run import cell_config
 
@@ -653,3 +677,24 @@ def test_the_fps_column_times_backbone_scorer_and_post_processing(tiny_synthetic
         (_, x, feats), _, (_, x0, fmap), (_, processed, _) = log[i : i + 4]
         assert torch.equal(x, images)
         assert torch.equal(x0, data.normalise(scorer_input(feats))) and torch.equal(processed, fmap)
+
+
+def test_validation_normals_segf1_and_submission_are_refused_where_they_cannot_work(monkeypatch):
+    from adbench.engine.preflight import check_held_out_and_submission
+    from adbench.errors import ConfigError
+
+    def refused(overrides):
+        with pytest.raises(ConfigError) as info:
+            check_held_out_and_submission(config_from(overrides))
+        return str(info.value)
+
+    assert "'synthetic' has none (mvtec_ad2, mvtec_loco" in refused({"data": {"held_out": "validation"}})
+    assert refused({"scoring": {"extra_metrics": ["pixel_segf1"], "submission": True, "protocol": "ader",
+                                "normalisation": "test-minmax"}, "data": {"dataset": "mvtec_ad2"}}).startswith(
+        "scoring.extra_metrics: pixel_segf1 and scoring.submission binarise at mean + 3 std of held-out normal")
+    assert "dataset 'mvtec' has none: use mvtec_ad2" in refused({"scoring": {"submission": True},
+                                                                  "data": {"dataset": "mvtec"}})
+    monkeypatch.setitem(__import__("sys").modules, "tifffile", None)  # not installed
+    assert "pip install 'adbench-uiad[ad2]'" in refused({"scoring": {"submission": True},
+                                                          "data": {"dataset": "mvtec_ad2"}})
+    check_held_out_and_submission(config_from({"data": {"dataset": "mvtec_loco", "held_out": "validation"}}))

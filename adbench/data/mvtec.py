@@ -65,6 +65,16 @@ class MVTecLayout:
             raise DataError(f"Empty training set: no images in {folder}.")
         return [Sample(p, None, 0) for p in images]
 
+    def validation_normals(self, category: str) -> list[Sample]:
+        """The normal validation images ``<category>/validation/good`` (MVTec AD 2's and LOCO's), which
+        ``data.held_out: validation`` holds out in place of training images."""
+        folder = self._category_dir(category) / "validation" / "good"
+        images = list_images(folder) if folder.is_dir() else []
+        if not images:
+            raise DataError(f"data.held_out: validation reads {folder}, which is missing or empty (the dataset's "
+                            "own normal validation images; data.held_out: train holds out training images).")
+        return [Sample(p, None, 0) for p in images]
+
     def test(self, category: str) -> list[Sample]:
         cat_dir = self._category_dir(category)
         test_dir = cat_dir / "test"
@@ -174,10 +184,14 @@ class MVTecLOCO(MVTecLayout):
         return list_images(folder)
 
 
+AD2_PRIVATE = ("test_private", "test_private_mixed")
+
+
 class MVTecAD2(MVTecLayout):
     """MVTec AD 2 under ``root``: ``<category>/train/good``, ``validation/good`` and the public test set
     ``test_public/{good,bad}`` with ``test_public/ground_truth/bad/<stem>_mask.png``. The private test sets
-    (``test_private``, ``test_private_mixed``) have no labels: they are not scored here."""
+    (``test_private``, ``test_private_mixed``) have no labels: never scored, only written for MVTec's
+    evaluation server (``scoring.submission``)."""
 
     def __init__(self, root: str | Path, name: str = "mvtec_ad2") -> None:
         super().__init__(root, name)
@@ -195,3 +209,15 @@ class MVTecAD2(MVTecLayout):
                                 f"{public / 'ground_truth' / 'bad' / (image.stem + '_mask.png')}.")
             samples.append(Sample(image, mask, 1, "bad"))
         return samples
+
+    def private_tests(self, category: str) -> dict[str, list[Sample]]:
+        """split -> its unlabelled images (label 0 stands for unknown), for ``test_private`` and
+        ``test_private_mixed``."""
+        out = {}
+        for split in AD2_PRIVATE:
+            folder = self._category_dir(category) / split
+            if not folder.is_dir():
+                raise DataError(f"{folder} is missing: MVTec AD 2's private test sets ({', '.join(AD2_PRIVATE)}) "
+                                "are what scoring.submission writes; unpack them beside test_public.")
+            out[split] = [Sample(p, None, 0, "unknown") for p in list_images(folder)]
+        return out

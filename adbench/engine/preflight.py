@@ -53,7 +53,8 @@ def preflight(cfg: RunConfig) -> None:
     checks = [lambda: check_dataset(cfg), lambda: BACKBONES.get(cfg.backbone.name),
               lambda: NOISE_NETS.check(cfg.noise_net.name, "noise_net.args", in_channels=1, **cfg.noise_net.args),
               *(lambda spec=spec: check_scorer(spec, schedule) for spec in cfg.scoring.scorers),
-              lambda: check_extra_metrics(cfg.scoring.extra_metrics, cfg.data.dataset)]
+              lambda: check_extra_metrics(cfg.scoring.extra_metrics, cfg.data.dataset),
+              lambda: check_held_out_and_submission(cfg)]
     errors = []
     for check in checks:  # every wrong name and argument at once
         try:
@@ -75,13 +76,40 @@ def check_extra_metrics(keys: list[str], dataset: str) -> None:
         raise ConfigError(f"scoring.extra_metrics: unknown {', '.join(unknown)}; the optional metrics are "
                           f"{', '.join(known)}")
     spro = [k for k in keys if k.startswith(SPRO_PREFIX)]
-    try:
-        factory = DATASETS.get(dataset).factory
-    except ConfigError:  # an unknown dataset is check_dataset's to name
-        return
-    if spro and not hasattr(factory, "defect_regions"):
+    if spro and not dataset_has(dataset, "defect_regions"):
         raise ConfigError(f"scoring.extra_metrics: {', '.join(spro)} need each defect's own mask and saturation "
                           f"(MVTec LOCO's defects_config.json); dataset {dataset!r} has none: use mvtec_loco")
+
+
+def dataset_has(name: str, method: str) -> bool:
+    """Whether dataset ``name`` has ``method`` (True for an unknown name: check_dataset names it)."""
+    try:
+        return hasattr(DATASETS.get(name).factory, method)
+    except ConfigError:
+        return True
+
+
+def check_held_out_and_submission(cfg: RunConfig) -> None:
+    """Refuse validation normals a dataset lacks, and SegF1 or a submission without held-out normals (their
+    threshold) or on a dataset without private test sets."""
+    data, scoring = cfg.data, cfg.scoring
+    if data.held_out == "validation" and not dataset_has(data.dataset, "validation_normals"):
+        raise ConfigError(f"data.held_out: validation needs the dataset's own normal validation images; "
+                          f"{data.dataset!r} has none (mvtec_ad2, mvtec_loco and MVTec-layout folders with "
+                          "validation/good do)")
+    asks = (("scoring.extra_metrics: pixel_segf1", "pixel_segf1" in scoring.extra_metrics),
+            ("scoring.submission", scoring.submission))
+    needs_threshold = [k for k, asked in asks if asked]
+    if needs_threshold and scoring.resolved().transductive:
+        raise ConfigError(f"{' and '.join(needs_threshold)} binarise at mean + 3 std of held-out normal images, "
+                          "which transductive (test-minmax) normalisation does not hold out: use normalisation train")
+    if scoring.submission:
+        if not dataset_has(data.dataset, "private_tests"):
+            raise ConfigError(f"scoring.submission writes MVTec AD 2's private test sets; dataset {data.dataset!r} "
+                              "has none: use mvtec_ad2")
+        from adbench.engine.submission import require_tifffile
+
+        require_tifffile()
 
 
 def check_dataset(cfg: RunConfig) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import random
 import time
 import warnings
@@ -147,8 +148,11 @@ class Context:
         return self.cfg.categories or self.dataset.categories()
 
     def split(self, category: str) -> tuple[list[Sample], list[Sample]]:
-        """The (fit, held-out) split of ``category``'s normal training images under this config: the
-        one split training and score normalisation both use."""
+        """The (fit, held-out) normals of ``category`` under this config, the one split training and score
+        normalisation both use: a seeded share of the training images held out, or (``data.held_out:
+        validation``) all of them to fit and the dataset's own validation normals held out."""
+        if self.cfg.data.held_out == "validation" and self.cfg.holdout() is not None:
+            return list(self.dataset.train(category)), self.dataset.validation_normals(category)
         return split_train(self.dataset.train(category), self.cfg.holdout(), self.cfg.seed)
 
     def features(self, samples: list[Sample], what: str) -> torch.Tensor:
@@ -376,10 +380,12 @@ def cell_metrics(data: EvalSet, out: ImageScores, mad_over_available: bool = Fal
                  pro_limit: float = 0.3, extra: tuple[str, ...] = ()) -> dict[str, float]:
     """The metric table's metrics and their mean (mAD) of a cell's scores (pixel metrics NaN without masks;
     ``mad_over_available``: mAD over the metrics that exist, the dataset's convention; AU-PRO up to the FPR
-    ``pro_limit``; optional metrics in ``extra``; AU-sPRO over ``data.regions``)."""
+    ``pro_limit``; optional metrics in ``extra``; AU-sPRO over ``data.regions``; SegF1 at the threshold the
+    held-out normals gave)."""
     metrics = image_metrics(*data.image_level(out.scores), extra)
     metrics |= (dict.fromkeys(metric_keys("pixel", extra), float("nan")) if data.masks is None
-                else pixel_metrics(out.maps, data.masks, pro_limit, extra, data.regions))
+                else pixel_metrics(out.maps, data.masks, pro_limit, extra, data.regions,
+                                  None if math.isnan(out.seg_threshold) else out.seg_threshold))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", MetricWarning)
         metrics["mad"] = mad(metrics, mad_over_available)
@@ -403,7 +409,13 @@ def score_cell(ctx: Context, data: EvalSet, model: nn.Module, spec: dict[str, An
     metrics = cell_metrics(data, out, getattr(ctx.dataset, "mad_over_available", False), ctx.cfg.scoring.pro_limit,
                            tuple(ctx.cfg.scoring.extra_metrics))
     cost = {"score_seconds": time.perf_counter() - start, **peak_memory(ctx.device)}
-    return result_row(ctx, data, spec, scorer, out, metrics, pipeline_seconds(ctx, data, model, scorer)) | cost
+    submission = ""
+    if ctx.cfg.scoring.submission:  # MVTec AD 2's private test sets, written for its evaluation server
+        from adbench.engine.submission import export_private
+
+        submission = export_private(ctx, data, model, scorer, spec, out.seg_threshold)
+    return result_row(ctx, data, spec, scorer, out, metrics, pipeline_seconds(ctx, data, model, scorer),
+                      submission) | cost
 
 
 def peak_memory(device: torch.device) -> dict[str, Any]:
@@ -442,9 +454,10 @@ def image_rows(scores: np.ndarray, labels: np.ndarray) -> dict[str, list]:
 
 
 def result_row(ctx: Context, data: EvalSet, spec: dict[str, Any], scorer: Any, out: ImageScores,
-               metrics: dict[str, float], seconds: tuple[float, float, float]) -> dict[str, Any]:
+               metrics: dict[str, float], seconds: tuple[float, float, float], submission: str = "") -> dict[str, Any]:
     """A cell's metrics with its speed, scoring settings, full config and provenance (the maps of a
-    few images are saved alongside when ``save_maps`` asks for them)."""
+    few images are saved alongside when ``save_maps`` asks for them; ``submission``: the folder its private
+    test sets were written to)."""
     cfg = ctx.cfg
     scoring = cfg.scoring.resolved()
     cell = cell_config(cfg, data.category, spec)
@@ -470,6 +483,8 @@ def result_row(ctx: Context, data: EvalSet, spec: dict[str, Any], scorer: Any, o
         "n_empty_masks": data.empty_masks(),
         "pixel_metrics": data.masks is not None, "protocol": cfg.scoring.protocol_label(),
         "image_score": out.image_score,
+        # the held-out normals' pixel mean + 3 std: SegF1's and the submission's binarisation (NaN: none held out)
+        "segf1_threshold": out.seg_threshold, "held_out": cfg.data.held_out,
         "smoothing_sigma": scoring.smoothing_sigma, "pool_size": scoring.pool_size,
         "align_corners": scoring.align_corners, "mask_resize": scoring.mask_resize, "pro_limit": cfg.scoring.pro_limit,
         # a mask pixel is anomalous when > 0 in the file; resized bilinearly (ADer), when > this share of 255 after
@@ -481,7 +496,7 @@ def result_row(ctx: Context, data: EvalSet, spec: dict[str, Any], scorer: Any, o
         "git_commit": git_commit(), "device": device_name(ctx.device),
         "fps_batch_size": min(cfg.scoring.fps_images, len(data.samples)),
         "precision": precision(ctx.device, ctx.cfg.noise_net.precision), "backbone_precision": ctx.backbone_precision,
-        "host_allocator": host_allocator(), "maps_file": maps_file,
+        "host_allocator": host_allocator(), "maps_file": maps_file, "submission_dir": submission,
         **training_cost(ctx, data.category, needs_model(spec)),
         "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
         "cuda_deterministic": ctx.device.type == "cuda" and torch.are_deterministic_algorithms_enabled(),

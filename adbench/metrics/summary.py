@@ -54,10 +54,11 @@ def image_metrics(scores: np.ndarray, labels: np.ndarray, extra: tuple[str, ...]
 
 
 def pixel_metrics(maps: np.ndarray, masks: np.ndarray, pro_limit: float = 0.3,
-                  extra: tuple[str, ...] = (), regions: list[Region] | None = None) -> dict[str, float]:
+                  extra: tuple[str, ...] = (), regions: list[Region] | None = None,
+                  seg_threshold: float | None = None) -> dict[str, float]:
     """Pixel AU-ROC, AP, F1-max and AU-PRO (and any other pixel metric of the table; optional ones, e.g.
     ``pixel_aupimo``, in ``extra``) of anomaly ``maps`` (N x H x W) against ``masks``; ``regions``: the
-    annotated defects with their saturation areas, which AU-sPRO reads."""
+    annotated defects with their saturation areas, which AU-sPRO reads; ``seg_threshold``: SegF1's."""
     maps, masks = np.asarray(maps), np.asarray(masks).astype(bool)
     if maps.shape != masks.shape or maps.ndim != 3:
         raise ValueError(f"maps {maps.shape} and masks {masks.shape} must be equal N x H x W shapes")
@@ -68,7 +69,8 @@ def pixel_metrics(maps: np.ndarray, masks: np.ndarray, pro_limit: float = 0.3,
     if len(pos_values) == 0 or len(neg) == 0:
         return _undefined(metric_keys("pixel", extra), "the masks need both anomalous and normal pixels")
     order = np.argsort(pos_values, kind="stable")
-    return _computed("pixel", Ranked(curve(pos_values[order], neg), masks, maps, order, pro_limit, regions), extra)
+    return _computed("pixel", Ranked(curve(pos_values[order], neg), masks, maps, order, pro_limit, regions,
+                                       seg_threshold), extra)
 
 
 def _computed(level: str, ranked: Ranked, extra: tuple[str, ...] = ()) -> dict[str, float]:

@@ -16,7 +16,7 @@ import numpy as np
 from adbench.metrics.pimo import aupimo
 from adbench.metrics.pro import aupro, region_weights
 from adbench.metrics.ranking import Curve, auroc, average_precision, f1_max
-from adbench.metrics.segmentation import miou_max
+from adbench.metrics.segmentation import miou_max, seg_f1
 from adbench.metrics.spro import SPRO_LIMITS, Region, auspro, spro_curve
 
 LEVELS = ("image", "pixel")
@@ -32,6 +32,7 @@ class Ranked:
     order: np.ndarray | None = None  # pixel level: positive pixels in ascending score order
     pro_limit: float = 0.3
     regions: list[Region] | None = None  # pixel level: annotated defects with saturation areas (AU-sPRO)
+    seg_threshold: float | None = None  # pixel level: SegF1's binarisation, chosen without test labels
 
     @cached_property
     def region_weights(self) -> np.ndarray:
@@ -92,6 +93,12 @@ def _miou_max(r: Ranked) -> float:
     return miou_max(r.maps, r.masks)
 
 
+def _seg_f1(r: Ranked) -> float:
+    if r.seg_threshold is None:
+        raise ValueError("SegF1 needs a threshold from held-out normal images (normalisation train)")
+    return seg_f1(r.maps, r.masks, r.seg_threshold)
+
+
 SPRO_PREFIX = "pixel_auspro_"
 
 
@@ -115,6 +122,7 @@ METRICS: list[Metric] = [
     Metric("pixel_aupro", "AU-PRO", level="pixel", compute=_aupro),
     Metric("pixel_aupimo", "AUPIMO", level="pixel", compute=_aupimo, in_mad=False, optional=True),
     Metric("pixel_miou_max", "mIoU-max", level="pixel", compute=_miou_max, in_mad=False, optional=True),
+    Metric("pixel_segf1", "SegF1", level="pixel", compute=_seg_f1, in_mad=False, optional=True),
     *(_auspro_metric(limit) for limit in SPRO_LIMITS),
 ]
 MAD = Column("mad", "mAD")  # the mean over the ``in_mad`` metrics (``mad``)

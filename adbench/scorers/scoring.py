@@ -29,6 +29,7 @@ import torch.nn.functional as F
 
 from adbench.errors import AdbenchError, ConfigError
 from adbench.metrics import NonFiniteScoreError
+from adbench.metrics.segmentation import normal_threshold
 from adbench.protocols import NORMALISATIONS, Scoring
 
 
@@ -146,6 +147,7 @@ class ImageScores:
     scores: np.ndarray  # N, normalised and summed components
     maps: np.ndarray  # N x H x W, post-processed pixel maps
     normalizer: Normalizer
+    seg_threshold: float = float("nan")  # mean + 3 std of the held-out normals' map pixels (SegF1); NaN: none
 
 
 def image_score_for(scoring: Scoring, supported: tuple[str, ...]) -> str:
@@ -168,16 +170,19 @@ def score_images(test: ScorerOutput, held_out: ScorerOutput | None, scoring: Sco
     image_score = image_score_for(scoring, supported)
     parts = image_score.split("+")
     components, maps = components_and_maps(test, scoring, image_size)
+    seg_threshold = float("nan")
     if scoring.transductive:
         norm = Normalizer.fit({k: components[k] for k in parts}, "test-minmax")
-    elif held_out is None:
-        raise ValueError("normalisation 'train' needs the held-out normals' scorer output")
     else:
-        norm = Normalizer.fit({k: components_and_maps(held_out, scoring, image_size)[0][k] for k in parts}, "train")
+        if held_out is None:
+            raise ValueError("normalisation 'train' needs the held-out normals' scorer output")
+        held_components, held_maps = components_and_maps(held_out, scoring, image_size)
+        norm = Normalizer.fit({k: held_components[k] for k in parts}, "train")
+        seg_threshold = normal_threshold(held_maps)
     scores = norm.image_score(components, parts)
     bad = ~np.isfinite(scores) | ~np.isfinite(maps).all(axis=(1, 2))
     if bad.any():
         raise NonFiniteScoreError(
             f"{where}: {int(bad.sum())} test image(s) got NaN or Inf scores, first {names[int(np.argmax(bad))]}. "
             "The noise net or its weights diverged: check the training loss (a lower lr helps) or the weights file.")
-    return ImageScores(image_score, scores, maps, norm)
+    return ImageScores(image_score, scores, maps, norm, seg_threshold)

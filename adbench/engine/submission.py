@@ -1,0 +1,71 @@
+"""MVTec AD 2's private test sets, scored without labels and written in the layout its evaluation server
+takes (that of MVTec's public evaluation code).
+
+One folder per method (a cell's config without its category), ``submission-<key>/`` in the run folder:
+``anomaly_images/<category>/<split>/<stem>.tiff``, the pixel map resized bilinearly to the image's own
+size, float16; ``anomaly_images_thresholded/<category>/<split>/<stem>.png``, 255 where that float16 map
+is > the cell's SegF1 threshold (mean + 3 std of the held-out normals' pixel scores), else 0; for the
+splits ``test_private`` and ``test_private_mixed``. Pack the folder's two subfolders to upload them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+from torch import nn
+
+from adbench.atomic import atomic_write, make_dir
+from adbench.data.base import Sample, image_size_of
+from adbench.diffusion.train import training_schedule
+from adbench.engine.keys import cell_key
+from adbench.engine.run import Context, EvalSet, cell_config, run_scorer
+from adbench.errors import ConfigError
+from adbench.scorers.scoring import components_and_maps
+
+TIFF_HINT = "pip install 'adbench-uiad[ad2]'"
+
+
+def require_tifffile() -> Any:
+    """The TIFF writer the float16 maps need (an optional dependency), or a one-line install hint."""
+    try:
+        import tifffile
+    except ImportError:
+        raise ConfigError(f"scoring.submission writes float16 TIFF maps with tifffile: {TIFF_HINT}") from None
+    return tifffile
+
+
+def submission_folder(ctx: Context, spec: dict[str, Any]) -> Path:
+    """``submission-<key>``: the method's folder, the same for each of its categories."""
+    return ctx.run_dir / f"submission-{cell_key(cell_config(ctx.cfg, '*', spec))}"
+
+
+def full_size(amap: np.ndarray, sample: Sample) -> np.ndarray:
+    """A square pixel map resized bilinearly to its image's width x height, as float16."""
+    width, height = image_size_of(sample.image_path)
+    resized = Image.fromarray(amap.astype(np.float32)).resize((width, height), Image.BILINEAR)
+    return np.asarray(resized).astype(np.float16)
+
+
+def export_private(ctx: Context, data: EvalSet, model: nn.Module, scorer: Any, spec: dict[str, Any],
+                   threshold: float) -> str:
+    """Score the category's private test sets with ``scorer`` and write them; returns the method's folder
+    relative to the run folder."""
+    tifffile = require_tifffile()
+    cfg = ctx.cfg
+    folder = submission_folder(ctx, spec)
+    for split, samples in ctx.dataset.private_tests(data.category).items():
+        feats = data.normalise(ctx.features(samples, f"{data.category}: {split} features"))
+        out = run_scorer(scorer, model, training_schedule(cfg.train), feats, ctx, cfg.seed)
+        _, maps = components_and_maps(out, cfg.scoring.resolved(), cfg.backbone.image_size)
+        continuous = make_dir(folder / "anomaly_images" / data.category / split)
+        binary = make_dir(folder / "anomaly_images_thresholded" / data.category / split)
+        for sample, amap in zip(samples, maps, strict=True):
+            full = full_size(amap, sample)
+            stem = sample.image_path.stem
+            atomic_write(continuous / f"{stem}.tiff", lambda p, a=full: tifffile.imwrite(p, a))
+            mask = Image.fromarray(((full.astype(np.float64) > threshold) * 255).astype(np.uint8))
+            atomic_write(binary / f"{stem}.png", lambda p, m=mask: m.save(p, format="PNG"))
+    return str(folder.relative_to(ctx.run_dir))
