@@ -31,16 +31,18 @@ def brute_aupro(maps, masks, limit=0.3, regions=None):
         pred = maps >= thr
         fprs.append((pred & neg).sum() / neg.sum())
         pros.append(np.mean([(pred[i] & r).sum() / r.sum() for i, r in regions]))
-    fprs.append(1.0)
-    pros.append(pros[-1])
+    return area_to_limit(fprs + [1.0], pros + [pros[-1]], limit)
+
+
+def area_to_limit(fprs, ys, limit):
+    """The trapezoid area under the points (FPR ascending) up to ``limit`` (interpolated there), over ``limit``."""
     area = 0.0
     for k in range(1, len(fprs)):
-        x0, x1, y0, y1 = fprs[k - 1], fprs[k], pros[k - 1], pros[k]
+        x0, x1, y0, y1 = fprs[k - 1], fprs[k], ys[k - 1], ys[k]
         if x0 >= limit:
             break
         if x1 > limit:
-            y1 = y0 + (limit - x0) / (x1 - x0) * (y1 - y0)
-            x1 = limit
+            y1, x1 = y0 + (limit - x0) / (x1 - x0) * (y1 - y0), limit
         area += (x1 - x0) * (y0 + y1) / 2
     return area / limit
 
@@ -425,17 +427,7 @@ def brute_auspro(maps, regions, limit):
     for thr in np.unique(maps)[::-1]:
         fprs.append((neg >= thr).mean())
         spros.append(np.mean([min(((maps[r.image] >= thr) & r.mask).sum() / r.saturation, 1) for r in regions]))
-    fprs.append(1.0)
-    spros.append(spros[-1])
-    area = 0.0
-    for k in range(1, len(fprs)):
-        x0, x1, y0, y1 = fprs[k - 1], fprs[k], spros[k - 1], spros[k]
-        if x0 >= limit:
-            break
-        if x1 > limit:
-            y1, x1 = y0 + (limit - x0) / (x1 - x0) * (y1 - y0), limit
-        area += (x1 - x0) * (y0 + y1) / 2
-    return area / limit
+    return area_to_limit(fprs + [1.0], spros + [spros[-1]], limit)
 
 
 @pytest.mark.parametrize("levels", [4, 9, None])

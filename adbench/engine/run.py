@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import random
 import time
 import warnings
@@ -384,8 +383,7 @@ def cell_metrics(data: EvalSet, out: ImageScores, mad_over_available: bool = Fal
     held-out normals gave)."""
     metrics = image_metrics(*data.image_level(out.scores), extra)
     metrics |= (dict.fromkeys(metric_keys("pixel", extra), float("nan")) if data.masks is None
-                else pixel_metrics(out.maps, data.masks, pro_limit, extra, data.regions,
-                                  None if math.isnan(out.seg_threshold) else out.seg_threshold))
+                else pixel_metrics(out.maps, data.masks, pro_limit, extra, data.regions, out.seg_threshold))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", MetricWarning)
         metrics["mad"] = mad(metrics, mad_over_available)

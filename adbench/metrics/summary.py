@@ -55,10 +55,10 @@ def image_metrics(scores: np.ndarray, labels: np.ndarray, extra: tuple[str, ...]
 
 def pixel_metrics(maps: np.ndarray, masks: np.ndarray, pro_limit: float = 0.3,
                   extra: tuple[str, ...] = (), regions: list[Region] | None = None,
-                  seg_threshold: float | None = None) -> dict[str, float]:
+                  seg_threshold: float = float("nan")) -> dict[str, float]:
     """Pixel AU-ROC, AP, F1-max and AU-PRO (and any other pixel metric of the table; optional ones, e.g.
     ``pixel_aupimo``, in ``extra``) of anomaly ``maps`` (N x H x W) against ``masks``; ``regions``: the
-    annotated defects with their saturation areas, which AU-sPRO reads; ``seg_threshold``: SegF1's."""
+    annotated defects with their saturation areas, which AU-sPRO reads; ``seg_threshold``: SegF1's (NaN: none)."""
     maps, masks = np.asarray(maps), np.asarray(masks).astype(bool)
     if maps.shape != masks.shape or maps.ndim != 3:
         raise ValueError(f"maps {maps.shape} and masks {masks.shape} must be equal N x H x W shapes")

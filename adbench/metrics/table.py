@@ -32,7 +32,7 @@ class Ranked:
     order: np.ndarray | None = None  # pixel level: positive pixels in ascending score order
     pro_limit: float = 0.3
     regions: list[Region] | None = None  # pixel level: annotated defects with saturation areas (AU-sPRO)
-    seg_threshold: float | None = None  # pixel level: SegF1's binarisation, chosen without test labels
+    seg_threshold: float = float("nan")  # pixel level: SegF1's binarisation, chosen without test labels
 
     @cached_property
     def region_weights(self) -> np.ndarray:
@@ -94,7 +94,7 @@ def _miou_max(r: Ranked) -> float:
 
 
 def _seg_f1(r: Ranked) -> float:
-    if r.seg_threshold is None:
+    if np.isnan(r.seg_threshold):
         raise ValueError("SegF1 needs a threshold from held-out normal images (normalisation train)")
     return seg_f1(r.maps, r.masks, r.seg_threshold)
 
