@@ -165,6 +165,9 @@ class ScoringConfig(Section):
     use_ema: bool = Field(False, json_schema_extra={"model_only": True})
     eval_batch_size: int = Field(32, ge=1)
     save_maps: int = Field(4, ge=0)  # maps of this many test images kept (half anomalous, half normal)
+    # every test image's map and mask kept (float32, maps/<cell key>-all.npz): report --significance then tests
+    # the pixel metrics too, by a paired bootstrap over test images (adbench.metrics.bootstrap)
+    keep_maps: bool = False
     fps_images: int = Field(64, ge=1)  # the FPS column's batch (the papers time batches of 64)
     pro_limit: float = Field(0.3, gt=0, le=1)  # AU-PRO integrates the PRO curve up to this FPR (the papers' 0.3)
     # metrics computed only when asked, never in mAD (adbench.metrics: optional_metrics), e.g. [pixel_aupimo]
@@ -200,6 +203,9 @@ class RuntimeConfig(Section):
     # torch.compile the noise net's training step (forward and backward; one compile per batch shape, paid
     # once per training): the eager step's losses within float rounding (tests/test_diffusion.py)
     compile: bool = False
+    # the most memory a category's pixel metrics may take: a category whose test maps need more is scored
+    # through temporary files under the cache folder, in about this much memory, to the same values
+    metric_memory_mb: int = Field(2048, ge=1)
 
     @field_validator("name")
     @classmethod

@@ -31,6 +31,7 @@ CHANGES = {
     "runtime.name": ("other", set()),
     "runtime.device": ("cpu", {X}),
     "runtime.compile": (True, set()),  # the eager step's model to float rounding (test_diffusion.py)
+    "runtime.metric_memory_mb": (1, set()),  # the streamed metric pass: the same values (test_streaming.py)
     "data.dataset": ("mvtec", {M, C, X}),
     "data.root": ("/data/elsewhere", {M, C, X}),
     "data.args": ({"n_train": 5}, {M, C, X}),
@@ -75,6 +76,7 @@ CHANGES = {
     "scoring.normalisation": ("test-minmax", {M, C}),  # transductive: nothing held out, the model trains on all
     "scoring.eval_batch_size": (5, {C}),
     "scoring.save_maps": (0, {C}),
+    "scoring.keep_maps": (True, {C}),  # a cell run without it has no maps for the bootstrap
     "scoring.fps_images": (3, {C}),
     "scoring.pro_limit": (0.05, {C}),
     "scoring.extra_metrics": (["pixel_aupimo"], {C}),

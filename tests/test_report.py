@@ -611,7 +611,7 @@ def test_report_marks_the_image_aurocs_that_differ_from_a_baseline_by_delongs_te
     frame = pd.concat([frame, twin], ignore_index=True)
     expected = {i for i, r in frame.iterrows() if r["scorer"] == "invad" and delong(
         np.asarray(r["image_scores"]), good[(r["category"], r["seed"])], labels).p < 0.05}
-    assert significant(frame, "osd_irf_mean(t=500)") == expected and len(expected) == 4  # invad: random scores
+    assert significant(frame, "osd_irf_mean(t=500)") == {"image_auroc": expected} and len(expected) == 4  # invad
     run_dir = tmp_path / "run"
     run_dir.mkdir()
     frame.to_parquet(run_dir / "metrics.parquet")
@@ -622,10 +622,55 @@ def test_report_marks_the_image_aurocs_that_differ_from_a_baseline_by_delongs_te
     md = out.with_suffix(".md").read_text().split("### Per category")[1]
     marked = [line.split(" | ")[1] for line in md.splitlines() if "§" in line and line.startswith("|")]
     assert sorted(marked) == ["invad(steps=3)†", "invad(steps=3)†"]  # both categories; the twin ranks alike
-    assert "§ image AU-ROC differs from osd_irf_mean(t=500)'s on the same test images (DeLong" in md
+    assert ("§ differs from osd_irf_mean(t=500)'s on the same test images, in every seed: image AU-ROC by DeLong's "
+            "paired test (p < 0.05)." in md)
     assert "\\S{}" in out.with_suffix(".tex").read_text()
     bad = CliRunner().invoke(app, ["report", str(run_dir), "--out", str(out), "--significance", "knn"])
     assert bad.exit_code == 2 and "--significance 'knn': no such method; choose from" in bad.output
     fake_rows().to_parquet(run_dir / "metrics.parquet")  # rows without per-image scores
     old = CliRunner().invoke(app, ["report", str(run_dir), "--out", str(out), "--significance", "invad"])
     assert old.exit_code == 2 and "the image_scores column" in old.output
+
+
+def test_report_marks_the_pixel_metrics_that_differ_by_a_paired_bootstrap_of_the_kept_maps(tmp_path):
+    from adbench.metrics.bootstrap import Ranking, paired_bootstrap
+    from adbench.report.tables import significant
+
+    rng = np.random.default_rng(1)
+    run_dir = tmp_path / "run"
+    (run_dir / "maps").mkdir(parents=True)
+    masks = np.zeros((12, 16, 16), bool)
+    masks[6:, 4:9, 4:9] = True
+    labels = masks.any(axis=(1, 2)).astype(int)
+    frame = fake_rows()
+    good = {(c, s): masks + rng.normal(0, 0.5, masks.shape) for c in ("bottle", "metal_nut") for s in (0, 1)}
+    files, maps_of = [], {}
+    for r in frame.itertuples():
+        maps = good[(r.category, r.seed)] if r.scorer == "osd_irf_mean" else rng.normal(0, 1, masks.shape)
+        maps_of[r.Index] = maps.astype(np.float32)
+        files.append(f"maps/{r.Index}-all.npz")
+        np.savez_compressed(run_dir / files[-1], maps=maps_of[r.Index], masks=masks, labels=labels)
+    frame = frame.assign(image_scores=[list(labels + rng.normal(0, 1, 12)) for _ in range(len(frame))],
+                         image_labels=[list(labels)] * len(frame), all_maps_file=files, pro_limit=0.3)
+    found = significant(frame.assign(run_folder=str(run_dir)), "osd_irf_mean(t=500)")
+    for key in ("pixel_auroc", "pixel_ap", "pixel_f1max", "pixel_aupro"):
+        expected = set()
+        for i, r in frame[frame["scorer"] == "invad"].iterrows():
+            ref = frame[(frame["scorer"] == "osd_irf_mean") & (frame["category"] == r["category"])
+                        & (frame["seed"] == r["seed"])].index[0]
+            test = paired_bootstrap(Ranking(maps_of[i], masks), Ranking(maps_of[ref], masks))[key]
+            expected |= {i} if test.significant else set()
+        assert found[key] == expected and len(expected) == 4, key  # noise against a good map: every row differs
+    frame.to_parquet(run_dir / "metrics.parquet")
+    out = tmp_path / "t"
+    result = CliRunner().invoke(app, ["report", str(run_dir), "--out", str(out), "--format", "md",
+                                      "--significance", "osd_irf_mean(t=500)"])
+    assert result.exit_code == 0, result.output
+    md = out.with_suffix(".md").read_text().split("### Per category")[1]
+    invad = [line for line in md.splitlines() if "| invad(steps=3)" in line]
+    assert len(invad) == 2 and all(line.count("§") >= 4 for line in invad)
+    assert "pixel metrics by a paired bootstrap over test images (1000 draws" in md
+    (run_dir / files[1]).unlink()
+    gone = CliRunner().invoke(app, ["report", str(run_dir), "--out", str(out), "--significance",
+                                    "osd_irf_mean(t=500)"])
+    assert gone.exit_code == 2 and f"{run_dir / files[1]}: the maps osd_irf_mean(t=500) kept for" in gone.output

@@ -32,7 +32,7 @@ from adbench.engine.run import (
     train_category,
 )
 from adbench.errors import DataError
-from adbench.metrics import metric_keys
+from adbench.metrics import metric_keys, pixel_metrics
 from adbench.registry import SCORERS
 from adbench.scorers.scoring import upsample
 from tests.test_metrics import brute_aupro, sklearn_f1max
@@ -698,3 +698,40 @@ def test_validation_normals_segf1_and_submission_are_refused_where_they_cannot_w
     assert "pip install 'adbench-uiad[ad2]'" in refused({"scoring": {"submission": True},
                                                           "data": {"dataset": "mvtec_ad2"}})
     check_held_out_and_submission(config_from({"data": {"dataset": "mvtec_loco", "held_out": "validation"}}))
+
+
+def test_a_category_too_large_for_memory_streams_its_metrics_to_the_same_values(tiny_synthetic, tmp_path,
+                                                                                   monkeypatch):
+    import adbench.metrics.streaming as streaming
+    from adbench.errors import ConfigError
+
+    ctx = small_context(tiny_synthetic, tmp_path, {"categories": ["washer"], "scoring.save_maps": 3,
+                                                   "scoring.keep_maps": True})
+    model = train_category(ctx, "washer")
+    spec = {"name": "osd_irf_mean"}
+    kept = score_cell(ctx, eval_set(ctx, "washer"), model, spec)
+    kept_maps = dict(np.load(ctx.run_dir / kept["maps_file"]))
+    every = dict(np.load(ctx.run_dir / kept["all_maps_file"]))  # every test image's map, for the bootstrap
+    assert every["maps"].dtype == np.float32 and len(every["maps"]) == kept["n_test"]
+    from_file = pixel_metrics(every["maps"], every["masks"])
+    assert all(from_file[k] == kept[k] for k in from_file)
+    monkeypatch.setattr(streaming, "IN_MEMORY_BYTES_PER_PIXEL", 2**40)  # every category too large for memory
+    data = eval_set(ctx, "washer")
+    assert isinstance(data.masks, np.memmap) and data.spill.directory == ctx.cache_dir / "spill"
+    streamed = score_cell(ctx, data, model, spec)
+    assert (kept["metric_pass"], streamed["metric_pass"]) == ("in memory", "streamed")
+    for key in ("image_auroc", "image_ap", "image_f1max", "pixel_auroc", "pixel_f1max"):
+        assert streamed[key] == kept[key]
+    for key in ("pixel_ap", "pixel_aupro", "mad"):
+        assert streamed[key] == pytest.approx(kept[key], abs=1e-12)
+    assert streamed["cell_key"] == kept["cell_key"]
+    for name, array in np.load(ctx.run_dir / streamed["maps_file"]).items():  # the maps kept from the disk array
+        np.testing.assert_array_equal(array, kept_maps[name])
+    assert list((ctx.cache_dir / "spill").iterdir()) == []  # nothing left behind
+    for name, array in np.load(ctx.run_dir / streamed["all_maps_file"]).items():  # written from the disk arrays
+        np.testing.assert_array_equal(array, every[name])
+    aupimo = small_context(tiny_synthetic, tmp_path,
+                           {"categories": ["washer"], "scoring.extra_metrics": ["pixel_aupimo"]})
+    with pytest.raises(ConfigError, match=r"^washer: \d+ test images at 64 px take more than runtime.metric_memory_mb "
+                                          r"\(2048 MB\) .* pixel_aupimo need the maps in memory: raise "):
+        eval_set(aupimo, "washer")

@@ -47,7 +47,7 @@ from adbench.engine.build import (
 from adbench.engine.cache import cached_features
 from adbench.engine.keys import backbone_weights, cell_key, context_key, feature_key, input_stats, training_key
 from adbench.engine.preflight import preflight
-from adbench.errors import DataError, WeightsError
+from adbench.errors import ConfigError, DataError, WeightsError
 from adbench.metrics import (
     SPRO_PREFIX,
     MetricWarning,
@@ -57,6 +57,7 @@ from adbench.metrics import (
     pixel_metrics,
     reported,
 )
+from adbench.metrics.streaming import STREAMED, Spill, spill_array
 from adbench.progress import make_console
 from adbench.provenance import git_commit, versions
 from adbench.registry import BACKBONES
@@ -306,6 +307,7 @@ class EvalSet:
     samples: list[Sample]
     normalise: Callable[[torch.Tensor], torch.Tensor] = unchanged  # the features' normaliser (feature_norm)
     regions: list[DefectRegion] | None = None  # annotated defects with saturation areas, when AU-sPRO is asked
+    spill: Spill | None = None  # a category too large for memory: its maps and masks on disk, its metrics streamed
 
     def image_level(self, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(score, label) of each scored unit: each image, or for views of one object (``Sample.group``) the
@@ -335,21 +337,40 @@ def eval_set(ctx: Context, category: str) -> EvalSet:
                       "flagged in its rows (holdout_below_min)")
     test = ctx.dataset.test(category)
     labels = np.array([s.label for s in test])
+    size = cfg.backbone.image_size
+    spill = spill_for(ctx, category, len(test))
     masks = None
     if ctx.dataset.has_masks and any(s.mask_path is not None for s in test if s.label):  # else image-level only
-        masks = np.stack([load_mask(s, cfg.backbone.image_size, cfg.scoring.resolved().mask_resize) for s in test])
-        empty = [s.image_path for s, m in zip(test, masks, strict=True) if s.label and not m.any()]
+        shape = (len(test), size, size)
+        masks = spill_array(spill.directory, shape, bool) if spill else np.empty(shape, bool)
+        for i, s in enumerate(test):
+            masks[i] = load_mask(s, size, cfg.scoring.resolved().mask_resize)
+        empty = [s.image_path for i, s in enumerate(test) if s.label and not masks[i].any()]
         if empty:  # an anomaly too small for the resized mask, or a defect without annotation
             console.print(f"[yellow]warning:[/] {category}: {len(empty)} anomalous test image(s) have an empty "
-                          f"mask at {cfg.backbone.image_size} px, e.g. {empty[0]}; counted in n_empty_masks")
+                          f"mask at {size} px, e.g. {empty[0]}; counted in n_empty_masks")
     regions = None
     if masks is not None and any(k.startswith(SPRO_PREFIX) for k in cfg.scoring.extra_metrics):
-        regions = ctx.dataset.defect_regions(category, test, cfg.backbone.image_size,
-                                             cfg.scoring.resolved().mask_resize)
+        regions = ctx.dataset.defect_regions(category, test, size, cfg.scoring.resolved().mask_resize)
     normalise = feature_normaliser(ctx, category)
     held_feats = normalise(ctx.features(held, f"{category}: held-out features")) if held else torch.empty(0)
     return EvalSet(category, held_feats, normalise(ctx.features(test, f"{category}: test features")), labels,
-                   masks, test, normalise, regions)
+                   masks, test, normalise, regions, spill)
+
+
+def spill_for(ctx: Context, category: str, n_test: int) -> Spill | None:
+    """Where ``category``'s maps and masks go when its metric pass would take more than
+    ``runtime.metric_memory_mb`` in memory (None: it fits); an optional metric that needs the maps in memory
+    is refused then, before anything is scored."""
+    cfg = ctx.cfg
+    spill = Spill.needed(n_test * cfg.backbone.image_size**2, cfg.runtime.metric_memory_mb, ctx.cache_dir / "spill")
+    in_memory = [k for k in cfg.scoring.extra_metrics if k.startswith("pixel_") and k not in STREAMED]
+    if spill and in_memory:
+        raise ConfigError(f"{category}: {n_test} test images at {cfg.backbone.image_size} px take more than "
+                          f"runtime.metric_memory_mb ({cfg.runtime.metric_memory_mb} MB) for the in-memory metric "
+                          f"pass, so its pixel metrics are streamed; {', '.join(in_memory)} need the maps in "
+                          "memory: raise runtime.metric_memory_mb or drop them from scoring.extra_metrics.")
+    return spill
 
 
 def cell_config(cfg: RunConfig, category: str, spec: dict[str, Any]) -> RunConfig:
@@ -371,8 +392,10 @@ def cell_scores(ctx: Context, data: EvalSet, model: nn.Module, scorer: Any, labe
     test = run_scorer(scorer, model, schedule, data.test_feats, ctx, cfg.seed)
     held_out = None if scoring.transductive else run_scorer(scorer, model, schedule, data.held_feats, ctx,
                                                             cfg.seed + 1)
-    return score_images(test, held_out, scoring, cfg.backbone.image_size, scorer.image_scores, label,
-                        [str(s.image_path) for s in data.samples])
+    size = cfg.backbone.image_size
+    maps = spill_array(data.spill.directory, (len(data.samples), size, size), np.float32) if data.spill else None
+    return score_images(test, held_out, scoring, size, scorer.image_scores, label,
+                        [str(s.image_path) for s in data.samples], maps)
 
 
 def cell_metrics(data: EvalSet, out: ImageScores, mad_over_available: bool = False,
@@ -380,10 +403,14 @@ def cell_metrics(data: EvalSet, out: ImageScores, mad_over_available: bool = Fal
     """The metric table's metrics and their mean (mAD) of a cell's scores (pixel metrics NaN without masks;
     ``mad_over_available``: mAD over the metrics that exist, the dataset's convention; AU-PRO up to the FPR
     ``pro_limit``; optional metrics in ``extra``; AU-sPRO over ``data.regions``; SegF1 at the threshold the
-    held-out normals gave)."""
+    held-out normals gave; streamed from disk for a category with ``data.spill``)."""
     metrics = image_metrics(*data.image_level(out.scores), extra)
-    metrics |= (dict.fromkeys(metric_keys("pixel", extra), float("nan")) if data.masks is None
-                else pixel_metrics(out.maps, data.masks, pro_limit, extra, data.regions, out.seg_threshold))
+    if data.masks is None:
+        metrics |= dict.fromkeys(metric_keys("pixel", extra), float("nan"))
+    elif data.spill:
+        metrics |= data.spill.pixel_metrics(out.maps, data.masks, pro_limit)
+    else:
+        metrics |= pixel_metrics(out.maps, data.masks, pro_limit, extra, data.regions, out.seg_threshold)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", MetricWarning)
         metrics["mad"] = mad(metrics, mad_over_available)
@@ -462,6 +489,8 @@ def result_row(ctx: Context, data: EvalSet, spec: dict[str, Any], scorer: Any, o
     key = cell_key(cell)
     mean, std, stats_source = input_stats(cfg)
     maps_file = save_maps(ctx, data, out.maps, out.scores, key) if cfg.scoring.save_maps > 0 and len(out.maps) else ""
+    kept = cfg.scoring.keep_maps and data.masks is not None and len(out.maps)
+    all_maps = keep_maps(ctx, data, out.maps, key) if kept else ""
     console.print(f"  {data.category:>12} {scorer_label(spec):<28} image AU-ROC {metrics['image_auroc']:.3f}  "
                   f"pixel AU-ROC {metrics['pixel_auroc']:.3f}")
     return {
@@ -480,6 +509,8 @@ def result_row(ctx: Context, data: EvalSet, spec: dict[str, Any], scorer: Any, o
         "n_holdout": len(data.held_feats), "holdout_below_min": 0 < len(data.held_feats) < MIN_HOLDOUT,
         "n_empty_masks": data.empty_masks(),
         "pixel_metrics": data.masks is not None, "protocol": cfg.scoring.protocol_label(),
+        # the metric pass: over the maps in memory, or streamed from disk (runtime.metric_memory_mb): same values
+        "metric_pass": "streamed" if data.spill else "in memory",
         "image_score": out.image_score,
         # the held-out normals' pixel mean + 3 std: SegF1's and the submission's binarisation (NaN: none held out)
         "segf1_threshold": out.seg_threshold, "held_out": cfg.data.held_out,
@@ -494,7 +525,8 @@ def result_row(ctx: Context, data: EvalSet, spec: dict[str, Any], scorer: Any, o
         "git_commit": git_commit(), "device": device_name(ctx.device),
         "fps_batch_size": min(cfg.scoring.fps_images, len(data.samples)),
         "precision": precision(ctx.device, ctx.cfg.noise_net.precision), "backbone_precision": ctx.backbone_precision,
-        "host_allocator": host_allocator(), "maps_file": maps_file, "submission_dir": submission,
+        "host_allocator": host_allocator(), "maps_file": maps_file, "all_maps_file": all_maps,
+        "submission_dir": submission,
         **training_cost(ctx, data.category, needs_model(spec)),
         "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
         "cuda_deterministic": ctx.device.type == "cuda" and torch.are_deterministic_algorithms_enabled(),
@@ -522,6 +554,19 @@ def save_maps(ctx: Context, data: EvalSet, maps: np.ndarray, scores: np.ndarray,
             np.savez_compressed(fh, maps=maps[order].astype(np.float16), masks=masks, labels=data.labels[order],
                                 scores=scores[order], images=np.array([str(data.samples[i].image_path) for i in order]),
                                 score_below=(scores[None, :] < scores[order, None]).mean(axis=1))
+
+    atomic_write(path, write)
+    return str(path.relative_to(ctx.run_dir))
+
+
+def keep_maps(ctx: Context, data: EvalSet, maps: np.ndarray, key: str) -> str:
+    """Every test image's map (float32, as scored) and mask (``scoring.keep_maps``), for paired bootstraps of the
+    pixel metrics between methods (``report --significance``); the file's path relative to the run folder."""
+    path = ctx.run_dir / "maps" / f"{key}-all.npz"
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as fh:
+            np.savez_compressed(fh, maps=maps, masks=data.masks, labels=data.labels)
 
     atomic_write(path, write)
     return str(path.relative_to(ctx.run_dir))

@@ -30,16 +30,46 @@ def region_weights(masks: np.ndarray) -> np.ndarray:
     return np.concatenate(per_image) / n_regions
 
 
+class ProArea:
+    """The area under a PRO curve up to an FPR limit, built from its curve's segments in descending order
+    of value (one whole curve, or the ranges of the streamed pass)."""
+
+    def __init__(self, limit: float) -> None:
+        self.limit, self.area = limit, 0.0
+        self.x, self.pro = 0.0, 0.0  # the last point: FPR and PRO (the weight of the positives so far)
+
+    def add(self, weights_descending: np.ndarray, c: Curve) -> None:
+        """Continue with a segment: its positives' region weights in descending order of score, and its curve."""
+        self.add_pro(cumulative(self.pro, weights_descending)[c.tp - c.tp_before], c)
+
+    def add_pro(self, pro: np.ndarray, c: Curve) -> None:
+        """Continue with a segment given PRO at each of its values (the weight of the positives >= the value)."""
+        pro_before = np.concatenate([[self.pro], pro[:-1]])
+        fpr_at, fpr_above = c.fp / c.n_neg, c.fp_above / c.n_neg
+        self._extend(np.column_stack([fpr_above, fpr_at]).ravel(), np.column_stack([pro_before, pro]).ravel())
+
+    def _extend(self, x: np.ndarray, y: np.ndarray) -> None:
+        if self.x < self.limit:
+            self.area += integrate_to(np.concatenate([[self.x], x]), np.concatenate([[self.pro], y]), self.limit)
+        self.x, self.pro = float(x[-1]), float(y[-1])
+
+    def result(self) -> float:
+        """AU-PRO: the area (the curve ends at FPR 1 with its last PRO) divided by the limit."""
+        self._extend(np.array([1.0]), np.array([self.pro]))
+        return self.area / self.limit
+
+
+def cumulative(start: float, weights: np.ndarray) -> np.ndarray:
+    """``start`` followed by its running sums with ``weights``, added one by one in order (a sum continued
+    from an earlier segment's ``start`` is the same float as one curve's)."""
+    return np.cumsum(np.concatenate([[start], weights]))
+
+
 def aupro(weights_ascending: np.ndarray, c: Curve, limit: float) -> float:
     """AU-PRO from the region weights of the positives, in ascending order of their scores."""
-    cum_w = np.cumsum(weights_ascending[::-1])
-    # PRO at each distinct positive value = weight of positives >= value (the last one of each run).
-    pro = cum_w[c.tp - 1]
-    pro_before = np.concatenate([[0.0], pro[:-1]])
-    fpr_at, fpr_above = c.fp / c.n_neg, c.fp_above / c.n_neg
-    x = np.concatenate([[0.0], np.column_stack([fpr_above, fpr_at]).ravel(), [1.0]])
-    y = np.concatenate([[0.0], np.column_stack([pro_before, pro]).ravel(), [pro[-1]]])
-    return integrate_to(x, y, limit) / limit
+    area = ProArea(limit)
+    area.add(weights_ascending[::-1], c)
+    return area.result()
 
 
 def integrate_to(x: np.ndarray, y: np.ndarray, limit: float) -> float:

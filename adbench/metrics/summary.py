@@ -25,7 +25,7 @@ class NonFiniteScoreError(AdbenchError):
     """Scores contain NaN or Inf."""
 
 
-def _check_finite(values: np.ndarray, what: str) -> None:
+def check_finite(values: np.ndarray, what: str) -> None:
     bad = ~np.isfinite(values)
     if bad.any():
         idx = np.unravel_index(int(np.argmax(bad)), values.shape)
@@ -35,7 +35,7 @@ def _check_finite(values: np.ndarray, what: str) -> None:
         )
 
 
-def _undefined(keys: tuple[str, ...], why: str) -> dict[str, float]:
+def undefined(keys: tuple[str, ...], why: str) -> dict[str, float]:
     warnings.warn(f"{', '.join(keys)} undefined: {why}; reported as NaN.", MetricWarning, stacklevel=3)
     return {k: float("nan") for k in keys}
 
@@ -46,10 +46,10 @@ def image_metrics(scores: np.ndarray, labels: np.ndarray, extra: tuple[str, ...]
     scores, labels = np.asarray(scores), np.asarray(labels).astype(bool)
     if scores.shape != labels.shape or scores.ndim != 1:
         raise ValueError(f"scores {scores.shape} and labels {labels.shape} must be equal 1-D shapes")
-    _check_finite(scores, "Image scores")
+    check_finite(scores, "Image scores")
     pos, neg = np.sort(scores[labels]), scores[~labels]
     if len(pos) == 0 or len(neg) == 0:
-        return _undefined(metric_keys("image", extra), "the test set needs both normal and anomalous images")
+        return undefined(metric_keys("image", extra), "the test set needs both normal and anomalous images")
     return _computed("image", Ranked(curve(pos, neg)), extra)
 
 
@@ -64,10 +64,10 @@ def pixel_metrics(maps: np.ndarray, masks: np.ndarray, pro_limit: float = 0.3,
         raise ValueError(f"maps {maps.shape} and masks {masks.shape} must be equal N x H x W shapes")
     if not 0 < pro_limit <= 1:
         raise ValueError(f"pro_limit must be in (0, 1], got {pro_limit}")
-    _check_finite(maps, "Anomaly maps")
+    check_finite(maps, "Anomaly maps")
     pos_values, neg = maps[masks], maps[~masks]
     if len(pos_values) == 0 or len(neg) == 0:
-        return _undefined(metric_keys("pixel", extra), "the masks need both anomalous and normal pixels")
+        return undefined(metric_keys("pixel", extra), "the masks need both anomalous and normal pixels")
     order = np.argsort(pos_values, kind="stable")
     return _computed("pixel", Ranked(curve(pos_values[order], neg), masks, maps, order, pro_limit, regions,
                                        seg_threshold), extra)

@@ -25,6 +25,7 @@ from adbench.atomic import atomic_write_text
 from adbench.config import noise_net_keys
 from adbench.errors import AdbenchError
 from adbench.metrics import FPS, Column, Metric, optional_metrics, reported
+from adbench.progress import progress_bar
 from adbench.report.latex import LATEX_MARKS, PAGES, Page, latex_cell, latex_escape, latex_float
 from adbench.report.papers import PaperTable, paper_values, reported_rows
 
@@ -276,19 +277,19 @@ def add_paper_rows(table: Table, labels: list[str], stats: dict[str, tuple[float
                                                                     for k in columns()}, "delta")
 
 
-def per_category_table(frame: pd.DataFrame, baseline: str = "") -> Table:
+def per_category_table(frame: pd.DataFrame, different: dict[str, set[Any]] | None = None) -> Table:
     """Methods x categories x metrics; FPS only in the averaged table (one network on images of one size runs
-    at one speed: per category, its FPS differs by timing noise alone). ``baseline``: a method (as
-    ``with_method_column`` names it) whose image AU-ROC every other row's is tested against
-    (``significant``), a ``SIGNIFICANT`` mark on those that differ."""
-    different = significant(frame, baseline) if baseline else set()
+    at one speed: per category, its FPS differs by timing noise alone). ``different``: metric -> the rows that
+    differ from a baseline's (``significant``), a ``SIGNIFICANT`` mark on that metric where every seed does."""
+    different = different or {}
     frame, method = with_variant_columns(frame)
     table = Table([*method, "category"], [], keys=[k for k in columns() if k != FPS.key])
     for labels, group in frame.groupby([*method, "category"], sort=False, dropna=False):
         stats = {k: (group[k].mean(), group[k].std(ddof=1) if len(group) > 1 else float("nan"))
                  for k in stat_keys(frame)}
-        if different and set(group.index) <= different:
-            table.suffixes[(len(table.rows), "image_auroc")] = SIGNIFICANT
+        for key, rows in different.items():
+            if set(group.index) <= rows:
+                table.suffixes[(len(table.rows), key)] = SIGNIFICANT
         table.add(list(map(str, labels)), stats, row_kind(group),
                   (group["dataset"].iloc[0], group["category"].iloc[0]), fps_group(group))
     return table
@@ -298,9 +299,11 @@ SIGNIFICANT = "§"
 ALPHA = 0.05
 
 
-def significant(frame: pd.DataFrame, baseline: str) -> set[Any]:
-    """Index labels of the rows whose image AU-ROC differs from ``baseline``'s on the same test images and seed
-    (DeLong's paired test, p < ``ALPHA``; the per-image scores stored in the rows)."""
+def significant(frame: pd.DataFrame, baseline: str) -> dict[str, set[Any]]:
+    """Metric -> index labels of the rows that differ from ``baseline``'s on the same test images and seed:
+    image AU-ROC by DeLong's paired test (p < ``ALPHA``; the per-image scores stored in the rows); the pixel
+    metrics, where both rows kept every map (``scoring.keep_maps``), by a paired bootstrap over test images
+    (``bootstrap.paired_bootstrap``: the difference's 95% interval excludes 0)."""
     from adbench.metrics.significance import delong
 
     named = with_method_column(frame)
@@ -311,18 +314,54 @@ def significant(frame: pd.DataFrame, baseline: str) -> set[Any]:
     if not (bare == baseline).any():
         raise AdbenchError(f"--significance {baseline!r}: no such method; choose from "
                            f"{', '.join(dict.fromkeys(bare))}")
-    found = set()
-    for _, group in frame.assign(_method=bare).groupby(["dataset", "category", "seed"], sort=False):
-        reference = group[group["_method"] == baseline]
-        if reference.empty:
-            continue
-        ref = reference.iloc[0]
-        for i, row in group[group["_method"] != baseline].iterrows():
-            labels = np.asarray(row["image_labels"] if isinstance(row["image_labels"], (list, np.ndarray)) else [])
-            if len(labels) and np.array_equal(labels, np.asarray(ref["image_labels"])):
-                test = delong(np.asarray(row["image_scores"]), np.asarray(ref["image_scores"]), labels)
-                found |= {i} if test.p < ALPHA else set()
+    found: dict[str, set[Any]] = {"image_auroc": set()}
+    groups = list(frame.assign(_method=bare).groupby(["dataset", "category", "seed"], sort=False))
+    with progress_bar() as bar:
+        task = bar.add_task("significance", total=len(groups))
+        for _, group in groups:
+            reference = group[group["_method"] == baseline]
+            bar.update(task, advance=1)
+            if reference.empty:
+                continue
+            ref, ref_ranking = reference.iloc[0], None
+            for i, row in group[group["_method"] != baseline].iterrows():
+                labels = np.asarray(row["image_labels"] if isinstance(row["image_labels"], (list, np.ndarray)) else [])
+                if len(labels) and np.array_equal(labels, np.asarray(ref["image_labels"])):
+                    test = delong(np.asarray(row["image_scores"]), np.asarray(ref["image_scores"]), labels)
+                    found["image_auroc"] |= {i} if test.p < ALPHA else set()
+                if kept_maps(row) and kept_maps(ref):
+                    ref_ranking = ref_ranking or ranking(ref)
+                    for key, interval in bootstrap(ranking(row), ref_ranking).items():
+                        found.setdefault(key, set()).update({i} if interval.significant else set())
     return found
+
+
+def kept_maps(row: pd.Series) -> bool:
+    return bool(row.get("all_maps_file"))
+
+
+def ranking(row: pd.Series) -> Any:
+    """The pixel ranking of a row's every kept map (``scoring.keep_maps``), for the bootstrap."""
+    from adbench.metrics.bootstrap import Ranking
+
+    path = Path(row.get("run_folder") or ".") / row["all_maps_file"]
+    try:
+        with np.load(path) as data:
+            return Ranking(data["maps"], data["masks"], float(row.get("pro_limit", 0.3)))
+    except (OSError, KeyError, ValueError) as exc:
+        raise AdbenchError(f"{path}: the maps {row['scorer_label']} kept for {row['category']} cannot be read "
+                           f"({exc}); run that cell again with scoring.keep_maps, or leave out --significance"
+                           ) from None
+
+
+def bootstrap(a: Any, b: Any) -> dict[str, Any]:
+    """``paired_bootstrap`` of two rankings; none when their test sets differ (they are not paired)."""
+    from adbench.metrics.bootstrap import paired_bootstrap
+
+    try:
+        return paired_bootstrap(a, b)
+    except ValueError:
+        return {}
 
 
 def shown(key: str, mean: float) -> float:
@@ -393,10 +432,10 @@ def markdown_table(frame: pd.DataFrame, per_category: bool = True, paper: PaperT
     parts = ["### Mean over categories", "", markdown(averaged, style), ""]
     tables = [averaged]
     if per_category:
-        tables.append(style.chosen(per_category_table(frame, style.significance)))
+        tables.append(style.chosen(per_category_table(frame, style.differences(frame))))
         parts += ["### Per category", "", markdown(tables[-1], style), ""]
     notes = table_notes(frame, averaged, fps=FPS.key in averaged.keys, na=any(t.has_na() for t in tables))
-    notes += [significance_note(style.significance)] if per_category and style.significance else []
+    notes += [significance_note(style.significance, frame)] if per_category and style.significance else []
     return "\n".join(parts) + "\n" + markdown_notes(notes)
 
 
@@ -557,6 +596,17 @@ class Style:
     names: dict[str, str] = field(default_factory=dict)
     metrics: tuple[str, ...] = ()
     significance: str = ""  # a method the per-category table tests every other against (``significant``)
+    tested: list = field(default_factory=list, compare=False, repr=False)  # (frame, its ``significant``), once
+
+    def differences(self, frame: pd.DataFrame) -> dict[str, set[Any]]:
+        """``significant`` against ``significance`` (nothing without one), computed once for a frame shown in
+        both formats."""
+        for seen, found in self.tested:
+            if seen is frame:
+                return found
+        found = significant(frame, self.significance) if self.significance else {}
+        self.tested.append((frame, found))
+        return found
 
     def __post_init__(self) -> None:
         if self.notes not in NOTES:
@@ -621,10 +671,10 @@ def latex_tables(frame: pd.DataFrame, label: str = "tab:adbench", per_category: 
     text = latex(averaged, f"{lead}Mean over categories.", label,
                  table_notes(frame, averaged, fps=FPS.key in averaged.keys, na=averaged.has_na()), style)
     if per_category:
-        categories = style.chosen(per_category_table(frame, style.significance))
+        categories = style.chosen(per_category_table(frame, style.differences(frame)))
         text += "\n" + latex(categories, f"{lead}Per category.", label + "-categories",
                              table_notes(frame, fps=False, na=categories.has_na())
-                             + ([significance_note(style.significance)] if style.significance else []), style)
+                             + ([significance_note(style.significance, frame)] if style.significance else []), style)
     return text
 
 
@@ -711,9 +761,16 @@ def table_notes(frame: pd.DataFrame, table: Table | None = None, fps: bool = Tru
     return notes
 
 
-def significance_note(baseline: str) -> str:
-    return (f"{SIGNIFICANT} image AU-ROC differs from {baseline}'s on the same test images (DeLong's paired test, "
-            f"p < {ALPHA:g}, in every seed).")
+def significance_note(baseline: str, frame: pd.DataFrame) -> str:
+    """What the ``SIGNIFICANT`` mark means, naming the bootstrap where rows kept their maps for it."""
+    from adbench.metrics.bootstrap import CONFIDENCE, DRAWS
+
+    text = (f"{SIGNIFICANT} differs from {baseline}'s on the same test images, in every seed: image AU-ROC by "
+            f"DeLong's paired test (p < {ALPHA:g})")
+    if "all_maps_file" in frame and frame["all_maps_file"].astype(bool).any():
+        text += (f"; pixel metrics by a paired bootstrap over test images ({DRAWS} draws, the anomalous and the "
+                 f"normal images resampled apart; the difference's {CONFIDENCE:.0%} percentile interval excludes 0)")
+    return text + "."
 
 
 def fps_note(frame: pd.DataFrame) -> str:

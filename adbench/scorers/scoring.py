@@ -155,21 +155,39 @@ def image_score_for(scoring: Scoring, supported: tuple[str, ...]) -> str:
     return scoring.image_score if scoring.image_score in supported else supported[0]
 
 
-def components_and_maps(output: ScorerOutput, scoring: Scoring, image_size: int) -> tuple[dict, np.ndarray]:
-    """Components incl. ``max`` of the post-processed pixel maps, and those maps."""
-    maps, peak = postprocess_on_device(output.feature_map, scoring, image_size)
-    return {**output.components, "max": peak.cpu().numpy()}, maps.cpu().numpy()
+POSTPROCESS_BATCH = 32  # feature maps upsampled (and smoothed) at a time: the same maps as all at once
+
+
+def components_and_maps(output: ScorerOutput, scoring: Scoring, image_size: int,
+                        maps: np.ndarray | None = None) -> tuple[dict, np.ndarray]:
+    """Components incl. ``max`` of the post-processed pixel maps, and those maps, made a batch at a time
+    into ``maps`` (an N x size x size float32 array, e.g. on disk: ``streaming.spill_array``) or a new array."""
+    n = len(output.feature_map)
+    maps = np.empty((n, image_size, image_size), np.float32) if maps is None else maps
+    peaks = [np.empty(0, np.float32)]
+    for i in range(0, n, POSTPROCESS_BATCH):
+        batch, peak = postprocess_on_device(output.feature_map[i : i + POSTPROCESS_BATCH], scoring, image_size)
+        maps[i : i + POSTPROCESS_BATCH] = batch.cpu().numpy()
+        peaks.append(peak.cpu().numpy())
+    return {**output.components, "max": np.concatenate(peaks)}, maps
+
+
+def finite_maps(maps: np.ndarray) -> np.ndarray:
+    """Whether each map is all finite, a batch at a time (``maps`` may be larger than memory)."""
+    return np.concatenate([np.isfinite(maps[i : i + POSTPROCESS_BATCH]).all(axis=(1, 2))
+                           for i in range(0, len(maps), POSTPROCESS_BATCH)] or [np.empty(0, bool)])
 
 
 def score_images(test: ScorerOutput, held_out: ScorerOutput | None, scoring: Scoring, image_size: int,
-                 supported: tuple[str, ...], where: str, names: list[str]) -> ImageScores:
-    """The scoring stage: a scorer's output on the test set (and on held-out normals) -> pixel maps and
-    normalised image scores under ``scoring``. Components are normalised by the held-out normals, or
-    (``test-minmax``, transductive) by the test set itself. NaN or Inf is an error naming ``where`` (the
-    cell) and the first bad image of ``names``."""
+                 supported: tuple[str, ...], where: str, names: list[str],
+                 maps: np.ndarray | None = None) -> ImageScores:
+    """The scoring stage: a scorer's output on the test set (and on held-out normals) -> pixel maps (into
+    ``maps`` when given) and normalised image scores under ``scoring``. Components are normalised by the
+    held-out normals, or (``test-minmax``, transductive) by the test set itself. NaN or Inf is an error
+    naming ``where`` (the cell) and the first bad image of ``names``."""
     image_score = image_score_for(scoring, supported)
     parts = image_score.split("+")
-    components, maps = components_and_maps(test, scoring, image_size)
+    components, maps = components_and_maps(test, scoring, image_size, maps)
     seg_threshold = float("nan")
     if scoring.transductive:
         norm = Normalizer.fit({k: components[k] for k in parts}, "test-minmax")
@@ -180,7 +198,7 @@ def score_images(test: ScorerOutput, held_out: ScorerOutput | None, scoring: Sco
         norm = Normalizer.fit({k: held_components[k] for k in parts}, "train")
         seg_threshold = normal_threshold(held_maps)
     scores = norm.image_score(components, parts)
-    bad = ~np.isfinite(scores) | ~np.isfinite(maps).all(axis=(1, 2))
+    bad = ~np.isfinite(scores) | ~finite_maps(maps)
     if bad.any():
         raise NonFiniteScoreError(
             f"{where}: {int(bad.sum())} test image(s) got NaN or Inf scores, first {names[int(np.argmax(bad))]}. "
