@@ -32,7 +32,7 @@ import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from adbench.errors import ConfigError
-from adbench.protocols import IMAGE_SCORES, NORMALISATIONS, PROTOCOLS, Scoring
+from adbench.protocols import AUPRO_IMPLS, IMAGE_SCORES, NORMALISATIONS, PROTOCOLS, Scoring
 
 Precision = Literal["fp32", "bf16"]
 
@@ -170,6 +170,8 @@ class ScoringConfig(Section):
     keep_maps: bool = False
     fps_images: int = Field(64, ge=1)  # the FPS column's batch (the papers time batches of 64)
     pro_limit: float = Field(0.3, gt=0, le=1)  # AU-PRO integrates the PRO curve up to this FPR (the papers' 0.3)
+    # exact (every threshold; MVTec AD's evaluation) or mvtec3d (MVTec 3D-AD's 100 thresholds, ties as steps)
+    aupro_impl: Literal[AUPRO_IMPLS] = "exact"  # type: ignore[valid-type]
     # metrics computed only when asked, never in mAD (adbench.metrics: optional_metrics), e.g. [pixel_aupimo]
     extra_metrics: list[str] = Field(default_factory=list)
     # MVTec AD 2: also score test_private and test_private_mixed (no labels) and write them as its evaluation

@@ -9,6 +9,7 @@ from adbench.errors import ConfigError
 
 IMAGE_SCORES = ("nll+diff", "nll", "diff", "max", "mse")
 NORMALISATIONS = ("train", "test-minmax")
+AUPRO_IMPLS = ("exact", "mvtec3d")  # scoring.aupro_impl: adbench.metrics.pro
 MASK_RESIZES = ("nearest", "bilinear")
 
 

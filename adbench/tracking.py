@@ -9,6 +9,7 @@ the record: a cell is in ``cells.jsonl`` before it is logged, and a logger that 
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import re
@@ -59,15 +60,22 @@ def tracked_params(record: dict[str, Any], flat: dict[str, Any]) -> dict[str, st
 def loss_curve(record: dict[str, Any], folder: Path) -> list[tuple[int, float]]:
     """(step, loss) of the training log of the cell's noise net (``train_log``, relative to ``folder``), at most
     ``MAX_LOSS_POINTS`` of them, the last step included; empty without one."""
-    import csv
-
     path = Path(folder) / record["train_log"] if record.get("train_log") else None
     if path is None or not path.is_file():
         return []
+    return list(sampled_log(str(path), path.stat().st_mtime_ns))
+
+
+@functools.lru_cache(maxsize=16)
+def sampled_log(path: str, mtime_ns: int) -> tuple[tuple[int, float], ...]:
+    """``loss_curve``'s points of one log file, read once however many cells its noise net scores (``mtime_ns``:
+    a log written again is read again)."""
+    import csv
+
     with open(path, newline="") as fh:
         rows = [(int(r["step"]), float(r["loss"])) for r in csv.DictReader(fh)]
     every = max(1, -(-len(rows) // MAX_LOSS_POINTS))
-    return [r for i, r in enumerate(rows) if i % every == 0 or i == len(rows) - 1]
+    return tuple(r for i, r in enumerate(rows) if i % every == 0 or i == len(rows) - 1)
 
 
 def cell_name(record: dict[str, Any]) -> str:

@@ -76,7 +76,8 @@ CHANGES = {
     "scoring.normalisation": ("test-minmax", {M, C}),  # transductive: nothing held out, the model trains on all
     "scoring.eval_batch_size": (5, {C}),
     "scoring.save_maps": (0, {C}),
-    "scoring.keep_maps": (True, {C}),  # a cell run without it has no maps for the bootstrap
+    "scoring.keep_maps": (True, {C}),
+    "scoring.aupro_impl": ("mvtec3d", {C}),  # a cell run without it has no maps for the bootstrap
     "scoring.fps_images": (3, {C}),
     "scoring.pro_limit": (0.05, {C}),
     "scoring.extra_metrics": (["pixel_aupimo"], {C}),

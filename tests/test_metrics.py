@@ -8,6 +8,7 @@ from scipy import ndimage
 from sklearn.metrics import average_precision_score, precision_recall_curve, roc_auc_score
 
 from adbench.metrics import MetricWarning, NonFiniteScoreError, image_metrics, mad, metric_keys, pixel_metrics
+from adbench.metrics.pro import aupro_mvtec3d
 
 
 def sklearn_f1max(y, s):
@@ -480,3 +481,23 @@ def test_seg_f1_at_a_threshold_from_normal_images_by_hand():
         f1_score(y, p), abs=1e-15)
     with pytest.raises(ValueError, match="SegF1 needs a threshold from held-out normal images"):
         pixel_metrics(maps, masks, extra=("pixel_segf1",))
+
+
+@pytest.mark.parametrize("levels", [None, 256, 16])
+def test_mvtec3d_aupro_equals_mvtec3d_ads_code_as_adeval_ships_it(levels):
+    """``aupro_impl: mvtec3d`` against MVTec 3D-AD's ``calculate_au_pro`` (adeval's copy): the same curve, with
+    tied normal scores as steps, so it differs from the exact AU-PRO most on quantised maps."""
+    au_pro = pytest.importorskip("adeval.au_pro")
+    rng = np.random.default_rng(levels or 0)
+    maps, masks = random_maps(rng, n=8, h=20, w=20, levels=7)
+    maps = maps + rng.normal(0, 1, maps.shape)
+    if levels:
+        maps = np.round((maps - maps.min()) / (maps.max() - maps.min()) * (levels - 1))
+    maps = maps.astype(np.float32)
+    for limit, n in ((0.3, 100), (0.05, 1000), (1.0, 7)):
+        reference = au_pro.calculate_au_pro(list(masks.astype(np.uint8)), list(maps), limit, n)[0]
+        assert aupro_mvtec3d(maps, masks, limit, n) == pytest.approx(reference, abs=1e-12)
+    got = pixel_metrics(maps, masks, aupro_impl="mvtec3d")["pixel_aupro"]
+    assert got == pytest.approx(au_pro.calculate_au_pro(list(masks.astype(np.uint8)), list(maps))[0], abs=1e-12)
+    with pytest.raises(ValueError, match=r"aupro_impl must be one of \('exact', 'mvtec3d'\), got 'steps'"):
+        pixel_metrics(maps, masks, aupro_impl="steps")

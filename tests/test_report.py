@@ -674,3 +674,13 @@ def test_report_marks_the_pixel_metrics_that_differ_by_a_paired_bootstrap_of_the
     gone = CliRunner().invoke(app, ["report", str(run_dir), "--out", str(out), "--significance",
                                     "osd_irf_mean(t=500)"])
     assert gone.exit_code == 2 and f"{run_dir / files[1]}: the maps osd_irf_mean(t=500) kept for" in gone.output
+
+
+def test_the_notes_say_which_rows_report_mvtec3ds_aupro():
+    from adbench.report.tables import table_notes
+
+    mixed = " ".join(table_notes(fake_rows().assign(aupro_impl=["mvtec3d"] * 4 + ["exact"] * 4)))
+    assert ("AU-PRO of the rows with aupro impl mvtec3d as MVTec 3D-AD's evaluation code computes it (100 thresholds "
+            "at evenly spaced ranks of the normal pixels' scores, tied scores as steps), not exact." in mixed)
+    assert "AU-PRO as MVTec 3D-AD's" in " ".join(table_notes(fake_rows().assign(aupro_impl="mvtec3d")))
+    assert "MVTec 3D-AD" not in " ".join(table_notes(fake_rows().assign(aupro_impl="exact")))

@@ -33,6 +33,7 @@ from adbench.engine.run import (
 )
 from adbench.errors import DataError
 from adbench.metrics import metric_keys, pixel_metrics
+from adbench.metrics.pro import aupro_mvtec3d
 from adbench.registry import SCORERS
 from adbench.scorers.scoring import upsample
 from tests.test_metrics import brute_aupro, sklearn_f1max
@@ -714,7 +715,11 @@ def test_a_category_too_large_for_memory_streams_its_metrics_to_the_same_values(
     every = dict(np.load(ctx.run_dir / kept["all_maps_file"]))  # every test image's map, for the bootstrap
     assert every["maps"].dtype == np.float32 and len(every["maps"]) == kept["n_test"]
     from_file = pixel_metrics(every["maps"], every["masks"])
-    assert all(from_file[k] == kept[k] for k in from_file)
+    assert all(from_file[k] == kept[k] for k in from_file) and kept["aupro_impl"] == "exact"
+    mvtec3d = small_context(tiny_synthetic, tmp_path, {"categories": ["washer"], "scoring.aupro_impl": "mvtec3d"})
+    row = score_cell(mvtec3d, eval_set(mvtec3d, "washer"), model, spec)
+    assert row["aupro_impl"] == "mvtec3d" and row["pixel_auroc"] == kept["pixel_auroc"]
+    assert row["pixel_aupro"] == aupro_mvtec3d(every["maps"], every["masks"], 0.3) != kept["pixel_aupro"]
     monkeypatch.setattr(streaming, "IN_MEMORY_BYTES_PER_PIXEL", 2**40)  # every category too large for memory
     data = eval_set(ctx, "washer")
     assert isinstance(data.masks, np.memmap) and data.spill.directory == ctx.cache_dir / "spill"
@@ -735,3 +740,5 @@ def test_a_category_too_large_for_memory_streams_its_metrics_to_the_same_values(
     with pytest.raises(ConfigError, match=r"^washer: \d+ test images at 64 px take more than runtime.metric_memory_mb "
                                           r"\(2048 MB\) .* pixel_aupimo need the maps in memory: raise "):
         eval_set(aupimo, "washer")
+    with pytest.raises(ConfigError, match="streamed; scoring.aupro_impl mvtec3d need the maps in memory"):
+        eval_set(mvtec3d, "washer")

@@ -365,11 +365,13 @@ def spill_for(ctx: Context, category: str, n_test: int) -> Spill | None:
     cfg = ctx.cfg
     spill = Spill.needed(n_test * cfg.backbone.image_size**2, cfg.runtime.metric_memory_mb, ctx.cache_dir / "spill")
     in_memory = [k for k in cfg.scoring.extra_metrics if k.startswith("pixel_") and k not in STREAMED]
+    in_memory += [f"scoring.aupro_impl {cfg.scoring.aupro_impl}"] if cfg.scoring.aupro_impl != "exact" else []
     if spill and in_memory:
         raise ConfigError(f"{category}: {n_test} test images at {cfg.backbone.image_size} px take more than "
                           f"runtime.metric_memory_mb ({cfg.runtime.metric_memory_mb} MB) for the in-memory metric "
                           f"pass, so its pixel metrics are streamed; {', '.join(in_memory)} need the maps in "
-                          "memory: raise runtime.metric_memory_mb or drop them from scoring.extra_metrics.")
+                          "memory: raise runtime.metric_memory_mb, or leave them out (scoring.extra_metrics, "
+                          "scoring.aupro_impl: exact).")
     return spill
 
 
@@ -399,18 +401,18 @@ def cell_scores(ctx: Context, data: EvalSet, model: nn.Module, scorer: Any, labe
 
 
 def cell_metrics(data: EvalSet, out: ImageScores, mad_over_available: bool = False,
-                 pro_limit: float = 0.3, extra: tuple[str, ...] = ()) -> dict[str, float]:
+                 pro_limit: float = 0.3, extra: tuple[str, ...] = (), aupro_impl: str = "exact") -> dict[str, float]:
     """The metric table's metrics and their mean (mAD) of a cell's scores (pixel metrics NaN without masks;
     ``mad_over_available``: mAD over the metrics that exist, the dataset's convention; AU-PRO up to the FPR
-    ``pro_limit``; optional metrics in ``extra``; AU-sPRO over ``data.regions``; SegF1 at the threshold the
-    held-out normals gave; streamed from disk for a category with ``data.spill``)."""
+    ``pro_limit`` by ``aupro_impl``; optional metrics in ``extra``; AU-sPRO over ``data.regions``; SegF1 at the
+    threshold the held-out normals gave; streamed from disk for a category with ``data.spill``)."""
     metrics = image_metrics(*data.image_level(out.scores), extra)
     if data.masks is None:
         metrics |= dict.fromkeys(metric_keys("pixel", extra), float("nan"))
     elif data.spill:
         metrics |= data.spill.pixel_metrics(out.maps, data.masks, pro_limit)
     else:
-        metrics |= pixel_metrics(out.maps, data.masks, pro_limit, extra, data.regions, out.seg_threshold)
+        metrics |= pixel_metrics(out.maps, data.masks, pro_limit, extra, data.regions, out.seg_threshold, aupro_impl)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", MetricWarning)
         metrics["mad"] = mad(metrics, mad_over_available)
@@ -431,8 +433,9 @@ def score_cell(ctx: Context, data: EvalSet, model: nn.Module, spec: dict[str, An
         torch.cuda.reset_peak_memory_stats(ctx.device)
     start = time.perf_counter()
     out = cell_scores(ctx, data, model, scorer, f"{data.category} / {scorer_label(spec)}")
-    metrics = cell_metrics(data, out, getattr(ctx.dataset, "mad_over_available", False), ctx.cfg.scoring.pro_limit,
-                           tuple(ctx.cfg.scoring.extra_metrics))
+    scoring = ctx.cfg.scoring
+    metrics = cell_metrics(data, out, getattr(ctx.dataset, "mad_over_available", False), scoring.pro_limit,
+                           tuple(scoring.extra_metrics), scoring.aupro_impl)
     cost = {"score_seconds": time.perf_counter() - start, **peak_memory(ctx.device)}
     submission = ""
     if ctx.cfg.scoring.submission:  # MVTec AD 2's private test sets, written for its evaluation server
@@ -516,6 +519,7 @@ def result_row(ctx: Context, data: EvalSet, spec: dict[str, Any], scorer: Any, o
         "segf1_threshold": out.seg_threshold, "held_out": cfg.data.held_out,
         "smoothing_sigma": scoring.smoothing_sigma, "pool_size": scoring.pool_size,
         "align_corners": scoring.align_corners, "mask_resize": scoring.mask_resize, "pro_limit": cfg.scoring.pro_limit,
+        "aupro_impl": cfg.scoring.aupro_impl,
         # a mask pixel is anomalous when > 0 in the file; resized bilinearly (ADer), when > this share of 255 after
         "mask_threshold": MASK_THRESHOLDS[scoring.mask_resize],
         "normalisation": scoring.normalisation, "transductive": scoring.transductive,

@@ -15,6 +15,7 @@ from adbench.errors import AdbenchError
 from adbench.metrics.ranking import curve
 from adbench.metrics.spro import Region
 from adbench.metrics.table import Ranked, metric_keys, metrics
+from adbench.protocols import AUPRO_IMPLS
 
 
 class MetricWarning(UserWarning):
@@ -55,22 +56,25 @@ def image_metrics(scores: np.ndarray, labels: np.ndarray, extra: tuple[str, ...]
 
 def pixel_metrics(maps: np.ndarray, masks: np.ndarray, pro_limit: float = 0.3,
                   extra: tuple[str, ...] = (), regions: list[Region] | None = None,
-                  seg_threshold: float = float("nan")) -> dict[str, float]:
+                  seg_threshold: float = float("nan"), aupro_impl: str = "exact") -> dict[str, float]:
     """Pixel AU-ROC, AP, F1-max and AU-PRO (and any other pixel metric of the table; optional ones, e.g.
     ``pixel_aupimo``, in ``extra``) of anomaly ``maps`` (N x H x W) against ``masks``; ``regions``: the
-    annotated defects with their saturation areas, which AU-sPRO reads; ``seg_threshold``: SegF1's (NaN: none)."""
+    annotated defects with their saturation areas, which AU-sPRO reads; ``seg_threshold``: SegF1's (NaN: none);
+    ``aupro_impl``: ``exact`` or ``mvtec3d`` (MVTec 3D-AD's sampled curve, ``pro.aupro_mvtec3d``)."""
     maps, masks = np.asarray(maps), np.asarray(masks).astype(bool)
     if maps.shape != masks.shape or maps.ndim != 3:
         raise ValueError(f"maps {maps.shape} and masks {masks.shape} must be equal N x H x W shapes")
     if not 0 < pro_limit <= 1:
         raise ValueError(f"pro_limit must be in (0, 1], got {pro_limit}")
+    if aupro_impl not in AUPRO_IMPLS:
+        raise ValueError(f"aupro_impl must be one of {AUPRO_IMPLS}, got {aupro_impl!r}")
     check_finite(maps, "Anomaly maps")
     pos_values, neg = maps[masks], maps[~masks]
     if len(pos_values) == 0 or len(neg) == 0:
         return undefined(metric_keys("pixel", extra), "the masks need both anomalous and normal pixels")
     order = np.argsort(pos_values, kind="stable")
-    return _computed("pixel", Ranked(curve(pos_values[order], neg), masks, maps, order, pro_limit, regions,
-                                       seg_threshold), extra)
+    return _computed("pixel", Ranked(curve(pos_values[order], neg), masks, maps, order, pro_limit, aupro_impl,
+                                       regions, seg_threshold), extra)
 
 
 def _computed(level: str, ranked: Ranked, extra: tuple[str, ...] = ()) -> dict[str, float]:

@@ -14,7 +14,7 @@ from functools import cached_property
 import numpy as np
 
 from adbench.metrics.pimo import aupimo
-from adbench.metrics.pro import aupro, region_weights
+from adbench.metrics.pro import aupro, aupro_mvtec3d, region_weights
 from adbench.metrics.ranking import Curve, auroc, average_precision, f1_max
 from adbench.metrics.segmentation import miou_max, seg_f1
 from adbench.metrics.spro import SPRO_LIMITS, Region, auspro, spro_curve
@@ -31,6 +31,7 @@ class Ranked:
     maps: np.ndarray | None = None  # pixel level: the anomaly maps (per-image metrics: AUPIMO)
     order: np.ndarray | None = None  # pixel level: positive pixels in ascending score order
     pro_limit: float = 0.3
+    aupro_impl: str = "exact"  # or mvtec3d (``pro.aupro_mvtec3d``)
     regions: list[Region] | None = None  # pixel level: annotated defects with saturation areas (AU-sPRO)
     seg_threshold: float = float("nan")  # pixel level: SegF1's binarisation, chosen without test labels
 
@@ -82,6 +83,8 @@ def _f1(r: Ranked) -> float:
 
 
 def _aupro(r: Ranked) -> float:
+    if r.aupro_impl == "mvtec3d":
+        return aupro_mvtec3d(r.maps, r.masks, r.pro_limit)
     return aupro(r.region_weights, r.curve, r.pro_limit)
 
 

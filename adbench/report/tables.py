@@ -25,6 +25,7 @@ from adbench.atomic import atomic_write_text
 from adbench.config import noise_net_keys
 from adbench.errors import AdbenchError
 from adbench.metrics import FPS, Column, Metric, optional_metrics, reported
+from adbench.metrics.pro import MVTEC3D_THRESHOLDS
 from adbench.progress import progress_bar
 from adbench.report.latex import LATEX_MARKS, PAGES, Page, latex_cell, latex_escape, latex_float
 from adbench.report.papers import PaperTable, paper_values, reported_rows
@@ -331,7 +332,8 @@ def significant(frame: pd.DataFrame, baseline: str) -> dict[str, set[Any]]:
                     found["image_auroc"] |= {i} if test.p < ALPHA else set()
                 if kept_maps(row) and kept_maps(ref):
                     ref_ranking = ref_ranking or ranking(ref)
-                    for key, interval in bootstrap(ranking(row), ref_ranking).items():
+                    exact = all(r.get("aupro_impl", "exact") == "exact" for r in (row, ref))
+                    for key, interval in bootstrap(ranking(row), ref_ranking, exact).items():
                         found.setdefault(key, set()).update({i} if interval.significant else set())
     return found
 
@@ -354,14 +356,16 @@ def ranking(row: pd.Series) -> Any:
                            ) from None
 
 
-def bootstrap(a: Any, b: Any) -> dict[str, Any]:
-    """``paired_bootstrap`` of two rankings; none when their test sets differ (they are not paired)."""
+def bootstrap(a: Any, b: Any, exact_aupro: bool) -> dict[str, Any]:
+    """``paired_bootstrap`` of two rankings (AU-PRO only where both rows report the exact one, which is what it
+    resamples); none when their test sets differ (they are not paired)."""
     from adbench.metrics.bootstrap import paired_bootstrap
 
     try:
-        return paired_bootstrap(a, b)
+        tests = paired_bootstrap(a, b)
     except ValueError:
         return {}
+    return tests if exact_aupro else {k: v for k, v in tests.items() if k != "pixel_aupro"}
 
 
 def shown(key: str, mean: float) -> float:
@@ -727,6 +731,10 @@ def table_notes(frame: pd.DataFrame, table: Table | None = None, fps: bool = Tru
     limits = sorted(set(frame["pro_limit"].dropna())) if "pro_limit" in frame else []
     if limits and limits != [0.3]:
         notes.append(f"AU-PRO integrated up to FPR {'/'.join(f'{x:g}' for x in limits)} (the papers: 0.3).")
+    if "aupro_impl" in frame and (frame["aupro_impl"] == "mvtec3d").any():
+        notes.append(f"AU-PRO{' of the rows with aupro impl mvtec3d' if frame['aupro_impl'].nunique() > 1 else ''} as "
+                     f"MVTec 3D-AD's evaluation code computes it ({MVTEC3D_THRESHOLDS} thresholds at evenly spaced "
+                     "ranks of the normal pixels' scores, tied scores as steps), not exact.")
     if fps:
         notes.append(fps_note(frame))
     protocols = []
