@@ -596,7 +596,7 @@ def test_report_renames_labels_and_headers_and_shows_the_metrics_asked(tmp_path)
 
 def test_report_marks_the_image_aurocs_that_differ_from_a_baseline_by_delongs_test(tmp_path):
     from adbench.metrics.significance import delong
-    from adbench.report.tables import significant
+    from adbench.report.significance import significant
 
     rng = np.random.default_rng(0)
     labels = np.r_[np.ones(20, int), np.zeros(20, int)]
@@ -634,7 +634,7 @@ def test_report_marks_the_image_aurocs_that_differ_from_a_baseline_by_delongs_te
 
 def test_report_marks_the_pixel_metrics_that_differ_by_a_paired_bootstrap_of_the_kept_maps(tmp_path):
     from adbench.metrics.bootstrap import Ranking, paired_bootstrap
-    from adbench.report.tables import significant
+    from adbench.report.significance import significant
 
     rng = np.random.default_rng(1)
     run_dir = tmp_path / "run"

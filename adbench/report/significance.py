@@ -1,0 +1,98 @@
+"""Marks for differences a reviewer can trust: which rows differ from a baseline method's on the same test
+images, by DeLong's paired test (image AU-ROC, from the per-image scores every row keeps) and, where both rows
+kept every map (``scoring.keep_maps``), a paired bootstrap over test images (pixel metrics)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from adbench.errors import AdbenchError
+from adbench.progress import progress_bar
+
+SIGNIFICANT = "§"
+ALPHA = 0.05
+
+
+def significant(frame: pd.DataFrame, baseline: str) -> dict[str, set[Any]]:
+    """Metric -> index labels of the rows that differ from ``baseline``'s on the same test images and seed:
+    image AU-ROC by DeLong's paired test (p < ``ALPHA``; the per-image scores stored in the rows); the pixel
+    metrics, where both rows kept every map (``scoring.keep_maps``), by a paired bootstrap over test images
+    (``bootstrap.paired_bootstrap``: the difference's 95% interval excludes 0)."""
+    from adbench.metrics.significance import delong
+    from adbench.report.tables import REFERENCE_MARK, TRANSDUCTIVE_MARK, with_method_column
+
+    named = with_method_column(frame)
+    bare = named["method"].str.replace(TRANSDUCTIVE_MARK, "").str.replace(REFERENCE_MARK, "")
+    if "image_scores" not in frame:
+        raise AdbenchError("--significance needs each test image's score (the image_scores column), which these "
+                           "rows were written without (an older adbench): run them again to test differences")
+    if not (bare == baseline).any():
+        raise AdbenchError(f"--significance {baseline!r}: no such method; choose from "
+                           f"{', '.join(dict.fromkeys(bare))}")
+    found: dict[str, set[Any]] = {"image_auroc": set()}
+    groups = list(frame.assign(_method=bare).groupby(["dataset", "category", "seed"], sort=False))
+    with progress_bar() as bar:
+        task = bar.add_task("significance", total=len(groups))
+        for _, group in groups:
+            reference = group[group["_method"] == baseline]
+            bar.update(task, advance=1)
+            if reference.empty:
+                continue
+            ref, ref_ranking = reference.iloc[0], None
+            for i, row in group[group["_method"] != baseline].iterrows():
+                labels = np.asarray(row["image_labels"] if isinstance(row["image_labels"], (list, np.ndarray)) else [])
+                if len(labels) and np.array_equal(labels, np.asarray(ref["image_labels"])):
+                    test = delong(np.asarray(row["image_scores"]), np.asarray(ref["image_scores"]), labels)
+                    found["image_auroc"] |= {i} if test.p < ALPHA else set()
+                if kept_maps(row) and kept_maps(ref):
+                    ref_ranking = ref_ranking or ranking(ref)
+                    exact = all(r.get("aupro_impl", "exact") == "exact" for r in (row, ref))
+                    for key, interval in bootstrap(ranking(row), ref_ranking, exact).items():
+                        found.setdefault(key, set()).update({i} if interval.significant else set())
+    return found
+
+
+def kept_maps(row: pd.Series) -> bool:
+    return bool(row.get("all_maps_file"))
+
+
+def ranking(row: pd.Series) -> Any:
+    """The pixel ranking of a row's every kept map (``scoring.keep_maps``), for the bootstrap."""
+    from adbench.metrics.bootstrap import Ranking
+
+    path = Path(row.get("run_folder") or ".") / row["all_maps_file"]
+    try:
+        with np.load(path) as data:
+            return Ranking(data["maps"], data["masks"], float(row.get("pro_limit", 0.3)))
+    except (OSError, KeyError, ValueError) as exc:
+        raise AdbenchError(f"{path}: the maps {row['scorer_label']} kept for {row['category']} cannot be read "
+                           f"({exc}); run that cell again with scoring.keep_maps, or leave out --significance"
+                           ) from None
+
+
+def bootstrap(a: Any, b: Any, exact_aupro: bool) -> dict[str, Any]:
+    """``paired_bootstrap`` of two rankings (AU-PRO only where both rows report the exact one, which is what it
+    resamples); none when their test sets differ (they are not paired)."""
+    from adbench.metrics.bootstrap import paired_bootstrap
+
+    try:
+        tests = paired_bootstrap(a, b)
+    except ValueError:
+        return {}
+    return tests if exact_aupro else {k: v for k, v in tests.items() if k != "pixel_aupro"}
+
+
+def significance_note(baseline: str, frame: pd.DataFrame) -> str:
+    """What the ``SIGNIFICANT`` mark means, naming the bootstrap where rows kept their maps for it."""
+    from adbench.metrics.bootstrap import CONFIDENCE, DRAWS
+
+    text = (f"{SIGNIFICANT} differs from {baseline}'s on the same test images, in every seed: image AU-ROC by "
+            f"DeLong's paired test (p < {ALPHA:g})")
+    if "all_maps_file" in frame and frame["all_maps_file"].astype(bool).any():
+        text += (f"; pixel metrics by a paired bootstrap over test images ({DRAWS} draws, the anomalous and the "
+                 f"normal images resampled apart; the difference's {CONFIDENCE:.0%} percentile interval excludes 0)")
+    return text + "."
