@@ -337,21 +337,21 @@ def eval_set(ctx: Context, category: str) -> EvalSet:
                       "flagged in its rows (holdout_below_min)")
     test = ctx.dataset.test(category)
     labels = np.array([s.label for s in test])
-    size = cfg.backbone.image_size
+    size, mask_resize = cfg.backbone.image_size, cfg.scoring.resolved().mask_resize
     spill = spill_for(ctx, category, len(test))
     masks = None
     if ctx.dataset.has_masks and any(s.mask_path is not None for s in test if s.label):  # else image-level only
         shape = (len(test), size, size)
         masks = spill_array(spill.directory, shape, bool) if spill else np.empty(shape, bool)
         for i, s in enumerate(test):
-            masks[i] = load_mask(s, size, cfg.scoring.resolved().mask_resize)
+            masks[i] = load_mask(s, size, mask_resize)
         empty = [s.image_path for i, s in enumerate(test) if s.label and not masks[i].any()]
         if empty:  # an anomaly too small for the resized mask, or a defect without annotation
             console.print(f"[yellow]warning:[/] {category}: {len(empty)} anomalous test image(s) have an empty "
                           f"mask at {size} px, e.g. {empty[0]}; counted in n_empty_masks")
     regions = None
     if masks is not None and any(k.startswith(SPRO_PREFIX) for k in cfg.scoring.extra_metrics):
-        regions = ctx.dataset.defect_regions(category, test, size, cfg.scoring.resolved().mask_resize)
+        regions = ctx.dataset.defect_regions(category, test, size, mask_resize)
     normalise = feature_normaliser(ctx, category)
     held_feats = normalise(ctx.features(held, f"{category}: held-out features")) if held else torch.empty(0)
     return EvalSet(category, held_feats, normalise(ctx.features(test, f"{category}: test features")), labels,
@@ -438,7 +438,7 @@ def score_cell(ctx: Context, data: EvalSet, model: nn.Module, spec: dict[str, An
                            tuple(scoring.extra_metrics), scoring.aupro_impl)
     cost = {"score_seconds": time.perf_counter() - start, **peak_memory(ctx.device)}
     submission = ""
-    if ctx.cfg.scoring.submission:  # MVTec AD 2's private test sets, written for its evaluation server
+    if scoring.submission:  # MVTec AD 2's private test sets, written for its evaluation server
         from adbench.engine.submission import export_private
 
         submission = export_private(ctx, data, model, scorer, spec, out.seg_threshold)
@@ -551,26 +551,25 @@ def save_maps(ctx: Context, data: EvalSet, maps: np.ndarray, scores: np.ndarray,
     file's path relative to the run folder (the folder may be moved, or reported on from anywhere)."""
     order = kept_samples(data.labels, ctx.cfg.scoring.save_maps)
     masks = data.masks[order] if data.masks is not None else np.zeros((len(order), *maps.shape[1:]), bool)
-    path = ctx.run_dir / "maps" / f"{key}.npz"
-
-    def write(tmp: Path) -> None:
-        with open(tmp, "wb") as fh:  # a file object: savez would append .npz to a path
-            np.savez_compressed(fh, maps=maps[order].astype(np.float16), masks=masks, labels=data.labels[order],
-                                scores=scores[order], images=np.array([str(data.samples[i].image_path) for i in order]),
-                                score_below=(scores[None, :] < scores[order, None]).mean(axis=1))
-
-    atomic_write(path, write)
-    return str(path.relative_to(ctx.run_dir))
+    return write_npz(ctx, f"{key}.npz", maps=maps[order].astype(np.float16), masks=masks, labels=data.labels[order],
+                     scores=scores[order], images=np.array([str(data.samples[i].image_path) for i in order]),
+                     score_below=(scores[None, :] < scores[order, None]).mean(axis=1))
 
 
 def keep_maps(ctx: Context, data: EvalSet, maps: np.ndarray, key: str) -> str:
     """Every test image's map (float32, as scored) and mask (``scoring.keep_maps``), for paired bootstraps of the
     pixel metrics between methods (``report --significance``); the file's path relative to the run folder."""
-    path = ctx.run_dir / "maps" / f"{key}-all.npz"
+    return write_npz(ctx, f"{key}-all.npz", maps=maps, masks=data.masks, labels=data.labels)
+
+
+def write_npz(ctx: Context, name: str, **arrays: np.ndarray) -> str:
+    """``arrays`` compressed into the run folder's ``maps/<name>``, atomically; the path relative to the run
+    folder (the folder may be moved, or reported on from anywhere)."""
+    path = ctx.run_dir / "maps" / name
 
     def write(tmp: Path) -> None:
-        with open(tmp, "wb") as fh:
-            np.savez_compressed(fh, maps=maps, masks=data.masks, labels=data.labels)
+        with open(tmp, "wb") as fh:  # a file object: savez would append .npz to a path
+            np.savez_compressed(fh, **arrays)
 
     atomic_write(path, write)
     return str(path.relative_to(ctx.run_dir))

@@ -15,9 +15,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import ndimage
 
-from adbench.metrics.pro import EIGHT_CONNECTED, ProArea
+from adbench.metrics.pro import ProArea, region_sizes
 from adbench.metrics.ranking import Curve, auroc, average_precision, cores, f1_max
 from adbench.metrics.streaming import STREAMED
 
@@ -39,8 +38,7 @@ class Ranking:
         size = np.zeros(masks.shape, np.int64)  # each positive's region size
         self.n_regions_of = np.zeros(len(masks), np.int64)
         for i, mask in enumerate(masks):
-            labels, self.n_regions_of[i] = ndimage.label(mask, structure=EIGHT_CONNECTED)
-            size[i][mask] = np.bincount(labels[mask])[labels[mask]]
+            size[i][mask], self.n_regions_of[i] = region_sizes(mask)
         values = maps.ravel()
         lowest = values[masks.ravel()].min() if masks.any() else np.inf
         kept = np.flatnonzero(values >= lowest)  # a negative below every positive counts only in the totals
@@ -59,13 +57,14 @@ class Ranking:
     def metrics(self, w: np.ndarray) -> dict[str, float]:
         """Pixel AU-ROC, AP, F1-max and AU-PRO with image i taken ``w[i]`` times."""
         seen = np.cumsum(w.astype(np.int32)[self.image], dtype=np.int64)  # weighted pixels up to each
-        tp = np.concatenate([[0], np.cumsum(w[self.pos_image])])[self.pos_at_end]  # weighted positives >= value
+        pos_w = w[self.pos_image]
+        tp = np.concatenate([[0], np.cumsum(pos_w)])[self.pos_at_end]  # weighted positives >= value
         tp_above = np.concatenate([[0], tp[:-1]])
         seen_above = np.where(self.first > 0, seen[self.first - 1], 0)
         has = tp > tp_above  # the replicate's distinct positive values
         c = Curve(tp[has], (seen[self.last] - tp)[has], (seen_above - tp_above)[has], int(w @ self.n_pos_of),
                   int(w @ self.n_neg_of))
-        cum = np.concatenate([[0.0], np.cumsum(w[self.pos_image] * self.inverse_size)])
+        cum = np.concatenate([[0.0], np.cumsum(pos_w * self.inverse_size)])
         area = ProArea(self.pro_limit)
         area.add_pro(cum[self.pos_at_end[has]] / int(w @ self.n_regions_of), c)
         return {"pixel_auroc": auroc(c), "pixel_ap": average_precision(c), "pixel_f1max": f1_max(c),

@@ -18,15 +18,22 @@ from adbench.metrics.ranking import Curve
 EIGHT_CONNECTED = np.ones((3, 3), dtype=bool)
 
 
+def region_sizes(mask: np.ndarray) -> tuple[np.ndarray, int]:
+    """One image's 8-connected regions: each positive pixel's region size (in ``mask[mask]`` order) and
+    how many regions there are."""
+    labels, n = ndimage.label(mask, structure=EIGHT_CONNECTED)
+    flat = labels[mask]
+    return np.bincount(flat)[flat], n
+
+
 def region_weights(masks: np.ndarray) -> np.ndarray:
     """For every positive pixel (in ``masks[masks]`` order): 1 / (region size * number of regions)."""
     per_image, n_regions = [], 0
     for mask in masks:
         if not mask.any():
             continue
-        lab, n = ndimage.label(mask, structure=EIGHT_CONNECTED)
-        flat = lab[mask]
-        per_image.append(1.0 / np.bincount(flat)[flat])
+        sizes, n = region_sizes(mask)
+        per_image.append(1.0 / sizes)
         n_regions += n
     return np.concatenate(per_image) / n_regions
 

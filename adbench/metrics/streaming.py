@@ -20,9 +20,8 @@ from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
-from scipy import ndimage
 
-from adbench.metrics.pro import EIGHT_CONNECTED, ProArea, cumulative
+from adbench.metrics.pro import ProArea, cumulative, region_sizes
 from adbench.metrics.ranking import Curve, average_precision, f1_max, u_statistic
 from adbench.metrics.summary import check_finite, undefined
 
@@ -121,9 +120,8 @@ class StreamedPixelMetrics:
         pos.tofile(self.files["pos"])
         for mask in masks:
             if mask.any():
-                labels, n = ndimage.label(mask, structure=EIGHT_CONNECTED)
-                flat = labels[mask]
-                np.bincount(flat)[flat].astype(np.uint32).tofile(self.files["size"])
+                sizes, n = region_sizes(mask)
+                sizes.astype(np.uint32).tofile(self.files["size"])
                 self.n_regions += n
         self.hist += np.bincount(pos >> LOW, minlength=1 << LOW)
         self.n_images += len(maps)

@@ -17,6 +17,7 @@ from adbench.report.tables import (
     REFERENCE_MARK,
     TRANSDUCTIVE_MARK,
     dataset_names,
+    row_file,
     scorer_arg,
     with_method_column,
 )
@@ -216,8 +217,8 @@ def plot_map_comparison(maps_files: dict[str, Path], path: Path, title: str = ""
 
 
 def maps_path(row: pd.Series) -> Path:
-    """A row's kept-maps file: ``maps_file`` relative to its ``run_folder`` (older rows: absolute)."""
-    return Path(row.get("run_folder") or ".") / row["maps_file"]
+    """A row's kept-maps file (``row_file``)."""
+    return row_file(row, "maps_file")
 
 
 def comparison_columns(group: pd.DataFrame) -> dict[str, Path]:

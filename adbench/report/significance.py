@@ -4,7 +4,6 @@ kept every map (``scoring.keep_maps``), a paired bootstrap over test images (pix
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -63,8 +62,9 @@ def kept_maps(row: pd.Series) -> bool:
 def ranking(row: pd.Series) -> Any:
     """The pixel ranking of a row's every kept map (``scoring.keep_maps``), for the bootstrap."""
     from adbench.metrics.bootstrap import Ranking
+    from adbench.report.tables import row_file
 
-    path = Path(row.get("run_folder") or ".") / row["all_maps_file"]
+    path = row_file(row, "all_maps_file")
     try:
         with np.load(path) as data:
             return Ranking(data["maps"], data["masks"], float(row.get("pro_limit", 0.3)))

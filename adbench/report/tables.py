@@ -376,6 +376,12 @@ def markdown_notes(notes: list[str]) -> str:
     return "Notes:\n\n" + "".join(f"- {n}\n" for n in notes)
 
 
+def row_file(row: pd.Series, column: str) -> Path:
+    """A file a row names in ``column`` (``maps_file``, ``all_maps_file``): relative to its ``run_folder``
+    (older rows: absolute)."""
+    return Path(row.get("run_folder") or ".") / row[column]
+
+
 def with_method_column(frame: pd.DataFrame) -> pd.DataFrame:
     """``frame`` with a ``method`` column: the scorer and what else differs between methods, config values
     with their keys (``osd_irf_mean / t=500 / efficientnet_lite0 / feature_norm=none``)."""
