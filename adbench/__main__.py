@@ -2,4 +2,5 @@
 
 from adbench.cli import app
 
-app()
+if __name__ == "__main__":  # not again in the processes a distributed training spawns
+    app()

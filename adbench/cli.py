@@ -92,7 +92,12 @@ Opt = typer.Option
 
 QUICK_HELP = ("A smoke run, the same on every command that trains: 20 epochs (2 of warm-up) into a folder "
               "named <name>-quick; a grid also takes its quick axes, a study its quick_trials, sweep-t 3 timesteps.")
-PRECISION_HELP = "Noise net on CUDA: bf16 (autocast, default) or fp32. CPU always runs fp32."
+PRECISION_HELP = ("Noise net when scoring on CUDA: bf16 (autocast, default, as the official evaluation) or fp32 "
+                  "(training: --set train.precision=bf16; fp32 by default, as the official training). CPU always "
+                  "runs fp32.")
+NPROC_HELP = ("Train each noise net on N processes of this machine, one per GPU (torch.distributed DDP, or FSDP with "
+              "--set train.strategy=fsdp; gloo on CPUs); --batch-size stays the global batch, split across them. "
+              "Default: in this process.")
 BACKBONE_PRECISION_HELP = "Backbone on CUDA: fp32 (default, as the official code) or bf16 (autocast)."
 
 
@@ -101,14 +106,16 @@ def build_config(config: Path | None, dataset: str | None, data_root: str | None
                  scorer: list[str] | None, epochs: int | None, batch_size: int | None, protocol: str | None,
                  image_score: str | None, precision: str | None, backbone_precision: str | None,
                  seed: int | None, device: str | None, name: str | None, image_size: int | None,
-                 set_: list[str] | None, quick_run: bool | None = None) -> RunConfig:
+                 set_: list[str] | None, quick_run: bool | None = None, nproc_per_node: int | None = None,
+                 nnodes: int | None = None, rdzv_endpoint: str | None = None) -> RunConfig:
     flags: dict[str, Any] = {
         "data.dataset": dataset, "data.root": data_root, "categories": category or None, "backbone.name": backbone,
         "backbone.weights": weights, "backbone.pretrained": pretrained, "noise_net.name": noise_net,
         "scoring.scorers": [parse_scorer(s) for s in scorer] if scorer else None, "scoring.image_score": image_score,
         "scoring.protocol": protocol, "noise_net.precision": precision, "backbone.precision": backbone_precision,
         "train.epochs": epochs, "train.batch_size": batch_size, "seed": seed, "runtime.device": device,
-        "runtime.name": name, "backbone.image_size": image_size,
+        "runtime.name": name, "backbone.image_size": image_size, "runtime.nproc_per_node": nproc_per_node,
+        "runtime.nnodes": nnodes, "runtime.rdzv_endpoint": rdzv_endpoint,
     }
     cfg = config_with_flags(config, {**flags, **parse_sets(set_)})
     return quick(cfg) if quick_run else cfg
@@ -158,6 +165,12 @@ def run_options(fn):
               ("set_", list[str] | None, ("--set",), "key=value override of any config key, e.g. "
                "train.lr=1e-4 or data.args={threshold: 0.5} (repeatable)."),
               ("quick_run", bool | None, ("--quick",), QUICK_HELP),
+              ("nproc_per_node", int | None, ("--nproc-per-node",), NPROC_HELP),
+              ("nnodes", int | None, ("--nnodes",), "Train each noise net across this many machines, each running "
+               "this same `adbench train` command with --nproc-per-node and --rdzv-endpoint (default 1); the "
+               "machine of rank 0 writes the model."),
+              ("rdzv_endpoint", str | None, ("--rdzv-endpoint",), "HOST:PORT where the machines of --nnodes meet "
+               "(torch's c10d rendezvous: a free port on one of them)."),
               ("results_dir", Path | None, ("--results-dir",), "Where run folders are written (default results/)."),
               ("resume", Path | None, ("--resume",), "Run folder to continue (killed or trained only): its "
                "finished cells are kept and skipped; the config, if given, must be the folder's."),
@@ -277,7 +290,7 @@ def _execute(cfg: RunConfig | None, results_dir: Path, cache_dir: Path, train_on
     frame = runner.run(cells, train_only)
     if not train_only and not frame.empty:
         _finish(runner.grid_dir, frame.to_dict("records"))
-    failed = runner.failed(cells)
+    failed = runner.failed(cells, train_only)
     if failed:
         raise AdbenchError(f"{len(failed)} of {len(cells)} cell(s) failed, first: {failed[0]['error']} "
                            f"(errors in {runner.log.path}; `adbench run --resume {runner.grid_dir}` retries them)")
@@ -357,6 +370,7 @@ def grid(file: Annotated[Path, typer.Argument(help="Grid YAML (base config, axes
                                     "it has none) and quick_axes "
                                                     "(tiny sizes).")] = False,
          dry_run: Annotated[bool, Opt("--dry-run", help="Print the plan and stop.")] = False,
+         nproc_per_node: Annotated[int | None, Opt("--nproc-per-node", min=1, help=NPROC_HELP)] = None,
          results_dir: Annotated[Path, Opt("--results-dir")] = DEFAULT_RESULTS,
          cache_dir: Annotated[Path | None, Opt("--cache-dir")] = None,
          tracking: Tracking = Tracking(), execution: Execution = Execution()) -> None:
@@ -364,7 +378,8 @@ def grid(file: Annotated[Path, typer.Argument(help="Grid YAML (base config, axes
     `--executor ray`, on every GPU of this machine or a cluster)."""
     from adbench.engine.grid import GridRunner, load_grid
 
-    spec = load_grid(file, set_, quick)
+    nproc = [f"runtime.nproc_per_node={nproc_per_node}"] if nproc_per_node is not None else []
+    spec = load_grid(file, [*(set_ or []), *nproc], quick)
     executor = execution.build()
     tracker = None if dry_run else tracking.open(spec.name, results_dir)
     runner = GridRunner(spec, results_dir, cache_dir or cache_dir_default(), tracker=tracker, executor=executor)
@@ -821,15 +836,19 @@ def toy(t: Annotated[int, Opt("--t", help="Timestep of the one-step IRF.")] = 25
 
 
 def noise_net_details() -> tuple[list[str], Callable[[str], list[str]]]:
-    """Columns of `adbench list noise-nets`: the parameter count and InvAD Table 8's, with the gap."""
-    from adbench.noise_nets import B4_CHANNELS, PAPER_PARAMS_M, parameter_count
+    """Columns of `adbench list noise-nets`: the parameter count, the official code's (with the modules its
+    forward never calls, named) and InvAD Table 8's."""
+    from adbench.noise_nets import B4_CHANNELS, PAPER_PARAMS_M, UNUSED_OFFICIAL, parameter_count
 
     def row(name: str) -> list[str]:
-        params = parameter_count(name) / 1e6
+        params = parameter_count(name)
+        unused, extra = UNUSED_OFFICIAL.get(name, ("", 0))
         paper = PAPER_PARAMS_M.get(name)
-        return [f"{params:.1f}M", f"{paper}M ({params - paper:+.1f}M)" if paper else ""]
+        official = f"{(params + extra) / 1e6:.2f}M (+{extra / 1e6:.2f}M: {unused}, never called)" if unused else \
+            f"{params / 1e6:.2f}M (the same)" if paper else ""
+        return [f"{params / 1e6:.2f}M", official, f"{paper}M" if paper else ""]
 
-    return [f"params (C={B4_CHANNELS})", "InvAD Table 8 (gap)"], row
+    return [f"params (C={B4_CHANNELS})", "official code", "InvAD Table 8"], row
 
 
 def backbone_details() -> tuple[list[str], Callable[[str], list[str]]]:

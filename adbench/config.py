@@ -121,7 +121,9 @@ class NoiseNetConfig(Section):
 
     name: str = "mlp"
     args: dict[str, Any] = Field(default_factory=dict)  # its constructor's options, e.g. width, depth
-    precision: Precision = "bf16"  # training and scoring on CUDA; CPU runs fp32
+    # scoring on CUDA (bf16 autocast: the official evaluate.py); training has its own, train.precision. Part of
+    # no trained model's key: the same weights are scored at either precision
+    precision: Precision = Field("bf16", json_schema_extra={"scoring_only": True})
     # none (the papers: raw features) or standardize (per-channel mean/std of the training normals)
     feature_norm: Literal["none", "standardize"] = "none"
 
@@ -141,6 +143,17 @@ class TrainConfig(Section):
     checkpoint_every: int = Field(500, ge=1)
     ema_decay: float = Field(0.999, ge=0, le=1)
     ema_warmup: bool = False
+    # the training step on CUDA: fp32 (the official train.py and train_distributed.py: no autocast) or bf16
+    # autocast; CPU runs fp32
+    precision: Precision = "fp32"
+    # drop an epoch's last, incomplete batch (the official loaders' drop_last=True) or train on it too
+    drop_last: bool = True
+    # one noise net on several processes (runtime.nproc_per_node): ddp replicates it on each and averages the
+    # gradients; fsdp shards its weights, gradients and optimizer state across them (torch FSDP2)
+    strategy: Literal["ddp", "fsdp"] = "ddp"
+    # recompute each block's activations in the backward pass instead of keeping them (torch.utils.checkpoint):
+    # less memory, about one more forward pass of compute
+    activation_checkpointing: bool = False
     # where timesteps and noise are drawn: host (one CPU stream: a GPU run trains the CPU run's model, up to
     # float rounding) or device (a CUDA generator: no per-step host work, but a different stream, so GPU and
     # CPU models differ as with another seed)
@@ -208,11 +221,30 @@ class RuntimeConfig(Section):
     # the most memory a category's pixel metrics may take: a category whose test maps need more is scored
     # through temporary files under the cache folder, in about this much memory, to the same values
     metric_memory_mb: int = Field(2048, ge=1)
+    # train each noise net on this many processes of this machine, one per GPU (torch.distributed; CPU: gloo);
+    # None trains in this process. train.batch_size stays the global batch, split evenly across all processes
+    nproc_per_node: int | None = Field(None, ge=1)
+    # a noise net trained across machines (adbench train only): the number of machines, each running the same
+    # command, and the rendezvous every one of them reaches (host:port of one of them)
+    nnodes: int = Field(1, ge=1)
+    rdzv_endpoint: str | None = None
 
     @field_validator("name")
     @classmethod
     def _folder_name(cls, name: str) -> str:
         return path_component(name, "a run name")
+
+    @model_validator(mode="after")
+    def _machines_meet(self) -> RuntimeConfig:
+        if self.nnodes > 1 and (self.nproc_per_node is None or not self.rdzv_endpoint):
+            raise ValueError(f"runtime.nnodes {self.nnodes} trains across machines: set runtime.nproc_per_node "
+                             "(--nproc-per-node) and runtime.rdzv_endpoint (--rdzv-endpoint HOST:PORT) too")
+        return self
+
+    @property
+    def world_size(self) -> int:
+        """The processes one noise net trains on (1: this process alone)."""
+        return (self.nproc_per_node or 1) * self.nnodes
 
 
 # backbone -> the noise_net.feature_norm a config gets when it names none
@@ -245,6 +277,17 @@ class RunConfig(Section):
         if norm is None or not isinstance(noise_net, dict) or "feature_norm" in noise_net:
             return data
         return {**data, "noise_net": {**noise_net, "feature_norm": norm}}
+
+    @model_validator(mode="after")
+    def _batch_splits(self) -> RunConfig:
+        world = self.runtime.world_size
+        if self.train.batch_size % world:
+            raise ValueError(f"train.batch_size {self.train.batch_size} is the global batch; it must split evenly "
+                             f"across the {world} training processes (runtime.nproc_per_node x runtime.nnodes)")
+        if self.train.strategy == "fsdp" and self.runtime.nproc_per_node is None:
+            raise ValueError("train.strategy fsdp shards the noise net across training processes: set "
+                             "runtime.nproc_per_node (--nproc-per-node N; 1 for one device)")
+        return self
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump()
@@ -294,6 +337,13 @@ def model_only_fields() -> tuple[str, ...]:
     """Dotted keys outside the noise net's sections that mean something only for a scorer with a noise net."""
     return tuple(f"{name}.{key}" for name, model in sections().items() for key, f in model.model_fields.items()
                  if (f.json_schema_extra or {}).get("model_only"))
+
+
+@functools.cache
+def scoring_only_fields() -> tuple[str, ...]:
+    """Dotted keys of the noise net's sections that decide how a trained net is scored, not how it is trained."""
+    return tuple(f"{name}.{key}" for name in MODEL_SECTIONS for key, f in sections()[name].model_fields.items()
+                 if (f.json_schema_extra or {}).get("scoring_only"))
 
 
 @functools.cache

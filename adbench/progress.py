@@ -27,8 +27,11 @@ def make_console(stderr: bool = True) -> Console:
     return target
 
 
-def progress_bar() -> Progress | LineProgress:
-    """A transient bar on stderr when it is a terminal, else ``LineProgress``: stdout carries only results."""
+def progress_bar(shown: bool = True) -> Progress | LineProgress:
+    """A transient bar on stderr when it is a terminal, else ``LineProgress``: stdout carries only results;
+    nothing at all unless ``shown`` (the other ranks of a distributed training)."""
+    if not shown:
+        return Progress(disable=True)
     err = make_console()
     if not err.is_terminal:
         return LineProgress(err)

@@ -58,10 +58,10 @@ def main() -> None:
                            for i in range(0, len(images), 16)])
     model = build_noise_net(cfg, backbone.out_channels)
     train_noise_net(model, feats, TrainConfig(epochs=1, batch_size=args.batch_size, warmup_epochs=0), seed=0,
-                    device=device, precision=cfg.noise_net.precision)  # warm-up: cuBLAS set-up, lazy kernels, upload
+                    device=device)  # warm-up: cuBLAS set-up, lazy kernels, upload
     train_cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, warmup_epochs=0)
     start = clock(device)
-    train_noise_net(model, feats, train_cfg, seed=0, device=device, precision=cfg.noise_net.precision)
+    train_noise_net(model, feats, train_cfg, seed=0, device=device)
     cached_epoch = (clock(device) - start) / args.epochs
     backbone_epoch = backbone_epoch_seconds(backbone, images, args.batch_size, device, cfg.backbone.precision)
     print(f"device {device_name(device)}, {args.images} images, {cfg.backbone.name} + {cfg.noise_net.name}, "

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import math
 
 import torch
 
@@ -35,12 +34,12 @@ MVTEC_TRAIN_IMAGES, EPOCHS = 3629, 300
 def measure(name: str, args: argparse.Namespace, device: torch.device, steps_per_unit: int,
             matrices: tuple[torch.Tensor, torch.Tensor]) -> None:
     """One table row: ``name``'s eager and compiled steps and the peak, timed in the same rounds."""
-    cfg = RunConfig(noise_net={"name": name, "precision": args.precision})
+    cfg = RunConfig(noise_net={"name": name}, train={"precision": args.precision})
     torch.manual_seed(0)
     model = build_noise_net(cfg, args.channels).to(device).train()
     twin = copy.deepcopy(model)
-    steps = {"eager": TrainingStep(model, cfg.train, device, steps_per_unit, 0, args.precision),
-             "compiled": TrainingStep(twin, cfg.train, device, steps_per_unit, 0, args.precision, True)}
+    steps = {"eager": TrainingStep(model, cfg.train, device, steps_per_unit, 0),
+             "compiled": TrainingStep(twin, cfg.train, device, steps_per_unit, 0, True)}
     g = torch.Generator().manual_seed(1)
     shape = (args.batch_size, args.channels, args.grid, args.grid)
     x0, noise = (torch.randn(shape, generator=g).to(device) for _ in range(2))
@@ -83,7 +82,7 @@ def main() -> None:
     used = precision(device, args.precision)
     side = PEAK_MATMUL_SIZE["cuda" if device.type == "cuda" else "cpu"]
     a, b = (torch.randn(side, side, device=device, dtype=DTYPES[used]) for _ in range(2))  # the peak's
-    steps_per_unit = math.ceil(MVTEC_TRAIN_IMAGES / args.batch_size) * EPOCHS
+    steps_per_unit = MVTEC_TRAIN_IMAGES // args.batch_size * EPOCHS  # drop_last, as the official loaders
     print(f"device {device_name(device)}, torch {torch.__version__}, {used}, batch {args.batch_size}, features "
           f"{args.channels} x {args.grid} x {args.grid}; peak: a {side}^3 {used} matrix product, same rounds")
     print(f"{'noise net':12s} {'GFLOP/step':>11s} {'eager s/step':>13s} {'compiled':>9s} {'speed-up':>9s} "

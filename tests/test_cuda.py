@@ -108,7 +108,7 @@ def test_training_on_cuda_with_host_noise_trains_the_cpu_model():
     nets, losses = [], []
     for device in (CPU, CUDA):
         net = random_net("mlp_tiny", 16, CPU).train()
-        losses.append(train_noise_net(net, feats, cfg, seed=5, device=device, precision="fp32")[0])
+        losses.append(train_noise_net(net, feats, cfg, seed=5, device=device)[0])  # fp32: the default
         nets.append(net.cpu())
     torch.testing.assert_close(torch.tensor(losses[1]), torch.tensor(losses[0]), rtol=1e-3, atol=1e-3)
     for p, q in zip(nets[0].parameters(), nets[1].parameters(), strict=True):

@@ -60,8 +60,13 @@ def test_even_timesteps():
 
 
 def test_lr_schedule_warmup_then_cosine():
-    assert lr_factor(0, 10, 110) == pytest.approx(0.1)
-    assert lr_factor(9, 10, 110) == pytest.approx(1.0)
+    """Step s of the warm-up runs at s / warmup of the peak (the official scheduler: its first step at
+    ``init_lr``, the peak reached at step ``warmup``), then the cosine."""
+    assert lr_factor(0, 10, 110) == 0.0
+    assert lr_factor(1, 10, 110) == pytest.approx(0.1)
+    assert lr_factor(9, 10, 110) == pytest.approx(0.9)
+    assert lr_factor(10, 10, 110) == pytest.approx(1.0)
+    assert lr_factor(0, 10, 110, start=0.02) == 0.02 and lr_factor(5, 10, 110, start=0.02) == pytest.approx(0.51)
     assert lr_factor(60, 10, 110) == pytest.approx(0.5)
     assert lr_factor(110, 10, 110) == pytest.approx(0.0)
     assert lr_factor(200, 10, 110) == pytest.approx(0.0)  # past the end it stays at 0
@@ -85,7 +90,7 @@ def test_lr_schedule_of_the_official_code():
     finally:
         torch.optim.AdamW.step = real_step
     peak, low = 5e-5, 1e-6
-    warm = [low + (peak - low) * (s + 1) / 4 for s in range(4)]
+    warm = [low + (peak - low) * s / 4 for s in range(4)]  # the official step_num / warmup_steps: 1e-6 first
     cosine = [low + (peak - low) * 0.5 * (1 + math.cos(math.pi * s / 8)) for s in range(8)]
     assert seen == pytest.approx(warm + cosine, rel=1e-9)
     log = training_log(cfg, losses, 8)  # the train_log.csv beside each model: what the optimizer used
@@ -96,8 +101,28 @@ def test_lr_schedule_of_the_official_code():
     assert cosine[0] == pytest.approx(peak) and (cfg.epochs, cfg.batch_size) == (6, 4)
     official = {"epochs": 300, "batch_size": 64, "lr": 5e-5, "lr_start": 1e-6, "lr_end": 1e-6, "warmup_epochs": 40,
                 "weight_decay": 0.0, "grad_clip": 1.0, "timesteps": 1000, "checkpoint_every": 500, "ema_decay": 0.999,
-                "ema_warmup": False, "noise_on": "host"}
+                "ema_warmup": False, "noise_on": "host", "precision": "fp32", "drop_last": True, "strategy": "ddp",
+                "activation_checkpointing": False}
     assert TrainConfig().model_dump() == official
+
+
+def test_an_epoch_is_whole_batches_as_the_official_loaders():
+    """drop_last=True (the official DataLoaders'): 3629 MVTec images at batch 64 are 56 steps an epoch, so
+    the papers' 40 warm-up epochs are 2,240 steps; drop_last=false trains on the remainder too."""
+    from adbench.diffusion.train import steps_per_epoch
+
+    assert steps_per_epoch(3629, TrainConfig()) == 56 and steps_per_epoch(3629, TrainConfig(drop_last=False)) == 57
+    assert TrainConfig().warmup_epochs * steps_per_epoch(3629, TrainConfig()) == 2240
+    assert steps_per_epoch(64, TrainConfig()) == 1
+    with pytest.raises(AdbenchError, match=r"^20 training images do not fill one batch of train.batch_size 64, .*"
+                                           r"set train.batch_size to at most 20, or train.drop_last=false$"):
+        steps_per_epoch(20, TrainConfig())
+    seen = []
+    feats = toy_features(10)  # batch 4: two whole batches an epoch, two images left out (each epoch others)
+    net = _Flat(nn.Linear(16, 16))
+    net.register_forward_hook(lambda module, args, out: seen.append(len(args[0])))
+    losses, _ = train_noise_net(net, feats, TrainConfig(epochs=3, batch_size=4, warmup_epochs=1), seed=0)
+    assert seen == [4] * 6 and len(losses) == 6
 
 
 class _Flat(nn.Module):
@@ -143,7 +168,7 @@ class Interrupt(Exception):
 @pytest.mark.parametrize(("checkpoint_every", "resumed_at"), [(4, 8), (3, 9)])  # at an epoch's start, mid-epoch
 def test_resume_from_checkpoint_is_bit_exact(tmp_path, checkpoint_every, resumed_at):
     cfg = TrainConfig(epochs=6, batch_size=3, lr=1e-3, warmup_epochs=1, checkpoint_every=checkpoint_every)
-    feats = toy_features(10)  # 4 steps per epoch, 24 in all
+    feats = toy_features(10)  # 3 steps per epoch (the last image of each dropped), 18 in all
 
     def fresh():
         torch.manual_seed(0)
@@ -192,7 +217,7 @@ def test_compiled_training_step_trains_the_eager_net():
     1 % of one step at lr 1e-3."""
     from torch._dynamo.utils import counters
 
-    cfg = TrainConfig(epochs=3, batch_size=4, lr=1e-3, warmup_epochs=1)
+    cfg = TrainConfig(epochs=3, batch_size=4, lr=1e-3, warmup_epochs=1, drop_last=False)
     feats = toy_features(10)  # 3 steps an epoch: 4, 4, 2 images
     counters.clear()
     runs = []

@@ -52,7 +52,7 @@ CHANGES = {
     "backbone.precision": ("bf16", INPUT),
     "noise_net.name": ("dit_tiny", TRAINING),
     "noise_net.args": ({"depth": 3}, TRAINING),
-    "noise_net.precision": ("fp32", TRAINING),  # the noise net's autocast on CUDA, when training and scoring
+    "noise_net.precision": ("fp32", {C}),  # the noise net's autocast when scoring on CUDA: the same trained net
     "noise_net.feature_norm": ("standardize", TRAINING),
     "train.epochs": (7, TRAINING),
     "train.batch_size": (3, TRAINING),
@@ -67,6 +67,15 @@ CHANGES = {
     "train.timesteps": (500, TRAINING),
     "train.checkpoint_every": (7, TRAINING),
     "train.ema_decay": (0.9, TRAINING),
+    "train.precision": ("bf16", TRAINING),  # the training step's autocast on CUDA
+    "train.drop_last": (False, TRAINING),
+    "train.strategy": (Fields({"train.strategy": "fsdp", "runtime.nproc_per_node": 1}), TRAINING),
+    "train.activation_checkpointing": (True, TRAINING),
+    # where a net trains: the same net up to float rounding on any number of processes (test_distributed.py)
+    "runtime.nproc_per_node": (2, set()),
+    "runtime.nnodes": (Fields({"runtime.nnodes": 2, "runtime.nproc_per_node": 1, "runtime.rdzv_endpoint": "h:1"}),
+                       set()),
+    "runtime.rdzv_endpoint": ("h:1", set()),
     "scoring.use_ema": (True, {C}),
     "scoring.scorers": ([{"name": "invad"}], {C}),
     "scoring.protocol": ("ader", {C}),

@@ -92,6 +92,30 @@ def test_a_ray_grid_gives_exactly_the_local_grids_numbers(local_ray, tiny_synthe
     assert len(features) == 2 * 3 and len(models) == 2 and max(features) < min(models)
 
 
+def test_a_unit_trained_on_two_processes_reserves_both_and_trains_the_same_net(local_ray, tiny_synthetic, tmp_path):
+    """runtime.nproc_per_node 2 under Ray: the unit's task reserves twice a task's CPUs (GPUs on a GPU cluster) and
+    trains its net on a gloo process group inside the task; the model is the one-process model within float
+    rounding (1e-5, as tests/test_distributed.py measures), its rows record the two processes."""
+    import torch
+
+    from adbench.engine.execute import work_units
+
+    single_setting_grid(tmp_path / "g.yaml", tiny_synthetic)
+    sets = ["categories=[washer]", "scorer=osd_irf_mean"]
+    local = GridRunner(load_grid(tmp_path / "g.yaml", sets), tmp_path / "local", tmp_path / "cache-local")
+    on_ray = GridRunner(load_grid(tmp_path / "g.yaml", [*sets, "runtime.nproc_per_node=2"]), tmp_path / "ray",
+                        tmp_path / "cache-ray", executor=RayExecutor())
+    [unit] = work_units(on_ray.cells())
+    options = RayExecutor.unit_resources({"num_cpus": 1, "num_gpus": 1, "max_retries": 2}, unit)
+    assert (options["num_cpus"], options["num_gpus"]) == (2, 2)
+    frames = [r.run(r.cells()) for r in (local, on_ray)]
+    assert list(frames[0]["train_world_size"]) == [1] and list(frames[1]["train_world_size"]) == [2]
+    assert list(frames[1]["train_batch_per_process"]) == [2]
+    models = [torch.load(next((r.grid_dir / "models").glob("*.pt")), weights_only=True)["raw"] for r in (local, on_ray)]
+    for k in models[0]:
+        torch.testing.assert_close(models[1][k], models[0][k], rtol=0, atol=1e-5)
+
+
 def run_with_faults(tmp_path, data_root, faults):
     """The two-unit grid on Ray (one retry) with ``faults`` planted: (runner, finished rows, failed records)."""
     spec = single_setting_grid(tmp_path / "g.yaml", data_root)

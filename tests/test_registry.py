@@ -78,14 +78,18 @@ def test_list_and_help_import_neither_torch_nor_timm():
 
 
 def test_cli_list_noise_nets_shows_parameter_counts_against_invad_table_8(monkeypatch):
+    """Each count, the official code's (its never-called modules named) and Table 8's."""
     from adbench import cli
 
-    monkeypatch.setattr(cli.out, "width", 250)
+    monkeypatch.setattr(cli.out, "width", 300)
     result = CliRunner().invoke(app, ["list", "noise-nets"])
     assert result.exit_code == 0
     rows = {line.split("│")[1].strip(): line for line in result.output.splitlines() if line.count("│") > 3}
-    assert "1223.2M" in rows["dit_gigant"] and "1223M (+0.2M)" in rows["dit_gigant"]  # 16 x 2048, 8 heads
-    assert "155M (+0.4M)" in rows["dit_base"] and rows["mlp"].split("│")[4].strip() == ""
+    cells = {name: [c.strip() for c in line.split("│")[3:6]] for name, line in rows.items()}
+    assert cells["dit_gigant"] == ["1223.21M", "1223.80M (+0.59M: x_embedder_linear, y_embedder, never called)",
+                                   "1223M"]  # 16 x 2048, 8 heads
+    assert cells["mlp_large"] == ["350.01M", "351.58M (+1.57M: cond_embed, never called)", "351M"]
+    assert cells["unet"] == ["1433.71M", "1433.71M (the same)", "1433M"] and cells["mlp"] == ["9.09M", "", ""]
 
 
 def test_cli_list_backbones_shows_weights_and_input_statistics(monkeypatch):

@@ -1,3 +1,4 @@
+import hashlib
 import math
 
 import numpy as np
@@ -179,6 +180,16 @@ def test_respaced_timesteps_are_the_official_codes():
     assert respaced_timesteps(1000, 1) == [0]  # one section, taken at its start
     with pytest.raises(ValueError, match="steps must be in"):
         respaced_timesteps(1000, 0)
+    # S = 21 is the first count where space_timesteps (a float stride added up, each sum rounded half to
+    # even) differs from rounding i * 999 / 20: 499, not 500; values printed by the official function
+    assert respaced_timesteps(1000, 21) == [0, 50, 100, 150, 200, 250, 300, 350, 400, 450, 499, 549, 599, 649, 699,
+                                            749, 799, 849, 899, 949, 999]
+    assert respaced_timesteps(1000, 23)[9:13] == [409, 454, 499, 545]
+    # every S in 1..1000: the SHA-256 of repr([sorted(space_timesteps(1000, str(S))) for S in 1..1000]),
+    # computed with SkyShunsuke/InversionAD @0306aba's src/diffusion/respace.py (283 of them differ from rounding)
+    every = repr([respaced_timesteps(1000, s) for s in range(1, 1001)])
+    assert hashlib.sha256(every.encode()).hexdigest() == \
+        "c6f7236b85606b3d65b8629cb3e34cd96d02669cc0e0a09a4eba87e76a6e56a9"
 
 
 @pytest.mark.parametrize("sigma", [0.5, 1.0, 4.0])

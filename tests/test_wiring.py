@@ -491,9 +491,9 @@ def test_training_checkpoints_beside_the_model_file(tiny_synthetic, tmp_path, mo
     calls = []
     real = run.train_noise_net
 
-    def recording(model, feats, cfg, seed, checkpoint, device, description, precision, compile_model):
+    def recording(model, feats, cfg, seed, checkpoint, device, description, compile_model):
         calls.append((checkpoint, description, compile_model))
-        return real(model, feats, cfg, seed, checkpoint, device, description, precision, False)
+        return real(model, feats, cfg, seed, checkpoint, device, description, False)
 
     monkeypatch.setattr(run, "train_noise_net", recording)
     ctx = small_context(tiny_synthetic, tmp_path, {"runtime.compile": True})

@@ -61,9 +61,15 @@ def even_timesteps(T: int, steps: int) -> list[int]:
 
 
 def respaced_timesteps(T: int, steps: int) -> list[int]:
-    """``steps`` timesteps evenly over [0, T-1], rounded (guided-diffusion's ``space_timesteps(T, "S")``,
-    as the official InvAD code respaces): T=1000, steps=3 -> [0, 500, 999]; 5 -> [0, 250, 500, 749, 999];
-    1 -> [0] (a single section is taken at its start)."""
+    """``steps`` timesteps evenly over [0, T-1], as guided-diffusion's ``space_timesteps(T, "S")`` takes them
+    (the official InvAD code's respacing): a stride of (T-1)/(S-1) added up in floating point and each sum
+    rounded half to even, so T=1000, steps=3 -> [0, 500, 999]; 5 -> [0, 250, 500, 749, 999]; 21 -> ..., 450,
+    499, 549, ... (rounding i * 999 / 20 would give 500); 1 -> [0] (a single section is taken at its start)."""
     if not 1 <= steps <= T:
         raise ValueError(f"steps must be in [1, {T}], got {steps}")
-    return [round(i * (T - 1) / max(steps - 1, 1)) for i in range(steps)]
+    stride = (T - 1) / (steps - 1) if steps > 1 else 1
+    taken, position = [], 0.0
+    for _ in range(steps):
+        taken.append(round(position))
+        position += stride
+    return taken

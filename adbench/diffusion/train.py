@@ -1,15 +1,16 @@
 """Train a noise net on cached features with the DDPM epsilon objective (Eq. 4).
 
-The defaults are the official InvAD code's: AdamW (weight decay 0), the learning rate rising
-linearly from ``lr_start`` to ``lr`` over ``warmup_epochs`` then cosine-decaying to ``lr_end``
-(1e-6 -> 5e-5 over 40 epochs -> 1e-6), gradient clipping at 1.0, batch 64, 300 epochs, and an
-exponential moving average (EMA) of the weights with decay 0.999 updated every step
-(``ema_warmup`` uses min(ema_decay, (1 + step) / (10 + step)) instead, so that short runs are not
-dominated by the initialisation). One seeded generator draws timesteps and noise, on the host by
-default (the same stream on every device) or on the training device (``noise_on``); each epoch is a
-seeded shuffle. On CUDA the forward pass runs under bf16 autocast (``precision``). Checkpoints (model, EMA,
-optimizer, scheduler, step, generator state, losses) are written atomically every
-``checkpoint_every`` steps; training resumes from one exactly where it stopped.
+The defaults are the official InvAD code's (``train.py``, ``train_distributed.py``): AdamW (weight decay 0),
+the learning rate rising linearly from ``lr_start`` at the first step to ``lr`` after ``warmup_epochs``,
+then cosine-decaying to ``lr_end`` (1e-6 -> 5e-5 over 40 epochs -> 1e-6), gradient clipping at 1.0, batch 64,
+300 epochs, an epoch's last incomplete batch dropped (``drop_last``), fp32 (``precision``; bf16 autocast on
+CUDA is an option), and an exponential moving average (EMA) of the weights with decay 0.999 updated every
+step (``ema_warmup`` uses min(ema_decay, (1 + step) / (10 + step)) instead, so that short runs are not
+dominated by the initialisation). One seeded generator draws timesteps and noise, on the host by default
+(the same stream on every device) or on the training device (``noise_on``); each epoch is a seeded
+shuffle. On several processes (``adbench.diffusion.parallel``) each trains on its share of the same global
+batch. Checkpoints (model, EMA, optimizer, scheduler, step, generator state, losses) are written atomically
+every ``checkpoint_every`` steps; training resumes from one exactly where it stopped.
 """
 
 from __future__ import annotations
@@ -23,9 +24,10 @@ from torch import nn
 from adbench.atomic import atomic_torch_save, load_cached
 from adbench.config import TrainConfig
 from adbench.device import autocast, to_device
+from adbench.diffusion.parallel import World, full_state, load_state, prepare, summed_over
 from adbench.diffusion.schedule import Schedule
 from adbench.errors import AdbenchError
-from adbench.progress import progress_bar
+from adbench.progress import make_console, progress_bar
 
 
 def training_schedule(cfg: TrainConfig) -> Schedule:
@@ -33,11 +35,22 @@ def training_schedule(cfg: TrainConfig) -> Schedule:
     return Schedule.linear(cfg.timesteps)
 
 
+def steps_per_epoch(n_images: int, cfg: TrainConfig) -> int:
+    """Optimisation steps an epoch: whole global batches (``drop_last``, the official loaders') or every image."""
+    steps = n_images // cfg.batch_size if cfg.drop_last else math.ceil(n_images / cfg.batch_size)
+    if steps == 0:
+        raise AdbenchError(f"{n_images} training images do not fill one batch of train.batch_size "
+                           f"{cfg.batch_size}, and train.drop_last drops an incomplete batch (as the official "
+                           f"code): set train.batch_size to at most {n_images}, or train.drop_last=false")
+    return steps
+
+
 def lr_factor(step: int, warmup: int, total: int, start: float = 0.0, end: float = 0.0) -> float:
-    """The learning rate over the peak: linear warm-up from ``start`` (reaching 1 at step ``warmup`` - 1),
-    then cosine decay to ``end`` at ``total``; ``start`` and ``end`` are fractions of the peak."""
+    """The learning rate over the peak at optimisation step ``step`` (0-based): linear warm-up from ``start``
+    at step 0 to 1 at step ``warmup``, then cosine decay to ``end`` at ``total``; ``start`` and ``end`` are
+    fractions of the peak (the official ``WarmupCosineAnnealingScheduler``)."""
     if step < warmup:
-        return start + (1 - start) * (step + 1) / warmup
+        return start + (1 - start) * step / warmup
     progress = (step - warmup) / max(1, total - warmup)
     return end + (1 - end) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
 
@@ -50,7 +63,7 @@ def ema_decay(decay: float, warmup: bool, step: int) -> float:
 def training_log(cfg: TrainConfig, losses: list[float], n_images: int) -> list[dict[str, float]]:
     """One row per step of a finished training: step, epoch, loss, learning rate and EMA decay (the values
     ``train_noise_net`` used on ``n_images`` training features)."""
-    per_epoch = math.ceil(n_images / cfg.batch_size)
+    per_epoch = steps_per_epoch(n_images, cfg)
     warmup, total = cfg.warmup_epochs * per_epoch, cfg.epochs * per_epoch
     start, end = cfg.lr_start / cfg.lr, cfg.lr_end / cfg.lr
     return [{"step": s, "epoch": s // per_epoch, "loss": loss, "lr": cfg.lr * lr_factor(s, warmup, total, start, end),
@@ -90,13 +103,15 @@ def features_on(device: torch.device, features: torch.Tensor) -> torch.Tensor:
 
 class TrainingStep:
     """One optimisation step of ``train_noise_net``: the epsilon loss of ``model`` on x_t = q_sample(x0, t,
-    noise) under ``precision`` autocast (through ``torch.compile`` with ``compile_model``, static shapes),
-    backward, gradient clipping, AdamW (fused on CUDA), the learning-rate schedule and the EMA update."""
+    noise) under ``cfg.precision`` autocast (through ``torch.compile`` with ``compile_model``, static shapes),
+    backward (gradients averaged over the ``world``'s ranks), gradient clipping, AdamW (fused on CUDA), the
+    learning-rate schedule and the EMA update (of this rank's weights, outside DDP)."""
 
     def __init__(self, model: nn.Module, cfg: TrainConfig, device: torch.device, total: int, warmup: int,
-                 precision: str = "bf16", compile_model: bool = False) -> None:
-        self.model, self.cfg, self.device, self.precision = model, cfg, device, precision
-        self.net = torch.compile(model, dynamic=False) if compile_model else model
+                 compile_model: bool = False, world: World | None = None) -> None:
+        self.model, self.cfg, self.device, self.world = model, cfg, device, world
+        net = prepare(model, cfg.strategy, cfg.activation_checkpointing, world, device)
+        self.net = torch.compile(net, dynamic=False) if compile_model else net
         self.schedule = training_schedule(cfg)
         self.opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay,
                                      fused=device.type == "cuda")
@@ -104,78 +119,94 @@ class TrainingStep:
         self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, lambda s: lr_factor(s, warmup, total, start, end))
         self.ema = EMA(model, cfg.ema_decay, cfg.ema_warmup)
 
-    def __call__(self, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor, step: int) -> torch.Tensor:
-        """The step's loss, left on the device."""
+    def __call__(self, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor, step: int,
+                 part: float = 1.0) -> torch.Tensor:
+        """The step's loss, left on the device. ``part``: this rank's share of the global batch times the
+        world size (1 when the batch splits evenly), so that averaging the ranks' gradients gives the
+        gradient of the global batch's mean loss; the loss returned is this rank's term of that mean."""
         x_t = self.schedule.q_sample(x0, t, noise)
-        with autocast(self.device, self.precision):
+        with autocast(self.device, self.cfg.precision):
             pred = self.net(x_t, t)
-        loss = torch.nn.functional.mse_loss(pred.float(), noise)
+        loss = torch.nn.functional.mse_loss(pred.float(), noise) * part
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
         self.opt.step()
         self.sched.step()
         self.ema.update(self.model, step)
-        return loss.detach()
+        return loss.detach() / (self.world.size if self.world else 1)
 
 
 def train_noise_net(model: nn.Module, features: torch.Tensor, cfg: TrainConfig, seed: int,
                     checkpoint: Path | None = None, device: torch.device | str = "cpu",
-                    description: str = "train", precision: str = "bf16",
-                    compile_model: bool = False) -> tuple[list[float], dict[str, torch.Tensor]]:
-    """Train ``model`` in place on ``features`` (N x C x h x w) under ``precision`` autocast (CUDA only);
+                    description: str = "train", compile_model: bool = False,
+                    world: World | None = None) -> tuple[list[float], dict[str, torch.Tensor]]:
+    """Train ``model`` in place on ``features`` (N x C x h x w) under ``cfg.precision`` autocast (CUDA only);
     return every step's loss and the EMA state. ``compile_model``: its forward and backward passes through
-    ``torch.compile`` (static shapes: the full batch and an epoch's last one)."""
+    ``torch.compile`` (static shapes: the full batch and an epoch's last one). In a ``world`` every rank calls
+    it with the same features, seed and config and trains on its share of each global batch; rank 0 alone
+    writes the checkpoint, which holds the full states (the EMA state returned is this rank's, sharded under
+    FSDP)."""
     device = torch.device(device)
     model.to(device).train()
-    steps_per_epoch = math.ceil(len(features) / cfg.batch_size)
-    total = cfg.epochs * steps_per_epoch
-    train_step = TrainingStep(model, cfg, device, total, cfg.warmup_epochs * steps_per_epoch, precision, compile_model)
+    per_epoch = steps_per_epoch(len(features), cfg)
+    total = cfg.epochs * per_epoch
+    train_step = TrainingStep(model, cfg, device, total, cfg.warmup_epochs * per_epoch, compile_model, world)
     opt, sched, ema = train_step.opt, train_step.sched, train_step.ema
     gen = torch.Generator(device if cfg.noise_on == "device" else "cpu").manual_seed(seed)
     step, losses, order = 0, [], None
     features = features_on(device, features)
     pending: list[torch.Tensor] = []  # this step's losses, still on the device
-    state = None if checkpoint is None else load_cached(checkpoint, "training checkpoint")  # damaged: start over
+    lead = world is None or world.rank == 0
+    state = load_cached(checkpoint, "training checkpoint") if checkpoint is not None and lead else None
+    state = load_state(model, opt, state, world)  # damaged or missing: start over; rank 0's on every rank
     if state is not None:
-        model.load_state_dict(state["model"])
-        ema.state = {k: v.to(device) for k, v in state["ema"].items()}
-        opt.load_state_dict(state["optimizer"])
-        sched.load_state_dict(state["scheduler"])
-        saved_on = state.get("generator_device", "cpu")
+        ema.state, rest = state
+        sched.load_state_dict(rest["scheduler"])
+        saved_on = rest.get("generator_device", "cpu")
         if saved_on != gen.device.type:
             raise AdbenchError(f"training checkpoint {checkpoint} drew its noise on {saved_on}, here it would be "
                                f"{gen.device.type}: the stream cannot continue; resume on {saved_on}, or delete the "
                                "file to train from the start")
-        gen.set_state(state["generator"])
-        step, losses = state["step"], state["losses"]
+        gen.set_state(rest["generator"])
+        step, losses = rest["step"], rest["losses"]
+        if lead:
+            make_console().print(f"{description}: resumed at step {step} of {total} (checkpoint {checkpoint}, "
+                                 f"written by {rest.get('world_size', 1)} process(es))", soft_wrap=True)
 
-    def flush() -> None:  # one host sync for many steps
+    def flush() -> None:  # one host sync (and one all-reduce) for many steps
         if pending:
-            losses.extend(torch.stack(pending).tolist())
+            losses.extend(summed_over(torch.stack(pending), world).tolist())
             pending.clear()
             bar.update(task, description=f"{description} loss {losses[-1]:.4f}")
 
     def save() -> None:
         flush()
-        if checkpoint is not None:
-            atomic_torch_save(dict(model=model.state_dict(), ema=ema.state, optimizer=opt.state_dict(),
-                                   scheduler=sched.state_dict(), generator=gen.get_state(),
-                                   generator_device=gen.device.type,
-                                   step=step, losses=losses), checkpoint)
+        if checkpoint is None:
+            return
+        weights, optimizer, averaged = full_state(model, opt, ema.state, world)  # a collective in a world
+        if lead:
+            atomic_torch_save(dict(model=weights, ema=averaged, optimizer=optimizer, scheduler=sched.state_dict(),
+                                   generator=gen.get_state(), generator_device=gen.device.type,
+                                   step=step, losses=losses, world_size=world.size if world else 1), checkpoint)
 
-    with progress_bar() as bar:
+    with progress_bar(shown=lead) as bar:
         task = bar.add_task(description, total=total, completed=step)
         while step < total:
-            if order is None or step % steps_per_epoch == 0:  # per-epoch shuffle, resumable
-                epoch_gen = torch.Generator().manual_seed(seed * 1_000_003 + step // steps_per_epoch)
+            if order is None or step % per_epoch == 0:  # per-epoch shuffle, resumable
+                epoch_gen = torch.Generator().manual_seed(seed * 1_000_003 + step // per_epoch)
                 order = torch.randperm(len(features), generator=epoch_gen).to(features.device)
-            idx = order[(step % steps_per_epoch) * cfg.batch_size:][: cfg.batch_size]
-            x0 = to_device(features[idx], device)
-            # timesteps and noise from the one generator (host or device), copied to the device if needed
-            t = to_device(torch.randint(0, cfg.timesteps, (len(idx),), generator=gen, device=gen.device), device)
-            noise = to_device(torch.randn(x0.shape, generator=gen, device=gen.device), device)
-            pending.append(train_step(x0, t, noise, step))
+            batch = order[(step % per_epoch) * cfg.batch_size:][: cfg.batch_size]
+            # the global batch's timesteps and noise from the one generator (host or device), on every rank
+            t = torch.randint(0, cfg.timesteps, (len(batch),), generator=gen, device=gen.device)
+            noise = torch.randn((len(batch), *features.shape[1:]), generator=gen, device=gen.device)
+            part = 1.0
+            if world is not None:  # this rank's share of it
+                mine, n = world.share(len(batch)), len(batch)
+                batch, t, noise = batch[mine], t[mine], noise[mine]
+                part = len(batch) * world.size / n
+            x0 = to_device(features[batch], device)
+            pending.append(train_step(x0, to_device(t, device), to_device(noise, device), step, part))
             step += 1
             bar.update(task, advance=1)
             if step % LOG_EVERY == 0:

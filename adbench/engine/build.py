@@ -39,12 +39,17 @@ def build_scorer(spec: dict[str, Any]) -> Any:
     return SCORERS.create(spec["name"], **{k: v for k, v in spec.items() if k != "name"})
 
 
-def build_noise_net(cfg: RunConfig, in_channels: int) -> nn.Module:
+def build_noise_net(cfg: RunConfig, in_channels: int, grid: int | None = None) -> nn.Module:
     """The configured noise net, initialised from ``cfg.seed`` alone: the same weights whatever ran
-    before in this process (cached or fresh features, earlier grid cells, a resumed grid)."""
+    before in this process (cached or fresh features, earlier grid cells, a resumed grid). A net whose
+    constructor takes ``grid`` (the DiT's position table) is built for the features' ``grid`` x ``grid``
+    tokens, unless its arguments set it."""
+    args = dict(cfg.noise_net.args)
+    if grid is not None and "grid" in inspect.signature(NOISE_NETS.get(cfg.noise_net.name).factory).parameters:
+        args.setdefault("grid", grid)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.seed)
-        return NOISE_NETS.create(cfg.noise_net.name, in_channels=in_channels, **cfg.noise_net.args)
+        return NOISE_NETS.create(cfg.noise_net.name, in_channels=in_channels, **args)
 
 
 def needs_model(spec: dict[str, Any]) -> bool:

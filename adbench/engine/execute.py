@@ -20,6 +20,7 @@ from adbench.device import release_device_memory
 from adbench.engine.build import needs_model
 from adbench.engine.keys import cell_key, context_key, training_key
 from adbench.engine.run import ContextCache, console, eval_set, score_cell, train_category
+from adbench.errors import AdbenchError
 
 
 @dataclass(frozen=True)
@@ -85,6 +86,11 @@ def execute(unit: WorkUnit, contexts: ContextCache, train_only: bool = False) ->
     model = None
     if not errors and unit.model_key is not None:
         model, errors = attempt(unit.cells, train_category, ctx, first.category)
+        if model is None and not errors and not train_only:
+            errors = [error_record(cell, AdbenchError(
+                "this machine trained its share of a noise net across machines (runtime.nnodes "
+                f"{first.cfg.runtime.nnodes}); the machine of rank 0 wrote the model: score it there "
+                "(adbench evaluate RUN_DIR)")) for cell in unit.cells]
     if errors or train_only:
         yield from errors
         return

@@ -1,7 +1,8 @@
 """Where a grid's work units run: one after another in this process (``local``, the default), or as Ray
 tasks on every GPU of a node or a cluster (``ray``, the optional extra ``adbench-uiad[ray]``). Either way each
 unit's records come back to this process as the unit finishes, and this process alone appends them to the
-grid's ``cells.jsonl``, so an interrupted grid resumes the same way under both.
+grid's ``cells.jsonl``, so an interrupted grid resumes the same way under both. A unit whose noise net trains
+on several processes (``runtime.nproc_per_node``) asks Ray for that many GPUs and starts them itself.
 """
 
 from __future__ import annotations
@@ -170,6 +171,16 @@ class RayExecutor:
         return {"num_cpus": self.cpus_per_task, "num_gpus": gpus, "max_retries": self.max_retries,
                 "retry_exceptions": [UnitOutOfMemory]}
 
+    @staticmethod
+    def unit_resources(resources: dict[str, Any], unit: WorkUnit) -> dict[str, Any]:
+        """A unit's task options: a noise net trained on ``runtime.nproc_per_node`` processes reserves that
+        many times the CPUs and GPUs of one task (its processes are a torch process group inside the task,
+        on the GPUs Ray gives it)."""
+        n = unit.cells[0].cfg.runtime.nproc_per_node if unit.model_key is not None else None
+        if not n:
+            return resources
+        return {**resources, "num_cpus": resources["num_cpus"] * n, "num_gpus": resources["num_gpus"] * n}
+
     def study_workers(self, spec: Any, results_dir: Path, cache_dir: Path, storage: str, workers: int,
                       tracking: tuple[list[str] | None, str | None]) -> None:
         """``workers`` Optuna workers of ``spec``'s study as Ray tasks on ``storage`` (a server database or a
@@ -204,7 +215,8 @@ class RayExecutor:
                     for key, group in by_context.items()}  # one backbone pass per image, before the units
         task, board = ray.remote(**resources)(run_unit), ray.remote(num_cpus=0)(Board).remote()
         ordered = [(key, unit) for key, group in by_context.items() for unit in group]
-        pending = {task.remote(unit, *folders, train_only, threads, features[key], board, i): (i, unit)
+        pending = {task.options(**self.unit_resources(resources, unit))
+                   .remote(unit, *folders, train_only, threads, features[key], board, i): (i, unit)
                    for i, (key, unit) in enumerate(ordered)}
         with progress_bar() as bar:
             progress = bar.add_task("", total=sum(len(u.cells) for u in units))

@@ -115,7 +115,7 @@ class FpsBench:
         grid = backbone.grid(size)
         self.features = torch.randn(batch_size, backbone.out_channels, grid, grid, device=self.device)
         self.backbone = backbone
-        self.model = build_noise_net(cfg, backbone.out_channels).to(self.device).eval()
+        self.model = build_noise_net(cfg, backbone.out_channels, grid).to(self.device).eval()
         self.schedule = training_schedule(cfg.train)
         self.scoring = cfg.scoring.resolved()
         self.scorers = {scorer_label(spec): build_scorer(spec) for spec in cfg.scoring.scorers}

@@ -154,6 +154,7 @@ class GridRunner:
         self.log = RecordLog(self.grid_dir / "cells.jsonl")
         self.contexts = ContextCache(self.grid_dir, self.cache_dir)
         self._categories: dict[tuple, list[str]] = {}
+        self.errors: list[dict[str, Any]] = []  # the error records of the last run
 
     @classmethod
     def for_run(cls, cfg: RunConfig | None, results_dir: Path, cache_dir: Path,
@@ -179,8 +180,11 @@ class GridRunner:
             runner.contexts.add(dataclasses.replace(ctx, run_dir=run_dir))  # its backbone is loaded already
         return runner
 
-    def failed(self, cells: list[Cell]) -> list[dict[str, Any]]:
-        """The error records of ``cells`` that failed and have not finished since."""
+    def failed(self, cells: list[Cell], train_only: bool = False) -> list[dict[str, Any]]:
+        """The error records of ``cells`` that failed and have not finished since; ``train_only``: those of the
+        last ``run`` (a training that succeeds on a retry finishes no cell, so the log keeps its old error)."""
+        if train_only:
+            return list(self.errors)
         keys = {c.key for c in cells}
         return [r for key, r in self.log.failed().items() if key in keys]
 
@@ -227,9 +231,12 @@ class GridRunner:
             todo = [c for c in cells if c.key not in done]
             self.check_data(todo)
             units = work_units(todo)
+            self.errors.clear()
             for record in self.executor.records(units, self.contexts, train_only):
                 self.log.append(record)
                 self.tracker.log(record, self.grid_dir)
+                if record["status"] == "error":
+                    self.errors.append(record)
             return self.collect(cells)
 
     def check_data(self, cells: list[Cell]) -> None:

@@ -4,8 +4,8 @@ list of fields, so a field added to a section is part of every key of that secti
 * features (``feature_key``): the backbone section with its weights by content (a timm tag, a file's
   sha256, or random init with its seed) and the input statistics resolved, the image files, the device
   type and precision;
-* a trained noise net (``training_key``): the data, noise_net and train sections, the seeds, the
-  features and the categories it trains on and the hold-out;
+* a trained noise net (``training_key``): the data, noise_net and train sections (their ``scoring_only``
+  fields aside), the seeds, the features and the categories it trains on and the hold-out;
 * a result cell (``cell_key``): every section but runtime, the weights by content;
 * a loaded context (``context_key``): the data section, the features' setup and the device.
 """
@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from adbench.backbones.identity import WeightsInfo, weights_info
-from adbench.config import RunConfig, file_fingerprint
+from adbench.config import RunConfig, file_fingerprint, scoring_only_fields
 from adbench.data.base import Sample
 from adbench.hashing import stable_hash
 
@@ -57,11 +57,17 @@ def feature_key(cfg: RunConfig, samples: list[Sample], precision: str) -> str:
 
 
 def training_key(cfg: RunConfig, category: str) -> str:
-    """The key of the noise net that scores ``category``: the data, noise_net and train sections, the
-    seeds, the features it trains on, its training categories and hold-out."""
+    """The key of the noise net that scores ``category``: the data, noise_net and train sections (but the
+    fields that only say how it is scored, ``scoring_only``), the seeds, the features it trains on, its
+    training categories and hold-out."""
+    scoring_only: dict[str, set[str]] = {}
+    for key in scoring_only_fields():
+        section, field = key.split(".")
+        scoring_only.setdefault(section, set()).add(field)
     return stable_hash({"categories": cfg.trained_on(category), "backbone": feature_setup(cfg),
                         "holdout": cfg.holdout(),
-                        **cfg.model_dump(include={"data", "noise_net", "train", "seed", "deterministic"})})
+                        **cfg.model_dump(include={"data", "noise_net", "train", "seed", "deterministic"},
+                                         exclude=scoring_only)})
 
 
 def cell_key(cfg: RunConfig) -> str:

@@ -46,6 +46,7 @@ from adbench.engine.build import (
 )
 from adbench.engine.cache import cached_features
 from adbench.engine.keys import backbone_weights, cell_key, context_key, feature_key, input_stats, training_key
+from adbench.engine.launch import distributed_training
 from adbench.engine.preflight import preflight
 from adbench.errors import ConfigError, DataError, WeightsError
 from adbench.metrics import (
@@ -212,35 +213,51 @@ def feature_normaliser(ctx: Context, category: str,
     return lambda feats: (feats - mean) / std
 
 
-def train_category(ctx: Context, category: str) -> nn.Module:
+def train_category(ctx: Context, category: str) -> nn.Module | None:
     """Train (or load the finished) noise net that scores ``category``; resumes from its checkpoint.
 
     It trains on the fit split of the normal images of ``cfg.trained_on(category)``: the category
-    itself (single) or every training category (multiclass: one model, trained once, shared). The
-    model file holds the raw and the EMA weights; ``use_ema`` picks the ones scored.
+    itself (single) or every training category (multiclass: one model, trained once, shared), in this
+    process or in ``runtime.nproc_per_node`` processes (``adbench.engine.launch``). The model file holds the
+    raw and the EMA weights; ``use_ema`` picks the ones scored. None on a machine of a training across
+    machines that does not hold rank 0 (that machine writes the model).
     """
     cfg = ctx.cfg
     path, name = ctx.model_path(category), cfg.model_name(category)
     seed_everything(cfg.seed, cfg.deterministic)
-    model = build_noise_net(cfg, ctx.backbone.out_channels)
+    grid = ctx.backbone.grid(cfg.backbone.image_size)
+    model = build_noise_net(cfg, ctx.backbone.out_channels, grid)
     weights = load_cached(path, "model file")  # a damaged one is trained again
     if weights is None:
         train = training_features(ctx, category)
         feats = feature_normaliser(ctx, category, train)(train)
         ckpt = path.with_suffix(".ckpt")
         start = time.perf_counter()
-        losses, ema = train_noise_net(model, feats, cfg.train, cfg.seed, ckpt, ctx.device, f"{name}: train",
-                                     cfg.noise_net.precision, cfg.runtime.compile)
+        if cfg.runtime.nproc_per_node is None:
+            losses, ema = train_noise_net(model, feats, cfg.train, cfg.seed, ckpt, ctx.device, f"{name}: train",
+                                         cfg.runtime.compile)
+            raw = model.state_dict()
+        else:
+            if not distributed_training(cfg, feats, ctx.backbone.out_channels, grid, ckpt, ctx.device,
+                                        f"{name}: train", training_key(cfg, category)):
+                return None
+            final = torch.load(ckpt, weights_only=True)
+            raw, ema, losses = final["model"], final["ema"], final["losses"]
         seconds = time.perf_counter() - start
-        weights = {"raw": model.state_dict(), "ema": ema}
+        weights = {"raw": raw, "ema": ema}
         atomic_torch_save(weights, path)
         log = pd.DataFrame(training_log(cfg.train, losses, len(feats)))
         atomic_write(path.with_suffix(".train_log.csv"), lambda p: log.to_csv(p, index=False))
+        world = cfg.runtime.world_size
         atomic_write_text(path.with_suffix(".train.json"), json.dumps(
-            {"seconds": seconds, "steps": len(losses), "images": len(feats), "device": device_name(ctx.device)}))
+            {"seconds": seconds, "steps": len(losses), "images": len(feats), "device": device_name(ctx.device),
+             "world_size": world, "batch_per_process": cfg.train.batch_size // world,
+             "precision": precision(ctx.device, cfg.train.precision)}))
         ckpt.unlink(missing_ok=True)
+        on = f" on {world} processes ({cfg.train.strategy})" if cfg.runtime.nproc_per_node is not None else ""
         console.print(f"[green]{name}[/]: trained {len(losses)} steps on {len(feats)} images in {seconds:.0f} s "
-                      f"({cfg.noise_net.name}, batch {cfg.train.batch_size}), final loss {np.mean(losses[-20:]):.4f}")
+                      f"({cfg.noise_net.name}, batch {cfg.train.batch_size}{on}), final loss "
+                      f"{np.mean(losses[-20:]):.4f}")
     try:
         model.load_state_dict(weights["ema" if cfg.scoring.use_ema else "raw"])
     except (KeyError, TypeError, RuntimeError) as exc:
@@ -463,13 +480,19 @@ def training_cost(ctx: Context, category: str, has_model: bool = True) -> dict[s
     empty when it has none (knn) or was trained before these were kept."""
     path = ctx.model_path(category)
     if not has_model:
-        return {"train_seconds": float("nan"), "train_log": ""}
+        return {"train_seconds": float("nan"), "train_log": "", "train_world_size": 0, "train_batch_per_process": 0,
+                "train_precision": ""}
     try:
-        seconds = float(json.loads(path.with_suffix(".train.json").read_text())["seconds"])
+        record = json.loads(path.with_suffix(".train.json").read_text())
+        seconds = float(record["seconds"])
     except (OSError, ValueError, KeyError, TypeError):
-        seconds = float("nan")
+        record, seconds = {}, float("nan")
     log = path.with_suffix(".train_log.csv")
-    return {"train_seconds": seconds, "train_log": str(log.relative_to(ctx.run_dir)) if log.is_file() else ""}
+    # the processes it trained on and each one's share of the global batch (train.batch_size); 0: not recorded
+    world = int(record.get("world_size", 0))
+    return {"train_seconds": seconds, "train_log": str(log.relative_to(ctx.run_dir)) if log.is_file() else "",
+            "train_world_size": world, "train_batch_per_process": int(record.get("batch_per_process", 0)),
+            "train_precision": str(record.get("precision", ""))}
 
 
 MASK_THRESHOLDS = {"nearest": 0.0, "bilinear": 0.5}  # load_mask's binarisation after each resize

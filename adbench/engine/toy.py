@@ -52,7 +52,9 @@ def run_toy(t: int = 250, seed: int = 0, n_train: int = 10_000, n_test: int = 6_
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
     model = MLPNoiseNet(in_channels=1, width=width, depth=depth)
-    cfg = TrainConfig(epochs=epochs, batch_size=256, lr=2e-3, warmup_epochs=2, checkpoint_every=10**9)
+    # a short training (2,340 steps): the EMA warms up, else its 0.999 decay keeps much of the start's weights
+    cfg = TrainConfig(epochs=epochs, batch_size=256, lr=2e-3, warmup_epochs=2, checkpoint_every=10**9,
+                      ema_warmup=True)
     _, ema = train_noise_net(model, as_features(sample_normal(rng, n_train)), cfg, seed, description="toy DDPM")
     model.load_state_dict(ema)
     x0 = np.concatenate([sample_normal(rng, n_test), sample_abnormal(rng, n_test)])

@@ -1,12 +1,15 @@
 """Unconditional DiT (Peebles & Xie) on the feature grid, as InvAD/OSD-IRF use it.
 
 As the official InvAD code builds it: patch size 1 (every feature-map position is a token), a
-trainable 2-D position embedding initialised as sin-cos for the ``grid`` x ``grid`` map (16 x 16:
-256 px at stride 16; another grid resamples it bicubically), AdaLN-Zero blocks conditioned on the
-timestep only (no class labels), 8 heads, tanh-GELU MLPs, and DiT's initialisation: xavier-uniform
-linear layers with zero biases, N(0, 0.02) timestep-embedding MLP, zero adaLN modulations and a
-zero output layer. Presets: ``dit_base`` (depth 8, width 1024) and ``dit_gigant`` (depth 16, width
-2048) as in InvAD's supplementary Table 11; ``dit_tiny`` for CPU tests.
+trainable 2-D position embedding initialised as MAE's sin-cos table for the token grid it is built for
+(``grid``: 16 x 16 for EfficientNet-B4 at 256 px, 14 x 14 for ViT/DINO at 224 px; scoring another grid
+resamples the trained table bicubically), AdaLN-Zero blocks conditioned on the timestep only (no class
+labels), 8 heads, tanh-GELU MLPs, and DiT's initialisation: xavier-uniform linear layers with zero
+biases, N(0, 0.02) timestep-embedding MLP, zero adaLN modulations and a zero output layer. The official
+module also holds a token projection for pre-patchified input (``x_embedder_linear``) and a class-label
+table (``y_embedder``) that its unconditional forward never calls; they are left out (``adbench list
+noise-nets`` names them). Presets: ``dit_base`` (depth 8, width 1024) and ``dit_gigant`` (depth 16,
+width 2048) as in InvAD's supplementary Table 11; ``dit_tiny`` for CPU tests.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from adbench.noise_nets.embeddings import FinalLayer, TimestepEmbedder, modulate, sincos_2d
+from adbench.noise_nets.embeddings import FinalLayer, TimestepEmbedder, dit_initialisation, modulate, sincos_2d
 
 
 class DiTBlock(nn.Module):
@@ -29,8 +32,6 @@ class DiTBlock(nn.Module):
         hidden = int(width * mlp_ratio)
         self.mlp = nn.Sequential(nn.Linear(width, hidden), nn.GELU(approximate="tanh"), nn.Linear(hidden, width))
         self.ada = nn.Sequential(nn.SiLU(), nn.Linear(width, 6 * width))
-        nn.init.zeros_(self.ada[1].weight)
-        nn.init.zeros_(self.ada[1].bias)
 
     def attention(self, x: torch.Tensor) -> torch.Tensor:
         b, n, d = x.shape
@@ -47,35 +48,24 @@ class DiT(nn.Module):
     """eps_theta(x_t, t) for feature maps B x C x h x w."""
 
     def __init__(self, in_channels: int, width: int = 1024, depth: int = 8, heads: int = 8,
-                 mlp_ratio: float = 4.0, grid: int = 16) -> None:
+                 mlp_ratio: float = 4.0, grid: int | tuple[int, int] = 16) -> None:
         super().__init__()
         if width % heads:
             raise ValueError(f"width {width} is not divisible by heads {heads}")
-        self.in_channels, self.width, self.grid = in_channels, width, grid
+        self.in_channels, self.width = in_channels, width
+        self.grid = (grid, grid) if isinstance(grid, int) else tuple(grid)
         self.embed = nn.Linear(in_channels, width)  # patch size 1
-        self.pos = nn.Parameter(sincos_2d(width, grid, grid))  # trainable, as the official code
+        self.pos = nn.Parameter(sincos_2d(width, *self.grid))  # trainable, as the official code
         self.time = TimestepEmbedder(width)
         self.blocks = nn.ModuleList(DiTBlock(width, heads, mlp_ratio) for _ in range(depth))
         self.final = FinalLayer(width, in_channels)
-        self.initialize_weights()
-
-    def initialize_weights(self) -> None:
-        """DiT's initialisation (Peebles & Xie), which the official InvAD code keeps."""
-        for module in self.modules():
-            if isinstance(module, nn.Linear):
-                nn.init.xavier_uniform_(module.weight)
-                nn.init.zeros_(module.bias)
-        for layer in (self.time.mlp[0], self.time.mlp[2]):
-            nn.init.normal_(layer.weight, std=0.02)
-        for layer in [block.ada[1] for block in self.blocks] + [self.final.ada[1], self.final.linear]:
-            nn.init.zeros_(layer.weight)
-            nn.init.zeros_(layer.bias)
+        dit_initialisation(self)
 
     def positions(self, h: int, w: int) -> torch.Tensor:
         """The (h*w, width) position embedding, resampled bicubically from the trained grid if needed."""
-        if (h, w) == (self.grid, self.grid):
+        if (h, w) == self.grid:
             return self.pos
-        grid = self.pos.T.reshape(1, self.width, self.grid, self.grid)
+        grid = self.pos.T.reshape(1, self.width, *self.grid)
         return F.interpolate(grid, size=(h, w), mode="bicubic", align_corners=False).reshape(self.width, h * w).T
 
     def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:

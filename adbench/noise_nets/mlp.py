@@ -1,8 +1,12 @@
 """Per-token MLP noise net with AdaLN-Zero timestep conditioning (InvAD's MLP, after MAR).
 
 Every feature-map position is one token; the blocks see no neighbours, so the net models the
-distribution of single feature vectors. Zero-initialised modulation and output make the net
-start as the identity residual and predict zero noise.
+distribution of single feature vectors. Built as the official code's ``SimpleMLPAdaLN``: each block's
+LayerNorm and the final one have trainable gain and bias, and the weights start as DiT's
+(xavier-uniform linear layers with zero biases, an N(0, 0.02) timestep MLP); the zero-initialised
+modulations and output make the net start as the identity residual and predict zero noise. The
+official module also holds a class-condition projection (``cond_embed``, 768 -> width) that its
+unconditional forward never calls; it is left out (``adbench list noise-nets`` names it).
 """
 
 from __future__ import annotations
@@ -10,18 +14,16 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from adbench.noise_nets.embeddings import FinalLayer, TimestepEmbedder, modulate
+from adbench.noise_nets.embeddings import FinalLayer, TimestepEmbedder, dit_initialisation, modulate
 
 
 class ResBlock(nn.Module):
     def __init__(self, width: int, mlp_ratio: float = 1.0) -> None:
         super().__init__()
         hidden = int(width * mlp_ratio)
-        self.norm = nn.LayerNorm(width, elementwise_affine=False, eps=1e-6)
+        self.norm = nn.LayerNorm(width, eps=1e-6)
         self.mlp = nn.Sequential(nn.Linear(width, hidden), nn.SiLU(), nn.Linear(hidden, width))
         self.ada = nn.Sequential(nn.SiLU(), nn.Linear(width, 3 * width))
-        nn.init.zeros_(self.ada[1].weight)
-        nn.init.zeros_(self.ada[1].bias)
 
     def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
         shift, scale, gate = self.ada(c).chunk(3, dim=-1)
@@ -37,7 +39,8 @@ class MLPNoiseNet(nn.Module):
         self.input = nn.Linear(in_channels, width)
         self.time = TimestepEmbedder(width)
         self.blocks = nn.ModuleList(ResBlock(width, mlp_ratio) for _ in range(depth))
-        self.final = FinalLayer(width, in_channels)
+        self.final = FinalLayer(width, in_channels, affine=True)
+        dit_initialisation(self)
 
     def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         b, c, h, w = x.shape

@@ -2,7 +2,8 @@
 
 Residual blocks (GroupNorm, SiLU, 3x3 conv, additive timestep projection, dropout, conv),
 self-attention at chosen resolutions with 64 channels per head, stride-2 conv downsampling and
-nearest upsampling with skip connections. ``unet`` is the official InvAD code's hard-coded UNet
+nearest upsampling followed by a 3x3 conv (the official code's ``Upsample(ch, conv_resample=True)``),
+with skip connections. ``unet`` is the official InvAD code's hard-coded UNet
 (base 512 channels, multipliers 1,2,3,4, 2 residual blocks per level, attention at downsampling
 factors 2, 4 and 8: the 8 x 8, 4 x 4 and 2 x 2 maps of the 16 x 16 grid); ``unet_tiny`` is for CPU
 tests.
@@ -49,15 +50,24 @@ class AttentionBlock(nn.Module):
 
     def queries_keys_values(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """q, k, v as B x heads x hw x head_channels, contiguous: the layout the fused SDPA kernels
-        (flash, memory-efficient, cuDNN) take; a strided view falls back to the math kernel."""
+        (flash, memory-efficient, cuDNN) take; a strided view falls back to the math kernel. The 3C
+        projected channels are read head by head, q, k, v within each (guided-diffusion's legacy order,
+        the official code's), so its weights load unchanged."""
         b, c, h, w = x.shape
-        qkv = self.qkv(self.norm(x)).view(b, 3, self.heads, c // self.heads, h * w).transpose(-1, -2)
-        return tuple(t.contiguous() for t in qkv.unbind(1))
+        qkv = self.qkv(self.norm(x)).view(b, self.heads, 3, c // self.heads, h * w).transpose(-1, -2)
+        return tuple(t.contiguous() for t in qkv.unbind(2))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, c, h, w = x.shape
         out = F.scaled_dot_product_attention(*self.queries_keys_values(x)).transpose(-1, -2).reshape(b, c, h, w)
         return x + self.proj(out)
+
+
+class Upsample(nn.Sequential):
+    """Nearest 2x upsampling, then a 3x3 convolution (guided-diffusion's ``Upsample`` with ``use_conv``)."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__(nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(channels, channels, 3, padding=1))
 
 
 class Block(nn.Module):
@@ -100,7 +110,7 @@ class UNet(nn.Module):
                 self.up.append(Block(ch + skips.pop(), base * mult, t_dim, dropout, attend, head_channels))
                 ch = base * mult
                 if level > 0 and i == num_res_blocks:
-                    self.up.append(nn.Upsample(scale_factor=2, mode="nearest"))
+                    self.up.append(Upsample(ch))
         self.out = nn.Sequential(norm(ch), nn.SiLU(), nn.Conv2d(ch, in_channels, 3, padding=1))
         nn.init.zeros_(self.out[-1].weight)
         nn.init.zeros_(self.out[-1].bias)
