@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import traceback
 from collections.abc import Callable
 from pathlib import Path
@@ -58,6 +59,10 @@ def cache_dir_default() -> Path:
 @app.callback()
 def main(debug: Annotated[bool, typer.Option("--debug", help="Show full tracebacks on errors.")] = False) -> None:
     _state["debug"] = debug
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and "TORCHELASTIC_RUN_ID" in os.environ:
+        fail(AdbenchError("adbench was started by torchrun: every process would run the whole command and write "
+                          "the same results. adbench starts a training's processes itself: run the command once, "
+                          "with --nproc-per-node N (and --nnodes, --rdzv-endpoint across machines)"))
     tune_host_allocator()
 
 

@@ -6,8 +6,8 @@ Measured, per process, on the CPU (gloo for FSDP) or a GPU:
   two moments and the EMA (each the process's shard under FSDP), summed from the tensors themselves;
 - ``saved``: the bytes the forward pass keeps for the backward pass (``torch.autograd.graph.saved_tensors_hooks``,
   each storage counted once), the activations that checkpointing trades for a second forward pass;
-- ``peak``: on CUDA, ``torch.cuda.max_memory_allocated`` over the step; on the CPU, the process's peak
-  resident memory (ru_maxrss) minus what it held before the step, a rough figure (the allocator keeps pages).
+- ``peak`` (CUDA only): ``torch.cuda.max_memory_allocated`` over the step, beyond what was allocated before it
+  (the CPU allocator keeps no such count; a process's peak resident memory says nothing about one step).
 
 The projection for DiT-gigant (``--project``) uses the closed forms the measurement checks on the small net:
 state = 20 bytes a parameter (fp32 weights, gradients, two AdamW moments, EMA), divided by N under FSDP; saved =
@@ -21,7 +21,6 @@ while it is recomputed.
 from __future__ import annotations
 
 import argparse
-import resource
 import uuid
 
 import torch
@@ -61,44 +60,46 @@ def measure(cfg: RunConfig, batch: int, world: World | None, device: torch.devic
             seen[storage.data_ptr()] = storage.nbytes()
         return tensor
 
-    if device.type == "cuda":
+    cuda = device.type == "cuda"
+    if cuda:
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats(device)
         before = torch.cuda.memory_allocated(device)
-    else:
-        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
         step(x0, t, noise, 1)
-    if device.type == "cuda":
+    if cuda:
         torch.cuda.synchronize()
-        peak = torch.cuda.max_memory_allocated(device) - before
-    else:
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - before
+    peak = torch.cuda.max_memory_allocated(device) - before if cuda else float("nan")
     moments = [v for state in step.opt.state.values() for k, v in state.items() if k in ("exp_avg", "exp_avg_sq")]
     params = list(model.parameters())
     state = local_bytes(params) * 2 + local_bytes(moments) + local_bytes(step.ema.state.values())  # + gradients
-    return {"state": state, "saved": sum(seen.values()), "peak": max(peak, 0)}
+    return {"state": state, "saved": sum(seen.values()), "peak": peak}
 
 
-def worker(cfg_dict: dict, batch: int) -> dict[str, float]:
+def worker(cfg_dict: dict, batch: int, device_type: str) -> dict[str, float]:
+    import os
+
     import torch.distributed as dist
 
     from adbench.config import validated
 
-    world = World.join("cpu")
+    device = torch.device("cuda", int(os.environ["LOCAL_RANK"])) if device_type == "cuda" else torch.device("cpu")
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    world = World.join(device.type)
     try:
-        return measure(validated(cfg_dict), batch, world, torch.device("cpu"))
+        return measure(validated(cfg_dict), batch, world, device)
     finally:
         dist.destroy_process_group()
 
 
-def on_processes(cfg: RunConfig, batch: int, n: int) -> dict[str, float]:
+def on_processes(cfg: RunConfig, batch: int, n: int, device_type: str) -> dict[str, float]:
     """``measure`` on rank 0 of ``n`` processes (FSDP needs a process group)."""
     from torch.distributed.launcher.api import LaunchConfig, elastic_launch
 
     launch = LaunchConfig(min_nodes=1, max_nodes=1, nproc_per_node=n, run_id=uuid.uuid4().hex, rdzv_backend="c10d",
                           rdzv_endpoint="localhost:0", max_restarts=0, start_method="spawn", monitor_interval=0.2)
-    return elastic_launch(launch, worker)(cfg.to_dict(), batch)[0]
+    return elastic_launch(launch, worker)(cfg.to_dict(), batch, device_type)[0]
 
 
 def block_bytes_per_sample(width: int, heads: int = 8) -> int:
@@ -130,16 +131,17 @@ def project(per_process_batch: int = 8) -> None:
     block_input = GRID * GRID * width * 4
     print(f"DiT-gigant: {params / 1e6:.1f}M parameters; one block keeps {per_sample / 2**20:.1f} MiB a sample "
           f"(measured at width {width}, 256 tokens, fp32); batch {per_process_batch} a process")
-    print(f"{'option':34s} {'state GB':>9s} {'activations GB':>15s} {'total GB':>9s}  " +
+    print(f"{'option':40s} {'state GB':>9s} {'activations GB':>15s} {'total GB':>9s}  " +
           "  ".join(f"{c} GB" for c in CARDS_GB))
     for n in (1, 2, 4, 8):
         for checkpointing in (False, True):
             state = 20 * params / (n if n > 1 else 1)
             acts = per_process_batch * (depth * block_input + per_sample if checkpointing else depth * per_sample)
             total = state + acts
-            label = ("DDP (any N)" if n == 1 else f"FSDP over {n}") + (" + checkpointing" if checkpointing else "")
+            label = "DDP, any number of GPUs" if n == 1 else f"FSDP over {n} GPUs"
+            label += " + checkpointing" if checkpointing else ""
             fits = "  ".join(f"{'fits' if total < c * 1e9 * 0.9 else 'no':>5s}" for c in CARDS_GB)
-            print(f"{label:34s} {state / 1e9:9.1f} {acts / 1e9:15.1f} {total / 1e9:9.1f}  {fits}")
+            print(f"{label:40s} {state / 1e9:9.1f} {acts / 1e9:15.1f} {total / 1e9:9.1f}  {fits}")
     print("fits: under 90 % of the card (the rest for the CUDA context, the allocator's cache and the features)")
 
 
@@ -149,23 +151,25 @@ def main() -> None:
     ap.add_argument("--depth", type=int, default=4)
     ap.add_argument("--batch", type=int, default=16, help="The global batch (split across the FSDP processes).")
     ap.add_argument("--processes", type=int, default=2)
+    ap.add_argument("--device", default="cpu", help="cpu (gloo) or cuda (one GPU a process, NCCL).")
     ap.add_argument("--project", action="store_true", help="Also project DiT-gigant's memory (about a minute).")
     args = ap.parse_args()
+    device = torch.device(args.device)
     net = {"name": "dit_base", "args": {"width": args.width, "depth": args.depth}}
     n = args.processes
-    print(f"torch {torch.__version__}, CPU; DiT width {args.width}, depth {args.depth}, {CHANNELS} x {GRID} x "
-          f"{GRID} features, global batch {args.batch}, fp32")
-    print(f"{'option':30s} {'state MiB':>10s} {'saved MiB':>10s} {'peak RSS MiB':>13s}")
+    print(f"torch {torch.__version__}, {args.device}; DiT width {args.width}, depth {args.depth}, {CHANNELS} x {GRID} "
+          f"x {GRID} features, global batch {args.batch}, fp32")
+    print(f"{'option':30s} {'state MiB':>10s} {'saved MiB':>10s} {'peak MiB (CUDA)':>16s}")
     for strategy, procs in (("ddp", None), ("fsdp", n)):
         for checkpointing in (False, True):
             cfg = RunConfig(noise_net=net, runtime={"nproc_per_node": procs},
                             train={"strategy": strategy, "activation_checkpointing": checkpointing,
                                    "batch_size": args.batch})
-            row = (measure(cfg, args.batch, None, torch.device("cpu")) if procs is None
-                   else on_processes(cfg, args.batch // n, n))
+            row = (measure(cfg, args.batch, None, device) if procs is None
+                   else on_processes(cfg, args.batch // n, n, device.type))
             label = ("one process" if procs is None else f"FSDP, rank 0 of {n}") + \
                 (" + checkpointing" if checkpointing else "")
-            print(f"{label:30s} {row['state'] / 2**20:10.1f} {row['saved'] / 2**20:10.1f} {row['peak'] / 2**20:13.1f}")
+            print(f"{label:30s} {row['state'] / 2**20:10.1f} {row['saved'] / 2**20:10.1f} {row['peak'] / 2**20:16.1f}")
     if args.project:
         project()
 

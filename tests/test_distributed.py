@@ -227,3 +227,14 @@ def test_a_killed_rank_fails_the_run_in_one_line_and_the_next_start_resumes(tmp_
     resumed = torch.load(model, weights_only=True)
     for kind in ("raw", "ema"):
         assert all(torch.equal(resumed[kind][k], reference[kind][k]) for k in reference[kind])
+
+
+def test_torchrun_is_refused_with_the_flag_that_does_it():
+    """Under torchrun every process would run the whole command: one line says what to run instead."""
+    from typer.testing import CliRunner
+
+    from adbench.cli import app
+
+    result = CliRunner().invoke(app, ["list"], env={"WORLD_SIZE": "2", "TORCHELASTIC_RUN_ID": "x"})
+    assert result.exit_code == 2 and "adbench was started by torchrun" in result.output
+    assert "--nproc-per-node N" in result.output
