@@ -2,12 +2,14 @@
 
 With ``subset=code`` the final latent is eps_theta(x_999, 999), the noise predicted from the inverted state
 x_999. A net that had learned eps = x_t near t = T would return x_999 itself, whose size separates anomalous
-images. The papers' noise nets end in an AdaLN final layer: a LayerNorm without learned scale, then a shift
-and scale that depend on t only, then a linear map. The LayerNorm gives every token's hidden vector the same
-RMS, so the output depends on the hidden vector's direction only: its size cannot pass through. This script
+images. The papers' noise nets end in an AdaLN final layer: a LayerNorm (the DiT's without learned scale, the
+MLP's with a per-channel gain and bias, the same for every token), then a shift and scale that depend on t
+only, then a linear map. The LayerNorm gives every token's hidden vector the same RMS before its gain, so the
+output depends on the hidden vector's direction only: its size cannot pass through. This script
 measures the image AU-ROC of a size score along that path (the mean over tokens of each token's squared
 RMS): the inverted state x_999, the hidden vector before the final LayerNorm, and the predicted noise; and
-how far any token's RMS lies from 1 after the LayerNorm (only its eps keeps it from exactly 1).
+how far any token's RMS lies from 1 after the LayerNorm's normalisation, before its gain and bias (only its
+eps keeps it from exactly 1).
 
 Run: .venv/bin/python benchmarks/last_step.py results/<run folder>   (a run or grid cell folder with its models,
      e.g. of `adbench demo`; categories and model as the run's config says)
@@ -54,7 +56,8 @@ def stages(model: torch.nn.Module, scorer: Scorer, schedule: Schedule, x0: torch
     for hook in hooks:
         hook.remove()
     state, hidden = inputs["state"], inputs["hidden"]
-    return [token_rms(state.flatten(2).transpose(1, 2)), token_rms(hidden), token_rms(model.final.norm(hidden)),
+    normalised = torch.nn.functional.layer_norm(hidden, hidden.shape[-1:], eps=model.final.norm.eps)  # before gain
+    return [token_rms(state.flatten(2).transpose(1, 2)), token_rms(hidden), token_rms(normalised),
             token_rms(latent.flatten(2).transpose(1, 2))]
 
 

@@ -116,14 +116,13 @@ def load_state(model: nn.Module, opt: torch.optim.Optimizer, state: dict[str, An
     """Set ``model`` and ``opt`` from a checkpoint's full ``state`` (in a ``world``: rank 0's, broadcast to
     the others, who pass None); return the EMA state, laid out as ``model``'s (sharded under FSDP), and the
     rest of the checkpoint (step, losses, generator); None, and nothing set, when rank 0 has no ``state``."""
+    rest = [None if state is None else {k: v for k, v in state.items() if k not in ("model", "optimizer", "ema")}]
     if world is None:
         if state is None:
             return None
         model.load_state_dict(state["model"])
         set_optimizer_state_dict(model, opt, state["optimizer"])
-        ema = {k: v.to(next(model.parameters()).device) for k, v in state["ema"].items()}
-        return ema, {k: v for k, v in state.items() if k not in ("model", "optimizer", "ema")}
-    rest = [None if state is None else {k: v for k, v in state.items() if k not in ("model", "optimizer", "ema")}]
+        return {k: v.to(next(model.parameters()).device) for k, v in state["ema"].items()}, rest[0]
     dist.broadcast_object_list(rest, src=0)
     if rest[0] is None:
         return None
