@@ -145,21 +145,46 @@ def test_a_unit_out_of_gpu_memory_is_retried_then_recorded_as_failed(local_ray, 
                "Tried to allocate 2.00 GiB" for r in failed)
 
 
+def gate_runtime_env(runtime_env: dict | None) -> dict:
+    """RAY_RUNTIME_ENV_HOOK for the killed-driver test: the driver's workers run ``install_gate``."""
+    return {**(runtime_env or {}), "worker_process_setup_hook": "tests.test_ray.install_gate"}
+
+
+def install_gate() -> None:
+    """The first unit to start runs at once; any other waits until a file ``release`` appears in the grid
+    folder, so the driver can be killed after the first unit's cells and before any other's."""
+    import adbench.engine.executors as executors
+
+    real = executors.run_unit
+
+    def run_unit(unit, run_dir, *rest):
+        try:
+            (Path(run_dir) / "first-unit").open("x").close()
+        except FileExistsError:
+            while not (Path(run_dir) / "release").exists():
+                time.sleep(0.05)
+        return real(unit, run_dir, *rest)
+
+    executors.run_unit = run_unit
+
+
 def test_a_killed_driver_resumes_without_recording_a_cell_twice(tiny_synthetic, tmp_path):
     spec = single_setting_grid(tmp_path / "g.yaml", tiny_synthetic)
     cmd = [sys.executable, "-m", "adbench", "grid", str(tmp_path / "g.yaml"), "--executor", "ray",
-           "--cpus-per-task", "2", "--results-dir", str(tmp_path / "r")]  # one unit at a time on 2 CPUs
-    log_path = tmp_path / "r" / f"grid-{spec.name}" / "cells.jsonl"
-    driver = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 240
-    while time.time() < deadline and driver.poll() is None:
-        if log_path.exists() and RecordLog(log_path).finished():
-            break
-        time.sleep(0.1)
+           "--cpus-per-task", "1", "--results-dir", str(tmp_path / "r")]
+    grid_dir = tmp_path / "r" / f"grid-{spec.name}"
+    log_path = grid_dir / "cells.jsonl"
+    gated = {**os.environ, "RAY_RUNTIME_ENV_HOOK": "tests.test_ray.gate_runtime_env"}
+    driver = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=gated)
+    while driver.poll() is None and not (log_path.exists() and RecordLog(log_path).finished()):
+        time.sleep(0.1)  # until the first unit's cells are recorded; the other unit waits for "release"
+    assert driver.poll() is None, "the driver ended before its first unit was recorded"
+    assert (grid_dir / "first-unit").exists()  # the gate was installed in the driver's workers
     driver.send_signal(signal.SIGKILL)
     driver.wait()
+    (grid_dir / "release").touch()  # a worker the killed driver left behind may finish; nobody records it
     kept = RecordLog(log_path).finished()
-    assert 0 < len(kept) < 4, "the driver was to be killed between its first and its last unit"
+    assert sorted(r["category"] for r in kept.values()) in (["washer"] * 2, ["weave"] * 2)  # one unit's two cells
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     records = [json.loads(line) for line in log_path.read_text().splitlines()]
