@@ -292,7 +292,12 @@ def test_mvtec_loco_scores_the_union_of_each_images_masks_and_can_keep_one_kind(
     assert load_mask(logical, 16).sum() == first.sum() + second.sum()  # disjoint boxes: nothing counted twice
     only = DATASETS.create("mvtec_loco", root=str(tmp_path), anomalies="structural").test("box")
     assert [s.defect for s in only] == ["good", "structural_anomalies"] and len(data.train("box")) == 2
-    with pytest.raises(DataError, match="anomalies must be both, logical or structural"):
+    # both kinds are scored apart and averaged (MVTec's evaluation), unless pooled or one kind is kept
+    assert data.kinds_apart == ("logical_anomalies", "structural_anomalies")
+    pooled = DATASETS.create("mvtec_loco", root=str(tmp_path), anomalies="pooled")
+    assert pooled.kinds_apart == () and pooled.test("box") == test
+    assert DATASETS.create("mvtec_loco", root=str(tmp_path), anomalies="logical").kinds_apart == ()
+    with pytest.raises(DataError, match="anomalies must be one of both, pooled, logical, structural"):
         DATASETS.create("mvtec_loco", root=str(tmp_path), anomalies="semantic")
     for f in (tmp_path / "box" / "ground_truth" / "structural_anomalies" / "000").iterdir():
         f.unlink()

@@ -131,6 +131,8 @@ def test_a_wrong_checksum_is_refused_and_nothing_is_extracted(btad, tmp_path, mo
 
 def test_an_archive_that_would_write_outside_its_folder_or_through_a_link_is_refused(tmp_path):
     for name, build in (("escape.zip", lambda zf: zf.writestr("../outside.txt", "x")),
+                        ("later.zip", lambda zf: zf.writestr("MVTec/../../outside.txt", "x")),  # after a harmless part
+                        ("deep.zip", lambda zf: zf.writestr("a/b/../../../outside.txt", "x")),
                         ("absolute.zip", lambda zf: zf.writestr("/etc/x.txt", "x"))):
         path = tmp_path / name
         with zipfile.ZipFile(path, "w") as zf:
@@ -144,12 +146,45 @@ def test_an_archive_that_would_write_outside_its_folder_or_through_a_link_is_ref
         tf.addfile(info)
     with pytest.raises(DataError, match="a link or device: refused"):
         fetching.unpack(linked, tmp_path / "root2")
+    climbing = tmp_path / "climb.tar"
+    with tarfile.open(climbing, "w") as tf:
+        info = tarfile.TarInfo("breakfast_box/../../outside.txt")
+        info.size = 1
+        tf.addfile(info, io.BytesIO(b"x"))
+    with pytest.raises(DataError, match="'breakfast_box/../../outside.txt', a path outside the folder"):
+        fetching.unpack(climbing, tmp_path / "root3")
     assert not (tmp_path / "outside.txt").exists()
 
 
+def test_mvtec_loco_is_fetched_from_its_direct_link_into_the_layout_its_loader_reads(tmp_path, monkeypatch):
+    """LOCO's archive holds the category folders at its top (as MVTec AD's): a look-alike tar.xz, served
+    locally, lands where ``mvtec_loco`` reads it."""
+    from adbench.registry import DATASETS
+    from tests.test_data import loco_like
+
+    loco_like(tmp_path / "made")
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:xz") as tf:
+        tf.add(tmp_path / "made" / "box", arcname="box")
+    body = buffer.getvalue()
+    published = fetching.SOURCES["mvtec_loco"]
+    assert published.url.endswith("/mvtec_loco_anomaly_detection.tar.xz") and not published.manual
+    monkeypatch.setitem(fetching.SOURCES, "mvtec_loco", Source("mvtec_loco", published.licence, published.url,
+                                                               hashlib.sha256(body).hexdigest()))
+    server = Server({"mvtec_loco_anomaly_detection.tar.xz": body})
+    try:
+        result = CliRunner().invoke(app, ["data", "fetch", "mvtec_loco", "--root", str(tmp_path / "loco"), "--url",
+                                          server.url("mvtec_loco_anomaly_detection.tar.xz")])
+    finally:
+        server.close()
+    assert result.exit_code == 0, result.output
+    data = DATASETS.create("mvtec_loco", root=str(tmp_path / "loco"))
+    assert data.categories() == ["box"] and [s.defect for s in data.test("box")] == [
+        "good", "logical_anomalies", "structural_anomalies"]
+
+
 def test_datasets_behind_a_form_say_where_to_get_them_and_unknown_names_list_the_known():
-    for name, where in (("mpdd", "vutbr-my.sharepoint.com"), ("mvtec_loco", "mvtec.com"),
-                        ("real_iad", "realiad4ad.github.io")):
+    for name, where in (("mpdd", "vutbr-my.sharepoint.com"), ("real_iad", "realiad4ad.github.io")):
         result = CliRunner().invoke(app, ["data", "fetch", name, "--root", "/data/x"])
         assert result.exit_code == 2 and "cannot be downloaded automatically" in result.output, name
         assert where in result.output and "/data/x/" in result.output

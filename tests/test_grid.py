@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -105,6 +106,11 @@ def test_a_grid_on_a_loco_look_alike_writes_au_spro_columns(tmp_path):
     assert ((frame[keys] >= 0) & (frame[keys] <= 1)).all().all()
     seven = frame[list(metric_keys())].mean(axis=1)
     assert frame["mad"].tolist() == pytest.approx(seven.tolist(), abs=1e-12)  # the optional ones are not in mAD
+    for _, row in frame.iterrows():  # each kind beside the good images, the row their mean (MVTec's evaluation)
+        by_kind = json.loads(row["metrics_by_kind"])
+        assert sorted(by_kind) == ["logical_anomalies", "structural_anomalies"]
+        for key in (*metric_keys(), *keys):
+            assert row[key] == pytest.approx(np.mean([m[key] for m in by_kind.values()]), abs=1e-12), key
     report = runner.invoke(app, ["report", str(tmp_path / "r" / "grid-tiny"), "--format", "md", "--out",
                                  str(tmp_path / "table"), "--metrics", "pixel_aupro,pixel_auspro_5pct,pixel_miou_max"])
     table = (tmp_path / "table.md").read_text()

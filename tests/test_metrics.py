@@ -420,15 +420,40 @@ def test_miou_max_by_hand_and_against_aders_formula():
 
 
 def brute_auspro(maps, regions, limit):
-    """sPRO from its definition at every distinct threshold: FPR over the pixels of the normal images, each
-    region min(overlap / saturation, 1), averaged; the polyline's area up to the limit (interpolated there)."""
-    normal = ~np.array([any(r.image == i for r in regions) for i in range(len(maps))])
-    neg = maps[normal]
+    """sPRO from its definition at every distinct threshold: FPR over every pixel outside all defects of its
+    image (MVTec LOCO's evaluation: anomalous images' background included), each region min(overlap /
+    saturation, 1), averaged; the polyline's area up to the limit (interpolated there)."""
+    defect_free = np.ones(maps.shape, bool)
+    for r in regions:
+        defect_free[r.image] &= ~r.mask
+    neg = maps[defect_free]
     fprs, spros = [0.0], [0.0]
     for thr in np.unique(maps)[::-1]:
         fprs.append((neg >= thr).mean())
         spros.append(np.mean([min(((maps[r.image] >= thr) & r.mask).sum() / r.saturation, 1) for r in regions]))
     return area_to_limit(fprs + [1.0], spros + [spros[-1]], limit)
+
+
+def test_auspro_counts_false_alarms_on_the_background_of_anomalous_images():
+    """Three anomalous 2 x 2 images, each a found defect (0.5) and a false alarm on its own background (1.0),
+    beside one good image of zeros: 3 of the 13 defect-free pixels fire before any defect is found, so sPRO
+    jumps from 0 to 1 at FPR 3/13; AU-sPRO is (limit - 3/13) / limit, 0 below 3/13 (over the good image's
+    pixels alone it would be 1 at every limit)."""
+    from adbench.data.base import DefectRegion
+
+    maps, regions = np.zeros((4, 2, 2)), []
+    for i in range(3):
+        maps[i, 0, 0], maps[i, 1, 1] = 0.5, 1.0
+        mask = np.zeros((2, 2), bool)
+        mask[0, 0] = True
+        regions.append(DefectRegion(i, mask, 1.0))
+    masks = np.zeros(maps.shape, bool)
+    masks[:3, 0, 0] = True
+    keys = ("pixel_auspro_5pct", "pixel_auspro_30pct", "pixel_auspro_100pct")
+    got = pixel_metrics(maps, masks, extra=keys, regions=regions)
+    assert got["pixel_auspro_5pct"] == 0.0
+    assert got["pixel_auspro_30pct"] == pytest.approx(1 - (3 / 13) / 0.3, abs=1e-12)
+    assert got["pixel_auspro_100pct"] == pytest.approx(10 / 13, abs=1e-12)
 
 
 @pytest.mark.parametrize("levels", [4, 9, None])

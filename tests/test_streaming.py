@@ -134,3 +134,20 @@ def test_peak_memory_does_not_grow_with_the_number_of_images(tmp_path):
     assert large < 1.1 * small
     in_small, in_large = (peak_bytes(lambda n=n: pixel_metrics(*category(n))) for n in (64, 256))
     assert in_large > 3.5 * in_small
+
+
+def test_a_spill_scores_only_the_images_at_its_index(tmp_path):
+    """Spill.pixel_metrics over the images at an index (one LOCO kind beside the good images) equals
+    scikit-learn and the brute-force AU-PRO on those images alone."""
+    from adbench.metrics.streaming import Spill, spill_array
+
+    rng = np.random.default_rng(5)
+    maps, masks = random_maps(rng, n=7, h=6, w=5, levels=11)
+    on_disk = spill_array(tmp_path / "spill", maps.shape, np.float32)
+    on_disk[:] = maps
+    index = np.array([0, 2, 3, 6])
+    got = Spill(tmp_path / "pass", 1).pixel_metrics(on_disk, masks, 0.3, index)
+    y, s = masks[index].ravel(), maps[index].ravel().astype(np.float64)
+    assert got["pixel_auroc"] == pytest.approx(roc_auc_score(y, s), abs=1e-12)
+    assert got["pixel_ap"] == pytest.approx(average_precision_score(y, s), abs=1e-12)
+    assert got["pixel_aupro"] == pytest.approx(brute_aupro(maps[index], masks[index], 0.3), abs=1e-12)

@@ -7,6 +7,7 @@ here independently in float64 numpy / scipy / scikit-learn and compared with the
 """
 
 import dataclasses
+import json
 import math
 import struct
 import zipfile
@@ -20,6 +21,7 @@ from scipy.ndimage import gaussian_filter
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 from adbench.config import RunConfig, config_from
+from adbench.data.base import Sample
 from adbench.engine.keys import feature_key, training_key
 from adbench.engine.run import (
     Context,
@@ -464,6 +466,46 @@ def test_segf1_binarises_at_mean_plus_3_std_of_the_held_out_normals_maps():
     transductive = score_images(test, None, Scoring(image_score="nll", normalisation="test-minmax"), 8, ("nll",),
                                 "c / x", ["a", "b"])
     assert math.isnan(transductive.seg_threshold) and isinstance(transductive, ImageScores)
+
+
+def test_loco_scores_each_anomaly_kind_beside_the_good_images_and_reports_their_mean():
+    """MVTec's evaluate_experiment.py: logical and structural anomalies each against the good images, then the
+    mean. Two good images (0.2, 0.6), two logical (0.9, 0.7: above both good ones, AU-ROC 1), one structural
+    (0.1: below both, AU-ROC 0): mean 0.5, where one pooled curve gives 4 of 6 pairs."""
+    from adbench.data.base import DefectRegion
+    from adbench.engine.run import EvalSet, cell_metrics
+    from adbench.scorers.scoring import ImageScores, Normalizer
+
+    kinds = ("good", "good", "logical_anomalies", "logical_anomalies", "structural_anomalies")
+    labels = np.array([0, 0, 1, 1, 1])
+    samples = [Sample(Path(f"{i}.png"), None, int(y), kind)
+               for i, (kind, y) in enumerate(zip(kinds, labels, strict=True))]
+    scores = np.array([0.2, 0.6, 0.9, 0.7, 0.1])
+    rng = np.random.default_rng(3)
+    maps = rng.random((5, 4, 4))
+    masks = np.zeros((5, 4, 4), bool)
+    masks[2, :2, :2] = masks[3, 2:, 2:] = masks[4, 1:3, 1:3] = True
+    maps[2:][masks[2:]] += 0.5
+    regions = [DefectRegion(i, masks[i], 2.0) for i in (2, 3, 4)]
+    out = ImageScores("max", scores, maps, Normalizer({}, {}))
+    keys = ("pixel_auspro_30pct",)
+    data = EvalSet("c", torch.empty(0), torch.zeros(5, 1), labels, masks, samples, regions=regions,
+                   kinds_apart=("logical_anomalies", "structural_anomalies"))
+    got = cell_metrics(data, out, extra=keys)
+    by_kind = json.loads(got["metrics_by_kind"])
+    assert by_kind["logical_anomalies"]["image_auroc"] == 1.0 and by_kind["structural_anomalies"]["image_auroc"] == 0.0
+    assert got["image_auroc"] == 0.5
+    for kind, at in (("logical_anomalies", [0, 1, 2, 3]), ("structural_anomalies", [0, 1, 4])):
+        assert by_kind[kind]["image_ap"] == pytest.approx(average_precision_score(labels[at], scores[at]), abs=1e-12)
+        assert by_kind[kind]["pixel_auroc"] == pytest.approx(roc_auc_score(masks[at].ravel(), maps[at].ravel()),
+                                                             abs=1e-12)
+        kept = [DefectRegion(at.index(r.image), r.mask, r.saturation) for r in regions if r.image in at]
+        assert by_kind[kind][keys[0]] == pixel_metrics(maps[at], masks[at], extra=keys, regions=kept)[keys[0]]
+    for key in (*metric_keys(), keys[0]):
+        assert got[key] == pytest.approx((by_kind["logical_anomalies"][key] + by_kind["structural_anomalies"][key]) / 2,
+                                         abs=1e-15), key
+    pooled = cell_metrics(dataclasses.replace(data, kinds_apart=()), out, extra=keys)
+    assert pooled["image_auroc"] == pytest.approx(4 / 6, abs=1e-15) and "metrics_by_kind" not in pooled
 
 
 def test_cell_config_is_one_category_and_one_scorer():

@@ -5,7 +5,7 @@ interruption), its SHA-256 checked against the value recorded here (a mismatch r
 extracted), then unpacked member by member (no absolute path, no ``..``, no link: an archive cannot write
 outside ``root``) into a temporary folder that is moved into place. The licence is printed first. Datasets
 behind a form or a login are not downloaded: the error says where to get them and how to lay them out.
-Checksums are those the archives are published with (the same values anomalib records).
+Links and checksums are anomalib's current ones (MVTec moves its share links; ``--url`` takes a mirror).
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ class Source:
 
 
 SOURCES = {s.name: s for s in (
-    Source("mvtec", CC_BY_NC_SA, "https://www.mydrive.ch/shares/38536/3830184030e49fe74747669442f0f283/download/"
+    Source("mvtec", CC_BY_NC_SA, "https://www.mydrive.ch/shares/150996/b52ecdcbf521176e9db9c731f2304b27/download/"
            "420938113-1629960298/mvtec_anomaly_detection.tar.xz",
            "cf4313b13603bec67abb49ca959488f7eedce2a9f7795ec54446c649ac98cd3d"),
     Source("visa", CC_BY_NC_SA, "https://amazon-visual-anomaly.s3.us-west-2.amazonaws.com/VisA_20220922.tar",
@@ -57,8 +57,8 @@ SOURCES = {s.name: s for s in (
     Source("btad", CC_BY_NC_SA, "https://avires.dimi.uniud.it/papers/btad/btad.zip",
            "461c9387e515bfed41ecaae07c50cf6b10def647b36c9e31d239ab2736b10d2a", inner="BTech_Dataset_transformed",
            renames=(("*/train/ok", "good"), ("*/test/ok", "good"))),  # BTAD's ok/ko into the MVTec layout
-    Source("mvtec_ad2", CC_BY_NC_SA, "https://www.mydrive.ch/shares/121573/7f68fe2c4f7c2ceaa08f463aaeb2f414/download/"
-           "466712769-1743422799/mvtec_ad_2.tar.gz",
+    Source("mvtec_ad2", CC_BY_NC_SA, "https://www.mydrive.ch/shares/150997/701c90d3aea6588f404936e32a674602/download/"
+           "466712769-1743429042/mvtec_ad_2.tar.gz",
            "c0ded99ef32bfc8e352d52beb44515e5b292b8598cb963aadfa91ca0763505e4"),
     Source("mpdd", CC_BY_NC_SA, manual=(
         "MPDD is shared as a OneDrive folder without a direct link: download every file from "
@@ -66,11 +66,9 @@ SOURCES = {s.name: s for s in (
         "EhHS_ufVigxDo3MC6Lweau0BVMuoCmhMZj6ddamiQ7-FnA "
         "and extract them so that ROOT/bracket_black/train/good, ROOT/bracket_black/test/<defect> and "
         "ROOT/bracket_black/ground_truth/<defect> exist (MVTec layout); then --dataset mpdd --data-root ROOT.")),
-    Source("mvtec_loco", CC_BY_NC_SA, manual=(
-        "MVTec LOCO AD is handed out after a form on https://www.mvtec.com/company/research/datasets/mvtec-loco: "
-        "extract mvtec_loco_anomaly_detection.tar.xz into ROOT so that ROOT/breakfast_box/train/good, "
-        "ROOT/breakfast_box/validation/good, ROOT/breakfast_box/test/{good,logical_anomalies,structural_anomalies} "
-        "and ROOT/breakfast_box/ground_truth/<kind>/<image>/<k>.png exist; then --dataset mvtec_loco.")),
+    Source("mvtec_loco", CC_BY_NC_SA, "https://www.mydrive.ch/shares/48237/1b9106ccdfbb09a0c414bd49fe44a14a/download/"
+           "430647091-1646842701/mvtec_loco_anomaly_detection.tar.xz",
+           "9e7c84dba550fd2e59d8e9e231c929c45ba737b6b6a6d3814100f54d63aae687"),
     Source("real_iad", "Real-IAD terms of use (research only; access is granted on request)", manual=(
         "Real-IAD is granted on request (https://realiad4ad.github.io/Real-IAD/, then its Hugging Face dataset "
         "page): unpack realiad_<resolution> and realiad_jsons into ROOT so that "

@@ -108,21 +108,23 @@ def find_mask(folder: Path, stem: str) -> Path | None:
     return None
 
 
-
 LOCO_KINDS = {"logical": "logical_anomalies", "structural": "structural_anomalies"}
+LOCO_ANOMALIES = ("both", "pooled", *LOCO_KINDS)
 
 
 class MVTecLOCO(MVTecLayout):
     """MVTec LOCO AD under ``root``: ``<category>/train/good``, ``test/{good,logical_anomalies,
     structural_anomalies}``, and for each anomalous image a folder ``ground_truth/<kind>/<stem>/`` of masks
-    (one per defect) whose union is scored. ``anomalies``: ``both`` kinds (default), or only ``logical`` or
-    ``structural`` ones beside the good test images, as LOCO's papers report them."""
+    (one per defect) whose union is scored. ``anomalies``: ``both`` kinds, each scored beside the good test
+    images and the two averaged, as MVTec's ``evaluate_experiment.py`` reports LOCO (default); ``pooled``, both
+    in one curve (not comparable with published LOCO numbers); or only ``logical`` or ``structural`` ones."""
 
     def __init__(self, root: str | Path, anomalies: str = "both", name: str = "mvtec_loco") -> None:
         super().__init__(root, name)
-        if anomalies not in ("both", *LOCO_KINDS):
-            raise DataError(f"data.args.anomalies must be both, logical or structural, got {anomalies!r}")
-        self.kinds = list(LOCO_KINDS.values()) if anomalies == "both" else [LOCO_KINDS[anomalies]]
+        if anomalies not in LOCO_ANOMALIES:
+            raise DataError(f"data.args.anomalies must be one of {', '.join(LOCO_ANOMALIES)}, got {anomalies!r}")
+        self.kinds = [LOCO_KINDS[anomalies]] if anomalies in LOCO_KINDS else list(LOCO_KINDS.values())
+        self.kinds_apart = tuple(self.kinds) if anomalies == "both" else ()  # the engine averages their metrics
 
     def test(self, category: str) -> list[Sample]:
         cat_dir = self._category_dir(category)

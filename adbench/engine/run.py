@@ -325,6 +325,23 @@ class EvalSet:
     normalise: Callable[[torch.Tensor], torch.Tensor] = unchanged  # the features' normaliser (feature_norm)
     regions: list[DefectRegion] | None = None  # annotated defects with saturation areas, when AU-sPRO is asked
     spill: Spill | None = None  # a category too large for memory: its maps and masks on disk, its metrics streamed
+    kinds_apart: tuple[str, ...] = ()  # anomaly kinds each scored beside the normal images, metrics averaged (LOCO)
+
+    def kind_subsets(self) -> dict[str, np.ndarray]:
+        """kind -> the indices of the normal test images and that kind's (empty: the test set is one curve)."""
+        defects = np.array([s.defect for s in self.samples])
+        return {kind: np.flatnonzero((self.labels == 0) | (defects == kind)) for kind in self.kinds_apart}
+
+    def subset(self, index: np.ndarray) -> EvalSet:
+        """The test images at ``index`` (in that order), their regions renumbered; a spilled set keeps its masks
+        on disk (``Spill.pixel_metrics`` reads them at ``index``)."""
+        at = {int(i): j for j, i in enumerate(index)}
+        regions = None if self.regions is None else [dataclasses.replace(r, image=at[r.image])
+                                                     for r in self.regions if r.image in at]
+        masks = self.masks if self.masks is None or self.spill else self.masks[index]
+        return dataclasses.replace(self, test_feats=self.test_feats[torch.as_tensor(index)], labels=self.labels[index],
+                                   masks=masks, samples=[self.samples[i] for i in index], regions=regions,
+                                   kinds_apart=())
 
     def image_level(self, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(score, label) of each scored unit: each image, or for views of one object (``Sample.group``) the
@@ -372,7 +389,7 @@ def eval_set(ctx: Context, category: str) -> EvalSet:
     normalise = feature_normaliser(ctx, category)
     held_feats = normalise(ctx.features(held, f"{category}: held-out features")) if held else torch.empty(0)
     return EvalSet(category, held_feats, normalise(ctx.features(test, f"{category}: test features")), labels,
-                   masks, test, normalise, regions, spill)
+                   masks, test, normalise, regions, spill, getattr(ctx.dataset, "kinds_apart", ()))
 
 
 def spill_for(ctx: Context, category: str, n_test: int) -> Spill | None:
@@ -418,22 +435,37 @@ def cell_scores(ctx: Context, data: EvalSet, model: nn.Module, scorer: Any, labe
 
 
 def cell_metrics(data: EvalSet, out: ImageScores, mad_over_available: bool = False,
-                 pro_limit: float = 0.3, extra: tuple[str, ...] = (), aupro_impl: str = "exact") -> dict[str, float]:
+                 pro_limit: float = 0.3, extra: tuple[str, ...] = (), aupro_impl: str = "exact") -> dict[str, Any]:
     """The metric table's metrics and their mean (mAD) of a cell's scores (pixel metrics NaN without masks;
     ``mad_over_available``: mAD over the metrics that exist, the dataset's convention; AU-PRO up to the FPR
     ``pro_limit`` by ``aupro_impl``; optional metrics in ``extra``; AU-sPRO over ``data.regions``; SegF1 at the
-    threshold the held-out normals gave; streamed from disk for a category with ``data.spill``)."""
-    metrics = image_metrics(*data.image_level(out.scores), extra)
-    if data.masks is None:
-        metrics |= dict.fromkeys(metric_keys("pixel", extra), float("nan"))
-    elif data.spill:
-        metrics |= data.spill.pixel_metrics(out.maps, data.masks, pro_limit)
+    threshold the held-out normals gave; streamed from disk for a category with ``data.spill``). With
+    ``data.kinds_apart`` (MVTec LOCO), each metric is computed for each kind beside the normal images and the
+    row reports their mean, as MVTec's ``evaluate_experiment.py`` does, each kind's in ``metrics_by_kind``."""
+    options = pro_limit, extra, aupro_impl
+    kinds = data.kind_subsets()
+    if not kinds:
+        metrics: dict[str, Any] = test_set_metrics(data, out, None, *options)
     else:
-        metrics |= pixel_metrics(out.maps, data.masks, pro_limit, extra, data.regions, out.seg_threshold, aupro_impl)
+        by_kind = {kind: test_set_metrics(data.subset(index), out, index, *options) for kind, index in kinds.items()}
+        metrics = {k: float(np.mean([m[k] for m in by_kind.values()])) for k in next(iter(by_kind.values()))}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", MetricWarning)
         metrics["mad"] = mad(metrics, mad_over_available)
-    return metrics
+    return metrics | ({"metrics_by_kind": json.dumps(by_kind, sort_keys=True)} if kinds else {})
+
+
+def test_set_metrics(data: EvalSet, out: ImageScores, index: np.ndarray | None, pro_limit: float,
+                     extra: tuple[str, ...], aupro_impl: str) -> dict[str, float]:
+    """``cell_metrics``' metrics of ``data``, whose scores and maps are ``out``'s at ``index`` (None: all)."""
+    scores = out.scores if index is None else out.scores[index]
+    metrics = image_metrics(*data.image_level(scores), extra)
+    if data.masks is None:
+        return metrics | dict.fromkeys(metric_keys("pixel", extra), float("nan"))
+    if data.spill:
+        return metrics | data.spill.pixel_metrics(out.maps, data.masks, pro_limit, index)
+    maps = out.maps if index is None else out.maps[index]
+    return metrics | pixel_metrics(maps, data.masks, pro_limit, extra, data.regions, out.seg_threshold, aupro_impl)
 
 
 def score_cell(ctx: Context, data: EvalSet, model: nn.Module, spec: dict[str, Any]) -> dict[str, Any]:

@@ -3,9 +3,10 @@
 Each annotated defect is one region (one mask of a LOCO image, not a connected component) with a
 saturation area s: at a threshold, the region scores min(|region pixels >= threshold| / s, 1), so a
 defect of unclear extent (a missing object) counts as found once s of its pixels are. sPRO is the
-mean over all regions; the false positive rate is taken over the pixels of the anomaly-free test
-images only, as LOCO's protocol does (a logical anomaly's mask need not cover every pixel that may be
-flagged). The area under sPRO against FPR up to a limit, divided by the limit, is AU-sPRO.
+mean over all regions; the false positive rate is taken over every defect-free pixel of every test image,
+the anomalous images' background included, as MVTec LOCO's evaluation code counts false positives and true
+negatives (``get_fp_areas_for_thresholds``: a pixel outside all of its image's defect masks). The area under
+sPRO against FPR up to a limit, divided by the limit, is AU-sPRO.
 
 The curve is built as AU-PRO's (``pro``): each region's pixels, in descending score, add
 (min(c / s, 1) - min((c - 1) / s, 1)) / #regions as the c-th one is reached, so the running sum at the
@@ -30,9 +31,9 @@ class Region(Protocol):
     saturation: float  # overlap in pixels at which the region counts as fully found (0 < s <= its area)
 
 
-def spro_curve(maps: np.ndarray, regions: list[Region], normal: np.ndarray) -> tuple[np.ndarray, Curve] | None:
-    """(each region pixel's sPRO increment in ascending score order, the curve against the pixels of the
-    ``normal`` images); None when there is no region pixel or no normal image."""
+def spro_curve(maps: np.ndarray, regions: list[Region], masks: np.ndarray) -> tuple[np.ndarray, Curve] | None:
+    """(each region pixel's sPRO increment in ascending score order, the curve against every pixel outside
+    ``masks``, the union of each image's defects); None when there is no region pixel or no defect-free pixel."""
     values, increments = [], []
     kept = [r for r in regions if r.mask.any()]
     for r in kept:
@@ -40,11 +41,11 @@ def spro_curve(maps: np.ndarray, regions: list[Region], normal: np.ndarray) -> t
         c = np.arange(1, len(v) + 1)
         increments.append(np.minimum(c / r.saturation, 1) - np.minimum((c - 1) / r.saturation, 1))
         values.append(v)
-    if not kept or not normal.any():
+    if not kept or masks.all():
         return None
     values, increments = np.concatenate(values), np.concatenate(increments) / len(kept)
     order = np.argsort(values, kind="stable")
-    return increments[order], curve(values[order], maps[normal].ravel())
+    return increments[order], curve(values[order], maps[~masks])
 
 
 def auspro(spro: tuple[np.ndarray, Curve] | None, limit: float) -> float:

@@ -61,15 +61,18 @@ class Spill:
         """A spill when the in-memory pass over ``n_pixels`` test pixels would take more than ``memory_mb``."""
         return cls(Path(directory), memory_mb) if n_pixels * IN_MEMORY_BYTES_PER_PIXEL > memory_mb * 2**20 else None
 
-    def pixel_metrics(self, maps: np.ndarray, masks: np.ndarray, pro_limit: float) -> dict[str, float]:
-        """The streamed pass over ``maps`` and ``masks`` (arrays on disk, read a chunk at a time), half the
-        memory for a range's positives, half for the chunks."""
+    def pixel_metrics(self, maps: np.ndarray, masks: np.ndarray, pro_limit: float,
+                      index: np.ndarray | None = None) -> dict[str, float]:
+        """The streamed pass over ``maps`` and ``masks`` (arrays on disk, read a chunk at a time; only the
+        images at ``index``, when given), half the memory for a range's positives, half for the chunks."""
         half = self.memory_mb * 2**20 // 2
+        index = np.arange(len(maps)) if index is None else np.asarray(index)
         with StreamedPixelMetrics(self.directory, pro_limit, half // BYTES_PER_POSITIVE,
                                   min(half // BYTES_PER_READ, MAX_CHUNK)) as pass_:
             step = max(1, half // BYTES_PER_ADDED // max(1, int(np.prod(maps.shape[1:]))))
-            for i in range(0, len(maps), step):
-                pass_.add(maps[i : i + step], masks[i : i + step])
+            for i in range(0, len(index), step):
+                chunk = index[i : i + step]
+                pass_.add(maps[chunk], masks[chunk])
             return pass_.result()
 
 

@@ -42,11 +42,11 @@ class Ranked:
 
     @cached_property
     def spro(self):
-        """The sPRO curve over the defect regions against the anomaly-free images (computed once, on demand)."""
+        """The sPRO curve over the defect regions against every defect-free pixel (computed once, on demand)."""
         if self.regions is None:
             raise ValueError("AU-sPRO needs the dataset's defect regions with their saturation areas (MVTec LOCO's "
                              "defects_config.json); this dataset has none")
-        return spro_curve(self.maps, self.regions, ~self.masks.reshape(len(self.masks), -1).any(axis=1))
+        return spro_curve(self.maps, self.regions, self.masks)
 
 
 @dataclass(frozen=True)
