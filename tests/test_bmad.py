@@ -28,24 +28,27 @@ def gray(path, seed, blob=None):
     Image.fromarray(values, "L").save(path)
 
 
-def bmad_tree(root, pixel=("Brain",), image_level=("RSNA",), counts=None):
+def bmad_tree(root, pixel=("Brain",), image_level=("RSNA",), counts=None, valid="valid", train_img=True):
     """Look-alike BMAD folders: pixel-level ones (good/img, Ungood/img, Ungood/label) and image-level ones
-    (images directly in good and Ungood); valid/Ungood is empty unless ``counts`` says otherwise."""
+    (images directly in good and Ungood); valid/Ungood is empty unless ``counts`` says otherwise. ``valid``:
+    the validation folder's name (BMAD's loaders: ``val``); ``train_img``: pixel-level training images in
+    train/good/img (BMAD's README), else directly in train/good (BMAD's loaders, anomalib)."""
     seed = 0
     for category in (*pixel, *image_level):
         for split, n in (counts or COUNTS).items():
+            split = split.replace("valid/", f"{valid}/")
+            sub = "img" if category in pixel and (train_img or not split.startswith("train")) else ""
             for i in range(n):
                 seed += 1
                 anomalous = split.endswith("Ungood")
                 blob = np.s_[8 + 4 * i:24 + 4 * i, 20:36] if anomalous else None
-                where = root / category / split / ("img" if category in pixel else "")
-                gray(where / f"{i:03d}.png", seed, blob)
+                gray(root / category / split / sub / f"{i:03d}.png", seed, blob)
                 if anomalous and category in pixel:
                     mask = np.zeros((64, 64), dtype=np.uint8)
                     mask[blob] = 255
                     (root / category / split / "label").mkdir(parents=True, exist_ok=True)
                     Image.fromarray(mask).save(root / category / split / "label" / f"{i:03d}.png")
-            (root / category / split / ("img" if category in pixel else "")).mkdir(parents=True, exist_ok=True)
+            (root / category / split / sub).mkdir(parents=True, exist_ok=True)
     return root
 
 
@@ -65,11 +68,40 @@ def test_both_layouts_are_found_per_category_with_masks_paired_by_name(tmp_path)
     assert pixels.shape == (3, 32, 32) and np.array_equal(pixels[0].numpy(), pixels[2].numpy())  # gray -> 3 ch
 
 
-def test_the_histopathology_folder_is_found_under_either_name(tmp_path):
-    for name in ("camelyon16", "Histopathology"):
-        root = bmad_tree(tmp_path / name, pixel=(), image_level=(name,))
-        ds = BMAD(root)
-        assert ds.categories() == ["Camelyon16"] and len(ds.test("Camelyon16")) == 8
+@pytest.mark.parametrize(("folders", "valid", "train_img"), [
+    # BMAD's README and release
+    ({"Brain": "Brain", "RESC": "RESC", "OCT2017": "OCT2017", "Camelyon16": "camelyon16"}, "valid", True),
+    # BMAD's own loaders (MKD/data.py): training images directly in train/good, val, Chest-RSNA, camelyon16_256
+    ({"Liver": "Liver", "RSNA": "Chest-RSNA", "Camelyon16": "camelyon16_256", "OCT2017": "OCT2017"}, "val", False),
+    # anomalib's bmad datamodule
+    ({"Brain": "Brain", "RSNA": "Chest", "Camelyon16": "Histopathology", "OCT2017": "Retina_OCT2017",
+      "RESC": "Retina_RESC"}, "valid", False),
+    ({"RSNA": "RSNA", "Camelyon16": "Camelyon16"}, "valid", True),  # adbench's earlier spellings
+])
+def test_every_published_spelling_and_layout_loads_as_invads_categories(tmp_path, folders, valid, train_img):
+    pixel = [f for c, f in folders.items() if c in ("Brain", "Liver", "RESC")]
+    image_level = [f for c, f in folders.items() if c not in ("Brain", "Liver", "RESC")]
+    ds = BMAD(bmad_tree(tmp_path, pixel=pixel, image_level=image_level, valid=valid, train_img=train_img))
+    assert ds.categories() == sorted(folders)
+    for category, folder in folders.items():
+        assert ds.folder(category) == tmp_path / folder
+        train, test = ds.train(category), ds.test(category)
+        assert [s.image_path.name for s in train] == [f"{i:03d}.png" for i in range(12)] and {s.label for s in train} \
+            == {0}
+        assert [s.label for s in ds.valid(category)] == [0, 0, 0]
+        assert [s.label for s in test] == [0] * 4 + [1] * 4
+        masks = [s.mask_path for s in test if s.label]
+        if category in ("Brain", "Liver", "RESC"):
+            assert ds.pixel_level(category)
+            assert masks == [tmp_path / folder / "test" / "Ungood" / "label" / f"{i:03d}.png" for i in range(4)]
+        else:
+            assert not ds.pixel_level(category) and masks == [None] * 4
+
+
+def test_a_split_folder_under_no_known_name_is_refused_naming_them(tmp_path):
+    root = bmad_tree(tmp_path, pixel=(), image_level=("OCT2017",), valid="validation")
+    with pytest.raises(DataError, match=r"BMAD OCT2017: no valid or val folder in .*OCT2017\."):
+        BMAD(root).valid("OCT2017")
 
 
 def test_broken_bmad_trees_are_one_line_naming_the_file(tmp_path):
@@ -85,8 +117,8 @@ def test_broken_bmad_trees_are_one_line_naming_the_file(tmp_path):
     for png in (root / "RSNA" / "test" / "Ungood").iterdir():
         png.unlink()
     (root / "RSNA" / "test" / "Ungood").rmdir()
-    with pytest.raises(DataError, match=r"BMAD folder .*RSNA/test/Ungood is missing \(this category's layout: "
-                                         r"images directly in good and Ungood\)"):
+    with pytest.raises(DataError, match=r"BMAD folder .*RSNA/test/Ungood is missing \(images directly in good "
+                                         r"and Ungood, or in their img/ sub-folders"):
         BMAD(root).test("RSNA")
     with pytest.raises(DataError, match=r"holds none of BMAD's dataset folders"):
         BMAD(tmp_path)

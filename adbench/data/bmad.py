@@ -1,12 +1,16 @@
-"""BMAD, the medical benchmark of InvAD's BMAD table: one folder per dataset (a category here), each with
-``train/good``, ``valid/{good,Ungood}`` and ``test/{good,Ungood}``, in one of two layouts, found per
-category:
+"""BMAD, the medical benchmark of InvAD's BMAD table: one folder per dataset (a category here, named as in
+InvAD's table), each with ``train/good``, a labelled validation split and ``test/{good,Ungood}``.
 
-- image-level (OCT2017, RSNA, Camelyon16): the images directly in ``good/`` and ``Ungood/``;
-- image- and pixel-level (Brain, Liver, RESC): ``good/img/``, ``Ungood/img/``, and ``Ungood/label/`` with
-  each image's mask under the image's file name.
+Every published spelling is accepted, found per dataset (``FOLDERS``, ``SPLITS``): BMAD's release and its
+README (``Brain``, ``Liver``, ``RESC``, ``OCT2017``, ``camelyon16``), its own loaders (``MKD/data.py``:
+``Chest-RSNA``, ``camelyon16_256``, ``val``) and anomalib's ``bmad`` datamodule (``Chest``, ``Histopathology``,
+``Retina_OCT2017``, ``Retina_RESC``, ``valid``). Each ``good`` or ``Ungood`` folder holds its images either
+in ``img/`` (with ``Ungood/label/``, each mask under its image's file name: Brain, Liver and RESC, pixel
+level) or directly (image level: OCT2017, chest X-ray, histopathology); BMAD's loaders and anomalib read
+Brain, Liver and RESC training images directly in ``train/good/``, its README shows ``train/good/img/``:
+both load.
 
-Grayscale images are read as 3 channels (``load_image``). ``valid`` is BMAD's own labelled validation set,
+Grayscale images are read as 3 channels (``load_image``). The validation split is BMAD's own labelled one,
 for studies; reported numbers come from ``test`` alone.
 """
 
@@ -17,10 +21,11 @@ from pathlib import Path
 from adbench.data.base import Sample, list_images
 from adbench.errors import DataError
 
-# the release's dataset folders; the histopathology one is named either way
-FOLDERS = {"Brain": ("Brain",), "Liver": ("Liver",), "RESC": ("RESC",), "OCT2017": ("OCT2017",),
-           "RSNA": ("RSNA",), "Camelyon16": ("Camelyon16", "camelyon16", "Histopathology")}
-PIXEL_LEVEL = ("Brain", "Liver", "RESC")  # the categories BMAD gives masks for
+# category (InvAD's table) -> the folder names it is published under, in the order they are looked for
+FOLDERS = {"Brain": ("Brain",), "Liver": ("Liver",), "RESC": ("RESC", "Retina_RESC"),
+           "OCT2017": ("OCT2017", "Retina_OCT2017"), "RSNA": ("Chest-RSNA", "Chest", "chest-rsna/Chest-RSNA", "RSNA"),
+           "Camelyon16": ("camelyon16", "Camelyon16", "camelyon16_256", "Histopathology")}
+SPLITS = {"train": ("train",), "valid": ("valid", "val"), "test": ("test",)}  # split -> its folder names
 
 
 def paired_masks(images: list[Path], labels: Path) -> list[Path]:
@@ -57,8 +62,8 @@ class BMAD:
                  for name, options in FOLDERS.items()}
         self.folders = {name: folder for name, folder in found.items() if folder is not None}
         if not self.folders:
-            raise DataError(f"{self.root} holds none of BMAD's dataset folders ({', '.join(FOLDERS)}; the "
-                            "histopathology one may be named camelyon16 or Histopathology).")
+            raise DataError(f"{self.root} holds none of BMAD's dataset folders (any of: "
+                            f"{', '.join(n for names in FOLDERS.values() for n in names)}).")
 
     def categories(self) -> list[str]:
         return sorted(self.folders)
@@ -70,24 +75,36 @@ class BMAD:
         return self.folders[category]
 
     def pixel_level(self, category: str) -> bool:
-        """Whether ``category`` is in the image- and pixel-level layout (``test/Ungood/img``)."""
-        return (self.folder(category) / "test" / "Ungood" / "img").is_dir()
+        """Whether ``category``'s anomalous test images sit in ``test/Ungood/img`` beside their masks."""
+        return (self.split_dir(category, "test") / "Ungood" / "img").is_dir()
 
-    def images(self, folder: Path, pixel_level: bool) -> list[Path]:
-        where = folder / "img" if pixel_level else folder
+    def split_dir(self, category: str, split: str) -> Path:
+        """The folder of ``split`` (train, valid or test) of ``category``, under any of its spellings."""
+        folder = self.folder(category)
+        found = next((folder / name for name in SPLITS[split] if (folder / name).is_dir()), None)
+        if found is None:
+            raise DataError(f"BMAD {category}: no {' or '.join(SPLITS[split])} folder in {folder}.")
+        return found
+
+    @staticmethod
+    def images(folder: Path) -> list[Path]:
+        """The images of a ``good`` or ``Ungood`` folder: in its ``img/`` sub-folder, else directly in it."""
+        where = folder / "img" if (folder / "img").is_dir() else folder
         if not where.is_dir():
-            layout = "good/img, Ungood/img and Ungood/label" if pixel_level else "images directly in good and Ungood"
-            raise DataError(f"BMAD folder {where} is missing (this category's layout: {layout}).")
+            raise DataError(f"BMAD folder {where} is missing (images directly in good and Ungood, or in their img/ "
+                            "sub-folders with the masks in Ungood/label).")
         return list_images(where)
 
     def split(self, category: str, split: str, anomalies: bool = True) -> list[Sample]:
-        """The samples of ``split`` (train, valid or test); ``anomalies``: with those of ``Ungood``."""
-        pixel = self.pixel_level(category)
-        base = self.folder(category) / split
-        out = [Sample(p, None, 0) for p in self.images(base / "good", pixel)]
+        """The samples of ``split`` (train, valid or test); ``anomalies``: with those of ``Ungood``, paired with
+        their masks when they sit in ``Ungood/img``."""
+        base = self.split_dir(category, split)
+        out = [Sample(p, None, 0) for p in self.images(base / "good")]
         if anomalies:
-            bad = self.images(base / "Ungood", pixel)
-            masks = paired_masks(bad, base / "Ungood" / "label") if pixel else [None] * len(bad)
+            ungood = base / "Ungood"
+            bad = self.images(ungood) if ungood.is_dir() or split == "test" else []  # a split may have no Ungood
+            pixel = (ungood / "img").is_dir()
+            masks = paired_masks(bad, ungood / "label") if pixel else [None] * len(bad)
             out += [Sample(p, m, 1, "Ungood") for p, m in zip(bad, masks, strict=True)]
         if not out:
             raise DataError(f"BMAD {category}: no images in {base}.")
