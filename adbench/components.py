@@ -12,11 +12,13 @@ DATASETS.declare("mpdd", "adbench.data.mvtec:MVTecLayout", "MPDD (MVTec layout, 
 DATASETS.declare("btad", "adbench.data.mvtec:MVTecLayout", "BTAD (--data-root) in the MVTec layout: `adbench data "
                  "fetch btad` renames its ok folders good", name="btad")
 DATASETS.declare("mvtec_loco", "adbench.data.mvtec:MVTecLOCO", "MVTec LOCO AD (--data-root): logical and structural "
-                 "anomalies, several masks per image (their union scored); args anomalies: both|logical|structural")
+                 "anomalies, several masks per image (their union scored); args anomalies: both (each kind "
+                 "beside the good images, averaged)|pooled|logical|structural")
 DATASETS.declare("mvtec_ad2", "adbench.data.mvtec:MVTecAD2", "MVTec AD 2 (--data-root): train/good and the public "
                  "test set test_public/{good,bad} with masks (the private test sets have no labels)")
 DATASETS.declare("real_iad", "adbench.data.realiad:RealIAD", "Real-IAD (--data-root): five views per object, splits "
-                 "from its JSON files; args resolution 256|512|1024, views all (object = max over views) or C1..C5")
+                 "from its JSON files; args resolution 256|512|1024|raw, jsons realiad_jsons|realiad_jsons_sv|"
+                 "realiad_jsons_fuiad_<ratio>, views all (object = max over views) or C1..C5")
 DATASETS.declare("visa", "adbench.data.visa:VisA", "VisA (split_csv/1cls.csv layout, --data-root)")
 DATASETS.declare("bmad", "adbench.data.bmad:BMAD", "BMAD medical benchmark (--data-root): Brain, Liver and RESC "
                  "with masks; OCT2017, RSNA and Camelyon16 image-level")

@@ -384,11 +384,12 @@ def test_mvtec_ad2_reads_train_validation_the_public_test_set_and_the_private_on
         data.test("can")
 
 
-def realiad_like(root):
-    """A Real-IAD look-alike at 256 px: object ``toy`` with two normal training samples and, in the test split,
-    one normal sample and one anomalous sample whose views C2 and C4 show the defect (masks beside them)."""
-    folder = root / "realiad_256" / "toy"
-    split = {"train": [], "test": []}
+def realiad_like(root, jsons="realiad_jsons", resolution=256):
+    """A Real-IAD look-alike: object ``toy`` with two normal training samples and, in the test split, one
+    normal sample and one anomalous sample whose views C2 and C4 show the defect (masks beside them), its
+    split file in Tencent's format (``meta`` with ``prefix`` and ``normal_class``) in ``root/<jsons>``."""
+    folder = root / f"realiad_{resolution}" / "toy"
+    split = {"meta": {"prefix": "toy", "normal_class": "OK"}, "train": [], "test": []}
     for which, kind, sample in (("train", "OK", "S0001"), ("train", "OK", "S0002"), ("test", "OK", "S0003"),
                                 ("test", "NG/pit", "S0004")):
         (folder / kind / sample).mkdir(parents=True)
@@ -396,14 +397,15 @@ def realiad_like(root):
             name = f"{kind}/{sample}/toy_{sample[1:]}_{kind[:2]}_C{view}_20230101.jpg"
             defect = kind != "OK" and view in (2, 4)
             Image.new("RGB", (16, 16), (10 * view, 200 * defect, 0)).save(folder / name)
-            entry = {"image_path": name, "mask_path": None, "anomaly_class": "OK"}
+            entry = {"category": "toy", "anomaly_class": "OK", "image_path": name, "mask_path": None}
             if defect:
                 mask = name.replace(".jpg", "_mask.png")
                 Image.new("L", (16, 16), 255).save(folder / mask)
-                entry = {"image_path": name, "mask_path": mask, "anomaly_class": "pit"}
+                entry = {"category": "toy", "anomaly_class": "pit", "image_path": name, "mask_path": mask}
             split[which].append(entry)
-    (root / "realiad_jsons" / "realiad_jsons").mkdir(parents=True)
-    (root / "realiad_jsons" / "realiad_jsons" / "toy.json").write_text(json.dumps(split))
+    (root / jsons).mkdir(parents=True)
+    (root / jsons / "toy.json").write_text(json.dumps(split))
+    return split
 
 
 def test_real_iad_reads_its_json_splits_and_scores_an_object_by_its_most_anomalous_view(tmp_path):
@@ -423,8 +425,50 @@ def test_real_iad_reads_its_json_splits_and_scores_an_object_by_its_most_anomalo
     assert [s.image_path.name.split("_")[3] for s in one_view] == ["C2", "C2"] and not any(s.group for s in one_view)
     assert EvalSet("toy", torch.empty(0), torch.empty(0), np.array([0, 1]), None, one_view).image_level(
         np.array([0.3, 0.1]))[0].tolist() == [0.3, 0.1]  # one view: each image scored alone
-    for args, message in (({"resolution": 300}, "resolution must be one of (256, 512, 1024)"),
+    for args, message in (({"resolution": 300}, "resolution must be one of 256, 512, 1024, raw"),
                           ({"views": "C9"}, "views must be one of all, C1"),
-                          ({"resolution": 512}, "realiad_512 is missing")):
+                          ({"resolution": 512}, "realiad_512 is missing"),
+                          ({"jsons": "realiad_jsons_sv"}, "no split files <object>.json in")):
         with pytest.raises(DataError, match=re.escape(message)):
             DATASETS.create("real_iad", root=str(tmp_path), **args)
+
+
+def test_real_iad_split_sets_are_found_where_the_official_readme_or_the_unpacked_zip_puts_them(tmp_path):
+    """ROOT/realiad_jsons/<object>.json (Tencent's README), ROOT/realiad_jsons/realiad_jsons_sv/... (the zip
+    unpacked, as ADer and anomalib read it); the single-view set scores each image alone; realiad_raw."""
+    realiad_like(tmp_path / "a")
+    assert DATASETS.create("real_iad", root=str(tmp_path / "a")).jsons == tmp_path / "a" / "realiad_jsons"
+    realiad_like(tmp_path / "b", jsons="realiad_jsons/realiad_jsons_sv", resolution="raw")
+    single = DATASETS.create("real_iad", root=str(tmp_path / "b"), jsons="realiad_jsons_sv", resolution="raw")
+    assert single.jsons == tmp_path / "b" / "realiad_jsons" / "realiad_jsons_sv"
+    test = single.test("toy")
+    assert len(test) == 10 and not any(s.group for s in test)  # single view: no object grouping
+    assert test[0].image_path.is_relative_to(tmp_path / "b" / "realiad_raw" / "toy")
+    realiad_like(tmp_path / "c", jsons="realiad_jsons/realiad_jsons")  # adbench's earlier default path
+    assert DATASETS.create("real_iad", root=str(tmp_path / "c"), jsons="realiad_jsons/realiad_jsons").categories() \
+        == ["toy"]
+
+
+def test_real_iad_labels_as_tencents_loader_and_trains_on_every_fuiad_training_entry(tmp_path):
+    """Normal: mask_path null or anomaly_class == meta.normal_class; files under meta.prefix; every training
+    entry is trained on (FUIAD: its anomalous entries too, unlabelled)."""
+    split = realiad_like(tmp_path, jsons="realiad_jsons_fuiad_0.1")
+    pit = [e for e in split["test"] if e["mask_path"]]
+    split["train"].append(dict(pit[0]))  # an anomalous sample in the training set (FUIAD)
+    split["test"][5]["anomaly_class"] = "pit"  # a view of the anomalous sample without a mask: normal
+    split["meta"] = {"prefix": "toy_v2", "normal_class": "GOOD"}
+    split["test"][0]["anomaly_class"] = "GOOD"
+    split["test"][1]["anomaly_class"] = "OK"  # not the normal class, but no mask: normal
+    (tmp_path / "realiad_256" / "toy").rename(tmp_path / "realiad_256" / "toy_v2")
+    (tmp_path / "realiad_256" / "toy").mkdir()  # the object's folder exists; its files sit under the prefix
+    (tmp_path / "realiad_jsons_fuiad_0.1" / "toy.json").write_text(json.dumps(split))
+    data = DATASETS.create("real_iad", root=str(tmp_path), jsons="realiad_jsons_fuiad_0.1")
+    train, test = data.train("toy"), data.test("toy")
+    assert len(train) == 11 and {s.label for s in train} == {0} and all(s.mask_path is None for s in train)
+    assert train[-1].image_path == tmp_path / "realiad_256" / "toy_v2" / pit[0]["image_path"]
+    assert [s.label for s in test] == [0] * 5 + [0, 1, 0, 1, 0]
+    assert [s.defect for s in test if s.label] == ["pit", "pit"]
+    split["test"][3].pop("mask_path")
+    (tmp_path / "realiad_jsons_fuiad_0.1" / "toy.json").write_text(json.dumps(split))
+    with pytest.raises(DataError, match=r"toy.json: a test entry lacks 'mask_path' \(each has category"):
+        data.test("toy")

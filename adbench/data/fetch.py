@@ -71,9 +71,9 @@ SOURCES = {s.name: s for s in (
            "9e7c84dba550fd2e59d8e9e231c929c45ba737b6b6a6d3814100f54d63aae687"),
     Source("real_iad", "Real-IAD terms of use (research only; access is granted on request)", manual=(
         "Real-IAD is granted on request (https://realiad4ad.github.io/Real-IAD/, then its Hugging Face dataset "
-        "page): unpack realiad_<resolution> and realiad_jsons into ROOT so that "
-        "ROOT/realiad_jsons/realiad_jsons/<object>.json and ROOT/realiad_<resolution>/<object>/... exist; then "
-        "--dataset real_iad.")),
+        "page): unpack realiad_<resolution> and realiad_jsons into ROOT so that ROOT/realiad_<resolution>/<object>/ "
+        "and ROOT/realiad_jsons/<object>.json (or ROOT/realiad_jsons/realiad_jsons/<object>.json, as the zip "
+        "unpacks) exist; then --dataset real_iad.")),
 )}
 
 
