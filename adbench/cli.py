@@ -316,6 +316,10 @@ def _finish(run_dir: Path, rows: list[dict]) -> None:
     else:
         print(markdown_table(frame, per_category=False))
     err.print(f"results: {run_dir / 'metrics.parquet'}, table: {run_dir / 'table.md'}", soft_wrap=True)
+    from adbench.engine.submission import incomplete
+
+    for line in incomplete(run_dir):
+        err.print(f"[yellow]warning:[/] {line}", soft_wrap=True)
 
 
 @app.command()

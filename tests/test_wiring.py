@@ -784,3 +784,18 @@ def test_a_category_too_large_for_memory_streams_its_metrics_to_the_same_values(
         eval_set(aupimo, "washer")
     with pytest.raises(ConfigError, match="streamed; scoring.aupro_impl mvtec3d need the maps in memory"):
         eval_set(mvtec3d, "washer")
+
+
+def test_a_submission_folder_is_complete_only_with_every_object_and_both_private_splits(tmp_path):
+    from adbench.engine.submission import AD2_OBJECTS, incomplete
+
+    folder = tmp_path / "submission-abc"
+    for obj in AD2_OBJECTS:
+        for kind, ext in (("anomaly_images", "tiff"), ("anomaly_images_thresholded", "png")):
+            for split in ("test_private", "test_private_mixed"):
+                (folder / kind / obj / split).mkdir(parents=True)
+                (folder / kind / obj / split / f"000.{ext}").write_bytes(b"x")
+    assert incomplete(tmp_path) == []
+    (folder / "anomaly_images_thresholded" / "vial" / "test_private_mixed" / "000.png").unlink()  # one split short
+    [line] = incomplete(tmp_path)
+    assert line.startswith("submission-abc lacks 1 of MVTec AD 2's 8 objects (vial):")

@@ -6,6 +6,9 @@ One folder per method (a cell's config without its category), ``submission-<key>
 size, float16; ``anomaly_images_thresholded/<category>/<split>/<stem>.png``, 255 where that float16 map
 is > the cell's SegF1 threshold (mean + 3 std of the held-out normals' pixel scores), else 0; for the
 splits ``test_private`` and ``test_private_mixed``. Pack the folder's two subfolders to upload them.
+MVTec's ``check_and_prepare_data_for_upload.py`` and its server take a submission only when all eight
+objects are in it: ``incomplete`` names what a folder still lacks (a run over some objects warns; run the
+others into the same folder, e.g. ``--resume``, before packing).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from adbench.errors import ConfigError
 from adbench.scorers.scoring import components_and_maps
 
 TIFF_HINT = "pip install 'adbench-uiad[ad2]'"
+AD2_OBJECTS = ("can", "fabric", "fruit_jelly", "rice", "sheet_metal", "vial", "wallplugs", "walnuts")
 
 
 def require_tifffile() -> Any:
@@ -69,3 +73,20 @@ def export_private(ctx: Context, data: EvalSet, model: nn.Module, scorer: Any, s
             mask = Image.fromarray(((full.astype(np.float64) > threshold) * 255).astype(np.uint8))
             atomic_write(binary / f"{stem}.png", lambda p, m=mask: m.save(p, format="PNG"))
     return str(folder.relative_to(ctx.run_dir))
+
+
+def incomplete(run_dir: Path) -> list[str]:
+    """One line per submission folder of ``run_dir`` that lacks some of MVTec AD 2's objects or splits."""
+    from adbench.data.mvtec import AD2_PRIVATE
+
+    lines = []
+    for folder in sorted(run_dir.glob("submission-*")):
+        missing = [f"{o}/{split}" for o in AD2_OBJECTS for split in AD2_PRIVATE
+                   for kind in ("anomaly_images", "anomaly_images_thresholded")
+                   if not any((folder / kind / o / split).glob("*"))]
+        objects = sorted({m.split("/")[0] for m in missing})
+        if objects:
+            lines.append(f"{folder.name} lacks {len(objects)} of MVTec AD 2's {len(AD2_OBJECTS)} objects "
+                         f"({', '.join(objects)}): MVTec's upload checker and evaluation server take a submission "
+                         "only with all of them; score the others into this folder (--resume) before packing it.")
+    return lines
