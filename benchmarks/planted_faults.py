@@ -114,6 +114,77 @@ FAULTS = [
      "pixel_metrics(maps: np.ndarray, masks: np.ndarray, pro_limit: float = 0.25)"),
 ]
 
+# issue 40: the code added since issue 25 (issue 30's metrics, report, data, engine and config), one fault each
+NEW_CODE_FAULTS = [
+    ("AU-sPRO's FPR over the anomaly-free images only", "adbench/metrics/spro.py",
+     "curve(values[order], maps[~masks])", "curve(values[order], maps[~masks.reshape(len(masks), -1).any(axis=1)])"),
+    ("AU-sPRO ignores the saturation area", "adbench/metrics/spro.py",
+     "np.minimum(c / r.saturation, 1) - np.minimum((c - 1) / r.saturation, 1)",
+     "np.minimum(c / len(v), 1) - np.minimum((c - 1) / len(v), 1)"),
+    ("AUPIMO's upper FPR bound 1e-3", "adbench/metrics/pimo.py", "FPR_BOUNDS = (1e-5, 1e-4)",
+     "FPR_BOUNDS = (1e-5, 1e-3)"),
+    ("SegF1 binarises at >= the threshold", "adbench/metrics/segmentation.py",
+     "predicted = amap.astype(np.float64) > threshold", "predicted = amap.astype(np.float64) >= threshold"),
+    ("SegF1's threshold mean + 2 std", "adbench/metrics/segmentation.py",
+     "def normal_threshold(normal_maps: np.ndarray, k: float = 3.0)",
+     "def normal_threshold(normal_maps: np.ndarray, k: float = 2.0)"),
+    ("mIoU-max over thresholds 0.1 apart", "adbench/metrics/segmentation.py",
+     "ADER_THRESHOLDS = np.arange(0.0, 1.0 + 1e-3, 0.05)", "ADER_THRESHOLDS = np.arange(0.0, 1.0 + 1e-3, 0.1)"),
+    ("DeLong's variance with ddof 0", "adbench/metrics/significance.py",
+     "variance = np.var(v10_a - v10_b, ddof=1) / m + np.var(v01_a - v01_b, ddof=1) / n",
+     "variance = np.var(v10_a - v10_b) / m + np.var(v01_a - v01_b) / n"),
+    ("bootstrap draws anomalous and normal images together", "adbench/metrics/bootstrap.py",
+     "    for group in (np.flatnonzero(anomalous), np.flatnonzero(~anomalous)):",
+     "    for group in (np.arange(len(anomalous)),):"),
+    ("bootstrap p from one side", "adbench/metrics/bootstrap.py",
+     "p = min(1.0, 2 * min(np.mean(d <= 0), np.mean(d >= 0)))", "p = min(1.0, np.mean(d <= 0))"),
+    ("MVTec 3D-AD AU-PRO not divided by its limit", "adbench/metrics/pro.py",
+     "    return integrate_to(x, y, limit) / limit", "    return integrate_to(x, y, limit)"),
+    ("significance marks at p < 0.1", "adbench/report/significance.py", "ALPHA = 0.05", "ALPHA = 0.1"),
+    ("BMAD layout ranks the knn reference", "adbench/report/tables.py",
+     "                           if not math.isnan(v) and not is_reference(method)})",
+     "                           if not math.isnan(v)})"),
+    ("Δ is paper - ours", "adbench/report/tables.py",
+     "    delta = {k: (shown(k, stats[k][0]) - v if k != FPS.key",
+     "    delta = {k: (v - shown(k, stats[k][0]) if k != FPS.key"),
+    ("LOCO's relative saturation taken as absolute pixels", "adbench/data/mvtec.py",
+     "sat = threshold * area if relative else min(threshold * size * size / (full[0] * full[1]), area)",
+     "sat = min(threshold * size * size / (full[0] * full[1]), area)"),
+    ("LOCO's two kinds pooled", "adbench/data/mvtec.py",
+     'self.kinds_apart = tuple(self.kinds) if anomalies == "both" else ()', "self.kinds_apart = ()"),
+    ("Real-IAD normal class ignored", "adbench/data/realiad.py",
+     'normal = which == "train" or entry["mask_path"] is None or entry["anomaly_class"] == normal_class',
+     'normal = which == "train" or entry["mask_path"] is None'),
+    ("Real-IAD drops FUIAD's anomalous training entries", "adbench/data/realiad.py",
+     '        return self.split(category, "train")',
+     '        return [s for s in self.split(category, "train") if "NG" not in str(s.image_path)]'),
+    ("BMAD masks paired by position, not by name", "adbench/data/bmad.py",
+     "    return [masks[p.name] for p in images]", "    return sorted(masks.values())"),
+    ("an archive member climbing out after a harmless first part is let through", "adbench/data/fetch.py",
+     'if path.is_absolute() or ".." in path.parts or', 'if path.is_absolute() or path.parts[:1] == ("..",) or'),
+    ("scoring.pro_limit never reaches AU-PRO", "adbench/engine/run.py",
+     "    return metrics | pixel_metrics(maps, data.masks, pro_limit, extra,",
+     "    return metrics | pixel_metrics(maps, data.masks, 0.3, extra,"),
+    ("validation normals held out and trained on", "adbench/engine/run.py",
+     "            return list(self.dataset.train(category)), self.dataset.validation_normals(category)",
+     "            return list(self.dataset.train(category)) + self.dataset.validation_normals(category), "
+     "self.dataset.validation_normals(category)"),
+    ("peak_memory_mb in KiB", "adbench/engine/run.py",
+     "resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,",
+     "resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,"),
+    ("LOCO's mean over kinds weighted by image count", "adbench/engine/run.py",
+     "metrics = {k: float(np.mean([m[k] for m in by_kind.values()])) for k in next(iter(by_kind.values()))}",
+     "metrics = {k: float(np.average([m[k] for m in by_kind.values()], weights=[len(i) for i in kinds.values()])) "
+     "for k in next(iter(by_kind.values()))}"),
+    ("scoring.aupro_impl accepted but unchecked", "adbench/metrics/summary.py",
+     "    if aupro_impl not in AUPRO_IMPLS:", "    if False:"),
+    ("scoring.pro_limit accepts 0", "adbench/config.py",
+     "pro_limit: float = Field(0.3, gt=0, le=1)", "pro_limit: float = Field(0.3, ge=0, le=1)"),
+    ("an unknown optional metric accepted", "adbench/engine/preflight.py",
+     "    unknown = [k for k in keys if k not in known]", "    unknown = []"),
+]
+FAULTS += NEW_CODE_FAULTS
+
 
 def tracked_copy(dest: Path) -> None:
     files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT, capture_output=True,
@@ -132,11 +203,13 @@ def plant(tree: Path, file: str, text: str, replacement: str) -> None:
     path.write_text(source.replace(text, replacement))
 
 
-def first_failure(tree: Path) -> tuple[bool, str]:
-    """Run the fast tests in ``tree``; (caught, the first failing test)."""
-    selection = tomllib.loads((tree / "pyproject.toml").read_text())["tool"]["mutmut"]
+def first_failure(tree: Path, tests: list[str] | None = None) -> tuple[bool, str]:
+    """Run the fast tests in ``tree`` (``tests``, else the selection in pyproject.toml); (caught, the first
+    failing test)."""
+    selection = tests or tomllib.loads((tree / "pyproject.toml").read_text())["tool"]["mutmut"][
+        "pytest_add_cli_args_test_selection"]
     out = subprocess.run([sys.executable, "-m", "pytest", "-x", "-q", "-m", "not slow", "-p", "no:cacheprovider",
-                          *selection["pytest_add_cli_args_test_selection"]], cwd=tree, capture_output=True, text=True)
+                          *selection], cwd=tree, capture_output=True, text=True)
     failed = [line.split(" ")[1] for line in out.stdout.splitlines() if line.startswith("FAILED ")]
     return out.returncode != 0, (failed[0] if failed else out.stdout.strip().splitlines()[-1])
 
@@ -211,8 +284,10 @@ def main() -> None:
     parser.add_argument("--only", help="plant only the faults whose description contains this")
     parser.add_argument("--effects", action="store_true",
                         help="how far each fault moves the pinned numbers, against the goldens' tolerances")
+    parser.add_argument("--new-code", action="store_true", help="only the faults in the code added since issue 25")
+    parser.add_argument("--tests", nargs="+", help="the test files to run (default: pyproject's selection)")
     args = parser.parse_args()
-    faults = [f for f in FAULTS if not args.only or args.only in f[0]]
+    faults = [f for f in (NEW_CODE_FAULTS if args.new_code else FAULTS) if not args.only or args.only in f[0]]
     if args.effects:
         sys.exit(1 if effects(faults) else 0)
     missed = 0
@@ -223,7 +298,7 @@ def main() -> None:
             tree = Path(tmp)
             tracked_copy(tree)
             plant(tree, file, text, replacement)
-            caught, test = first_failure(tree)
+            caught, test = first_failure(tree, args.tests)
         missed += not caught
         print(f"| {what} | {'yes' if caught else '**NO**'} | `{test}` ({time.perf_counter() - start:.0f} s) |",
               flush=True)

@@ -195,3 +195,25 @@ def test_config_prints_the_resolved_config_of_a_run_a_grid_cell_and_a_study_tria
                            "--trial 5: study 'tiny' has trials 0 to 0")):
         bad = runner.invoke(app, [*args, "--results-dir", str(tmp_path / "r")])
         assert bad.exit_code == 2 and message in bad.output, bad.output
+
+
+@pytest.mark.parametrize(("overrides", "message"), [
+    ({"scoring": {"pro_limit": 0}}, "scoring.pro_limit"), ({"scoring": {"pro_limit": 1.5}}, "scoring.pro_limit"),
+    ({"scoring": {"aupro_impl": "steps"}}, "scoring.aupro_impl"),
+    ({"data": {"held_out": "test"}}, "data.held_out"),
+    ({"runtime": {"metric_memory_mb": 0}}, "runtime.metric_memory_mb"),
+])
+def test_the_metric_settings_refuse_values_outside_their_range_naming_the_key(overrides, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        config_from(overrides)
+
+
+def test_pro_limit_one_and_known_optional_metrics_are_accepted_unknown_ones_refused_by_name():
+    from adbench.engine.preflight import check_extra_metrics
+    from adbench.metrics import optional_metrics
+
+    assert config_from({"scoring": {"pro_limit": 1}}).scoring.pro_limit == 1.0
+    check_extra_metrics([m.key for m in optional_metrics() if not m.key.startswith("pixel_auspro")], "mvtec")
+    with pytest.raises(ConfigError, match=r"scoring.extra_metrics: unknown pixel_aupimo_x; the optional metrics are "
+                                          r"pixel_aupimo, pixel_miou_max, pixel_segf1, pixel_auspro_1pct"):
+        check_extra_metrics(["pixel_aupimo", "pixel_aupimo_x"], "mvtec")

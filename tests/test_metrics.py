@@ -394,6 +394,8 @@ def test_optional_metrics_are_computed_only_when_asked_and_never_in_mad():
     assert "pixel_aupimo" not in plain and [m.key for m in optional_metrics()] == [
         "pixel_aupimo", "pixel_miou_max", "pixel_segf1", *(f"pixel_auspro_{p}pct" for p in (1, 5, 10, 30, 100))]
     assert asked["pixel_aupimo"] == aupimo(maps, masks) and 0 < asked["pixel_aupimo"] < 1
+    # the default FPR bounds are AUPIMO's published ones, 1e-5 to 1e-4
+    assert asked["pixel_aupimo"] == pytest.approx(brute_aupimo(maps, masks, (1e-5, 1e-4)).mean(), abs=1e-12)
     assert {k: asked[k] for k in plain} == plain
     assert mad({**plain, **dict.fromkeys(metric_keys("image"), 0.5), "pixel_aupimo": 0.0}) == pytest.approx(
         np.mean([0.5] * 3 + [plain[k] for k in metric_keys("pixel")]), abs=1e-15)  # AUPIMO not in mAD

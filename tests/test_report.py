@@ -475,6 +475,15 @@ def test_reported_rows_and_references_take_no_marks():
     assert "knn‡ / none" in cells.columns and cells.loc["mean", "knn‡ / none"] == "81.5"
     assert not [m for (i, method), m in marks.items() if method == "knn‡ / none" and m]
     assert [marks[(i, "osd_irf_mean(t=500) / dit_gigant")] for i in range(3)] == ["second"] * 3
+    from adbench.report.tables import bmad_matrix
+
+    bmad = with_knn(fake_rows()).assign(dataset="bmad")
+    bmad["category"] = bmad["category"].map({"bottle": "Brain", "metal_nut": "RSNA"})
+    cells, marks = bmad_matrix(bmad)  # knn ties with osd_irf_mean: the BMAD layout ranks ours only too
+    knn_row = list(cells.index).index("knn‡ / none")
+    assert not [m for (i, _), m in marks.items() if i == knn_row] and len(cells) == 3
+    osd_row = list(cells.index).index("osd_irf_mean(t=500) / dit_gigant")
+    assert {marks[(osd_row, c)] for c in cells.columns if c[1] != "FPS"} == {"second"}
 
 
 def test_a_mean_over_categories_reproduces_no_per_category_cell():

@@ -9,6 +9,7 @@ here independently in float64 numpy / scipy / scikit-learn and compared with the
 import dataclasses
 import json
 import math
+import resource
 import struct
 import zipfile
 from pathlib import Path
@@ -270,8 +271,8 @@ def small_context(data_root, tmp_path, overrides: dict | None = None) -> Context
     return Context.create(cfg, tmp_path / "run", tmp_path / "cache")
 
 
-def test_training_sees_only_fit_images_and_scoring_only_held_out(tiny_synthetic, tmp_path, monkeypatch):
-    ctx = small_context(tiny_synthetic, tmp_path)
+def features_seen(monkeypatch) -> dict[str, list]:
+    """What each ``Context.features`` call ("<category>: train features", ...) is asked for, as it happens."""
     seen: dict[str, list] = {}
     original = Context.features
 
@@ -280,6 +281,29 @@ def test_training_sees_only_fit_images_and_scoring_only_held_out(tiny_synthetic,
         return original(self, samples, what)
 
     monkeypatch.setattr(Context, "features", recording)
+    return seen
+
+
+def test_validation_normals_are_held_out_and_never_trained_on(tmp_path, monkeypatch):
+    """data.held_out: validation (MVTec AD 2's protocol): the noise net fits every train/good image and none of
+    validation/good, which alone estimate the score normalisation."""
+    from tests.test_data import ad2_like
+
+    ad2_like(tmp_path / "ad2", size=64, n_train=6, n_validation=3)
+    ctx = small_context(tmp_path / "ad2", tmp_path, {"data.dataset": "mvtec_ad2", "data.held_out": "validation",
+                                                     "categories": ["can"]})
+    seen = features_seen(monkeypatch)
+    train_category(ctx, "can")
+    eval_set(ctx, "can")
+    fit, held = seen["can: train features"], seen["can: held-out features"]
+    assert [s.image_path for s in fit] == [s.image_path for s in ctx.dataset.train("can")] and len(fit) == 6
+    assert [s.image_path for s in held] == sorted((tmp_path / "ad2" / "can" / "validation" / "good").iterdir())
+    assert {s.image_path for s in fit}.isdisjoint(s.image_path for s in held)
+
+
+def test_training_sees_only_fit_images_and_scoring_only_held_out(tiny_synthetic, tmp_path, monkeypatch):
+    ctx = small_context(tiny_synthetic, tmp_path)
+    seen = features_seen(monkeypatch)
     train_category(ctx, "washer")
     data = eval_set(ctx, "washer")
     everything = ctx.dataset.train("washer")
@@ -758,6 +782,14 @@ def test_a_category_too_large_for_memory_streams_its_metrics_to_the_same_values(
     assert every["maps"].dtype == np.float32 and len(every["maps"]) == kept["n_test"]
     from_file = pixel_metrics(every["maps"], every["masks"])
     assert all(from_file[k] == kept[k] for k in from_file) and kept["aupro_impl"] == "exact"
+    # a configured AU-PRO limit reaches the metric (checked against the brute-force curve) and the row
+    limited = small_context(tiny_synthetic, tmp_path, {"categories": ["washer"], "scoring.pro_limit": 0.1})
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    row = score_cell(limited, eval_set(limited, "washer"), model, spec)
+    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+    assert row["pro_limit"] == 0.1 and row["pixel_aupro"] != kept["pixel_aupro"]
+    assert row["pixel_aupro"] == pytest.approx(brute_aupro(every["maps"], every["masks"], 0.1), abs=1e-12)
+    assert row["peak_memory_of"] == "process peak RSS" and before <= row["peak_memory_mb"] <= after  # in MiB
     mvtec3d = small_context(tiny_synthetic, tmp_path, {"categories": ["washer"], "scoring.aupro_impl": "mvtec3d"})
     row = score_cell(mvtec3d, eval_set(mvtec3d, "washer"), model, spec)
     assert row["aupro_impl"] == "mvtec3d" and row["pixel_auroc"] == kept["pixel_auroc"]
