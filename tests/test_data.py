@@ -459,6 +459,7 @@ def test_real_iad_labels_as_tencents_loader_and_trains_on_every_fuiad_training_e
     split["meta"] = {"prefix": "toy_v2", "normal_class": "GOOD"}
     split["test"][0]["anomaly_class"] = "GOOD"
     split["test"][1]["anomaly_class"] = "OK"  # not the normal class, but no mask: normal
+    split["test"][2] |= {"anomaly_class": "GOOD", "mask_path": pit[0]["mask_path"]}  # the normal class: normal
     (tmp_path / "realiad_256" / "toy").rename(tmp_path / "realiad_256" / "toy_v2")
     (tmp_path / "realiad_256" / "toy").mkdir()  # the object's folder exists; its files sit under the prefix
     (tmp_path / "realiad_jsons_fuiad_0.1" / "toy.json").write_text(json.dumps(split))
