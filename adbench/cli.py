@@ -275,31 +275,20 @@ def with_options(group: type):
 
 def _execute(cfg: RunConfig | None, results_dir: Path, cache_dir: Path, train_only: bool = False,
              resume: Path | None = None, tracking: Tracking = Tracking(), execution: Execution = Execution()) -> Path:
-    from adbench.registry import BACKBONES, DATASETS, NOISE_NETS, SCORERS, check_names
-
-    if cfg is not None:  # names first, before torch is imported: a typo is refused in under a second
-        check_names([("data.args", DATASETS, cfg.data.dataset, cfg.data.args),
-                     ("backbone", BACKBONES, cfg.backbone.name, {}),
-                     ("noise_net.args", NOISE_NETS, cfg.noise_net.name, cfg.noise_net.args),
-                     *(("scoring.scorers", SCORERS, s["name"], {k: v for k, v in s.items() if k != "name"})
-                       for s in cfg.scoring.scorers)])
-    from adbench.engine.grid import GridRunner
+    from adbench import api
     from adbench.results import read_run_config
 
+    if cfg is not None:  # names first, before torch is imported: a typo is refused in under a second
+        api.check_component_names(cfg)
     executor = execution.build()
     name = (cfg or read_run_config(resume)).runtime.name
     tracker = tracking.open(name, Path(resume).parent if resume else results_dir)
-    runner = GridRunner.for_run(cfg, results_dir, cache_dir, resume, tracker, executor)
-    err.print(f"run folder: {runner.grid_dir}", soft_wrap=True)
-    cells = runner.cells()
-    frame = runner.run(cells, train_only)
-    if not train_only and not frame.empty:
-        _finish(runner.grid_dir, frame.to_dict("records"))
-    failed = runner.failed(cells, train_only)
-    if failed:
-        raise AdbenchError(f"{len(failed)} of {len(cells)} cell(s) failed, first: {failed[0]['error']} "
-                           f"(errors in {runner.log.path}; `adbench run --resume {runner.grid_dir}` retries them)")
-    return runner.grid_dir
+    outcome = api.run(cfg, results_dir, cache_dir, resume, tracker, executor, train_only,
+                      on_folder=lambda folder: err.print(f"run folder: {folder}", soft_wrap=True))
+    if not train_only and not outcome.results.empty:
+        _finish(outcome.folder, outcome.results.to_dict("records"))
+    outcome.check()
+    return outcome.folder
 
 
 def _finish(run_dir: Path, rows: list[dict]) -> None:
@@ -385,29 +374,31 @@ def grid(file: Annotated[Path, typer.Argument(help="Grid YAML (base config, axes
          tracking: Tracking = Tracking(), execution: Execution = Execution()) -> None:
     """Run an ablation grid; resumable: finished cells are kept and skipped when started again (with
     `--executor ray`, on every GPU of this machine or a cluster)."""
-    from adbench.engine.grid import GridRunner, load_grid
+    from adbench import api
+    from adbench.engine.grid import load_grid
 
     nproc = [f"runtime.nproc_per_node={nproc_per_node}"] if nproc_per_node is not None else []
     spec = load_grid(file, [*(set_ or []), *nproc], quick)
     executor = execution.build()
     tracker = None if dry_run else tracking.open(spec.name, results_dir)
-    runner = GridRunner(spec, results_dir, cache_dir or cache_dir_default(), tracker=tracker, executor=executor)
-    cells = runner.cells()
-    plan = runner.plan(cells)
-    table = Table(title=f"grid {runner.spec.name} -> {runner.grid_dir}", title_justify="left")
-    for key in plan:
-        table.add_column(key.replace("_", " "), justify="right")
-    table.add_row(*map(str, plan.values()))
-    err.print(table)
+
+    def show(runner: Any, plan: dict[str, Any]) -> None:
+        table = Table(title=f"grid {runner.spec.name} -> {runner.grid_dir}", title_justify="left")
+        for key in plan:
+            table.add_column(key.replace("_", " "), justify="right")
+        table.add_row(*map(str, plan.values()))
+        err.print(table)
+
+    outcome = api.grid(spec, results_dir=results_dir, cache_dir=cache_dir or cache_dir_default(), tracker=tracker,
+                       executor=executor, on_plan=show, dry_run=dry_run)
     if dry_run:
         return
-    frame = runner.run(cells)
-    if frame.empty:
-        raise AdbenchError(f"No cell of grid {runner.spec.name} finished; see {runner.log.path}.")
-    _finish(runner.grid_dir, frame.to_dict("records"))
-    failed = runner.failed(cells)
-    if failed:
-        err.print(f"[red]{len(failed)} cell(s) failed[/]; errors are in {runner.log.path}", soft_wrap=True)
+    if outcome.results.empty:
+        raise AdbenchError(f"No cell of grid {spec.name} finished; see {outcome.folder / 'cells.jsonl'}.")
+    _finish(outcome.folder, outcome.results.to_dict("records"))
+    if outcome.failed:
+        err.print(f"[red]{len(outcome.failed)} cell(s) failed[/]; errors are in {outcome.folder / 'cells.jsonl'}",
+                  soft_wrap=True)
 
 
 @app.command()
@@ -591,12 +582,10 @@ def report(results: Annotated[list[Path], typer.Argument(help="Run or grid folde
                                             "metric-vs-t figures are drawn at (7 pt text, printed unscaled).")
                                    ] = "page") -> None:
     """Tables from stored results only (nothing is recomputed): Markdown and/or LaTeX (booktabs)."""
-    import pandas as pd
-
     from adbench.report.latex import parse_page
     from adbench.report.papers import grid_paper, paper_table
     from adbench.report.tables import Style, write_tables
-    from adbench.results import read_rows
+    from adbench.results import load_rows
 
     style = Style(parse_page(page), notes, parse_renames(rename),  # a mistake here costs nothing read yet
                   tuple(m.strip() for m in metrics.split(",") if m.strip()) if metrics else (), significance or "")
@@ -604,9 +593,7 @@ def report(results: Annotated[list[Path], typer.Argument(help="Run or grid folde
         raise AdbenchError(f"--figure-width must be column or page, got {figure_width!r}")
 
     folders = [p.parent if p.suffix == ".parquet" else p for p in results]
-    frames = [(pd.read_parquet(p) if p.suffix == ".parquet" else read_rows(p)).assign(run_folder=str(folder))
-              for p, folder in zip(results, folders, strict=True)]
-    frame = pd.concat(frames, ignore_index=True)
+    frame = load_rows(results)
     paper_key = grid_paper(folders) if paper is None else "" if paper == "none" else paper
     if reported and not paper_key:
         raise AdbenchError("--reported needs a paper table: --paper osd_irf/table1, invad/table2, ...")
@@ -624,8 +611,8 @@ def report(results: Annotated[list[Path], typer.Argument(help="Run or grid folde
     written = write_tables(frame, out_path, fmt, per_category, caption, label, layout, metric,
                            paper_table(paper_key) if paper_key else None, reported, style)
     if figures:
+        from adbench.report.methods import varying_scorer_args
         from adbench.report.plots import plot_comparisons, plot_kept_maps, plot_metrics_vs
-        from adbench.report.tables import varying_scorer_args
 
         figures_written, missing = plot_kept_maps(frame, out_path.parent / f"{out_path.stem}_maps")
         written += figures_written + plot_comparisons(frame, out_path.parent / f"{out_path.stem}_maps")

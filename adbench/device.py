@@ -5,9 +5,11 @@ from __future__ import annotations
 import contextlib
 import gc
 import os
+import random
 import time
 from collections.abc import Iterator
 
+import numpy as np
 import torch
 
 CUBLAS_WORKSPACE = ":4096:8"  # the cuBLAS workspace setting deterministic CUDA matmuls need
@@ -111,3 +113,13 @@ def images_for(backbone: torch.nn.Module, images: torch.Tensor, device: torch.de
     """``images`` on ``device`` in the memory format the backbone runs fastest with."""
     fmt = torch.channels_last if _channels_last(backbone, device) else torch.preserve_format
     return images.to(device, memory_format=fmt, non_blocking=True)
+
+
+def seed_everything(seed: int, deterministic: bool) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    if deterministic:
+        prepare_cuda_determinism()  # in time only before the first CUDA matmul: preflight sets it first
+        torch.backends.cudnn.benchmark = False
+    torch.use_deterministic_algorithms(deterministic)  # each cell's own value: a flag never leaks to the next

@@ -105,6 +105,15 @@ def read_rows(run_dir: Path) -> pd.DataFrame:
     return pd.read_parquet(path)
 
 
+def load_rows(paths: list[Path]) -> pd.DataFrame:
+    """The rows of run or grid folders (or ``metrics.parquet`` files), each with its ``run_folder``."""
+    if not paths:
+        raise AdbenchError("no run folder given")
+    frames = [(pd.read_parquet(p) if p.suffix == ".parquet" else read_rows(p)).assign(
+        run_folder=str(p.parent if p.suffix == ".parquet" else p)) for p in map(Path, paths)]
+    return pd.concat(frames, ignore_index=True)
+
+
 class RecordLog:
     """Append-only JSON-lines log of finished and failed cells; safe against kills mid-write.
 

@@ -203,8 +203,8 @@ class Tracker:
         relative to it); a row whose status is not ok is not a result: skipped."""
         if not self.loggers or record.get("status") != "ok":
             return
+        from adbench.report.methods import flat_config
         from adbench.report.plots import plot_anomaly_maps
-        from adbench.report.tables import flat_config
 
         config = json.loads(record["config"])
         flat = flat_config(config)

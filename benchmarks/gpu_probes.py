@@ -14,12 +14,11 @@ from collections import Counter
 import torch
 
 from adbench.config import RunConfig
-from adbench.device import autocast, clock, fixed_shape_timing, precision, resolve_device
+from adbench.device import autocast, clock, fixed_shape_timing, precision, resolve_device, seed_everything
 from adbench.diffusion.schedule import Schedule
 from adbench.diffusion.train import TrainConfig, train_noise_net
 from adbench.engine.build import build_noise_net, build_scorer
 from adbench.engine.fps import FpsBench, time_interleaved
-from adbench.engine.run import seed_everything
 from adbench.noise_nets.unet import AttentionBlock
 
 

@@ -79,3 +79,60 @@ def test_every_install_hint_names_this_projects_distribution():
     named = {distribution for distribution, _ in hints} - {"."}  # '.[ray]': this checkout, installed editable
     assert len(hints) >= 6 and named == {name}
     assert PACKAGES["adbench"] == name != "adbench"
+
+
+def runtime_imports() -> dict[str, set[str]]:
+    """module -> the adbench modules it imports when it runs (top level and in functions; not the imports under
+    ``if TYPE_CHECKING:``, which annotations alone read)."""
+    out = {}
+    for path in sorted(PACKAGE.rglob("*.py")):
+        parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+        module = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        tree = ast.parse(path.read_text())
+        typing_only = {id(n) for node in ast.walk(tree) if isinstance(node, ast.If)
+                       and "TYPE_CHECKING" in ast.unparse(node.test) for n in ast.walk(node)}
+        names = set()
+        for node in ast.walk(tree):
+            if id(node) in typing_only:
+                continue
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("adbench"):
+                names.add(node.module)
+            elif isinstance(node, ast.Import):
+                names.update(a.name for a in node.names if a.name.startswith("adbench"))
+        out[module] = names - {module}
+    return out
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The import cycles of ``graph`` (its strongly connected components of more than one module)."""
+    order, low, stack, found, counter = {}, {}, [], [], [0]
+
+    def visit(v: str) -> None:
+        order[v] = low[v] = counter[0]
+        counter[0] += 1
+        stack.append(v)
+        for w in graph.get(v, ()):
+            if w not in graph:
+                continue
+            if w not in order:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in stack:
+                low[v] = min(low[v], order[w])
+        if low[v] == order[v]:
+            component = []
+            while (w := stack.pop()) != v:
+                component.append(w)
+            if component:
+                found.append(sorted([v, *component]))
+
+    for v in sorted(graph):
+        if v not in order:
+            visit(v)
+    return found
+
+
+def test_no_import_cycle_also_through_function_level_imports():
+    assert cycles(runtime_imports()) == []
+    assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]  # the check sees one
+    assert "adbench.engine.submission" in runtime_imports()["adbench.engine.run"]  # function-level imports count

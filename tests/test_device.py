@@ -7,8 +7,7 @@ import torch
 from typer.testing import CliRunner
 
 from adbench.cli import app
-from adbench.device import fixed_shape_timing, precision, resolve_device, scorer_input
-from adbench.engine.run import seed_everything
+from adbench.device import fixed_shape_timing, precision, resolve_device, scorer_input, seed_everything
 
 
 @pytest.mark.parametrize(("major", "expected"), [(7, "fp32"), (8, "bf16"), (9, "bf16")])

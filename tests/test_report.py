@@ -281,7 +281,7 @@ def test_notes_list_only_what_applies_and_rules_frame_the_spanners_and_the_mean_
     all_transductive = table_notes(frame.assign(transductive=True, normalisation="test-minmax"))
     assert any(n.startswith("All rows transductive") for n in all_transductive)
     assert "pool 1, test-minmax normalisation" in " ".join(all_transductive)
-    from adbench.report.tables import with_variant_columns
+    from adbench.report.methods import with_variant_columns
     assert not with_variant_columns(frame.assign(transductive=True))[0]["scorer"].str.contains("†").any()
 
 
@@ -530,7 +530,7 @@ def test_a_sweep_table_shows_t_in_its_own_column_and_methods_name_their_keys():
     assert "| dataset | scorer | t | backbone |" in text
     assert "| mvtec | osd_irf_mean | 250 | efficientnet_b4 |" in text and "| mvtec | osd_irf_mean | 500 |" in text
     assert "| mvtec | invad(steps=3)† | - | efficientnet_b4 |" in text  # invad has no t
-    from adbench.report.tables import with_method_column
+    from adbench.report.methods import with_method_column
 
     norms = [json.dumps({**json.loads(c), "noise_net": {**json.loads(c)["noise_net"], "feature_norm": n}})
              for c, n in zip(frame["config"], ["none", "layer"] * (len(frame) // 2), strict=True)]

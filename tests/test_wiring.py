@@ -354,7 +354,7 @@ def test_seed_everything_seeds_every_global_generator(monkeypatch):
     import os
     import random
 
-    from adbench.engine.run import seed_everything
+    from adbench.device import seed_everything
 
     monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)  # restored after the test
     was_deterministic = torch.are_deterministic_algorithms_enabled()

@@ -55,3 +55,10 @@ def build_noise_net(cfg: RunConfig, in_channels: int, grid: int | None = None) -
 def needs_model(spec: dict[str, Any]) -> bool:
     """Whether a scorer scores with a trained noise net (``knn`` does not)."""
     return getattr(SCORERS.get(spec["name"]).factory, "needs_model", True)
+
+
+def cell_config(cfg: RunConfig, category: str, spec: dict[str, Any]) -> RunConfig:
+    """The configuration of one result row: one category, one scorer. A scorer without a noise net
+    gets the default noise-net fields, so its cells are the same whatever noise net a grid sweeps."""
+    cell = cfg.updated({"categories": [category], "scoring.scorers": [spec]})
+    return cell if needs_model(spec) else cell.without_noise_net()

@@ -91,10 +91,10 @@ def run_rank(job: dict[str, Any]) -> None:
     import torch.distributed as dist
 
     from adbench.config import validated
+    from adbench.device import seed_everything
     from adbench.diffusion.parallel import World
     from adbench.diffusion.train import train_noise_net
     from adbench.engine.build import build_noise_net
-    from adbench.engine.run import seed_everything
 
     local_rank, local_size = int(os.environ["LOCAL_RANK"]), int(os.environ["LOCAL_WORLD_SIZE"])
     if job["device"] == "cuda":

@@ -107,8 +107,6 @@ def check_held_out_and_submission(cfg: RunConfig) -> None:
         if not dataset_has(data.dataset, "private_tests"):
             raise ConfigError(f"scoring.submission writes MVTec AD 2's private test sets; dataset {data.dataset!r} "
                               "has none: use mvtec_ad2")
-        from adbench.engine.submission import require_tifffile
-
         require_tifffile()
 
 
@@ -151,3 +149,16 @@ def check_device(name: str) -> None:
         raise AdbenchError(f"runtime.device {name!r}: this machine has {torch.cuda.device_count()} GPU(s)")
     if device.type not in ("cpu", "cuda", "mps"):
         raise ConfigError(f"runtime.device {name!r}: adbench runs on cpu, cuda or mps")
+
+
+TIFF_HINT = "pip install 'adbench-uiad[ad2]'"
+
+
+def require_tifffile() -> Any:
+    """The TIFF writer the float16 maps of ``scoring.submission`` need (an optional dependency), or a one-line
+    install hint."""
+    try:
+        import tifffile
+    except ImportError:
+        raise ConfigError(f"scoring.submission writes float16 TIFF maps with tifffile: {TIFF_HINT}") from None
+    return tifffile

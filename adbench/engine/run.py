@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import random
 import time
 import warnings
 from collections.abc import Callable
@@ -29,9 +28,9 @@ from adbench.device import (
     images_for,
     precision,
     prepare_backbone,
-    prepare_cuda_determinism,
     resolve_device,
     scorer_input,
+    seed_everything,
     to_device,
 )
 from adbench.diffusion.schedule import Schedule
@@ -40,6 +39,7 @@ from adbench.engine.build import (
     build_dataset,
     build_noise_net,
     build_scorer,
+    cell_config,
     needs_model,
     scorer_columns,
     scorer_label,
@@ -66,22 +66,13 @@ from adbench.scorers.scoring import (
     ImageScores,
     Normalizer,
     ScorerOutput,
+    components_and_maps,
     image_score_for,
     postprocess_on_device,
     score_images,
 )
 
 console = make_console()
-
-
-def seed_everything(seed: int, deterministic: bool) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-    if deterministic:
-        prepare_cuda_determinism()  # in time only before the first CUDA matmul: preflight sets it first
-        torch.backends.cudnn.benchmark = False
-    torch.use_deterministic_algorithms(deterministic)  # each cell's own value: a flag never leaks to the next
 
 
 SHARED_CACHE_GRACE = 24 * 3600  # seconds: no live write of one cache file takes a day
@@ -409,13 +400,6 @@ def spill_for(ctx: Context, category: str, n_test: int) -> Spill | None:
     return spill
 
 
-def cell_config(cfg: RunConfig, category: str, spec: dict[str, Any]) -> RunConfig:
-    """The configuration of one result row: one category, one scorer. A scorer without a noise net
-    gets the default noise-net fields, so its cells are the same whatever noise net a grid sweeps."""
-    cell = cfg.updated({"categories": [category], "scoring.scorers": [spec]})
-    return cell if needs_model(spec) else cell.without_noise_net()
-
-
 def cell_scores(ctx: Context, data: EvalSet, model: nn.Module, scorer: Any, label: str) -> ImageScores:
     """Run ``scorer`` on the test set and (unless normalisation is transductive) on the held-out normals,
     then the scoring stage (``score_images``). Held-out noise is seeded with ``seed + 1``."""
@@ -490,7 +474,11 @@ def score_cell(ctx: Context, data: EvalSet, model: nn.Module, spec: dict[str, An
     if scoring.submission:  # MVTec AD 2's private test sets, written for its evaluation server
         from adbench.engine.submission import export_private
 
-        submission = export_private(ctx, data, model, scorer, spec, out.seg_threshold)
+        def maps_of(feats: torch.Tensor) -> np.ndarray:
+            scored = run_scorer(scorer, model, training_schedule(ctx.cfg.train), feats, ctx, ctx.cfg.seed)
+            return components_and_maps(scored, ctx.cfg.scoring.resolved(), ctx.cfg.backbone.image_size)[1]
+
+        submission = export_private(ctx, data, spec, out.seg_threshold, maps_of)
     return result_row(ctx, data, spec, scorer, out, metrics, pipeline_seconds(ctx, data, model, scorer),
                       submission) | cost
 

@@ -13,32 +13,24 @@ others into the same folder, e.g. ``--resume``, before packing).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import torch
 from PIL import Image
-from torch import nn
 
 from adbench.atomic import atomic_write, make_dir
 from adbench.data.base import Sample, image_size_of
-from adbench.diffusion.train import training_schedule
+from adbench.engine.build import cell_config
 from adbench.engine.keys import cell_key
-from adbench.engine.run import Context, EvalSet, cell_config, run_scorer
-from adbench.errors import ConfigError
-from adbench.scorers.scoring import components_and_maps
+from adbench.engine.preflight import require_tifffile
 
-TIFF_HINT = "pip install 'adbench-uiad[ad2]'"
+if TYPE_CHECKING:
+    from adbench.engine.run import Context, EvalSet
+
 AD2_OBJECTS = ("can", "fabric", "fruit_jelly", "rice", "sheet_metal", "vial", "wallplugs", "walnuts")
-
-
-def require_tifffile() -> Any:
-    """The TIFF writer the float16 maps need (an optional dependency), or a one-line install hint."""
-    try:
-        import tifffile
-    except ImportError:
-        raise ConfigError(f"scoring.submission writes float16 TIFF maps with tifffile: {TIFF_HINT}") from None
-    return tifffile
 
 
 def submission_folder(ctx: Context, spec: dict[str, Any]) -> Path:
@@ -53,17 +45,14 @@ def full_size(amap: np.ndarray, sample: Sample) -> np.ndarray:
     return np.asarray(resized).astype(np.float16)
 
 
-def export_private(ctx: Context, data: EvalSet, model: nn.Module, scorer: Any, spec: dict[str, Any],
-                   threshold: float) -> str:
-    """Score the category's private test sets with ``scorer`` and write them; returns the method's folder
-    relative to the run folder."""
+def export_private(ctx: Context, data: EvalSet, spec: dict[str, Any], threshold: float,
+                   maps_of: Callable[[torch.Tensor], np.ndarray]) -> str:
+    """Score the category's private test sets (``maps_of``: features -> the cell's post-processed pixel maps)
+    and write them; returns the method's folder relative to the run folder."""
     tifffile = require_tifffile()
-    cfg = ctx.cfg
     folder = submission_folder(ctx, spec)
     for split, samples in ctx.dataset.private_tests(data.category).items():
-        feats = data.normalise(ctx.features(samples, f"{data.category}: {split} features"))
-        out = run_scorer(scorer, model, training_schedule(cfg.train), feats, ctx, cfg.seed)
-        _, maps = components_and_maps(out, cfg.scoring.resolved(), cfg.backbone.image_size)
+        maps = maps_of(data.normalise(ctx.features(samples, f"{data.category}: {split} features")))
         continuous = make_dir(folder / "anomaly_images" / data.category / split)
         binary = make_dir(folder / "anomaly_images_thresholded" / data.category / split)
         for sample, amap in zip(samples, maps, strict=True):

@@ -13,14 +13,8 @@ import pandas as pd
 from adbench.errors import AdbenchError
 from adbench.metrics import reported
 from adbench.report.latex import PAGES, Page
-from adbench.report.tables import (
-    REFERENCE_MARK,
-    TRANSDUCTIVE_MARK,
-    dataset_names,
-    row_file,
-    scorer_arg,
-    with_method_column,
-)
+from adbench.report.methods import REFERENCE_MARK, TRANSDUCTIVE_MARK, dataset_names, row_file, with_method_column
+from adbench.report.tables import scorer_arg
 
 FONT_PT = 7  # the smallest text of a figure, at the width it is printed (figures are drawn at that width)
 PANEL_IN = 1.6  # the narrowest a panel is drawn, in inches: a page-wide figure has 4 per row, a column's 2

@@ -22,7 +22,7 @@ def significant(frame: pd.DataFrame, baseline: str) -> dict[str, set[Any]]:
     metrics, where both rows kept every map (``scoring.keep_maps``), by a paired bootstrap over test images
     (``bootstrap.paired_bootstrap``: the difference's 95% interval excludes 0)."""
     from adbench.metrics.significance import delong
-    from adbench.report.tables import REFERENCE_MARK, TRANSDUCTIVE_MARK, with_method_column
+    from adbench.report.methods import REFERENCE_MARK, TRANSDUCTIVE_MARK, with_method_column
 
     named = with_method_column(frame)
     bare = named["method"].str.replace(TRANSDUCTIVE_MARK, "").str.replace(REFERENCE_MARK, "")
@@ -62,7 +62,7 @@ def kept_maps(row: pd.Series) -> bool:
 def ranking(row: pd.Series) -> Any:
     """The pixel ranking of a row's every kept map (``scoring.keep_maps``), for the bootstrap."""
     from adbench.metrics.bootstrap import Ranking
-    from adbench.report.tables import row_file
+    from adbench.report.methods import row_file
 
     path = row_file(row, "all_maps_file")
     try:

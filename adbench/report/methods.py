@@ -1,0 +1,140 @@
+"""Which rows are which method: a row's config flattened, the config keys that differ between rows, and the
+method label tables, figures and significance tests group rows by (``with_method_column``)."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from adbench.config import noise_net_keys
+
+METHOD = ["dataset", "scorer", "backbone", "noise_net", "protocol"]
+SHOWN_BY_METHOD = {"data.dataset", "scoring.scorers", "backbone.name", "noise_net.name", "scoring.protocol"}
+NOT_A_METHOD_KEY = {"categories", "seed", "data.root"}  # and the runtime section
+TRANSDUCTIVE_MARK = "†"
+REFERENCE_MARK = "‡"  # a context row without diffusion (knn)
+REFERENCE_SCORERS = ("knn",)
+
+
+def flat_config(d: dict, prefix: str = "") -> dict:
+    """A config as dotted keys (``backbone.name``); a component's ``args`` and lists as one readable value."""
+    out = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict) and k != "args":  # a component's own options: one value
+            out |= flat_config(v, key + ".")
+        else:
+            out[key] = readable(v) if isinstance(v, (dict, list)) else v
+    return out
+
+
+def readable(value: dict | list) -> str:
+    """A config value as a table cell: ``width=128, depth=3`` for a mapping, ``a, b`` for a list."""
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={v}" for k, v in sorted(value.items()))
+    return ", ".join(map(str, value))
+
+
+def is_model_key(key: str) -> bool:
+    """A (flattened) config key of the noise net and its training: meaningless for rows without one (knn)."""
+    return key.startswith(noise_net_keys())
+
+
+def row_configs(frame: pd.DataFrame) -> list[dict]:
+    """Each row's flattened config; rows without a noise net show ``-`` for its keys."""
+    configs = [flat_config(json.loads(c)) for c in frame["config"]]
+    no_model = frame["noise_net"].eq("none") if "noise_net" in frame else pd.Series(False, index=frame.index)
+    return [{k: "-" if flag and is_model_key(k) else v for k, v in c.items()}
+            for c, flag in zip(configs, no_model, strict=True)]
+
+
+def varying_keys(frame: pd.DataFrame) -> list[str]:
+    """Config keys (besides category, seed and the method columns) that differ between rows; a noise
+    net's keys count only between rows that have one."""
+    configs = pd.DataFrame(row_configs(frame))
+    shown = SHOWN_BY_METHOD | NOT_A_METHOD_KEY
+    return [k for k in configs.columns if k not in shown and not k.startswith("runtime.")
+            and configs[k][configs[k].astype(str) != "-"].astype(str).nunique() > 1]
+
+
+def with_variant_columns(frame: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """``frame`` as tables show it, and its label columns: the method columns (``METHOD``; a scorer argument
+    that differs between rows of one scorer, such as t in a sweep, in a column of its own after the scorer;
+    the dataset by ``dataset_names``), then each config key that differs between rows."""
+    frame = frame.copy()
+    keys = varying_keys(frame)
+    configs = row_configs(frame)
+    for k in keys:
+        frame[k] = [str(c.get(k)) for c in configs]
+    args = varying_scorer_args(frame)
+    labels = scorer_labels(frame)
+    for arg in args:
+        values = frame[f"scorer.{arg}"]
+        frame[arg] = ["-" if pd.isna(v) else f"{v:g}" if isinstance(v, float) else str(v) for v in values]
+        labels = labels.str.replace(rf"(?<=[(,]){re.escape(arg)}=[^,)]*,?", "", regex=True)
+    labels = labels.str.replace(",)", ")").str.replace("()", "")
+    mark = frame["transductive"] & ~frame["transductive"].all()  # every row: said once, in the notes
+    frame["scorer"] = (labels + np.where(mark, TRANSDUCTIVE_MARK, "")
+                       + np.where(frame["scorer"].str.startswith(REFERENCE_SCORERS), REFERENCE_MARK, ""))
+    frame["dataset"] = dataset_names(frame)
+    at = METHOD.index("scorer") + 1
+    return frame, [*METHOD[:at], *args, *METHOD[at:], *keys]
+
+
+def varying_scorer_args(frame: pd.DataFrame) -> list[str]:
+    """Scorer arguments (``scorer.<arg>`` columns) whose value differs between rows of one scorer."""
+    columns = [c for c in frame.columns if c.startswith("scorer.")]
+    return [c.removeprefix("scorer.") for c in columns
+            if (frame.groupby("scorer")[c].nunique(dropna=True) > 1).any()]
+
+
+def dataset_names(frame: pd.DataFrame) -> pd.Series:
+    """The name tables give each row's data: ``data.args.name`` when the config sets it (a folder of one's own
+    read by the MVTec-layout loader), else the loader's (``mvtec``: what a paper's rows beside it are called)."""
+    names = [(json.loads(config).get("data", {}).get("args") or {}).get("name") or dataset
+             for dataset, config in zip(frame["dataset"], frame["config"], strict=True)]
+    return pd.Series(names, index=frame.index)
+
+
+def label_header(column: str) -> str:
+    """A label column's header: a config key by its last part (``noise_net.feature_norm``: feature norm; a
+    component's ``args``: noise net args)."""
+    section, _, key = column.rpartition(".")
+    return (f"{section.rpartition('.')[2]} {key}" if key == "args" and section else key).replace("_", " ")
+
+
+def method_value(column: str, value: str) -> str:
+    """A label cell in a method's name: a config key's or scorer argument's value with its key (``epochs=20``),
+    a component's name or arguments as they are."""
+    plain = column in METHOD or column.endswith(".args") or value == "-"
+    return value if plain else f"{label_header(column).replace(' ', '_')}={value}"
+
+
+def scorer_labels(frame: pd.DataFrame) -> pd.Series:
+    """Each row's scorer as displayed, ``name(arg=value,...)`` (rows written before the ``scorer_label``
+    column existed hold it in ``scorer``)."""
+    return frame["scorer_label"] if "scorer_label" in frame else frame["scorer"]
+
+
+def row_file(row: pd.Series, column: str) -> Path:
+    """A file a row names in ``column`` (``maps_file``, ``all_maps_file``): relative to its ``run_folder``
+    (older rows: absolute)."""
+    return Path(row.get("run_folder") or ".") / row[column]
+
+
+def with_method_column(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with a ``method`` column: the scorer and what else differs between methods, config values
+    with their keys (``osd_irf_mean / t=500 / efficientnet_lite0 / feature_norm=none``)."""
+    frame, method = with_variant_columns(frame)
+    varying = [c for c in method if frame[c].astype(str).nunique() > 1] or ["scorer"]
+    named = pd.DataFrame({c: [method_value(c, str(v)) for v in frame[c]] for c in varying}, index=frame.index)
+    return frame.assign(method=named.agg(" / ".join, axis=1))
+
+
+def is_reference(method: str) -> bool:
+    """A method label (``with_method_column``) of a reference row (knn): never ranked."""
+    return REFERENCE_MARK in str(method)

@@ -1,0 +1,78 @@
+"""The library API: ``adbench.run`` and friends write the folders the CLI writes, with the same numbers."""
+
+import json
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+import adbench
+from adbench.cli import app
+from adbench.errors import AdbenchError
+from adbench.metrics import metric_keys
+from tests.test_end_to_end import only_run_dir
+
+SMALL = {"backbone": {"name": "efficientnet_lite0", "image_size": 64}, "noise_net": {"name": "mlp_tiny"},
+         "train": {"epochs": 2, "batch_size": 4, "warmup_epochs": 1}, "categories": ["washer"],
+         "scoring": {"scorers": [{"name": "osd_irf_mean"}], "eval_batch_size": 8, "fps_images": 2}}
+
+
+def small(data_root) -> dict:
+    return {**SMALL, "data": {"dataset": "mvtec", "root": str(data_root), "holdout_fraction": 0.3}}
+
+
+def test_import_adbench_stays_light_and_names_its_api():
+    code = "import sys, adbench; print(json.dumps(['torch' in sys.modules, 'pandas' in sys.modules]))"
+    out = subprocess.run([sys.executable, "-c", f"import json; {code}"], capture_output=True, text=True, check=True)
+    assert json.loads(out.stdout) == [False, False]  # the API loads on first use
+    assert adbench.run is adbench.api.run and sorted(adbench.__all__) == ["evaluate", "grid", "load_results", "run",
+                                                                          "train"]
+    with pytest.raises(AttributeError, match="no attribute 'runn'"):
+        adbench.runn  # noqa: B018
+
+
+def test_run_from_python_equals_the_cli_run_and_train_then_evaluate(tiny_synthetic, tmp_path):
+    seen = []
+    out = adbench.run(small(tiny_synthetic), results_dir=tmp_path / "api", cache_dir=tmp_path / "cache",
+                      on_folder=seen.append)
+    assert seen == [out.folder] and out.failed == [] and out.n_cells == 1 and out.check() is out
+    assert out.folder.parent == tmp_path / "api" and (out.folder / "metrics.parquet").is_file()
+    (tmp_path / "c.json").write_text(json.dumps(small(tiny_synthetic)))  # JSON is YAML
+    cli = CliRunner().invoke(app, ["run", str(tmp_path / "c.json"), "--results-dir", str(tmp_path / "cli"),
+                                   "--cache-dir", str(tmp_path / "cache")])
+    assert cli.exit_code == 0, cli.output
+    by_cli = pd.read_parquet(only_run_dir(tmp_path / "cli") / "metrics.parquet")
+    metrics = [*metric_keys(), "mad"]
+    pd.testing.assert_frame_equal(out.results[metrics].reset_index(drop=True), by_cli[metrics], check_exact=True)
+    assert list(adbench.load_results(out.folder)["cell_key"]) == list(by_cli["cell_key"])
+    trained = adbench.train(tmp_path / "c.json", results_dir=tmp_path / "two", cache_dir=tmp_path / "cache")
+    assert trained.results.empty and not (trained.folder / "metrics.parquet").exists()
+    scored = adbench.evaluate(trained.folder, cache_dir=tmp_path / "cache")
+    assert scored.folder == trained.folder
+    pd.testing.assert_frame_equal(scored.results[metrics].reset_index(drop=True), by_cli[metrics], check_exact=True)
+
+
+def test_a_failed_cell_is_returned_and_check_raises_the_clis_message(tiny_synthetic, tmp_path):
+    from adbench.api import Outcome
+
+    out = Outcome(tmp_path, pd.DataFrame(), [{"error": "ValueError: broken"}], 3)
+    with pytest.raises(AdbenchError, match=r"^1 of 3 cell\(s\) failed, first: ValueError: broken \(errors in "):
+        out.check()
+    with pytest.raises(AdbenchError, match="run needs a config, or resume= a run folder"):
+        adbench.run()
+
+
+def test_a_grid_from_python_plans_then_runs_and_resumes(tiny_synthetic, tmp_path):
+    from tests.test_grid import tiny_grid
+
+    spec = tiny_grid(tmp_path / "g.yaml", tiny_synthetic)
+    plans = []
+    dry = adbench.grid(spec, results_dir=tmp_path / "r", cache_dir=tmp_path / "cache", dry_run=True,
+                       on_plan=lambda runner, plan: plans.append(plan))
+    assert dry.results.empty and not (dry.folder / "cells.jsonl").exists() and plans == [dry.plan]
+    out = adbench.grid(spec, results_dir=tmp_path / "r", cache_dir=tmp_path / "cache")
+    assert len(out.results) == out.n_cells == dry.plan["cells"] and out.failed == []
+    again = adbench.grid(spec, results_dir=tmp_path / "r", cache_dir=tmp_path / "cache")
+    assert list(again.results["cell_key"]) == list(out.results["cell_key"])
