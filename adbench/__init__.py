@@ -7,7 +7,7 @@ The library API (``adbench.api``) is importable from here: ``adbench.run(cfg)``,
 from typing import Any
 
 __version__ = "0.1.0"
-__all__ = ["evaluate", "grid", "load_results", "run", "train"]
+__all__ = ["evaluate", "grid", "load_results", "run", "sweep_t", "train"]
 
 
 def __getattr__(name: str) -> Any:

@@ -28,7 +28,8 @@ if TYPE_CHECKING:
     from adbench.engine.grid import GridRunner, GridSpec
     from adbench.tracking import Tracker
 
-__all__ = ["DEFAULT_RESULTS", "Outcome", "as_config", "evaluate", "grid", "load_results", "run", "train"]
+__all__ = ["DEFAULT_RESULTS", "Outcome", "as_config", "evaluate", "grid", "load_results", "run", "sweep_t",
+           "train"]
 
 DEFAULT_RESULTS = Path("results")
 
@@ -136,6 +137,32 @@ def grid(spec: GridSpec | str | Path, sets: list[str] | None = None, quick: bool
 
         return Outcome(runner.grid_dir, pd.DataFrame(), [], len(cells), plan)
     return dataclasses.replace(finished(runner), plan=plan)
+
+
+def sweep_t(cfg: RunConfig | Mapping[str, Any] | str | Path | None = None, timesteps: list[int] | None = None,
+            scorers: list[str] | None = None, from_run: str | Path | None = None,
+            results_dir: str | Path = DEFAULT_RESULTS, cache_dir: str | Path | None = None,
+            tracker: Tracker | None = None, executor: LocalExecutor | RayExecutor | None = None,
+            on_shared: Callable[[list[Path], int], None] | None = None) -> Outcome:
+    """Timestep sensitivity: one trained model per category scored at every t of ``timesteps`` (default 50, 150,
+    ..., 950) by each of ``scorers`` (default both OSD-IRF inputs), as a grid ``results_dir/grid-<name>-t``;
+    ``from_run``: sweep that run folder's trained models (with its config, unless ``cfg`` is given too: e.g. that
+    config with overrides), telling ``on_shared`` the models shared and how many are left to train."""
+    from adbench.engine.grid import GridRunner, sweep_t_grid
+    from adbench.results import read_run_config
+
+    if cfg is None and from_run is None:
+        raise AdbenchError("sweep_t needs a config, or from_run a run folder")
+    config = as_config(cfg) if cfg is not None else read_run_config(Path(from_run))
+    spec = sweep_t_grid(config, list(scorers or ["osd_irf_mean", "osd_irf_noisy"]),
+                        list(timesteps or range(50, 951, 100)))
+    runner = GridRunner(spec, Path(results_dir), Path(cache_dir) if cache_dir else default_cache(), tracker=tracker,
+                        executor=executor)
+    if from_run is not None:
+        shared = runner.share_models(Path(from_run) / "models")
+        if on_shared:
+            on_shared(shared, runner.plan(runner.cells())["trainings"])
+    return finished(runner)
 
 
 def finished(runner: GridRunner, train_only: bool = False) -> Outcome:

@@ -508,7 +508,8 @@ def sweep_t(config: Annotated[Path | None, typer.Argument(help="YAML run config 
             cache_dir: Annotated[Path | None, Opt("--cache-dir")] = None,
             tracking: Tracking = Tracking(), execution: Execution = Execution()) -> None:
     """Timestep sensitivity: score one trained model per category at many t; table and metric-vs-t plot."""
-    from adbench.engine.grid import GridRunner, sweep_t_grid
+    from adbench import api
+    from adbench.engine.grid import sweep_t_grid
     from adbench.report.plots import plot_metrics_vs
     from adbench.results import read_run_config
 
@@ -517,20 +518,20 @@ def sweep_t(config: Annotated[Path | None, typer.Argument(help="YAML run config 
     cfg = load_config(config, parse_sets(set_)) if config else read_run_config(from_run).updated(parse_sets(set_))
     cfg = quick(cfg) if quick_run and from_run is None else cfg  # a trained model is swept as it is
     timesteps = parse_timesteps(t or ("250,500,750" if quick_run else "50:950:100"))
-    spec = sweep_t_grid(cfg, scorer or ["osd_irf_mean", "osd_irf_noisy"], timesteps)
-    executor = execution.build()
-    runner = GridRunner(spec, results_dir, cache_dir or cache_dir_default(),
-                        tracker=tracking.open(spec.name, results_dir), executor=executor)
-    cells = runner.cells()
-    if from_run is not None:
-        shared = runner.share_models(from_run / "models")
-        err.print(f"{len(shared)} trained model(s) of {from_run} shared; "
-                  f"{runner.plan(cells)['trainings']} to train", soft_wrap=True)
-    frame = runner.run(cells)
+    scorers = scorer or ["osd_irf_mean", "osd_irf_noisy"]
+    name = sweep_t_grid(cfg, scorers, timesteps).name
+
+    def say(shared: list[Path], trainings: int) -> None:
+        err.print(f"{len(shared)} trained model(s) of {from_run} shared; {trainings} to train", soft_wrap=True)
+
+    executor = execution.build()  # its options checked before the tracker opens
+    outcome = api.sweep_t(cfg, timesteps, scorers, from_run, results_dir, cache_dir or cache_dir_default(),
+                          tracking.open(name, results_dir), executor, say)
+    frame = outcome.results
     if frame.empty:
-        raise AdbenchError(f"No cell finished; see {runner.log.path}.")
-    _finish(runner.grid_dir, frame.to_dict("records"))
-    figures = plot_metrics_vs(frame, "t", runner.grid_dir / "metrics_vs_t", "t sensitivity")
+        raise AdbenchError(f"No cell finished; see {outcome.folder / 'cells.jsonl'}.")
+    _finish(outcome.folder, frame.to_dict("records"))
+    figures = plot_metrics_vs(frame, "t", outcome.folder / "metrics_vs_t", "t sensitivity")
     err.print(f"plots: {', '.join(map(str, figures))}", soft_wrap=True)
 
 

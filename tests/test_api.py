@@ -27,8 +27,8 @@ def test_import_adbench_stays_light_and_names_its_api():
     code = "import sys, adbench; print(json.dumps(['torch' in sys.modules, 'pandas' in sys.modules]))"
     out = subprocess.run([sys.executable, "-c", f"import json; {code}"], capture_output=True, text=True, check=True)
     assert json.loads(out.stdout) == [False, False]  # the API loads on first use
-    assert adbench.run is adbench.api.run and sorted(adbench.__all__) == ["evaluate", "grid", "load_results", "run",
-                                                                          "train"]
+    assert adbench.run is adbench.api.run
+    assert sorted(adbench.__all__) == ["evaluate", "grid", "load_results", "run", "sweep_t", "train"]
     with pytest.raises(AttributeError, match="no attribute 'runn'"):
         adbench.runn  # noqa: B018
 
@@ -76,3 +76,15 @@ def test_a_grid_from_python_plans_then_runs_and_resumes(tiny_synthetic, tmp_path
     assert len(out.results) == out.n_cells == dry.plan["cells"] and out.failed == []
     again = adbench.grid(spec, results_dir=tmp_path / "r", cache_dir=tmp_path / "cache")
     assert list(again.results["cell_key"]) == list(out.results["cell_key"])
+
+
+def test_a_timestep_sweep_from_python_scores_a_trained_run_at_each_t(tiny_synthetic, tmp_path):
+    trained = adbench.train(small(tiny_synthetic), results_dir=tmp_path / "r", cache_dir=tmp_path / "cache")
+    told = []
+    out = adbench.sweep_t(timesteps=[100, 700], scorers=["osd_irf_mean"], from_run=trained.folder,
+                          results_dir=tmp_path / "r", cache_dir=tmp_path / "cache",
+                          on_shared=lambda shared, left: told.append((len(shared), left)))
+    assert told == [(1, 0)]  # the run's one model shared, none trained again
+    assert sorted(out.results["scorer.t"]) == [100, 700] and out.failed == []
+    with pytest.raises(AdbenchError, match="sweep_t needs a config, or from_run a run folder"):
+        adbench.sweep_t()
