@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.adbench-installed
 
-.PHONY: demo test golden-best golden-generic lint venv clean-venv mutation
+.PHONY: demo test quick-tests slow-tests golden-best golden-generic lint venv clean-venv mutation
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -23,10 +23,20 @@ demo: $(STAMP)
 # tolerance that holds on one CPU family only cannot pass (tests/golden/README.md).
 GENERIC_ISA := ATEN_CPU_CAPABILITY=default MKL_ENABLE_INSTRUCTIONS=SSE4_2 ONEDNN_MAX_CPU_ISA=SSE41
 
+# The suite in two pairs of side-by-side pytest runs (2 cores): the quick tests beside the slow ones (end-to-end
+# runs, subprocesses: each test has its own folders, none waits on a clock), then the pinned numbers twice.
 test: $(STAMP)
 	$(VENV)/bin/ruff check adbench tests benchmarks
-	$(PY) -m pytest -q -m "not golden"
+	$(MAKE) --no-print-directory -j2 --output-sync=target quick-tests slow-tests
 	$(MAKE) --no-print-directory -j2 --output-sync=target golden-best golden-generic
+
+quick-tests: $(STAMP)
+	@echo "tests but the slow and the pinned ones:"
+	$(PY) -m pytest -q -m "not golden and not slow"
+
+slow-tests: $(STAMP)
+	@echo "slow tests (end-to-end runs, subprocesses):"
+	$(PY) -m pytest -q -m "slow and not golden" -p no:cacheprovider
 
 golden-best: $(STAMP)
 	@echo "pinned numbers, this CPU's instruction sets:"
