@@ -136,7 +136,7 @@ def grid(spec: GridSpec | str | Path, sets: list[str] | None = None, quick: bool
         import pandas as pd
 
         return Outcome(runner.grid_dir, pd.DataFrame(), [], len(cells), plan)
-    return dataclasses.replace(finished(runner), plan=plan)
+    return dataclasses.replace(finished(runner, cells=cells), plan=plan)
 
 
 def sweep_t(cfg: RunConfig | Mapping[str, Any] | str | Path | None = None, timesteps: list[int] | None = None,
@@ -158,16 +158,18 @@ def sweep_t(cfg: RunConfig | Mapping[str, Any] | str | Path | None = None, times
                         list(timesteps or range(50, 951, 100)))
     runner = GridRunner(spec, Path(results_dir), Path(cache_dir) if cache_dir else default_cache(), tracker=tracker,
                         executor=executor)
+    cells = runner.cells()
     if from_run is not None:
         shared = runner.share_models(Path(from_run) / "models")
         if on_shared:
-            on_shared(shared, runner.plan(runner.cells())["trainings"])
-    return finished(runner)
+            on_shared(shared, runner.plan(cells)["trainings"])
+    return finished(runner, cells=cells)
 
 
-def finished(runner: GridRunner, train_only: bool = False) -> Outcome:
-    """Run every cell of ``runner`` (resumed: those not finished yet) and collect what they left."""
-    cells = runner.cells()
+def finished(runner: GridRunner, train_only: bool = False, cells: list | None = None) -> Outcome:
+    """Run every cell of ``runner`` (``cells``, when computed already; resumed: those not finished yet) and
+    collect what they left."""
+    cells = runner.cells() if cells is None else cells
     frame = runner.run(cells, train_only)
     return Outcome(runner.grid_dir, frame, runner.failed(cells, train_only), len(cells))
 

@@ -819,7 +819,8 @@ def test_a_category_too_large_for_memory_streams_its_metrics_to_the_same_values(
 
 
 def test_a_submission_folder_is_complete_only_with_every_object_and_both_private_splits(tmp_path):
-    from adbench.engine.submission import AD2_OBJECTS, incomplete
+    from adbench.data.mvtec import AD2_OBJECTS
+    from adbench.engine.submission import incomplete
 
     folder = tmp_path / "submission-abc"
     for obj in AD2_OBJECTS:

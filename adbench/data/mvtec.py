@@ -187,6 +187,7 @@ class MVTecLOCO(MVTecLayout):
 
 
 AD2_PRIVATE = ("test_private", "test_private_mixed")
+AD2_OBJECTS = ("can", "fabric", "fruit_jelly", "rice", "sheet_metal", "vial", "wallplugs", "walnuts")
 
 
 class MVTecAD2(MVTecLayout):

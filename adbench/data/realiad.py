@@ -71,19 +71,19 @@ class RealIAD:
             raise DataError(f"No object found: expected {self.jsons}/<object>.json beside {self.images}/<object>/")
         return found
 
-    def read(self, category: str) -> dict[str, Any]:
+    def read(self, category: str) -> tuple[Path, dict[str, Any]]:
+        """``category``'s split file and what it holds (checked to have train and test lists)."""
         path = safe_child(self.jsons, f"{category}.json", "Object")
         try:
             info = json.loads(path.read_text())
             if not isinstance(info, dict) or not all(isinstance(info.get(k), list) for k in ("train", "test")):
                 raise ValueError("not an object with train and test lists")
-            return info
+            return path, info
         except (OSError, ValueError) as exc:
             raise DataError(f"{path}: cannot read its splits ({type(exc).__name__}: {exc})") from None
 
     def split(self, category: str, which: str) -> list[Sample]:
-        info = self.read(category)
-        path = self.jsons / f"{category}.json"
+        path, info = self.read(category)
         meta = info.get("meta") or {}
         folder = safe_child(self.images, str(meta.get("prefix") or category), f"{path.name}: meta.prefix")
         normal_class = meta.get("normal_class", "OK")

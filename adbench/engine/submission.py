@@ -23,15 +23,13 @@ from PIL import Image
 
 from adbench.atomic import atomic_write, make_dir
 from adbench.data.base import Sample, image_size_of
+from adbench.data.mvtec import AD2_OBJECTS, AD2_PRIVATE
 from adbench.engine.build import cell_config
 from adbench.engine.keys import cell_key
 from adbench.engine.preflight import require_tifffile
 
 if TYPE_CHECKING:
     from adbench.engine.run import Context, EvalSet
-
-AD2_OBJECTS = ("can", "fabric", "fruit_jelly", "rice", "sheet_metal", "vial", "wallplugs", "walnuts")
-
 
 def submission_folder(ctx: Context, spec: dict[str, Any]) -> Path:
     """``submission-<key>``: the method's folder, the same for each of its categories."""
@@ -66,14 +64,10 @@ def export_private(ctx: Context, data: EvalSet, spec: dict[str, Any], threshold:
 
 def incomplete(run_dir: Path) -> list[str]:
     """One line per submission folder of ``run_dir`` that lacks some of MVTec AD 2's objects or splits."""
-    from adbench.data.mvtec import AD2_PRIVATE
-
     lines = []
     for folder in sorted(run_dir.glob("submission-*")):
-        missing = [f"{o}/{split}" for o in AD2_OBJECTS for split in AD2_PRIVATE
-                   for kind in ("anomaly_images", "anomaly_images_thresholded")
-                   if not any((folder / kind / o / split).glob("*"))]
-        objects = sorted({m.split("/")[0] for m in missing})
+        objects = [o for o in AD2_OBJECTS if not all(any((folder / kind / o / split).glob("*")) for split in AD2_PRIVATE
+                                                     for kind in ("anomaly_images", "anomaly_images_thresholded"))]
         if objects:
             lines.append(f"{folder.name} lacks {len(objects)} of MVTec AD 2's {len(AD2_OBJECTS)} objects "
                          f"({', '.join(objects)}): MVTec's upload checker and evaluation server take a submission "
