@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.adbench-installed
 
-.PHONY: demo test quick-tests slow-tests golden-best golden-generic lint venv clean-venv mutation
+.PHONY: demo test quick-tests slow-tests golden-best golden-generic lint docs venv clean-venv mutation
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -28,8 +28,14 @@ GENERIC_ISA := ATEN_CPU_CAPABILITY=default MKL_ENABLE_INSTRUCTIONS=SSE4_2 ONEDNN
 # numbers twice. On 2 idle cores (AMD EPYC): 5 min 36 s, then 2 min 34 s.
 test: $(STAMP)
 	$(VENV)/bin/ruff check adbench tests benchmarks
+	$(MAKE) --no-print-directory docs
 	$(MAKE) --no-print-directory -j2 --output-sync=target quick-tests slow-tests
 	$(MAKE) --no-print-directory -j2 --output-sync=target golden-best golden-generic
+
+# The docs site (mkdocs.yml, docs/): its reference pages are generated from the code first (docs/hooks.py);
+# --strict turns every warning (a broken link, a page outside the nav) into a failure.
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet
 
 quick-tests: $(STAMP)
 	@echo "tests but the slow and the pinned ones:"

@@ -1,4 +1,5 @@
-"""The library API: what ``adbench run``, ``train``, ``evaluate`` and ``grid`` do, callable from Python.
+"""The library API: what ``adbench run``, ``train``, ``evaluate``, ``grid``, ``sweep-t``, ``study``, ``report``
+and ``fps`` do, callable from Python (the CLI parses its options, calls these and prints).
 
     >>> import adbench
     >>> out = adbench.run({"categories": ["washer"], "train": {"epochs": 2}})  # the embedded synthetic data
@@ -26,10 +27,11 @@ if TYPE_CHECKING:
 
     from adbench.engine.executors import LocalExecutor, RayExecutor
     from adbench.engine.grid import GridRunner, GridSpec
+    from adbench.reporting.build import Report
     from adbench.tracking import Tracker
 
-__all__ = ["DEFAULT_RESULTS", "Outcome", "as_config", "evaluate", "grid", "load_results", "run", "sweep_t",
-           "train"]
+__all__ = ["DEFAULT_RESULTS", "FpsOutcome", "Outcome", "StudyOutcome", "as_config", "evaluate", "fps", "grid",
+           "load_results", "report", "run", "study", "sweep_t", "train"]
 
 DEFAULT_RESULTS = Path("results")
 
@@ -179,3 +181,126 @@ def load_results(*folders: str | Path) -> pd.DataFrame:
     from adbench.results import load_rows
 
     return load_rows([Path(f) for f in folders])
+
+
+@dataclass(frozen=True)
+class StudyOutcome:
+    """What a study left: its folder, every trial (one row each, as ``trials.csv``), the best parameters on the
+    validation objective, the figures drawn (and why any was not), and with ``evaluate_best`` the test-set run of
+    the best trial."""
+
+    folder: Path
+    trials: pd.DataFrame
+    best: dict[str, Any]
+    objective: str
+    figures: list[Path] = field(default_factory=list)
+    skipped_figures: dict[str, str] = field(default_factory=dict)
+    best_run: Outcome | None = None
+
+
+def study(spec: str | Path, sets: list[str] | None = None, quick: bool = False, storage: str | None = None,
+          n_trials: int | None = None, new_name: str | None = None, force: bool = False, evaluate_best: bool = False,
+          results_dir: str | Path = DEFAULT_RESULTS, cache_dir: str | Path | None = None,
+          tracker: Tracker | None = None, executor: LocalExecutor | RayExecutor | None = None, workers: int = 1,
+          on_best: Callable[[dict[str, Any]], None] | None = None) -> StudyOutcome:
+    """An Optuna study (a study YAML's path, ``sets`` overriding its base) on a validation split carved from the
+    training normals, never the test set, in ``results_dir/study-<name>`` (``storage``: an Optuna RDB URL or a
+    journal file shared by several processes; ``workers`` > 1: Ray tasks, with a ``RayExecutor``). A study
+    started again goes on; ``force`` deletes the stored one first. ``evaluate_best``: no search, the best
+    trial's config run on the test set (``best_run``), its parameters told to ``on_best`` first.
+
+        >>> out = adbench.study("registry/study_t.yaml", quick=True)
+        >>> out.best, out.trials.sort_values("value").tail(3)
+    """
+    from adbench.config import checked_name
+    from adbench.engine.executors import RayExecutor
+    from adbench.engine.study import StudyRunner, config_for, load_study
+    from adbench.reporting.plots import plot_study
+
+    if workers > 1 and not isinstance(executor, RayExecutor):
+        raise AdbenchError("--workers runs Optuna workers as Ray tasks: add --executor ray (or start more "
+                           "`adbench study` processes on the same --storage)")
+    loaded = load_study(Path(spec), quick, list(sets or []))
+    if n_trials is not None:
+        loaded.n_trials = n_trials
+    if new_name is not None:
+        loaded.name = checked_name(new_name, "--new-name")
+    results, cache = Path(results_dir), Path(cache_dir) if cache_dir else default_cache()
+    runner = StudyRunner(loaded, results, cache, storage, None if evaluate_best else tracker)
+    if force:
+        runner.delete()
+    if evaluate_best:
+        best = runner.best_params(runner.study())
+        if on_best:
+            on_best(best)
+        cfg = config_for(loaded, best).updated({"runtime.name": f"{loaded.name}-best"})
+        best_run = run(cfg, results, cache, tracker=tracker, executor=executor)
+        return StudyOutcome(runner.study_dir, runner.write_trials(runner.study()), best, loaded.objective,
+                            best_run=best_run)
+    if isinstance(executor, RayExecutor):
+        runner.study()  # made (or its spec checked) once, before the workers start
+        executor.study_workers(loaded, results, cache, runner.storage_url, workers,
+                               tracker.spec if tracker is not None else (None, None))
+        result = runner.study()
+    else:
+        result = runner.optimize()
+    figures, skipped = plot_study(result, runner.study_dir, loaded.objective, loaded.fps_objective)
+    return StudyOutcome(runner.study_dir, runner.write_trials(result), runner.best_params(result), loaded.objective,
+                        figures, skipped)
+
+
+def report(results: list[str | Path] | str | Path, out: str | Path = "reports/table", formats: str = "both",
+           layout: str = "methods", metric: str = "image_auroc", per_category: bool = True,
+           caption: str | None = None, label: str | None = None, paper: str | None = None, reported: bool = False,
+           fps_records: list[str | Path] | None = None, figures: bool = False, figure_width: str = "page",
+           page: str = "article", notes: str = "below", rename: Mapping[str, str] | None = None,
+           metrics: list[str] | None = None, significance: str | None = None) -> Report:
+    """Tables (Markdown and/or LaTeX, ``formats`` md, latex or both) from the stored rows of run or grid folders
+    (or ``metrics.parquet`` files), nothing recomputed; the files written. ``layout``: methods (the papers'
+    main tables), categories (one ``metric`` per class) or bmad; ``paper``: a transcribed table (e.g.
+    ``osd_irf/table1``; default: the one the grid's preset names, ``"none"``: none) whose values and Δ go under
+    the rows reproducing them, with its other methods as rows when ``reported``; ``fps_records``: ``adbench fps``
+    files whose FPS replace the rows'; ``figures``: anomaly-map figures and metric against t; ``page`` (article,
+    cvpr, icml, neurips, lncs or COLUMN,TEXT pt), ``notes`` (below or caption), ``rename``, ``metrics`` and
+    ``significance`` (a method: the others tested against it) style the tables. Returns the files written (and
+    the kept-map files the figures lacked).
+
+        >>> adbench.report(["results/grid-osd-irf-table1"], out="reports/table1", metrics=["image_auroc", "mad"])
+    """
+    from adbench.reporting.build import write_report
+
+    return write_report([Path(p) for p in ([results] if isinstance(results, (str, Path)) else results)], Path(out),
+                        formats, layout, metric, per_category, caption, label, paper, reported,
+                        [Path(p) for p in fps_records or []], figures, figure_width, page, notes, dict(rename or {}),
+                        tuple(metrics or ()), significance or "")
+
+
+@dataclass(frozen=True)
+class FpsOutcome:
+    """``adbench fps``'s measurement: one record per scorer (images/s, latency, FLOPs, share of a same-run peak)
+    and the JSON file they were written to (``report --fps`` reads it)."""
+
+    path: Path
+    records: list[dict[str, Any]]
+
+
+def fps(cfg: RunConfig | Mapping[str, Any] | str | Path | None = None, batch_size: int = 64, warmup: int = 3,
+        iters: int = 10, compile_model: bool = False, results_dir: str | Path = DEFAULT_RESULTS) -> FpsOutcome:
+    """Images/s of the full pipeline and of each scorer alone, batch-1 latency, FLOPs per image and the TFLOP/s
+    achieved as a share of a matrix product's peak measured in the same run, for ``cfg``'s backbone, noise net
+    and scorers (the default config: ``None``); written to ``results_dir/fps-<backbone>-<noise net>-<time>.json``.
+
+        >>> adbench.fps({"backbone": {"name": "efficientnet_b4"}, "noise_net": {"name": "dit_gigant"}}).records
+    """
+    import json
+    from datetime import datetime, timezone
+
+    from adbench.atomic import atomic_write_text
+    from adbench.engine.fps import measure_fps, records_as_rows
+
+    config = RunConfig() if cfg is None else as_config(cfg)
+    rows = records_as_rows(measure_fps(config, batch_size, warmup, iters, compile_model))
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    path = Path(results_dir) / f"fps-{config.backbone.name}-{config.noise_net.name}-{stamp}.json"
+    atomic_write_text(path, json.dumps({"config": config.to_dict(), "records": rows}, indent=1))
+    return FpsOutcome(path, rows)

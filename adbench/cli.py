@@ -295,7 +295,7 @@ def _finish(run_dir: Path, rows: list[dict]) -> None:
     import pandas as pd
 
     from adbench.atomic import atomic_write_text
-    from adbench.report.tables import averaged_table, footnote, markdown_table, rich_table
+    from adbench.reporting.tables import averaged_table, footnote, markdown_table, rich_table
 
     frame = pd.DataFrame(rows)
     atomic_write_text(run_dir / "table.md", markdown_table(frame))
@@ -426,50 +426,30 @@ def study(file: Annotated[Path, typer.Argument(help="Study YAML (base config, se
                                       "sharing the study's storage.")] = 1,
           execution: Execution = Execution()) -> None:
     """Optuna study on a validation split carved from training normals (never the test set)."""
-    from adbench.engine.executors import RayExecutor
-    from adbench.engine.study import StudyRunner, config_for, load_study
-    from adbench.report.plots import plot_study
+    from adbench import api
+    from adbench.engine.study import load_study
 
-    executor = execution.build()
-    if workers > 1 and not isinstance(executor, RayExecutor):
-        raise AdbenchError("--workers runs Optuna workers as Ray tasks: add --executor ray (or start more "
-                           "`adbench study` processes on the same --storage)")
-    spec = load_study(file, quick, set_)
-    if n_trials is not None:
-        spec.n_trials = n_trials
-    if new_name is not None:
-        spec.name = checked_name(new_name, "--new-name")
-    runner = StudyRunner(spec, results_dir, cache_dir or cache_dir_default(), storage,
-                         None if evaluate_best else tracking.open(spec.name, results_dir))
-    if force:
-        runner.delete()
-    if evaluate_best:
-        best = runner.best_params(runner.study())
-        cfg = config_for(spec, best).updated({"runtime.name": f"{spec.name}-best"})
-        err.print(f"best trial parameters: {best}; evaluating on the test set", soft_wrap=True)
-        _execute(cfg, results_dir, cache_dir or cache_dir_default(), tracking=tracking, execution=execution)
+    name = checked_name(new_name, "--new-name") if new_name else load_study(file, quick, set_).name
+    done = api.study(file, set_, quick, storage, n_trials, new_name, force, evaluate_best, results_dir,
+                     cache_dir or cache_dir_default(), tracking.open(name, results_dir), execution.build(), workers,
+                     on_best=lambda best: err.print(f"best trial parameters: {best}; evaluating on the test set",
+                                                    soft_wrap=True))
+    if done.best_run is not None:
+        if not done.best_run.results.empty:
+            _finish(done.best_run.folder, done.best_run.results.to_dict("records"))
+        done.best_run.check()
         return
-    if isinstance(executor, RayExecutor):
-        runner.study()  # made (or its spec checked) once, before the workers start
-        executor.study_workers(spec, results_dir, cache_dir or cache_dir_default(), runner.storage_url, workers,
-                               tuple(tracking))
-        result = runner.study()
-    else:
-        result = runner.optimize()
-    trials = runner.write_trials(result)
-    table = Table(title_justify="left",
-                  title=f"study {spec.name}: {len(trials)} trials ({runner.study_dir / 'trials.csv'})")
-    for column in trials.columns:
+    table = Table(title_justify="left", title=f"study {name}: {len(done.trials)} trials "
+                                              f"({done.folder / 'trials.csv'})")
+    for column in done.trials.columns:
         table.add_column(str(column), justify="left" if column == "state" else "right")
-    for row in trials.itertuples(index=False):
+    for row in done.trials.itertuples(index=False):
         table.add_row(*(f"{v:.4g}" if isinstance(v, float) else str(v) for v in row))
     err.print(table)
-    figures, skipped = plot_study(result, runner.study_dir, spec.objective, spec.fps_objective)
-    for name, why in skipped.items():
-        err.print(f"[yellow]no {name} plot:[/] {escape(why)}", soft_wrap=True)
-    params = runner.best_params(result)
-    out.print(f"best parameters (validation {spec.objective}): {params}")
-    err.print(f"study folder: {runner.study_dir}; plots: {', '.join(map(str, figures)) or 'none'}",
+    for plot, why in done.skipped_figures.items():
+        err.print(f"[yellow]no {plot} plot:[/] {escape(why)}", soft_wrap=True)
+    out.print(f"best parameters (validation {done.objective}): {done.best}")
+    err.print(f"study folder: {done.folder}; plots: {', '.join(map(str, done.figures)) or 'none'}",
               soft_wrap=True)
 
 
@@ -510,7 +490,7 @@ def sweep_t(config: Annotated[Path | None, typer.Argument(help="YAML run config 
     """Timestep sensitivity: score one trained model per category at many t; table and metric-vs-t plot."""
     from adbench import api
     from adbench.engine.grid import sweep_t_grid
-    from adbench.report.plots import plot_metrics_vs
+    from adbench.reporting.plots import plot_metrics_vs
     from adbench.results import read_run_config
 
     if (config is None) == (from_run is None):
@@ -583,47 +563,15 @@ def report(results: Annotated[list[Path], typer.Argument(help="Run or grid folde
                                             "metric-vs-t figures are drawn at (7 pt text, printed unscaled).")
                                    ] = "page") -> None:
     """Tables from stored results only (nothing is recomputed): Markdown and/or LaTeX (booktabs)."""
-    from adbench.report.latex import parse_page
-    from adbench.report.papers import grid_paper, paper_table
-    from adbench.report.tables import Style, write_tables
-    from adbench.results import load_rows
+    from adbench import api
 
-    style = Style(parse_page(page), notes, parse_renames(rename),  # a mistake here costs nothing read yet
-                  tuple(m.strip() for m in metrics.split(",") if m.strip()) if metrics else (), significance or "")
-    if figure_width not in ("column", "page"):
-        raise AdbenchError(f"--figure-width must be column or page, got {figure_width!r}")
-
-    folders = [p.parent if p.suffix == ".parquet" else p for p in results]
-    frame = load_rows(results)
-    paper_key = grid_paper(folders) if paper is None else "" if paper == "none" else paper
-    if reported and not paper_key:
-        raise AdbenchError("--reported needs a paper table: --paper osd_irf/table1, invad/table2, ...")
-    if fps_records:
-        from adbench.config import read_yaml
-        from adbench.report.tables import with_fps_records
-
-        records = []
-        for path in fps_records:  # JSON is YAML: read with the same clear errors
-            data = read_yaml(path, "FPS records")
-            if not isinstance(data.get("records"), list):
-                raise AdbenchError(f"{path} is not an `adbench fps` records file (no 'records' list)")
-            records += data["records"]
-        frame = with_fps_records(frame, records)
-    written = write_tables(frame, out_path, fmt, per_category, caption, label, layout, metric,
-                           paper_table(paper_key) if paper_key else None, reported, style)
-    if figures:
-        from adbench.report.methods import varying_scorer_args
-        from adbench.report.plots import plot_comparisons, plot_kept_maps, plot_metrics_vs
-
-        figures_written, missing = plot_kept_maps(frame, out_path.parent / f"{out_path.stem}_maps")
-        written += figures_written + plot_comparisons(frame, out_path.parent / f"{out_path.stem}_maps")
-        if "t" in varying_scorer_args(frame):
-            written += plot_metrics_vs(frame, "t", out_path.parent / f"{out_path.stem}_metrics_vs_t",
-                                       "t sensitivity", figure_width, style.page)
-        if missing:
-            err.print(f"[yellow]warning:[/] {len(missing)} kept map file(s) missing, e.g. {missing[0]}",
-                      soft_wrap=True)
-    err.print(f"wrote {', '.join(map(str, written))} from {len(frame)} result rows", soft_wrap=True)
+    done = api.report(results, out_path, fmt, layout, metric, per_category, caption, label, paper, reported,
+                      fps_records, figures, figure_width, page, notes, parse_renames(rename),
+                      [m.strip() for m in metrics.split(",") if m.strip()] if metrics else None, significance)
+    if done.missing_maps:
+        err.print(f"[yellow]warning:[/] {len(done.missing_maps)} kept map file(s) missing, e.g. "
+                  f"{done.missing_maps[0]}", soft_wrap=True)
+    err.print(f"wrote {', '.join(map(str, done.written))} from {done.n_rows} result rows", soft_wrap=True)
 
 
 @app.command("config")
@@ -761,17 +709,14 @@ def fps(config: Annotated[Path | None, typer.Argument(help="YAML run config (bac
         results_dir: Annotated[Path, Opt("--results-dir")] = DEFAULT_RESULTS) -> None:
     """Images/s of the full pipeline and of the scorer alone, batch-1 latency, FLOPs per image (torch's
     count) and the TFLOP/s achieved, as a share of a matrix product's peak measured in the same run."""
-    import json
-    from datetime import datetime, timezone
-
-    from adbench.atomic import atomic_write_text
-    from adbench.engine.fps import measure_fps, records_as_rows
+    from adbench import api
 
     cfg = config_with_flags(config, {
         "backbone.name": backbone, "noise_net.name": noise_net, "runtime.device": device,
         "noise_net.precision": precision, "backbone.precision": backbone_precision,
         "scoring.scorers": [parse_scorer(s) for s in scorer] if scorer else None})
-    rows = records_as_rows(measure_fps(cfg, batch_size, warmup, iters, compile_model))
+    done = api.fps(cfg, batch_size, warmup, iters, compile_model, results_dir)
+    rows = done.records
     first = rows[0]
     table = Table(title=f"FPS on {first['device']}: {first['precision']}, batch {batch_size}, "
                   f"compile {'on' if compile_model else 'off'}, torch {first['torch']}, "
@@ -786,22 +731,21 @@ def fps(config: Annotated[Path | None, typer.Argument(help="YAML run config (bac
                       f"{r['scorer_gflop']:.2f}", f"{r['pipeline_tflop_s']:.2f}", f"{r['scorer_tflop_s']:.2f}",
                       f"{100 * r['pipeline_peak_fraction']:.0f}", f"{100 * r['scorer_peak_fraction']:.0f}")
     out.print(table)
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
-    path = results_dir / f"fps-{cfg.backbone.name}-{cfg.noise_net.name}-{stamp}.json"
-    atomic_write_text(path, json.dumps({"config": cfg.to_dict(), "records": rows}, indent=1))
-    err.print(f"records: {path}", soft_wrap=True)
+    err.print(f"records: {done.path}", soft_wrap=True)
 
 
 @app.command()
-def schema(out_path: Annotated[Path | None, Opt("--out", help="Write it to this file (default: print it).")] = None
-           ) -> None:
+def schema(out_path: Annotated[Path | None, Opt("--out", help="Write it to this file (default: print it).")] = None,
+           rows: Annotated[bool, Opt("--rows", help="The schema of a stored result row instead (the columns of "
+                                     "`adbench list columns`).")] = False) -> None:
     """JSON Schema of a YAML run config, for editors: keys, types, defaults, choices, registered names."""
     import json
 
     from adbench.atomic import atomic_write_text
+    from adbench.columns import json_schema
     from adbench.schema import config_schema
 
-    text = json.dumps(config_schema(), indent=1)
+    text = json.dumps(json_schema() if rows else config_schema(), indent=1)
     if out_path is None:
         print(text)
     else:
@@ -820,7 +764,7 @@ def toy(t: Annotated[int, Opt("--t", help="Timestep of the one-step IRF.")] = 25
     import json
 
     from adbench.engine.toy import run_toy
-    from adbench.report.plots import plot_toy_trajectories
+    from adbench.reporting.plots import plot_toy_trajectories
 
     result = run_toy(t=t, seed=seed)
     figures = plot_toy_trajectories(result, out_path)
@@ -835,12 +779,13 @@ def toy(t: Annotated[int, Opt("--t", help="Timestep of the one-step IRF.")] = 25
 def noise_net_details() -> tuple[list[str], Callable[[str], list[str]]]:
     """Columns of `adbench list noise-nets`: the parameter count, the official code's (with the modules its
     forward never calls, named) and InvAD Table 8's."""
-    from adbench.noise_nets import B4_CHANNELS, PAPER_PARAMS_M, UNUSED_OFFICIAL, parameter_count
+    from adbench.noise_nets import B4_CHANNELS, parameter_count
+    from adbench.registry import NOISE_NETS
 
     def row(name: str) -> list[str]:
-        params = parameter_count(name)
-        unused, extra = UNUSED_OFFICIAL.get(name, ("", 0))
-        paper = PAPER_PARAMS_M.get(name)
+        params, card = parameter_count(name), NOISE_NETS.get(name)
+        unused, extra = card.unused_official or ("", 0)
+        paper = card.paper_params_m
         official = f"{(params + extra) / 1e6:.2f}M (+{extra / 1e6:.2f}M: {unused}, never called)" if unused else \
             f"{params / 1e6:.2f}M (the same)" if paper else ""
         return [f"{params / 1e6:.2f}M", official, f"{paper}M" if paper else ""]
@@ -868,13 +813,16 @@ DETAILS = {"noise-nets": noise_net_details, "backbones": backbone_details}  # th
 @app.command("list")
 @guarded
 def list_components(kind: Annotated[str | None, typer.Argument(
-        help="datasets, backbones, noise-nets or scorers (default: all). One kind adds its details: "
-             "parameter counts for noise nets, weights and input statistics for backbones.")] = None) -> None:
-    """Show registered components with one-line descriptions."""
+        help="datasets, backbones, noise-nets, scorers or columns (default: all components). One kind adds its "
+             "details: parameter counts for noise nets, weights and input statistics for backbones; columns: every "
+             "column of a result row.")] = None) -> None:
+    """Show registered components with one-line descriptions (or the result rows' columns)."""
     from adbench.registry import REGISTRIES
 
+    if kind == "columns":
+        return list_columns()
     if kind is not None and kind not in REGISTRIES:
-        raise AdbenchError(f"Unknown kind {kind!r}; choose from {', '.join(REGISTRIES)}.")
+        raise AdbenchError(f"Unknown kind {kind!r}; choose from {', '.join(REGISTRIES)}, columns.")
     for name, registry in REGISTRIES.items():
         if kind not in (None, name):
             continue
@@ -891,3 +839,20 @@ def list_components(kind: Annotated[str | None, typer.Argument(
         out.print("`adbench list noise-nets` adds parameter counts, `adbench list backbones` the weights and "
                   "input statistics.")
 
+
+
+def list_columns() -> None:
+    """`adbench list columns`: the result-row catalogue, group by group."""
+    from adbench.columns import GROUPS, ROW_VERSION, catalogue
+
+    for group, title in GROUPS.items():
+        table = Table(title=f"{title} ({group})", title_justify="left")
+        for header in ("column", "type", "unit", "meaning"):
+            table.add_column(header, style="bold" if header == "column" else None, overflow="fold")
+        for c in (c for c in catalogue() if c.group == group):
+            extra = [*(["in mAD"] if c.in_mad else []), *([f"passes: {', '.join(c.passes)}"] if c.passes else []),
+                     *(["only where asked"] if not c.always else [])]
+            table.add_row(c.key, c.type.__name__ if c.type is not object else "any", c.unit,
+                          c.note + (f" ({'; '.join(extra)})" if extra else ""))
+        out.print(table)
+    out.print(f"Row version {ROW_VERSION}; older rows are upgraded when read. JSON Schema: adbench schema --rows")

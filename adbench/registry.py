@@ -32,12 +32,41 @@ T = TypeVar("T")
 PLUGIN_GROUP = "adbench.plugins"
 
 
+# What a component of each kind may declare it can do (its card's ``abilities``), read by the engine instead of
+# probing the component; a test checks each declaration against the component itself.
+ABILITIES: dict[str, dict[str, str]] = {
+    "datasets": {"validation_normals": "normal images set apart for validation (data.held_out: validation)",
+                 "defect_regions": "each defect's own mask and saturation area (AU-sPRO)",
+                 "private_tests": "unlabelled private test sets, written for an evaluation server (scoring.submission)",
+                 "validation_split": "its own labelled validation split: studies score on it, not on carved normals",
+                 "mad_over_available": "a row's mAD is the mean of the metrics that exist (BMAD's convention)"},
+    "backbones": {},
+    "noise-nets": {},
+    "scorers": {"no_model": "scores without a noise net (nothing is trained for it)",
+                "reference": "a reference without diffusion: marked with a dagger in tables, never ranked"},
+}
+
+
 @dataclass(frozen=True)
 class Entry:
+    """A component's card: its name, factory and one-line description, the arguments it is built with, what it
+    can do (``ABILITIES``), the name figures show, and for a noise net the parameter counts papers print."""
+
     name: str
     target: Callable[..., Any] | str  # the factory, or "module:attribute", imported when first needed
     description: str
     defaults: dict[str, Any]
+    abilities: frozenset[str] = frozenset()
+    display: str = ""  # legends and figures (default: the name)
+    paper_params_m: float | None = None  # noise nets: InvAD Table 8's count, millions
+    unused_official: tuple[str, int] | None = None  # noise nets: official modules its forward never calls, params
+
+    def can(self, ability: str) -> bool:
+        return ability in self.abilities
+
+    @property
+    def shown_as(self) -> str:
+        return self.display or self.name
 
     @property
     def factory(self) -> Callable[..., Any]:
@@ -54,23 +83,38 @@ class Registry(Generic[T]):
         self.kind = kind
         self._entries: dict[str, Entry] = {}
 
-    def declare(self, name: str, target: Callable[..., Any] | str, description: str, /, **defaults: Any) -> None:
+    def declare(self, name: str, target: Callable[..., Any] | str, description: str, /, *,
+                card: dict[str, Any] | None = None, **defaults: Any) -> None:
         """Register ``target`` (a factory, or ``"module:attribute"`` imported when first built) as ``name``,
-        with ``defaults`` for its arguments."""
+        with ``defaults`` for its arguments; ``card``: the rest of its card (``abilities``, ``display``, ...)."""
         if name in self._entries:
             raise ValueError(f"{self.kind} {name!r} is registered twice")
-        self._entries[name] = Entry(name, target, description, dict(defaults))
+        card = dict(card or {})
+        abilities = frozenset(card.pop("abilities", ()))
+        unknown = sorted(abilities - set(ABILITIES.get(self.kind, {})))
+        if unknown:
+            raise ValueError(f"{self.kind} {name!r}: unknown abilities {unknown}; a {self.kind[:-1]} may declare "
+                             f"{sorted(ABILITIES.get(self.kind, {}))}")
+        self._entries[name] = Entry(name, target, description, dict(defaults), abilities, **card)
 
-    def register(self, name: str, description: str = "", /, **defaults: Any) -> Callable:
+    def register(self, name: str, description: str = "", /, *, card: dict[str, Any] | None = None,
+                 **defaults: Any) -> Callable:
         """Decorator: ``@REG.register("name", "one-line description", key=default)``; the description
-        defaults to the first line of the factory's docstring."""
+        defaults to the first line of the factory's docstring; ``card`` as ``declare``'s."""
 
         def wrap(factory: Callable) -> Callable:
             self.declare(name, factory, description or ((factory.__doc__ or "").strip().splitlines() or [""])[0],
-                         **defaults)
+                         card=card, **defaults)
             return factory
 
         return wrap
+
+    def can(self, name: str, ability: str) -> bool:
+        """Whether ``name``'s card declares ``ability`` (False for an unknown name: ``get`` names it elsewhere)."""
+        try:
+            return self.get(name).can(ability)
+        except ConfigError:
+            return False
 
     def get(self, name: str) -> Entry:
         """The entry of ``name``; ``family:rest`` resolves to a registered ``family:*`` entry."""

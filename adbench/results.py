@@ -27,6 +27,7 @@ from adbench.atomic import (
     refuse_link,
     unwritable,
 )
+from adbench.columns import ROW_VERSION, catalogue, upgrade
 from adbench.config import RunConfig, validated
 from adbench.engine.keys import cell_key
 from adbench.errors import AdbenchError
@@ -87,11 +88,13 @@ def folder_lock(folder: Path) -> Iterator[None]:
 
 
 def write_rows(run_dir: Path, rows: list[dict]) -> pd.DataFrame:
-    """Write all rows as Parquet and CSV (each atomically); return them as a frame."""
-    frame = pd.DataFrame(rows)
+    """Write all rows (older ones upgraded) as Parquet and CSV (each atomically); return them as they are read
+    back (``read_rows``)."""
+    read_only = {c.key for c in catalogue() if not c.stored}  # run_folder, fps_source: added when read
+    frame = pd.DataFrame([{k: v for k, v in r.items() if k not in read_only} for r in upgrade(rows)])
     atomic_write(Path(run_dir) / RESULTS_FILE, lambda p: frame.to_parquet(p, index=False))
     atomic_write(Path(run_dir) / "metrics.csv", lambda p: frame.to_csv(p, index=False))
-    return frame
+    return upgraded(frame.assign(run_folder=str(run_dir)), run_dir)
 
 
 def read_rows(run_dir: Path) -> pd.DataFrame:
@@ -102,15 +105,37 @@ def read_rows(run_dir: Path) -> pd.DataFrame:
                            "report that run's folder.")
     if not path.is_file():
         raise AdbenchError(f"No results in {run_dir}: {path} is missing (run `adbench evaluate` first).")
-    return pd.read_parquet(path)
+    return read_results_file(path)
+
+
+def read_results_file(path: Path) -> pd.DataFrame:
+    """A ``metrics.parquet`` file's rows as this version writes them (``columns.upgrade``), with their
+    ``run_folder``; a file that is no results file is refused, naming it."""
+    try:
+        frame = pd.read_parquet(path)
+    except (OSError, ValueError) as exc:
+        raise AdbenchError(f"{path} cannot be read as a results file ({exc}); it is no `adbench` metrics.parquet, "
+                           "or it was cut short: run `adbench evaluate` on its run folder again.") from None
+    return upgraded(frame.assign(run_folder=str(Path(path).parent)), path)
+
+
+def upgraded(frame: pd.DataFrame, where: Path | str = "rows") -> pd.DataFrame:
+    """``frame``'s rows upgraded to this version's columns (a current frame is returned as it is)."""
+    current = frame.empty or ("row_version" in frame and frame["row_version"].eq(ROW_VERSION).all()
+                              and all(c.key in frame for c in catalogue() if not c.stored))
+    if current:
+        return frame
+    try:
+        return pd.DataFrame(upgrade(frame.to_dict("records")))
+    except ValueError as exc:
+        raise AdbenchError(f"{where}: {exc}") from None
 
 
 def load_rows(paths: list[Path]) -> pd.DataFrame:
     """The rows of run or grid folders (or ``metrics.parquet`` files), each with its ``run_folder``."""
     if not paths:
         raise AdbenchError("no run folder given")
-    frames = [(pd.read_parquet(p) if p.suffix == ".parquet" else read_rows(p)).assign(
-        run_folder=str(p.parent if p.suffix == ".parquet" else p)) for p in map(Path, paths)]
+    frames = [read_results_file(p) if p.suffix == ".parquet" else read_rows(p) for p in map(Path, paths)]
     return pd.concat(frames, ignore_index=True)
 
 

@@ -190,6 +190,7 @@ class Tracker:
         if unknown:
             raise AdbenchError(f"--logger {unknown[0]}: unknown logger; choose from {', '.join(LOGGERS)}")
         self.loggers, self.failed = [], set()
+        self.spec = (list(loggers) if loggers else None, tracking_uri)  # what opens it again (a Ray worker)
         for name in dict.fromkeys(loggers or ()):
             try:
                 self.loggers.append(MLflowLogger(experiment, Path(results_dir), tracking_uri) if name == "mlflow"
@@ -203,8 +204,8 @@ class Tracker:
         relative to it); a row whose status is not ok is not a result: skipped."""
         if not self.loggers or record.get("status") != "ok":
             return
-        from adbench.report.methods import flat_config
-        from adbench.report.plots import plot_anomaly_maps
+        from adbench.reporting.methods import flat_config
+        from adbench.reporting.plots import plot_anomaly_maps
 
         config = json.loads(record["config"])
         flat = flat_config(config)

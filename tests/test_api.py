@@ -28,7 +28,8 @@ def test_import_adbench_stays_light_and_names_its_api():
     out = subprocess.run([sys.executable, "-c", f"import json; {code}"], capture_output=True, text=True, check=True)
     assert json.loads(out.stdout) == [False, False]  # the API loads on first use
     assert adbench.run is adbench.api.run
-    assert sorted(adbench.__all__) == ["evaluate", "grid", "load_results", "run", "sweep_t", "train"]
+    assert sorted(adbench.__all__) == ["evaluate", "fps", "grid", "load_results", "report", "run", "study", "sweep_t",
+                                       "train"]
     with pytest.raises(AttributeError, match="no attribute 'runn'"):
         adbench.runn  # noqa: B018
 
@@ -88,3 +89,19 @@ def test_a_timestep_sweep_from_python_scores_a_trained_run_at_each_t(tiny_synthe
     assert sorted(out.results["scorer.t"]) == [100, 700] and out.failed == []
     with pytest.raises(AdbenchError, match="sweep_t needs a config, or from_run a run folder"):
         adbench.sweep_t()
+
+
+def test_report_from_python_writes_what_the_cli_writes(tmp_path):
+    from tests.test_columns import FROZEN
+
+    done = adbench.report(FROZEN / "run", out=tmp_path / "api" / "table", layout="categories", metric="pixel_aupro",
+                          rename={"osd_irf_mean / mlp_tiny": "OSD-IRF"})
+    assert done.n_rows == 6 and done.missing_maps == []
+    assert [p.name for p in done.written] == ["table.md", "table.tex"]
+    cli = CliRunner().invoke(app, ["report", str(FROZEN / "run"), "--out", str(tmp_path / "cli" / "table"),
+                                   "--layout", "categories", "--metric", "pixel_aupro", "--rename",
+                                   "osd_irf_mean / mlp_tiny=OSD-IRF"])
+    assert cli.exit_code == 0, cli.output
+    for name in ("table.md", "table.tex"):
+        assert (tmp_path / "api" / name).read_text() == (tmp_path / "cli" / name).read_text()
+    assert "OSD-IRF" in (tmp_path / "api" / "table.md").read_text()

@@ -14,6 +14,7 @@ from adbench.data.base import Transform, load_image
 from adbench.data.bmad import BMAD
 from adbench.errors import DataError
 from adbench.metrics import metric_keys
+from adbench.results import upgraded
 from tests.test_end_to_end import only_run_dir, write_config
 
 COUNTS = {"train/good": 12, "valid/good": 3, "valid/Ungood": 0, "test/good": 4, "test/Ungood": 4}
@@ -173,7 +174,7 @@ def test_the_bmad_layout_has_det_for_every_dataset_and_loc_where_masks_exist(tmp
     import json
 
     from adbench.config import RunConfig
-    from adbench.report.tables import bmad_tables
+    from adbench.reporting.tables import bmad_tables
 
     rows = []
     for scorer, shift in (("osd_irf_mean", 0.0), ("invad", 0.05)):
@@ -185,7 +186,7 @@ def test_the_bmad_layout_has_det_for_every_dataset_and_loc_where_masks_exist(tmp
                          "seed": 0, "device": "cpu", "fps_batch_size": 8, "fps_passes": 5, "protocol": "invad",
                          "image_score": "nll+diff", "smoothing_sigma": 0.0, "pool_size": 1, "transductive": False,
                          "setting": "single", "noise_net": "mlp", "backbone": "efficientnet_b4", "config": config})
-    md, tex = bmad_tables(pd.DataFrame(rows), "tab:bmad")
+    md, tex = bmad_tables(upgraded(pd.DataFrame(rows)), "tab:bmad")
     header, _, first, second = md.splitlines()[2:6]
     assert header == "| method | Brain det. | Brain loc. | Liver det. | Liver loc. | RSNA det. | mean | FPS |"
     # means: osd (80 + 90 + 80 + 70 + 80) / 5 = 80.0; invad (85 + 85 + 85 + 65 + 85) / 5 = 81.0

@@ -214,8 +214,8 @@ def test_a_registered_metric_reaches_rows_tables_plots_and_objectives(monkeypatc
     studies accept it as an objective, and mAD stays the mean of the papers' seven."""
     from adbench.engine.study import load_study
     from adbench.metrics import table
-    from adbench.report import plots
-    from adbench.report.tables import markdown_table
+    from adbench.reporting import plots
+    from adbench.reporting.tables import markdown_table
     from tests.test_report import fake_rows
 
     monkeypatch.setattr(table, "METRICS", list(table.METRICS))  # registration undone after the test

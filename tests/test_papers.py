@@ -10,7 +10,7 @@ import pytest
 
 from adbench.errors import AdbenchError
 from adbench.registry import SCORERS
-from adbench.report.papers import paper_table, paper_tables, paper_values, reported_rows
+from adbench.reporting.papers import paper_table, paper_tables, paper_values, reported_rows
 
 PAPERS = Path(__file__).resolve().parents[1].parent / "shared" / "papers"
 NUMBER = re.compile(r"N/A|\d+(?:\.\d+)?")

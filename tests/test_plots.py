@@ -7,7 +7,8 @@ import pandas as pd
 from PIL import Image
 
 from adbench.config import RunConfig, parse_scorer
-from adbench.report import plots
+from adbench.reporting import plots
+from adbench.results import upgraded
 
 SCORERS = ["osd_irf_mean:t=500", "osd_irf_noisy:t=500", "invad:steps=3", "knn"]
 BACKBONES = ["efficientnet_b4", "vit_base"]
@@ -37,7 +38,7 @@ def kept_maps_rows(tmp_path):
                          "backbone": backbone, "noise_net": "dit_gigant", "protocol": "invad",
                          "transductive": spec["name"] == "invad", "seed": 0, "maps_file": str(path),
                          "run_folder": "", "config": json.dumps(cfg.to_dict(), sort_keys=True)})
-    return pd.DataFrame(rows)
+    return upgraded(pd.DataFrame(rows))
 
 
 def test_two_backbones_by_four_scorers_are_eight_columns_each_on_its_own_shared_scale(tmp_path, monkeypatch):

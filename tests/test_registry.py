@@ -150,3 +150,23 @@ def test_argument_types_read_from_source_are_the_imported_factories_annotations(
             assert simple_types(Entry(entry.name, entry.factory, "", {})) == imported
             checked += bool(imported)
     assert checked >= 10  # scorers, noise nets, datasets and backbones with typed arguments
+
+
+def test_every_card_declares_what_its_component_can_do_and_nothing_else():
+    from adbench.registry import DATASETS, SCORERS, Registry
+    from adbench.scorers.base import FitsFeatures
+
+    methods = {"validation_normals": "validation_normals", "defect_regions": "defect_regions",
+               "private_tests": "private_tests", "validation_split": "valid"}
+    for entry in DATASETS.entries():
+        for ability, method in methods.items():
+            assert entry.can(ability) == hasattr(entry.factory, method), (entry.name, ability)
+    assert [e.name for e in DATASETS.entries() if e.can("mad_over_available")] == ["bmad"]
+    for entry in SCORERS.entries():
+        scorer = SCORERS.create(entry.name)
+        assert entry.can("no_model") == isinstance(scorer, FitsFeatures), entry.name  # a bank instead of a net
+        assert entry.can("reference") == entry.can("no_model") and isinstance(scorer.applicable, bool)
+    assert SCORERS.get("osd_irf_mean").shown_as == "OSD-IRF (mean-path)" and not SCORERS.can("nonesuch", "reference")
+    with pytest.raises(ValueError, match=r"unknown abilities \['flies'\]; a scorer may declare \['no_model', "
+                                         r"'reference'\]"):
+        Registry("scorers").declare("bird", lambda: None, "", card={"abilities": ["flies"]})

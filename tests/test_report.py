@@ -15,8 +15,8 @@ from adbench.cli import app
 from adbench.config import RunConfig, parse_scorer
 from adbench.engine.build import scorer_columns
 from adbench.metrics import metric_keys
-from adbench.report.papers import paper_table
-from adbench.report.tables import (
+from adbench.reporting.papers import paper_table
+from adbench.reporting.tables import (
     Style,
     averaged_table,
     category_matrix,
@@ -29,6 +29,7 @@ from adbench.report.tables import (
     rich_table,
     with_fps_records,
 )
+from adbench.results import upgraded
 from tests.golden_numbers import GOLDEN
 
 
@@ -55,7 +56,7 @@ def fake_rows():
                     "pool_size": 1,
                     "config": json.dumps(cfg.to_dict(), sort_keys=True),
                 })
-    return pd.DataFrame(rows)
+    return upgraded(pd.DataFrame(rows))
 
 
 @pytest.mark.parametrize("fmt", ["md", "tex"])
@@ -168,15 +169,15 @@ def test_knn_rows_are_marked_as_references():
 
 
 def test_rows_written_before_scorer_label_render_the_same():
-    """Older result files hold the label in ``scorer`` and have no ``scorer_label``: the same table."""
+    """Older result files hold the label in ``scorer`` and have no ``scorer_label``: once upgraded, the same table."""
     frame = fake_rows()
-    legacy = frame.assign(scorer=frame["scorer_label"]).drop(columns=["scorer_label"])
-    assert markdown_table(legacy) == markdown_table(frame)
+    legacy = frame.assign(scorer=frame["scorer_label"]).drop(columns=["scorer_label", "row_version"])
+    assert markdown_table(upgraded(legacy)) == markdown_table(frame)
 
 
 def test_write_tables_writes_the_formats_asked(tmp_path):
     from adbench.errors import AdbenchError
-    from adbench.report.tables import write_tables
+    from adbench.reporting.tables import write_tables
 
     frame = fake_rows()
     assert write_tables(frame, tmp_path / "t", "md") == [tmp_path / "t.md"] and not (tmp_path / "t.tex").exists()
@@ -209,7 +210,7 @@ def test_marks_rank_within_a_dataset_and_category_on_displayed_values_fps_within
 
 def test_fps_is_grouped_by_device_precision_and_size():
     frame = fake_rows()
-    assert fps_group(frame) == ("NVIDIA H100 80GB HBM3", None, 256)
+    assert fps_group(frame) == ("NVIDIA H100 80GB HBM3", "", 256)  # precision not recorded in these rows
     mixed = frame.assign(device=["cpu (2 threads)"] + list(frame["device"][1:]))
     assert fps_group(mixed) is None
 
@@ -231,8 +232,8 @@ def scales(tex: str) -> list[float]:
 
 
 def test_a_latex_table_takes_one_column_the_page_or_is_scaled_never_below_0_7_and_split_when_wider():
-    from adbench.report.latex import PAGES, column_widths, latex_float
-    from adbench.report.tables import category_tables
+    from adbench.reporting.latex import PAGES, column_widths, latex_float
+    from adbench.reporting.tables import category_tables
 
     one_seed = fake_rows().query("seed == 0")
     wide = latex_tables(one_seed, "t", per_category=False)  # 10 columns: about 510 pt, as pdflatex prints it
@@ -262,7 +263,7 @@ def test_a_latex_table_takes_one_column_the_page_or_is_scaled_never_below_0_7_an
 
 
 def test_notes_list_only_what_applies_and_rules_frame_the_spanners_and_the_mean_row():
-    from adbench.report.tables import category_tables, table_notes
+    from adbench.reporting.tables import category_tables, table_notes
 
     frame = fake_rows()
     tex = category_tables(frame, "pixel_aupro", "tab:z")[1]
@@ -281,7 +282,7 @@ def test_notes_list_only_what_applies_and_rules_frame_the_spanners_and_the_mean_
     all_transductive = table_notes(frame.assign(transductive=True, normalisation="test-minmax"))
     assert any(n.startswith("All rows transductive") for n in all_transductive)
     assert "pool 1, test-minmax normalisation" in " ".join(all_transductive)
-    from adbench.report.methods import with_variant_columns
+    from adbench.reporting.methods import with_variant_columns
     assert not with_variant_columns(frame.assign(transductive=True))[0]["scorer"].str.contains("†").any()
 
 
@@ -301,8 +302,8 @@ def test_fps_is_shown_once_per_method_and_ranked_only_from_a_gpu_or_fps_records(
 
 def cvpr_tables() -> list[str]:
     """Every LaTeX layout of fake_rows on CVPR's page: methods (two seeds, one seed), categories, BMAD."""
-    from adbench.report.latex import PAGES
-    from adbench.report.tables import bmad_tables, category_tables
+    from adbench.reporting.latex import PAGES
+    from adbench.reporting.tables import bmad_tables, category_tables
 
     frame, style = fake_rows(), Style(PAGES["cvpr"])
     bmad = frame.assign(dataset="bmad", category=frame["category"].map({"bottle": "Brain", "metal_nut": "RSNA"}))
@@ -318,7 +319,8 @@ def test_no_layout_is_scaled_below_0_7_on_a_cvpr_page():
         assert "\\resizebox" not in tex and "table*" in tex or "scalebox" not in tex
 
 
-@pytest.mark.skipif(shutil.which("pdflatex") is None, reason="no TeX engine installed")
+@pytest.mark.skipif(shutil.which("pdflatex") is None and not os.environ.get("ADBENCH_REQUIRE_TEX"),
+                    reason="no TeX engine installed")  # CI installs one and sets ADBENCH_REQUIRE_TEX: never skipped
 def test_every_latex_layout_compiles_in_a_two_column_cvpr_page_without_overfull_boxes(tmp_path):
     document = ("\\documentclass[10pt,twocolumn]{article}\n"  # CVPR's text and column widths
                 "\\usepackage[textwidth=6.875in,columnsep=0.3125in]{geometry}\n\\usepackage{booktabs}\n"
@@ -352,7 +354,7 @@ def test_metric_vs_t_panels_show_seed_bands_percent_axes_and_one_legend(monkeypa
     import matplotlib.text
     from matplotlib.collections import PolyCollection
 
-    from adbench.report import plots
+    from adbench.reporting import plots
 
     figures = []
     monkeypatch.setattr(plots, "save_figure", lambda fig, path: figures.append(fig) or [path])
@@ -364,7 +366,7 @@ def test_metric_vs_t_panels_show_seed_bands_percent_axes_and_one_legend(monkeypa
     lines = {line.get_label(): line.get_ydata().tolist() for line in mad_axis.get_lines()}
     for method, rows in frame.groupby("scorer"):  # the mean over categories, then over seeds
         expected = 100 * rows.groupby(["scorer.t", "seed"])["mad"].mean().groupby("scorer.t").mean()
-        assert lines[plots.SCORER_NAMES[method]] == pytest.approx(expected.tolist())
+        assert lines[plots.scorer_display(method)] == pytest.approx(expected.tolist())
     assert any(isinstance(c, PolyCollection) for c in mad_axis.collections)  # 2 seeds: a band
     assert mad_axis.get_ylabel() == "%" and len(fig.legends) == 1 and fig._suptitle.get_text().endswith("2 seeds")
     assert "mvtec, mean over 2 categories" in fig._suptitle.get_text()
@@ -475,7 +477,7 @@ def test_reported_rows_and_references_take_no_marks():
     assert "knn‡ / none" in cells.columns and cells.loc["mean", "knn‡ / none"] == "81.5"
     assert not [m for (i, method), m in marks.items() if method == "knn‡ / none" and m]
     assert [marks[(i, "osd_irf_mean(t=500) / dit_gigant")] for i in range(3)] == ["second"] * 3
-    from adbench.report.tables import bmad_matrix
+    from adbench.reporting.tables import bmad_matrix
 
     bmad = with_knn(fake_rows()).assign(dataset="bmad")
     bmad["category"] = bmad["category"].map({"bottle": "Brain", "metal_nut": "RSNA"})
@@ -530,7 +532,7 @@ def test_a_sweep_table_shows_t_in_its_own_column_and_methods_name_their_keys():
     assert "| dataset | scorer | t | backbone |" in text
     assert "| mvtec | osd_irf_mean | 250 | efficientnet_b4 |" in text and "| mvtec | osd_irf_mean | 500 |" in text
     assert "| mvtec | invad(steps=3)† | - | efficientnet_b4 |" in text  # invad has no t
-    from adbench.report.methods import with_method_column
+    from adbench.reporting.methods import with_method_column
 
     norms = [json.dumps({**json.loads(c), "noise_net": {**json.loads(c)["noise_net"], "feature_norm": n}})
              for c, n in zip(frame["config"], ["none", "layer"] * (len(frame) // 2), strict=True)]
@@ -605,7 +607,7 @@ def test_report_renames_labels_and_headers_and_shows_the_metrics_asked(tmp_path)
 
 def test_report_marks_the_image_aurocs_that_differ_from_a_baseline_by_delongs_test(tmp_path):
     from adbench.metrics.significance import delong
-    from adbench.report.significance import significant
+    from adbench.reporting.significance import significant
 
     rng = np.random.default_rng(0)
     labels = np.r_[np.ones(20, int), np.zeros(20, int)]
@@ -643,7 +645,7 @@ def test_report_marks_the_image_aurocs_that_differ_from_a_baseline_by_delongs_te
 
 def test_report_marks_the_pixel_metrics_that_differ_by_a_paired_bootstrap_of_the_kept_maps(tmp_path):
     from adbench.metrics.bootstrap import Ranking, paired_bootstrap
-    from adbench.report.significance import significant
+    from adbench.reporting.significance import significant
 
     rng = np.random.default_rng(1)
     run_dir = tmp_path / "run"
@@ -686,7 +688,7 @@ def test_report_marks_the_pixel_metrics_that_differ_by_a_paired_bootstrap_of_the
 
 
 def test_the_notes_say_which_rows_report_mvtec3ds_aupro():
-    from adbench.report.tables import table_notes
+    from adbench.reporting.tables import table_notes
 
     mixed = " ".join(table_notes(fake_rows().assign(aupro_impl=["mvtec3d"] * 4 + ["exact"] * 4)))
     assert ("AU-PRO of the rows with aupro impl mvtec3d as MVTec 3D-AD's evaluation code computes it (100 thresholds "

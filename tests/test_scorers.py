@@ -10,7 +10,7 @@ from adbench.diffusion.schedule import Schedule
 from adbench.errors import AdbenchError, ConfigError
 from adbench.registry import SCORERS
 from adbench.scorers.scoring import (
-    Normalizer,
+    Normaliser,
     feature_map,
     from_latent,
     max_score_on_device,
@@ -83,22 +83,22 @@ def test_score_components_by_hand():
     assert up.shape == (2, 8, 8) and torch.allclose(up[1], torch.full((8, 8), math.sqrt(2)))
 
 
-def test_normalizer_train_and_test_minmax():
+def test_normaliser_train_and_test_minmax():
     held = {"nll": np.array([1.0, 3.0]), "diff": np.array([10.0, 10.0])}
-    norm = Normalizer.fit(held, "train")
+    norm = Normaliser.fit(held, "train")
     assert norm.shift == {"nll": 2.0, "diff": 10.0}
     assert norm.scale["nll"] == pytest.approx(math.sqrt(2)) and norm.scale["diff"] == 1.0  # zero std -> 1
     test = {"nll": np.array([2.0, 2.0 + math.sqrt(2)]), "diff": np.array([10.0, 13.0])}
     assert norm.image_score(test, ["nll"]).tolist() == pytest.approx([0.0, 1.0])
     assert norm.image_score(test, ["diff"]).tolist() == pytest.approx([0.0, 3.0])
     assert norm.image_score(test, ["nll", "diff"]).tolist() == pytest.approx([0.0, 4.0])
-    minmax = Normalizer.fit({"nll": np.array([2.0, 4.0, 6.0]), "diff": np.array([0.0, 1.0, 0.5])}, "test-minmax")
+    minmax = Normaliser.fit({"nll": np.array([2.0, 4.0, 6.0]), "diff": np.array([0.0, 1.0, 0.5])}, "test-minmax")
     assert minmax.image_score({"nll": np.array([2.0, 6.0]), "diff": np.array([1.0, 0.5])},
                               ["nll", "diff"]).tolist() == pytest.approx([1.0, 1.5])
     with pytest.raises(AdbenchError, match="at least 2"):
-        Normalizer.fit({"nll": np.array([1.0])}, "train")
+        Normaliser.fit({"nll": np.array([1.0])}, "train")
     with pytest.raises(ConfigError, match="normalisation must be one of"):
-        Normalizer.fit(held, "z-score")
+        Normaliser.fit(held, "z-score")
 
 
 def test_post_processing_smoothing_and_pooled_max():

@@ -155,8 +155,8 @@ def test_train_normalisation_sees_only_held_out_normals(features, tmp_path):
     held, test, _, _ = features
     ctx = context(tmp_path)
     scorer = SCORERS.create("osd_irf_mean")
-    base = cell_scores(ctx, evalset(features), Recorder(), scorer, "c").normalizer
-    scaled = cell_scores(ctx, evalset(features, test=3 * test + 1), Recorder(), scorer, "c").normalizer
+    base = cell_scores(ctx, evalset(features), Recorder(), scorer, "c").normaliser
+    scaled = cell_scores(ctx, evalset(features, test=3 * test + 1), Recorder(), scorer, "c").normaliser
     assert scaled == base  # the test set's scale does not reach the statistics
     h = components_by_hand(latent_by_hand(held))
     assert base.shift == pytest.approx({k: h[k].mean() for k in ("nll", "diff")}, rel=1e-6)
@@ -446,7 +446,7 @@ def test_image_level_data_and_non_finite_maps(tiny_synthetic, tmp_path):
     from adbench.engine.run import cell_metrics
     from adbench.metrics import NonFiniteScoreError
     from adbench.protocols import Scoring
-    from adbench.scorers.scoring import ImageScores, Normalizer, ScorerOutput, score_images
+    from adbench.scorers.scoring import ImageScores, Normaliser, ScorerOutput, score_images
 
     ctx = small_context(tiny_synthetic, tmp_path)
     ctx.dataset.has_masks = False  # e.g. ELPV
@@ -454,7 +454,7 @@ def test_image_level_data_and_non_finite_maps(tiny_synthetic, tmp_path):
     assert data.masks is None and data.samples == ctx.dataset.test("washer")
     scores = np.arange(len(data.labels), dtype=np.float32) * (2 * data.labels - 1)
     maps = np.zeros((len(scores), 64, 64), np.float32)
-    metrics = cell_metrics(data, ImageScores("max", scores, maps, Normalizer({}, {})))
+    metrics = cell_metrics(data, ImageScores("max", scores, maps, Normaliser({}, {})))
     assert metrics["image_auroc"] == roc_auc_score(data.labels, scores)
     assert all(math.isnan(metrics[k]) for k in ("pixel_auroc", "pixel_ap", "pixel_f1max", "pixel_aupro", "mad"))
     # the scoring stage refuses a finite score with a broken map, naming the cell and the image
@@ -498,7 +498,7 @@ def test_loco_scores_each_anomaly_kind_beside_the_good_images_and_reports_their_
     (0.1: below both, AU-ROC 0): mean 0.5, where one pooled curve gives 4 of 6 pairs."""
     from adbench.data.base import DefectRegion
     from adbench.engine.run import EvalSet, cell_metrics
-    from adbench.scorers.scoring import ImageScores, Normalizer
+    from adbench.scorers.scoring import ImageScores, Normaliser
 
     kinds = ("good", "good", "logical_anomalies", "logical_anomalies", "structural_anomalies")
     labels = np.array([0, 0, 1, 1, 1])
@@ -511,7 +511,7 @@ def test_loco_scores_each_anomaly_kind_beside_the_good_images_and_reports_their_
     masks[2, :2, :2] = masks[3, 2:, 2:] = masks[4, 1:3, 1:3] = True
     maps[2:][masks[2:]] += 0.5
     regions = [DefectRegion(i, masks[i], 2.0) for i in (2, 3, 4)]
-    out = ImageScores("max", scores, maps, Normalizer({}, {}))
+    out = ImageScores("max", scores, maps, Normaliser({}, {}))
     keys = ("pixel_auspro_30pct",)
     data = EvalSet("c", torch.empty(0), torch.zeros(5, 1), labels, masks, samples, regions=regions,
                    kinds_apart=("logical_anomalies", "structural_anomalies"))

@@ -50,7 +50,6 @@ def paired_masks(images: list[Path], labels: Path) -> list[Path]:
 
 class BMAD:
     has_masks = True  # for the pixel-level categories; the others' anomalous samples carry no mask
-    mad_over_available = True  # a row's mAD: the mean of the metrics that exist (image-level datasets: 3)
 
     def __init__(self, root: str | Path) -> None:
         self.name = "bmad"

@@ -31,7 +31,6 @@ class CarvedValidation:
 
     def __init__(self, base: Dataset, cache_dir: Path, fraction: float = 0.2, seed: int = 0) -> None:
         self.base, self.name, self.has_masks = base, f"{base.name}-val", True
-        self.mad_over_available = getattr(base, "mad_over_available", False)
         self.cache_dir, self.fraction, self.seed = Path(cache_dir), fraction, seed
 
     def categories(self) -> list[str]:
@@ -77,7 +76,6 @@ class FolderValidation:
     def __init__(self, base: Dataset, folder: str | Path) -> None:
         self.base, self.folder = base, MVTecLayout(folder, name=f"{base.name}-val")
         self.name, self.has_masks = self.folder.name, True
-        self.mad_over_available = getattr(base, "mad_over_available", False)
 
     def categories(self) -> list[str]:
         return self.base.categories()
@@ -95,7 +93,6 @@ class OwnValidation(FolderValidation):
 
     def __init__(self, base: Dataset) -> None:
         self.base, self.name, self.has_masks = base, f"{base.name}-valid", base.has_masks
-        self.mad_over_available = getattr(base, "mad_over_available", False)
 
     def test(self, category: str) -> list[Sample]:
         return self.base.valid(category)

@@ -54,7 +54,7 @@ def build_noise_net(cfg: RunConfig, in_channels: int, grid: int | None = None) -
 
 def needs_model(spec: dict[str, Any]) -> bool:
     """Whether a scorer scores with a trained noise net (``knn`` does not)."""
-    return getattr(SCORERS.get(spec["name"]).factory, "needs_model", True)
+    return not SCORERS.can(spec["name"], "no_model")
 
 
 def cell_config(cfg: RunConfig, category: str, spec: dict[str, Any]) -> RunConfig:

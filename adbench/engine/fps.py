@@ -43,6 +43,7 @@ from adbench.diffusion.train import training_schedule
 from adbench.engine.build import build_noise_net, build_scorer, scorer_label
 from adbench.progress import progress_bar
 from adbench.registry import BACKBONES
+from adbench.scorers.base import FitsFeatures
 from adbench.scorers.scoring import feature_map, postprocess_on_device
 
 BANK_IMAGES = 200  # knn's memory bank: about one MVTec category's training images
@@ -121,7 +122,7 @@ class FpsBench:
         self.scorers = {scorer_label(spec): build_scorer(spec) for spec in cfg.scoring.scorers}
         self.generators = {label: torch.Generator().manual_seed(cfg.seed) for label in self.scorers}  # host noise
         for label, scorer in self.scorers.items():  # knn: a bank of BANK_IMAGES images' features
-            if hasattr(scorer, "fit"):
+            if isinstance(scorer, FitsFeatures):
                 bank = torch.randn(BANK_IMAGES, backbone.out_channels, grid, grid, device=self.device)
                 scorer.fit(bank, self.generators[label], self.device)
         self.gflop = self.count_gflop()  # on the eager networks: a compiled one hides its operations

@@ -46,7 +46,7 @@ from adbench.engine.keys import cell_key, training_key
 from adbench.engine.preflight import check_data, preflight
 from adbench.engine.run import Context, ContextCache, cell_config
 from adbench.errors import AdbenchError, ConfigError
-from adbench.report.papers import paper_tables
+from adbench.reporting.papers import paper_tables
 from adbench.results import RecordLog, folder_lock, new_run_dir, read_run_config, write_rows
 from adbench.tracking import Tracker
 
@@ -61,7 +61,7 @@ class GridSpec:
     quick: dict[str, Any] = field(default_factory=dict)
     quick_axes: dict[str, list] = field(default_factory=dict)
     description: str = ""
-    paper: str = ""  # a transcribed paper table (``adbench.report.papers``) the grid reproduces
+    paper: str = ""  # a transcribed paper table (``adbench.reporting.papers``) the grid reproduces
 
 
 def load_grid(path: str | Path, sets: list[str] | None = None, quick: bool = False) -> GridSpec:
@@ -254,7 +254,4 @@ class GridRunner:
         """The finished rows of this grid's cells, written as metrics.parquet/csv."""
         done = self.log.finished()
         rows = [{k: v for k, v in done[c.key].items() if k != "status"} for c in cells if c.key in done]
-        frame = pd.DataFrame(rows)
-        if rows:
-            write_rows(self.grid_dir, rows)
-        return frame
+        return write_rows(self.grid_dir, rows) if rows else pd.DataFrame()

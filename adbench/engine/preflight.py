@@ -19,6 +19,7 @@ from adbench.engine.build import build_scorer, scorer_label
 from adbench.errors import AdbenchError, ConfigError
 from adbench.progress import progress_bar
 from adbench.registry import BACKBONES, DATASETS, NOISE_NETS, SCORERS
+from adbench.scorers.base import FitsFeatures
 
 
 class StandIn(nn.Module):
@@ -36,9 +37,9 @@ def check_scorer(spec: dict[str, Any], schedule: Schedule) -> None:
     try:
         scorer = build_scorer(spec)
         x = torch.zeros(2, 1, 1, 1)
-        if hasattr(scorer, "fit"):
+        if isinstance(scorer, FitsFeatures):
             scorer.fit(x, torch.Generator().manual_seed(0), x.device)
-        if getattr(scorer, "applicable", True):
+        if scorer.applicable:
             scorer.score(StandIn(), schedule, x, torch.Generator().manual_seed(0))
     except (TypeError, ValueError, ConfigError) as exc:
         raise ConfigError(f"scorer {label}: {exc}") from None
@@ -81,12 +82,9 @@ def check_extra_metrics(keys: list[str], dataset: str) -> None:
                           f"(MVTec LOCO's defects_config.json); dataset {dataset!r} has none: use mvtec_loco")
 
 
-def dataset_has(name: str, method: str) -> bool:
-    """Whether dataset ``name`` has ``method`` (True for an unknown name: check_dataset names it)."""
-    try:
-        return hasattr(DATASETS.get(name).factory, method)
-    except ConfigError:
-        return True
+def dataset_has(name: str, ability: str) -> bool:
+    """Whether dataset ``name``'s card declares ``ability`` (True for an unknown name: check_dataset names it)."""
+    return name not in DATASETS or DATASETS.can(name, ability)
 
 
 def check_held_out_and_submission(cfg: RunConfig) -> None:

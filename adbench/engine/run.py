@@ -18,6 +18,7 @@ from torch import nn
 
 from adbench.allocator import host_allocator
 from adbench.atomic import atomic_torch_save, atomic_write, atomic_write_text, load_cached, remove_stale_temporaries
+from adbench.columns import make_row
 from adbench.config import RunConfig
 from adbench.data.base import Dataset, DefectRegion, Sample, Transform, load_batch, load_mask
 from adbench.device import (
@@ -61,10 +62,11 @@ from adbench.metrics import (
 from adbench.metrics.streaming import STREAMED, Spill, spill_array
 from adbench.progress import make_console
 from adbench.provenance import git_commit, versions
-from adbench.registry import BACKBONES
+from adbench.registry import BACKBONES, DATASETS
+from adbench.scorers.base import FitsFeatures
 from adbench.scorers.scoring import (
     ImageScores,
-    Normalizer,
+    Normaliser,
     ScorerOutput,
     components_and_maps,
     image_score_for,
@@ -389,7 +391,7 @@ def spill_for(ctx: Context, category: str, n_test: int) -> Spill | None:
     is refused then, before anything is scored."""
     cfg = ctx.cfg
     spill = Spill.needed(n_test * cfg.backbone.image_size**2, cfg.runtime.metric_memory_mb, ctx.cache_dir / "spill")
-    in_memory = [k for k in cfg.scoring.extra_metrics if k.startswith("pixel_") and k not in STREAMED]
+    in_memory = [k for k in metric_keys("pixel", tuple(cfg.scoring.extra_metrics)) if k not in STREAMED]
     in_memory += [f"scoring.aupro_impl {cfg.scoring.aupro_impl}"] if cfg.scoring.aupro_impl != "exact" else []
     if spill and in_memory:
         raise ConfigError(f"{category}: {n_test} test images at {cfg.backbone.image_size} px take more than "
@@ -406,7 +408,7 @@ def cell_scores(ctx: Context, data: EvalSet, model: nn.Module, scorer: Any, labe
     cfg = ctx.cfg
     scoring = cfg.scoring.resolved()
     schedule = training_schedule(cfg.train)
-    if hasattr(scorer, "fit"):  # a memory bank of the training features (knn)
+    if isinstance(scorer, FitsFeatures):  # a memory bank of the training features (knn)
         bank = data.normalise(training_features(ctx, data.category))  # standardised by its own statistics
         scorer.fit(bank, torch.Generator().manual_seed(cfg.seed), ctx.device)
     test = run_scorer(scorer, model, schedule, data.test_feats, ctx, cfg.seed)
@@ -456,18 +458,18 @@ def score_cell(ctx: Context, data: EvalSet, model: nn.Module, spec: dict[str, An
     """Score one category with one scorer: the self-describing result row (all metrics NaN, shown
     n/a, for a setting the scorer does not apply to, e.g. reconstruction with ratio x steps < 1)."""
     scorer = build_scorer(spec)
-    if not getattr(scorer, "applicable", True):
+    if not scorer.applicable:
         out = ImageScores(image_score_for(ctx.cfg.scoring.resolved(), scorer.image_scores), np.empty(0),
-                          np.empty((0, 0, 0)), Normalizer({}, {}))
+                          np.empty((0, 0, 0)), Normaliser({}, {}))
         nan = float("nan")
         return result_row(ctx, data, spec, scorer, out, dict.fromkeys([c.key for c in reported()], nan),
-                          (nan, nan, nan))
+                          (nan, nan, nan), {"score_seconds": nan, "peak_memory_mb": nan, "peak_memory_of": ""})
     if ctx.device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(ctx.device)
     start = time.perf_counter()
     out = cell_scores(ctx, data, model, scorer, f"{data.category} / {scorer_label(spec)}")
     scoring = ctx.cfg.scoring
-    metrics = cell_metrics(data, out, getattr(ctx.dataset, "mad_over_available", False), scoring.pro_limit,
+    metrics = cell_metrics(data, out, DATASETS.can(ctx.cfg.data.dataset, "mad_over_available"), scoring.pro_limit,
                            tuple(scoring.extra_metrics), scoring.aupro_impl)
     cost = {"score_seconds": time.perf_counter() - start, **peak_memory(ctx.device)}
     submission = ""
@@ -479,8 +481,8 @@ def score_cell(ctx: Context, data: EvalSet, model: nn.Module, spec: dict[str, An
             return components_and_maps(scored, ctx.cfg.scoring.resolved(), ctx.cfg.backbone.image_size)[1]
 
         submission = export_private(ctx, data, spec, out.seg_threshold, maps_of)
-    return result_row(ctx, data, spec, scorer, out, metrics, pipeline_seconds(ctx, data, model, scorer),
-                      submission) | cost
+    return result_row(ctx, data, spec, scorer, out, metrics, pipeline_seconds(ctx, data, model, scorer), cost,
+                      submission)
 
 
 def peak_memory(device: torch.device) -> dict[str, Any]:
@@ -525,10 +527,11 @@ def image_rows(scores: np.ndarray, labels: np.ndarray) -> dict[str, list]:
 
 
 def result_row(ctx: Context, data: EvalSet, spec: dict[str, Any], scorer: Any, out: ImageScores,
-               metrics: dict[str, float], seconds: tuple[float, float, float], submission: str = "") -> dict[str, Any]:
-    """A cell's metrics with its speed, scoring settings, full config and provenance (the maps of a
-    few images are saved alongside when ``save_maps`` asks for them; ``submission``: the folder its private
-    test sets were written to)."""
+               metrics: dict[str, float], seconds: tuple[float, float, float], cost: dict[str, Any],
+               submission: str = "") -> dict[str, Any]:
+    """A cell's metrics with its speed and ``cost``, scoring settings, full config and provenance, as the
+    result-row catalogue declares them (``adbench.columns``; the maps of a few images are saved alongside when
+    ``save_maps`` asks for them; ``submission``: the folder its private test sets were written to)."""
     cfg = ctx.cfg
     scoring = cfg.scoring.resolved()
     cell = cell_config(cfg, data.category, spec)
@@ -539,7 +542,7 @@ def result_row(ctx: Context, data: EvalSet, spec: dict[str, Any], scorer: Any, o
     all_maps = keep_maps(ctx, data, out.maps, key) if kept else ""
     console.print(f"  {data.category:>12} {scorer_label(spec):<28} image AU-ROC {metrics['image_auroc']:.3f}  "
                   f"pixel AU-ROC {metrics['pixel_auroc']:.3f}")
-    return {
+    return make_row({
         "dataset": cfg.data.dataset, "category": data.category, "scorer": spec["name"],
         "scorer_label": scorer_label(spec), **scorer_columns(spec), "setting": cfg.data.setting,
         "trained_on": ",".join(cfg.trained_on(data.category)),
@@ -576,8 +579,8 @@ def result_row(ctx: Context, data: EvalSet, spec: dict[str, Any], scorer: Any, o
         "submission_dir": submission,
         **training_cost(ctx, data.category, needs_model(spec)),
         "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
-        "cuda_deterministic": ctx.device.type == "cuda" and torch.are_deterministic_algorithms_enabled(),
-    }
+        "cuda_deterministic": ctx.device.type == "cuda" and torch.are_deterministic_algorithms_enabled(), **cost,
+    })
 
 
 def kept_samples(labels: np.ndarray, n: int) -> np.ndarray:

@@ -265,7 +265,7 @@ class StudyRunner:
         if val.get("folder"):
             return f"the folder {val['folder']}"
         dataset = config_for(self.spec, {}).data.dataset
-        if hasattr(DATASETS.get(dataset).factory, "valid"):
+        if DATASETS.can(dataset, "validation_split"):
             return f"{dataset}'s own labelled validation split (valid/), not the test set"
         return f"{val.get('fraction', 0.2):.0%} of the training normals, half given synthetic defects"
 
@@ -276,7 +276,7 @@ class StudyRunner:
         base = self.contexts.get(cfg)
         val = self.spec.validation
         dataset = (FolderValidation(base.dataset, val["folder"]) if val.get("folder")
-                   else OwnValidation(base.dataset) if hasattr(base.dataset, "valid")
+                   else OwnValidation(base.dataset) if DATASETS.can(cfg.data.dataset, "validation_split")
                    else CarvedValidation(base.dataset, self.cache_dir, val.get("fraction", 0.2), cfg.seed))
         return dataclasses.replace(base, dataset=dataset)
 

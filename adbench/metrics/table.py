@@ -54,6 +54,8 @@ class Column:
     key: str  # result-row column
     header: str  # table and plot header
     percent: bool = True  # shown x 100
+    note: str = ""  # what it measures (adbench list columns, the docs)
+    unit: str = ""  # of a column not shown in %
 
 
 @dataclass(frozen=True)
@@ -111,25 +113,32 @@ def auspro_key(limit: float) -> str:
 
 
 def _auspro_metric(limit: float) -> Metric:
-    return Metric(auspro_key(limit), f"AU-sPRO@{limit:g}", level="pixel",
+    return Metric(auspro_key(limit), f"AU-sPRO@{limit:g}", note=f"MVTec LOCO's saturated PRO up to FPR {limit:g}, "
+                  "false positives over every defect-free pixel", level="pixel",
                   compute=lambda r: auspro(r.spro, limit), in_mad=False, optional=True)
 
 
 METRICS: list[Metric] = [
-    Metric("image_auroc", "I-AUROC", level="image", compute=_auroc),
-    Metric("image_ap", "I-AP", level="image", compute=_ap),
-    Metric("image_f1max", "I-F1max", level="image", compute=_f1),
-    Metric("pixel_auroc", "P-AUROC", level="pixel", compute=_auroc),
-    Metric("pixel_ap", "P-AP", level="pixel", compute=_ap),
-    Metric("pixel_f1max", "P-F1max", level="pixel", compute=_f1),
-    Metric("pixel_aupro", "AU-PRO", level="pixel", compute=_aupro),
-    Metric("pixel_aupimo", "AUPIMO", level="pixel", compute=_aupimo, in_mad=False, optional=True),
-    Metric("pixel_miou_max", "mIoU-max", level="pixel", compute=_miou_max, in_mad=False, optional=True),
-    Metric("pixel_segf1", "SegF1", level="pixel", compute=_seg_f1, in_mad=False, optional=True),
+    Metric("image_auroc", "I-AUROC", note="Image AU-ROC (exact, ties as half)", level="image", compute=_auroc),
+    Metric("image_ap", "I-AP", note="Image average precision (step-wise, as scikit-learn)", level="image",
+           compute=_ap),
+    Metric("image_f1max", "I-F1max", note="Image F1 at the best threshold", level="image", compute=_f1),
+    Metric("pixel_auroc", "P-AUROC", note="Pixel AU-ROC over every test pixel", level="pixel", compute=_auroc),
+    Metric("pixel_ap", "P-AP", note="Pixel average precision", level="pixel", compute=_ap),
+    Metric("pixel_f1max", "P-F1max", note="Pixel F1 at the best threshold", level="pixel", compute=_f1),
+    Metric("pixel_aupro", "AU-PRO", note="Area under the per-region overlap curve up to FPR pro_limit, "
+           "normalised", level="pixel", compute=_aupro),
+    Metric("pixel_aupimo", "AUPIMO", note="Per-image overlap over log FPR 1e-5..1e-4 of the normal images, "
+           "mean over anomalous images", level="pixel", compute=_aupimo, in_mad=False, optional=True),
+    Metric("pixel_miou_max", "mIoU-max", note="Mean IoU at the best threshold", level="pixel", compute=_miou_max,
+           in_mad=False, optional=True),
+    Metric("pixel_segf1", "SegF1", note="Pixel F1 at the held-out normals' mean + 3 std", level="pixel",
+           compute=_seg_f1, in_mad=False, optional=True),
     *(_auspro_metric(limit) for limit in SPRO_LIMITS),
 ]
-MAD = Column("mad", "mAD")  # the mean over the ``in_mad`` metrics (``mad``)
-FPS = Column("fps", "FPS", percent=False)  # images/s of the run's pipeline
+MAD = Column("mad", "mAD", note="Mean of the metrics in mAD (the papers' seven)")
+FPS = Column("fps", "FPS", percent=False, note="Images/s of the run's pipeline (backbone + scorer + "
+             "post-processing), the median of the timed passes", unit="images/s")
 
 
 def metrics(level: str | None = None, extra: tuple[str, ...] = ()) -> list[Metric]:

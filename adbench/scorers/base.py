@@ -17,6 +17,7 @@ class Scorer(Protocol):
     name: str
     nfe: int  # noise-net evaluations per image
     image_scores: tuple[str, ...]  # image scores this scorer supports, its default first
+    applicable: bool  # False: not defined for its arguments (its rows are n/a), e.g. reconstruction at ratio*S < 1
 
     def score(self, model: nn.Module, schedule: Schedule, x0: torch.Tensor,
               generator: torch.Generator | None = None) -> Scored:
@@ -24,10 +25,20 @@ class Scorer(Protocol):
         ...
 
 
+@runtime_checkable
+class FitsFeatures(Protocol):
+    """A scorer that is given a bank of the training features before it scores (knn)."""
+
+    def fit(self, features: torch.Tensor, generator: torch.Generator | None = None,
+            device: torch.device | None = None) -> None:
+        ...
+
+
 class LatentScorer:
     """A scorer whose output is a latent expected to be N(0, I) for normal data (IRF, inverted noise)."""
 
     image_scores = ("nll+diff", "nll", "diff", "max")
+    applicable = True
 
     def latent(self, model: nn.Module, schedule: Schedule, x0: torch.Tensor,
                generator: torch.Generator | None = None) -> torch.Tensor:

@@ -107,8 +107,8 @@ def farthest_rows(x: torch.Tensor, sq: torch.Tensor, bound: torch.Tensor, seen: 
 class KNN:
     name = "knn"
     nfe = 0
-    needs_model = False  # no noise net: only the training features (``fit``)
     image_scores = ("max",)
+    applicable = True
 
     def __init__(self, coreset: float = 0.1) -> None:
         if not 0 < coreset <= 1:

@@ -102,14 +102,14 @@ def postprocess_on_device(fmap: torch.Tensor, scoring: Scoring, image_size: int)
 
 
 @dataclass(frozen=True)
-class Normalizer:
+class Normaliser:
     """Per-component affine normalisation: (value - shift) / scale."""
 
     shift: dict[str, float]
     scale: dict[str, float]
 
     @classmethod
-    def fit(cls, components: dict[str, np.ndarray], method: str) -> Normalizer:
+    def fit(cls, components: dict[str, np.ndarray], method: str) -> Normaliser:
         """``train``: mean/std of held-out normals; ``test-minmax``: min/(max - min) of the test set."""
         if method not in NORMALISATIONS:
             raise ConfigError(f"normalisation must be one of {NORMALISATIONS}, got {method!r}")
@@ -146,7 +146,7 @@ class ImageScores:
     image_score: str  # the image score used (a scorer's own default where it lacks the protocol's)
     scores: np.ndarray  # N, normalised and summed components
     maps: np.ndarray  # N x H x W, post-processed pixel maps
-    normalizer: Normalizer
+    normaliser: Normaliser
     seg_threshold: float = float("nan")  # mean + 3 std of the held-out normals' map pixels (SegF1); NaN: none
 
 
@@ -190,12 +190,12 @@ def score_images(test: ScorerOutput, held_out: ScorerOutput | None, scoring: Sco
     components, maps = components_and_maps(test, scoring, image_size, maps)
     seg_threshold = float("nan")
     if scoring.transductive:
-        norm = Normalizer.fit({k: components[k] for k in parts}, "test-minmax")
+        norm = Normaliser.fit({k: components[k] for k in parts}, "test-minmax")
     else:
         if held_out is None:
             raise ValueError("normalisation 'train' needs the held-out normals' scorer output")
         held_components, held_maps = components_and_maps(held_out, scoring, image_size)
-        norm = Normalizer.fit({k: held_components[k] for k in parts}, "train")
+        norm = Normaliser.fit({k: held_components[k] for k in parts}, "train")
         seg_threshold = normal_threshold(held_maps)
     scores = norm.image_score(components, parts)
     bad = ~np.isfinite(scores) | ~finite_maps(maps)

@@ -22,11 +22,11 @@ def significant(frame: pd.DataFrame, baseline: str) -> dict[str, set[Any]]:
     metrics, where both rows kept every map (``scoring.keep_maps``), by a paired bootstrap over test images
     (``bootstrap.paired_bootstrap``: the difference's 95% interval excludes 0)."""
     from adbench.metrics.significance import delong
-    from adbench.report.methods import REFERENCE_MARK, TRANSDUCTIVE_MARK, with_method_column
+    from adbench.reporting.methods import REFERENCE_MARK, TRANSDUCTIVE_MARK, with_method_column
 
     named = with_method_column(frame)
     bare = named["method"].str.replace(TRANSDUCTIVE_MARK, "").str.replace(REFERENCE_MARK, "")
-    if "image_scores" not in frame:
+    if not frame["image_scores"].map(len).any():
         raise AdbenchError("--significance needs each test image's score (the image_scores column), which these "
                            "rows were written without (an older adbench): run them again to test differences")
     if not (bare == baseline).any():
@@ -43,31 +43,31 @@ def significant(frame: pd.DataFrame, baseline: str) -> dict[str, set[Any]]:
                 continue
             ref, ref_ranking = reference.iloc[0], None
             for i, row in group[group["_method"] != baseline].iterrows():
-                labels = np.asarray(row["image_labels"] if isinstance(row["image_labels"], (list, np.ndarray)) else [])
+                labels = np.asarray(row["image_labels"])
                 if len(labels) and np.array_equal(labels, np.asarray(ref["image_labels"])):
                     test = delong(np.asarray(row["image_scores"]), np.asarray(ref["image_scores"]), labels)
                     found["image_auroc"] |= {i} if test.p < ALPHA else set()
                 if kept_maps(row) and kept_maps(ref):
                     ref_ranking = ref_ranking or ranking(ref)
-                    exact = all(r.get("aupro_impl", "exact") == "exact" for r in (row, ref))
+                    exact = all(r["aupro_impl"] == "exact" for r in (row, ref))
                     for key, interval in bootstrap(ranking(row), ref_ranking, exact).items():
                         found.setdefault(key, set()).update({i} if interval.significant else set())
     return found
 
 
 def kept_maps(row: pd.Series) -> bool:
-    return bool(row.get("all_maps_file"))
+    return bool(row["all_maps_file"])
 
 
 def ranking(row: pd.Series) -> Any:
     """The pixel ranking of a row's every kept map (``scoring.keep_maps``), for the bootstrap."""
     from adbench.metrics.bootstrap import Ranking
-    from adbench.report.methods import row_file
+    from adbench.reporting.methods import row_file
 
     path = row_file(row, "all_maps_file")
     try:
         with np.load(path) as data:
-            return Ranking(data["maps"], data["masks"], float(row.get("pro_limit", 0.3)))
+            return Ranking(data["maps"], data["masks"], float(row["pro_limit"]))
     except (OSError, KeyError, ValueError) as exc:
         raise AdbenchError(f"{path}: the maps {row['scorer_label']} kept for {row['category']} cannot be read "
                            f"({exc}); run that cell again with scoring.keep_maps, or leave out --significance"
@@ -92,7 +92,7 @@ def significance_note(baseline: str, frame: pd.DataFrame) -> str:
 
     text = (f"{SIGNIFICANT} differs from {baseline}'s on the same test images, in every seed: image AU-ROC by "
             f"DeLong's paired test (p < {ALPHA:g})")
-    if "all_maps_file" in frame and frame["all_maps_file"].astype(bool).any():
+    if frame["all_maps_file"].astype(bool).any():
         text += (f"; pixel metrics by a paired bootstrap over test images ({DRAWS} draws, the anomalous and the "
                  f"normal images resampled apart; the difference's {CONFIDENCE:.0%} percentile interval excludes 0)")
     return text + "."

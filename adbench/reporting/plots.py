@@ -12,14 +12,20 @@ import pandas as pd
 
 from adbench.errors import AdbenchError
 from adbench.metrics import reported
-from adbench.report.latex import PAGES, Page
-from adbench.report.methods import REFERENCE_MARK, TRANSDUCTIVE_MARK, dataset_names, row_file, with_method_column
-from adbench.report.tables import scorer_arg
+from adbench.reporting.latex import PAGES, Page
+from adbench.reporting.methods import REFERENCE_MARK, TRANSDUCTIVE_MARK, dataset_names, row_file, with_method_column
+from adbench.reporting.tables import scorer_arg
 
 FONT_PT = 7  # the smallest text of a figure, at the width it is printed (figures are drawn at that width)
 PANEL_IN = 1.6  # the narrowest a panel is drawn, in inches: a page-wide figure has 4 per row, a column's 2
-SCORER_NAMES = {"osd_irf_mean": "OSD-IRF (mean-path)", "osd_irf_noisy": "OSD-IRF (noisy-state)", "invad": "InvAD",
-                "reconstruction": "Reconstruction", "knn": "kNN"}  # legends; other scorers by their registry name
+
+
+def scorer_display(name: str) -> str:
+    """A scorer's name in legends: its card's display name (a name no card has: as it is)."""
+    from adbench.registry import SCORERS
+
+    return SCORERS.get(name).shown_as if name in SCORERS else name
+
 WIDTHS = ("column", "page")
 CHARS_PER_IN = 16  # of FONT_PT text: a title wraps at the figure's width
 
@@ -34,7 +40,7 @@ def figure_width(width: str, page: Page) -> float:
 def plot_metrics_vs(frame: pd.DataFrame, arg: str, path: Path, title: str = "", width: str = "page",
                     page: Page = PAGES["article"]) -> list[Path]:
     """One panel per metric: the mean over categories against a scorer argument, a line per scorer (legend:
-    ``SCORER_NAMES``); with several seeds, the mean over seeds with a band of +- one std. Drawn at the
+    ``scorer_display``); with several seeds, the mean over seeds with a band of +- one std. Drawn at the
     page's column or text width (``width``) with ``FONT_PT`` text, so it is printed unscaled; the percent
     panels share one y range; one legend below the panels; the title says what was averaged."""
     import matplotlib
@@ -69,7 +75,7 @@ def plot_metrics_vs(frame: pd.DataFrame, arg: str, path: Path, title: str = "", 
                 group = group.sort_values(arg)
                 mean, std = scale * group[(column.key, "mean")], scale * group[(column.key, "std")]
                 line, = ax.plot(group[arg], mean, marker="o", markersize=3, linewidth=1,
-                                label=SCORER_NAMES.get(method, method))
+                                label=scorer_display(method))
                 if seeds > 1:
                     ax.fill_between(group[arg], mean - std, mean + std, color=line.get_color(), alpha=0.2)
             if column.percent:
@@ -229,7 +235,7 @@ def comparison_columns(group: pd.DataFrame) -> dict[str, Path]:
 def plot_comparisons(frame: pd.DataFrame, out_dir: Path) -> list[Path]:
     """One side-by-side figure per dataset and category kept by several methods (``plot_map_comparison``)."""
     written = []
-    rows = frame[frame["maps_file"].astype(bool)] if "maps_file" in frame else frame.iloc[:0]
+    rows = frame[frame["maps_file"].astype(bool)]
     for (dataset, category), group in rows.groupby(["dataset", "category"], sort=True):
         files = {k: v for k, v in comparison_columns(group).items() if v.is_file()}
         if len(files) > 1:
@@ -251,7 +257,7 @@ def plot_kept_maps(frame: pd.DataFrame, out_dir: Path) -> tuple[list[Path], list
     written, missing = [], []
     methods = with_method_column(frame)["method"].str.replace(TRANSDUCTIVE_MARK, "").str.replace(REFERENCE_MARK, "")
     for method, (_, row) in zip(methods, frame.iterrows(), strict=True):
-        if not row.get("maps_file"):
+        if not row["maps_file"]:
             continue
         path = maps_path(row)
         if not path.is_file():
@@ -316,7 +322,7 @@ def plot_history(trials: list[Any], path: Path, objective: str, fps_objective: b
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from adbench.report.tables import columns
+    from adbench.reporting.tables import columns
 
     column = columns().get(objective)
     scale, unit = (100, " (%)") if column is None or column.percent else (1, "")

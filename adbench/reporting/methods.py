@@ -17,7 +17,6 @@ SHOWN_BY_METHOD = {"data.dataset", "scoring.scorers", "backbone.name", "noise_ne
 NOT_A_METHOD_KEY = {"categories", "seed", "data.root"}  # and the runtime section
 TRANSDUCTIVE_MARK = "†"
 REFERENCE_MARK = "‡"  # a context row without diffusion (knn)
-REFERENCE_SCORERS = ("knn",)
 
 
 def flat_config(d: dict, prefix: str = "") -> dict:
@@ -47,7 +46,7 @@ def is_model_key(key: str) -> bool:
 def row_configs(frame: pd.DataFrame) -> list[dict]:
     """Each row's flattened config; rows without a noise net show ``-`` for its keys."""
     configs = [flat_config(json.loads(c)) for c in frame["config"]]
-    no_model = frame["noise_net"].eq("none") if "noise_net" in frame else pd.Series(False, index=frame.index)
+    no_model = frame["noise_net"].eq("none")
     return [{k: "-" if flag and is_model_key(k) else v for k, v in c.items()}
             for c, flag in zip(configs, no_model, strict=True)]
 
@@ -79,7 +78,7 @@ def with_variant_columns(frame: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     labels = labels.str.replace(",)", ")").str.replace("()", "")
     mark = frame["transductive"] & ~frame["transductive"].all()  # every row: said once, in the notes
     frame["scorer"] = (labels + np.where(mark, TRANSDUCTIVE_MARK, "")
-                       + np.where(frame["scorer"].str.startswith(REFERENCE_SCORERS), REFERENCE_MARK, ""))
+                       + np.where(reference_scorers(frame["scorer"]), REFERENCE_MARK, ""))
     frame["dataset"] = dataset_names(frame)
     at = METHOD.index("scorer") + 1
     return frame, [*METHOD[:at], *args, *METHOD[at:], *keys]
@@ -115,15 +114,14 @@ def method_value(column: str, value: str) -> str:
 
 
 def scorer_labels(frame: pd.DataFrame) -> pd.Series:
-    """Each row's scorer as displayed, ``name(arg=value,...)`` (rows written before the ``scorer_label``
-    column existed hold it in ``scorer``)."""
-    return frame["scorer_label"] if "scorer_label" in frame else frame["scorer"]
+    """Each row's scorer as displayed, ``name(arg=value,...)``."""
+    return frame["scorer_label"]
 
 
 def row_file(row: pd.Series, column: str) -> Path:
     """A file a row names in ``column`` (``maps_file``, ``all_maps_file``): relative to its ``run_folder``
     (older rows: absolute)."""
-    return Path(row.get("run_folder") or ".") / row[column]
+    return Path(row["run_folder"] or ".") / row[column]
 
 
 def with_method_column(frame: pd.DataFrame) -> pd.DataFrame:
@@ -138,3 +136,12 @@ def with_method_column(frame: pd.DataFrame) -> pd.DataFrame:
 def is_reference(method: str) -> bool:
     """A method label (``with_method_column``) of a reference row (knn): never ranked."""
     return REFERENCE_MARK in str(method)
+
+
+def reference_scorers(scorers: pd.Series) -> pd.Series:
+    """Which of ``scorers`` (names, or labels as tables show them: arguments and marks after the name) are
+    references without diffusion (their cards' ability ``reference``): marked, never ranked."""
+    from adbench.registry import SCORERS
+
+    names = scorers.astype(str).str.extract(r"^([^(\s‡†*§]+)", expand=False).fillna("")
+    return names.map(lambda name: SCORERS.can(name, "reference")).astype(bool)

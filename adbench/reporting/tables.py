@@ -24,29 +24,26 @@ from adbench.atomic import atomic_write_text
 from adbench.errors import AdbenchError
 from adbench.metrics import FPS, Column, Metric, optional_metrics, reported
 from adbench.metrics.pro import MVTEC3D_THRESHOLDS
-from adbench.report.latex import LATEX_MARKS, PAGES, Page, latex_cell, latex_escape, latex_float
-from adbench.report.methods import (
+from adbench.reporting.latex import LATEX_MARKS, PAGES, Page, latex_cell, latex_escape, latex_float
+from adbench.reporting.methods import (
     REFERENCE_MARK,
-    REFERENCE_SCORERS,
     TRANSDUCTIVE_MARK,
     flat_config,
     is_reference,
     label_header,
+    reference_scorers,
     scorer_labels,
     with_method_column,
     with_variant_columns,
 )
-from adbench.report.papers import PaperTable, paper_values, reported_rows
-from adbench.report.significance import SIGNIFICANT, significance_note, significant
+from adbench.reporting.papers import PaperTable, paper_values, reported_rows
+from adbench.reporting.significance import SIGNIFICANT, significance_note, significant
 
 
 def scorer_arg(frame: pd.DataFrame, arg: str) -> pd.Series:
-    """The value of a scorer argument (e.g. ``t``) of every row: its ``scorer.<arg>`` column, or the stored
-    config of rows written before those columns existed."""
-    if f"scorer.{arg}" in frame:
-        return frame[f"scorer.{arg}"]
-    configs = [json.loads(c) for c in frame["config"]]  # sectioned, or flat as before issue 11
-    return pd.Series([c.get("scoring", c)["scorers"][0].get(arg) for c in configs], index=frame.index)
+    """The value of a scorer argument (e.g. ``t``) of every row: its ``scorer.<arg>`` column (None where no
+    row's scorer takes it)."""
+    return frame.get(f"scorer.{arg}", pd.Series(None, index=frame.index, dtype=object))
 
 
 def columns() -> dict[str, Column]:
@@ -121,12 +118,12 @@ def fps_group(rows: pd.DataFrame) -> tuple | None:
         return None
     configs = map(flat_config, map(json.loads, rows["config"]))
     sizes = [c.get("backbone.image_size", c.get("image_size")) for c in configs]
-    where = [rows["device"].tolist(), rows["precision"].tolist() if "precision" in rows else [None], sizes]
+    where = [rows["device"].tolist(), rows["precision"].tolist(), sizes]
     return tuple(w[0] for w in where) if all(len(set(map(str, w))) == 1 for w in where) else None
 
 
 def row_kind(group: pd.DataFrame) -> str:
-    return "reference" if group["scorer"].iloc[0].startswith(REFERENCE_SCORERS) else RANKED
+    return "reference" if reference_scorers(group["scorer"].iloc[:1]).iloc[0] else RANKED
 
 
 def averaged_table(frame: pd.DataFrame, paper: PaperTable | None = None, reported: bool = False) -> Table:
@@ -544,10 +541,10 @@ def table_notes(frame: pd.DataFrame, table: Table | None = None, fps: bool = Tru
     protocols, seeds, n/a (when a cell shows it), the setting, the transductive flag; for a ``table`` with a
     paper's rows, where they come from and how Δ is taken."""
     notes = ["Metrics in %."]
-    limits = sorted(set(frame["pro_limit"].dropna())) if "pro_limit" in frame else []
+    limits = sorted(set(frame["pro_limit"].dropna()))
     if limits and limits != [0.3]:
         notes.append(f"AU-PRO integrated up to FPR {'/'.join(f'{x:g}' for x in limits)} (the papers: 0.3).")
-    if "aupro_impl" in frame and (frame["aupro_impl"] == "mvtec3d").any():
+    if (frame["aupro_impl"] == "mvtec3d").any():
         notes.append(f"AU-PRO{' of the rows with aupro impl mvtec3d' if frame['aupro_impl'].nunique() > 1 else ''} as "
                      f"MVTec 3D-AD's evaluation code computes it ({MVTEC3D_THRESHOLDS} thresholds at evenly spaced "
                      "ranks of the normal pixels' scores, tied scores as steps), not exact.")
@@ -557,7 +554,7 @@ def table_notes(frame: pd.DataFrame, table: Table | None = None, fps: bool = Tru
     for name, group in frame.groupby("protocol", sort=True):
         row = group.iloc[0]
         scores = "/".join(sorted(group["image_score"].unique()))
-        normalised = f", {row['normalisation']} normalisation" if row.get("normalisation", "train") != "train" else ""
+        normalised = f", {row['normalisation']} normalisation" if row["normalisation"] != "train" else ""
         protocols.append(f"{name} = image score {scores}, smoothing sigma {row['smoothing_sigma']:g}, "
                          f"pool {int(row['pool_size'])}{normalised}")
     notes.append(f"Protocol{'s' if len(protocols) > 1 else ''}: {'; '.join(protocols)}.")
@@ -570,7 +567,7 @@ def table_notes(frame: pd.DataFrame, table: Table | None = None, fps: bool = Tru
             notes.append("mAD of BMAD rows: the mean of the metrics that exist (the three image metrics for "
                          "OCT2017, RSNA and Camelyon16, which have no masks).")
     notes += [n for n in (weighting_note(frame), setting_note(frame), invad_note(frame), ader_note(frame)) if n]
-    if frame["scorer"].str.startswith(REFERENCE_SCORERS).any():
+    if reference_scorers(frame["scorer"]).any():
         notes.append(f"{REFERENCE_MARK} reference without diffusion, not ranked: nearest-neighbour distance to the "
                      "training feature bank of the same backbone (PatchCore-style greedy coreset), image score = "
                      "max of the map.")
@@ -589,7 +586,7 @@ def fps_note(frame: pd.DataFrame) -> str:
     """How the FPS column was measured, where, and whether it is ranked (``fps_group``)."""
     devices = sorted(frame["device"].unique())
     batches = "/".join(map(str, sorted({int(b) for b in frame["fps_batch_size"]})))
-    passes = "/".join(map(str, sorted({int(p) for p in frame["fps_passes"]}) if "fps_passes" in frame else [1]))
+    passes = "/".join(map(str, sorted({int(p) for p in frame["fps_passes"]})))
     where = devices[0] if len(devices) == 1 else f"DIFFERENT devices ({'; '.join(devices)}): not comparable"
     if (fps_sources(frame) == "adbench fps").all():
         return (f"FPS in images/s from `adbench fps` (the full pipeline, batch {batches}, synchronised, after a "
@@ -601,7 +598,7 @@ def fps_note(frame: pd.DataFrame) -> str:
 
 
 def fps_sources(frame: pd.DataFrame) -> pd.Series:
-    return frame.get("fps_source", pd.Series("run", index=frame.index))
+    return frame["fps_source"]
 
 
 def trusted_fps(frame: pd.DataFrame) -> pd.Series:
@@ -633,10 +630,8 @@ def ader_note(frame: pd.DataFrame) -> str:
 
 def setting_note(frame: pd.DataFrame) -> str:
     """Multi-class (one noise net for the categories it lists) or single-class (one per category)."""
-    if "setting" not in frame:
-        return ""
     notes = []
-    for setting, group in frame.groupby("setting", sort=True):
+    for setting, group in frame[frame["setting"].astype(bool)].groupby("setting", sort=True):  # "": unrecorded
         if setting == "multiclass":
             sets = sorted(group["trained_on"].unique())
             notes.append("multi-class = one noise net trained on the normal images of "
@@ -645,13 +640,13 @@ def setting_note(frame: pd.DataFrame) -> str:
                          + ", scoring each category (the papers' main tables)")
         else:
             notes.append("single-class = one noise net per category")
-    return f"Setting: {'; '.join(notes)}."
+    return f"Setting: {'; '.join(notes)}." if notes else ""
 
 
 def weighting_note(frame: pd.DataFrame) -> str:
     """How image-score components were weighted: standardised by held-out normals, summed."""
     held = frame[~frame["transductive"]]
-    if held.empty or "n_holdout" not in held:
+    if held.empty:
         return ""
     low, high = int(held["n_holdout"].min()), int(held["n_holdout"].max())
     small = "; fewer than 20 in a small category, flagged holdout_below_min" if held["holdout_below_min"].any() else ""

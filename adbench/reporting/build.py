@@ -1,0 +1,67 @@
+"""A report from stored rows: the tables a layout asks for, the paper's rows under ours, FPS records, figures."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from adbench.errors import AdbenchError
+
+
+@dataclass(frozen=True)
+class Report:
+    """The files a report wrote, the kept-map files its figures lacked, and how many rows it read."""
+
+    written: list[Path]
+    missing_maps: list[Path]
+    n_rows: int
+
+
+def read_fps_records(paths: list[Path]) -> list[dict]:
+    """The records of ``adbench fps`` files (JSON, read as YAML with its clear errors)."""
+    from adbench.config import read_yaml
+
+    records = []
+    for path in paths:
+        data = read_yaml(path, "FPS records")
+        if not isinstance(data.get("records"), list):
+            raise AdbenchError(f"{path} is not an `adbench fps` records file (no 'records' list)")
+        records += data["records"]
+    return records
+
+
+def write_report(results: list[Path], out: Path, formats: str, layout: str, metric: str, per_category: bool,
+                 caption: str | None, label: str | None, paper: str | None, reported: bool, fps_records: list[Path],
+                 figures: bool, figure_width: str, page: str, notes: str, rename: dict[str, str],
+                 metrics: tuple[str, ...], significance: str) -> Report:
+    """``adbench.report``'s work (its docstring says what each argument does); options are checked before any
+    row is read."""
+    from adbench.reporting.latex import parse_page
+    from adbench.reporting.papers import grid_paper, paper_table
+    from adbench.reporting.tables import Style, with_fps_records, write_tables
+    from adbench.results import load_rows
+
+    style = Style(parse_page(page), notes, rename, metrics, significance)
+    if figure_width not in ("column", "page"):
+        raise AdbenchError(f"--figure-width must be column or page, got {figure_width!r}")
+    frame = load_rows(results)
+    paper_key = grid_paper([p.parent if p.suffix == ".parquet" else p for p in results]) if paper is None else \
+        "" if paper == "none" else paper
+    if reported and not paper_key:
+        raise AdbenchError("--reported needs a paper table: --paper osd_irf/table1, invad/table2, ...")
+    if fps_records:
+        frame = with_fps_records(frame, read_fps_records(fps_records))
+    written = write_tables(frame, out, formats, per_category, caption, label, layout, metric,
+                           paper_table(paper_key) if paper_key else None, reported, style)
+    missing: list[Path] = []
+    if figures:
+        from adbench.reporting.methods import varying_scorer_args
+        from adbench.reporting.plots import plot_comparisons, plot_kept_maps, plot_metrics_vs
+
+        maps_dir = out.parent / f"{out.stem}_maps"
+        kept, missing = plot_kept_maps(frame, maps_dir)
+        written += kept + plot_comparisons(frame, maps_dir)
+        if "t" in varying_scorer_args(frame):
+            written += plot_metrics_vs(frame, "t", out.parent / f"{out.stem}_metrics_vs_t", "t sensitivity",
+                                       figure_width, style.page)
+    return Report(written, missing, len(frame))
