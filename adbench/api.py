@@ -46,6 +46,8 @@ class Outcome:
     failed: list[dict[str, Any]] = field(default_factory=list)
     n_cells: int = 0
     plan: dict[str, Any] = field(default_factory=dict)  # a grid's: cells, work units, trainings, ...
+    cells: list[Any] = field(default_factory=list)  # a grid's cells (``engine.execute.Cell``), in order
+    figures: list[Path] = field(default_factory=list)  # a timestep sweep's metric-vs-t figure
 
     def check(self) -> Outcome:
         """This outcome, or an ``AdbenchError`` naming the first failure when a cell failed."""
@@ -123,7 +125,7 @@ def grid(spec: GridSpec | str | Path, sets: list[str] | None = None, quick: bool
     """Run an ablation grid (a ``GridSpec`` or a grid YAML's path, with ``sets`` overrides of its base and its
     quick settings when ``quick``) in ``results_dir/grid-<name>``: finished cells are kept and skipped when it
     is started again; ``on_plan``: shown the runner and its plan (cells, units, trainings) before any work;
-    ``dry_run``: the plan only, nothing run."""
+    ``dry_run``: the plan (and ``cells``) only, nothing run."""
     from adbench.engine.grid import GridRunner, GridSpec, load_grid
 
     if not isinstance(spec, GridSpec):
@@ -137,8 +139,8 @@ def grid(spec: GridSpec | str | Path, sets: list[str] | None = None, quick: bool
     if dry_run:
         import pandas as pd
 
-        return Outcome(runner.grid_dir, pd.DataFrame(), [], len(cells), plan)
-    return dataclasses.replace(finished(runner, cells=cells), plan=plan)
+        return Outcome(runner.grid_dir, pd.DataFrame(), [], len(cells), plan, cells)
+    return dataclasses.replace(finished(runner, cells=cells), plan=plan, cells=cells)
 
 
 def sweep_t(cfg: RunConfig | Mapping[str, Any] | str | Path | None = None, timesteps: list[int] | None = None,
@@ -149,7 +151,8 @@ def sweep_t(cfg: RunConfig | Mapping[str, Any] | str | Path | None = None, times
     """Timestep sensitivity: one trained model per category scored at every t of ``timesteps`` (default 50, 150,
     ..., 950) by each of ``scorers`` (default both OSD-IRF inputs), as a grid ``results_dir/grid-<name>-t``;
     ``from_run``: sweep that run folder's trained models (with its config, unless ``cfg`` is given too: e.g. that
-    config with overrides), telling ``on_shared`` the models shared and how many are left to train."""
+    config with overrides), telling ``on_shared`` the models shared and how many are left to train; the
+    metric-vs-t figure is drawn in the grid folder (``figures``)."""
     from adbench.engine.grid import GridRunner, sweep_t_grid
     from adbench.results import read_run_config
 
@@ -165,7 +168,13 @@ def sweep_t(cfg: RunConfig | Mapping[str, Any] | str | Path | None = None, times
         shared = runner.share_models(Path(from_run) / "models")
         if on_shared:
             on_shared(shared, runner.plan(cells)["trainings"])
-    return finished(runner, cells=cells)
+    outcome = finished(runner, cells=cells)
+    if outcome.results.empty:
+        return outcome
+    from adbench.reporting.plots import plot_metrics_vs
+
+    return dataclasses.replace(outcome, figures=plot_metrics_vs(outcome.results, "t",
+                                                                outcome.folder / "metrics_vs_t", "t sensitivity"))
 
 
 def finished(runner: GridRunner, train_only: bool = False, cells: list | None = None) -> Outcome:

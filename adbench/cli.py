@@ -490,7 +490,6 @@ def sweep_t(config: Annotated[Path | None, typer.Argument(help="YAML run config 
     """Timestep sensitivity: score one trained model per category at many t; table and metric-vs-t plot."""
     from adbench import api
     from adbench.engine.grid import sweep_t_grid
-    from adbench.reporting.plots import plot_metrics_vs
     from adbench.results import read_run_config
 
     if (config is None) == (from_run is None):
@@ -507,12 +506,10 @@ def sweep_t(config: Annotated[Path | None, typer.Argument(help="YAML run config 
     executor = execution.build()  # its options checked before the tracker opens
     outcome = api.sweep_t(cfg, timesteps, scorers, from_run, results_dir, cache_dir or cache_dir_default(),
                           tracking.open(name, results_dir), executor, say)
-    frame = outcome.results
-    if frame.empty:
+    if outcome.results.empty:
         raise AdbenchError(f"No cell finished; see {outcome.folder / 'cells.jsonl'}.")
-    _finish(outcome.folder, frame.to_dict("records"))
-    figures = plot_metrics_vs(frame, "t", outcome.folder / "metrics_vs_t", "t sensitivity")
-    err.print(f"plots: {', '.join(map(str, figures))}", soft_wrap=True)
+    _finish(outcome.folder, outcome.results.to_dict("records"))
+    err.print(f"plots: {', '.join(map(str, outcome.figures))}", soft_wrap=True)
 
 
 @app.command()
@@ -619,10 +616,10 @@ def show_config(
 def grid_cell_config(file: Path, cell: int | None, sets: list[str] | None, quick_run: bool, results_dir: Path,
                      cache_dir: Path) -> tuple[RunConfig, str] | None:
     """The config of ``cell`` of the grid in ``file``; without ``cell``, the list of its cells is printed."""
+    from adbench import api
     from adbench.engine.build import scorer_label
-    from adbench.engine.grid import GridRunner, load_grid
 
-    cells = GridRunner(load_grid(file, sets, quick_run), results_dir, cache_dir).cells()
+    cells = api.grid(file, sets, quick_run, results_dir, cache_dir, dry_run=True).cells
     if cell is None:
         for i, c in enumerate(cells):
             out.print(f"{i:>4}  {c.category}  {scorer_label(c.spec)}  seed {c.cfg.seed}  {c.key}", highlight=False)
@@ -635,27 +632,13 @@ def grid_cell_config(file: Path, cell: int | None, sets: list[str] | None, quick
 
 def study_trial_config(file: Path, trial: int | None, storage: str | None, sets: list[str] | None, quick_run: bool,
                        results_dir: Path) -> tuple[RunConfig, str]:
-    """The config of ``trial`` of the study in ``file`` (its parameters read from the study's storage)."""
-    import optuna
-
-    from adbench.engine.study import config_for, load_study, open_storage
+    """The config of ``trial`` of the study in ``file`` and the line that heads it."""
+    from adbench.engine.study import trial_config
 
     if trial is None:
         raise AdbenchError("--study needs --trial N (`adbench study` lists the trials and their numbers)")
-    spec = load_study(file, quick_run, sets)
-    url = storage or f"sqlite:///{results_dir / f'study-{spec.name}' / 'study.db'}"
-    if storage is None and not (results_dir / f"study-{spec.name}" / "study.db").is_file():
-        raise AdbenchError(f"study {spec.name!r} has not run under {results_dir} (no study.db); pass --storage or "
-                           "--results-dir")
-    try:
-        found = optuna.load_study(study_name=spec.name, storage=open_storage(url))
-    except KeyError:
-        raise AdbenchError(f"no study named {spec.name!r} in {url}") from None
-    trials = {t.number: t for t in found.get_trials(deepcopy=False)}
-    if trial not in trials:
-        raise AdbenchError(f"--trial {trial}: study {spec.name!r} has trials {min(trials, default=0)} to "
-                           f"{max(trials, default=-1)}")
-    return config_for(spec, trials[trial].params), f"study {spec.name}, trial {trial}: {trials[trial].params}"
+    cfg, params = trial_config(file, trial, storage, sets, quick_run, results_dir)
+    return cfg, f"study {cfg.runtime.name}, trial {trial}: {params}"
 
 
 data_app = typer.Typer(help="Datasets: fetch a public one into the layout its loader reads.", no_args_is_help=True,

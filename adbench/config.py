@@ -34,6 +34,14 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 from adbench.errors import ConfigError
 from adbench.protocols import AUPRO_IMPLS, IMAGE_SCORES, NORMALISATIONS, PROTOCOLS, Scoring
 
+__all__ = ["MAX_NAME_BYTES", "MAX_YAML_VALUES", "MODEL_SECTIONS", "MOVED", "QUICK", "SECTIONS",
+           "STANDARDISED_BACKBONES", "BackboneConfig", "category_folders", "checked_name", "config_from",
+           "DataConfig", "default_of", "default_scorers", "describe", "DuplicateKey", "expanded_size",
+           "file_fingerprint", "load_config", "model_at", "model_only_fields", "noise_net_keys",
+           "NoiseNetConfig", "parse_scorer", "parse_sets", "path_component", "quick", "read_yaml",
+           "RunConfig", "RuntimeConfig", "scoring_only_fields", "ScoringConfig", "Section", "sections",
+           "set_dotted", "StrictLoader", "TrainConfig", "validated", "with_overrides"]
+
 Precision = Literal["fp32", "bf16"]
 
 

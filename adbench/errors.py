@@ -1,5 +1,7 @@
 """User-facing errors: raised for bad input, printed by the CLI without a traceback."""
 
+__all__ = ["AdbenchError", "ConfigError", "DataError", "OutOfDeviceMemory", "WeightsError"]
+
 
 class AdbenchError(Exception):
     """An error the user can fix; the message says what is wrong and what to do."""

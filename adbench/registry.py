@@ -27,6 +27,10 @@ if TYPE_CHECKING:  # the stage packages' contracts; they import this module to r
     from adbench.noise_nets.base import NoiseNet
     from adbench.scorers.base import Scorer
 
+__all__ = ["ABILITIES", "BACKBONES", "DATASETS", "NOISE_NETS", "PLUGIN_GROUP", "REGISTRIES", "SCORERS", "T",
+           "TYPE_NAMES", "check_names", "Entry", "fits", "load_components", "module_source", "Registry",
+           "simple_types"]
+
 T = TypeVar("T")
 
 PLUGIN_GROUP = "adbench.plugins"

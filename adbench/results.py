@@ -32,6 +32,9 @@ from adbench.config import RunConfig, validated
 from adbench.engine.keys import cell_key
 from adbench.errors import AdbenchError
 
+__all__ = ["KEY_FILE", "RESULTS_FILE", "folder_lock", "load_rows", "new_run_dir", "read_results_file", "read_rows",
+           "read_run_config", "RecordLog", "upgraded", "write_rows"]
+
 RESULTS_FILE = "metrics.parquet"
 
 

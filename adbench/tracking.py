@@ -23,6 +23,9 @@ from adbench.atomic import make_dir
 from adbench.errors import AdbenchError
 from adbench.metrics import metric_keys
 
+__all__ = ["COSTS", "EXTRAS", "LOGGERS", "MAX_LOSS_POINTS", "TAGS", "cell_name", "loss_curve", "MLflowLogger",
+           "sampled_log", "split_of", "TensorBoardLogger", "tracked_metrics", "tracked_params", "Tracker"]
+
 LOGGERS = ("mlflow", "tensorboard")
 EXTRAS = {"mlflow": "mlflow-skinny", "tensorboard": "tensorboard"}  # the package each logger needs
 TAGS = ("dataset", "category", "scorer_label", "backbone", "noise_net", "cell_key", "config_hash", "git_commit",

@@ -29,7 +29,8 @@ from adbench.cli import cache_dir_default
 from adbench.diffusion.schedule import Schedule
 from adbench.diffusion.train import training_schedule
 from adbench.engine.build import build_scorer
-from adbench.engine.run import Context, eval_set, train_category
+from adbench.engine.context import Context, eval_set
+from adbench.engine.training import train_category
 from adbench.results import read_run_config
 from adbench.scorers.base import Scorer
 

@@ -60,7 +60,8 @@ def dit_out_of_memory(monkeypatch):
     yields the list that records each ``release_device_memory`` call of the execution path."""
     import torch
 
-    from adbench.engine import execute, run
+    from adbench.engine import execute
+    from adbench.engine import training as run
     from adbench.noise_nets.dit import DiT
 
     real = run.train_noise_net

@@ -143,7 +143,7 @@ def test_a_metric_is_one_module_and_one_line_and_flows_into_rows_reports_and_the
 
 
 def test_a_default_pixel_metric_the_streamed_pass_lacks_is_refused_before_a_large_category_is_scored(tmp_path):
-    from adbench.engine.run import spill_for
+    from adbench.engine.context import spill_for
     from adbench.metrics import Metric, register_metric
 
     register_metric(Metric("pixel_max", "max", level="pixel", compute=lambda r: 0.0, in_mad=False))

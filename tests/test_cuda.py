@@ -11,7 +11,7 @@ from adbench.device import autocast, precision, seed_everything
 from adbench.diffusion.schedule import Schedule
 from adbench.diffusion.train import train_noise_net
 from adbench.engine.build import build_noise_net, build_scorer
-from adbench.engine.run import Context
+from adbench.engine.context import Context
 from adbench.noise_nets.unet import AttentionBlock
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")

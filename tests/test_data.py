@@ -409,7 +409,7 @@ def realiad_like(root, jsons="realiad_jsons", resolution=256):
 
 
 def test_real_iad_reads_its_json_splits_and_scores_an_object_by_its_most_anomalous_view(tmp_path):
-    from adbench.engine.run import EvalSet
+    from adbench.engine.context import EvalSet
 
     realiad_like(tmp_path)
     data = DATASETS.create("real_iad", root=str(tmp_path))

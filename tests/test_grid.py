@@ -334,7 +334,7 @@ def test_sweep_t_scores_one_model_per_category_and_plots(tiny_synthetic, tmp_pat
 
 
 def test_sweep_t_from_a_run_scores_its_trained_model(tiny_synthetic, tmp_path, monkeypatch):
-    from adbench.engine import run
+    from adbench.engine import training as run
     from tests.test_end_to_end import only_run_dir, write_config
 
     config = write_config(tmp_path / "c.yaml", {"data.root": str(tiny_synthetic), "categories": ["washer"],

@@ -14,8 +14,9 @@ import pytest
 
 from adbench.config import RunConfig, config_from, sections
 from adbench.data.base import Sample
+from adbench.engine.build import cell_config
+from adbench.engine.context import Context
 from adbench.engine.keys import cell_key, context_key, feature_key, training_key
-from adbench.engine.run import Context, cell_config
 
 F, M, C, X = "features", "model", "cell", "context"
 

@@ -10,8 +10,8 @@ from adbench.backbones.identity import weights_info
 from adbench.backbones.pixels import Pixels
 from adbench.config import config_from
 from adbench.data.base import IMAGENET_MEAN, IMAGENET_STD
+from adbench.engine.context import Context, feature_normaliser
 from adbench.engine.keys import cell_key
-from adbench.engine.run import Context, feature_normaliser
 from adbench.errors import AdbenchError
 from adbench.registry import BACKBONES
 

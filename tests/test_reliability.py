@@ -402,7 +402,7 @@ def test_quick_sizes_of_the_embedded_dataset_do_not_leak_into_another(tiny_synth
 
 
 def test_stale_temporaries_of_a_shared_cache_go_after_a_day_fresh_ones_stay(tmp_path):
-    from adbench.engine.run import SHARED_CACHE_GRACE, ContextCache
+    from adbench.engine.context import SHARED_CACHE_GRACE, ContextCache
 
     features = tmp_path / "cache" / "features"
     features.mkdir(parents=True)

@@ -23,17 +23,10 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 
 from adbench.config import RunConfig, config_from
 from adbench.data.base import Sample
+from adbench.engine.context import Context, EvalSet, eval_set, holdout_size, split_train
 from adbench.engine.keys import feature_key, training_key
-from adbench.engine.run import (
-    Context,
-    EvalSet,
-    cell_scores,
-    eval_set,
-    holdout_size,
-    score_cell,
-    split_train,
-    train_category,
-)
+from adbench.engine.scoring import cell_scores, score_cell
+from adbench.engine.training import train_category
 from adbench.errors import DataError
 from adbench.metrics import metric_keys, pixel_metrics
 from adbench.metrics.pro import aupro_mvtec3d
@@ -110,7 +103,7 @@ def context(tmp_path, overrides: dict | None = None) -> Context:
 def fixed_timing_without_a_backbone(monkeypatch):
     """Contexts built without a backbone (the hand computations below) time nothing: 10 ms backbone and
     30 ms scorer per image."""
-    import adbench.engine.run as run
+    import adbench.engine.scoring as run
 
     real = run.pipeline_seconds
     monkeypatch.setattr(run, "pipeline_seconds", lambda ctx, *a: (0.01, 0.03, 0.0) if ctx.backbone is None
@@ -318,7 +311,7 @@ def test_training_sees_only_fit_images_and_scoring_only_held_out(tiny_synthetic,
 
 def test_multiclass_trains_one_model_on_every_category_and_scores_all_with_it(tiny_synthetic, tmp_path,
                                                                              monkeypatch):
-    import adbench.engine.run as run
+    import adbench.engine.training as run
 
     trained = []
     real = run.train_noise_net
@@ -443,7 +436,7 @@ def test_use_ema_picks_the_weights_scored_and_training_honours_deterministic(tin
 
 
 def test_image_level_data_and_non_finite_maps(tiny_synthetic, tmp_path):
-    from adbench.engine.run import cell_metrics
+    from adbench.engine.scoring import cell_metrics
     from adbench.metrics import NonFiniteScoreError
     from adbench.protocols import Scoring
     from adbench.scorers.scoring import ImageScores, Normaliser, ScorerOutput, score_images
@@ -471,7 +464,8 @@ def test_image_level_data_and_non_finite_maps(tiny_synthetic, tmp_path):
 def test_segf1_binarises_at_mean_plus_3_std_of_the_held_out_normals_maps():
     """The held-out maps (at the image size: upsampling is the identity, no smoothing) are 1 and 3 everywhere:
     mean 2, std 1, threshold 5; the test maps' pixels above 5 are then counted against the masks."""
-    from adbench.engine.run import EvalSet, cell_metrics
+    from adbench.engine.context import EvalSet
+    from adbench.engine.scoring import cell_metrics
     from adbench.protocols import Scoring
     from adbench.scorers.scoring import ImageScores, ScorerOutput, score_images
 
@@ -497,7 +491,8 @@ def test_loco_scores_each_anomaly_kind_beside_the_good_images_and_reports_their_
     mean. Two good images (0.2, 0.6), two logical (0.9, 0.7: above both good ones, AU-ROC 1), one structural
     (0.1: below both, AU-ROC 0): mean 0.5, where one pooled curve gives 4 of 6 pairs."""
     from adbench.data.base import DefectRegion
-    from adbench.engine.run import EvalSet, cell_metrics
+    from adbench.engine.context import EvalSet
+    from adbench.engine.scoring import cell_metrics
     from adbench.scorers.scoring import ImageScores, Normaliser
 
     kinds = ("good", "good", "logical_anomalies", "logical_anomalies", "structural_anomalies")
@@ -533,7 +528,7 @@ def test_loco_scores_each_anomaly_kind_beside_the_good_images_and_reports_their_
 
 
 def test_cell_config_is_one_category_and_one_scorer():
-    from adbench.engine.run import cell_config
+    from adbench.engine.build import cell_config
 
     cfg = RunConfig(categories=["a", "b"], scoring={"scorers": [{"name": "invad"}, {"name": "osd_irf_mean", "t": 250}]})
     cell = cell_config(cfg, "b", cfg.scoring.scorers[1])
@@ -552,7 +547,7 @@ def test_training_checkpoints_beside_the_model_file(tiny_synthetic, tmp_path, mo
     """Training writes its resumable checkpoint next to the model file (a killed run resumes from it) and
     removes it once the model is saved; ``runtime.compile`` reaches the trainer (which then trains eagerly
     here: compiling is tested in test_diffusion.py)."""
-    import adbench.engine.run as run
+    import adbench.engine.training as run
 
     calls = []
     real = run.train_noise_net
@@ -587,7 +582,7 @@ def test_transductive_normalisation_trains_on_every_normal_and_small_holdouts_ar
     ctx = small_context(tiny_synthetic, tmp_path, {"scoring.normalisation": "test-minmax", "categories": ["washer"]})
     assert ctx.cfg.holdout() is None
     everything = torch.cat([ctx.features(ctx.dataset.train(c), "x") for c in ("granite", "washer", "weave")])
-    from adbench.engine.run import training_features
+    from adbench.engine.context import training_features
 
     assert torch.equal(training_features(ctx, "washer"), everything)
     row = score_cell(ctx, eval_set(ctx, "washer"), train_category(ctx, "washer"), {"name": "osd_irf_mean"})
@@ -598,7 +593,7 @@ def test_transductive_normalisation_trains_on_every_normal_and_small_holdouts_ar
 
 
 def test_feature_norm_standardises_every_stage_by_the_training_statistics(tiny_synthetic, tmp_path, monkeypatch):
-    import adbench.engine.run as run
+    import adbench.engine.training as run
     from adbench.scorers.knn import KNN
 
     seen = {}
@@ -633,7 +628,7 @@ def test_feature_norm_standardises_every_stage_by_the_training_statistics(tiny_s
 
 
 def test_feature_standardisation_divides_by_each_channels_std_however_small(monkeypatch):
-    import adbench.engine.run as run
+    import adbench.engine.context as run
 
     train = torch.zeros(4, 3, 2, 2)
     train[:, 0] = torch.arange(4.0).view(4, 1, 1) * 0.01  # std 0.0129: a small but live channel
@@ -658,7 +653,7 @@ def test_a_cell_the_scorer_does_not_apply_to_is_a_row_of_nan_metrics(features, t
 
 
 def test_the_fps_column_is_the_median_of_timed_passes_after_a_warm_up(tiny_synthetic, tmp_path, monkeypatch):
-    import adbench.engine.run as run
+    import adbench.engine.scoring as run
 
     ctx = small_context(tiny_synthetic, tmp_path, {"categories": ["washer"]})
     data = eval_set(ctx, "washer")
@@ -709,7 +704,7 @@ def test_a_random_init_backbone_and_its_features_follow_the_seed(tiny_synthetic,
 
 
 def test_the_knn_coreset_is_drawn_from_the_runs_seed(features, tmp_path, monkeypatch):
-    import adbench.engine.run as run
+    import adbench.engine.scoring as run
     from adbench.scorers.knn import greedy_coreset, vectors
 
     train = torch.from_numpy(np.random.default_rng(5).standard_normal((6, 4, 4, 4))).float()
@@ -725,7 +720,7 @@ def test_the_knn_coreset_is_drawn_from_the_runs_seed(features, tmp_path, monkeyp
 def test_the_fps_column_times_backbone_scorer_and_post_processing(tiny_synthetic, tmp_path, monkeypatch):
     """Every pass of the FPS column: the backbone on ``fps_images`` decoded test images, the scorer (noise
     net inside) on their normalised features, the post-processing of its maps."""
-    import adbench.engine.run as run
+    import adbench.engine.scoring as run
     from adbench.data.base import load_batch
     from adbench.device import scorer_input
     from tests.test_fps import Recording, record_stages

@@ -18,8 +18,10 @@ from typing import Any
 from adbench.config import RunConfig
 from adbench.device import release_device_memory
 from adbench.engine.build import needs_model
+from adbench.engine.context import ContextCache, console, eval_set
 from adbench.engine.keys import cell_key, context_key, training_key
-from adbench.engine.run import ContextCache, console, eval_set, score_cell, train_category
+from adbench.engine.scoring import score_cell
+from adbench.engine.training import train_category
 from adbench.errors import AdbenchError
 
 

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from adbench.engine.context import ContextCache
 from adbench.engine.execute import WorkUnit, error_record, execute
 from adbench.engine.keys import context_key
-from adbench.engine.run import ContextCache
 from adbench.errors import AdbenchError
 from adbench.progress import progress_bar
 
@@ -39,7 +39,7 @@ def extract_features(units: list[WorkUnit], run_dir: str, cache_dir: str, thread
     Returns '' or the error, never raises: a unit meeting the same error records it against its cells."""
     import torch
 
-    from adbench.engine.run import eval_set, training_features
+    from adbench.engine.context import eval_set, training_features
 
     torch.set_num_threads(threads)
     contexts = ContextCache(Path(run_dir), Path(cache_dir))

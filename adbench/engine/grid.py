@@ -39,16 +39,18 @@ import yaml
 
 from adbench.atomic import atomic_write_text, make_dir, remove_stale_temporaries
 from adbench.config import QUICK, RunConfig, checked_name, config_from, parse_sets, read_yaml, with_overrides
-from adbench.engine.build import build_dataset, needs_model
+from adbench.engine.build import build_dataset, cell_config, needs_model
+from adbench.engine.context import Context, ContextCache
 from adbench.engine.execute import Cell, work_units
 from adbench.engine.executors import LocalExecutor, RayExecutor
 from adbench.engine.keys import cell_key, training_key
 from adbench.engine.preflight import check_data, preflight
-from adbench.engine.run import Context, ContextCache, cell_config
 from adbench.errors import AdbenchError, ConfigError
 from adbench.reporting.papers import paper_tables
 from adbench.results import RecordLog, folder_lock, new_run_dir, read_run_config, write_rows
 from adbench.tracking import Tracker
+
+__all__ = ["GRID_KEYS", "expand", "fix_field", "GridRunner", "GridSpec", "load_grid", "sweep_t_grid"]
 
 GRID_KEYS = {"name", "base", "axes", "quick", "quick_axes", "description", "paper"}
 

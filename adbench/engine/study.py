@@ -39,15 +39,20 @@ import torch
 from adbench.atomic import atomic_write
 from adbench.config import QUICK, RunConfig, checked_name, config_from, parse_sets, read_yaml, with_overrides
 from adbench.data.validation import CarvedValidation, FolderValidation, OwnValidation
+from adbench.engine.build import cell_config
+from adbench.engine.context import Context, ContextCache, console
 from adbench.engine.execute import Cell, execute, work_units
 from adbench.engine.preflight import preflight
-from adbench.engine.run import Context, ContextCache, cell_config, console
 from adbench.errors import AdbenchError, ConfigError, OutOfDeviceMemory
 from adbench.hashing import stable_hash
 from adbench.metrics import reported
 from adbench.registry import DATASETS
 from adbench.results import RecordLog
 from adbench.tracking import Tracker
+
+__all__ = ["DRIVERS", "FINISHED", "SPEC_ATTR", "STUDY_KEYS", "WORKER_ATTR", "check_distribution", "config_for",
+           "corners", "load_study", "open_storage", "retry", "spec_hash", "StudyRunner", "StudySpec",
+           "suggest", "trial_config", "TrialCellError"]
 
 SPEC_ATTR = "adbench_spec_hash"
 DRIVERS = {"MySQLdb": "mysqlclient", "psycopg2": "psycopg2-binary", "pymysql": "pymysql", "psycopg": "psycopg"}
@@ -187,6 +192,27 @@ def open_storage(url: str, heartbeat: int = 60) -> Any:
     except (sqlalchemy.exc.SQLAlchemyError, ValueError) as exc:  # unreachable, refused, malformed URL
         reason = str(exc).strip().splitlines()[0]
         raise AdbenchError(f"--storage {url} cannot be opened: {reason}") from None
+
+
+def trial_config(path: str | Path, trial: int, storage: str | None = None, sets: list[str] | None = None,
+                 quick: bool = False, results_dir: str | Path = "results") -> tuple[RunConfig, dict[str, Any]]:
+    """The config of ``trial`` of the study in ``path`` and its parameters, read from the study's storage (default:
+    the SQLite file in its folder under ``results_dir``)."""
+    spec = load_study(path, quick, sets)
+    db = Path(results_dir) / f"study-{spec.name}" / "study.db"
+    if storage is None and not db.is_file():
+        raise AdbenchError(f"study {spec.name!r} has not run under {results_dir} (no study.db); pass --storage or "
+                           "--results-dir")
+    url = storage or f"sqlite:///{db}"
+    try:
+        found = optuna.load_study(study_name=spec.name, storage=open_storage(url))
+    except KeyError:
+        raise AdbenchError(f"no study named {spec.name!r} in {url}") from None
+    trials = {t.number: t for t in found.get_trials(deepcopy=False)}
+    if trial not in trials:
+        raise AdbenchError(f"--trial {trial}: study {spec.name!r} has trials {min(trials, default=0)} to "
+                           f"{max(trials, default=-1)}")
+    return config_for(spec, trials[trial].params), trials[trial].params
 
 
 def retry(fn: Any, exceptions: type[BaseException] | tuple, attempts: int = 5) -> Any:

@@ -29,7 +29,7 @@ from adbench.engine.keys import cell_key
 from adbench.engine.preflight import require_tifffile
 
 if TYPE_CHECKING:
-    from adbench.engine.run import Context, EvalSet
+    from adbench.engine.context import Context, EvalSet
 
 def submission_folder(ctx: Context, spec: dict[str, Any]) -> Path:
     """``submission-<key>``: the method's folder, the same for each of its categories."""

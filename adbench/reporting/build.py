@@ -7,6 +7,8 @@ from pathlib import Path
 
 from adbench.errors import AdbenchError
 
+__all__ = ["read_fps_records", "Report", "write_report"]
+
 
 @dataclass(frozen=True)
 class Report:
