@@ -565,6 +565,11 @@ def report(results: Annotated[list[Path], typer.Argument(help="Run or grid folde
     done = api.report(results, out_path, fmt, layout, metric, per_category, caption, label, paper, reported,
                       fps_records, figures, figure_width, page, notes, parse_renames(rename),
                       [m.strip() for m in metrics.split(",") if m.strip()] if metrics else None, significance)
+    for name in done.unused_renames:
+        err.print(f"[yellow]warning:[/] --rename {name!r} matched no label, header or method of these tables",
+                  soft_wrap=True)
+    for notice in done.notices:
+        err.print(f"[yellow]note:[/] {escape(notice)}", soft_wrap=True)
     if done.missing_maps:
         err.print(f"[yellow]warning:[/] {len(done.missing_maps)} kept map file(s) missing, e.g. "
                   f"{done.missing_maps[0]}", soft_wrap=True)

@@ -29,7 +29,6 @@ from adbench.atomic import (
 )
 from adbench.columns import ROW_VERSION, catalogue, upgrade
 from adbench.config import RunConfig, validated
-from adbench.engine.keys import cell_key
 from adbench.errors import AdbenchError
 
 __all__ = ["KEY_FILE", "RESULTS_FILE", "folder_lock", "load_rows", "new_run_dir", "read_results_file", "read_rows",
@@ -44,6 +43,8 @@ KEY_FILE = "config.key"  # the key of the config a run folder was made for
 def new_run_dir(results_root: Path, cfg: RunConfig) -> Path:
     """A new run folder with its config and the config's key; nothing is left if writing them fails."""
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    from adbench.engine.keys import cell_key  # it imports torch (through the backbones): not for reading rows
+
     key = cell_key(cfg)
     run_dir = make_dir(results_root) / f"{cfg.runtime.name}-{stamp}-{key[:8]}"
     run_dir.mkdir(exist_ok=False)
@@ -63,6 +64,8 @@ def read_run_config(run_dir: Path) -> RunConfig:
     if not path.is_file():
         raise AdbenchError(f"{run_dir} is not a run folder: {path} is missing.")
     cfg = validated(yaml.safe_load(path.read_text()), where=str(path))
+    from adbench.engine.keys import cell_key
+
     key_file = Path(run_dir) / KEY_FILE
     if key_file.is_file() and key_file.read_text().strip() != cell_key(cfg):
         raise AdbenchError(f"{path} was edited since the run started: it is now another configuration, and "

@@ -199,13 +199,13 @@ def test_presets_run_quick_on_the_embedded_dataset(preset, rows, tmp_path):
                               "reconstruction(ratio=0.2,steps=3)"]
 
 
-@pytest.mark.parametrize(("preset", "paper", "scorers"), [
-    ("osd_irf_table1", ["OSD-IRF (Ours)", "InvAD [CVPR’26]"], ["osd_irf_mean(t=500)", "osd_irf_noisy(t=500)",
-                                                               "invad(steps=3)", "knn"]),
-    ("invad_table2", ["InvAD (Ours)"], ["invad(steps=3)", "knn"])])
-def test_paper_presets_report_the_papers_numbers_beside_ours(preset, paper, scorers, tiny_synthetic, tmp_path):
-    """A paper preset on an MVTec look-alike: `adbench report` puts the paper's value and Δ under each row that
-    reproduces one, the paper's other methods with --reported, and ranks neither them nor knn."""
+@pytest.mark.parametrize(("preset", "scorers"), [
+    ("osd_irf_table1", ["osd_irf_mean(t=500)", "osd_irf_noisy(t=500)", "invad(steps=3)", "knn"]),
+    ("invad_table2", ["invad(steps=3)", "knn"])])
+def test_paper_presets_report_the_papers_numbers_beside_ours(preset, scorers, tiny_synthetic, tmp_path):
+    """A paper preset on an MVTec look-alike: `adbench report` takes the paper its grid names, shows the paper's
+    other methods with --reported and ranks neither them nor knn; one category of the 15 the paper averages gets no
+    Δ, and the notes say so (the Δ rows under a full category set: tests/test_report.py)."""
     result = runner.invoke(app, ["grid", str(ROOT / "registry" / f"{preset}.yaml"), "--quick", "--results-dir",
                                  str(tmp_path), "--set", "data.dataset=mvtec", "--set", f"data.root={tiny_synthetic}",
                                  "--set", "categories=[washer]", "--set", "backbone.image_size=64"])
@@ -219,14 +219,9 @@ def test_paper_presets_report_the_papers_numbers_beside_ours(preset, paper, scor
     mean_table = text.split("### Per category")[0]
     lines = [line.split(" | ") for line in mean_table.splitlines() if line.startswith("| mvtec |")]
     shown = [cells[1].rstrip("†‡") for cells in lines]  # knn: a reference (‡)
-    for label in paper:
-        at = shown.index(f"↳ paper: {label}")
-        assert shown[at + 1] == "↳ Δ ours - paper" and shown[at - 1] in scorers
-        ours = frame[frame["scorer_label"] == shown[at - 1]].iloc[0]
-        columns = text.splitlines()[2].split(" | ")
-        i = columns.index("I-AUROC")
-        printed = float(lines[at][i])
-        assert float(lines[at + 1][i]) == pytest.approx(round(100 * ours["image_auroc"], 1) - printed, abs=1e-9)
+    assert not [label for label in shown if label.startswith("↳")]
+    compared = {"osd_irf_table1": "osd_irf_mean(t=500), invad(steps=3)", "invad_table2": "invad(steps=3)"}[preset]
+    assert f": {compared} average 1 of the 15 mvtec categories the paper's means are over (missing bottle," in text
     knn = lines[shown.index("knn")]
     assert not [c for c in knn if "**" in c or c.startswith("_")]  # a reference: never best or second
     assert "RD4AD [CVPR’22] (reported)" in shown and "not ranked" in text

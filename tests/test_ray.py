@@ -168,6 +168,7 @@ def install_gate() -> None:
     executors.run_unit = run_unit
 
 
+@pytest.mark.slow  # about 45 s: a driver in a subprocess, killed, then resumed
 def test_a_killed_driver_resumes_without_recording_a_cell_twice(tiny_synthetic, tmp_path):
     spec = single_setting_grid(tmp_path / "g.yaml", tiny_synthetic)
     cmd = [sys.executable, "-m", "adbench", "grid", str(tmp_path / "g.yaml"), "--executor", "ray",
@@ -194,6 +195,7 @@ def test_a_killed_driver_resumes_without_recording_a_cell_twice(tiny_synthetic, 
     assert all(finished[k] == r for k, r in kept.items())  # the first driver's cells kept as they were
 
 
+@pytest.mark.slow  # about 60 s: Optuna workers as Ray tasks
 def test_study_workers_run_as_ray_tasks_on_one_storage(local_ray, tiny_synthetic, tmp_path):
     from typer.testing import CliRunner
 

@@ -15,7 +15,7 @@ from adbench.cli import app
 from adbench.config import RunConfig, parse_scorer
 from adbench.engine.build import scorer_columns
 from adbench.metrics import metric_keys
-from adbench.reporting.papers import paper_table
+from adbench.reporting.papers import FULL_CATEGORIES, paper_table
 from adbench.reporting.tables import (
     Style,
     averaged_table,
@@ -32,14 +32,17 @@ from adbench.reporting.tables import (
 from adbench.results import upgraded
 from tests.golden_numbers import GOLDEN
 
+MVTEC = FULL_CATEGORIES["mvtec"]  # the 15 categories a paper's MVTec AD mean is over
 
-def fake_rows():
-    """Rows as the engine writes them: 2 scorers x 2 categories x 2 seeds, one transductive scorer."""
+
+def fake_rows(categories=("bottle", "metal_nut")):
+    """Rows as the engine writes them: 2 scorers x 2 categories x 2 seeds, one transductive scorer (with more
+    ``categories``, the same means over them)."""
     rows = []
     for s_idx, (scorer, transductive) in enumerate([("osd_irf_mean(t=500)", False), ("invad(steps=3)", True)]):
-        for c_idx, category in enumerate(["bottle", "metal_nut"]):
+        for c_idx, category in enumerate(categories):
             for seed in (0, 1):
-                base = 0.80 + 0.05 * s_idx + 0.02 * c_idx + 0.01 * seed
+                base = 0.80 + 0.05 * s_idx + 0.02 * c_idx / (len(categories) - 1) + 0.01 * seed
                 spec = parse_scorer(scorer.replace("(", ":").rstrip(")"))
                 cfg = RunConfig(data={"dataset": "mvtec"}, seed=seed, categories=[category],
                                 scoring={"scorers": [spec]})
@@ -86,7 +89,7 @@ def test_latex_is_well_formed():
     assert r"& \multicolumn{3}{c}{Image} & \multicolumn{4}{c}{Pixel} &" in text  # two-level header
     assert "\\multicolumn{4}{c}{Pixel} & \\multicolumn{2}{c}{} \\\\\n\\cmidrule(lr){2-4} \\cmidrule(lr){5-8}\n" in text
     assert text.index(r"\caption{") < text.index(r"\begin{tabular}")  # caption on top
-    assert r"\begin{table*}[t]" in text and "\\scalebox{0.8" in text  # the wide one spans the page
+    assert r"\begin{table*}[t]" in text and "\\scalebox{0.74" in text  # the wide one spans the page (469 pt)
     assert text.startswith("% needs \\usepackage{booktabs,graphicx}\n")
     assert r"\caption{Mean over categories.}" in text and r"\caption{Per category.}" in text  # short captions
     assert r"\texttt{adbench fps}" in text and "`" not in text
@@ -370,8 +373,8 @@ def test_metric_vs_t_panels_show_seed_bands_percent_axes_and_one_legend(monkeypa
     assert any(isinstance(c, PolyCollection) for c in mad_axis.collections)  # 2 seeds: a band
     assert mad_axis.get_ylabel() == "%" and len(fig.legends) == 1 and fig._suptitle.get_text().endswith("2 seeds")
     assert "mvtec, mean over 2 categories" in fig._suptitle.get_text()
-    # drawn at the article's text width (505 pt = 6.99 in), so printed unscaled with every text >= 7 pt
-    assert fig.get_figwidth() == pytest.approx(505 / 72.27)
+    # drawn at the article's text width (469 pt as pdflatex sets it: 6.49 in), printed unscaled, every text >= 7 pt
+    assert fig.get_figwidth() == pytest.approx(469 / 72.27)
     texts = [t for t in fig.findobj(matplotlib.text.Text) if t.get_text() and t.get_visible()]
     assert texts and min(t.get_fontsize() for t in texts) >= 7
     visible = [ax for ax in fig.axes if ax.get_visible()]
@@ -380,7 +383,7 @@ def test_metric_vs_t_panels_show_seed_bands_percent_axes_and_one_legend(monkeypa
     assert visible[-1].get_xlabel() == "t (of T = 1000)"
     figures.clear()
     plots.plot_metrics_vs(frame, "t", tmp_path / "vs_t", width="column")
-    assert figures[0].get_figwidth() == pytest.approx(241 / 72.27)
+    assert figures[0].get_figwidth() == pytest.approx(229.5 / 72.27)
 
 
 def test_report_takes_the_fps_column_from_fps_records(tmp_path):
@@ -436,9 +439,9 @@ def with_knn(frame: pd.DataFrame) -> pd.DataFrame:
 
 def test_paper_values_and_deltas_sit_under_the_rows_that_reproduce_them():
     paper = paper_table("osd_irf/table1")
-    text = markdown_table(with_knn(fake_rows()), per_category=False, paper=paper)
+    text = markdown_table(with_knn(fake_rows(MVTEC)), per_category=False, paper=paper)
     lines = text.splitlines()
-    # fake_rows: osd_irf_mean averages to 0.815 + 0.001 i on metric i (seeds 0 and 1, two categories), mAD 0.818;
+    # fake_rows: osd_irf_mean averages to 0.815 + 0.001 i on metric i (seeds 0 and 1, 15 categories), mAD 0.818;
     # the paper prints OSD-IRF on MVTec-AD as 99.0 99.6 98.4 97.7 54.3 57.4 93.5 85.7 133
     printed = [99.0, 99.6, 98.4, 97.7, 54.3, 57.4, 93.5, 85.7]
     ours = [81.5, 81.6, 81.7, 81.8, 81.9, 82.0, 82.1, 81.8]
@@ -452,14 +455,14 @@ def test_paper_values_and_deltas_sit_under_the_rows_that_reproduce_them():
     assert lines[at + 2].startswith("| mvtec | ↳ Δ ours - paper |  |  |  | -12.5 | -13.0 | -11.8 |")
     assert "(reported)" not in text and "Rows marked (reported)" not in text
     assert "↳ paper: as printed in OSD-IRF (arXiv 2604.18393) Table 1" in text
-    tex = latex_tables(with_knn(fake_rows()), per_category=False, paper=paper)
+    tex = latex_tables(with_knn(fake_rows(MVTEC)), per_category=False, paper=paper)
     assert r"$\hookrightarrow$ paper: InvAD [CVPR'26] &  & 99.0 & 99.6 & 98.5" in tex
     assert r"$\hookrightarrow$ $\Delta$ ours - paper &  & -17.5 & -18.0 & -16.7" in tex
 
 
 def test_reported_rows_and_references_take_no_marks():
     """The paper's other methods score above ours and knn ties with the second: the marks stay with ours."""
-    text = markdown_table(with_knn(fake_rows()), per_category=False, paper=paper_table("osd_irf/table1"),
+    text = markdown_table(with_knn(fake_rows(MVTEC)), per_category=False, paper=paper_table("osd_irf/table1"),
                           reported=True)
     lines = [line for line in text.splitlines() if line.startswith("| mvtec |")]
     ours = [line for line in lines if line.startswith(("| mvtec | invad(steps=3)† |", "| mvtec | osd_irf_mean"))]
@@ -695,3 +698,32 @@ def test_the_notes_say_which_rows_report_mvtec3ds_aupro():
             "at evenly spaced ranks of the normal pixels' scores, tied scores as steps), not exact." in mixed)
     assert "AU-PRO as MVTec 3D-AD's" in " ".join(table_notes(fake_rows().assign(aupro_impl="mvtec3d")))
     assert "MVTec 3D-AD" not in " ".join(table_notes(fake_rows().assign(aupro_impl="exact")))
+
+
+def test_metric_vs_t_is_ticked_at_the_swept_values_keeps_the_chosen_metrics_and_embeds_no_type3_font(
+        monkeypatch, tmp_path):
+    from adbench.reporting import plots
+
+    frame = fake_rows()
+    frame = pd.concat([frame.assign(**{"scorer.t": t}) for t in (50, 250, 650)])
+    paths = plots.plot_metrics_vs(frame, "t", tmp_path / "vs_t", metrics=("image_auroc", "mad"))
+    pdf = next(p for p in paths if p.suffix == ".pdf").read_bytes()
+    assert b"/Type3" not in pdf and b"/FontFile2" in pdf  # TrueType (Type 42) fonts, embedded
+    figures = []
+    monkeypatch.setattr(plots, "save_figure", lambda fig, path: figures.append(fig) or [path])
+    plots.plot_metrics_vs(frame, "t", tmp_path / "vs_t", metrics=("image_auroc", "mad"))
+    visible = [ax for ax in figures[0].axes if ax.get_visible()]
+    assert [ax.get_title() for ax in visible] == ["I-AUROC", "mAD"]
+    assert [t.get_text() for t in visible[0].get_xticklabels()] == ["50", "250", "650"]
+
+
+def test_a_paper_mean_over_the_full_category_set_is_not_compared_with_a_mean_over_part_of_it():
+    """One MVTec category (hazelnut) against the paper's 15-category mean: no Δ, a note saying which are missing."""
+    paper = paper_table("osd_irf/table1")
+    one = fake_rows().query("category == 'bottle'")
+    text = markdown_table(one, per_category=False, paper=paper)
+    assert "↳" not in text.split("Notes:")[0]
+    assert ("Not compared with OSD-IRF (arXiv 2604.18393) Table 1: osd_irf_mean(t=500), invad(steps=3)† average 1 of "
+            "the 15 mvtec categories the paper's means are over (missing cable, capsule, carpet, grid, hazelnut, "
+            "leather, metal_nut, pill, screw, tile, toothbrush, transistor, wood, zipper).") in text
+    assert "↳ paper: OSD-IRF (Ours)" in markdown_table(fake_rows(MVTEC), per_category=False, paper=paper)

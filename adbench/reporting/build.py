@@ -4,8 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from adbench.errors import AdbenchError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from adbench.reporting.papers import PaperTable
 
 __all__ = ["read_fps_records", "Report", "write_report"]
 
@@ -17,6 +23,8 @@ class Report:
     written: list[Path]
     missing_maps: list[Path]
     n_rows: int
+    unused_renames: list[str]  # --rename names that matched nothing shown
+    notices: list[str]  # what the tables do not show that was asked for (a paper none of the rows reproduces)
 
 
 def read_fps_records(paths: list[Path]) -> list[dict]:
@@ -53,8 +61,9 @@ def write_report(results: list[Path], out: Path, formats: str, layout: str, metr
         raise AdbenchError("--reported needs a paper table: --paper osd_irf/table1, invad/table2, ...")
     if fps_records:
         frame = with_fps_records(frame, read_fps_records(fps_records))
-    written = write_tables(frame, out, formats, per_category, caption, label, layout, metric,
-                           paper_table(paper_key) if paper_key else None, reported, style)
+    table = paper_table(paper_key) if paper_key else None
+    written = write_tables(frame, out, formats, per_category, caption, label, layout, metric, table, reported, style)
+    notices = [] if table is None else paper_notices(frame, table, reported)
     missing: list[Path] = []
     if figures:
         from adbench.reporting.methods import varying_scorer_args
@@ -65,5 +74,20 @@ def write_report(results: list[Path], out: Path, formats: str, layout: str, metr
         written += kept + plot_comparisons(frame, maps_dir)
         if "t" in varying_scorer_args(frame):
             written += plot_metrics_vs(frame, "t", out.parent / f"{out.stem}_metrics_vs_t", "t sensitivity",
-                                       figure_width, style.page)
-    return Report(written, missing, len(frame))
+                                       figure_width, style.page, style.metrics)
+    return Report(written, missing, len(frame), style.unused_names(), notices)
+
+
+def paper_notices(frame: pd.DataFrame, table: PaperTable, reported: bool) -> list[str]:
+    """A line when ``table`` (a paper's) adds nothing to the methods layout of ``frame``: no row reproduces one of
+    its cells, none averages its full category set, and (with ``reported``) it has no other method on these
+    datasets."""
+    from adbench.reporting.tables import averaged_table
+
+    probe = averaged_table(frame, table, reported)
+    if set(probe.kinds) & {"paper", "reported"} or probe.uncompared:
+        return []
+    datasets = ", ".join(sorted({r.dataset for r in table.rows}))
+    return [f"--paper {table.key}: no row of these results reproduces one of its cells (its rows are on {datasets}; "
+            f"`ours` in adbench/papers/{table.key.split('/')[0]}.yaml says which scorer and arguments do): the tables "
+            "show none of its values" + ("" if reported else "; --reported adds its other methods on those datasets")]

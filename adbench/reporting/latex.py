@@ -23,7 +23,7 @@ class Page:
 
 
 PAGES = {p.name: p for p in (
-    Page("article", 241.0, 505.0),  # two-column 10 pt article, as pdflatex prints it
+    Page("article", 229.5, 469.0),  # two-column 10 pt article, letter paper: its widths as pdflatex sets them
     Page("cvpr", 237.1, 496.8),  # CVPR, ICCV, WACV: 6.875 in text, 0.3125 in between the columns
     Page("icml", 234.9, 487.8),  # ICML: 6.75 in text, 0.25 in between the columns
     Page("neurips", 397.5, 397.5),  # NeurIPS, ICLR: one 5.5 in column
@@ -160,7 +160,8 @@ def with_spanner_rules(text: str) -> str:
 LATEX_ESCAPES = {"\\": r"\textbackslash{}", "_": r"\_", "%": r"\%", "&": r"\&", "#": r"\#", "$": r"\$",
                  "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
                  "±": r"$\pm$", "†": r"$^\dagger$", "‡": r"$^\ddagger$",  # marks of report.tables
-                 "↳": r"$\hookrightarrow$", "Δ": r"$\Delta$", "’": "'", "§": r"\S{}"}
+                 "↳": r"$\hookrightarrow$", "Δ": r"$\Delta$", "’": "'", "§": r"\S{}",
+                 "<": r"\textless{}", ">": r"\textgreater{}", "|": r"\textbar{}"}  # OT1 prints < as ¡
 
 
 def latex_escape(text: str) -> str:

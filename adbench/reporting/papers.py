@@ -111,6 +111,23 @@ def matches(criteria: Mapping[str, Any], facts: Mapping[str, Any]) -> bool:
     return all(k in facts and same(v, facts[k]) for k, v in criteria.items())
 
 
+# The category sets the papers' MVTec AD, VisA and MPDD means run over (each dataset's official list): a mean over
+# fewer categories is not compared with them (a per-category cell of a paper names its category in ``ours``).
+FULL_CATEGORIES = {
+    "mvtec": ("bottle", "cable", "capsule", "carpet", "grid", "hazelnut", "leather", "metal_nut", "pill", "screw",
+              "tile", "toothbrush", "transistor", "wood", "zipper"),
+    "visa": ("candle", "capsules", "cashew", "chewinggum", "fryum", "macaroni1", "macaroni2", "pcb1", "pcb2", "pcb3",
+             "pcb4", "pipe_fryum"),
+    "mpdd": ("bracket_black", "bracket_brown", "bracket_white", "connector", "metal_plate", "tubes"),
+}
+
+
+def missing_categories(dataset: str, categories: set[str]) -> list[str]:
+    """The categories of ``dataset``'s full set (``FULL_CATEGORIES``) that ``categories`` lacks (none for a dataset
+    without a fixed set)."""
+    return sorted(set(FULL_CATEGORIES.get(dataset, ())) - set(categories))
+
+
 def paper_values(table: PaperTable, facts: Mapping[str, Any]) -> tuple[str, dict[str, float]] | None:
     """(the paper's label, {metric: value as printed}) of the cells that the result row ``facts`` (its
     columns: dataset, scorer, scorer.steps, backbone, ...) reproduces; None if it reproduces none."""

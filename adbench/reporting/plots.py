@@ -37,9 +37,13 @@ def figure_width(width: str, page: Page) -> float:
     return (page.column_pt if width == "column" else page.text_pt) / 72.27
 
 
+MAX_TICKS = 12  # swept values a sweep's x axis is ticked at, each (more: matplotlib's ticks)
+
+
 def plot_metrics_vs(frame: pd.DataFrame, arg: str, path: Path, title: str = "", width: str = "page",
-                    page: Page = PAGES["article"]) -> list[Path]:
-    """One panel per metric: the mean over categories against a scorer argument, a line per scorer (legend:
+                    page: Page = PAGES["article"], metrics: tuple[str, ...] = ()) -> list[Path]:
+    """One panel per metric (those of ``metrics`` when given, as ``report --metrics`` chooses): the mean over
+    categories against a scorer argument, ticked at the swept values, a line per scorer (legend:
     ``scorer_display``); with several seeds, the mean over seeds with a band of +- one std. Drawn at the
     page's column or text width (``width``) with ``FONT_PT`` text, so it is printed unscaled; the percent
     panels share one y range; one legend below the panels; the title says what was averaged."""
@@ -49,7 +53,7 @@ def plot_metrics_vs(frame: pd.DataFrame, arg: str, path: Path, title: str = "", 
     import matplotlib.pyplot as plt
 
     data = frame.assign(**{arg: scorer_arg(frame, arg), "method": frame["scorer"]})  # one line per scorer name
-    panels = reported()  # one per metric of the metric table, and mAD
+    panels = [c for c in reported() if not metrics or c.key in metrics] or reported()  # metrics and mAD
     keys = [c.key for c in panels]
     per_seed = data.groupby(["method", arg, "seed"])[keys].mean().reset_index()  # over categories
     stats = per_seed.groupby(["method", arg])[keys].agg(["mean", "std"]).reset_index()
@@ -81,6 +85,9 @@ def plot_metrics_vs(frame: pd.DataFrame, arg: str, path: Path, title: str = "", 
             if column.percent:
                 ax.set_ylim(*shared)
             ax.set_title(column.header)
+            swept = sorted(stats[arg].dropna().unique())
+            if len(swept) <= MAX_TICKS:
+                ax.set_xticks(swept, [f"{v:g}" for v in swept])
             ax.set_ylabel("%" if column.percent else "")
             ax.grid(alpha=0.3)
         for ax in axes.ravel()[max(0, len(panels) - per_row):len(panels)]:  # the lowest panel of each column
@@ -111,8 +118,9 @@ def save_figure(fig: Any, path: Path, dpi: int = 130) -> list[Path]:
         fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     paths = [path.with_suffix(".png"), path.with_suffix(".pdf")]
-    for p in paths:
-        fig.savefig(p, dpi=dpi)
+    with plt.rc_context({"pdf.fonttype": 42, "ps.fonttype": 42}):  # TrueType, as venues ask (no Type 3)
+        for p in paths:
+            fig.savefig(p, dpi=dpi)
     plt.close(fig)
     return paths
 

@@ -22,16 +22,12 @@ def significant(frame: pd.DataFrame, baseline: str) -> dict[str, set[Any]]:
     metrics, where both rows kept every map (``scoring.keep_maps``), by a paired bootstrap over test images
     (``bootstrap.paired_bootstrap``: the difference's 95% interval excludes 0)."""
     from adbench.metrics.significance import delong
-    from adbench.reporting.methods import REFERENCE_MARK, TRANSDUCTIVE_MARK, with_method_column
 
-    named = with_method_column(frame)
-    bare = named["method"].str.replace(TRANSDUCTIVE_MARK, "").str.replace(REFERENCE_MARK, "")
     if not frame["image_scores"].map(len).any():
         raise AdbenchError("--significance needs each test image's score (the image_scores column), which these "
                            "rows were written without (an older adbench): run them again to test differences")
-    if not (bare == baseline).any():
-        raise AdbenchError(f"--significance {baseline!r}: no such method; choose from "
-                           f"{', '.join(dict.fromkeys(bare))}")
+    bare = bare_methods(frame)
+    baseline = baseline_method(baseline, frame)
     found: dict[str, set[Any]] = {"image_auroc": set()}
     groups = list(frame.assign(_method=bare).groupby(["dataset", "category", "seed"], sort=False))
     with progress_bar() as bar:
@@ -53,6 +49,27 @@ def significant(frame: pd.DataFrame, baseline: str) -> dict[str, set[Any]]:
                     for key, interval in bootstrap(ranking(row), ref_ranking, exact).items():
                         found.setdefault(key, set()).update({i} if interval.significant else set())
     return found
+
+
+def bare_methods(frame: pd.DataFrame) -> pd.Series:
+    """Each row's method label (``with_method_column``) without its marks."""
+    from adbench.reporting.methods import REFERENCE_MARK, TRANSDUCTIVE_MARK, with_method_column
+
+    return with_method_column(frame)["method"].str.replace(TRANSDUCTIVE_MARK, "").str.replace(REFERENCE_MARK, "")
+
+
+def baseline_method(given: str, frame: pd.DataFrame) -> str:
+    """The method ``--significance`` names: a method label as the per-category layout shows it, or a scorer
+    label (``osd_irf_mean(t=500)``, or as the layout shows the scorer) that only one method has."""
+    bare = bare_methods(frame)
+    methods = list(dict.fromkeys(bare))
+    if given in methods:
+        return given
+    scored = set(bare[frame["scorer_label"] == given]) | {m for m in methods if m.split(" / ")[0] == given}
+    if len(scored) == 1:
+        return scored.pop()
+    which = f"names {len(scored)} methods ({', '.join(sorted(scored))}): give one" if scored else "no such method"
+    raise AdbenchError(f"--significance {given!r}: {which}; choose from {', '.join(methods)}")
 
 
 def kept_maps(row: pd.Series) -> bool:
@@ -90,7 +107,8 @@ def significance_note(baseline: str, frame: pd.DataFrame) -> str:
     """What the ``SIGNIFICANT`` mark means, naming the bootstrap where rows kept their maps for it."""
     from adbench.metrics.bootstrap import CONFIDENCE, DRAWS
 
-    text = (f"{SIGNIFICANT} differs from {baseline}'s on the same test images, in every seed: image AU-ROC by "
+    text = (f"{SIGNIFICANT} differs from {baseline_method(baseline, frame)}'s on the same test images, in every "
+            "seed: image AU-ROC by "
             f"DeLong's paired test (p < {ALPHA:g})")
     if frame["all_maps_file"].astype(bool).any():
         text += (f"; pixel metrics by a paired bootstrap over test images ({DRAWS} draws, the anomalous and the "

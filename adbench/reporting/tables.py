@@ -36,7 +36,7 @@ from adbench.reporting.methods import (
     with_method_column,
     with_variant_columns,
 )
-from adbench.reporting.papers import PaperTable, paper_values, reported_rows
+from adbench.reporting.papers import FULL_CATEGORIES, PaperTable, missing_categories, paper_values, reported_rows
 from adbench.reporting.significance import SIGNIFICANT, significance_note, significant
 
 
@@ -81,6 +81,8 @@ class Table:
     paper: PaperTable | None = None  # the paper table its paper, Δ and reported rows come from
     keys: list[str] = field(default_factory=lambda: list(columns()))  # the metric columns shown
     suffixes: dict[tuple[int, str], str] = field(default_factory=dict)  # (row, metric) -> a mark after the value
+    # rows a paper cell fits but averaged over part of its category set: (dataset, n, missing) -> their scorers
+    uncompared: dict[tuple, list[str]] = field(default_factory=dict)
 
     def has_na(self) -> bool:
         """Whether a measured cell shows n/a."""
@@ -140,7 +142,12 @@ def averaged_table(frame: pd.DataFrame, paper: PaperTable | None = None, reporte
                  for k in keys}
         table.add(list(map(str, labels)), stats, row_kind(group), (group["dataset"].iloc[0],), fps_group(group))
         found = paper_values(paper, shared_facts(facts.loc[group.index])) if paper else None
-        if found:
+        dataset, categories = group["dataset"].iloc[0], set(group["category"])
+        missing = missing_categories(dataset, categories)
+        if found and missing:  # the paper's mean is over the full set: no Δ against a part of it
+            scorer = str(labels[method.index("scorer")])
+            table.uncompared.setdefault((dataset, len(categories), tuple(missing)), []).append(scorer)
+        elif found:
             add_paper_rows(table, list(map(str, labels)), stats, *found)
     if paper and reported:
         for row, values in reported_rows(paper, set(frame["dataset"])):
@@ -414,6 +421,7 @@ class Style:
     metrics: tuple[str, ...] = ()
     significance: str = ""  # a method the per-category table tests every other against (``significant``)
     tested: list = field(default_factory=list, compare=False, repr=False)  # (frame, its ``significant``), once
+    renamed: set = field(default_factory=set, compare=False, repr=False)  # the ``names`` that matched something
 
     def differences(self, frame: pd.DataFrame) -> dict[str, set[Any]]:
         """``significant`` against ``significance`` (nothing without one), computed once for a frame shown in
@@ -434,9 +442,23 @@ class Style:
                                f"{', '.join(all_columns())}")
 
     def name(self, text: str) -> str:
-        """``text`` as shown: renamed when ``names`` has it (without its marks, which it keeps)."""
-        bare = str(text).rstrip(TRANSDUCTIVE_MARK + REFERENCE_MARK)
-        return self.names.get(bare, bare) + str(text)[len(bare):] if self.names else str(text)
+        """``text`` as shown: renamed when ``names`` has it, or has a part of a method label (``knn‡ / none``:
+        ``knn``, ``none``), each without its marks, which it keeps."""
+        if not self.names:
+            return str(text)
+        whole = self._renamed(str(text))
+        return whole if whole != str(text) else " / ".join(map(self._renamed, str(text).split(" / ")))
+
+    def _renamed(self, text: str) -> str:
+        bare = text.rstrip(TRANSDUCTIVE_MARK + REFERENCE_MARK + SIGNIFICANT)
+        if bare not in self.names:
+            return text
+        self.renamed.add(bare)
+        return self.names[bare] + text[len(bare):]
+
+    def unused_names(self) -> list[str]:
+        """The ``names`` that matched no label, header or method (after the tables were written)."""
+        return [n for n in self.names if n not in self.renamed]
 
     def chosen(self, table: Table) -> Table:
         """``table`` with only the chosen metric columns (all when none were chosen)."""
@@ -658,12 +680,17 @@ def weighting_note(frame: pd.DataFrame) -> str:
 def paper_note(table: Table) -> str:
     """Where a table's paper, Δ and reported rows come from; empty when it has none."""
     paper = table.paper
+    skipped = "; ".join(
+        f"{', '.join(dict.fromkeys(scorers))} average {n} of the {len(FULL_CATEGORIES[dataset])} {dataset} categories "
+        f"the paper's means are over (missing {', '.join(missing)})"
+        for (dataset, n, missing), scorers in table.uncompared.items())
+    skipped = f"Not compared with {paper.cite()}: {skipped}." if paper and skipped else ""
     if paper is None or not set(table.kinds) & {"paper", "reported"}:
-        return ""
+        return skipped
     text = (f"↳ paper: as printed in {paper.cite()} ({paper.title.split(': ', 1)[-1]}); Δ = ours - paper on the "
             "displayed values, FPS not compared")
     text += f" (the paper's: {paper.device})." if paper.device else "."
     if "reported" in table.kinds:
         text += f" Rows marked (reported): other methods as printed in {paper.cite()}, not measured here."
     text += " Paper, Δ and reported rows are not ranked." + (f" {paper.note}" if paper.note else "")
-    return text
+    return f"{text} {skipped}".strip()
