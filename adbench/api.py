@@ -147,22 +147,22 @@ def sweep_t(cfg: RunConfig | Mapping[str, Any] | str | Path | None = None, times
             scorers: list[str] | None = None, from_run: str | Path | None = None,
             results_dir: str | Path = DEFAULT_RESULTS, cache_dir: str | Path | None = None,
             tracker: Tracker | None = None, executor: LocalExecutor | RayExecutor | None = None,
-            on_shared: Callable[[list[Path], int], None] | None = None) -> Outcome:
+            on_shared: Callable[[list[Path], int], None] | None = None, cell: int | None = None) -> Outcome:
     """Timestep sensitivity: one trained model per category scored at every t of ``timesteps`` (default 50, 150,
     ..., 950) by each of ``scorers`` (default both OSD-IRF inputs), as a grid ``results_dir/grid-<name>-t``;
     ``from_run``: sweep that run folder's trained models (with its config, unless ``cfg`` is given too: e.g. that
-    config with overrides), telling ``on_shared`` the models shared and how many are left to train; the
+    config with overrides), or a grid folder's (the configuration of its cell ``cell``; without one, the only
+    configuration it trained), telling ``on_shared`` the models shared and how many are left to train; the
     metric-vs-t figure is drawn in the grid folder (``figures``)."""
-    from adbench.engine.grid import GridRunner, sweep_t_grid
-    from adbench.results import read_run_config
+    from adbench.engine.grid import GridRunner, sweep_source, sweep_t_grid
 
     if cfg is None and from_run is None:
-        raise AdbenchError("sweep_t needs a config, or from_run a run folder")
-    config = as_config(cfg) if cfg is not None else read_run_config(Path(from_run))
+        raise AdbenchError("sweep_t needs a config, or from_run a run or grid folder")
+    cache = Path(cache_dir) if cache_dir else default_cache()
+    config = as_config(cfg) if cfg is not None else sweep_source(Path(from_run), cell, cache)
     spec = sweep_t_grid(config, list(scorers or ["osd_irf_mean", "osd_irf_noisy"]),
                         list(timesteps or range(50, 951, 100)))
-    runner = GridRunner(spec, Path(results_dir), Path(cache_dir) if cache_dir else default_cache(), tracker=tracker,
-                        executor=executor)
+    runner = GridRunner(spec, Path(results_dir), cache, tracker=tracker, executor=executor)
     cells = runner.cells()
     if from_run is not None:
         shared = runner.share_models(Path(from_run) / "models")

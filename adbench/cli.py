@@ -477,8 +477,12 @@ def parse_timesteps(text: str) -> list[int]:
 @with_options(Execution)
 @with_options(Tracking)
 def sweep_t(config: Annotated[Path | None, typer.Argument(help="YAML run config (the model to sweep).")] = None,
-            from_run: Annotated[Path | None, Opt("--from-run", help="Sweep the trained model(s) of this run folder "
-                                                 "(its config) instead of training them again.")] = None,
+            from_run: Annotated[Path | None, Opt("--from-run", help="Sweep the trained model(s) of this run or grid "
+                                                 "folder (its config) instead of training them again.")] = None,
+            cell: Annotated[int | None, Opt("--cell", min=0, help="With --from-run GRID_FOLDER: the cell whose "
+                                            "configuration is swept, over every category the grid scored with it "
+                                            "(`adbench config --grid` lists the cells); needed when the grid trained "
+                                            "several configurations.")] = None,
             t: Annotated[str | None, Opt("--t", help="Timesteps: 50,250,500 or a range 50:950:100 (the default; "
                                         "with --quick 250,500,750).")] = None,
             scorer: Annotated[list[str] | None, Opt("--scorer", "-s", help="Scorer(s) with a t argument.")] = None,
@@ -489,12 +493,15 @@ def sweep_t(config: Annotated[Path | None, typer.Argument(help="YAML run config 
             tracking: Tracking = Tracking(), execution: Execution = Execution()) -> None:
     """Timestep sensitivity: score one trained model per category at many t; table and metric-vs-t plot."""
     from adbench import api
-    from adbench.engine.grid import sweep_t_grid
-    from adbench.results import read_run_config
+    from adbench.engine.grid import sweep_source, sweep_t_grid
 
     if (config is None) == (from_run is None):
         raise AdbenchError("sweep-t needs a config file or --from-run RUN_DIR (one of them)")
-    cfg = load_config(config, parse_sets(set_)) if config else read_run_config(from_run).updated(parse_sets(set_))
+    if cell is not None and from_run is None:
+        raise AdbenchError("--cell chooses a cell of --from-run GRID_FOLDER")
+    cache = cache_dir or cache_dir_default()
+    cfg = load_config(config, parse_sets(set_)) if config else \
+        sweep_source(from_run, cell, cache).updated(parse_sets(set_))
     cfg = quick(cfg) if quick_run and from_run is None else cfg  # a trained model is swept as it is
     timesteps = parse_timesteps(t or ("250,500,750" if quick_run else "50:950:100"))
     scorers = scorer or ["osd_irf_mean", "osd_irf_noisy"]
@@ -504,8 +511,8 @@ def sweep_t(config: Annotated[Path | None, typer.Argument(help="YAML run config 
         err.print(f"{len(shared)} trained model(s) of {from_run} shared; {trainings} to train", soft_wrap=True)
 
     executor = execution.build()  # its options checked before the tracker opens
-    outcome = api.sweep_t(cfg, timesteps, scorers, from_run, results_dir, cache_dir or cache_dir_default(),
-                          tracking.open(name, results_dir), executor, say)
+    outcome = api.sweep_t(cfg, timesteps, scorers, from_run, results_dir, cache, tracking.open(name, results_dir),
+                          executor, say)
     if outcome.results.empty:
         raise AdbenchError(f"No cell finished; see {outcome.folder / 'cells.jsonl'}.")
     _finish(outcome.folder, outcome.results.to_dict("records"))

@@ -363,3 +363,32 @@ def test_every_command_that_trains_takes_quick_with_one_meaning(tmp_path):
     grid = tmp_path / "g.yaml"
     grid.write_text("name: g\nbase: {train: {epochs: 300}}\naxes: {seed: [0, 1]}\n")
     assert load_grid(grid, quick=True).base["train"] == {"epochs": 20, "warmup_epochs": 2}  # no quick of its own
+
+
+def test_sweep_t_from_a_grid_folder_scores_the_grids_trained_model_of_the_cell_asked(tiny_synthetic, tmp_path,
+                                                                                     monkeypatch):
+    from adbench.engine import training
+
+    grid = tiny_grid(tmp_path / "g.yaml", tiny_synthetic, axes={"scorer": ["osd_irf_mean", "knn"],
+                                                                 "train.epochs": [2, 3]})
+    assert runner.invoke(app, ["grid", str(grid), "--results-dir", str(tmp_path / "r")]).exit_code == 0
+    grid_dir = tmp_path / "r" / "grid-tiny"
+    ambiguous = runner.invoke(app, ["sweep-t", "--from-run", str(grid_dir), "--t", "100"])
+    assert ambiguous.exit_code == 2 and "trained noise nets of 2 configurations: choose one with --cell N" in \
+        ambiguous.output
+    listed = runner.invoke(app, ["config", "--grid", str(grid), "--results-dir", str(tmp_path / "r")]).output
+    cell = next(int(line.split()[0]) for line in listed.splitlines() if "osd_irf_mean" in line and "washer" in line
+                and "seed" in line)
+    assert {c.cfg.train.epochs for c in expand(load_grid(grid)) if c.spec["name"] != "knn"} == {2, 3}
+    monkeypatch.setattr(training, "train_noise_net", lambda *a, **k: pytest.fail("the grid's model was trained again"))
+    result = runner.invoke(app, ["sweep-t", "--from-run", str(grid_dir), "--cell", str(cell), "--t", "100,500",
+                                 "-s", "osd_irf_mean", "--results-dir", str(tmp_path / "s")])
+    assert result.exit_code == 0, result.output
+    frame = pd.read_parquet(next((tmp_path / "s").glob("grid-*")) / "metrics.parquet")
+    swept = json.loads(frame["config"].iloc[0])["train"]["epochs"]
+    assert sorted(zip(frame["category"], frame["scorer.t"], strict=True)) == [("washer", 100), ("washer", 500),
+                                                                              ("weave", 100), ("weave", 500)]
+    assert swept == expand(load_grid(grid))[cell].cfg.train.epochs  # the chosen cell's configuration
+    knn = next(int(line.split()[0]) for line in listed.splitlines() if " knn " in f" {line} ")
+    refused = runner.invoke(app, ["sweep-t", "--from-run", str(grid_dir), "--cell", str(knn), "--t", "100"])
+    assert refused.exit_code == 2 and "scored by knn, which has no noise net to sweep" in refused.output

@@ -120,6 +120,38 @@ def sweep_t_grid(cfg: RunConfig, scorers: list[str], timesteps: list[int]) -> Gr
     return GridSpec(f"sweep-t-{cfg.runtime.name}", base=cfg.to_dict(), axes={"scorer": scorers, "scorer.t": timesteps})
 
 
+
+def sweep_source(folder: Path, cell: int | None, cache_dir: Path) -> RunConfig:
+    """The config whose trained models a timestep sweep scores: a run folder's, or a grid folder's cell ``cell``
+    (numbered as ``adbench config --grid`` lists them) over every category the grid scored with that cell's
+    settings; without ``cell``, the one configuration the grid trained models for."""
+    folder = Path(folder)
+    if (folder / "config.yaml").is_file():
+        if cell is not None:
+            raise AdbenchError(f"{folder} is a run folder: --cell chooses a cell of a grid folder")
+        return read_run_config(folder)
+    if not (folder / "grid.yaml").is_file():
+        raise AdbenchError(f"{folder} is neither a run folder (config.yaml) nor a grid folder (grid.yaml): give the "
+                           "folder `adbench run`, `train` or `grid` wrote")
+    runner = GridRunner(load_grid(folder / "grid.yaml"), folder.parent, cache_dir, run_dir=folder)
+    cells = runner.cells()
+    if cell is not None and not 0 <= cell < len(cells):
+        raise AdbenchError(f"--cell {cell}: the grid has {len(cells)} cells (0 to {len(cells) - 1})")
+
+    def setting(c: Cell) -> str:  # a cell's configuration apart from its category and scorer
+        return cell_key(c.cfg.updated({"categories": None, "scoring.scorers": [{"name": "osd_irf_mean"}]}))
+
+    trained = [c for c in cells if needs_model(c.spec)]
+    settings = list(dict.fromkeys(map(setting, trained)))
+    if cell is None and len(settings) != 1:
+        raise AdbenchError(f"{folder} trained noise nets of {len(settings)} configurations: choose one with --cell N "
+                           f"(`adbench config --grid {folder / 'grid.yaml'}` lists the cells)")
+    chosen = cells[cell] if cell is not None else next(c for c in trained if setting(c) == settings[0])
+    if not needs_model(chosen.spec):
+        raise AdbenchError(f"--cell {cell} is scored by {chosen.spec['name']}, which has no noise net to sweep")
+    categories = list(dict.fromkeys(c.category for c in cells if setting(c) == setting(chosen)))
+    return chosen.cfg.updated({"categories": categories})
+
 def expand(spec: GridSpec, categories_of=None) -> list[Cell]:
     """All cells, in a stable order: axes combinations x scorers x categories."""
     cells = []
