@@ -383,6 +383,10 @@ def grid(file: Annotated[Path, typer.Argument(help="Grid YAML (base config, axes
     tracker = None if dry_run else tracking.open(spec.name, results_dir)
 
     def show(runner: Any, plan: dict[str, Any]) -> None:
+        if not err.is_terminal:  # a log: one greppable line
+            err.print(f"grid {runner.spec.name} -> {runner.grid_dir}: "
+                      + ", ".join(f"{key.replace('_', ' ')} {value}" for key, value in plan.items()), soft_wrap=True)
+            return
         table = Table(title=f"grid {runner.spec.name} -> {runner.grid_dir}", title_justify="left")
         for key in plan:
             table.add_column(key.replace("_", " "), justify="right")

@@ -392,3 +392,13 @@ def test_sweep_t_from_a_grid_folder_scores_the_grids_trained_model_of_the_cell_a
     knn = next(int(line.split()[0]) for line in listed.splitlines() if " knn " in f" {line} ")
     refused = runner.invoke(app, ["sweep-t", "--from-run", str(grid_dir), "--cell", str(knn), "--t", "100"])
     assert refused.exit_code == 2 and "scored by knn, which has no noise net to sweep" in refused.output
+
+
+def test_the_plan_is_one_greppable_line_off_a_terminal(tiny_synthetic, tmp_path):
+    grid = tiny_grid(tmp_path / "g.yaml", tiny_synthetic)
+    result = runner.invoke(app, ["grid", str(grid), "--dry-run", "--results-dir", str(tmp_path / "r")])
+    assert result.exit_code == 0, result.output
+    (line,) = [line for line in result.output.splitlines() if line.startswith("grid tiny -> ")]
+    assert line.endswith(": cells 8, finished 0, to run 8, trainings 1, trained models reused 0, scoring passes 8, "
+                         "failed before 0")  # 2 scorers x 2 t x 2 categories, one multi-class net
+    assert "┃" not in result.output and "━" not in result.output

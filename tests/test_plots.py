@@ -2,12 +2,15 @@
 
 import json
 
+import matplotlib.text
 import numpy as np
 import pandas as pd
+import pytest
 from PIL import Image
 
 from adbench.config import RunConfig, parse_scorer
 from adbench.reporting import plots
+from adbench.reporting.latex import PAGES
 from adbench.results import upgraded
 
 SCORERS = ["osd_irf_mean:t=500", "osd_irf_noisy:t=500", "invad:steps=3", "knn"]
@@ -48,9 +51,12 @@ def test_two_backbones_by_four_scorers_are_eight_columns_each_on_its_own_shared_
     assert "invad(steps=3) / vit_base" in columns and not any("†" in name or "‡" in name for name in columns)
     figures = []
     monkeypatch.setattr(plots, "save_figure", lambda fig, path, dpi=130: figures.append(fig) or [path])
-    (written,) = plots.plot_comparisons(frame, tmp_path / "out")
+    (written,) = plots.plot_comparisons(frame, tmp_path / "out", "column", PAGES["cvpr"])
     assert written.name == "compare-mvtec-bottle.png"
     (fig,) = figures
+    assert fig.get_figwidth() == pytest.approx(237.1 / 72.27)  # drawn at the column it is printed in
+    texts = [t for t in fig.findobj(matplotlib.text.Text) if t.get_text() and t.get_visible()]
+    assert min(t.get_fontsize() for t in texts) >= 7  # 7 pt print, unscaled
     grid = [ax for ax in fig.axes if ax.get_images()]  # the 3 x (2 + 8) panels; the colour bars have no images
     assert len(grid) == 3 * 10
     titles = [ax.get_title() for ax in grid[:10]]
@@ -80,9 +86,10 @@ def test_a_study_history_is_drawn_in_percent_with_the_best_so_far_and_the_pareto
     trials = [optuna.trial.create_trial(values=[v], params={}, distributions={}) for v in values]
     for number, trial in enumerate(trials):
         trial.number = number
-    plots.plot_history(trials, tmp_path / "h", "image_auroc", fps_objective=False)
+    plots.plot_history(trials, tmp_path / "h", "image_auroc", fps_objective=False, title="study t-lr")
     ax = figures[0].axes[0]
     assert ax.get_ylabel() == "validation I-AUROC (%)"
+    assert ax.get_title() == "study t-lr: 5 finished trials, best 80%"
     dots = ax.collections[0].get_offsets()
     assert dots[:, 1].tolist() == [62.0, 71.0, 65.0, 80.0, 78.0]
     best = ax.get_lines()[0].get_ydata().tolist()

@@ -180,9 +180,11 @@ def column_scales(maps: dict[str, Any]) -> dict[str, tuple[float, float]]:
     return {method: (float(m.min()), float(m.max())) for method, m in maps.items()}
 
 
-def plot_map_comparison(maps_files: dict[str, Path], path: Path, title: str = "") -> Path:
+def plot_map_comparison(maps_files: dict[str, Path], path: Path, title: str = "",
+                        inches: float = PAGES["article"].text_pt / 72.27) -> list[Path]:
     """Rows = the kept samples (the same images in every file), columns = image, ground truth, then each
-    method's anomaly map on one scale per method (``column_scales``) with its colour bar."""
+    method's anomaly map on one scale per method (``column_scales``) with its colour bar; drawn ``inches`` wide
+    with ``FONT_PT`` text, so it is printed unscaled; PNG and PDF."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -198,7 +200,8 @@ def plot_map_comparison(maps_files: dict[str, Path], path: Path, title: str = ""
     maps = {method: d["maps"].astype(np.float32) for method, d in data.items()}
     scales = column_scales(maps)
     n, size = len(images), first["maps"].shape[-1]
-    fig, axes = plt.subplots(n, 2 + len(data), figsize=(2.3 * (2 + len(data)), 2.3 * n + 0.6), squeeze=False,
+    panel = inches / (2 + len(data))
+    fig, axes = plt.subplots(n, 2 + len(data), figsize=(inches, (panel + 0.1) * n + 0.9), squeeze=False,
                              layout="constrained")
     shown = {}
     for row, (image, mask) in enumerate(zip(images, masks, strict=True)):
@@ -213,15 +216,16 @@ def plot_map_comparison(maps_files: dict[str, Path], path: Path, title: str = ""
             if mask.any():
                 axes[row, col].contour(mask.astype(float), levels=[0.5], colors="white", linewidths=0.8)
         axes[row, 0].text(-0.05, 0.5, "anomalous" if labels[row] else "normal", transform=axes[row, 0].transAxes,
-                          rotation=90, ha="right", va="center", fontsize=8)
+                          rotation=90, ha="right", va="center", fontsize=FONT_PT)
         for col, name in enumerate(["image", "ground truth", *data]):
             axes[row, col].set_axis_off()
             if row == 0:
-                axes[row, col].set_title(name.replace(" / ", "\n"), fontsize=8)
+                axes[row, col].set_title(name.replace(" / ", "\n"), fontsize=FONT_PT)
     for col, method in enumerate(maps, start=2):
-        fig.colorbar(shown[method], ax=axes[:, col].tolist(), location="bottom", fraction=0.04, pad=0.01)
-    fig.suptitle(title, fontsize=9)
-    return save_figure(fig, path, dpi=110)[0]
+        bar = fig.colorbar(shown[method], ax=axes[:, col].tolist(), location="bottom", fraction=0.04, pad=0.01)
+        bar.ax.tick_params(labelsize=FONT_PT)
+    fig.suptitle(title, fontsize=FONT_PT + 1)
+    return save_figure(fig, path, dpi=300)
 
 
 def maps_path(row: pd.Series) -> Path:
@@ -240,16 +244,18 @@ def comparison_columns(group: pd.DataFrame) -> dict[str, Path]:
     return columns
 
 
-def plot_comparisons(frame: pd.DataFrame, out_dir: Path) -> list[Path]:
-    """One side-by-side figure per dataset and category kept by several methods (``plot_map_comparison``)."""
+def plot_comparisons(frame: pd.DataFrame, out_dir: Path, width: str = "page", page: Page = PAGES["article"]
+                     ) -> list[Path]:
+    """One side-by-side figure per dataset and category kept by several methods (``plot_map_comparison``), at
+    ``page``'s column or text width (``width``)."""
     written = []
     rows = frame[frame["maps_file"].astype(bool)]
     for (dataset, category), group in rows.groupby(["dataset", "category"], sort=True):
         files = {k: v for k, v in comparison_columns(group).items() if v.is_file()}
         if len(files) > 1:
             try:
-                written.append(plot_map_comparison(files, Path(out_dir) / f"compare-{dataset}-{category}.png",
-                                                   f"{dataset} / {category}"))
+                written += plot_map_comparison(files, Path(out_dir) / f"compare-{dataset}-{category}.png",
+                                               f"{dataset} / {category}", figure_width(width, page))
             except ValueError:
                 continue  # the methods kept different samples (another test set): no side-by-side figure
     return written
@@ -297,7 +303,8 @@ def plot_study(study: Any, out_dir: Path, objective: str, fps_objective: bool) -
     written, skipped = [], {}
     if finished:
         written += plot_history(finished, Path(out_dir) / ("pareto_front" if fps_objective else
-                                                          "optimization_history"), objective, fps_objective)[:1]
+                                                          "optimization_history"), objective, fps_objective,
+                                f"study {study.study_name}")[:1]
     else:
         skipped["optimization_history"] = "no finished trial"
     if len(finished) < MIN_TRIALS_FOR_IMPORTANCE:
@@ -321,10 +328,12 @@ def plot_study(study: Any, out_dir: Path, objective: str, fps_objective: bool) -
     return [*written, path], skipped
 
 
-def plot_history(trials: list[Any], path: Path, objective: str, fps_objective: bool) -> list[Path]:
+def plot_history(trials: list[Any], path: Path, objective: str, fps_objective: bool, title: str = "study"
+                 ) -> list[Path]:
     """The finished ``trials`` of a study, their objective in the tables' unit (% for a percent metric): each
     trial's value by trial number and the best so far (or, with an FPS objective, metric against images/s
-    with the Pareto-optimal trials joined); PNG and PDF."""
+    with the Pareto-optimal trials joined), titled with ``title``, the trial count and the best value; PNG and
+    PDF."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -356,6 +365,8 @@ def plot_history(trials: list[Any], path: Path, objective: str, fps_objective: b
             ax.set_xlabel("trial")
             ax.xaxis.get_major_locator().set_params(integer=True)
         ax.set_ylabel(name)
+        ax.set_title(f"{title}: {len(trials)} finished trial{'s' if len(trials) > 1 else ''}, best "
+                     f"{values.max():.4g}{unit.strip(' ()')}", fontsize=FONT_PT + 1)
         ax.grid(alpha=0.3)
         ax.legend()
         return save_figure(fig, path, dpi=150)
