@@ -87,7 +87,7 @@ def test_a_timestep_sweep_from_python_scores_a_trained_run_at_each_t(tiny_synthe
                           on_shared=lambda shared, left: told.append((len(shared), left)))
     assert told == [(1, 0)]  # the run's one model shared, none trained again
     assert sorted(out.results["scorer.t"]) == [100, 700] and out.failed == []
-    with pytest.raises(AdbenchError, match="sweep_t needs a config, or from_run a run folder"):
+    with pytest.raises(AdbenchError, match="sweep_t needs a config, or from_run a run or grid folder"):
         adbench.sweep_t()
 
 

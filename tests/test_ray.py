@@ -177,8 +177,9 @@ def test_a_killed_driver_resumes_without_recording_a_cell_twice(tiny_synthetic, 
     log_path = grid_dir / "cells.jsonl"
     gated = {**os.environ, "RAY_RUNTIME_ENV_HOOK": "tests.test_ray.gate_runtime_env"}
     driver = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=gated)
-    while driver.poll() is None and not (log_path.exists() and RecordLog(log_path).finished()):
-        time.sleep(0.1)  # until the first unit's cells are recorded; the other unit waits for "release"
+    while driver.poll() is None and not (log_path.exists() and len(RecordLog(log_path).finished()) >= 2):
+        time.sleep(0.1)  # until the first unit's two cells are recorded (each as it finishes); the other unit
+        # waits for "release", so no third can come
     assert driver.poll() is None, "the driver ended before its first unit was recorded"
     assert (grid_dir / "first-unit").exists()  # the gate was installed in the driver's workers
     driver.send_signal(signal.SIGKILL)
