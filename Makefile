@@ -25,7 +25,7 @@ GENERIC_ISA := ATEN_CPU_CAPABILITY=default MKL_ENABLE_INSTRUCTIONS=SSE4_2 ONEDNN
 
 # The suite in two pairs of side-by-side pytest runs, one thread each (2 cores): the quick tests beside the slow
 # ones (end-to-end runs, subprocesses: each test has its own folders, none waits on a clock), then the pinned
-# numbers twice. On 2 idle cores (AMD EPYC): 5 min 36 s, then 2 min 34 s.
+# numbers twice. On 2 idle cores (AMD EPYC, 2026-12-07): 6 min 14 s, then 2 min 38 s (a clean clone).
 test: $(STAMP)
 	$(VENV)/bin/ruff check adbench tests benchmarks
 	$(MAKE) --no-print-directory docs
