@@ -159,10 +159,11 @@ def catalogue() -> list[ResultColumn]:
     return [*_COLUMNS[:split], *(_metric_column(m) for m in (*METRICS, MAD, FPS)), *_COLUMNS[split:]]
 
 
-def column(key: str) -> ResultColumn:
-    """The catalogue's entry of ``key`` (``scorer.t`` is a ``scorer.*`` column)."""
-    by_key = {c.key: c for c in catalogue()}
-    found = by_key.get("scorer.*" if key.startswith("scorer.") else key)
+def column(key: str, entries: list[ResultColumn] | None = None) -> ResultColumn:
+    """The catalogue's entry of ``key`` (``scorer.t`` is a ``scorer.*`` column), in ``entries`` when given (a
+    ``catalogue()`` built once for many lookups)."""
+    found = next((c for c in entries or catalogue() if c.key == ("scorer.*" if key.startswith("scorer.") else key)),
+                 None)
     if found is None:
         raise KeyError(f"{key!r} is not a result column; see `adbench list columns`")
     return found
@@ -196,22 +197,22 @@ def make_row(values: dict[str, Any]) -> dict[str, Any]:
     unknown = [k for k in values if not k.startswith("scorer.") and k not in {c.key for c in stored}]
     if missing or unknown:
         raise ValueError(f"result row: missing {missing}, not in the catalogue {unknown} (adbench/columns.py)")
-    return {"row_version": ROW_VERSION, **{k: _typed(column(k), k, v) for k, v in values.items()}}
+    return {"row_version": ROW_VERSION, **{k: _typed(column(k, stored), k, v) for k, v in values.items()}}
 
 
 def upgrade(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     """Rows as this version writes them: an older row's missing columns filled with their ``legacy`` values
     (once: a current row is returned as it is); a row that lacks a column every row has is refused, naming it."""
-    out = []
+    entries, out = catalogue(), []
     for row in rows:
-        if _version(row) == ROW_VERSION and all(c.key in row for c in catalogue() if not c.stored):
+        if _version(row) == ROW_VERSION:
             out.append(row)
             continue
-        lacking = [c.key for c in catalogue() if c.always and c.legacy is REQUIRED and c.key not in row]
+        lacking = [c.key for c in entries if c.always and c.legacy is REQUIRED and c.key not in row]
         if lacking:
             raise ValueError(f"not an adbench result row: it lacks {', '.join(lacking)}")
         filled = dict(row)
-        for entry in catalogue():
+        for entry in entries:
             if entry.key != "scorer.*" and entry.always and entry.key not in filled:
                 filled[entry.key] = entry.legacy_value(filled)
         for arg, value in _scorer_arguments(filled).items():

@@ -126,15 +126,15 @@ def read_results_file(path: Path) -> pd.DataFrame:
 
 
 def upgraded(frame: pd.DataFrame, where: Path | str = "rows") -> pd.DataFrame:
-    """``frame``'s rows upgraded to this version's columns (a current frame is returned as it is)."""
-    current = frame.empty or ("row_version" in frame and frame["row_version"].eq(ROW_VERSION).all()
-                              and all(c.key in frame for c in catalogue() if not c.stored))
-    if current:
-        return frame
-    try:
-        return pd.DataFrame(upgrade(frame.to_dict("records")))
-    except ValueError as exc:
-        raise AdbenchError(f"{where}: {exc}") from None
+    """``frame``'s rows upgraded to this version's columns (a current frame row by row only when it is older),
+    with the columns added when rows are read (``run_folder``, ``fps_source``) it lacks."""
+    current = frame.empty or ("row_version" in frame and frame["row_version"].eq(ROW_VERSION).all())
+    if not current:
+        try:
+            frame = pd.DataFrame(upgrade(frame.to_dict("records")))
+        except ValueError as exc:
+            raise AdbenchError(f"{where}: {exc}") from None
+    return frame.assign(**{c.key: c.legacy for c in catalogue() if not c.stored and c.key not in frame})
 
 
 def load_rows(paths: list[Path]) -> pd.DataFrame:
