@@ -145,6 +145,26 @@ def test_concurrent_workers_draw_from_different_seeds_a_single_worker_from_the_s
     assert alone.worker_seed(study) == spec.sampler_seed
 
 
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed")  # the other workers ask by hand
+def test_a_trial_started_past_n_trials_by_a_race_of_workers_is_not_run(tiny_synthetic, tmp_path):
+    """Two workers each see one trial to go and both start one: the later numbered is not run (Optuna checks
+    its budget only after a trial), so the study ends with n_trials, as the Ray test once did not."""
+    spec = load_study(study_file(tmp_path / "s.yaml", tiny_synthetic, n_trials=2))
+    worker = StudyRunner(spec, tmp_path / "r", tmp_path / "c")
+    study = worker.study()
+    others = [study.ask(), study.ask()]  # trials 0 and 1, running in other workers
+    worker.run_trials(study)  # started before it saw them: its trial 2 would be a third
+    surplus = study.trials[2]
+    assert surplus.state == optuna.trial.TrialState.PRUNED and surplus.params == {}
+    assert surplus.user_attrs["surplus"].startswith("not run: the 2 trials numbered before it make the study's "
+                                                    "n_trials (2)")
+    assert worker.finished(study) == 0 and list(worker.write_trials(study)["number"]) == [0, 1]
+    study.tell(others[0], 0.5)
+    study.tell(others[1], state=optuna.trial.TrialState.FAIL)  # a failed trial leaves room for one more
+    assert [worker.counted_before(study.ask()) for _ in range(2)] == [1, 2]  # trials 3 and 4: 3 runs, 4 not
+    assert worker.finished(study) == 1
+
+
 @pytest.mark.parametrize(("space", "message"), [
     ({"scorer.t": [100, 200]}, "space.scorer.t is a list: write {type: categorical, choices: [100, 200]}"),
     ({"train.lr": {"type": "float", "low": 0.1}}, "space.train.lr: an float parameter needs numbers high"),

@@ -227,6 +227,13 @@ def retry(fn: Any, exceptions: type[BaseException] | tuple, attempts: int = 5) -
 
 
 FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+COUNTED = (*FINISHED, optuna.trial.TrialState.RUNNING, optuna.trial.TrialState.WAITING)
+SURPLUS_ATTR = "surplus"
+
+
+class SurplusTrial(optuna.TrialPruned):
+    """A trial started when other workers' trials already made the study's ``n_trials``: it is not run (Optuna
+    records it as pruned, with the reason in its user attribute ``surplus``; nothing counts or lists it)."""
 
 
 class StudyRunner:
@@ -331,7 +338,15 @@ class StudyRunner:
 
     def guarded_objective(self, trial: optuna.Trial) -> float | tuple[float, float]:
         """``objective``; a trial that runs out of GPU memory fails alone, with the reason in its user
-        attribute ``fail_reason``, and its memory is released before the next trial."""
+        attribute ``fail_reason``, and its memory is released before the next trial. A surplus trial is
+        pruned before it runs (see ``SurplusTrial``)."""
+        ahead = self.counted_before(trial)
+        if ahead >= self.spec.n_trials:
+            reason = (f"not run: the {ahead} trials numbered before it make the study's n_trials "
+                      f"({self.spec.n_trials}); another worker started one at the same time")
+            trial.set_user_attr(SURPLUS_ATTR, reason)
+            console.print(f"study {self.spec.name}: trial {trial.number} {reason}")
+            raise SurplusTrial(reason)
         try:
             return self.objective(trial)
         except TrialCellError as exc:
@@ -345,7 +360,9 @@ class StudyRunner:
     def optimize(self) -> optuna.Study:
         """Run trials until ``n_trials`` have finished in the study, with the trials other workers are
         running counted in. With a heartbeat (RDB storage) this worker then waits for those: a trial whose
-        worker died (silent for two heartbeats) is failed and run again here, so the study never ends short."""
+        worker died (silent for two heartbeats) is failed and run again here, so the study never ends short.
+        Optuna's trial budget is checked after each trial, so two workers can both start one more: the later
+        numbered of those is not run (``surplus``), and the study has exactly ``n_trials``."""
         study = self.study()
         study.sampler = optuna.samplers.TPESampler(seed=self.worker_seed(study))
         console.print(f"study {self.spec.name}: {self.finished(study)}/{self.spec.n_trials} trials finished; "
@@ -374,8 +391,15 @@ class StudyRunner:
             study.set_user_attr(f"{WORKER_ATTR}{self.worker}", None)  # this worker has left
         return study
 
+    def counted_before(self, trial: optuna.Trial) -> int:
+        """How many trials numbered before ``trial`` count toward ``n_trials`` (finished, running or queued).
+        Numbers are given in order by the storage, so every worker sees the same count for a trial."""
+        before = trial.study.get_trials(deepcopy=False, states=COUNTED)
+        return sum(t.number < trial.number and SURPLUS_ATTR not in t.user_attrs for t in before)
+
     def finished(self, study: optuna.Study) -> int:
-        return len(study.get_trials(deepcopy=False, states=FINISHED))
+        """Trials finished (complete or pruned), surplus ones not counted."""
+        return sum(SURPLUS_ATTR not in t.user_attrs for t in study.get_trials(deepcopy=False, states=FINISHED))
 
     def storage_has_heartbeat(self) -> bool:
         rdb = isinstance(self.storage, optuna.storages.RDBStorage)
@@ -390,9 +414,12 @@ class StudyRunner:
                            callbacks=[optuna.study.MaxTrialsCallback(self.spec.n_trials, states=running)])
 
     def write_trials(self, study: optuna.Study) -> pd.DataFrame:
-        """Every trial (number, state, value(s), each parameter, duration) as ``trials.csv`` in the study folder."""
+        """Every trial (number, state, value(s), each parameter, duration) as ``trials.csv`` in the study folder;
+        surplus trials (never run) are left out."""
         values = ["value"] if not self.spec.fps_objective else ["value_0", "value_1"]
         frame = study.trials_dataframe(attrs=("number", "state", "value", "params", "duration"))
+        surplus = [t.number for t in study.get_trials(deepcopy=False) if SURPLUS_ATTR in t.user_attrs]
+        frame = frame[~frame["number"].isin(surplus)].reset_index(drop=True) if surplus else frame
         frame = frame.rename(columns={**{c: c.removeprefix("params_") for c in frame.columns},
                                       **dict(zip(values, [f"validation {self.spec.objective}", "images/s"],
                                                  strict=False))})
