@@ -120,7 +120,6 @@ def sweep_t_grid(cfg: RunConfig, scorers: list[str], timesteps: list[int]) -> Gr
     return GridSpec(f"sweep-t-{cfg.runtime.name}", base=cfg.to_dict(), axes={"scorer": scorers, "scorer.t": timesteps})
 
 
-
 def sweep_source(folder: Path, cell: int | None, cache_dir: Path) -> RunConfig:
     """The config whose trained models a timestep sweep scores: a run folder's, or a grid folder's cell ``cell``
     (numbered as ``adbench config --grid`` lists them) over every category the grid scored with that cell's
@@ -151,6 +150,7 @@ def sweep_source(folder: Path, cell: int | None, cache_dir: Path) -> RunConfig:
         raise AdbenchError(f"--cell {cell} is scored by {chosen.spec['name']}, which has no noise net to sweep")
     categories = list(dict.fromkeys(c.category for c in cells if setting(c) == setting(chosen)))
     return chosen.cfg.updated({"categories": categories})
+
 
 def expand(spec: GridSpec, categories_of=None) -> list[Cell]:
     """All cells, in a stable order: axes combinations x scorers x categories."""

@@ -236,6 +236,10 @@ class SurplusTrial(optuna.TrialPruned):
     records it as pruned, with the reason in its user attribute ``surplus``; nothing counts or lists it)."""
 
 
+def is_surplus(trial: optuna.trial.FrozenTrial) -> bool:
+    return SURPLUS_ATTR in trial.user_attrs
+
+
 class StudyRunner:
     def __init__(self, spec: StudySpec, results_dir: Path, cache_dir: Path, storage: str | None = None,
                  tracker: Tracker | None = None) -> None:
@@ -395,11 +399,11 @@ class StudyRunner:
         """How many trials numbered before ``trial`` count toward ``n_trials`` (finished, running or queued).
         Numbers are given in order by the storage, so every worker sees the same count for a trial."""
         before = trial.study.get_trials(deepcopy=False, states=COUNTED)
-        return sum(t.number < trial.number and SURPLUS_ATTR not in t.user_attrs for t in before)
+        return sum(t.number < trial.number and not is_surplus(t) for t in before)
 
     def finished(self, study: optuna.Study) -> int:
         """Trials finished (complete or pruned), surplus ones not counted."""
-        return sum(SURPLUS_ATTR not in t.user_attrs for t in study.get_trials(deepcopy=False, states=FINISHED))
+        return sum(not is_surplus(t) for t in study.get_trials(deepcopy=False, states=FINISHED))
 
     def storage_has_heartbeat(self) -> bool:
         rdb = isinstance(self.storage, optuna.storages.RDBStorage)
@@ -418,7 +422,7 @@ class StudyRunner:
         surplus trials (never run) are left out."""
         values = ["value"] if not self.spec.fps_objective else ["value_0", "value_1"]
         frame = study.trials_dataframe(attrs=("number", "state", "value", "params", "duration"))
-        surplus = [t.number for t in study.get_trials(deepcopy=False) if SURPLUS_ATTR in t.user_attrs]
+        surplus = [t.number for t in study.get_trials(deepcopy=False) if is_surplus(t)]
         frame = frame[~frame["number"].isin(surplus)].reset_index(drop=True) if surplus else frame
         frame = frame.rename(columns={**{c: c.removeprefix("params_") for c in frame.columns},
                                       **dict(zip(values, [f"validation {self.spec.objective}", "images/s"],
