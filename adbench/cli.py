@@ -533,8 +533,9 @@ def report(results: Annotated[list[Path], typer.Argument(help="Run or grid folde
            page: Annotated[str, Opt("--page", help="LaTeX: the paper template whose widths a table must fit: "
                                     "article (two-column 10 pt), cvpr (also ICCV, WACV), icml, neurips (also ICLR), "
                                     "lncs (ECCV, MICCAI), or COLUMN,TEXT widths in pt. A table goes in one column "
-                                    "when it fits, else across the page, scaled to no less than 0.7; wider ones "
-                                    "are split by columns.")] = "article",
+                                    "when it fits there at a scale of 0.7 or more, else across the page, scaled "
+                                    "to no less than 0.7; wider ones are split by columns, between spanning "
+                                    "headers.")] = "article",
            notes: Annotated[str, Opt("--notes", help="LaTeX: where a table's notes go: below (a footnote block "
                                      "under the table, a short caption) or caption.")] = "below",
            rename: Annotated[list[str] | None, Opt("--rename", help="SHOWN_NOW=WANTED (repeatable): the name a "

@@ -36,7 +36,8 @@ OLD_ARTICLE = ["--page", "241,505"]  # --page article's widths at 4aa69dd (the a
     ("run_categories", ["--layout", "categories", "--metric", "pixel_aupro", "--format", "md"]),
 ])
 def test_a_results_folder_from_before_the_catalogue_reports_what_it_reported_then(tmp_path, folder, options):
-    """Expected files: written by `adbench report` at commit 4aa69dd, before rows had a version."""
+    """Expected files: written by `adbench report` at commit 4aa69dd, before rows had a version (the LaTeX
+    re-written when table widths became measured: only widths, scales and one comment line moved)."""
     source = FROZEN / folder.removesuffix("_categories")
     out = tmp_path / folder
     result = CliRunner().invoke(app, ["report", str(source), "--out", str(out), *options])

@@ -89,7 +89,7 @@ def test_latex_is_well_formed():
     assert r"& \multicolumn{3}{c}{Image} & \multicolumn{4}{c}{Pixel} &" in text  # two-level header
     assert "\\multicolumn{4}{c}{Pixel} & \\multicolumn{2}{c}{} \\\\\n\\cmidrule(lr){2-4} \\cmidrule(lr){5-8}\n" in text
     assert text.index(r"\caption{") < text.index(r"\begin{tabular}")  # caption on top
-    assert r"\begin{table*}[t]" in text and "\\scalebox{0.74" in text  # the wide one spans the page (469 pt)
+    assert r"\begin{table*}[t]" in text and "\\scalebox{0.83" in text  # 561.6 pt (pdflatex's box) on 469 pt
     assert text.startswith("% needs \\usepackage{booktabs,graphicx}\n")
     assert r"\caption{Mean over categories.}" in text and r"\caption{Per category.}" in text  # short captions
     assert r"\texttt{adbench fps}" in text and "`" not in text
@@ -239,30 +239,51 @@ def test_a_latex_table_takes_one_column_the_page_or_is_scaled_never_below_0_7_an
     from adbench.reporting.tables import category_tables
 
     one_seed = fake_rows().query("seed == 0")
-    wide = latex_tables(one_seed, "t", per_category=False)  # 10 columns: about 510 pt, as pdflatex prints it
-    assert "\\begin{table*}" in wide and 0.7 <= scales(wide)[0] < 1
+    wide = latex_tables(one_seed, "t", per_category=False)  # 10 columns: 475 pt, as pdflatex prints it
+    assert "\\begin{table*}" in wide and scales(wide) == [0.98]  # floor(100 * 469 / 475) / 100
     narrow = category_tables(one_seed.query("scorer == 'knn' or scorer == 'invad'"), "image_auroc", "t")[1]
     assert "\\begin{table}" in narrow and "scalebox" not in narrow and "graphicx" not in narrow
     # a one-column template (NeurIPS) never spans two columns; a narrower one scales more
     assert "table*" not in latex_tables(one_seed, "t", per_category=False, style=Style(PAGES["neurips"]))
-    # widths from the estimate's own rule: 14 value columns of 50 pt beside a label column of 40 pt
+    # Computer Modern 10 pt: digits 5 pt, the period 2.77779 pt, m 8.33336 pt (cmr10.tfm), 6 pt \tabcolsep each side
     frame = pd.DataFrame({"m": ["a", "b"], **{f"c{j}": ["12.3", "45.6"] for j in range(14)}})
     widths = column_widths(frame)
-    assert widths[0] == pytest.approx(5.75 + 12) and widths[1] == pytest.approx(4 * 5.75 - 5.75 + 3.9 + 12)
-    page = PAGES["article"]
-    value, label = 1.1 * widths[1], 1.1 * widths[0]  # with the estimate's 10 % margin
+    label, value = 8.33336 + 12, 3 * 5 + 2.77779 + 12
+    assert widths[0] == pytest.approx(label, abs=1e-4) and widths[1] == pytest.approx(value, abs=1e-4)
+    page = PAGES["article"]  # 229.5 pt columns, 469 pt text
     per_part = int((page.text_pt / 0.7 - label) // value)  # value columns beside the label column, at 0.7
-    for n_values, parts in ((4, 1), (14, 1), (30, -(-30 // per_part))):  # in a column; scaled on the page; split
-        tex = latex_float(frame.iloc[:, :1 + min(n_values, 14)] if n_values <= 14 else
-                          pd.concat([frame, frame.iloc[:, 1:].add_prefix("x"), frame.iloc[:, 1:3].add_prefix("y")],
-                                    axis=1), 1, "Cap.", "tab:w", ["A note."], page)
-        assert tex.count("\\begin{tabular}") == parts
-        assert all(0.7 <= x < 1 for x in scales(tex))
+    assert per_part == 21
+    wider = pd.DataFrame({"m": ["a", "b"], **{f"{k}{j}": ["12.3", "45.6"] for k in "abc" for j in range(10)}})
+    for n_values, environment, scale in (
+            (4, ["table"], []),  # 139 pt: in a column
+            (7, ["table"], []),  # 229 pt: just fits a column
+            (10, ["table"], [0.72]),  # 318 pt: a column at 229.5 / 318 >= 0.7
+            (14, ["table*"], []),  # 437 pt: not a column at 0.7 (306 pt), the page unscaled
+            (20, ["table*"], [0.76]),  # 616 pt: the page at 0.76
+            (30, ["table*", "table"], [0.72, 0.79])):  # 914 pt: split, 21 + 9 value columns; the second fits a column
+        piece = wider.iloc[:, :1 + n_values]
+        tex = latex_float(piece, 1, "Cap.", "tab:w", ["A note."], page)
+        assert re.findall(r"\\begin\{(table\*?)\}", tex) == environment, n_values
+        assert scales(tex) == scale, n_values
         assert tex.count("A note.") == 1 and tex.index("A note.") > tex.rindex("\\end{tabular}")
-    split = tex
-    heads = re.findall(r"^m & .*\\\\$", split, flags=re.MULTILINE)  # the label column heads every part
-    assert len(heads) == parts == 2 and sum(h.count("&") for h in heads) == 30
-    assert "Part 1 of 2: split by columns" in split and "\\label{tab:w-part2}" in split
+    heads = re.findall(r"^m & .*\\\\$", tex, flags=re.MULTILINE)  # the label column heads every part
+    assert len(heads) == 2 and [h.count("&") for h in heads] == [21, 9]
+    assert "Part 1 of 2: split by columns" in tex and "\\label{tab:w-part2}" in tex
+
+
+def test_a_split_never_cuts_a_spanning_header():
+    from adbench.reporting.latex import PAGES, column_parts
+
+    # spanners of 6 columns of 29.78 pt (179 pt each) beside a 20.3 pt label: three make 557 pt, four 735 pt, over
+    # 469 / 0.7 = 670 pt: three spanners then one, not 21 columns then 3 (which would cut the fourth spanner)
+    columns = [("", "m")] + [(level, f"c{j}") for level in ("Image", "Pixel", "Region", "Time") for j in range(6)]
+    frame = pd.DataFrame([["a", *["12.3"] * 24]], columns=pd.MultiIndex.from_tuples(columns))
+    parts = column_parts(frame, 1, PAGES["article"].text_pt)
+    assert parts == [[0, *range(1, 19)], [0, *range(19, 25)]]
+    # a spanner wider than a whole part is cut only inside itself
+    lone = pd.DataFrame([["a", *["12.3"] * 30]],
+                        columns=pd.MultiIndex.from_tuples([("", "m")] + [("Image", f"c{j}") for j in range(30)]))
+    assert [len(p) - 1 for p in column_parts(lone, 1, PAGES["article"].text_pt)] == [21, 9]
 
 
 def test_notes_list_only_what_applies_and_rules_frame_the_spanners_and_the_mean_row():
@@ -303,12 +324,13 @@ def test_fps_is_shown_once_per_method_and_ranked_only_from_a_gpu_or_fps_records(
     assert measured[(0, "fps")] == "best" and measured[(1, "fps")] == "second"
 
 
-def cvpr_tables() -> list[str]:
-    """Every LaTeX layout of fake_rows on CVPR's page: methods (two seeds, one seed), categories, BMAD."""
+def cvpr_tables(page: str = "cvpr") -> list[str]:
+    """Every LaTeX layout of fake_rows on CVPR's page (or ``page``): methods (two seeds, one seed), categories,
+    BMAD."""
     from adbench.reporting.latex import PAGES
     from adbench.reporting.tables import bmad_tables, category_tables
 
-    frame, style = fake_rows(), Style(PAGES["cvpr"])
+    frame, style = fake_rows(), Style(PAGES[page])
     bmad = frame.assign(dataset="bmad", category=frame["category"].map({"bottle": "Brain", "metal_nut": "RSNA"}))
     return [latex_tables(frame, "tab:x", style=style), latex_tables(frame.query("seed == 0"), "tab:y", style=style),
             category_tables(frame, "pixel_aupro", "tab:z", style=style)[1],
@@ -319,7 +341,7 @@ def test_no_layout_is_scaled_below_0_7_on_a_cvpr_page():
     for tex in cvpr_tables():
         for k, x in enumerate(scales(tex)):
             assert 0.7 <= x < 1, (k, x)
-        assert "\\resizebox" not in tex and "table*" in tex or "scalebox" not in tex
+        assert "\\resizebox" not in tex  # scaled by a stated factor, never to a width
 
 
 @pytest.mark.skipif(shutil.which("pdflatex") is None and not os.environ.get("ADBENCH_REQUIRE_TEX"),
@@ -334,6 +356,40 @@ def test_every_latex_layout_compiles_in_a_two_column_cvpr_page_without_overfull_
     assert done.returncode == 0, done.stdout[-2000:]
     log = (tmp_path / "t.log").read_text()
     assert "Overfull" not in log, log[log.find("Overfull"):][:300]
+
+
+@pytest.mark.skipif(shutil.which("pdflatex") is None and not os.environ.get("ADBENCH_REQUIRE_TEX"),
+                    reason="no TeX engine installed")
+def test_latex_widths_are_pdflatex_box_widths_and_a_table_scaled_no_less_than_0_7_takes_one_column(tmp_path):
+    """Every table of every layout on every page: its stated width against the width pdflatex gives its tabular
+    (kerning, which the width table leaves out, moves the Computer Modern text of these cells by well under 1 %),
+    one column exactly when it fits there at 0.7 or larger, never wider than where it is put."""
+    from adbench.reporting.latex import MIN_SCALE, PAGES
+
+    found = []  # (page, environment, stated width, scale, tabular)
+    for name, page in PAGES.items():
+        for tex in cvpr_tables(name):
+            for float_text in re.findall(r"% needs.*?\\end\{table\*?\}", tex, flags=re.S):
+                width = float(re.search(r"% ([\d.]+) pt wide unscaled", float_text).group(1))
+                scale = float((re.findall(r"\\scalebox\{([\d.]+)\}", float_text) or [1])[0])
+                tabular = re.search(r"\\begin\{tabular\}.*?\\end\{tabular\}", float_text, flags=re.S).group(0)
+                found.append((page, "table*" if "\\begin{table*}" in float_text else "table", width, scale, tabular))
+    body = "\n".join(f"\\sbox0{{{t[-1]}}}\\typeout{{T {i} \\the\\wd0}}" for i, t in enumerate(found))
+    (tmp_path / "w.tex").write_text("\\documentclass[10pt,twocolumn]{article}\n\\usepackage{booktabs}\n"
+                                    f"\\begin{{document}}\n{body}\n\\end{{document}}\n")
+    done = subprocess.run(["pdflatex", "-interaction=nonstopmode", "w.tex"], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=120)
+    measured = {int(i): float(pt) for i, pt in re.findall(r"^T (\d+) ([\d.]+)pt$", (tmp_path / "w.log").read_text(),
+                                                          flags=re.MULTILINE)}
+    assert done.returncode == 0 and len(measured) == len(found) > 20, done.stdout[-2000:]
+    environments = set()
+    for i, (page, environment, width, scale, _) in enumerate(found):
+        assert width == pytest.approx(measured[i], rel=0.01, abs=0.5), (page.name, i)
+        one_column = MIN_SCALE * measured[i] <= page.column_pt or page.column_pt == page.text_pt
+        assert environment == ("table" if one_column else "table*"), (page.name, i, measured[i])
+        assert scale >= MIN_SCALE and scale * measured[i] <= (page.column_pt if one_column else page.text_pt) + 0.5
+        environments.add(environment)
+    assert environments == {"table", "table*"}  # both kinds met
 
 
 def test_report_caption_label_and_readable_config_differences(tmp_path):

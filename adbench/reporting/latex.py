@@ -4,9 +4,12 @@ columns), with cells escaped."""
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
 
 import pandas as pd
 
@@ -45,49 +48,87 @@ def parse_page(text: str) -> Page:
     return Page(text, column, width)
 
 
-PAD_PT = 12.0  # \tabcolsep on both sides of a column
-# printed widths (pt) in the 10 pt Computer Modern fonts, rounded up: capitals, narrow signs, others (bold digits)
-CAPITAL_PT, NARROW_PT, CHAR_PT = 7.5, 3.9, 5.75
-NARROW = set(" .,:;()[]|'-/=")
-MARGIN = 1.1  # pdflatex printed the report tables up to 4% wider than this estimate
+PAD_PT = 12.0  # \\tabcolsep (6 pt) on both sides of a column
 MIN_SCALE = 0.7  # a table is never printed smaller: 10 pt text at 0.7 is 7 pt; a wider one is split
+# the fonts of a table cell, as selected in the 10 pt article class: roman, bold (best), and the \\scriptsize of a std
+FONTS = {"rm": "\\normalsize", "bf": "\\normalsize\\bfseries", "rm7": "\\scriptsize", "bf7": "\\scriptsize\\bfseries"}
+# a cell's units: font groups opening and closing, math, escapes, characters
+UNIT = re.compile(r"\\textbf\{|\\underline\{|\{\\scriptsize|\{|\}|\$[^$]*\$|\\[A-Za-z]+\{\}|\\[^A-Za-z]|.")
+
+
+@lru_cache(maxsize=1)
+def tex_widths() -> dict[str, dict[str, float]]:
+    """The printed width (pt) of each unit in each of ``FONTS``, as pdflatex sets it (``benchmarks/tex_widths.py``)."""
+    return json.loads((Path(__file__).with_name("tex_widths.json")).read_text())
+
+
+def text_width(text: str) -> float:
+    """The printed width (pt) of a LaTeX cell ``text`` (escaped, with ``LATEX_MARKS`` and ``SMALL`` groups):
+    the sum of its units' widths in their fonts (kerning aside)."""
+    widths, fonts, total = tex_widths(), ["rm"], 0.0
+    for unit in UNIT.findall(str(text)):
+        if unit == "}":
+            fonts.pop() if len(fonts) > 1 else None
+        elif unit in ("\\textbf{", "\\underline{", "{", "{\\scriptsize"):
+            font = fonts[-1]
+            opened = {"\\textbf{": font.replace("rm", "bf"), "{\\scriptsize": font.rstrip("7") + "7"}
+            fonts.append(opened.get(unit, font))
+        else:
+            table = widths[fonts[-1]]
+            total += table.get(unit, table["M"])  # a unit not measured: as wide as an M, the widest letter
+    return total
 
 
 def printed_width(frame: pd.DataFrame) -> float:
-    """An upper estimate of the printed width (pt) of a LaTeX table of ``frame``'s cells and last header row."""
-    return MARGIN * sum(column_widths(frame))
+    """The printed width (pt) of a LaTeX table of ``frame``'s cells and headers (``column_widths``)."""
+    return sum(column_widths(frame))
 
 
 def column_widths(frame: pd.DataFrame) -> list[float]:
-    """The printed width (pt) of each column of ``frame``: its widest cell or last header, and the padding."""
-    def width(text: str) -> float:
-        text, _, small = str(text).partition(SMALL)
-        return plain_width(text) + SMALL_SCALE * plain_width(small) if small else plain_width(text)
-
-    def plain_width(text: str) -> float:
-        text = re.sub(r"\\([^A-Za-z])", r"\1", str(text).replace(r"$\pm$", "±").replace(r"$^\dagger$", "'"))
-        text = re.sub(r"\\[A-Za-z]+|[{}$^]", "", text)
-        return sum(CAPITAL_PT if c.isupper() or c == "±" else NARROW_PT if c in NARROW else CHAR_PT for c in text)
-
+    """The printed width (pt) of each column of ``frame``: its widest cell or last header, and the padding; the
+    last column of a spanning header wider than its columns takes the rest, as ``\\multicolumn`` sets it."""
     headers = [c[-1] if isinstance(c, tuple) else c for c in frame.columns]
-    return [max(width(h), *map(width, frame.iloc[:, j])) + PAD_PT for j, h in enumerate(headers)]
+    widths = [max(text_width(h), *map(text_width, frame.iloc[:, j])) + PAD_PT for j, h in enumerate(headers)]
+    for group in spanner_groups(frame):
+        name = frame.columns[group[0]][0]
+        extra = text_width(name) + PAD_PT - sum(widths[j] for j in group) if name else 0.0
+        widths[group[-1]] += max(extra, 0.0)
+    return widths
+
+
+def spanner_groups(frame: pd.DataFrame, start: int = 0) -> list[list[int]]:
+    """The columns of ``frame`` from ``start`` on in runs under one spanning header (each alone without one)."""
+    groups: list[list[int]] = []
+    for j in range(start, len(frame.columns)):
+        column = frame.columns[j]
+        spanned = isinstance(column, tuple) and column[0]
+        if groups and spanned and frame.columns[groups[-1][-1]][0] == column[0]:
+            groups[-1].append(j)
+        else:
+            groups.append([j])
+    return groups
 
 
 def column_parts(frame: pd.DataFrame, n_labels: int, text_pt: float) -> list[list[int]]:
     """The columns of each LaTeX table ``frame`` is printed as: all of them when the table fits ``text_pt`` at
     ``MIN_SCALE`` or larger; else the value columns in as few consecutive parts as fit that way beside the
-    ``n_labels`` label columns (repeated in every part)."""
-    widths = [MARGIN * w for w in column_widths(frame)]
+    ``n_labels`` label columns (repeated in every part), cut only between spanning headers (inside one only
+    when it alone is too wide)."""
+    widths = column_widths(frame)
     room = text_pt / MIN_SCALE
     if sum(widths) <= room:
         return [list(range(len(widths)))]
     labels = list(range(n_labels))
     base, parts, current = sum(widths[:n_labels]), [], []
-    for j in range(n_labels, len(widths)):
-        if current and base + sum(widths[i] for i in current) + widths[j] > room:
+    for group in spanner_groups(frame, n_labels):
+        if current and base + sum(widths[i] for i in current + group) > room:
             parts.append(labels + current)
             current = []
-        current.append(j)
+        for j in group:
+            if current and base + sum(widths[i] for i in current) + widths[j] > room:
+                parts.append(labels + current)
+                current = []
+            current.append(j)
     return parts + [labels + current]
 
 
@@ -117,7 +158,7 @@ def latex_table(frame: pd.DataFrame, n_labels: int, caption: str, label: str, no
     """One booktabs float of ``frame`` (``latex_float``): a comment naming the packages it needs, a rule under
     each spanning header, the notes in a footnote block."""
     width = printed_width(frame)
-    one_column = width <= page.column_pt or page.column_pt == page.text_pt
+    one_column = MIN_SCALE * width <= page.column_pt or page.column_pt == page.text_pt
     text = frame.style.hide(axis="index").to_latex(
         hrules=True, multicol_align="c", position="t", position_float="centering", label=label,
         environment=None if one_column else "table*", column_format="l" * n_labels + "r" * (len(frame.columns)
@@ -135,7 +176,7 @@ def latex_table(frame: pd.DataFrame, n_labels: int, caption: str, label: str, no
     if notes:
         end = "\\end{table*}" if "\\end{table*}" in text else "\\end{table}"
         text = text.replace(end, f"\\par\\smallskip\n\\parbox{{\\linewidth}}{{\\footnotesize {notes}}}\n{end}")
-    return f"% needs \\usepackage{{{','.join(packages)}}}\n{text}"
+    return f"% needs \\usepackage{{{','.join(packages)}}}\n% {width:.1f} pt wide unscaled\n{text}"
 
 
 def with_spanner_rules(text: str) -> str:
@@ -170,7 +211,6 @@ def latex_escape(text: str) -> str:
 
 LATEX_MARKS = {"best": "\\textbf{{{}}}", "second": "\\underline{{{}}}"}
 SMALL = "\\scriptsize"  # the std after a mean, as papers print it: 81.5 with a small ±0.7
-SMALL_SCALE = 0.7  # its width against the table's text
 
 
 def latex_cell(text: str) -> str:
