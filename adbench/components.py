@@ -68,17 +68,16 @@ NOISE_NETS.declare("dit_base", _DIT, "DiT-base: depth 8, width 1024, 8 heads (In
 NOISE_NETS.declare("dit_tiny", _DIT, "DiT for CPU tests: depth 2, width 64, 4 heads", width=64, depth=2, heads=4)
 
 SCORERS.declare("osd_irf_mean", "adbench.scorers.osd_irf:osd_irf_mean",
-                "OSD-IRF, mean-path input (Eq. 7), one NFE; t=500", card={"display": "OSD-IRF (mean-path)"})
+                "OSD-IRF, mean-path input (Eq. 7), one NFE; t=500")
 SCORERS.declare("osd_irf_noisy", "adbench.scorers.osd_irf:osd_irf_noisy",
-                "OSD-IRF, noisy-state input (Eq. 6, seeded), one NFE; t=500", card={"display": "OSD-IRF (noisy-state)"})
+                "OSD-IRF, noisy-state input (Eq. 6, seeded), one NFE; t=500")
 SCORERS.declare("invad", "adbench.scorers.invad:InvAD",
                 "InvAD DDIM inversion, steps=3 NFE; subset=code {0,500,999} (official code, default) or even "
-                "[333,666,999] (third-party reading of the paper, unverified); steps=0: no inversion (Table 6 A1)",
-                card={"display": "InvAD"})
+                "[333,666,999] (third-party reading of the paper, unverified); steps=0: no inversion (Table 6 A1)")
 SCORERS.declare("reconstruction", "adbench.scorers.reconstruction:Reconstruction",
                 "Table 4 baseline: S respaced steps, perturb to index floor(ratio*S), denoise that many DDIM steps, "
-                "mean feature MSE; ratio=0.4 steps=10 (n/a if ratio*S<1)", card={"display": "Reconstruction"})
+                "mean feature MSE; ratio=0.4 steps=10 (n/a if ratio*S<1)")
 SCORERS.declare("knn", "adbench.scorers.knn:KNN",
                 "Reference, no diffusion: nearest-neighbour distance to the training feature bank (PatchCore-style, "
                 "greedy coreset 10%); image score = max of the map",
-                card={"display": "kNN", "abilities": ["no_model", "reference"]})
+                card={"abilities": ["no_model", "reference"]})

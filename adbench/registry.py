@@ -61,16 +61,11 @@ class Entry:
     description: str
     defaults: dict[str, Any]
     abilities: frozenset[str] = frozenset()
-    display: str = ""  # legends and figures (default: the name)
     paper_params_m: float | None = None  # noise nets: InvAD Table 8's count, millions
     unused_official: tuple[str, int] | None = None  # noise nets: official modules its forward never calls, params
 
     def can(self, ability: str) -> bool:
         return ability in self.abilities
-
-    @property
-    def shown_as(self) -> str:
-        return self.display or self.name
 
     @property
     def factory(self) -> Callable[..., Any]:
@@ -90,7 +85,7 @@ class Registry(Generic[T]):
     def declare(self, name: str, target: Callable[..., Any] | str, description: str, /, *,
                 card: dict[str, Any] | None = None, **defaults: Any) -> None:
         """Register ``target`` (a factory, or ``"module:attribute"`` imported when first built) as ``name``,
-        with ``defaults`` for its arguments; ``card``: the rest of its card (``abilities``, ``display``, ...)."""
+        with ``defaults`` for its arguments; ``card``: the rest of its card (``abilities``, ...)."""
         if name in self._entries:
             raise ValueError(f"{self.kind} {name!r} is registered twice")
         card = dict(card or {})

@@ -216,9 +216,9 @@ def test_a_rename_reaches_each_part_of_a_method_keeps_its_marks_and_one_matching
     assert "| P-ROC |" in text and "knn" not in text.split("Notes:")[0]
     assert done.unused_renames == ["nonesuch"]
     categories = adbench.report(FROZEN / "run", out=tmp_path / "c", formats="md", layout="categories",
-                                rename={"knn": "kNN", "mlp_tiny": "MLP"})
-    assert "| category | osd_irf_mean / MLP | invad(steps=2) / MLP | kNN‡ / none |" in \
-        categories.written[0].read_text() and categories.unused_renames == []
+                                rename={"knn": "kNN", "mlp_tiny": "MLP", "invad": "InvAD"})
+    assert "| category | osd_irf_mean / MLP | InvAD(steps=2) / MLP | kNN‡ / none |" in \
+        categories.written[0].read_text() and categories.unused_renames == []  # a scorer's name before its args
     cli = CliRunner().invoke(app, ["report", str(FROZEN / "run"), "--out", str(tmp_path / "x"), "--format", "md",
                                    "--rename", "nonesuch=x"])
     assert cli.exit_code == 0 and "--rename 'nonesuch' matched no label, header or method" in cli.output

@@ -420,12 +420,17 @@ def test_metric_vs_t_panels_show_seed_bands_percent_axes_and_one_legend(monkeypa
     frame = fake_rows()
     frame = pd.concat([frame.assign(**{"scorer.t": t, "mad": frame["mad"] + 0.001 * t}) for t in (100, 500)])
     plots.plot_metrics_vs(frame, "t", tmp_path / "vs_t", "sweep")
-    (fig,) = figures
+    fig = figures[0]
     mad_axis = next(ax for ax in fig.axes if ax.get_title() == "mAD")
     lines = {line.get_label(): line.get_ydata().tolist() for line in mad_axis.get_lines()}
     for method, rows in frame.groupby("scorer"):  # the mean over categories, then over seeds
         expected = 100 * rows.groupby(["scorer.t", "seed"])["mad"].mean().groupby("scorer.t").mean()
-        assert lines[plots.scorer_display(method)] == pytest.approx(expected.tolist())
+        assert lines[method] == pytest.approx(expected.tolist())  # named as the tables name it
+    style = Style(names={"osd_irf_mean": "OSD-IRF"})  # one rename reaches the legend and the table alike
+    plots.plot_metrics_vs(frame, "t", tmp_path / "renamed", "sweep", name=style.name)
+    legend = [t.get_text() for t in figures[-1].legends[0].get_texts()]
+    assert "OSD-IRF" in legend and "osd_irf_mean" not in legend
+    assert "| OSD-IRF(t=500) |" in markdown_table(fake_rows(), style=style)
     assert any(isinstance(c, PolyCollection) for c in mad_axis.collections)  # 2 seeds: a band
     assert mad_axis.get_ylabel() == "%" and len(fig.legends) == 1 and fig._suptitle.get_text().endswith("2 seeds")
     assert "mvtec, mean over 2 categories" in fig._suptitle.get_text()
@@ -435,7 +440,7 @@ def test_metric_vs_t_panels_show_seed_bands_percent_axes_and_one_legend(monkeypa
     assert texts and min(t.get_fontsize() for t in texts) >= 7
     visible = [ax for ax in fig.axes if ax.get_visible()]
     assert len({ax.get_ylim() for ax in visible}) == 1  # every panel is a percent: one y range
-    assert {t.get_text() for t in fig.legends[0].get_texts()} == {"InvAD", "OSD-IRF (mean-path)"}
+    assert {t.get_text() for t in fig.legends[0].get_texts()} == {"invad", "osd_irf_mean"}  # as the tables name them
     assert visible[-1].get_xlabel() == "t (of T = 1000)"
     figures.clear()
     plots.plot_metrics_vs(frame, "t", tmp_path / "vs_t", width="column")

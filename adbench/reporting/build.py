@@ -71,10 +71,10 @@ def write_report(results: list[Path], out: Path, formats: str, layout: str, metr
 
         maps_dir = out.parent / f"{out.stem}_maps"
         kept, missing = plot_kept_maps(frame, maps_dir)
-        written += kept + plot_comparisons(frame, maps_dir, figure_width, style.page)
+        written += kept + plot_comparisons(frame, maps_dir, figure_width, style.page, style.name)
         if "t" in varying_scorer_args(frame):
             written += plot_metrics_vs(frame, "t", out.parent / f"{out.stem}_metrics_vs_t", "t sensitivity",
-                                       figure_width, style.page, style.metrics)
+                                       figure_width, style.page, style.metrics, style.name)
     return Report(written, missing, len(frame), style.unused_names(), notices)
 
 

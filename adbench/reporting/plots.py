@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,12 +21,6 @@ FONT_PT = 7  # the smallest text of a figure, at the width it is printed (figure
 PANEL_IN = 1.6  # the narrowest a panel is drawn, in inches: a page-wide figure has 4 per row, a column's 2
 
 
-def scorer_display(name: str) -> str:
-    """A scorer's name in legends: its card's display name (a name no card has: as it is)."""
-    from adbench.registry import SCORERS
-
-    return SCORERS.get(name).shown_as if name in SCORERS else name
-
 WIDTHS = ("column", "page")
 CHARS_PER_IN = 16  # of FONT_PT text: a title wraps at the figure's width
 
@@ -41,12 +36,14 @@ MAX_TICKS = 12  # swept values a sweep's x axis is ticked at, each (more: matplo
 
 
 def plot_metrics_vs(frame: pd.DataFrame, arg: str, path: Path, title: str = "", width: str = "page",
-                    page: Page = PAGES["article"], metrics: tuple[str, ...] = ()) -> list[Path]:
+                    page: Page = PAGES["article"], metrics: tuple[str, ...] = (),
+                    name: Callable[[str], str] = str) -> list[Path]:
     """One panel per metric (those of ``metrics`` when given, as ``report --metrics`` chooses): the mean over
-    categories against a scorer argument, ticked at the swept values, a line per scorer (legend:
-    ``scorer_display``); with several seeds, the mean over seeds with a band of +- one std. Drawn at the
-    page's column or text width (``width``) with ``FONT_PT`` text, so it is printed unscaled; the percent
-    panels share one y range; one legend below the panels; the title says what was averaged."""
+    categories against a scorer argument, ticked at the swept values, a line per scorer (legend: its name as
+    the tables show it, through ``name``, e.g. ``Style.name`` for ``--rename``); with several seeds, the mean
+    over seeds with a band of +- one std. Drawn at the page's column or text width (``width``) with ``FONT_PT``
+    text, so it is printed unscaled; the percent panels share one y range; one legend below the panels; the
+    title says what was averaged."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -79,7 +76,7 @@ def plot_metrics_vs(frame: pd.DataFrame, arg: str, path: Path, title: str = "", 
                 group = group.sort_values(arg)
                 mean, std = scale * group[(column.key, "mean")], scale * group[(column.key, "std")]
                 line, = ax.plot(group[arg], mean, marker="o", markersize=3, linewidth=1,
-                                label=scorer_display(method))
+                                label=name(method))
                 if seeds > 1:
                     ax.fill_between(group[arg], mean - std, mean + std, color=line.get_color(), alpha=0.2)
             if column.percent:
@@ -244,14 +241,14 @@ def comparison_columns(group: pd.DataFrame) -> dict[str, Path]:
     return columns
 
 
-def plot_comparisons(frame: pd.DataFrame, out_dir: Path, width: str = "page", page: Page = PAGES["article"]
-                     ) -> list[Path]:
+def plot_comparisons(frame: pd.DataFrame, out_dir: Path, width: str = "page", page: Page = PAGES["article"],
+                     name: Callable[[str], str] = str) -> list[Path]:
     """One side-by-side figure per dataset and category kept by several methods (``plot_map_comparison``), at
-    ``page``'s column or text width (``width``)."""
+    ``page``'s column or text width (``width``), each method titled as the tables name it (through ``name``)."""
     written = []
     rows = frame[frame["maps_file"].astype(bool)]
     for (dataset, category), group in rows.groupby(["dataset", "category"], sort=True):
-        files = {k: v for k, v in comparison_columns(group).items() if v.is_file()}
+        files = {name(k): v for k, v in comparison_columns(group).items() if v.is_file()}
         if len(files) > 1:
             try:
                 written += plot_map_comparison(files, Path(out_dir) / f"compare-{dataset}-{category}.png",

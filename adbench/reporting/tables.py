@@ -443,16 +443,21 @@ class Style:
 
     def name(self, text: str) -> str:
         """``text`` as shown: renamed when ``names`` has it, or has a part of a method label (``knn‡ / none``:
-        ``knn``, ``none``), each without its marks, which it keeps."""
+        ``knn``, ``none``) or a scorer's name (``osd_irf_mean`` of ``osd_irf_mean(t=500)``), each without its
+        marks, which it keeps. Tables, layouts and figure legends all show names through this."""
         if not self.names:
             return str(text)
-        whole = self._renamed(str(text))
+        whole = self._renamed(str(text), by_scorer=False)
         return whole if whole != str(text) else " / ".join(map(self._renamed, str(text).split(" / ")))
 
-    def _renamed(self, text: str) -> str:
+    def _renamed(self, text: str, by_scorer: bool = True) -> str:
+        """``text`` renamed whole, or (``by_scorer``) its scorer name before its arguments
+        (``osd_irf_mean(t=500)``)."""
         bare = text.rstrip(TRANSDUCTIVE_MARK + REFERENCE_MARK + SIGNIFICANT)
         if bare not in self.names:
-            return text
+            bare = bare.split("(")[0]
+            if not by_scorer or "(" not in text or bare not in self.names:
+                return text
         self.renamed.add(bare)
         return self.names[bare] + text[len(bare):]
 
