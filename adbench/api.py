@@ -270,7 +270,7 @@ def report(results: list[str | Path] | str | Path, out: str | Path = "reports/ta
     ``osd_irf/table1``; default: the one the grid's preset names, ``"none"``: none) whose values and Δ go under
     the rows reproducing them, with its other methods as rows when ``reported``; ``fps_records``: ``adbench fps``
     files whose FPS replace the rows'; ``figures``: anomaly-map figures and metric against t; ``page`` (article,
-    cvpr, icml, neurips, lncs or COLUMN,TEXT pt), ``notes`` (below or caption), ``rename``, ``metrics`` and
+    cvpr, icml, neurips, lncs or COLUMN,TEXT pt), ``notes`` (below, caption or short), ``rename``, ``metrics`` and
     ``significance`` (a method: the others tested against it) style the tables. Returns the files written (and
     the kept-map files the figures lacked).
 

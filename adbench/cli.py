@@ -537,7 +537,9 @@ def report(results: Annotated[list[Path], typer.Argument(help="Run or grid folde
                                     "to no less than 0.7; wider ones are split by columns, between spanning "
                                     "headers.")] = "article",
            notes: Annotated[str, Opt("--notes", help="LaTeX: where a table's notes go: below (a footnote block "
-                                     "under the table, a short caption) or caption.")] = "below",
+                                     "under the table, a short caption), caption, or short (one line of units "
+                                     "and marks under the table, the full notes kept as comments above it, "
+                                     "the labels every row shares in the caption).")] = "below",
            rename: Annotated[list[str] | None, Opt("--rename", help="SHOWN_NOW=WANTED (repeatable): the name a "
                                                    "label, header or method takes in the tables, e.g. "
                                                    "'osd_irf_mean=OSD-IRF' or 'feature norm=Norm' (split at the "

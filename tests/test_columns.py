@@ -37,7 +37,8 @@ OLD_ARTICLE = ["--page", "241,505"]  # --page article's widths at 4aa69dd (the a
 ])
 def test_a_results_folder_from_before_the_catalogue_reports_what_it_reported_then(tmp_path, folder, options):
     """Expected files: written by `adbench report` at commit 4aa69dd, before rows had a version (the LaTeX
-    re-written when table widths became measured: only widths, scales and one comment line moved)."""
+    re-written when table widths became measured and captions said what a table holds: only widths, scales,
+    captions and one comment line moved)."""
     source = FROZEN / folder.removesuffix("_categories")
     out = tmp_path / folder
     result = CliRunner().invoke(app, ["report", str(source), "--out", str(out), *options])
@@ -194,9 +195,12 @@ def test_a_reports_latex_compiles_with_the_packages_it_names_and_no_missing_glyp
 
     tex = adbench.report(FROZEN / "run", out=tmp_path / "t", formats="latex", significance="osd_irf_mean",
                          page="article").written[0].read_text()
+    tex += adbench.report(FROZEN / "run", out=tmp_path / "s", formats="latex", significance="osd_irf_mean",
+                          page="article", notes="short", label="tab:s").written[0].read_text()
     packages = sorted({p for found in re.findall(r"% needs \\usepackage\{([^}]*)\}", tex) for p in found.split(",")})
     assert "(p \\textless{} 0.05)" in tex and packages
-    assert not re.search(r"[<>|]", tex.replace("% needs", ""))  # OT1 text prints < > | as other glyphs, silently
+    printed = re.sub(r"^%.*$", "", tex, flags=re.MULTILINE)  # comment lines are not typeset
+    assert not re.search(r"[<>|]", printed)  # OT1 text prints < > | as other glyphs, silently
     (tmp_path / "doc.tex").write_text("\\documentclass[10pt,twocolumn]{article}\n"
                                       f"\\usepackage{{{','.join(packages)}}}\n\\begin{{document}}\n{tex}\\end{{document}}\n")
     done = subprocess.run(["pdflatex", "-interaction=nonstopmode", "doc.tex"], cwd=tmp_path, capture_output=True,

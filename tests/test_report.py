@@ -91,7 +91,8 @@ def test_latex_is_well_formed():
     assert text.index(r"\caption{") < text.index(r"\begin{tabular}")  # caption on top
     assert r"\begin{table*}[t]" in text and "\\scalebox{0.83" in text  # 561.6 pt (pdflatex's box) on 469 pt
     assert text.startswith("% needs \\usepackage{booktabs,graphicx}\n")
-    assert r"\caption{Mean over categories.}" in text and r"\caption{Per category.}" in text  # short captions
+    held = " (mvtec, 2 categories, multi-class)"  # what the tables hold
+    assert rf"\caption{{Mean over categories{held}.}}" in text and rf"\caption{{Per category{held}.}}" in text
     assert r"\texttt{adbench fps}" in text and "`" not in text
 
 
@@ -293,12 +294,14 @@ def test_notes_list_only_what_applies_and_rules_frame_the_spanners_and_the_mean_
     tex = category_tables(frame, "pixel_aupro", "tab:z")[1]
     assert "\\midrule\nmean & " in tex and tex.count("\\midrule") == 2  # under the header, above the mean
     assert "FPS" not in tex and "n/a" not in tex  # no FPS column, no n/a cell: no note on either
-    assert "\\caption{AU-PRO per category.}" in tex and "\\parbox{\\linewidth}{\\footnotesize Metrics in" in tex
+    assert "\\caption{AU-PRO per category (mvtec, 2 categories, multi-class).}" in tex
+    assert "\\parbox{\\linewidth}{\\footnotesize Metrics in" in tex
     with_na = frame.assign(pixel_aupro=float("nan"))
     assert "n/a: not defined" in category_tables(with_na, "pixel_aupro", "tab:z")[1]
     assert "n/a: not defined" not in category_tables(with_na, "image_auroc", "tab:z")[1]
     in_caption = latex_tables(frame, "tab:c", per_category=False, style=Style(notes="caption"))
-    assert "\\caption{Mean over categories. All rows: dataset: mvtec" in in_caption and "parbox" not in in_caption
+    assert "\\caption{Mean over categories (mvtec, 2 categories, multi-class). All rows: dataset: mvtec" in in_caption
+    assert "parbox" not in in_caption
     one_seed = table_notes(frame.query("seed == 0"))
     assert not any("seeds" in n for n in one_seed) and not any("n/a" in n for n in table_notes(frame, na=False))
     assert not any("AU-PRO integrated" in n for n in table_notes(frame.assign(pro_limit=0.3)))
@@ -308,6 +311,25 @@ def test_notes_list_only_what_applies_and_rules_frame_the_spanners_and_the_mean_
     assert "pool 1, test-minmax normalisation" in " ".join(all_transductive)
     from adbench.reporting.methods import with_variant_columns
     assert not with_variant_columns(frame.assign(transductive=True))[0]["scorer"].str.contains("†").any()
+
+
+def test_short_notes_are_one_line_of_units_and_marks_and_captions_say_what_the_table_holds():
+    from adbench.reporting.tables import averaged_table, category_tables, table_notes
+
+    frame = fake_rows()
+    short = latex_tables(frame, "t", per_category=False, style=Style(notes="short"))
+    footnote_block = re.findall(r"\\parbox\{\\linewidth\}\{\\footnotesize (.*)\}", short)
+    assert footnote_block == ["Metrics in \\%; Mean $\\pm$ std over 2 seeds; $^\\dagger$ transductive: test-set "
+                              "normalisation; full notes in the comment above."]
+    averaged = averaged_table(frame)
+    full = table_notes(frame, averaged, na=averaged.has_na())
+    assert re.findall(r"^% note: (.*)$", short, flags=re.MULTILINE) == full  # nothing lost
+    assert ("\\caption{Mean over categories (mvtec, 2 categories, multi-class). All rows: dataset: mvtec; "
+            "backbone: efficientnet\\_b4; noise net: dit\\_gigant; protocol: invad.}") in short
+    single = frame.assign(setting="singleclass", dataset="visa").query("category == 'bottle'")
+    tex = category_tables(single, "pixel_aupro", "tab:z", style=Style(notes="short"))[1]
+    assert "\\caption{AU-PRO per category (visa, 1 category, single-class).}" in tex
+    assert "\\caption{Mean over categories (mvtec, 2 categories).}" in latex_tables(frame.assign(setting=""), "t")
 
 
 def test_fps_is_shown_once_per_method_and_ranked_only_from_a_gpu_or_fps_records():
@@ -405,7 +427,7 @@ def test_report_caption_label_and_readable_config_differences(tmp_path):
                                       "--caption", "Ablation of depth.", "--label", "tab:depth"])
     assert result.exit_code == 0, result.output
     text = out.with_suffix(".tex").read_text()
-    assert r"\caption{Ablation of depth. Mean over categories." in text and r"\label{tab:depth}" in text
+    assert r"\caption{Ablation of depth. Mean over categories (" in text and r"\label{tab:depth}" in text
     assert "depth=2, width=128" in text and "depth=3, width=128" in text and '"depth"' not in text
 
 
@@ -487,7 +509,7 @@ def test_the_categories_layout_ranks_methods_within_each_category(tmp_path):
     assert result.exit_code == 0, result.output
     assert "| metal_nut | _82.8_ | **87.8** |" in (tmp_path / "c.md").read_text()
     tex = (tmp_path / "c.tex").read_text()
-    assert r"metal\_nut & \underline{82.8} & \textbf{87.8} \\" in tex and r"\caption{mAD per category." in tex
+    assert r"metal\_nut & \underline{82.8} & \textbf{87.8} \\" in tex and r"\caption{mAD per category (" in tex
     bad = CliRunner().invoke(app, ["report", str(run_dir), "--layout", "categories", "--metric", "auroc"])
     assert bad.exit_code == 2 and "--metric must be one of" in bad.output
 

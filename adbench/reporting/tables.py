@@ -28,6 +28,7 @@ from adbench.reporting.latex import LATEX_MARKS, PAGES, Page, latex_cell, latex_
 from adbench.reporting.methods import (
     REFERENCE_MARK,
     TRANSDUCTIVE_MARK,
+    dataset_names,
     flat_config,
     is_reference,
     label_header,
@@ -37,7 +38,7 @@ from adbench.reporting.methods import (
     with_variant_columns,
 )
 from adbench.reporting.papers import FULL_CATEGORIES, PaperTable, missing_categories, paper_values, reported_rows
-from adbench.reporting.significance import SIGNIFICANT, significance_note, significant
+from adbench.reporting.significance import ALPHA, SIGNIFICANT, significance_note, significant
 
 
 def scorer_arg(frame: pd.DataFrame, arg: str) -> pd.Series:
@@ -322,7 +323,7 @@ def bmad_tables(frame: pd.DataFrame, label: str, caption: str | None = None, sty
     cells, marks = bmad_matrix(frame)
     notes = ["det.: image AU-ROC, loc.: pixel AU-ROC (where the dataset has masks), mean: of the columns before "
              "it.", *table_notes(frame, na=cells.eq("n/a").any().any())]
-    return matrix_tables(cells, marks, "method", "BMAD", notes, label, caption, style)
+    return matrix_tables(cells, marks, "method", "BMAD", notes, label, caption, style, table_subject(frame))
 
 
 def category_matrix(frame: pd.DataFrame, metric: str) -> tuple[pd.DataFrame, dict[tuple[int, str], str]]:
@@ -350,14 +351,16 @@ def category_tables(frame: pd.DataFrame, metric: str, label: str, caption: str |
     cells, marks = category_matrix(frame, metric)
     notes = table_notes(frame, fps=metric == FPS.key, na=cells.eq("n/a").any().any())
     return matrix_tables(cells, marks, "category", f"{columns()[metric].header} per category", notes, label,
-                         caption, style)
+                         caption, style, table_subject(frame))
 
 
 def matrix_tables(cells: pd.DataFrame, marks: dict[tuple[int, Any], str], corner: str, title: str,
-                  notes: list[str], label: str, caption: str | None, style: Style | None = None) -> tuple[str, str]:
+                  notes: list[str], label: str, caption: str | None, style: Style | None = None,
+                  subject: str = "") -> tuple[str, str]:
     """(Markdown, LaTeX) of a matrix layout: the rows of ``cells`` under the heading ``corner``, one column
     per column of ``cells`` (two-level headers where those are pairs), ``marks`` keyed (row number, column);
-    a rule above the row of means; labels and headers named by ``style``."""
+    a rule above the row of means; labels and headers named by ``style``; the caption says ``title`` and
+    ``subject`` (``table_subject``)."""
     style = style or Style()
     pairs = isinstance(cells.columns, pd.MultiIndex)
     corner = style.name(corner)
@@ -375,9 +378,47 @@ def matrix_tables(cells: pd.DataFrame, marks: dict[tuple[int, Any], str], corner
     tex_cells = pd.DataFrame(marked(LATEX_MARKS, latex_escape),
                              columns=pd.MultiIndex.from_tuples(headers) if pairs else headers)
     lead = f"{caption} " if caption else ""
-    tex = latex_float(tex_cells, 1, f"{lead}{title}.", label, notes, style.page, style.notes == "below")
+    printed, comment = latex_notes(notes, style)
+    tex = comment + latex_float(tex_cells, 1, f"{lead}{title}{subject}.", label, printed, style.page,
+                                style.notes != "caption")
     tex = re.sub(r"^mean & ", "\\\\midrule\nmean & ", tex, flags=re.MULTILINE)
     return f"### {title}\n\n{md}\n\n{markdown_notes(notes)}", tex
+
+
+def table_subject(frame: pd.DataFrame) -> str:
+    """What a caption says the table holds: ``(dataset(s), N categories, setting)``."""
+    datasets = ", ".join(dict.fromkeys(dataset_names(frame)))
+    n = frame["category"].nunique()
+    settings = [SETTINGS.get(x, x) for x in sorted(set(frame["setting"])) if x]  # "": not recorded
+    return f" ({datasets}, {n} categor{'y' if n == 1 else 'ies'}{''.join(f', {x}' for x in settings)})"
+
+
+SETTINGS = {"multiclass": "multi-class", "singleclass": "single-class"}
+
+
+def latex_notes(notes: list[str], style: Style) -> tuple[list[str], str]:
+    """The notes a LaTeX table prints (``style.notes``: all of them, or with ``short`` one line of units and
+    marks), and a comment block that keeps the full notes above the table when they are shortened."""
+    if style.notes != "short":
+        return notes, ""
+    return [short_notes(notes)], "".join(f"% note: {n}\n" for n in notes)
+
+
+def short_notes(notes: list[str]) -> str:
+    """One line: units, seeds, and what each mark in the table means (the full notes say how)."""
+    shown = []
+    for note in notes:
+        if note == "Metrics in %." or note.startswith(("Mean ± std over", "n/a:")):
+            shown.append(note.split(" (e.g.")[0].rstrip("."))
+        elif note.startswith(REFERENCE_MARK):
+            shown.append(f"{REFERENCE_MARK} reference without diffusion, not ranked")
+        elif note.startswith(TRANSDUCTIVE_MARK) or note.startswith("All rows transductive"):
+            shown.append(f"{note.split(':')[0]}: test-set normalisation")
+        elif note.startswith(SIGNIFICANT):
+            shown.append(f"{note.split(chr(39) + 's on the same')[0]}'s (p < {ALPHA:g})")
+        elif note.startswith("↳ paper"):
+            shown.append(f"{note.split(' (')[0]}; Δ = ours - paper")
+    return "; ".join(shown) + "; full notes in the comment above."
 
 
 def rank_marks(table: Table) -> dict[tuple[int, str], str]:
@@ -406,7 +447,7 @@ def best_two(values: dict[Any, float]) -> dict[Any, str]:
     return {k: "best" if v == ranked[0] else "second" for k, v in values.items() if v in ranked[:2]}
 
 
-NOTES = ("below", "caption")  # where a table's notes go: a footnote block under it, or the caption
+NOTES = ("below", "caption", "short")  # a table's notes: a footnote block under it, the caption, one line
 
 
 @dataclass(frozen=True)
@@ -500,8 +541,12 @@ def latex(table: Table, caption: str, label: str, notes: list[str], style: Style
     frame = pd.DataFrame(cells)
     frame.columns = pd.MultiIndex.from_tuples(frame.columns)
     fixed = "; ".join(f"{style.name(label_header(c))}: {style.name(ours[c].iloc[0])}" for c in constant)
-    return latex_float(frame, len(shown_labels), caption, label, [f"All rows: {fixed}."] * bool(fixed) + notes,
-                       style.page, style.notes == "below")
+    shared = [f"All rows: {fixed}."] * bool(fixed)
+    printed, comment = latex_notes(notes, style)
+    if style.notes == "short":  # the shared labels say what the table holds: in the caption
+        caption, shared = " ".join([caption, *shared]), []
+    return comment + latex_float(frame, len(shown_labels), caption, label, shared + printed, style.page,
+                                 style.notes != "caption")
 
 
 def latex_tables(frame: pd.DataFrame, label: str = "tab:adbench", per_category: bool = True,
@@ -512,11 +557,12 @@ def latex_tables(frame: pd.DataFrame, label: str = "tab:adbench", per_category: 
     style = style or Style()
     averaged = style.chosen(averaged_table(frame, paper, reported))
     lead = f"{caption} " if caption else ""
-    text = latex(averaged, f"{lead}Mean over categories.", label,
+    subject = table_subject(frame)
+    text = latex(averaged, f"{lead}Mean over categories{subject}.", label,
                  table_notes(frame, averaged, fps=FPS.key in averaged.keys, na=averaged.has_na()), style)
     if per_category:
         categories = style.chosen(per_category_table(frame, style.differences(frame)))
-        text += "\n" + latex(categories, f"{lead}Per category.", label + "-categories",
+        text += "\n" + latex(categories, f"{lead}Per category{subject}.", label + "-categories",
                              table_notes(frame, fps=False, na=categories.has_na())
                              + ([significance_note(style.significance, frame)] if style.significance else []), style)
     return text
