@@ -68,7 +68,8 @@ def text_width(text: str) -> float:
     widths, fonts, total = tex_widths(), ["rm"], 0.0
     for unit in UNIT.findall(str(text)):
         if unit == "}":
-            fonts.pop() if len(fonts) > 1 else None
+            if len(fonts) > 1:
+                fonts.pop()
         elif unit in ("\\textbf{", "\\underline{", "{", "{\\scriptsize"):
             font = fonts[-1]
             opened = {"\\textbf{": font.replace("rm", "bf"), "{\\scriptsize": font.rstrip("7") + "7"}

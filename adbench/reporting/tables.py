@@ -414,8 +414,9 @@ def short_notes(notes: list[str]) -> str:
             shown.append(f"{REFERENCE_MARK} reference without diffusion, not ranked")
         elif note.startswith(TRANSDUCTIVE_MARK) or note.startswith("All rows transductive"):
             shown.append(f"{note.split(':')[0]}: test-set normalisation")
-        elif note.startswith(SIGNIFICANT):
-            shown.append(f"{note.split(chr(39) + 's on the same')[0]}'s (p < {ALPHA:g})")
+        elif note.startswith(SIGNIFICANT):  # "§ differs from X's on the same test images ..."
+            differs = note.split("'s on the same")[0]
+            shown.append(f"{differs}'s (p < {ALPHA:g})")
         elif note.startswith("↳ paper"):
             shown.append(f"{note.split(' (')[0]}; Δ = ours - paper")
     return "; ".join(shown) + "; full notes in the comment above."
