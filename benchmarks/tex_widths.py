@@ -21,7 +21,7 @@ OUT = Path(__file__).resolve().parents[1] / "adbench" / "reporting" / "tex_width
 
 
 def texts() -> list[str]:
-    """Every unit ``latex.text_units`` splits a cell into: plain characters, escapes, and the space."""
+    """Every unit ``latex.text_width`` splits a cell into (``latex.UNIT``): plain characters, escapes, the space."""
     plain = [c for c in string.printable[:95] if c not in LATEX_ESCAPES and c != " "]
     return plain + sorted(set(LATEX_ESCAPES.values()) - {"'"}) + ["x x", "xx"]
 

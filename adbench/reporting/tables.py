@@ -378,9 +378,7 @@ def matrix_tables(cells: pd.DataFrame, marks: dict[tuple[int, Any], str], corner
     tex_cells = pd.DataFrame(marked(LATEX_MARKS, latex_escape),
                              columns=pd.MultiIndex.from_tuples(headers) if pairs else headers)
     lead = f"{caption} " if caption else ""
-    printed, comment = latex_notes(notes, style)
-    tex = comment + latex_float(tex_cells, 1, f"{lead}{title}{subject}.", label, printed, style.page,
-                                style.notes != "caption")
+    tex = styled_float(tex_cells, 1, f"{lead}{title}{subject}.", label, notes, style)
     tex = re.sub(r"^mean & ", "\\\\midrule\nmean & ", tex, flags=re.MULTILINE)
     return f"### {title}\n\n{md}\n\n{markdown_notes(notes)}", tex
 
@@ -396,12 +394,16 @@ def table_subject(frame: pd.DataFrame) -> str:
 SETTINGS = {"multiclass": "multi-class", "singleclass": "single-class"}
 
 
-def latex_notes(notes: list[str], style: Style) -> tuple[list[str], str]:
-    """The notes a LaTeX table prints (``style.notes``: all of them, or with ``short`` one line of units and
-    marks), and a comment block that keeps the full notes above the table when they are shortened."""
+def styled_float(frame: pd.DataFrame, n_labels: int, caption: str, label: str, notes: list[str], style: Style,
+                 shared: tuple[str, ...] = ()) -> str:
+    """``latex_float`` on ``style``'s page with its notes as ``style.notes`` says: under the table or in the
+    caption, ``shared`` (what every row shares) first; or ``short``: one line of units and marks under it, the
+    full notes kept as comments above it, ``shared`` in the caption."""
     if style.notes != "short":
-        return notes, ""
-    return [short_notes(notes)], "".join(f"% note: {n}\n" for n in notes)
+        return latex_float(frame, n_labels, caption, label, [*shared, *notes], style.page, style.notes == "below")
+    comment = "".join(f"% note: {n}\n" for n in notes)
+    return comment + latex_float(frame, n_labels, " ".join([caption, *shared]), label, [short_notes(notes)],
+                                 style.page)
 
 
 def short_notes(notes: list[str]) -> str:
@@ -412,7 +414,7 @@ def short_notes(notes: list[str]) -> str:
             shown.append(note.split(" (e.g.")[0].rstrip("."))
         elif note.startswith(REFERENCE_MARK):
             shown.append(f"{REFERENCE_MARK} reference without diffusion, not ranked")
-        elif note.startswith(TRANSDUCTIVE_MARK) or note.startswith("All rows transductive"):
+        elif note.startswith((TRANSDUCTIVE_MARK, "All rows transductive")):
             shown.append(f"{note.split(':')[0]}: test-set normalisation")
         elif note.startswith(SIGNIFICANT):  # "§ differs from X's on the same test images ..."
             differs = note.split("'s on the same")[0]
@@ -542,12 +544,7 @@ def latex(table: Table, caption: str, label: str, notes: list[str], style: Style
     frame = pd.DataFrame(cells)
     frame.columns = pd.MultiIndex.from_tuples(frame.columns)
     fixed = "; ".join(f"{style.name(label_header(c))}: {style.name(ours[c].iloc[0])}" for c in constant)
-    shared = [f"All rows: {fixed}."] * bool(fixed)
-    printed, comment = latex_notes(notes, style)
-    if style.notes == "short":  # the shared labels say what the table holds: in the caption
-        caption, shared = " ".join([caption, *shared]), []
-    return comment + latex_float(frame, len(shown_labels), caption, label, shared + printed, style.page,
-                                 style.notes != "caption")
+    return styled_float(frame, len(shown_labels), caption, label, notes, style, (f"All rows: {fixed}.",) * bool(fixed))
 
 
 def latex_tables(frame: pd.DataFrame, label: str = "tab:adbench", per_category: bool = True,
@@ -708,12 +705,12 @@ def setting_note(frame: pd.DataFrame) -> str:
     for setting, group in frame[frame["setting"].astype(bool)].groupby("setting", sort=True):  # "": unrecorded
         if setting == "multiclass":
             sets = sorted(group["trained_on"].unique())
-            notes.append("multi-class = one noise net trained on the normal images of "
+            notes.append(f"{SETTINGS[setting]} = one noise net trained on the normal images of "
                          + "; ".join(f"{len(s.split(','))} categor{'y' if ',' not in s else 'ies'} "
                                      f"({s.replace(',', ', ')})" for s in sets)
                          + ", scoring each category (the papers' main tables)")
         else:
-            notes.append("single-class = one noise net per category")
+            notes.append(f"{SETTINGS['singleclass']} = one noise net per category")
     return f"Setting: {'; '.join(notes)}." if notes else ""
 
 
