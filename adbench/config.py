@@ -214,8 +214,11 @@ class ScoringConfig(Section):
         return dataclasses.replace(PROTOCOLS[self.protocol], **overrides)
 
     def protocol_label(self) -> str:
-        """The protocol name, with ``+custom`` when overrides change it."""
-        return self.protocol if self.resolved() == PROTOCOLS[self.protocol] else f"{self.protocol}+custom"
+        """The protocol's name, then each override that changes it (``invad+test-minmax``, ``ader+sigma2``)."""
+        preset, resolved = PROTOCOLS[self.protocol], self.resolved()
+        names = {"image_score": "{}", "smoothing_sigma": "sigma{:g}", "pool_size": "pool{}", "normalisation": "{}"}
+        return "+".join([self.protocol, *(form.format(getattr(resolved, k)) for k, form in names.items()
+                                          if getattr(resolved, k) != getattr(preset, k))])
 
 
 class RuntimeConfig(Section):

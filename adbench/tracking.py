@@ -16,6 +16,7 @@ import re
 import tempfile
 import time
 import warnings
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,8 @@ from adbench.errors import AdbenchError
 from adbench.metrics import metric_keys
 
 __all__ = ["COSTS", "EXTRAS", "LOGGERS", "MAX_LOSS_POINTS", "TAGS", "cell_name", "loss_curve", "MLflowLogger",
-           "sampled_log", "split_of", "TensorBoardLogger", "tracked_metrics", "tracked_params", "Tracker"]
+           "parent_params", "sampled_log", "split_of", "TensorBoardLogger", "tracked_metrics", "tracked_params",
+           "Tracker"]
 
 LOGGERS = ("mlflow", "tensorboard")
 EXTRAS = {"mlflow": "mlflow-skinny", "tensorboard": "tensorboard"}  # the package each logger needs
@@ -56,8 +58,35 @@ def tracked_params(record: dict[str, Any], flat: dict[str, Any]) -> dict[str, st
     and each scorer argument on its own (``scorer.t``: the main ablation axis, filterable and plottable)."""
     arguments = {k: v for k, v in record.items() if k.startswith("scorer.")}
     params = {**flat, "scorer.name": record.get("scorer"), **arguments}
-    return {k: str(v).lower() if isinstance(v, bool) else v if isinstance(v, (int, float, str)) else str(v)
-            for k, v in params.items() if v is not None and v == v}
+    return {k: param_value(v) for k, v in params.items() if v is not None and v == v}
+
+
+def param_value(value: Any) -> str | int | float:
+    return str(value).lower() if isinstance(value, bool) else value if isinstance(value, (int, float, str)) \
+        else str(value)
+
+
+def parent_params(configs: Iterable[dict[str, Any]], space: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The parameters of a run, grid or study as a whole, from the configs of its cells: each flattened key
+    with one value in all of them; each other key as ``varies.<key>`` with the values it takes (a grid's
+    axes, the categories); a study's search ``space`` as ``space.<key>`` (its keys' values in ``configs``
+    are only the base's); ``cells``: how many configs."""
+    from adbench.reporting.methods import flat_config
+
+    seen: dict[str, dict[str, None]] = {}
+    n = 0
+    for config in configs:
+        n += 1
+        flat = flat_config(config)
+        for key in seen.keys() | flat.keys():
+            value = flat.get(key)
+            seen.setdefault(key, {})[str(param_value(value)) if value is not None else "none"] = None
+    params: dict[str, Any] = {"cells": n}
+    for key, values in sorted(seen.items()):
+        if key in (space or {}) or values.keys() == {"none"}:
+            continue
+        params[key if len(values) == 1 else f"varies.{key}"] = ", ".join(values)
+    return params | {f"space.{k}": json.dumps(v, sort_keys=True) for k, v in (space or {}).items()}
 
 
 def loss_curve(record: dict[str, Any], folder: Path) -> list[tuple[int, float]]:
@@ -120,6 +149,17 @@ class MLflowLogger:
                                f"{str(exc).splitlines()[0]} (check --tracking-uri)") from None
 
         self.experiment, self.parents = experiment, {}
+
+    def start(self, folder: Path, params: dict[str, Any]) -> None:
+        """Give the parent run of ``folder`` the ``params`` it does not have yet (MLflow keeps a parameter's
+        first value: a resumed grid's are its own)."""
+        from mlflow.entities import Param
+
+        run_id = self.parent(folder)
+        held = self.client.get_run(run_id).data.params
+        new = [Param(k, str(v)[:6000]) for k, v in params.items() if k not in held]
+        for start in range(0, len(new), 100):  # MLflow takes at most 100 parameters per batch
+            self.client.log_batch(run_id, params=new[start:start + 100])
 
     def parent(self, folder: Path) -> str:
         """The run of the run, grid or study in ``folder``, that each cell's run nests under (found again when
@@ -202,6 +242,29 @@ class Tracker:
                 raise AdbenchError(f"--logger {name} needs the package {EXTRAS[name]}: pip install "
                                    f"'adbench-uiad[{name}]'") from None
 
+    def start(self, folder: Path, configs: Iterable[dict[str, Any]], space: dict[str, Any] | None = None,
+              extra: dict[str, Any] | None = None) -> None:
+        """Before the cells of the run, grid or study in ``folder``: its parent run's parameters
+        (``parent_params`` of its cells' ``configs`` and a study's ``space``, then ``extra``; MLflow only,
+        TensorBoard has no parent run). ``configs`` is read only when MLflow logs."""
+        mlflow = [logger for logger in self.loggers if isinstance(logger, MLflowLogger)]
+        if mlflow:
+            params = parent_params(configs, space) | (extra or {})
+            for logger in mlflow:
+                self.attempt(logger, "its parent run's parameters",
+                             functools.partial(logger.start, Path(folder), params))
+
+    def attempt(self, logger: Any, what: str, call: Callable[[], None]) -> None:
+        """``call`` on ``logger``: a failure warns once per logger and never stops the run."""
+        try:
+            call()
+        except Exception as exc:  # noqa: BLE001 - the cell is saved already; tracking must not stop the run
+            kind = type(logger).__name__
+            if kind not in self.failed:
+                warnings.warn(f"{kind} could not log {what}: {exc} (the results folder has it; further failures of "
+                              "this logger are not repeated)", stacklevel=3)
+            self.failed.add(kind)
+
     def log(self, record: dict[str, Any], folder: Path) -> None:
         """Log one finished cell's row, written by the run, grid or study in ``folder`` (its maps file is
         relative to it); a row whose status is not ok is not a result: skipped."""
@@ -218,11 +281,5 @@ class Tracker:
                 figure = plot_anomaly_maps(Path(folder) / record["maps_file"], Path(tmp) / "anomaly_maps.png",
                                            cell_name(record))
             for logger in self.loggers:
-                try:
-                    logger.log(record, config, flat, figure, Path(folder))
-                except Exception as exc:  # noqa: BLE001 - the cell is saved already; tracking must not stop the run
-                    kind = type(logger).__name__
-                    if kind not in self.failed:
-                        warnings.warn(f"{kind} could not log cell {record['cell_key']}: {exc} (the results folder "
-                                      "has it; further failures of this logger are not repeated)", stacklevel=2)
-                    self.failed.add(kind)
+                self.attempt(logger, f"cell {record['cell_key']}",
+                             functools.partial(logger.log, record, config, flat, figure, Path(folder)))

@@ -38,7 +38,8 @@ OLD_ARTICLE = ["--page", "241,505"]  # --page article's widths at 4aa69dd (the a
 def test_a_results_folder_from_before_the_catalogue_reports_what_it_reported_then(tmp_path, folder, options):
     """Expected files: written by `adbench report` at commit 4aa69dd, before rows had a version (the LaTeX
     re-written when table widths became measured and captions said what a table holds: only widths, scales,
-    captions and one comment line moved)."""
+    captions and one comment line moved; the Markdown when the label columns every row shares moved into its
+    "All rows:" note, as in the LaTeX)."""
     source = FROZEN / folder.removesuffix("_categories")
     out = tmp_path / folder
     result = CliRunner().invoke(app, ["report", str(source), "--out", str(out), *options])
@@ -217,7 +218,7 @@ def test_a_rename_reaches_each_part_of_a_method_keeps_its_marks_and_one_matching
     done = adbench.report(FROZEN / "run", out=tmp_path / "t", formats="md",
                           rename={"knn": "kNN", "mlp_tiny": "MLP", "P-AUROC": "P-ROC", "nonesuch": "x"})
     text = done.written[0].read_text()
-    assert "| kNN‡ | efficientnet_lite0 | none |" in text  # the methods layout: the scorer column alone
+    assert "| kNN‡ | none |" in text  # the methods layout: the scorer column alone
     assert "| P-ROC |" in text and "knn" not in text.split("Notes:")[0]
     assert done.unused_renames == ["nonesuch"]
     categories = adbench.report(FROZEN / "run", out=tmp_path / "c", formats="md", layout="categories",

@@ -126,7 +126,9 @@ def test_protocols_and_overrides():
     ader = RunConfig(scoring={"protocol": "ader"}).scoring
     assert ader.resolved() == Scoring("max", 4.0, 16, "train", True, "bilinear") and ader.protocol_label() == "ader"
     custom = RunConfig(scoring={"normalisation": "test-minmax"}).scoring
-    assert custom.resolved().transductive and custom.protocol_label() == "invad+custom"
+    assert custom.resolved().transductive and custom.protocol_label() == "invad+test-minmax"
+    several = RunConfig(scoring={"protocol": "ader", "smoothing_sigma": 2, "pool_size": 16, "image_score": "nll"})
+    assert several.scoring.protocol_label() == "ader+nll+sigma2"  # pool 16 is ader's own
     assert RunConfig(scoring={"image_score": "nll+diff"}).scoring.protocol_label() == "invad"  # same as the preset
 
 

@@ -181,7 +181,7 @@ def test_protocols_and_transductive_flags_reach_the_table(tiny_synthetic, tmp_pa
     assert result.exit_code == 0, result.output
     run_dir = only_run_dir(tmp_path / "r")
     frame = pd.read_parquet(run_dir / "metrics.parquet")
-    assert list(frame["protocol"]) == ["ader+custom"] * 2 and frame["transductive"].all()
+    assert list(frame["protocol"]) == ["ader+test-minmax"] * 2 and frame["transductive"].all()
     assert list(frame["image_score"]) == ["max", "max"] and (frame["smoothing_sigma"] == 4).all()
     assert (frame["mask_threshold"] == 0.5).all()  # ADer's masks: bilinear, then > 0.5
     assert list(frame["nfe"]) == [2, 3]
@@ -190,7 +190,7 @@ def test_protocols_and_transductive_flags_reach_the_table(tiny_synthetic, tmp_pa
     table = (run_dir / "table.md").read_text()
     # both rows transductive: said once in the notes, no mark on every row
     assert "| reconstruction(ratio=0.4,steps=5) |" in table and "- All rows transductive: " in table
-    assert "ader+custom = image score max, smoothing sigma 4, pool 16, test-minmax normalisation" in table
+    assert "ader+test-minmax = image score max, smoothing sigma 4, pool 16, test-minmax normalisation" in table
 
 
 @pytest.mark.slow

@@ -217,8 +217,9 @@ def test_paper_presets_report_the_papers_numbers_beside_ours(preset, scorers, ti
     assert report.exit_code == 0, report.output
     text = (tmp_path / "t.md").read_text()
     mean_table = text.split("### Per category")[0]
-    lines = [line.split(" | ") for line in mean_table.splitlines() if line.startswith("| mvtec |")]
-    shown = [cells[1].rstrip("†‡") for cells in lines]  # knn: a reference (‡)
+    lines = [line.split(" | ") for line in mean_table.splitlines() if line.startswith("| ")][1:]  # under the header
+    shown = [cells[0].removeprefix("| ").rstrip("†‡") for cells in lines]  # knn: a reference (‡)
+    assert "- All rows: dataset: mvtec; backbone: efficientnet_lite0; protocol: invad+test-minmax." in text
     assert not [label for label in shown if label.startswith("↳")]
     compared = {"osd_irf_table1": "osd_irf_mean(t=500), invad(steps=3)", "invad_table2": "invad(steps=3)"}[preset]
     assert f": {compared} average 1 of the 15 mvtec categories the paper's means are over (missing bottle," in text

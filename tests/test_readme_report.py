@@ -15,4 +15,6 @@ def test_the_readme_table_is_what_report_writes_from_its_stored_rows():
     shown = readme.split("<!-- report:begin -->\n")[1].split("\n<!-- report:end -->")[0]
     rows = upgraded(pd.read_parquet(ROOT / "reports" / "readme" / "sweep-t-demo-quick.parquet"))  # older rows
     assert shown + "\n" == markdown_table(rows, per_category=False)
+    body = shown.split("### Mean over categories\n\n")[1]  # the guide shows it too, under its own heading
+    assert body in (ROOT / "docs" / "grids.md").read_text()
     assert (ROOT / "reports" / "readme" / "sweep-t-demo-quick_metrics_vs_t.png").stat().st_size > 10_000

@@ -163,11 +163,13 @@ def test_knn_rows_are_marked_as_references():
     knn["config"] = [c.replace('"epochs": 300', '"epochs": 1') for c in knn["config"]]  # knn cells: default nets
     text = markdown_table(pd.concat([frame, knn]))
     # a reference: never marked, though it ties with the second best (no train.epochs column either)
-    assert "| mvtec | knn‡ | efficientnet_b4 | none | invad | 81.5 ± 0.7 |" in text
-    assert "| mvtec | osd_irf_mean(t=500) | efficientnet_b4 | dit_gigant | invad | _81.5 ± 0.7_ |" in text
+    assert "| knn‡ | none | 81.5 ± 0.7 |" in text  # dataset, backbone and protocol: the same on every row
+    assert "| osd_irf_mean(t=500) | dit_gigant | _81.5 ± 0.7_ |" in text
+    assert "- All rows: dataset: mvtec; backbone: efficientnet_b4; protocol: invad.\n" in text
     epochs = markdown_table(pd.concat([frame.assign(config=[c.replace('"epochs": 300', '"epochs": 5')
                                                             for c in frame["config"]]).iloc[:1], frame, knn]))
-    assert "| epochs |" in epochs and "| none | invad | - |" in epochs  # knn rows show "-"
+    assert "| epochs |" in epochs and "| knn‡ | none | - |" in epochs  # knn rows show "-"
+    assert "- A \"-\" cell: a setting or argument the row's method does not have.\n" in epochs
     assert "‡ reference without diffusion, not ranked: nearest-neighbour distance" in text
     assert r"knn$^\ddagger$" in latex_tables(pd.concat([frame, knn]))
 
@@ -529,13 +531,14 @@ def test_paper_values_and_deltas_sit_under_the_rows_that_reproduce_them():
     printed = [99.0, 99.6, 98.4, 97.7, 54.3, 57.4, 93.5, 85.7]
     ours = [81.5, 81.6, 81.7, 81.8, 81.9, 82.0, 82.1, 81.8]
     delta = " | ".join(f"{o - p:+.1f}" for o, p in zip(ours, printed, strict=True))
-    at = next(i for i, line in enumerate(lines) if line.startswith("| mvtec | osd_irf_mean(t=500) |"))
-    assert lines[at + 1] == "| mvtec | ↳ paper: OSD-IRF (Ours) |  |  |  | " + " | ".join(map(str, printed)) + " | 133 |"
-    assert lines[at + 2] == f"| mvtec | ↳ Δ ours - paper |  |  |  | {delta} | - |"
+    at = next(i for i, line in enumerate(lines) if line.startswith("| osd_irf_mean(t=500) | dit_gigant |"))
+    assert lines[at + 1] == "| ↳ paper: OSD-IRF (Ours) |  | " + " | ".join(map(str, printed)) + " | 133 |"
+    assert lines[at + 2] == f"| ↳ Δ ours - paper |  | {delta} | - |"  # the noise net: as the row above
     assert delta.startswith("-17.5 | -18.0 | -16.7")
-    at = next(i for i, line in enumerate(lines) if line.startswith("| mvtec | invad(steps=3)† |"))
-    assert lines[at + 1].startswith("| mvtec | ↳ paper: InvAD [CVPR’26] |  |  |  | 99.0 | 99.6 | 98.5 |")
-    assert lines[at + 2].startswith("| mvtec | ↳ Δ ours - paper |  |  |  | -12.5 | -13.0 | -11.8 |")
+    at = next(i for i, line in enumerate(lines) if line.startswith("| invad(steps=3)† |"))
+    assert lines[at + 1].startswith("| ↳ paper: InvAD [CVPR’26] |  | 99.0 | 99.6 | 98.5 |")
+    assert lines[at + 2].startswith("| ↳ Δ ours - paper |  | -12.5 | -13.0 | -11.8 |")
+    assert "- A \"-\" cell: a value the paper does not print. A blank label cell: as the row above.\n" in text
     assert "(reported)" not in text and "Rows marked (reported)" not in text
     assert "↳ paper: as printed in OSD-IRF (arXiv 2604.18393) Table 1" in text
     tex = latex_tables(with_knn(fake_rows(MVTEC)), per_category=False, paper=paper)
@@ -547,16 +550,16 @@ def test_reported_rows_and_references_take_no_marks():
     """The paper's other methods score above ours and knn ties with the second: the marks stay with ours."""
     text = markdown_table(with_knn(fake_rows(MVTEC)), per_category=False, paper=paper_table("osd_irf/table1"),
                           reported=True)
-    lines = [line for line in text.splitlines() if line.startswith("| mvtec |")]
-    ours = [line for line in lines if line.startswith(("| mvtec | invad(steps=3)† |", "| mvtec | osd_irf_mean"))]
+    lines = [line for line in text.splitlines() if line.startswith("| ")][1:]  # the rows under the header
+    ours = [line for line in lines if line.startswith(("| invad(steps=3)† |", "| osd_irf_mean"))]
     assert "| **86.5 ± 0.7** |" in ours[1] and "| _81.5 ± 0.7_ |" in ours[0]
     others = [line for line in lines if line not in ours]
     assert len(others) == 2 * 2 + 1 + 8  # paper and Δ under each of ours, knn, the 8 other methods on MVTec-AD
     for line in others:
         assert "**" not in line and " _" not in line, line
     reported = [line for line in others if "(reported) |" in line]
-    assert reported[-1] == ("| mvtec | OmiAD [ICML’25] (reported) |  |  |  | 98.8 | 99.7 | 98.5 | 97.7 | 52.6 | 56.7 | "
-                            "93.2 | 85.3 | 39.4 |")
+    assert reported[-1] == ("| OmiAD [ICML’25] (reported) | - | 98.8 | 99.7 | 98.5 | 97.7 | 52.6 | 56.7 | "
+                            "93.2 | 85.3 | 39.4 |")  # its noise net: not stated in the paper
     assert reported[2].endswith("| 86.5 | 81.2 | - |")  # SimpleNet: FPS N/A in the paper
     assert "Rows marked (reported): other methods as printed in OSD-IRF (arXiv 2604.18393) Table 1" in text
     cells, marks = category_matrix(with_knn(fake_rows()), "image_auroc")
@@ -582,9 +585,9 @@ def test_a_mean_over_categories_reproduces_no_per_category_cell():
     assert "↳" not in markdown_table(frame, per_category=False, paper=table3)
     text = markdown_table(frame[frame["category"] == "RESC"], per_category=False, paper=table3)
     paper = "↳ paper: InvAD (Ours), RESC det.; InvAD (Ours), RESC loc."
-    assert f"| bmad | {paper} |  |  |  | 93.6 | - | - | 96.5 | - |" in text
+    assert f"| {paper} | 93.6 | - | - | 96.5 | - |" in text
     # invad on RESC: 0.85 + 0.005 (seeds) -> I-AUROC 85.5, P-AUROC 85.8
-    assert f"| bmad | ↳ Δ ours - paper |  |  |  | {85.5 - 93.6:+.1f} | - | - | {85.8 - 96.5:+.1f} | - |" in text
+    assert f"| ↳ Δ ours - paper | {85.5 - 93.6:+.1f} | - | - | {85.8 - 96.5:+.1f} | - |" in text
 
 
 def test_the_bmad_layout_on_other_data_is_refused_in_one_line(tmp_path):
@@ -615,9 +618,10 @@ def sweep_rows(ts=(250, 500)) -> pd.DataFrame:
 def test_a_sweep_table_shows_t_in_its_own_column_and_methods_name_their_keys():
     frame = pd.concat([sweep_rows(), fake_rows().query("scorer == 'invad'")], ignore_index=True)
     text = markdown_table(frame, per_category=False)
-    assert "| dataset | scorer | t | backbone |" in text
-    assert "| mvtec | osd_irf_mean | 250 | efficientnet_b4 |" in text and "| mvtec | osd_irf_mean | 500 |" in text
-    assert "| mvtec | invad(steps=3)† | - | efficientnet_b4 |" in text  # invad has no t
+    assert "| scorer | t | I-AUROC |" in text and "- All rows: dataset: mvtec; backbone: efficientnet_b4;" in text
+    assert "| osd_irf_mean | 250 | _84.0 ± 0.7_ |" in text and "| osd_irf_mean | 500 | **86.5 ± 0.7** |" in text
+    assert "| invad(steps=3)† | - | **86.5 ± 0.7** |" in text  # invad has no t
+    assert "- A \"-\" cell: a setting or argument the row's method does not have.\n" in text
     from adbench.reporting.methods import with_method_column
 
     norms = [json.dumps({**json.loads(c), "noise_net": {**json.loads(c)["noise_net"], "feature_norm": n}})
@@ -637,8 +641,8 @@ def test_tables_name_a_folder_of_ones_own_data_by_data_args_name():
 
     shown = [markdown_table(f, per_category=False) for f in (
         with_data(root="/data/parts_2026"), with_data(root="/data/parts_2026", args={"name": "Parts-26"}))]
-    assert "| mvtec | osd_irf_mean(t=500) |" in shown[0]  # the loader's name, as a paper's rows beside it
-    assert "| Parts-26 | osd_irf_mean(t=500) |" in shown[1]
+    assert "- All rows: dataset: mvtec;" in shown[0]  # the loader's name, as a paper's rows beside it
+    assert "- All rows: dataset: Parts-26;" in shown[1]
 
 
 def test_report_draws_metric_vs_t_from_any_sweep_and_fits_the_page_asked(tmp_path):
@@ -671,8 +675,8 @@ def test_report_renames_labels_and_headers_and_shows_the_metrics_asked(tmp_path)
                                       "--rename", "I-AUROC=Det.", "--rename", "AUROC=AU-ROC", "--no-per-category"])
     assert result.exit_code == 0, result.output
     md = out.with_suffix(".md").read_text()
-    assert "| dataset | scorer | backbone | noise net | protocol | Det. | mAD |" in md  # no other metric, no FPS
-    assert "| mvtec | OSD-IRF | efficientnet_b4 |" in md and "| mvtec | InvAD† | efficientnet_b4 |" in md
+    assert "| scorer | Det. | mAD |" in md  # no other metric, no FPS
+    assert "| OSD-IRF | _81.5 ± 0.7_ |" in md and "| InvAD† | **86.5 ± 0.7** |" in md
     assert "FPS" not in md  # no FPS column: no FPS note either
     tex = out.with_suffix(".tex").read_text()
     assert "scorer & AU-ROC & mAD \\\\" in tex and "InvAD$^\\dagger$ & " in tex
@@ -717,7 +721,8 @@ def test_report_marks_the_image_aurocs_that_differ_from_a_baseline_by_delongs_te
                                       "osd_irf_mean(t=500)"])
     assert result.exit_code == 0, result.output
     md = out.with_suffix(".md").read_text().split("### Per category")[1]
-    marked = [line.split(" | ")[1] for line in md.splitlines() if "§" in line and line.startswith("|")]
+    marked = [line.split(" | ")[0].removeprefix("| ") for line in md.splitlines()
+              if "§" in line and line.startswith("|")]
     assert sorted(marked) == ["invad(steps=3)†", "invad(steps=3)†"]  # both categories; the twin ranks alike
     assert ("§ differs from osd_irf_mean(t=500)'s on the same test images, in every seed: image AU-ROC by DeLong's "
             "paired test (p < 0.05)." in md)

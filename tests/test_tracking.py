@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from adbench.cli import app
 from adbench.errors import AdbenchError
 from adbench.metrics import metric_keys
-from adbench.tracking import Tracker
+from adbench.tracking import Tracker, parent_params
 from tests.test_end_to_end import write_config
 from tests.test_study import study_file
 
@@ -52,6 +52,11 @@ def test_a_run_logs_every_cell_to_mlflow_and_tensorboard(tiny_synthetic, tmp_pat
     experiment = client.get_experiment_by_name("tracked")
     (parent,) = client.search_runs([experiment.experiment_id], "tags.adbench_role = 'parent'")
     assert parent.info.run_name == "tracked" and parent.info.status == "FINISHED"
+    shared = parent.data.params  # what every cell shares, and what varies between them
+    assert (shared["cells"], shared["backbone.name"], shared["train.epochs"], shared["categories"]) == (
+        "2", "efficientnet_lite0", "2", "washer")
+    assert "scoring.scorers" not in shared and "osd_irf_mean" in shared["varies.scoring.scorers"] \
+        and "invad" in shared["varies.scoring.scorers"]
     runs = client.search_runs([experiment.experiment_id], f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
     assert sorted(r.data.tags["cell_key"] for r in runs) == sorted(rows.index)
     (log,) = set(rows["train_log"])
@@ -133,3 +138,10 @@ def test_a_failing_logger_warns_once_and_loses_nothing(tmp_path):
     assert Unreachable.calls == 2
     assert [str(w.message) for w in caught] == ["Unreachable could not log cell k: server went away (the results "
                                                 "folder has it; further failures of this logger are not repeated)"]
+
+
+def test_a_parent_run_holds_what_its_cells_share_and_what_varies():
+    configs = [{"a": 1, "b": {"c": True, "args": {"w": 8}}, "d": None}, {"a": 2, "b": {"c": True, "args": {"w": 8}}}]
+    assert parent_params(iter(configs)) == {"cells": 2, "b.args": "w=8", "b.c": "true", "varies.a": "1, 2"}
+    assert parent_params(configs, space={"a": {"low": 1, "high": 3}}) == {  # a: the base's value, not the study's
+        "cells": 2, "b.args": "w=8", "b.c": "true", "space.a": '{"high": 3, "low": 1}'}

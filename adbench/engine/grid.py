@@ -265,6 +265,7 @@ class GridRunner:
             todo = [c for c in cells if c.key not in done]
             self.check_data(todo)
             units = work_units(todo)
+            self.tracker.start(self.grid_dir, (c.cfg.to_dict() for c in cells))
             self.errors.clear()
             for record in self.executor.records(units, self.contexts, train_only):
                 self.log.append(record)

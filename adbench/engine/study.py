@@ -23,6 +23,7 @@ The final test evaluation of the best trial is a separate, explicit step (``--ev
 from __future__ import annotations
 
 import dataclasses
+import json
 import random
 import time
 import uuid
@@ -369,6 +370,9 @@ class StudyRunner:
         numbered of those is not run (``surplus``), and the study has exactly ``n_trials``."""
         study = self.study()
         study.sampler = optuna.samplers.TPESampler(seed=self.worker_seed(study))
+        self.tracker.start(self.study_dir, [config_for(self.spec, {}).to_dict()], self.spec.space,
+                           {"objective": self.spec.objective, "fps_objective": self.spec.fps_objective,
+                            "n_trials": self.spec.n_trials, "validation": json.dumps(self.spec.validation)})
         console.print(f"study {self.spec.name}: {self.finished(study)}/{self.spec.n_trials} trials finished; "
                       f"validation images: {self.validation_source()}")
         try:

@@ -17,6 +17,7 @@ SHOWN_BY_METHOD = {"data.dataset", "scoring.scorers", "backbone.name", "noise_ne
 NOT_A_METHOD_KEY = {"categories", "seed", "data.root"}  # and the runtime section
 TRANSDUCTIVE_MARK = "†"
 REFERENCE_MARK = "‡"  # a context row without diffusion (knn)
+NONE = "-"  # a cell with no value: a setting or argument a row does not have, a value a paper does not print
 
 
 def flat_config(d: dict, prefix: str = "") -> dict:
@@ -68,12 +69,12 @@ def with_variant_columns(frame: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     keys = varying_keys(frame)
     configs = row_configs(frame)
     for k in keys:
-        frame[k] = [str(c.get(k)) for c in configs]
+        frame[k] = [NONE if c.get(k) is None else str(c.get(k)) for c in configs]
     args = varying_scorer_args(frame)
     labels = scorer_labels(frame)
     for arg in args:
         values = frame[f"scorer.{arg}"]
-        frame[arg] = ["-" if pd.isna(v) else f"{v:g}" if isinstance(v, float) else str(v) for v in values]
+        frame[arg] = [NONE if pd.isna(v) else f"{v:g}" if isinstance(v, float) else str(v) for v in values]
         labels = labels.str.replace(rf"(?<=[(,]){re.escape(arg)}=[^,)]*,?", "", regex=True)
     labels = labels.str.replace(",)", ")").str.replace("()", "")
     mark = frame["transductive"] & ~frame["transductive"].all()  # every row: said once, in the notes
@@ -109,7 +110,7 @@ def label_header(column: str) -> str:
 def method_value(column: str, value: str) -> str:
     """A label cell in a method's name: a config key's or scorer argument's value with its key (``epochs=20``),
     a component's name or arguments as they are."""
-    plain = column in METHOD or column.endswith(".args") or value == "-"
+    plain = column in METHOD or column.endswith(".args") or value == NONE
     return value if plain else f"{label_header(column).replace(' ', '_')}={value}"
 
 

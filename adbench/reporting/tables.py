@@ -26,6 +26,7 @@ from adbench.metrics import FPS, Column, Metric, optional_metrics, reported
 from adbench.metrics.pro import MVTEC3D_THRESHOLDS
 from adbench.reporting.latex import LATEX_MARKS, PAGES, Page, latex_cell, latex_escape, latex_float
 from adbench.reporting.methods import (
+    NONE,
     REFERENCE_MARK,
     TRANSDUCTIVE_MARK,
     dataset_names,
@@ -90,6 +91,19 @@ class Table:
         return any(self.kinds[i] in (RANKED, "reference") and math.isnan(stats[k][0])
                    for i, (_, stats) in enumerate(self.rows) for k in self.keys)
 
+    def shared_labels(self) -> dict[str, str]:
+        """The label columns with one value on every row of ours (not the scorer, nor a per-category table's
+        category): said once, in an "All rows:" note, not in a column of their own."""
+        ours = [labels for (labels, _), kind in zip(self.rows, self.kinds, strict=True)
+                if kind in (RANKED, "reference")]
+        return {c: ours[0][j] for j, c in enumerate(self.label_columns)
+                if ours and c not in ("scorer", "category") and len({row[j] for row in ours}) == 1}
+
+    def shown_labels(self) -> list[int]:
+        """The positions of the label columns shown (``shared_labels`` are not)."""
+        shared = self.shared_labels()
+        return [j for j, c in enumerate(self.label_columns) if c not in shared]
+
     def add(self, labels: list[str], stats: dict[str, tuple[float, float]], kind: str,
             group: tuple | None = None, fps_group: tuple | None = None) -> None:
         self.rows.append((labels, stats))
@@ -152,7 +166,7 @@ def averaged_table(frame: pd.DataFrame, paper: PaperTable | None = None, reporte
             add_paper_rows(table, list(map(str, labels)), stats, *found)
     if paper and reported:
         for row, values in reported_rows(paper, set(frame["dataset"])):
-            table.add(blank_labels(method, row.dataset, f"{row.label} (reported)"), as_stats(values), "reported")
+            table.add(blank_labels(method, f"{row.label} (reported)", row.dataset), as_stats(values), "reported")
     return table
 
 
@@ -163,9 +177,12 @@ def shared_facts(rows: pd.DataFrame) -> dict[str, Any]:
     return {k: first[k] for k in rows.columns if rows[k].astype(str).nunique() == 1}
 
 
-def blank_labels(method: list[str], dataset: str, scorer: str) -> list[str]:
-    """Label cells of a row that is not ours: its dataset and a name in the scorer column, the rest empty."""
-    return [dataset if c == "dataset" else scorer if c == "scorer" else "" for c in method]
+def blank_labels(method: list[str], scorer: str, dataset: str = "") -> list[str]:
+    """Label cells of a row that is not ours: a name in the scorer column; under a row of ours (no
+    ``dataset``: a paper's value, Δ) the rest blank, as the row above; another method as reported: its
+    ``dataset``, the rest ``NONE`` (the paper states no such setting)."""
+    fill = NONE if dataset else ""
+    return [scorer if c == "scorer" else dataset if c == "dataset" and dataset else fill for c in method]
 
 
 def as_stats(values: dict[str, float]) -> dict[str, tuple[float, float]]:
@@ -177,11 +194,10 @@ def add_paper_rows(table: Table, labels: list[str], stats: dict[str, tuple[float
     """The paper's value of each metric it prints for this row, then Δ = ours - paper on the displayed values
     (FPS: not compared, measured on other hardware)."""
     method = table.label_columns
-    dataset = labels[method.index("dataset")] if "dataset" in method else ""
-    table.add(blank_labels(method, dataset, f"↳ paper: {label}"), as_stats(values), "paper")
+    table.add(blank_labels(method, f"↳ paper: {label}"), as_stats(values), "paper")
     delta = {k: (shown(k, stats[k][0]) - v if k != FPS.key and not math.isnan(stats[k][0]) else float("nan"),
                  float("nan")) for k, v in values.items()}
-    table.add(blank_labels(method, dataset, "↳ Δ ours - paper"), {k: delta.get(k, (float("nan"),) * 2)
+    table.add(blank_labels(method, "↳ Δ ours - paper"), {k: delta.get(k, (float("nan"),) * 2)
                                                                     for k in columns()}, "delta")
 
 
@@ -217,27 +233,36 @@ def fmt(key: str, mean: float, std: float) -> str:
 
 
 def cell(table: Table, i: int, key: str) -> str:
-    """Row ``i``'s ``key`` cell as displayed: ours by ``fmt``; a paper's value as printed; Δ signed; ``-`` where
-    the paper prints none."""
+    """Row ``i``'s ``key`` cell as displayed: ours by ``fmt``; a paper's value as printed; Δ signed; ``NONE``
+    where the paper prints none."""
     kind, (mean, std) = table.kinds[i], table.rows[i][1].get(key, (float("nan"), float("nan")))
     if kind in (RANKED, "reference"):
         return fmt(key, mean, std)
     if math.isnan(mean):
-        return "-"
+        return NONE
     return f"{mean:+.1f}" if kind == "delta" else f"{mean:g}" if key == FPS.key else f"{mean:.1f}"
 
 
 def markdown(table: Table, style: Style | None = None) -> str:
+    """``table`` in Markdown, without the label columns every row shares (``all_rows_note`` says them)."""
     style = style or Style()
-    header = [style.name(h) for h in (*map(label_header, table.label_columns), *(all_columns()[k].header
-                                                                                for k in table.keys))]
+    shown = table.shown_labels()
+    header = [style.name(h) for h in (*(label_header(table.label_columns[j]) for j in shown),
+                                      *(all_columns()[k].header for k in table.keys))]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     marks = rank_marks(table)
     for i, (labels, _) in enumerate(table.rows):
         cells = [MARKDOWN_MARKS.get(marks.get((i, k)), "{}").format(cell(table, i, k)) + table.suffixes.get((i, k), "")
                  for k in table.keys]
-        lines.append("| " + " | ".join([*map(style.name, labels), *cells]) + " |")
+        lines.append("| " + " | ".join([*(style.name(labels[j]) for j in shown), *cells]) + " |")
     return "\n".join(lines)
+
+
+def all_rows_note(table: Table, style: Style | None = None) -> list[str]:
+    """The note that says the label columns every row shares (``Table.shared_labels``); none when none are."""
+    style = style or Style()
+    fixed = "; ".join(f"{style.name(label_header(c))}: {style.name(v)}" for c, v in table.shared_labels().items())
+    return [f"All rows: {fixed}."] if fixed else []
 
 
 MARKDOWN_MARKS = {"best": "**{}**", "second": "_{}_"}
@@ -249,16 +274,18 @@ def rich_table(table: Table, title: str = "") -> Any:
     from rich.markup import escape
     from rich.table import Table as RichTable
 
-    out = RichTable(title=title, title_justify="left")
-    for c in table.label_columns:
-        out.add_column(label_header(c))
+    shown = table.shown_labels()
+    out = RichTable(title=title, title_justify="left", caption=" ".join(all_rows_note(table)) or None,
+                    caption_justify="left")
+    for j in shown:
+        out.add_column(label_header(table.label_columns[j]))
     for k in table.keys:
         out.add_column(columns()[k].header, justify="right")
     marks = rank_marks(table)
     for i, (labels, _) in enumerate(table.rows):
         cells = [f"[{RICH_STYLES[marks[(i, k)]]}]{cell(table, i, k)}[/]" if (i, k) in marks else cell(table, i, k)
                  for k in table.keys]
-        out.add_row(*map(escape, labels), *cells)
+        out.add_row(*(escape(labels[j]) for j in shown), *cells)
     return out
 
 
@@ -273,7 +300,8 @@ def markdown_table(frame: pd.DataFrame, per_category: bool = True, paper: PaperT
     if per_category:
         tables.append(style.chosen(per_category_table(frame, style.differences(frame))))
         parts += ["### Per category", "", markdown(tables[-1], style), ""]
-    notes = table_notes(frame, averaged, fps=FPS.key in averaged.keys, na=any(t.has_na() for t in tables))
+    notes = all_rows_note(averaged, style) + table_notes(frame, averaged, fps=FPS.key in averaged.keys,
+                                                         na=any(t.has_na() for t in tables))
     notes += [significance_note(style.significance, frame)] if per_category and style.significance else []
     return "\n".join(parts) + "\n" + markdown_notes(notes)
 
@@ -526,15 +554,12 @@ def header_of(column: Column) -> tuple[str, str]:
 
 def latex(table: Table, caption: str, label: str, notes: list[str], style: Style) -> str:
     """One LaTeX table (``latex_float``) with a two-level header (Image | Pixel | mAD | FPS); label columns
-    that are the same on every row are said once, in the first note."""
+    that are the same on every row are said once, in the first note (``all_rows_note``)."""
     marks = rank_marks(table)
-    labels = pd.DataFrame([row for row, _ in table.rows], columns=table.label_columns)
-    ours = labels[[k in (RANKED, "reference") for k in table.kinds]]
-    constant = [c for c in table.label_columns if c != "scorer" and ours[c].nunique() == 1]
-    shown_labels = [c for c in table.label_columns if c not in constant]
+    shown = table.shown_labels()
     cells: dict[tuple[str, str], list[str]] = {
-        ("", latex_escape(style.name(label_header(c)))): [latex_escape(style.name(v)) for v in labels[c]]
-        for c in shown_labels}
+        ("", latex_escape(style.name(label_header(table.label_columns[j])))): [
+            latex_escape(style.name(labels[j])) for labels, _ in table.rows] for j in shown}
     for key in table.keys:
         level, header = header_of(all_columns()[key])
         cells[(style.name(level), latex_escape(style.name(header)))] = [
@@ -543,8 +568,7 @@ def latex(table: Table, caption: str, label: str, notes: list[str], style: Style
             for i in range(len(table.rows))]
     frame = pd.DataFrame(cells)
     frame.columns = pd.MultiIndex.from_tuples(frame.columns)
-    fixed = "; ".join(f"{style.name(label_header(c))}: {style.name(ours[c].iloc[0])}" for c in constant)
-    return styled_float(frame, len(shown_labels), caption, label, notes, style, (f"All rows: {fixed}.",) * bool(fixed))
+    return styled_float(frame, len(shown), caption, label, notes, style, tuple(all_rows_note(table, style)))
 
 
 def latex_tables(frame: pd.DataFrame, label: str = "tab:adbench", per_category: bool = True,
@@ -561,7 +585,7 @@ def latex_tables(frame: pd.DataFrame, label: str = "tab:adbench", per_category: 
     if per_category:
         categories = style.chosen(per_category_table(frame, style.differences(frame)))
         text += "\n" + latex(categories, f"{lead}Per category{subject}.", label + "-categories",
-                             table_notes(frame, fps=False, na=categories.has_na())
+                             table_notes(frame, categories, fps=False, na=categories.has_na())
                              + ([significance_note(style.significance, frame)] if style.significance else []), style)
     return text
 
@@ -637,7 +661,8 @@ def table_notes(frame: pd.DataFrame, table: Table | None = None, fps: bool = Tru
         if frame["dataset"].eq("bmad").any():
             notes.append("mAD of BMAD rows: the mean of the metrics that exist (the three image metrics for "
                          "OCT2017, RSNA and Camelyon16, which have no masks).")
-    notes += [n for n in (weighting_note(frame), setting_note(frame), invad_note(frame), ader_note(frame)) if n]
+    notes += [n for n in (weighting_note(frame), setting_note(frame), invad_note(frame), ader_note(frame),
+                          none_note(table)) if n]
     if reference_scorers(frame["scorer"]).any():
         notes.append(f"{REFERENCE_MARK} reference without diffusion, not ranked: nearest-neighbour distance to the "
                      "training feature bank of the same backbone (PatchCore-style greedy coreset), image score = "
@@ -651,6 +676,20 @@ def table_notes(frame: pd.DataFrame, table: Table | None = None, fps: bool = Tru
         notes.append(f"{TRANSDUCTIVE_MARK} transductive: image-score components min-max normalised over the test "
                      "set (as the official InvAD code); others use held-out normal training images.")
     return notes
+
+
+def none_note(table: Table | None) -> str:
+    """What a ``NONE`` cell and a blank label cell of ``table`` mean, where it has them."""
+    if table is None:
+        return ""
+    shown = table.shown_labels()
+    labels = any(labels[j] == NONE for labels, _ in table.rows for j in shown)
+    values = any(cell(table, i, k) == NONE for i in range(len(table.rows)) for k in table.keys)
+    parts = [*["a setting or argument the row's method does not have"] * labels,
+             *["a value the paper does not print"] * values]
+    blank = any(kind in ("paper", "delta") for kind in table.kinds) and len(shown) > 1
+    return " ".join([f'A "{NONE}" cell: {" or ".join(parts)}.' if parts else "",
+                     "A blank label cell: as the row above." if blank else ""]).strip()
 
 
 def fps_note(frame: pd.DataFrame) -> str:
