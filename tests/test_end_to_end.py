@@ -298,3 +298,19 @@ def test_mvtec_ad2_holds_out_its_validation_scores_segf1_and_writes_the_private_
     expected = np.asarray(Image.fromarray(public).resize((64, 48), Image.BILINEAR))
     private = tifffile.imread(folder / "anomaly_images/can/test_private/000_regular.tiff").astype(np.float32)
     np.testing.assert_allclose(private, expected, rtol=2e-3, atol=2e-3 * np.abs(expected).max())
+
+
+def test_a_warning_or_an_error_that_many_cells_meet_is_said_once(tiny_synthetic, tmp_path):
+    """osd_irf_mean and knn score washer with two models (a noise net, none): one warning of its 2 held-out
+    normals, not one per model; a training error that fails two cells is one line."""
+    config = write_config(tmp_path / "c.yaml", {"data.root": str(tiny_synthetic), "categories": ["washer"],
+                                                "train.epochs": 1})
+    result = runner.invoke(app, ["run", str(config), "--results-dir", str(tmp_path / "r"), "-s", "osd_irf_mean",
+                                 "-s", "knn"])
+    assert result.exit_code == 0, result.output
+    assert result.output.count("washer: only 2 held-out normal images estimate") == 1, result.output
+    failed = runner.invoke(app, ["run", str(config), "--results-dir", str(tmp_path / "r"), "-s", "osd_irf_mean",
+                                 "-s", "invad", "--batch-size", "64"])  # 24 training images: no full batch
+    output = " ".join(failed.output.split())
+    assert failed.exit_code != 0 and output.count("do not fill one batch of train.batch_size 64") == 2, output
+    assert "2 cells (washer osd_irf_mean, washer invad) failed: 24 training images do not fill" in output

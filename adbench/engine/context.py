@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -79,6 +79,13 @@ class Context:
     dataset: Dataset
     backbone: nn.Module
     transform: Transform
+    said: set[str] = field(default_factory=set)  # the warnings given: shared by its copies (``ContextCache.get``)
+
+    def warn(self, message: str) -> None:
+        """Print a warning once however many cells meet it (each noise net's cells score each category)."""
+        if message not in self.said:
+            self.said.add(message)
+            console.print(f"[yellow]warning:[/] {message}")
 
     @classmethod
     def create(cls, cfg: RunConfig, run_dir: Path, cache_dir: Path) -> Context:
@@ -226,9 +233,8 @@ def eval_set(ctx: Context, category: str) -> EvalSet:
     cfg = ctx.cfg
     _, held = ctx.split(category)
     if held and len(held) < MIN_HOLDOUT:
-        console.print(f"[yellow]warning:[/] {category}: only {len(held)} held-out normal images estimate the "
-                      f"score normalisation (at least {MIN_HOLDOUT} wanted; the category is small); "
-                      "flagged in its rows (holdout_below_min)")
+        ctx.warn(f"{category}: only {len(held)} held-out normal images estimate the score normalisation (at least "
+                 f"{MIN_HOLDOUT} wanted; the category is small); flagged in its rows (holdout_below_min)")
     test = ctx.dataset.test(category)
     labels = np.array([s.label for s in test])
     size, mask_resize = cfg.backbone.image_size, cfg.scoring.resolved().mask_resize
@@ -241,8 +247,8 @@ def eval_set(ctx: Context, category: str) -> EvalSet:
             masks[i] = load_mask(s, size, mask_resize)
         empty = [s.image_path for i, s in enumerate(test) if s.label and not masks[i].any()]
         if empty:  # an anomaly too small for the resized mask, or a defect without annotation
-            console.print(f"[yellow]warning:[/] {category}: {len(empty)} anomalous test image(s) have an empty "
-                          f"mask at {size} px, e.g. {empty[0]}; counted in n_empty_masks")
+            ctx.warn(f"{category}: {len(empty)} anomalous test image(s) have an empty mask at {size} px, e.g. "
+                     f"{empty[0]}; counted in n_empty_masks")
     regions = None
     if masks is not None and any(k.startswith(SPRO_PREFIX) for k in cfg.scoring.extra_metrics):
         regions = ctx.dataset.defect_regions(category, test, size, mask_resize)

@@ -15,6 +15,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from rich.markup import escape
+
 from adbench.config import RunConfig
 from adbench.device import release_device_memory
 from adbench.engine.build import needs_model
@@ -61,11 +63,15 @@ def work_units(cells: list[Cell]) -> list[WorkUnit]:
     return list(units.values())
 
 
-def error_record(cell: Cell, exc: BaseException) -> dict[str, Any]:
-    """A failed cell's record (call inside the ``except`` clause: it keeps the traceback)."""
-    console.print(f"[red]cell {cell.key} ({cell.category}, {cell.spec['name']}) failed:[/] {exc}")
-    return {"status": "error", "cell_key": cell.key, "category": cell.category, "config": cell.cfg.to_dict(),
-            "error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()}
+def error_records(cells: list[Cell], exc: BaseException) -> list[dict[str, Any]]:
+    """The records of ``cells`` failed by one error, said in one line (call inside the ``except`` clause: they
+    keep the traceback)."""
+    named = [f"{c.category} {c.spec['name']}" for c in cells]
+    which = f"cell {cells[0].key} ({cells[0].category}, {cells[0].spec['name']})" if len(cells) == 1 else \
+        f"{len(cells)} cells ({', '.join(named[:4])}{f' and {len(named) - 4} more' if len(named) > 4 else ''})"
+    console.print(f"[red]{escape(which)} failed:[/] {escape(str(exc))}")
+    return [{"status": "error", "cell_key": cell.key, "category": cell.category, "config": cell.cfg.to_dict(),
+             "error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()} for cell in cells]
 
 
 def attempt(cells: list[Cell], work: Callable[..., Any], *args: Any) -> tuple[Any, list[dict[str, Any]]]:
@@ -74,7 +80,7 @@ def attempt(cells: list[Cell], work: Callable[..., Any], *args: Any) -> tuple[An
     try:
         return work(*args), []
     except Exception as exc:  # noqa: BLE001 - recorded per cell, the rest go on
-        errors = [error_record(cell, exc) for cell in cells]
+        errors = error_records(cells, exc)
     release_device_memory()  # the failed work's tensors are unreferenced once the except clause is left
     return None, errors
 
@@ -89,10 +95,10 @@ def execute(unit: WorkUnit, contexts: ContextCache, train_only: bool = False) ->
     if not errors and unit.model_key is not None:
         model, errors = attempt(unit.cells, train_category, ctx, first.category)
         if model is None and not errors and not train_only:
-            errors = [error_record(cell, AdbenchError(
+            errors = error_records(unit.cells, AdbenchError(
                 "this machine trained its share of a noise net across machines (runtime.nnodes "
                 f"{first.cfg.runtime.nnodes}); the machine of rank 0 wrote the model: score it there "
-                "(adbench evaluate RUN_DIR)")) for cell in unit.cells]
+                "(adbench evaluate RUN_DIR)"))
     if errors or train_only:
         yield from errors
         return

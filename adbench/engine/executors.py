@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from adbench.engine.context import ContextCache
-from adbench.engine.execute import WorkUnit, error_record, execute
+from adbench.engine.execute import WorkUnit, error_records, execute
 from adbench.engine.keys import context_key
 from adbench.errors import AdbenchError
 from adbench.progress import progress_bar
@@ -233,7 +233,7 @@ class RayExecutor:
                 except ray.exceptions.RayError as exc:  # every try died (killed, node lost) or ran out of memory
                     cause = str(exc.cause if isinstance(exc, ray.exceptions.RayTaskError) else exc).strip()
                     cause = cause.splitlines()[0]
-                    records = [error_record(cell, RuntimeError(f"the Ray task failed {self.max_retries + 1} "
-                                                                f"time(s): {cause}")) for cell in unit.cells]
+                    records = error_records(unit.cells, RuntimeError(f"the Ray task failed {self.max_retries + 1} "
+                                                                     f"time(s): {cause}"))
                 bar.advance(progress, len(unit.cells))
                 yield from records
