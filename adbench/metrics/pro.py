@@ -11,17 +11,24 @@ evaluation code (``scoring.aupro_impl: mvtec3d``), for numbers comparable with r
 from __future__ import annotations
 
 import numpy as np
-from scipy import ndimage
 
 from adbench.metrics.ranking import Curve
 
 EIGHT_CONNECTED = np.ones((3, 3), dtype=bool)
 
 
+def regions(mask: np.ndarray) -> tuple[np.ndarray, int]:
+    """One image's 8-connected regions: a label per pixel (0: background) and how many there are (scipy is
+    imported here: a report, which reads these modules for their column names, never needs it)."""
+    from scipy import ndimage
+
+    return ndimage.label(mask, structure=EIGHT_CONNECTED)
+
+
 def region_sizes(mask: np.ndarray) -> tuple[np.ndarray, int]:
     """One image's 8-connected regions: each positive pixel's region size (in ``mask[mask]`` order) and
     how many regions there are."""
-    labels, n = ndimage.label(mask, structure=EIGHT_CONNECTED)
+    labels, n = regions(mask)
     flat = labels[mask]
     return np.bincount(flat)[flat], n
 
@@ -105,7 +112,7 @@ def aupro_mvtec3d(maps: np.ndarray, masks: np.ndarray, limit: float, n_threshold
     thresholds = normal[ranks]
     overlaps = []
     for amap, mask in zip(maps, masks, strict=True):
-        labels, n = ndimage.label(mask, structure=EIGHT_CONNECTED)
+        labels, n = regions(mask)
         for k in range(1, n + 1):
             scores = np.sort(amap[labels == k])
             overlaps.append(1.0 - np.searchsorted(scores, thresholds, side="right") / len(scores))

@@ -12,6 +12,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from adbench.reporting.papers import PaperTable
+    from adbench.reporting.tables import Style
 
 __all__ = ["read_fps_records", "Report", "write_report"]
 
@@ -63,7 +64,7 @@ def write_report(results: list[Path], out: Path, formats: str, layout: str, metr
         frame = with_fps_records(frame, read_fps_records(fps_records))
     table = paper_table(paper_key) if paper_key else None
     written = write_tables(frame, out, formats, per_category, caption, label, layout, metric, table, reported, style)
-    notices = [] if table is None else paper_notices(frame, table, reported)
+    notices = [] if table is None else paper_notices(frame, table, reported, style)
     missing: list[Path] = []
     if figures:
         from adbench.reporting.methods import varying_scorer_args
@@ -78,13 +79,11 @@ def write_report(results: list[Path], out: Path, formats: str, layout: str, metr
     return Report(written, missing, len(frame), style.unused_names(), notices)
 
 
-def paper_notices(frame: pd.DataFrame, table: PaperTable, reported: bool) -> list[str]:
+def paper_notices(frame: pd.DataFrame, table: PaperTable, reported: bool, style: Style) -> list[str]:
     """A line when ``table`` (a paper's) adds nothing to the methods layout of ``frame``: no row reproduces one of
     its cells, none averages its full category set, and (with ``reported``) it has no other method on these
-    datasets."""
-    from adbench.reporting.tables import averaged_table
-
-    probe = averaged_table(frame, table, reported)
+    datasets (the averaged table the methods layout showed, ``style``'s)."""
+    probe = style.averaged(frame, table, reported)
     if set(probe.kinds) & {"paper", "reported"} or probe.uncompared:
         return []
     datasets = ", ".join(sorted({r.dataset for r in table.rows}))

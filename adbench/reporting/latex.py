@@ -4,6 +4,7 @@ columns), with cells escaped."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import re
@@ -160,12 +161,8 @@ def latex_table(frame: pd.DataFrame, n_labels: int, caption: str, label: str, no
     each spanning header, the notes in a footnote block."""
     width = printed_width(frame)
     one_column = MIN_SCALE * width <= page.column_pt or page.column_pt == page.text_pt
-    text = frame.style.hide(axis="index").to_latex(
-        hrules=True, multicol_align="c", position="t", position_float="centering", label=label,
-        environment=None if one_column else "table*", column_format="l" * n_labels + "r" * (len(frame.columns)
-                                                                                          - n_labels),
-        caption=re.sub(r"`([^`]*)`", r"\\texttt{\1}", latex_escape(caption)))
-    text = with_spanner_rules(text)
+    text = with_spanner_rules(booktabs(frame, n_labels, re.sub(r"`([^`]*)`", r"\\texttt{\1}", latex_escape(caption)),
+                                       label, "table" if one_column else "table*"))
     packages = ["booktabs"]
     target = page.column_pt if one_column else page.text_pt
     if width > target:
@@ -178,6 +175,27 @@ def latex_table(frame: pd.DataFrame, n_labels: int, caption: str, label: str, no
         end = "\\end{table*}" if "\\end{table*}" in text else "\\end{table}"
         text = text.replace(end, f"\\par\\smallskip\n\\parbox{{\\linewidth}}{{\\footnotesize {notes}}}\n{end}")
     return f"% needs \\usepackage{{{','.join(packages)}}}\n% {width:.1f} pt wide unscaled\n{text}"
+
+
+def booktabs(frame: pd.DataFrame, n_labels: int, caption: str, label: str, environment: str) -> str:
+    """``frame``'s cells (LaTeX already) as a booktabs tabular in a float: ``n_labels`` left-aligned columns, the
+    rest right-aligned; with two header levels, the first said once over the columns it spans (``\\multicolumn``)."""
+    def row(cells: list[str]) -> str:
+        return " & ".join(cells) + " \\\\"
+
+    header = []
+    if isinstance(frame.columns, pd.MultiIndex):
+        spans = [(name, len(list(run))) for name, run in itertools.groupby(frame.columns.get_level_values(0))]
+        header.append(row([f"\\multicolumn{{{n}}}{{c}}{{{name}}}" if n > 1 else str(name) for name, n in spans]))
+        names = list(frame.columns.get_level_values(1))
+    else:
+        names = list(frame.columns)
+    header.append(row(list(map(str, names))))
+    body = [row(list(map(str, values))) for values in frame.itertuples(index=False)]
+    align = "l" * n_labels + "r" * (len(frame.columns) - n_labels)
+    return "\n".join([f"\\begin{{{environment}}}[t]", "\\centering", f"\\caption{{{caption}}}", f"\\label{{{label}}}",
+                      f"\\begin{{tabular}}{{{align}}}", "\\toprule", *header, "\\midrule", *body, "\\bottomrule",
+                      "\\end{tabular}", f"\\end{{{environment}}}"]) + "\n"
 
 
 def with_spanner_rules(text: str) -> str:

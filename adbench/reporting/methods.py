@@ -3,6 +3,7 @@ method label tables, figures and significance tests group rows by (``with_method
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from pathlib import Path
@@ -44,21 +45,33 @@ def is_model_key(key: str) -> bool:
     return key.startswith(noise_net_keys())
 
 
+@functools.lru_cache(maxsize=4096)
+def row_config(config: str) -> dict:
+    """A row's ``config`` (JSON) parsed, once however many tables read it (shared: not to be changed)."""
+    return json.loads(config)
+
+
+@functools.lru_cache(maxsize=4096)
+def flat_row_config(config: str) -> dict:
+    """``row_config`` flattened (``flat_config``; shared: not to be changed)."""
+    return flat_config(row_config(config))
+
+
 def row_configs(frame: pd.DataFrame) -> list[dict]:
-    """Each row's flattened config; rows without a noise net show ``-`` for its keys."""
-    configs = [flat_config(json.loads(c)) for c in frame["config"]]
+    """Each row's flattened config; rows without a noise net show ``NONE`` for its keys."""
     no_model = frame["noise_net"].eq("none")
-    return [{k: "-" if flag and is_model_key(k) else v for k, v in c.items()}
-            for c, flag in zip(configs, no_model, strict=True)]
+    return [{k: NONE if flag and is_model_key(k) else v for k, v in flat_row_config(c).items()}
+            for c, flag in zip(frame["config"], no_model, strict=True)]
 
 
 def varying_keys(frame: pd.DataFrame) -> list[str]:
     """Config keys (besides category, seed and the method columns) that differ between rows; a noise
     net's keys count only between rows that have one."""
-    configs = pd.DataFrame(row_configs(frame))
+    configs = row_configs(frame)
     shown = SHOWN_BY_METHOD | NOT_A_METHOD_KEY
-    return [k for k in configs.columns if k not in shown and not k.startswith("runtime.")
-            and configs[k][configs[k].astype(str) != "-"].astype(str).nunique() > 1]
+    return [k for k in dict.fromkeys(k for c in configs for k in c)
+            if k not in shown and not k.startswith("runtime.")
+            and len({str(c.get(k)) for c in configs} - {NONE}) > 1]
 
 
 def with_variant_columns(frame: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
@@ -95,7 +108,7 @@ def varying_scorer_args(frame: pd.DataFrame) -> list[str]:
 def dataset_names(frame: pd.DataFrame) -> pd.Series:
     """The name tables give each row's data: ``data.args.name`` when the config sets it (a folder of one's own
     read by the MVTec-layout loader), else the loader's (``mvtec``: what a paper's rows beside it are called)."""
-    names = [(json.loads(config).get("data", {}).get("args") or {}).get("name") or dataset
+    names = [(row_config(config).get("data", {}).get("args") or {}).get("name") or dataset
              for dataset, config in zip(frame["dataset"], frame["config"], strict=True)]
     return pd.Series(names, index=frame.index)
 

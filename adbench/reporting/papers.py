@@ -56,6 +56,10 @@ class PaperTable:
     def value(self, row: PaperRow, column: str) -> float | None:
         return row.values[[c.name for c in self.columns].index(column)]
 
+    def criteria_keys(self) -> set[str]:
+        """The result columns its ``ours`` criteria read (and the dataset): the facts a row is matched on."""
+        return {"dataset"} | {k for part in (*self.rows, *self.columns) for k in (part.ours or {})}
+
     def cite(self) -> str:
         return f"{self.paper} (arXiv {self.arxiv}) {self.title.split(':')[0]}"
 
@@ -79,23 +83,25 @@ def parse_table(key: str, paper: dict, table: dict) -> PaperTable:
 
 
 @functools.cache
+def paper_file(path: Path) -> dict[str, PaperTable]:
+    """The tables transcribed in one paper's file (libyaml's loader where PyYAML has it: a report reads one)."""
+    paper = yaml.load(path.read_text(encoding="utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    return {f"{path.stem}/{name}": parse_table(f"{path.stem}/{name}", paper, table)
+            for name, table in paper["tables"].items()}
+
+
 def paper_tables() -> dict[str, PaperTable]:
     """Every transcribed table, keyed ``<paper>/<table>`` (``osd_irf/table1``, ``invad/table2``, ...)."""
-    tables = {}
-    for path in sorted(PAPERS_DIR.glob("*.yaml")):
-        paper = yaml.safe_load(path.read_text(encoding="utf-8"))
-        for name, table in paper["tables"].items():
-            key = f"{path.stem}/{name}"
-            tables[key] = parse_table(key, paper, table)
-    return tables
+    return {k: t for path in sorted(PAPERS_DIR.glob("*.yaml")) for k, t in paper_file(path).items()}
 
 
 def paper_table(key: str) -> PaperTable:
-    """One transcribed table; a clear error naming the known ones otherwise."""
-    tables = paper_tables()
-    if key not in tables:
-        raise AdbenchError(f"no transcribed paper table {key!r}; known: {', '.join(tables)}")
-    return tables[key]
+    """One transcribed table (only its paper's file read); a clear error naming the known ones otherwise."""
+    path = PAPERS_DIR / f"{key.partition('/')[0]}.yaml"
+    found = paper_file(path).get(key) if "/" in key and path.is_file() else None
+    if found is None:
+        raise AdbenchError(f"no transcribed paper table {key!r}; known: {', '.join(paper_tables())}")
+    return found
 
 
 def same(wanted: Any, got: Any) -> bool:

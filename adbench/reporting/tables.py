@@ -10,7 +10,7 @@ are several). LaTeX uses booktabs. Marks rank rows only against the rows they co
 
 from __future__ import annotations
 
-import json
+import functools
 import math
 import re
 from collections.abc import Callable
@@ -23,6 +23,7 @@ import pandas as pd
 from adbench.atomic import atomic_write_text
 from adbench.errors import AdbenchError
 from adbench.metrics import FPS, Column, Metric, optional_metrics, reported
+from adbench.metrics import table as metric_table
 from adbench.metrics.pro import MVTEC3D_THRESHOLDS
 from adbench.reporting.latex import LATEX_MARKS, PAGES, Page, latex_cell, latex_escape, latex_float
 from adbench.reporting.methods import (
@@ -30,7 +31,7 @@ from adbench.reporting.methods import (
     REFERENCE_MARK,
     TRANSDUCTIVE_MARK,
     dataset_names,
-    flat_config,
+    flat_row_config,
     is_reference,
     label_header,
     reference_scorers,
@@ -50,13 +51,20 @@ def scorer_arg(frame: pd.DataFrame, arg: str) -> pd.Series:
 
 def columns() -> dict[str, Column]:
     """Metric key -> column, in order: the metric table's metrics, mAD, then FPS (the columns every table shows
-    unless ``--metrics`` chooses)."""
-    return {c.key: c for c in (*reported(), FPS)}
+    unless ``--metrics`` chooses; shared: not to be changed)."""
+    return table_columns(id(metric_table.METRICS), len(metric_table.METRICS))[0]
 
 
 def all_columns() -> dict[str, Column]:
     """``columns`` with the optional metrics (``scoring.extra_metrics``) after the others, before FPS."""
-    return {c.key: c for c in (*reported(), *optional_metrics(), FPS)}
+    return table_columns(id(metric_table.METRICS), len(metric_table.METRICS))[1]
+
+
+@functools.lru_cache(maxsize=8)
+def table_columns(registry: int, n_metrics: int) -> tuple[dict[str, Column], dict[str, Column]]:
+    """(``columns``, ``all_columns``) of the metric table ``registry`` (its id) while it holds ``n_metrics``
+    metrics (a table reads them thousands of times; ``register_metric`` adds one)."""
+    return ({c.key: c for c in (*reported(), FPS)}, {c.key: c for c in (*reported(), *optional_metrics(), FPS)})
 
 
 def stat_keys(frame: pd.DataFrame) -> list[str]:
@@ -133,14 +141,15 @@ def fps_group(rows: pd.DataFrame) -> tuple | None:
     to be ranked (``trusted_fps``)."""
     if not trusted_fps(rows).all():
         return None
-    configs = map(flat_config, map(json.loads, rows["config"]))
+    configs = map(flat_row_config, rows["config"])
     sizes = [c.get("backbone.image_size", c.get("image_size")) for c in configs]
     where = [rows["device"].tolist(), rows["precision"].tolist(), sizes]
     return tuple(w[0] for w in where) if all(len(set(map(str, w))) == 1 for w in where) else None
 
 
-def row_kind(group: pd.DataFrame) -> str:
-    return "reference" if reference_scorers(group["scorer"].iloc[:1]).iloc[0] else RANKED
+def row_kind(scorer: str) -> str:
+    """A row's kind by its scorer as tables show it (``with_variant_columns`` marks references)."""
+    return "reference" if is_reference(scorer) else RANKED
 
 
 def averaged_table(frame: pd.DataFrame, paper: PaperTable | None = None, reported: bool = False) -> Table:
@@ -155,8 +164,9 @@ def averaged_table(frame: pd.DataFrame, paper: PaperTable | None = None, reporte
         per_seed = group.groupby("seed")[keys].mean()
         stats = {k: (per_seed[k].mean(), per_seed[k].std(ddof=1) if len(per_seed) > 1 else float("nan"))
                  for k in keys}
-        table.add(list(map(str, labels)), stats, row_kind(group), (group["dataset"].iloc[0],), fps_group(group))
-        found = paper_values(paper, shared_facts(facts.loc[group.index])) if paper else None
+        table.add(list(map(str, labels)), stats, row_kind(labels[method.index("scorer")]), (group["dataset"].iloc[0],),
+                  fps_group(group))
+        found = paper_values(paper, shared_facts(facts.loc[group.index], paper.criteria_keys())) if paper else None
         dataset, categories = group["dataset"].iloc[0], set(group["category"])
         missing = missing_categories(dataset, categories)
         if found and missing:  # the paper's mean is over the full set: no Δ against a part of it
@@ -170,11 +180,11 @@ def averaged_table(frame: pd.DataFrame, paper: PaperTable | None = None, reporte
     return table
 
 
-def shared_facts(rows: pd.DataFrame) -> dict[str, Any]:
-    """The columns every one of ``rows`` has the same value in: what an averaged row is a row of (a mean over
-    categories has no category, so it reproduces no per-category cell of a paper)."""
+def shared_facts(rows: pd.DataFrame, keys: set[str]) -> dict[str, Any]:
+    """The columns of ``keys`` every one of ``rows`` has the same value in: what an averaged row is a row of (a
+    mean over categories has no category, so it reproduces no per-category cell of a paper)."""
     first = rows.iloc[0]
-    return {k: first[k] for k in rows.columns if rows[k].astype(str).nunique() == 1}
+    return {k: first[k] for k in rows.columns if k in keys and rows[k].nunique(dropna=False) == 1}
 
 
 def blank_labels(method: list[str], scorer: str, dataset: str = "") -> list[str]:
@@ -214,8 +224,8 @@ def per_category_table(frame: pd.DataFrame, different: dict[str, set[Any]] | Non
         for key, rows in different.items():
             if set(group.index) <= rows:
                 table.suffixes[(len(table.rows), key)] = SIGNIFICANT
-        table.add(list(map(str, labels)), stats, row_kind(group),
-                  (group["dataset"].iloc[0], group["category"].iloc[0]), fps_group(group))
+        table.add(list(map(str, labels)), stats, row_kind(labels[method.index("scorer")]),
+                  (group["dataset"].iloc[0], group["category"].iloc[0]))  # no FPS column: not ranked
     return table
 
 
@@ -294,11 +304,11 @@ def markdown_table(frame: pd.DataFrame, per_category: bool = True, paper: PaperT
     """Averaged table (and per-category rows) in Markdown; metrics in %, FPS in images/s; with ``paper``, its
     values and Δ under the rows that reproduce them (``averaged_table``)."""
     style = style or Style()
-    averaged = style.chosen(averaged_table(frame, paper, reported))
+    averaged = style.averaged(frame, paper, reported)
     parts = ["### Mean over categories", "", markdown(averaged, style), ""]
     tables = [averaged]
     if per_category:
-        tables.append(style.chosen(per_category_table(frame, style.differences(frame))))
+        tables.append(style.per_category(frame))
         parts += ["### Per category", "", markdown(tables[-1], style), ""]
     notes = all_rows_note(averaged, style) + table_notes(frame, averaged, fps=FPS.key in averaged.keys,
                                                          na=any(t.has_na() for t in tables))
@@ -492,18 +502,37 @@ class Style:
     names: dict[str, str] = field(default_factory=dict)
     metrics: tuple[str, ...] = ()
     significance: str = ""  # a method the per-category table tests every other against (``significant``)
-    tested: list = field(default_factory=list, compare=False, repr=False)  # (frame, its ``significant``), once
     renamed: set = field(default_factory=set, compare=False, repr=False)  # the ``names`` that matched something
+    built: list = field(default_factory=list, compare=False, repr=False)  # (what it is of, what was built once)
+
+    def averaged(self, frame: pd.DataFrame, paper: PaperTable | None, reported: bool) -> Table:
+        """``averaged_table`` of ``frame`` with the ``chosen`` columns, built once for a frame shown in both
+        formats and checked for paper rows."""
+        return self.once(("averaged", frame, paper, reported),
+                         lambda: self.chosen(averaged_table(frame, paper, reported)))
+
+    def per_category(self, frame: pd.DataFrame) -> Table:
+        """``per_category_table`` of ``frame`` with the ``chosen`` columns and ``significance``'s marks, built
+        once for a frame shown in both formats."""
+        return self.once(("per category", frame),
+                         lambda: self.chosen(per_category_table(frame, self.differences(frame))))
 
     def differences(self, frame: pd.DataFrame) -> dict[str, set[Any]]:
         """``significant`` against ``significance`` (nothing without one), computed once for a frame shown in
         both formats."""
-        for seen, found in self.tested:
-            if seen is frame:
-                return found
-        found = significant(frame, self.significance) if self.significance else {}
-        self.tested.append((frame, found))
-        return found
+        return self.once(("differences", frame),
+                         lambda: significant(frame, self.significance) if self.significance else {})
+
+    def once(self, key: tuple, build: Callable[[], Any]) -> Any:
+        """``build()``, or what it gave for ``key`` before (its frames compared by identity: the same object)."""
+        def same(a: Any, b: Any) -> bool:
+            return a == b if isinstance(a, (str, bool)) else a is b
+
+        for seen, built in self.built:
+            if len(seen) == len(key) and all(map(same, seen, key)):
+                return built
+        self.built.append((key, build()))
+        return self.built[-1][1]
 
     def __post_init__(self) -> None:
         if self.notes not in NOTES:
@@ -577,13 +606,13 @@ def latex_tables(frame: pd.DataFrame, label: str = "tab:adbench", per_category: 
     """The averaged table (and the per-category one) in LaTeX; ``caption`` leads the captions; ``paper`` and
     ``reported`` as ``averaged_table``; ``style``: the page and where the notes go."""
     style = style or Style()
-    averaged = style.chosen(averaged_table(frame, paper, reported))
+    averaged = style.averaged(frame, paper, reported)
     lead = f"{caption} " if caption else ""
     subject = table_subject(frame)
     text = latex(averaged, f"{lead}Mean over categories{subject}.", label,
                  table_notes(frame, averaged, fps=FPS.key in averaged.keys, na=averaged.has_na()), style)
     if per_category:
-        categories = style.chosen(per_category_table(frame, style.differences(frame)))
+        categories = style.per_category(frame)
         text += "\n" + latex(categories, f"{lead}Per category{subject}.", label + "-categories",
                              table_notes(frame, categories, fps=False, na=categories.has_na())
                              + ([significance_note(style.significance, frame)] if style.significance else []), style)
