@@ -1,6 +1,8 @@
 """Figures: the side-by-side map comparison's columns, shared scales and titles."""
 
 import json
+import os
+from pathlib import Path
 
 import matplotlib.text
 import numpy as np
@@ -110,3 +112,50 @@ def test_an_image_score_is_labelled_with_its_place_among_the_test_images():
     assert plots.score_text(1.05, 0.92) == ", image score 1.05\nhigher than 92 % of test"
     assert plots.score_text(0.378, float("nan")) == ", image score 0.378"  # maps kept before the share was
     assert plots.score_text(float("nan"), float("nan")) == ""
+
+
+def draw_stamp(path: Path, text: str) -> list[Path]:
+    """A figure's stand-in for ``Drawer``: writes its two files and logs the call (a process of its own may run it)."""
+    for file in plots.figure_files(path):
+        file.write_text(text)
+    with open(path.parent / "calls.log", "a") as log:
+        log.write(f"{text}\n")
+    return list(plots.figure_files(path))
+
+
+def test_a_figure_is_drawn_again_only_when_its_input_its_arguments_or_its_files_change(tmp_path):
+    from adbench.reporting.figures import Drawer, Figure
+
+    inputs = [tmp_path / f"maps-{i}.npz" for i in range(3)]
+    for i, path in enumerate(inputs):
+        path.write_bytes(bytes([i]) * 64)
+    out = tmp_path / "figures"
+    out.mkdir()
+
+    def report(texts):
+        drawer = Drawer(workers=2)  # more than one due: drawn in 2 processes
+        for i, text in enumerate(texts):
+            drawer.add(Figure(draw_stamp, (out / f"f{i}.png", text), plots.figure_files(out / f"f{i}.png"),
+                              (inputs[i],)))
+        written = drawer.finish()
+        calls = (out / "calls.log").read_text().split()
+        (out / "calls.log").unlink()
+        return written, calls
+
+    written, calls = report(["a", "b", "c"])
+    assert sorted(calls) == ["a", "b", "c"] and written == [out / f"f{i}.{s}" for i in range(3) for s in ("png", "pdf")]
+    (out / "calls.log").write_text("")
+    assert report(["a", "b", "c"])[1] == []  # nothing changed: nothing drawn
+    stat = inputs[1].stat()
+    inputs[1].write_bytes(bytes([9]) * 64)  # other bytes, same size and time: its figure again
+    os.utime(inputs[1], ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    (out / "f2.pdf").unlink()  # a file gone: its figure again
+    assert sorted(report(["z", "b", "c"])[1]) == ["b", "c", "z"]  # and f0's arguments changed
+    assert (out / "f0.png").read_text() == "z"
+
+
+def test_a_comparison_of_a_category_named_like_a_path_stays_in_its_folder(tmp_path, monkeypatch):
+    frame = kept_maps_rows(tmp_path).assign(category="../../outside/pwn")
+    monkeypatch.setattr(plots, "save_figure", lambda fig, path, dpi=130: [path])
+    (written,) = plots.plot_comparisons(frame, tmp_path / "out")
+    assert written.parent == tmp_path / "out" and written.name == "compare-mvtec-.._.._outside_pwn.png"

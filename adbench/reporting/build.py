@@ -67,12 +67,14 @@ def write_report(results: list[Path], out: Path, formats: str, layout: str, metr
     notices = [] if table is None else paper_notices(frame, table, reported, style)
     missing: list[Path] = []
     if figures:
+        from adbench.reporting.figures import Drawer
         from adbench.reporting.methods import varying_scorer_args
         from adbench.reporting.plots import plot_comparisons, plot_kept_maps, plot_metrics_vs
 
-        maps_dir = out.parent / f"{out.stem}_maps"
-        kept, missing = plot_kept_maps(frame, maps_dir)
-        written += kept + plot_comparisons(frame, maps_dir, figure_width, style.page, style.name)
+        maps_dir, drawer = out.parent / f"{out.stem}_maps", Drawer()
+        missing = plot_kept_maps(frame, maps_dir, drawer)[1]
+        plot_comparisons(frame, maps_dir, figure_width, style.page, style.name, drawer)
+        written += drawer.finish()
         if "t" in varying_scorer_args(frame):
             written += plot_metrics_vs(frame, "t", out.parent / f"{out.stem}_metrics_vs_t", "t sensitivity",
                                        figure_width, style.page, style.metrics, style.name)

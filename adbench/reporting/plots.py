@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
@@ -11,8 +12,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from adbench.atomic import atomic_write
 from adbench.errors import AdbenchError
 from adbench.metrics import reported
+from adbench.reporting.figures import Drawer, Figure
 from adbench.reporting.latex import PAGES, Page
 from adbench.reporting.methods import REFERENCE_MARK, TRANSDUCTIVE_MARK, dataset_names, row_file, with_method_column
 from adbench.reporting.tables import scorer_arg
@@ -114,10 +117,10 @@ def save_figure(fig: Any, path: Path, dpi: int = 130) -> list[Path]:
     if fig.get_layout_engine() is None:
         fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    paths = [path.with_suffix(".png"), path.with_suffix(".pdf")]
+    paths = list(figure_files(path))
     with plt.rc_context({"pdf.fonttype": 42, "ps.fonttype": 42}):  # TrueType, as venues ask (no Type 3)
-        for p in paths:
-            fig.savefig(p, dpi=dpi)
+        for p in paths:  # each whole or not at all: a report stopped midway leaves no torn figure to keep
+            atomic_write(p, lambda tmp, p=p: fig.savefig(tmp, dpi=dpi, format=p.suffix[1:]))
     plt.close(fig)
     return paths
 
@@ -188,12 +191,11 @@ def plot_map_comparison(maps_files: dict[str, Path], path: Path, title: str = ""
     import matplotlib.pyplot as plt
     from PIL import Image
 
+    if not same_samples(maps_files):
+        raise ValueError(f"the methods {', '.join(maps_files)} kept other samples: not comparable side by side")
     data = {method: np.load(f) for method, f in maps_files.items()}
     first = next(iter(data.values()))
     images, masks, labels = first["images"], first["masks"], first["labels"]
-    for method, d in data.items():
-        if d["images"].tolist() != images.tolist():
-            raise ValueError(f"{method} kept other samples than {next(iter(data))}: not comparable side by side")
     maps = {method: d["maps"].astype(np.float32) for method, d in data.items()}
     scales = column_scales(maps)
     n, size = len(images), first["maps"].shape[-1]
@@ -225,6 +227,12 @@ def plot_map_comparison(maps_files: dict[str, Path], path: Path, title: str = ""
     return save_figure(fig, path, dpi=300)
 
 
+def same_samples(maps_files: dict[str, Path]) -> bool:
+    """Whether every kept-maps file holds the same test images (in the same order): comparable side by side."""
+    kept = [np.load(f)["images"].tolist() for f in maps_files.values()]
+    return all(k == kept[0] for k in kept)
+
+
 def maps_path(row: pd.Series) -> Path:
     """A row's kept-maps file (``row_file``)."""
     return row_file(row, "maps_file")
@@ -242,29 +250,39 @@ def comparison_columns(group: pd.DataFrame) -> dict[str, Path]:
 
 
 def plot_comparisons(frame: pd.DataFrame, out_dir: Path, width: str = "page", page: Page = PAGES["article"],
-                     name: Callable[[str], str] = str) -> list[Path]:
+                     name: Callable[[str], str] = str, drawer: Drawer | None = None) -> list[Path]:
     """One side-by-side figure per dataset and category kept by several methods (``plot_map_comparison``), at
-    ``page``'s column or text width (``width``), each method titled as the tables name it (through ``name``)."""
+    ``page``'s column or text width (``width``), each method titled as the tables name it (through ``name``);
+    drawn now, or queued on ``drawer``. Methods that kept different samples (another test set) get none."""
     written = []
     rows = frame[frame["maps_file"].astype(bool)]
     for (dataset, category), group in rows.groupby(["dataset", "category"], sort=True):
         files = {name(k): v for k, v in comparison_columns(group).items() if v.is_file()}
-        if len(files) > 1:
-            try:
-                written += plot_map_comparison(files, Path(out_dir) / f"compare-{dataset}-{category}.png",
-                                               f"{dataset} / {category}", figure_width(width, page))
-            except ValueError:
-                continue  # the methods kept different samples (another test set): no side-by-side figure
+        if len(files) < 2 or not same_samples(files):
+            continue
+        path = Path(out_dir) / safe_name(f"compare-{dataset}-{category}.png")
+        args = (files, path, f"{dataset} / {category}", figure_width(width, page))
+        written += drawer.add(Figure(plot_map_comparison, args, figure_files(path), tuple(files.values()))) \
+            if drawer else plot_map_comparison(*args)
     return written
 
 
-def plot_kept_maps(frame: pd.DataFrame, out_dir: Path) -> tuple[list[Path], list[Path]]:
-    """A figure of the maps each row kept (``scoring.save_maps``) in ``out_dir``: (figures, the maps files
-    that are missing). Titles and file names name the method by what differs between the rows (scorer with
-    its arguments, backbone, ...), the seed in the title. A row's ``maps_file`` is relative to its
-    ``run_folder`` (older rows: absolute)."""
-    import re
+def safe_name(name: str) -> str:
+    """A file name made of letters, digits and ``_.=-`` only (a category or method name may hold anything)."""
+    return re.sub(r"[^A-Za-z0-9_.=-]+", "_", name)
 
+
+def figure_files(path: Path) -> tuple[Path, Path]:
+    """The files ``save_figure`` writes for ``path``: PNG and PDF."""
+    return path.with_suffix(".png"), path.with_suffix(".pdf")
+
+
+def plot_kept_maps(frame: pd.DataFrame, out_dir: Path, drawer: Drawer | None = None
+                   ) -> tuple[list[Path], list[Path]]:
+    """A figure of the maps each row kept (``scoring.save_maps``) in ``out_dir``, drawn now or queued on
+    ``drawer``: (figures, the maps files that are missing). Titles and file names name the method by what
+    differs between the rows (scorer with its arguments, backbone, ...), the seed in the title. A row's
+    ``maps_file`` is relative to its ``run_folder`` (older rows: absolute)."""
     written, missing = [], []
     methods = with_method_column(frame)["method"].str.replace(TRANSDUCTIVE_MARK, "").str.replace(REFERENCE_MARK, "")
     for method, (_, row) in zip(methods, frame.iterrows(), strict=True):
@@ -274,9 +292,10 @@ def plot_kept_maps(frame: pd.DataFrame, out_dir: Path) -> tuple[list[Path], list
         if not path.is_file():
             missing.append(path)
             continue
-        name = re.sub(r"[^A-Za-z0-9_.=-]+", "_", f"{row['category']}-{method}-{str(row['cell_key'])[:8]}")
-        title = f"{row['dataset']} / {row['category']} / {method} (seed {row['seed']})"
-        written.append(plot_anomaly_maps(path, out_dir / f"{name}.png", title))
+        name = safe_name(f"{row['category']}-{method}-{str(row['cell_key'])[:8]}")
+        args = (path, out_dir / f"{name}.png", f"{row['dataset']} / {row['category']} / {method} (seed {row['seed']})")
+        written += drawer.add(Figure(plot_anomaly_maps, args, figure_files(args[1]), (path,))) if drawer \
+            else [plot_anomaly_maps(*args)]
     return written, missing
 
 
