@@ -661,16 +661,20 @@ def test_the_fps_column_is_the_median_of_timed_passes_after_a_warm_up(tiny_synth
     backbone = [9.0, 1.0, 2.0, 3.0, 4.0, 5.0]  # seconds per pass: the first is the warm-up
     scorer = [9.0, 2.0, 2.0, 2.0, 6.0, 2.0]
     times, now = [], 0.0
-    for b, s in zip(backbone, scorer, strict=True):  # start, after the backbone, after the scorer
-        times += [now, now + b, now + b + s]
-        now += b + s + 1.0
+    for seconds in (*backbone, *scorer):  # the backbone's passes, then the scorer's: a start and an end each
+        times += [now, now + seconds]
+        now += seconds + 1.0
     ticks = iter(times)
     monkeypatch.setattr(run, "clock", lambda device: next(ticks))
     got = run.pipeline_seconds(ctx, data, None, _FixedScorer())
     per_image_fps = [n / (b + s) for b, s in zip(backbone[1:], scorer[1:], strict=True)]
     assert got[:2] == (3.0 / n, 2.0 / n)  # medians of the timed passes, the warm-up left out
     assert got[2] == pytest.approx(np.subtract(*np.percentile(per_image_fps, [75, 25])))
-    assert next(ticks, None) is None  # 1 warm-up + FPS_PASSES timed passes, 3 clock reads each
+    assert next(ticks, None) is None  # 1 warm-up + FPS_PASSES timed passes of each, 2 clock reads a pass
+    again = iter([0.0, 4.0] * 6)  # another scorer of washer: the scorer alone is timed, from the same features
+    monkeypatch.setattr(run, "clock", lambda device: next(again))
+    assert run.pipeline_seconds(ctx, data, None, _FixedScorer())[:2] == (3.0 / n, 4.0 / n)
+    assert next(again, None) is None
 
 
 class _FixedScorer:
@@ -718,8 +722,8 @@ def test_the_knn_coreset_is_drawn_from_the_runs_seed(features, tmp_path, monkeyp
 
 
 def test_the_fps_column_times_backbone_scorer_and_post_processing(tiny_synthetic, tmp_path, monkeypatch):
-    """Every pass of the FPS column: the backbone on ``fps_images`` decoded test images, the scorer (noise
-    net inside) on their normalised features, the post-processing of its maps."""
+    """Every pass of the FPS column: the backbone on ``fps_images`` decoded test images (its passes first, once
+    per category), the scorer (noise net inside) on their normalised features, the post-processing of its maps."""
     import adbench.engine.scoring as run
     from adbench.data.base import load_batch
     from adbench.device import scorer_input
@@ -732,12 +736,15 @@ def test_the_fps_column_times_backbone_scorer_and_post_processing(tiny_synthetic
     scorer = SCORERS.create("osd_irf_mean")
     record_stages(monkeypatch, log, scorer, run, "postprocess_on_device")
     run.pipeline_seconds(ctx, data, model, scorer)
-    assert len(log) == 4 * (1 + run.FPS_PASSES)  # a warm-up pass, then the timed ones
+    passes = 1 + run.FPS_PASSES  # a warm-up pass, then the timed ones
+    assert len(log) == 4 * passes
     images = load_batch(data.samples[:2], ctx.transform)  # fps_images: 2
-    for i in range(0, len(log), 4):
-        assert [stage for stage, *_ in log[i : i + 4]] == ["backbone", "noise net", "scorer", "post-processing"]
-        (_, x, feats), _, (_, x0, fmap), (_, processed, _) = log[i : i + 4]
-        assert torch.equal(x, images)
+    assert [stage for stage, *_ in log[:passes]] == ["backbone"] * passes
+    assert all(torch.equal(x, images) for _, x, _ in log[:passes])
+    feats = log[passes - 1][2]
+    for i in range(passes, len(log), 3):
+        assert [stage for stage, *_ in log[i : i + 3]] == ["noise net", "scorer", "post-processing"]
+        _, (_, x0, fmap), (_, processed, _) = log[i : i + 3]
         assert torch.equal(x0, data.normalise(scorer_input(feats))) and torch.equal(processed, fmap)
 
 

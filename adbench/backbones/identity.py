@@ -52,7 +52,8 @@ def timm_name(backbone: str) -> str | None:
     return backbone.split(":", 1)[1] if backbone.startswith("timm:") else TIMM_NAMES.get(backbone)
 
 
-def _pretrained_cfg(name: str):
+@functools.lru_cache(maxsize=64)
+def _pretrained_cfg(name: str):  # timm's registry is fixed once loaded; looked up for every cell key
     from timm.models import get_pretrained_cfg
 
     try:

@@ -80,6 +80,7 @@ class Context:
     backbone: nn.Module
     transform: Transform
     said: set[str] = field(default_factory=set)  # the warnings given: shared by its copies (``ContextCache.get``)
+    timed_backbone: dict = field(default_factory=dict)  # the FPS batch's backbone passes (``backbone_passes``)
 
     def warn(self, message: str) -> None:
         """Print a warning once however many cells meet it (each noise net's cells score each category)."""
