@@ -22,7 +22,10 @@ from adbench.metrics.table import FPS, MAD, METRICS, Column, Metric
 
 __all__ = ["GROUPS", "ROW_VERSION", "ResultColumn", "catalogue", "column", "json_schema", "make_row", "upgrade"]
 
-ROW_VERSION = 2  # 1: the rows written before this catalogue (no row_version column); 2: typed and complete
+# 1: the rows written before this catalogue (no row_version column); 2: typed and complete; 3: pixel_aupimo is
+# the reference's (its snapped FPR bounds), a version-2 row's pixel_aupimo (the exact bounds) is pixel_aupimo_exact
+ROW_VERSION = 3
+RENAMED = {3: {"pixel_aupimo": "pixel_aupimo_exact"}}  # version -> {column in older rows: its name since}
 REQUIRED = object()  # ``legacy`` of a column every row ever written has
 GROUPS = {"what": "what was scored", "metric": "quality (the metric table)", "speed": "speed and cost",
           "scoring": "scoring settings", "data": "the test data", "provenance": "provenance",
@@ -215,6 +218,9 @@ def upgrade(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
         if lacking:
             raise ValueError(f"not an adbench result row: it lacks {', '.join(lacking)}")
         filled = dict(row)
+        for version, names in RENAMED.items():
+            if _version(row) < version:
+                filled = {names.get(k, k): v for k, v in filled.items()}
         for entry in entries:
             if entry.key != "scorer.*" and entry.always and entry.key not in filled:
                 filled[entry.key] = entry.legacy_value(filled)

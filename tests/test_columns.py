@@ -64,6 +64,9 @@ def test_reading_an_old_row_upgrades_it_once_with_what_its_missing_columns_meant
     assert all(a is b for a, b in zip(upgrade(records), records, strict=True))  # a current row is left as it is
     with pytest.raises(ValueError, match="lacks dataset"):
         upgrade([{"category": "x", "scorer": "knn", "config": "{}"}])
+    version2 = {**records[0], "row_version": 2, "pixel_aupimo": 0.25}  # AUPIMO between the exact bounds then
+    (read,) = upgrade([version2])
+    assert read["pixel_aupimo_exact"] == 0.25 and "pixel_aupimo" not in read and read["row_version"] == ROW_VERSION
 
 
 def test_a_row_holds_every_declared_column_of_its_type_and_nothing_else():

@@ -217,5 +217,6 @@ def test_pro_limit_one_and_known_optional_metrics_are_accepted_unknown_ones_refu
     assert config_from({"scoring": {"pro_limit": 1}}).scoring.pro_limit == 1.0
     check_extra_metrics([m.key for m in optional_metrics() if not m.key.startswith("pixel_auspro")], "mvtec")
     with pytest.raises(ConfigError, match=r"scoring.extra_metrics: unknown pixel_aupimo_x; the optional metrics are "
-                                          r"pixel_aupimo, pixel_miou_max, pixel_segf1, pixel_auspro_1pct"):
+                                          r"pixel_aupimo, pixel_aupimo_exact, pixel_miou_max, pixel_segf1, "
+                                          r"pixel_auspro_1pct"):
         check_extra_metrics(["pixel_aupimo", "pixel_aupimo_x"], "mvtec")

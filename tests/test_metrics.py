@@ -375,10 +375,51 @@ def test_aupimo_matches_its_definition_per_anomalous_image(levels, bounds):
     maps = rng.random(masks.shape) + 0.15 * masks * rng.random(masks.shape)
     if levels:
         maps = np.floor(maps * levels) / levels  # ties within and across normal and anomalous pixels
-    got = aupimo_per_image(maps, masks, bounds)
+    got = aupimo_per_image(maps, masks, bounds, "exact")
     assert got == pytest.approx(brute_aupimo(maps, masks, bounds), abs=1e-12) and len(got) == 6
-    assert aupimo(maps, masks, bounds) == pytest.approx(got.mean(), abs=1e-15) and 0 < got.min() < got.max() < 1
+    assert aupimo(maps, masks, bounds, "exact") == pytest.approx(got.mean(), abs=1e-15)
+    assert 0 < got.min() < got.max() < 1
     assert np.isnan(aupimo(maps, masks))  # 12,800 normal pixels cannot reach an FPR of 1e-5: undefined, not 0
+
+
+def reference_aupimo(maps, masks, bounds=(1e-5, 1e-4), n_thresholds=300_000):
+    """AUPIMO as the reference implementations compute it (aupimo's pimo_numpy.aupimo_scores, anomalib's
+    metrics/pimo), restated: thresholds evenly spaced over the normal images' scores in their precision, the
+    shared FPR the mean of the normal images' FPRs (pixels >= the threshold), each image's TPR, the thresholds
+    whose FPR is nearest each bound, the trapezoid over log(FPR) between them, over log(high / low), clipped."""
+    anomalous = masks.reshape(len(masks), -1).any(axis=1)
+    normals = maps[~anomalous]
+    thresholds = np.linspace(normals.min(), normals.max(), n_thresholds, dtype=maps.dtype)
+    fpr = np.mean([[(m >= t).mean() for t in thresholds] for m in normals], axis=0)
+    upper, lower = (int(np.argmin(np.abs(fpr - b))) for b in bounds)  # thresholds ascend, FPR descends
+    x = np.log(fpr[lower:upper + 1][::-1])
+    tpr = np.array([[(a[m] >= t).mean() for t in thresholds[lower:upper + 1][::-1]]
+                    for a, m in zip(maps[anomalous], masks[anomalous], strict=True)])
+    return np.clip(np.trapezoid(tpr, x, axis=1) / np.log(bounds[1] / bounds[0]), 0, 1)
+
+
+def test_aupimo_by_default_is_the_reference_implementations(monkeypatch):
+    """Between the FPRs of the reference's grid nearest the bounds, not the bounds themselves (its 300,000
+    thresholds here 3,000: over the maps' 1,000 levels, 3 a level, so the grid passes every step of the curve
+    and its trapezoid is the curve itself: equal to float rounding)."""
+    from adbench.metrics import pimo
+    from adbench.metrics.pimo import aupimo, aupimo_per_image
+
+    rng = np.random.default_rng(7)
+    masks = np.zeros((14, 40, 40), bool)
+    for i in range(6):
+        y, x = rng.integers(2, 24, 2)
+        masks[i, y:y + rng.integers(4, 15), x:x + rng.integers(4, 15)] = True
+    maps = (np.floor((rng.random(masks.shape) + 0.15 * masks * rng.random(masks.shape)) * 1000) / 1000)
+    maps = maps.astype(np.float32)
+    bounds = (1e-2, 1e-1)  # the top level holds about 13 of the 12,800 normal pixels: an FPR of 1e-3
+    monkeypatch.setattr(pimo, "REFERENCE_THRESHOLDS", 3000)
+    got = aupimo_per_image(maps, masks, bounds)
+    expected = reference_aupimo(maps, masks, bounds, 3000)
+    assert got == pytest.approx(expected, abs=1e-12) and len(got) == 6
+    exact = aupimo_per_image(maps, masks, bounds, "exact")
+    assert np.abs(exact - got).min() > 4e-5  # the bounds rule is the difference (here 5e-5 to 1e-4 an image)
+    assert np.isnan(aupimo(maps, masks))  # a bound no FPR of the grid reaches: the reference refuses, NaN here
 
 
 def test_optional_metrics_are_computed_only_when_asked_and_never_in_mad():
@@ -390,12 +431,13 @@ def test_optional_metrics_are_computed_only_when_asked_and_never_in_mad():
     masks[:6, 10:30, 12:32] = True
     maps = rng.random(masks.shape) + 0.3 * masks
     plain = pixel_metrics(maps, masks)
-    asked = pixel_metrics(maps, masks, extra=("pixel_aupimo",))
+    asked = pixel_metrics(maps, masks, extra=("pixel_aupimo", "pixel_aupimo_exact"))
     assert "pixel_aupimo" not in plain and [m.key for m in optional_metrics()] == [
-        "pixel_aupimo", "pixel_miou_max", "pixel_segf1", *(f"pixel_auspro_{p}pct" for p in (1, 5, 10, 30, 100))]
+        "pixel_aupimo", "pixel_aupimo_exact", "pixel_miou_max", "pixel_segf1",
+        *(f"pixel_auspro_{p}pct" for p in (1, 5, 10, 30, 100))]
     assert asked["pixel_aupimo"] == aupimo(maps, masks) and 0 < asked["pixel_aupimo"] < 1
     # the default FPR bounds are AUPIMO's published ones, 1e-5 to 1e-4
-    assert asked["pixel_aupimo"] == pytest.approx(brute_aupimo(maps, masks, (1e-5, 1e-4)).mean(), abs=1e-12)
+    assert asked["pixel_aupimo_exact"] == pytest.approx(brute_aupimo(maps, masks, (1e-5, 1e-4)).mean(), abs=1e-12)
     assert {k: asked[k] for k in plain} == plain
     assert mad({**plain, **dict.fromkeys(metric_keys("image"), 0.5), "pixel_aupimo": 0.0}) == pytest.approx(
         np.mean([0.5] * 3 + [plain[k] for k in metric_keys("pixel")]), abs=1e-15)  # AUPIMO not in mAD
