@@ -319,6 +319,16 @@ def test_mvtec_loco_defect_regions_carry_their_saturation_from_defects_config(tm
     # 4 pixels of the 32 px image are 1 of the 16 px one; 0.5 of 18 pixels; the whole 4 x 4 box
     assert [r.saturation for r in regions] == [1.0, 9.0, 16.0]
     config = tmp_path / "box" / "defects_config.json"
+    for share, pixels in ((0.3, 5.0), (0.05, 1.0)):  # 0.3 x 18 = 5.4: 5 pixels, as MVTec's int(); 0.9: at least 1
+        config.write_text(json.dumps([LOCO_DEFECTS[0], {**LOCO_DEFECTS[1], "saturation_threshold": share},
+                                      LOCO_DEFECTS[2]]))
+        assert data.defect_regions("box", test, 16)[1].saturation == pixels
+    for bad in (-0.5, 0.0, 1.5):
+        config.write_text(json.dumps([LOCO_DEFECTS[0], {**LOCO_DEFECTS[1], "saturation_threshold": bad},
+                                      LOCO_DEFECTS[2]]))
+        with pytest.raises(DataError, match=rf"pixel value 254 has saturation_threshold {bad:g}; it must be in "
+                                            r"\(0, 1\], a share of the defect"):
+            data.defect_regions("box", test, 16)
     config.write_text(json.dumps(LOCO_DEFECTS[1:]))
     with pytest.raises(DataError, match=r"Mask .*logical_anomalies/000/000.png has pixel value 255, which no "
                                         r"defect of .*defects_config.json names \(its pixel values: \[253, 254\]\)"):

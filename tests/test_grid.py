@@ -99,6 +99,13 @@ def test_a_grid_on_a_loco_look_alike_writes_au_spro_columns(tmp_path):
     spec["base"]["data"]["dataset"], spec["base"]["categories"] = "mvtec_loco", ["box"]
     spec["base"]["scoring"]["extra_metrics"] = [*keys, "pixel_miou_max"]
     grid.write_text(yaml.safe_dump(spec))
+    config = tmp_path / "loco" / "box" / "defects_config.json"
+    good = config.read_text()
+    config.write_text(good.replace('"saturation_threshold": 0.5', '"saturation_threshold": -0.5'))
+    bad = runner.invoke(app, ["grid", str(grid), "--results-dir", str(tmp_path / "bad")])
+    assert bad.exit_code == 2 and "saturation_threshold -0.5; it must be in (0, 1]" in " ".join(bad.output.split())
+    assert not list((tmp_path / "bad").rglob("*.pt"))  # refused before any training
+    config.write_text(good)
     result = runner.invoke(app, ["grid", str(grid), "--results-dir", str(tmp_path / "r")])
     assert result.exit_code == 0, result.output
     frame = pd.read_parquet(tmp_path / "r" / "grid-tiny" / "metrics.parquet")

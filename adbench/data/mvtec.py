@@ -142,8 +142,10 @@ class MVTecLOCO(MVTecLayout):
                        ) -> list[DefectRegion]:
         """Every annotated defect of ``samples`` at ``size`` px: each mask of an image's mask folder, its
         pixel value naming the defect type in the category's ``defects_config.json``, whose saturation
-        is ``saturation_threshold`` x the region's area when ``relative_saturation``, else
-        ``saturation_threshold`` pixels of the full image, scaled to the resized one and capped at the area."""
+        is ``saturation_threshold`` x the region's area when ``relative_saturation``, floored to whole pixels as
+        MVTec LOCO's evaluation does (``int``; at least 1: where the floor is 0, MVTec's code divides 0 by 0,
+        adbench counts the defect found once one pixel is), else ``saturation_threshold`` pixels of the full
+        image, scaled to the resized one and capped at the area."""
         saturation = self.saturations(category)
         regions = []
         for index, sample in enumerate(samples):
@@ -160,7 +162,8 @@ class MVTecLOCO(MVTecLayout):
                     mask = resize_mask(values == value, size, resize)
                     threshold, relative = saturation[value]
                     area = float(mask.sum())
-                    sat = threshold * area if relative else min(threshold * size * size / (full[0] * full[1]), area)
+                    sat = float(max(1, int(threshold * area))) if relative else \
+                        min(threshold * size * size / (full[0] * full[1]), area)
                     regions.append(DefectRegion(index, mask, sat))
         return regions
 
@@ -169,14 +172,20 @@ class MVTecLOCO(MVTecLayout):
         path = self._category_dir(category) / "defects_config.json"
         try:
             entries = json.loads(path.read_text())
-            return {int(e["pixel_value"]): (float(e["saturation_threshold"]), bool(e["relative_saturation"]))
-                    for e in entries}
+            found = {int(e["pixel_value"]): (float(e["saturation_threshold"]), bool(e["relative_saturation"]))
+                     for e in entries}
         except FileNotFoundError:
             raise DataError(f"{path} is missing: AU-sPRO reads each defect's saturation from it (MVTec LOCO ships "
                             "one per category).") from None
         except (ValueError, TypeError, KeyError) as exc:
             raise DataError(f"{path} is not a list of defects with pixel_value, saturation_threshold and "
                             f"relative_saturation ({type(exc).__name__}: {exc}).") from None
+        for value, (threshold, relative) in found.items():
+            if not (0 < threshold <= 1 if relative else threshold > 0):  # NaN fails both
+                raise DataError(f"{path}: the defect of pixel value {value} has saturation_threshold {threshold:g}; "
+                                f"it must be {'in (0, 1], a share of the defect' if relative else '> 0 pixels'} "
+                                f"(relative_saturation {str(relative).lower()}).")
+        return found
 
     @staticmethod
     def _images(folder: Path) -> list[Path]:

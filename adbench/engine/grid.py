@@ -46,6 +46,7 @@ from adbench.engine.executors import LocalExecutor, RayExecutor
 from adbench.engine.keys import cell_key, training_key
 from adbench.engine.preflight import check_data, preflight
 from adbench.errors import AdbenchError, ConfigError
+from adbench.metrics import SPRO_PREFIX
 from adbench.reporting.papers import paper_tables
 from adbench.results import RecordLog, folder_lock, new_run_dir, read_run_config, write_rows
 from adbench.tracking import Tracker
@@ -283,7 +284,9 @@ class GridRunner:
         for group in by_data.values():
             cfg = group[0].cfg
             trained = {t for c in group if needs_model(c.spec) for t in c.cfg.trained_on(c.category)}
-            check_data(build_dataset(cfg, self.cache_dir), sorted({c.category for c in group}), sorted(trained))
+            regions = any(k.startswith(SPRO_PREFIX) for c in group for k in c.cfg.scoring.extra_metrics)
+            check_data(build_dataset(cfg, self.cache_dir), sorted({c.category for c in group}), sorted(trained),
+                       regions)
 
     def collect(self, cells: list[Cell]) -> pd.DataFrame:
         """The finished rows of this grid's cells, written as metrics.parquet/csv."""

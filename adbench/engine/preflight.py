@@ -119,11 +119,14 @@ def check_dataset(cfg: RunConfig) -> None:
                           "folder that holds its categories") from None
 
 
-def check_data(dataset: Dataset, categories: list[str], train_categories: list[str]) -> None:
+def check_data(dataset: Dataset, categories: list[str], train_categories: list[str], regions: bool = False) -> None:
     """Before any training: every scored category's test images readable (their headers), each anomalous one
-    with a mask of its size, and every training category with training images (its listing)."""
+    with a mask of its size, every training category with training images (its listing), and with ``regions``
+    (AU-sPRO asked) each scored category's saturation areas (MVTec LOCO's ``defects_config.json``)."""
     for category in train_categories:
         dataset.train(category)
+    for category in categories if regions else ():
+        dataset.saturations(category)  # type: ignore[attr-defined]  # preflight: only datasets with regions
     samples = [s for category in categories for s in dataset.test(category)]
     with progress_bar() as bar:
         task = bar.add_task("checking test images and masks", total=len(samples))
