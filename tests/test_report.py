@@ -815,3 +815,22 @@ def test_a_paper_mean_over_the_full_category_set_is_not_compared_with_a_mean_ove
             "the 15 mvtec categories the paper's means are over (missing cable, capsule, carpet, grid, hazelnut, "
             "leather, metal_nut, pill, screw, tile, toothbrush, transistor, wood, zipper).") in text
     assert "↳ paper: OSD-IRF (Ours)" in markdown_table(fake_rows(MVTEC), per_category=False, paper=paper)
+
+
+def test_means_over_other_category_sets_rank_apart_and_a_mean_missing_a_category_says_so():
+    frame = fake_rows()
+    one = frame[~((frame["scorer"] == "invad") & (frame["category"] == "metal_nut"))]  # invad on bottle alone
+    text = markdown_table(one, per_category=False)
+    lines = [line for line in text.splitlines() if line.startswith(("| osd_irf_mean", "| invad"))]
+    # invad's 85.5 over bottle beat osd_irf_mean's 81.5 over both categories before: now each set ranks alone
+    quality = "".join(line.rsplit("|", 2)[0] for line in lines)  # FPS (the last column): one net, ranked still
+    assert lines[0].startswith("| osd_irf_mean(t=500) | 81.5 ± 0.7 |") and "**" not in quality
+    assert lines[1].startswith("| invad(steps=3)† | 85.5 ± 0.7 |")
+    assert "Rows averaging different category sets of a dataset are ranked apart" in text
+    gap = frame.copy()
+    gap.loc[(gap["scorer"] == "osd_irf_mean") & (gap["category"] == "metal_nut"), "pixel_auroc"] = float("nan")
+    text = markdown_table(gap, per_category=False)
+    osd = next(line for line in text.splitlines() if line.startswith("| osd_irf_mean"))
+    assert "| 80.8 ± 0.7* |" in osd  # bottle's 0.803 and 0.813 alone, marked, not ranked
+    assert "- * mean over the categories (and seeds) where the metric is defined" in text
+    assert r"80.8{\scriptsize$\pm$0.7}*" in latex_tables(gap, per_category=False)

@@ -73,6 +73,7 @@ def stat_keys(frame: pd.DataFrame) -> list[str]:
 
 
 RANKED = "measured"  # the only kind of row that marks rank
+PARTIAL = "*"  # after a mean that left out a category or seed without the value (NaN): not ranked
 KINDS = (RANKED, "reference", "paper", "delta", "reported")
 
 
@@ -153,9 +154,11 @@ def row_kind(scorer: str) -> str:
 
 
 def averaged_table(frame: pd.DataFrame, paper: PaperTable | None = None, reported: bool = False) -> Table:
-    """Methods x metrics, categories averaged per seed, then mean ± std over seeds. With ``paper``: under each
-    row that reproduces a cell of it, the paper's value and Δ (ours - paper); ``reported``: then the paper's
-    other methods on the datasets shown."""
+    """Methods x metrics, categories averaged per seed, then mean ± std over seeds; a mean that a category or
+    seed without the metric (NaN) left out is marked ``PARTIAL`` and not ranked, and rows are ranked only
+    against rows over the same dataset and category set. With ``paper``: under each row that reproduces a
+    cell of it, the paper's value and Δ (ours - paper); ``reported``: then the paper's other methods on the
+    datasets shown."""
     facts = frame.reset_index(drop=True)  # the rows' own columns (scorer name), one row per index
     frame, method = with_variant_columns(facts)
     table = Table(method, [], paper=paper)
@@ -164,7 +167,10 @@ def averaged_table(frame: pd.DataFrame, paper: PaperTable | None = None, reporte
         per_seed = group.groupby("seed")[keys].mean()
         stats = {k: (per_seed[k].mean(), per_seed[k].std(ddof=1) if len(per_seed) > 1 else float("nan"))
                  for k in keys}
-        table.add(list(map(str, labels)), stats, row_kind(labels[method.index("scorer")]), (group["dataset"].iloc[0],),
+        table.suffixes |= {(len(table.rows), k): PARTIAL for k in keys
+                           if group[k].isna().any() and group[k].notna().any()}
+        compared = (group["dataset"].iloc[0], tuple(sorted(map(str, set(group["category"])))))
+        table.add(list(map(str, labels)), stats, row_kind(labels[method.index("scorer")]), compared,
                   fps_group(group))
         found = paper_values(paper, shared_facts(facts.loc[group.index], paper.criteria_keys())) if paper else None
         dataset, categories = group["dataset"].iloc[0], set(group["category"])
@@ -471,7 +477,8 @@ def rank_marks(table: Table) -> dict[tuple[int, str], str]:
         groups = table.fps_groups if key == FPS.key else table.groups
         members: dict[tuple, list[int]] = {}
         for i, group in enumerate(groups):
-            if group is not None and table.kinds[i] == RANKED and not math.isnan(table.rows[i][1][key][0]):
+            if group is not None and table.kinds[i] == RANKED and not math.isnan(table.rows[i][1][key][0]) \
+                    and table.suffixes.get((i, key)) != PARTIAL:
                 members.setdefault(group, []).append(i)
         for rows in members.values():
             marks |= {(i, key): mark for i, mark in best_two({i: shown(key, table.rows[i][1][key][0])
@@ -691,7 +698,7 @@ def table_notes(frame: pd.DataFrame, table: Table | None = None, fps: bool = Tru
             notes.append("mAD of BMAD rows: the mean of the metrics that exist (the three image metrics for "
                          "OCT2017, RSNA and Camelyon16, which have no masks).")
     notes += [n for n in (weighting_note(frame), setting_note(frame), invad_note(frame), ader_note(frame),
-                          none_note(table)) if n]
+                          none_note(table), compared_note(table)) if n]
     if reference_scorers(frame["scorer"]).any():
         notes.append(f"{REFERENCE_MARK} reference without diffusion, not ranked: nearest-neighbour distance to the "
                      "training feature bank of the same backbone (PatchCore-style greedy coreset), image score = "
@@ -705,6 +712,19 @@ def table_notes(frame: pd.DataFrame, table: Table | None = None, fps: bool = Tru
         notes.append(f"{TRANSDUCTIVE_MARK} transductive: image-score components min-max normalised over the test "
                      "set (as the official InvAD code); others use held-out normal training images.")
     return notes
+
+
+def compared_note(table: Table | None) -> str:
+    """What a ``PARTIAL`` mark means, and that rows over different category sets of a dataset rank apart."""
+    if table is None:
+        return ""
+    notes = [f"{PARTIAL} mean over the categories (and seeds) where the metric is defined, fewer than the row's: "
+             "not ranked."] if PARTIAL in table.suffixes.values() else []
+    ranked = {g for g, kind in zip(table.groups, table.kinds, strict=True) if g is not None and kind == RANKED}
+    datasets = [g[0] for g in ranked]  # an averaged table's groups: (dataset, its category set)
+    if "category" not in table.label_columns and len(datasets) > len(set(datasets)):
+        notes.append("Rows averaging different category sets of a dataset are ranked apart, each set on its own.")
+    return " ".join(notes)
 
 
 def none_note(table: Table | None) -> str:
