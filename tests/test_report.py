@@ -20,6 +20,7 @@ from adbench.reporting.tables import (
     Style,
     averaged_table,
     category_matrix,
+    category_tables,
     footnote,
     fps_group,
     latex_tables,
@@ -659,6 +660,8 @@ def test_report_draws_metric_vs_t_from_any_sweep_and_fits_the_page_asked(tmp_pat
     assert "Part 1 of 2: split by columns to stay readable at the lncs page width." in tex
     assert all(x >= 0.7 for x in scales(tex))
     for args, message in ((["--page", "a4"], "--page must be one of article, cvpr"),
+                          *((["--page", page], f"--page {page}: widths in pt, the column at least 100")
+                            for page in ("1,1", "300,200", "241,inf", "nan,505")),
                           (["--figure-width", "half"], "--figure-width must be column or page"),
                           (["--notes", "margin"], "--notes must be one of below, caption")):
         bad = CliRunner().invoke(app, ["report", str(run_dir), "--out", str(out), *args])
@@ -834,3 +837,12 @@ def test_means_over_other_category_sets_rank_apart_and_a_mean_missing_a_category
     assert "| 80.8 ± 0.7* |" in osd  # bottle's 0.803 and 0.813 alone, marked, not ranked
     assert "- * mean over the categories (and seeds) where the metric is defined" in text
     assert r"80.8{\scriptsize$\pm$0.7}*" in latex_tables(gap, per_category=False)
+
+
+def test_a_bar_or_a_line_break_in_a_name_keeps_every_markdown_row_whole():
+    frame = fake_rows().replace({"category": {"bottle": "left|right", "metal_nut": "two\nlines"}})
+    for text in (markdown_table(frame), category_tables(frame, "image_auroc", "tab:c")[0]):
+        rows = [line for line in text.splitlines() if line.startswith("|")]
+        widths = {len(re.split(r"(?<!\\)\|", line)) for line in rows}
+        assert len(widths) == 1, rows  # every row has as many cells as the header
+        assert "left\\|right" in text and "two lines" in text and "two\nlines" not in text

@@ -44,10 +44,13 @@ def parse_page(text: str) -> Page:
     except ValueError:
         raise AdbenchError(f"--page must be one of {', '.join(PAGES)} or COLUMN,TEXT widths in pt "
                            f"(e.g. 241,505), got {text!r}") from None
-    if not 0 < column <= width:
-        raise AdbenchError(f"--page {text}: widths must be positive, the column no wider than the text")
+    if not (MIN_PAGE_PT <= column <= width < math.inf):
+        raise AdbenchError(f"--page {text}: widths in pt, the column at least {MIN_PAGE_PT:g} (the narrowest "
+                           f"template's is 229.5) and no wider than the text, e.g. 241,505")
     return Page(text, column, width)
 
+
+MIN_PAGE_PT = 100.0  # a column narrower than this is no page: every table would be scaled to nothing
 
 PAD_PT = 12.0  # \\tabcolsep (6 pt) on both sides of a column
 MIN_SCALE = 0.7  # a table is never printed smaller: 10 pt text at 0.7 is 7 pt; a wider one is split

@@ -263,15 +263,21 @@ def markdown(table: Table, style: Style | None = None) -> str:
     """``table`` in Markdown, without the label columns every row shares (``all_rows_note`` says them)."""
     style = style or Style()
     shown = table.shown_labels()
-    header = [style.name(h) for h in (*(label_header(table.label_columns[j]) for j in shown),
-                                      *(all_columns()[k].header for k in table.keys))]
+    header = [md_cell(style.name(h)) for h in (*(label_header(table.label_columns[j]) for j in shown),
+                                               *(all_columns()[k].header for k in table.keys))]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     marks = rank_marks(table)
     for i, (labels, _) in enumerate(table.rows):
         cells = [MARKDOWN_MARKS.get(marks.get((i, k)), "{}").format(cell(table, i, k)) + table.suffixes.get((i, k), "")
                  for k in table.keys]
-        lines.append("| " + " | ".join([*(style.name(labels[j]) for j in shown), *cells]) + " |")
+        lines.append("| " + " | ".join([*(md_cell(style.name(labels[j])) for j in shown), *cells]) + " |")
     return "\n".join(lines)
+
+
+def md_cell(text: str) -> str:
+    """``text`` as one Markdown table cell: a ``|`` escaped, line breaks as spaces (a category or method named
+    with either would otherwise break the table's rows)."""
+    return re.sub(r"\r\n|\r|\n", " ", str(text)).replace("|", "\\|")
 
 
 def all_rows_note(table: Table, style: Style | None = None) -> list[str]:
@@ -414,9 +420,9 @@ def matrix_tables(cells: pd.DataFrame, marks: dict[tuple[int, Any], str], corner
         return [[text(style.name(row)), *(styles.get(marks.get((i, c)), "{}").format(text(cells.iloc[i][c]))
                                           for c in cells.columns)] for i, row in enumerate(cells.index)]
 
-    names = [" ".join(c).strip() if pairs else c for c in shown]
-    md = "\n".join([f"| {corner} | " + " | ".join(names) + " |", "|" + "---|" * (len(names) + 1),
-                     *("| " + " | ".join(r) + " |" for r in marked(MARKDOWN_MARKS, str))])
+    names = [md_cell(" ".join(c).strip() if pairs else c) for c in shown]
+    md = "\n".join([f"| {md_cell(corner)} | " + " | ".join(names) + " |", "|" + "---|" * (len(names) + 1),
+                     *("| " + " | ".join(r) + " |" for r in marked(MARKDOWN_MARKS, md_cell))])
     headers = [("", corner), *(tuple(map(latex_escape, c)) for c in shown)] if pairs \
         else [corner, *map(latex_escape, shown)]
     tex_cells = pd.DataFrame(marked(LATEX_MARKS, latex_escape),
