@@ -22,6 +22,7 @@ from adbench.atomic import (
     atomic_write,
     atomic_write_text,
     disk_full,
+    linked,
     make_dir,
     open_append,
     refuse_link,
@@ -88,6 +89,9 @@ def folder_lock(folder: Path) -> Iterator[None]:
                            "or stop it, then run this again (finished cells are kept).") from None
     try:
         atomic_write_text(Path(folder) / ".lock.pid", f"{os.getpid()}\n")  # replaces a link, never writes through
+        for entry in Path(folder).iterdir():  # models/, maps/, submission-<key>/ ...: written into, never through
+            if entry.is_symlink() and entry.is_dir():
+                raise linked(entry)
         yield
     finally:
         lock.release()

@@ -470,6 +470,26 @@ def test_a_planted_link_in_a_results_folder_is_never_written_through(name, tmp_p
     assert outside.read_text() == "keep me\n"
 
 
+@pytest.mark.parametrize("name", ["models", "maps", "submission-0123456789abcdef"])
+def test_a_planted_folder_link_in_a_results_folder_is_refused_before_anything_is_written(name, tmp_path):
+    """The run's subfolders linked elsewhere would receive its models, maps or submission on --resume."""
+    from adbench.atomic import LinkedFileError
+    from adbench.results import folder_lock
+
+    outside, run_dir = tmp_path / "elsewhere", tmp_path / "run"
+    outside.mkdir()
+    run_dir.mkdir()
+    (run_dir / name).symlink_to(outside, target_is_directory=True)
+    with pytest.raises(LinkedFileError, match=rf"^{run_dir / name} is a symbolic link \(to {outside}\)"), \
+            folder_lock(run_dir):
+        (run_dir / name / "written.pt").write_text("x")  # never reached
+    assert not list(outside.iterdir())
+    (run_dir / name).unlink()
+    (run_dir / "shared.pt").symlink_to(outside / "m.pt")  # a linked file (a shared model) is fine: replaced, if
+    with folder_lock(run_dir):                            # ever written, never written through
+        pass
+
+
 def test_a_lock_that_links_to_itself_is_one_line(tmp_path):
     from adbench.atomic import LinkedFileError
     from adbench.results import folder_lock
