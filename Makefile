@@ -71,7 +71,7 @@ MUTATE := 'adbench.metrics.*' 'adbench.diffusion.*' 'adbench.scorers.*' 'adbench
 	  train_category run_scorer eval_set cell_config cell_scores cell_metrics score_cell \
 	  training_features feature_normaliser needs_model holdout_size,\
 	  $(foreach m,context training scoring rows build,'adbench.engine.$(m).*$(f)__mutmut_*')) \
-	$(foreach f,scoring hash sections training_key feature_setup file_fingerprint noise_net_fields trained_on \
+	$(foreach f,scoring hash sections training_key feature_setup noise_net_fields trained_on \
 	  holdout with_train_categories model_name input_stats,'adbench.config.*$(f)__mutmut_*') 'adbench.hashing.*'
 
 mutation: $(STAMP)

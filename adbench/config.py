@@ -37,7 +37,7 @@ from adbench.protocols import AUPRO_IMPLS, IMAGE_SCORES, NORMALISATIONS, PROTOCO
 __all__ = ["MAX_NAME_BYTES", "MAX_YAML_VALUES", "MODEL_SECTIONS", "MOVED", "QUICK", "SECTIONS",
            "STANDARDISED_BACKBONES", "BackboneConfig", "category_folders", "checked_name", "config_from",
            "DataConfig", "default_of", "default_scorers", "describe", "DuplicateKey", "expanded_size",
-           "file_fingerprint", "load_config", "model_at", "model_only_fields", "noise_net_keys",
+           "load_config", "model_at", "model_only_fields", "noise_net_keys",
            "NoiseNetConfig", "parse_scorer", "parse_sets", "path_component", "quick", "read_yaml",
            "RunConfig", "RuntimeConfig", "scoring_only_fields", "ScoringConfig", "Section", "sections",
            "set_dotted", "StrictLoader", "TrainConfig", "validated", "with_overrides"]
@@ -426,14 +426,6 @@ def validated(data: Any, where: str = "config") -> RunConfig:
         return RunConfig.model_validate(data)
     except ValidationError as exc:
         raise ConfigError("\n".join(describe(e, where) for e in exc.errors())) from None
-
-
-def file_fingerprint(path: str | Path) -> Any:
-    """(resolved path, size, mtime) of an existing file; the path as given otherwise."""
-    if not Path(path).is_file():
-        return str(path)
-    st = Path(path).stat()
-    return [str(Path(path).resolve()), st.st_size, st.st_mtime_ns]
 
 
 MAX_YAML_VALUES = 100_000  # values a YAML file may hold once its aliases are expanded

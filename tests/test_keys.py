@@ -149,9 +149,14 @@ def test_features_follow_the_image_files_and_the_precision(images, tmp_path):
     first = feature_key(cfg, images, "fp32")
     assert feature_key(cfg, images, "bf16") != first
     assert feature_key(cfg, images[:1], "fp32") != first
-    stat = images[1].image_path.stat()
-    os.utime(images[1].image_path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))  # touched
-    assert feature_key(cfg, images, "fp32") != first
+    path = images[1].image_path
+    stat = path.stat()
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))  # touched: the same image
+    assert feature_key(cfg, images, "fp32") == first
+    kept = path.stat()
+    path.write_bytes(path.read_bytes().upper())  # another image of the same size, its time set back
+    os.utime(path, ns=(kept.st_atime_ns, kept.st_mtime_ns))
+    assert feature_key(cfg, images, "fp32") != first  # known by its content, not its path, size and time
 
 
 def test_a_replaced_weights_file_changes_features_and_models(images, tmp_path):
@@ -187,13 +192,14 @@ def test_keys_ignore_mapping_order_and_path_spelling(images, tmp_path, monkeypat
     assert keys(relative, images, tmp_path)[M] == keys(absolute, images, tmp_path)[M]
 
 
-def test_files_of_equal_size_and_time_are_told_apart_by_path(tmp_path):
-    a, b = tmp_path / "a.png", tmp_path / "b.png"
-    for p in (a, b):
-        p.write_bytes(b"same bytes")
+def test_files_are_known_by_their_bytes_not_their_path_size_or_time(tmp_path):
+    a, b, c = tmp_path / "a.png", tmp_path / "b.png", tmp_path / "c.png"
+    for p, data in ((a, b"same bytes"), (b, b"same bytes"), (c, b"other byte")):  # c: the same size
+        p.write_bytes(data)
         os.utime(p, ns=(1_000_000_000, 1_000_000_000))
     cfg = base_config()
-    assert feature_key(cfg, [Sample(a, None, 0)], "fp32") != feature_key(cfg, [Sample(b, None, 0)], "fp32")
+    key = {p: feature_key(cfg, [Sample(p, None, 0)], "fp32") for p in (a, b, c)}
+    assert key[a] == key[b] != key[c]  # the same image wherever it lies: the same features
 
 
 def test_keys_are_16_hex_digits_and_missing_files_stay_apart(images, tmp_path):

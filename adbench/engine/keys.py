@@ -2,7 +2,7 @@
 list of fields, so a field added to a section is part of every key of that section):
 
 * features (``feature_key``): the backbone section with its weights by content (a timm tag, a file's
-  sha256, or random init with its seed) and the input statistics resolved, the image files, the device
+  sha256, or random init with its seed) and the input statistics resolved, the image files by content, the device
   type and precision;
 * a trained noise net (``training_key``): the data, noise_net and train sections (their ``scoring_only``
   fields aside), the seeds, the features and the categories it trains on and the hold-out;
@@ -12,14 +12,16 @@ list of fields, so a field added to a section is part of every key of that secti
 
 from __future__ import annotations
 
+import functools
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from adbench.backbones.identity import WeightsInfo, weights_info
-from adbench.config import RunConfig, file_fingerprint, scoring_only_fields
+from adbench.config import RunConfig, scoring_only_fields
 from adbench.data.base import Sample
-from adbench.hashing import stable_hash
+from adbench.hashing import file_sha256, stable_hash
 
 
 def backbone_weights(cfg: RunConfig) -> WeightsInfo:
@@ -50,10 +52,25 @@ def feature_setup(cfg: RunConfig) -> dict[str, Any]:
 
 
 def feature_key(cfg: RunConfig, samples: list[Sample], precision: str) -> str:
-    """The cache key of the features of ``samples``: the image files (path, size, mtime), the feature
+    """The cache key of the features of ``samples``: the image files by content (``image_digest``), the feature
     setup and where they ran (``precision``: device type and effective precision, e.g. ``cuda:bf16``)."""
     return stable_hash({"setup": feature_setup(cfg), "precision": precision,
-                        "files": [file_fingerprint(s.image_path) for s in samples]})
+                        "files": [image_digest(s.image_path) for s in samples]})
+
+
+def image_digest(path: str | Path) -> str:
+    """The SHA-256 of an image file's bytes (its path as given when there is none): an image replaced by
+    another of the same size and time is another image. Hashed once per process and file version (its
+    change time too, which no one sets back)."""
+    if not Path(path).is_file():
+        return str(path)
+    st = Path(path).stat()
+    return _digest(str(Path(path).resolve()), st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+@functools.lru_cache(maxsize=200_000)
+def _digest(path: str, size: int, mtime_ns: int, ctime_ns: int) -> str:  # a file written again: hashed again
+    return file_sha256(path)
 
 
 def training_key(cfg: RunConfig, category: str) -> str:
