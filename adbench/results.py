@@ -138,7 +138,34 @@ def upgraded(frame: pd.DataFrame, where: Path | str = "rows") -> pd.DataFrame:
             frame = pd.DataFrame(upgrade(frame.to_dict("records")))
         except ValueError as exc:
             raise AdbenchError(f"{where}: {exc}") from None
+    checked_values(frame, where)
     return frame.assign(**{c.key: c.legacy for c in catalogue() if not c.stored and c.key not in frame})
+
+
+def checked_values(frame: pd.DataFrame, where: Path | str) -> None:
+    """Refuse, in one line naming the file, rows no adbench run writes: a column every row has missing, a
+    metric that is no number, outside [0, 1] or infinite, an FPS that is negative or infinite (a hand-edited
+    or foreign file would otherwise be printed, and ranked best)."""
+    if frame.empty:
+        return
+    entries = catalogue()
+    lacking = [c.key for c in entries if c.always and c.stored and c.key != "scorer.*" and c.key not in frame]
+    if lacking:
+        raise AdbenchError(f"{where}: not adbench result rows: they lack {', '.join(lacking[:5])}"
+                           f"{' ...' if len(lacking) > 5 else ''} (an edited or foreign results file?)")
+    for c in entries:
+        if c.group not in ("metric", "speed") or c.type is not float or c.key not in frame:
+            continue
+        values = pd.to_numeric(frame[c.key], errors="coerce")
+        bad = frame[c.key][values.isna() & frame[c.key].notna()]
+        high = 1.0 if c.group == "metric" else np.inf
+        out = values[(values < 0) | (values > high) | np.isinf(values)]
+        if len(bad) or len(out):
+            value = bad.iloc[0] if len(bad) else out.iloc[0]
+            value = value.item() if isinstance(value, np.generic) else value
+            allowed = "a number in [0, 1] or NaN" if c.group == "metric" else "a number >= 0 or NaN"
+            raise AdbenchError(f"{where}: column {c.key} holds {value!r} (row {(bad if len(bad) else out).index[0]}"
+                               f"); it must be {allowed}: an edited or foreign results file?")
 
 
 def load_rows(paths: list[Path]) -> pd.DataFrame:

@@ -203,6 +203,10 @@ def test_a_reports_latex_compiles_with_the_packages_it_names_and_no_missing_glyp
     tex += adbench.report(FROZEN / "run", out=tmp_path / "s", formats="latex", significance="osd_irf_mean",
                           page="article", notes="short", label="tab:s").written[0].read_text()
     assert "\\S{} differs from osd\\_irf\\_mean / mlp\\_tiny's (p \\textless{} 0.05); full notes in the comment" in tex
+    renamed = adbench.report(FROZEN / "run", out=tmp_path / "r", formats="latex", page="article", label="tab:r",
+                             rename={"Pixel": "Pixel-level (%)", "Image": "\\input{/etc/hostname}"})
+    tex += renamed.written[0].read_text()  # a spanning header renamed: escaped like every other name
+    assert "\\multicolumn{3}{c}{\\textbackslash{}input\\{/etc/hostname\\}}" in tex and "Pixel-level (\\%)" in tex
     packages = sorted({p for found in re.findall(r"% needs \\usepackage\{([^}]*)\}", tex) for p in found.split(",")})
     assert "(p \\textless{} 0.05)" in tex and packages
     printed = re.sub(r"^%.*$", "", tex, flags=re.MULTILINE)  # comment lines are not typeset

@@ -586,3 +586,30 @@ def test_a_changed_file_of_the_generated_dataset_is_named_and_generated_again(tm
     assert image.read_bytes() == original
     synthetic(cache_dir=tmp_path, **sizes)
     assert "warning" not in capsys.readouterr().err  # intact now
+
+
+@pytest.mark.parametrize(("column", "value", "message"), [
+    ("image_auroc", float("inf"), "column image_auroc holds inf (row 0); it must be a number in [0, 1] or NaN"),
+    ("pixel_aupro", -300.0, "column pixel_aupro holds -300.0 (row 0); it must be a number in [0, 1]"),
+    ("mad", 750.0, "column mad holds 750.0 (row 0); it must be a number in [0, 1]"),
+    ("image_ap", "high", "column image_ap holds 'high' (row 0); it must be a number in [0, 1]"),
+    ("fps", -1.0, "column fps holds -1.0 (row 0); it must be a number >= 0 or NaN"),
+    ("category", None, "not adbench result rows: they lack category"),
+    ("seed", None, "not adbench result rows: they lack seed"),
+])
+def test_impossible_values_in_a_results_file_are_refused_on_read_in_one_line(column, value, message, tmp_path):
+    from tests.test_report import fake_rows
+
+    frame = fake_rows()
+    if value is None:
+        frame = frame.drop(columns=[column])
+    else:
+        frame[column] = frame[column].astype(object)
+        frame.loc[0, column] = value
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (frame.astype({column: str}) if isinstance(value, str) else frame).to_parquet(run_dir / "metrics.parquet")
+    result = CliRunner().invoke(app, ["report", str(run_dir), "--out", str(tmp_path / "t")])
+    output = " ".join(result.output.split())
+    assert result.exit_code == 2 and message in output and "Traceback" not in output, output
+    assert not list(tmp_path.glob("t.*"))

@@ -604,7 +604,7 @@ def latex(table: Table, caption: str, label: str, notes: list[str], style: Style
             latex_escape(style.name(labels[j])) for labels, _ in table.rows] for j in shown}
     for key in table.keys:
         level, header = header_of(all_columns()[key])
-        cells[(style.name(level), latex_escape(style.name(header)))] = [
+        cells[(latex_escape(style.name(level)), latex_escape(style.name(header)))] = [
             LATEX_MARKS.get(marks.get((i, key)), "{}").format(latex_cell(cell(table, i, key)))
             + latex_escape(table.suffixes.get((i, key), ""))
             for i in range(len(table.rows))]
