@@ -163,17 +163,23 @@ def averaged_table(frame: pd.DataFrame, paper: PaperTable | None = None, reporte
     frame, method = with_variant_columns(facts)
     table = Table(method, [], paper=paper)
     keys = stat_keys(frame)
-    for labels, group in frame.groupby(method, sort=False, dropna=False):
-        per_seed = group.groupby("seed")[keys].mean()
-        stats = {k: (per_seed[k].mean(), per_seed[k].std(ddof=1) if len(per_seed) > 1 else float("nan"))
-                 for k in keys}
-        table.suffixes |= {(len(table.rows), k): PARTIAL for k in keys
-                           if group[k].isna().any() and group[k].notna().any()}
-        compared = (group["dataset"].iloc[0], tuple(sorted(map(str, set(group["category"])))))
-        table.add(list(map(str, labels)), stats, row_kind(labels[method.index("scorer")]), compared,
-                  fps_group(group))
-        found = paper_values(paper, shared_facts(facts.loc[group.index], paper.criteria_keys())) if paper else None
-        dataset, categories = group["dataset"].iloc[0], set(group["category"])
+    per_seed = frame.groupby([*method, "seed"], sort=False, dropna=False)[keys].mean()  # categories averaged
+    over_seeds = per_seed.groupby(level=list(range(len(method))), sort=False, dropna=False)
+    means, stds = over_seeds.mean().to_numpy(), over_seeds.std(ddof=1).to_numpy()  # one seed: std NaN
+    missing_values = frame[keys].isna().to_numpy()
+    datasets, category_of = frame["dataset"].to_numpy(), frame["category"].to_numpy()
+    groups = frame.groupby(method, sort=False, dropna=False).indices  # first appearance, as the aggregates
+    for i, (labels, positions) in enumerate(groups.items()):
+        labels = labels if isinstance(labels, tuple) else (labels,)
+        stats = {k: (means[i, j], stds[i, j]) for j, k in enumerate(keys)}
+        gaps = missing_values[positions]
+        table.suffixes |= {(len(table.rows), k): PARTIAL for j, k in enumerate(keys)
+                           if gaps[:, j].any() and not gaps[:, j].all()}
+        dataset, categories = datasets[positions[0]], set(category_of[positions])
+        group = frame.iloc[positions]
+        table.add(list(map(str, labels)), stats, row_kind(labels[method.index("scorer")]),
+                  (dataset, tuple(sorted(map(str, categories)))), fps_group(group))
+        found = paper_values(paper, shared_facts(facts.iloc[positions], paper.criteria_keys())) if paper else None
         missing = missing_categories(dataset, categories)
         if found and missing:  # the paper's mean is over the full set: no Δ against a part of it
             scorer = str(labels[method.index("scorer")])
@@ -224,14 +230,17 @@ def per_category_table(frame: pd.DataFrame, different: dict[str, set[Any]] | Non
     different = different or {}
     frame, method = with_variant_columns(frame)
     table = Table([*method, "category"], [], keys=[k for k in columns() if k != FPS.key])
-    for labels, group in frame.groupby([*method, "category"], sort=False, dropna=False):
-        stats = {k: (group[k].mean(), group[k].std(ddof=1) if len(group) > 1 else float("nan"))
-                 for k in stat_keys(frame)}
+    keys = stat_keys(frame)
+    grouped = frame.groupby([*method, "category"], sort=False, dropna=False)
+    means, stds = grouped[keys].mean().to_numpy(), grouped[keys].std(ddof=1).to_numpy()  # one row: std NaN
+    datasets = frame["dataset"].to_numpy()
+    for i, (labels, positions) in enumerate(grouped.indices.items()):  # first appearance, as the aggregates
+        stats = {k: (means[i, j], stds[i, j]) for j, k in enumerate(keys)}
         for key, rows in different.items():
-            if set(group.index) <= rows:
+            if set(frame.index[positions]) <= rows:
                 table.suffixes[(len(table.rows), key)] = SIGNIFICANT
         table.add(list(map(str, labels)), stats, row_kind(labels[method.index("scorer")]),
-                  (group["dataset"].iloc[0], group["category"].iloc[0]))  # no FPS column: not ranked
+                  (datasets[positions[0]], labels[-1]))  # no FPS column: not ranked
     return table
 
 
