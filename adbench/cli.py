@@ -585,7 +585,7 @@ def report(results: Annotated[list[Path], typer.Argument(help="Run or grid folde
     for notice in done.notices:
         err.print(f"[yellow]note:[/] {escape(notice)}", soft_wrap=True)
     if done.missing_maps:
-        err.print(f"[yellow]warning:[/] {len(done.missing_maps)} kept map file(s) missing, e.g. "
+        err.print(f"[yellow]warning:[/] {len(done.missing_maps)} kept map file(s) missing or unreadable, e.g. "
                   f"{done.missing_maps[0]}", soft_wrap=True)
     err.print(f"wrote {', '.join(map(str, done.written))} from {done.n_rows} result rows", soft_wrap=True)
 

@@ -613,3 +613,23 @@ def test_impossible_values_in_a_results_file_are_refused_on_read_in_one_line(col
     output = " ".join(result.output.split())
     assert result.exit_code == 2 and message in output and "Traceback" not in output, output
     assert not list(tmp_path.glob("t.*"))
+
+
+def test_a_garbage_or_escaping_maps_file_in_a_results_file_is_one_line_not_a_traceback(tmp_path):
+    from tests.test_plots import kept_maps_rows
+
+    frame = kept_maps_rows(tmp_path).iloc[:3]  # the third one's maps readable: one figure
+    run_dir = tmp_path / "run"
+    (run_dir / "maps").mkdir(parents=True)
+    (run_dir / "maps" / "garbage.npz").write_bytes(b"PK\x03\x04 not a zip at all")
+    (run_dir / "maps" / "text.npz").write_text("hello")
+    names = ["maps/garbage.npz", "maps/text.npz"] + [str(p) for p in frame["maps_file"][2:]]
+    frame.assign(maps_file=names, run_folder=str(run_dir)).to_parquet(run_dir / "metrics.parquet")
+    result = CliRunner().invoke(app, ["report", str(run_dir), "--figures", "--out", str(tmp_path / "t")])
+    output = " ".join(result.output.split())
+    assert result.exit_code == 0 and "2 kept map file(s) missing or unreadable" in output, output
+    frame.assign(maps_file="../../../../../etc/passwd").to_parquet(run_dir / "metrics.parquet")
+    result = CliRunner().invoke(app, ["report", str(run_dir), "--figures", "--out", str(tmp_path / "u")])
+    output = " ".join(result.output.split())
+    assert result.exit_code == 2 and "names maps_file '../../../../../etc/passwd', which leads outside its run " \
+        "folder" in output and "Traceback" not in output, output

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from adbench.config import noise_net_keys
+from adbench.errors import AdbenchError
 
 METHOD = ["dataset", "scorer", "backbone", "noise_net", "protocol"]
 SHOWN_BY_METHOD = {"data.dataset", "scoring.scorers", "backbone.name", "noise_net.name", "scoring.protocol"}
@@ -134,8 +135,13 @@ def scorer_labels(frame: pd.DataFrame) -> pd.Series:
 
 def row_file(row: pd.Series, column: str) -> Path:
     """A file a row names in ``column`` (``maps_file``, ``all_maps_file``): relative to its ``run_folder``
-    (older rows: absolute)."""
-    return Path(row["run_folder"] or ".") / row[column]
+    (older rows: absolute); one that leads outside the run folder (``../..``) is refused, naming it."""
+    folder, name = Path(row["run_folder"] or "."), Path(str(row[column]))
+    path = folder / name
+    if not name.is_absolute() and not path.resolve().is_relative_to(folder.resolve()):
+        raise AdbenchError(f"a row of {folder} names {column} {str(row[column])!r}, which leads outside its run "
+                           "folder: an edited or foreign results file? (adbench writes it inside, e.g. maps/...)")
+    return path
 
 
 def with_method_column(frame: pd.DataFrame) -> pd.DataFrame:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import textwrap
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -227,6 +228,16 @@ def plot_map_comparison(maps_files: dict[str, Path], path: Path, title: str = ""
     return save_figure(fig, path, dpi=300)
 
 
+def kept_maps(path: Path) -> bool:
+    """Whether ``path`` is a kept-maps file a figure can be drawn from (an ``.npz`` holding maps, masks, images
+    and labels); a missing, foreign or damaged one is not (the report says how many)."""
+    try:
+        with np.load(path) as data:
+            return {"maps", "masks", "images", "labels"} <= set(data.files)
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile):  # missing, not an npz, pickled, cut short
+        return False
+
+
 def same_samples(maps_files: dict[str, Path]) -> bool:
     """Whether every kept-maps file holds the same test images (in the same order): comparable side by side."""
     kept = [np.load(f)["images"].tolist() for f in maps_files.values()]
@@ -257,7 +268,7 @@ def plot_comparisons(frame: pd.DataFrame, out_dir: Path, width: str = "page", pa
     written = []
     rows = frame[frame["maps_file"].astype(bool)]
     for (dataset, category), group in rows.groupby(["dataset", "category"], sort=True):
-        files = {name(k): v for k, v in comparison_columns(group).items() if v.is_file()}
+        files = {name(k): v for k, v in comparison_columns(group).items() if kept_maps(v)}
         if len(files) < 2 or not same_samples(files):
             continue
         path = Path(out_dir) / safe_name(f"compare-{dataset}-{category}.png")
@@ -289,7 +300,7 @@ def plot_kept_maps(frame: pd.DataFrame, out_dir: Path, drawer: Drawer | None = N
         if not row["maps_file"]:
             continue
         path = maps_path(row)
-        if not path.is_file():
+        if not kept_maps(path):
             missing.append(path)
             continue
         name = safe_name(f"{row['category']}-{method}-{str(row['cell_key'])[:8]}")
