@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import json
+import math
 import os
 import shutil
 import warnings
@@ -28,7 +29,7 @@ from adbench.atomic import (
     refuse_link,
     unwritable,
 )
-from adbench.columns import ROW_VERSION, catalogue, upgrade
+from adbench.columns import ROW_VERSION, ResultColumn, catalogue, upgrade
 from adbench.config import RunConfig, validated
 from adbench.errors import AdbenchError
 
@@ -153,19 +154,39 @@ def checked_values(frame: pd.DataFrame, where: Path | str) -> None:
     if lacking:
         raise AdbenchError(f"{where}: not adbench result rows: they lack {', '.join(lacking[:5])}"
                            f"{' ...' if len(lacking) > 5 else ''} (an edited or foreign results file?)")
-    for c in entries:
-        if c.group not in ("metric", "speed") or c.type is not float or c.key not in frame:
+    for c in bounded_columns():
+        if c.key not in frame:
             continue
         values = pd.to_numeric(frame[c.key], errors="coerce")
         bad = frame[c.key][values.isna() & frame[c.key].notna()]
-        high = 1.0 if c.group == "metric" else np.inf
-        out = values[(values < 0) | (values > high) | np.isinf(values)]
+        out = values[(values < 0) | (values > (1.0 if c.group == "metric" else np.inf)) | np.isinf(values)]
         if len(bad) or len(out):
             value = bad.iloc[0] if len(bad) else out.iloc[0]
             value = value.item() if isinstance(value, np.generic) else value
-            allowed = "a number in [0, 1] or NaN" if c.group == "metric" else "a number >= 0 or NaN"
             raise AdbenchError(f"{where}: column {c.key} holds {value!r} (row {(bad if len(bad) else out).index[0]}"
-                               f"); it must be {allowed}: an edited or foreign results file?")
+                               f"); it must be {allowed(c)}: an edited or foreign results file?")
+
+
+def bounded_columns() -> list[ResultColumn]:
+    """The result columns whose values have bounds: the metrics (in [0, 1]) and the speed figures (>= 0)."""
+    return [c for c in catalogue() if c.group in ("metric", "speed") and c.type is float]
+
+
+def allowed(column: ResultColumn) -> str:
+    return "a number in [0, 1] or NaN" if column.group == "metric" else "a number >= 0 or NaN"
+
+
+def impossible_value(record: dict) -> str:
+    """What no adbench run writes in a cell record (``checked_values``' rule for one record); empty if none."""
+    for c in bounded_columns():
+        value = record.get(c.key)
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            continue
+        high = 1.0 if c.group == "metric" else math.inf
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= high \
+                or math.isinf(value):
+            return f"holds {c.key} {value!r}; it must be {allowed(c)}"
+    return ""
 
 
 def load_rows(paths: list[Path]) -> pd.DataFrame:
@@ -228,8 +249,13 @@ class RecordLog:
         """The successful record of each cell key (the first one, should a cell appear twice)."""
         out: dict[str, dict] = {}
         for r in self.read():
-            if r.get("status") == "ok":
-                out.setdefault(r["cell_key"], r)
+            if r.get("status") == "ok" and r["cell_key"] not in out:
+                problem = impossible_value(r)
+                if problem:  # an edited log: the cell is not done, it runs again
+                    warnings.warn(f"{self.path}: cell {r['cell_key']} {problem}: not counted as finished, it runs "
+                                  "again", stacklevel=2)
+                    continue
+                out[r["cell_key"]] = r
         return out
 
     def failed(self) -> dict[str, dict]:

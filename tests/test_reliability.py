@@ -1,6 +1,7 @@
 """Faults: disk full, concurrent study workers, determinism records."""
 
 import errno
+import json
 import os
 import subprocess
 import sys
@@ -633,3 +634,28 @@ def test_a_garbage_or_escaping_maps_file_in_a_results_file_is_one_line_not_a_tra
     output = " ".join(result.output.split())
     assert result.exit_code == 2 and "names maps_file '../../../../../etc/passwd', which leads outside its run " \
         "folder" in output and "Traceback" not in output, output
+
+
+def test_a_resume_over_an_edited_cell_log_runs_the_edited_cell_again(tiny_synthetic, tmp_path):
+    """A string or impossible metric in cells.jsonl: that cell is not finished (it runs again, with a warning),
+    the others are kept, and metrics.parquet is written (it was an Arrow traceback, and no results file)."""
+    config = write_config(tmp_path / "c.yaml", {"data.root": str(tiny_synthetic), "categories": ["washer"],
+                                                   "train.epochs": 1})
+    first = CliRunner().invoke(app, ["run", str(config), "--results-dir", str(tmp_path / "r"), "-s", "osd_irf_mean",
+                                     "-s", "knn"])
+    assert first.exit_code == 0, first.output
+    run_dir = only_run_dir(tmp_path / "r")
+    log = run_dir / "cells.jsonl"
+    records = [json.loads(line) for line in log.read_text().splitlines()]
+    kept = next(r for r in records if r["scorer"] == "knn")
+    edited = next(r for r in records if r["scorer"] == "osd_irf_mean")
+    log.write_text("".join(json.dumps(r) + "\n" for r in records if r is not edited)
+                   + json.dumps({**edited, "image_auroc": "high"}) + "\n")
+    with pytest.warns(UserWarning, match=rf"cell {edited['cell_key']} holds image_auroc 'high'; it must be a "
+                                         r"number in \[0, 1\] or NaN: not counted as finished, it runs again"):
+        again = CliRunner().invoke(app, ["run", "--resume", str(run_dir)])
+    output = " ".join(again.output.split())
+    assert again.exit_code == 0 and "Traceback" not in output, output
+    rows = pd.read_parquet(run_dir / "metrics.parquet").set_index("scorer")
+    assert rows.loc["osd_irf_mean", "image_auroc"] == pytest.approx(edited["image_auroc"], abs=1e-12)  # again
+    assert rows.loc["knn", "image_auroc"] == kept["image_auroc"]
