@@ -191,3 +191,20 @@ def test_datasets_behind_a_form_say_where_to_get_them_and_unknown_names_list_the
     unknown = CliRunner().invoke(app, ["data", "fetch", "mnist", "--root", "/data/x"])
     assert unknown.exit_code == 2 and "unknown dataset 'mnist' to fetch; known: mvtec, visa, btad" in unknown.output
     assert all(len(s.sha256) == 64 for s in fetching.SOURCES.values() if s.url)  # every download is verified
+
+
+def test_a_root_that_is_a_file_a_url_that_is_no_url_and_another_datasets_root_are_one_line(btad, tmp_path):
+    file_root = tmp_path / "a-file"
+    file_root.write_text("x")
+    other = tmp_path / "mvtec"
+    other.mkdir()
+    (other / fetching.DONE).write_text("mvtec 0123\n")  # a finished fetch of another dataset
+    for args, message in ((["--root", str(file_root)], f"--root {file_root} is a file: give the folder btad"),
+                          (["--root", str(tmp_path / "b"), "--url", "not a url"],
+                           "--url 'not a url' is not an http(s) address of a mirror of btad.zip"),
+                          (["--root", str(other)], f"{other} holds mvtec (fetched, .adbench-fetched): give btad a "
+                                                   "folder of its own")):
+        result = CliRunner().invoke(app, ["data", "fetch", "btad", *args])
+        output = " ".join(result.output.split())
+        assert result.exit_code == 2 and message in output and "Traceback" not in output, output
+    assert file_root.read_text() == "x" and sorted(p.name for p in other.iterdir()) == [fetching.DONE]

@@ -14,6 +14,7 @@ import os
 import shutil
 import tarfile
 import urllib.error
+import urllib.parse
 import urllib.request
 import zipfile
 from collections.abc import Callable
@@ -91,7 +92,16 @@ def fetch(name: str, root: Path, url: str | None = None, say: Callable[[str], No
     if src.manual:
         raise DataError(f"{name} cannot be downloaded automatically. {src.manual.replace('ROOT', str(root))}")
     root = Path(root)
+    if root.exists() and not root.is_dir():
+        raise DataError(f"--root {root} is a file: give the folder {name} is to be unpacked into (it is made if "
+                        "missing).")
+    if url is not None and urllib.parse.urlsplit(url).scheme not in ("http", "https"):
+        raise DataError(f"--url {url!r} is not an http(s) address of a mirror of {src.archive}.")
     if (root / DONE).is_file():
+        fetched = (root / DONE).read_text().split()[:1]
+        if fetched and fetched[0] != name:
+            raise DataError(f"{root} holds {fetched[0]} (fetched, {DONE}): give {name} a folder of its own, e.g. "
+                            f"{root.parent / name}.")
         say(f"{name} is already in {root} ({DONE} is there); nothing to do")
         return root
     say(f"{name}: licence {src.licence}. Downloading it means accepting its terms.")
