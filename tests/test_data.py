@@ -195,6 +195,9 @@ def test_visa_layout(tiny_synthetic, tmp_path):
     assert load_mask(next(s for s in test if s.label), 128).any()
     with pytest.raises(DataError, match="split file"):
         VisA(tmp_path)
+    (root / "split_csv" / "1cls.csv").write_bytes("\n".join(rows).encode("utf-16"))  # not UTF-8
+    with pytest.raises(DataError, match=r"1cls.csv is not UTF-8 text \(byte 0 cannot be read\)"):
+        VisA(root)
 
 
 NO_ELPV = "elpv-dataset (the elpv extra: pip install -e '.[elpv]') is not installed"

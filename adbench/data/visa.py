@@ -23,12 +23,16 @@ class VisA:
                 f"VisA split file {self.csv_path} not found. Point --data-root at the VisA folder "
                 "that contains split_csv/1cls.csv."
             )
-        with open(self.csv_path, newline="") as fh:
-            reader = csv.DictReader(fh)
-            missing = REQUIRED_COLUMNS - set(reader.fieldnames or [])
-            if missing:
-                raise DataError(f"{self.csv_path} lacks columns {sorted(missing)}.")
-            self.rows = list(reader)
+        try:
+            with open(self.csv_path, newline="", encoding="utf-8") as fh:
+                reader = csv.DictReader(fh)
+                missing = REQUIRED_COLUMNS - set(reader.fieldnames or [])
+                if missing:
+                    raise DataError(f"{self.csv_path} lacks columns {sorted(missing)}.")
+                self.rows = list(reader)
+        except UnicodeDecodeError as exc:
+            raise DataError(f"{self.csv_path} is not UTF-8 text (byte {exc.start} cannot be read): not VisA's split "
+                            "file, or damaged; VisA ships it as plain CSV.") from None
 
     def categories(self) -> list[str]:
         return sorted({r["object"] for r in self.rows})
