@@ -208,3 +208,68 @@ def test_a_root_that_is_a_file_a_url_that_is_no_url_and_another_datasets_root_ar
         output = " ".join(result.output.split())
         assert result.exit_code == 2 and message in output and "Traceback" not in output, output
     assert file_root.read_text() == "x" and sorted(p.name for p in other.iterdir()) == [fetching.DONE]
+
+
+def tar_of(path, members):
+    """A tar at ``path`` of ``members`` (name -> bytes)."""
+    with tarfile.open(path, "w") as tf:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+    return path
+
+
+def test_a_tar_is_unpacked_as_a_tar_whole_or_not_at_all_and_within_a_size_bound(tmp_path, monkeypatch):
+    inner = io.BytesIO()
+    with zipfile.ZipFile(inner, "w") as zf:
+        zf.writestr("decoy/only.txt", "from the zip")
+    archive = tar_of(tmp_path / "a.tar", {"cat/train/good/0.png": b"png", "z/last.zip": inner.getvalue()})
+    assert zipfile.is_zipfile(archive)  # a zip's end record found at the tar's end: the old test took it for a zip
+    fetching.unpack(archive, tmp_path / "root")
+    assert (tmp_path / "root" / "cat" / "train" / "good" / "0.png").read_bytes() == b"png"
+    assert (tmp_path / "root" / "z" / "last.zip").is_file() and not (tmp_path / "root" / "decoy").exists()
+    second = tar_of(tmp_path / "b.tar", {"a_new/x.png": b"x", "cat/y.png": b"y"})  # cat is there already
+    with pytest.raises(DataError, match=r"root/cat exists already: nothing was moved into place"):
+        fetching.unpack(second, tmp_path / "root")
+    assert not (tmp_path / "root" / "a_new").exists()  # refused before any item moved in
+    bomb = tar_of(tmp_path / "bomb.tar", {"big.bin": bytes(1 << 20)})  # 1 MiB of zeros, a 1 MiB tar
+    monkeypatch.setattr(fetching, "UNPACK_SLACK", 0)
+    fetching.unpack(bomb, tmp_path / "r2")  # within 20 x its size
+    gz = tmp_path / "bomb.tar.gz"
+    with tarfile.open(gz, "w:gz") as tf:
+        tf.add(tmp_path / "r2" / "big.bin", "big.bin")  # the same MiB compressed to about 1 kB: 1000 x
+    with pytest.raises(DataError, match=r"bomb.tar.gz would unpack to 1048576 bytes, more than 20 times its \d+"):
+        fetching.unpack(gz, tmp_path / "r3")
+    assert not (tmp_path / "r3" / "big.bin").exists()
+
+
+def test_a_full_disk_while_unpacking_leaves_the_root_as_it_was_and_says_so(tmp_path, monkeypatch):
+    import errno
+    import shutil
+
+    archive = tar_of(tmp_path / "a.tar", {"cat/0.png": b"png", "cat/1.png": b"png"})
+    real = shutil.copyfileobj
+    calls = []
+
+    def filling(src, dst, length=0):
+        calls.append(1)
+        if len(calls) == 2:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(src, dst, length)
+
+    monkeypatch.setattr(fetching.shutil, "copyfileobj", filling)
+    with pytest.raises(DataError, match="Disk full while unpacking a.tar .*: nothing was moved into"):
+        fetching.unpack(archive, tmp_path / "root")
+    assert sorted(p.name for p in (tmp_path / "root").iterdir()) == [".downloads"]
+    assert not list((tmp_path / "root" / ".downloads").iterdir())  # the half-unpacked folder removed
+
+
+def test_a_downloads_folder_linked_elsewhere_is_refused(btad, tmp_path):
+    root, elsewhere = tmp_path / "btad", tmp_path / "elsewhere"
+    root.mkdir()
+    elsewhere.mkdir()
+    (root / ".downloads").symlink_to(elsewhere, target_is_directory=True)
+    result = CliRunner().invoke(app, ["data", "fetch", "btad", "--root", str(root)])
+    assert result.exit_code == 2 and ".downloads is a symbolic link" in " ".join(result.output.split())
+    assert not list(elsewhere.iterdir())

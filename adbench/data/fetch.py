@@ -10,6 +10,7 @@ Links and checksums are anomalib's current ones (MVTec moves its share links; ``
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import tarfile
@@ -105,14 +106,21 @@ def fetch(name: str, root: Path, url: str | None = None, say: Callable[[str], No
         say(f"{name} is already in {root} ({DONE} is there); nothing to do")
         return root
     say(f"{name}: licence {src.licence}. Downloading it means accepting its terms.")
-    archive = make_dir(root / ".downloads") / src.archive
+    downloads = root / ".downloads"
+    if downloads.is_symlink():
+        raise DataError(f"{downloads} is a symbolic link (to {os.readlink(downloads)}): adbench downloads and unpacks "
+                        "only into a folder of its own there. Remove the link and run again.")
+    archive = make_dir(downloads) / src.archive
     if not archive.is_file():
         download(url or src.url, archive, progress)
     got = file_sha256(archive)
     if got != src.sha256:
+        size = archive.stat().st_size
         archive.unlink()
-        raise DataError(f"{archive.name}: SHA-256 {got} is not the published {src.sha256}; the file was removed "
-                        "and nothing was extracted. Run again to download it afresh (or check the --url mirror).")
+        raise DataError(f"{archive.name}: SHA-256 {got} is not the published {src.sha256} ({size} bytes "
+                        "arrived: a download cut short without notice, or another file); the file was "
+                        "removed and nothing was extracted. Run again to download it afresh (or check the --url "
+                        "mirror).")
     say(f"{archive.name}: SHA-256 verified; extracting into {root}")
     unpack(archive, root, src.inner, src.renames)
     atomic_write_text(root / DONE, f"{name} {src.sha256}\n")
@@ -161,15 +169,51 @@ def safe_member(name: str, archive: Path) -> PurePosixPath:
     return path
 
 
+MAX_UNPACKED_RATIO = 20  # an archive unpacks to at most this many times its size, plus UNPACK_SLACK: else a bomb
+UNPACK_SLACK = 16 << 20
+
+
 def unpack(archive: Path, root: Path, inner: str = "", renames: tuple[tuple[str, str], ...] = ()) -> None:
-    """Regular files and folders of ``archive`` (tar, tar.gz, tar.xz or zip) into ``root``: unpacked into a
-    temporary folder beside it (links and devices refused), folders renamed (``renames``), then its content
-    (``inner``'s, when given) moved into place."""
+    """Regular files and folders of ``archive`` (a zip by its first bytes, else a tar, tar.gz or tar.xz) into
+    ``root``: unpacked into a temporary folder beside it (links and devices refused, at most
+    ``MAX_UNPACKED_RATIO`` times the archive's size), folders renamed (``renames``), then, once no item is in the
+    way, its content (``inner``'s, when given) moved into place. A failure (a full disk too) leaves ``root`` as
+    it was."""
     staging = make_dir(root / ".downloads" / f"{archive.name}.unpacking")
     shutil.rmtree(staging)
     staging.mkdir()
-    if zipfile.is_zipfile(archive):
+    try:
+        extract(archive, staging)
+    except OSError as exc:
+        shutil.rmtree(staging, ignore_errors=True)
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise DataError(f"Disk full while unpacking {archive.name} ({exc.strerror}): nothing was moved into "
+                            f"{root}; free space there and run the same command again.") from None
+        raise
+    top = staging / inner if inner else staging
+    if not top.is_dir():
+        raise DataError(f"{archive.name} has no folder {inner!r}: not the published archive")
+    for pattern, new in renames:
+        for folder in sorted(top.glob(pattern)):
+            folder.rename(folder.with_name(new))
+    in_the_way = [root / item.name for item in sorted(top.iterdir()) if (root / item.name).exists()]
+    if in_the_way:
+        more = f" (and {len(in_the_way) - 1} more)" if len(in_the_way) > 1 else ""
+        raise DataError(f"{in_the_way[0]} exists already{more}: nothing was moved into place; move them away (or "
+                        "fetch into an empty --root)")
+    for item in sorted(top.iterdir()):
+        os.replace(item, root / item.name)
+    shutil.rmtree(staging)
+
+
+def extract(archive: Path, staging: Path) -> None:
+    """``archive``'s regular files and folders into ``staging`` (``unpack``'s checks)."""
+    with open(archive, "rb") as fh:
+        is_zip = fh.read(4) in (b"PK\x03\x04", b"PK\x05\x06")  # a zip starts so; a tar holding a zip does not
+    budget = MAX_UNPACKED_RATIO * archive.stat().st_size + UNPACK_SLACK
+    if is_zip:
         with zipfile.ZipFile(archive) as zf:
+            check_size(sum(info.file_size for info in zf.infolist()), budget, archive)
             for info in zf.infolist():
                 target = staging / safe_member(info.filename, archive)
                 if info.is_dir():
@@ -178,28 +222,24 @@ def unpack(archive: Path, root: Path, inner: str = "", renames: tuple[tuple[str,
                 target.parent.mkdir(parents=True, exist_ok=True)
                 with zf.open(info) as src, open(target, "wb") as dst:
                     shutil.copyfileobj(src, dst, CHUNK)
-    else:
-        with tarfile.open(archive) as tf:
-            for member in tf:
-                target = staging / safe_member(member.name, archive)
-                if member.isdir():
-                    target.mkdir(parents=True, exist_ok=True)
-                elif member.isfile():
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    with tf.extractfile(member) as src, open(target, "wb") as dst:
-                        shutil.copyfileobj(src, dst, CHUNK)
-                else:
-                    raise DataError(f"{archive.name} holds {member.name!r}, a link or device: refused, nothing "
-                                    "moved into place")
-    top = staging / inner if inner else staging
-    if not top.is_dir():
-        raise DataError(f"{archive.name} has no folder {inner!r}: not the published archive")
-    for pattern, new in renames:
-        for folder in sorted(top.glob(pattern)):
-            folder.rename(folder.with_name(new))
-    for item in sorted(top.iterdir()):
-        destination = root / item.name
-        if destination.exists():
-            raise DataError(f"{destination} exists already: move it away (or fetch into an empty --root)")
-        os.replace(item, destination)
-    shutil.rmtree(staging)
+        return
+    with tarfile.open(archive) as tf:
+        members = tf.getmembers()
+        check_size(sum(m.size for m in members if m.isfile()), budget, archive)
+        for member in members:
+            target = staging / safe_member(member.name, archive)
+            if member.isdir():
+                target.mkdir(parents=True, exist_ok=True)
+            elif member.isfile():
+                target.parent.mkdir(parents=True, exist_ok=True)
+                with tf.extractfile(member) as src, open(target, "wb") as dst:
+                    shutil.copyfileobj(src, dst, CHUNK)
+            else:
+                raise DataError(f"{archive.name} holds {member.name!r}, a link or device: refused, nothing "
+                                "moved into place")
+
+
+def check_size(total: int, budget: int, archive: Path) -> None:
+    if total > budget:
+        raise DataError(f"{archive.name} would unpack to {total} bytes, more than {MAX_UNPACKED_RATIO} times its "
+                        f"{archive.stat().st_size}: not the published archive (an archive bomb?); nothing unpacked")
