@@ -273,6 +273,11 @@ def test_mvtec_ad2_holds_out_its_validation_scores_segf1_and_writes_the_private_
         "data.dataset": "mvtec_ad2", "data.root": str(tmp_path / "ad2"), "data.held_out": "validation",
         "backbone.image_size": 64, "scoring.scorers": [{"name": "osd_irf_mean"}], "scoring.submission": True,
         "scoring.extra_metrics": ["pixel_segf1"], "train.epochs": 2})
+    (cat / "test_private_mixed").rename(tmp_path / "aside")
+    refused = runner.invoke(app, ["run", str(config), "--results-dir", str(tmp_path / "refused")])
+    assert refused.exit_code == 2 and "test_private_mixed is missing" in " ".join(refused.output.split())
+    assert not list((tmp_path / "refused").rglob("*.pt"))  # found before any training
+    (tmp_path / "aside").rename(cat / "test_private_mixed")
     result = runner.invoke(app, ["run", str(config), "--results-dir", str(tmp_path / "r")])
     assert result.exit_code == 0, result.output
     run_dir = only_run_dir(tmp_path / "r")

@@ -659,3 +659,14 @@ def test_a_resume_over_an_edited_cell_log_runs_the_edited_cell_again(tiny_synthe
     rows = pd.read_parquet(run_dir / "metrics.parquet").set_index("scorer")
     assert rows.loc["osd_irf_mean", "image_auroc"] == pytest.approx(edited["image_auroc"], abs=1e-12)  # again
     assert rows.loc["knn", "image_auroc"] == kept["image_auroc"]
+
+
+def test_figures_asked_of_rows_that_kept_no_maps_say_so(tmp_path):
+    from tests.test_report import fake_rows
+
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    fake_rows().to_parquet(run_dir / "metrics.parquet")  # no maps_file
+    result = CliRunner().invoke(app, ["report", str(run_dir), "--figures", "--out", str(tmp_path / "t")])
+    output = " ".join(result.output.split())
+    assert result.exit_code == 0 and "--figures: no row kept anomaly maps (scoring.save_maps 0" in output, output

@@ -285,8 +285,9 @@ class GridRunner:
             cfg = group[0].cfg
             trained = {t for c in group if needs_model(c.spec) for t in c.cfg.trained_on(c.category)}
             regions = any(k.startswith(SPRO_PREFIX) for c in group for k in c.cfg.scoring.extra_metrics)
+            private = any(c.cfg.scoring.submission for c in group)
             check_data(build_dataset(cfg, self.cache_dir), sorted({c.category for c in group}), sorted(trained),
-                       regions)
+                       regions, private)
 
     def collect(self, cells: list[Cell]) -> pd.DataFrame:
         """The finished rows of this grid's cells, written as metrics.parquet/csv."""

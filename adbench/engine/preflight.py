@@ -119,14 +119,19 @@ def check_dataset(cfg: RunConfig) -> None:
                           "folder that holds its categories") from None
 
 
-def check_data(dataset: Dataset, categories: list[str], train_categories: list[str], regions: bool = False) -> None:
+def check_data(dataset: Dataset, categories: list[str], train_categories: list[str], regions: bool = False,
+               private: bool = False) -> None:
     """Before any training: every scored category's test images readable (their headers), each anomalous one
-    with a mask of its size, every training category with training images (its listing), and with ``regions``
-    (AU-sPRO asked) each scored category's saturation areas (MVTec LOCO's ``defects_config.json``)."""
+    with a mask of its size, every training category with training images (its listing), with ``regions``
+    (AU-sPRO asked) each scored category's saturation areas (MVTec LOCO's ``defects_config.json``), and with
+    ``private`` (``scoring.submission``) its private test sets (MVTec AD 2's)."""
     for category in train_categories:
         dataset.train(category)
-    for category in categories if regions else ():
-        dataset.saturations(category)  # type: ignore[attr-defined]  # preflight: only datasets with regions
+    for category in categories:  # preflight refuses these options on datasets without them
+        if regions:
+            dataset.saturations(category)  # type: ignore[attr-defined]
+        if private:
+            dataset.private_tests(category)  # type: ignore[attr-defined]
     samples = [s for category in categories for s in dataset.test(category)]
     with progress_bar() as bar:
         task = bar.add_task("checking test images and masks", total=len(samples))

@@ -71,6 +71,9 @@ def write_report(results: list[Path], out: Path, formats: str, layout: str, metr
         from adbench.reporting.methods import varying_scorer_args
         from adbench.reporting.plots import plot_comparisons, plot_kept_maps, plot_metrics_vs
 
+        if not frame["maps_file"].astype(bool).any():
+            notices.append("--figures: no row kept anomaly maps (scoring.save_maps 0, or rows written without "
+                           "them): no map figures")
         maps_dir, drawer = out.parent / f"{out.stem}_maps", Drawer()
         missing = plot_kept_maps(frame, maps_dir, drawer)[1]
         plot_comparisons(frame, maps_dir, figure_width, style.page, style.name, drawer)
