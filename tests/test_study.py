@@ -1,5 +1,7 @@
 """Optuna studies: validation split only, resume by name, journal storage, Pareto front, final test step."""
 
+import re
+
 import optuna
 import pandas as pd
 import pytest
@@ -210,3 +212,25 @@ def test_quick_runs_a_few_trials_of_the_quick_setting(tmp_path):
     assert quick.base["noise_net"]["name"] == "mlp_tiny" and full.base["noise_net"]["name"] == "dit_gigant"
     path = study_file(tmp_path / "s.yaml", tmp_path, n_trials=10, quick_trials=2)
     assert load_study(path, quick=True).n_trials == 2 and load_study(path).n_trials == 10
+
+
+def test_a_garbage_or_torn_journal_is_refused_in_one_line_and_a_good_one_opens(tmp_path):
+    import optuna
+
+    from adbench.engine.study import open_storage
+    from adbench.errors import AdbenchError
+
+    good = tmp_path / "good.log"
+    optuna.create_study(study_name="s", storage=open_storage(str(good))).optimize(
+        lambda t: t.suggest_float("a", 0, 1), n_trials=2)
+    assert len(optuna.load_study(study_name="s", storage=open_storage(str(good))).trials) == 2
+    whole = good.read_bytes()
+    lines = whole.count(b"\n")  # the cut falls in the last line
+    for name, data, message in (
+            ("garbage.log", b"this is not json\n", "line 1 is not an Optuna journal record"),
+            ("foreign.log", b'{"a": 1}\n', "line 1 is not an Optuna journal record"),
+            ("torn.log", whole[:-20], f"line {lines} (its last, cut short) is not an Optuna journal")):
+        (tmp_path / name).write_bytes(data)
+        with pytest.raises(AdbenchError, match=rf"--storage {tmp_path / name}: {re.escape(message)}"):
+            open_storage(str(tmp_path / name))
+        assert (tmp_path / name).read_bytes() == data  # left as it was

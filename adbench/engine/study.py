@@ -172,6 +172,7 @@ def open_storage(url: str, heartbeat: int = 60) -> Any:
         from optuna.storages.journal import JournalFileBackend
 
         Path(url).parent.mkdir(parents=True, exist_ok=True)
+        check_journal(Path(url))
         return JournalStorage(JournalFileBackend(url))
     import sqlalchemy.exc
 
@@ -193,6 +194,43 @@ def open_storage(url: str, heartbeat: int = 60) -> Any:
     except (sqlalchemy.exc.SQLAlchemyError, ValueError) as exc:  # unreachable, refused, malformed URL
         reason = str(exc).strip().splitlines()[0]
         raise AdbenchError(f"--storage {url} cannot be opened: {reason}") from None
+
+
+def check_journal(path: Path) -> None:
+    """Refuse, in one line, a journal file whose lines are not all Optuna's JSON records (Optuna would stop on
+    it with a traceback): a foreign file, or one cut short by a full disk or a worker killed mid-write. A last
+    line without its end is read again under Optuna's own journal lock: another worker may be writing it."""
+    if not path.is_file():
+        return
+    bad = journal_fault(path)
+    if bad and bad[1]:  # an unfinished last line: final only while no worker holds the lock
+        from optuna.storages.journal import JournalFileSymlinkLock
+
+        lock = JournalFileSymlinkLock(str(path))
+        lock.acquire()
+        try:
+            bad = journal_fault(path)
+        finally:
+            lock.release()
+    if bad:
+        number, cut = bad
+        raise AdbenchError(f"--storage {path}: line {number}{' (its last, cut short)' if cut else ''} is not an "
+                           "Optuna journal record: not a study journal, or one cut short by a full disk or a killed "
+                           "worker; give another file, or remove that line to keep the trials before it.")
+
+
+def journal_fault(path: Path) -> tuple[int, bool] | None:
+    """(the number of the first line of ``path`` that is no journal record, whether it is an unfinished last
+    line), or None."""
+    with open(path, "rb") as fh:
+        for number, line in enumerate(fh, 1):
+            try:
+                record = json.loads(line)
+            except ValueError:  # not JSON, not UTF-8
+                record = None
+            if not isinstance(record, dict) or "op_code" not in record:
+                return number, not line.endswith(b"\n")
+    return None
 
 
 def trial_config(path: str | Path, trial: int, storage: str | None = None, sets: list[str] | None = None,
