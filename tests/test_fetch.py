@@ -23,8 +23,8 @@ class Server:
     """Serves ``files`` (name -> bytes) with HTTP range requests; ``cut_after`` bytes of the first response
     are sent before the connection drops (an interrupted download). Records each request's Range header."""
 
-    def __init__(self, files, cut_after=None):
-        self.files, self.cut_after, self.ranges = files, cut_after, []
+    def __init__(self, files, cut_after=None, chunked=False):
+        self.files, self.cut_after, self.ranges, self.chunked = files, cut_after, [], chunked
         owner = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -34,9 +34,16 @@ class Server:
                 owner.ranges.append(wanted)
                 start = int(wanted.removeprefix("bytes=").rstrip("-")) if wanted else 0
                 self.send_response(206 if wanted else 200)
+                payload = body[start:]
+                if owner.chunked:  # no length announced: one chunk, dropped halfway
+                    self.send_header("Transfer-Encoding", "chunked")
+                    self.end_headers()
+                    self.wfile.write(f"{len(payload):x}\r\n".encode() + payload[:len(payload) // 2])
+                    self.wfile.flush()
+                    self.close_connection = True
+                    return
                 self.send_header("Content-Length", str(len(body) - start))
                 self.end_headers()
-                payload = body[start:]
                 if owner.cut_after is not None:
                     payload, owner.cut_after = payload[:owner.cut_after], None
                     self.wfile.write(payload)
@@ -273,3 +280,15 @@ def test_a_downloads_folder_linked_elsewhere_is_refused(btad, tmp_path):
     result = CliRunner().invoke(app, ["data", "fetch", "btad", "--root", str(root)])
     assert result.exit_code == 2 and ".downloads is a symbolic link" in " ".join(result.output.split())
     assert not list(elsewhere.iterdir())
+
+
+def test_a_chunked_download_dropped_mid_file_is_one_line_and_resumable(btad, tmp_path):
+    server = Server({"btad.zip": btad}, chunked=True)
+    try:
+        result = CliRunner().invoke(app, ["data", "fetch", "btad", "--root", str(tmp_path / "b"), "--url",
+                                          server.url("btad.zip")])
+    finally:
+        server.close()
+    output = " ".join(result.output.split())
+    assert result.exit_code == 2 and "stopped after" in output and "run the same command again to resume" in output
+    assert "Traceback" not in output and (tmp_path / "b" / ".downloads" / "btad.zip.part").is_file()

@@ -11,6 +11,7 @@ Links and checksums are anomalib's current ones (MVTec moves its share links; ``
 from __future__ import annotations
 
 import errno
+import http.client
 import os
 import shutil
 import tarfile
@@ -149,7 +150,7 @@ def download(url: str, archive: Path, progress: Callable[[int, int], None] | Non
             part.replace(archive)
             return
         raise DataError(f"downloading {url} failed: HTTP {exc.code} {exc.reason}") from None
-    except (urllib.error.URLError, OSError, ConnectionError) as exc:
+    except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:  # HTTPException: a chunk cut short
         kept = part.stat().st_size if part.is_file() else 0
         reason = getattr(exc, "reason", exc)
         raise DataError(f"downloading {url} stopped after {kept} bytes ({reason}); what arrived is kept in {part}: "
