@@ -151,3 +151,23 @@ def test_a_spill_scores_only_the_images_at_its_index(tmp_path):
     assert got["pixel_auroc"] == pytest.approx(roc_auc_score(y, s), abs=1e-12)
     assert got["pixel_ap"] == pytest.approx(average_precision_score(y, s), abs=1e-12)
     assert got["pixel_aupro"] == pytest.approx(brute_aupro(maps[index], masks[index], 0.3), abs=1e-12)
+
+
+def test_a_disk_too_full_for_the_spilled_arrays_is_said_before_any_page_is_written(tmp_path, monkeypatch):
+    """The spilled maps' blocks are reserved first: a full disk is one clear error, not a bus error (SIGBUS,
+    exit 135) when the mapping's first page is written."""
+    import errno
+    import os
+
+    from adbench.atomic import DiskFullError
+    from adbench.metrics import streaming
+
+    held = streaming.spill_array(tmp_path, (3, 64, 64), np.float32)
+    assert held.shape == (3, 64, 64) and not held.any()  # zeroed, reserved
+    if hasattr(os, "posix_fallocate"):
+        def full(fd, offset, length):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        monkeypatch.setattr(streaming.os, "posix_fallocate", full)
+        with pytest.raises(DiskFullError, match=r"Disk full in .*: the streamed metric pass needs 1 MiB there"):
+            streaming.spill_array(tmp_path, (4, 256, 256), np.float32)

@@ -13,6 +13,8 @@ AU-ROC equal ``pixel_metrics``' exactly; AP and AU-PRO are sums split at the ran
 
 from __future__ import annotations
 
+import errno
+import os
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,6 +23,7 @@ from typing import BinaryIO
 
 import numpy as np
 
+from adbench.atomic import DiskFullError
 from adbench.metrics.pro import ProArea, cumulative, region_sizes
 from adbench.metrics.ranking import Curve, average_precision, f1_max, u_statistic
 from adbench.metrics.summary import check_finite, undefined
@@ -43,9 +46,23 @@ def order_keys(values: np.ndarray) -> np.ndarray:
 
 def spill_array(directory: Path, shape: tuple[int, ...], dtype: type) -> np.memmap:
     """A zeroed array on an unnamed temporary file in ``directory``: its pages are the kernel's to write out
-    and drop, and the file goes with the array (or the process), whatever ends it."""
+    and drop, and the file goes with the array (or the process), whatever ends it. Its blocks are reserved
+    first (``posix_fallocate``), so a disk too full for it is a clear error here, not a bus error (SIGBUS)
+    when a page of the mapping is first written."""
     Path(directory).mkdir(parents=True, exist_ok=True)
+    size = int(np.prod(shape)) * np.dtype(dtype).itemsize
     with tempfile.TemporaryFile(dir=directory) as fh:  # the mapping outlives the file's name and handle
+        if size and hasattr(os, "posix_fallocate"):
+            try:
+                os.posix_fallocate(fh.fileno(), 0, size)
+            except OSError as exc:
+                if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                    raise DiskFullError(f"Disk full in {directory}: the streamed metric pass needs {size / 2**20:.0f} "
+                                        "MiB there for this category's maps and masks; free space (or point "
+                                        "--cache-dir elsewhere, or raise runtime.metric_memory_mb) and run again "
+                                        "(finished cells are kept).") from None
+                if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL):  # a file system without it: mapped lazily
+                    raise
         return np.memmap(fh, dtype=dtype, mode="w+", shape=shape)
 
 
