@@ -730,6 +730,16 @@ def test_report_marks_the_image_aurocs_that_differ_from_a_baseline_by_delongs_te
     assert ("§ differs from osd_irf_mean(t=500)'s on the same test images, in every seed: image AU-ROC by DeLong's "
             "paired test (p < 0.05)." in md)
     assert "\\S{}" in out.with_suffix(".tex").read_text()
+    from adbench.reporting.significance import significance_note
+
+    other = frame.copy()  # one invad row scored on other test images: it cannot be tested, and the note says so
+    at = other.index[(other["scorer"] == "invad")][0]
+    other.at[at, "image_labels"] = list(labels[::-1])
+    assert "Not tested" not in significance_note("osd_irf_mean(t=500)", frame)
+    assert significance_note("osd_irf_mean(t=500)", other).endswith(
+        "Not tested: 1 row(s) with no row of that method on the same category and seed, or scored on other test "
+        "images.")
+    assert at not in significant(other, "osd_irf_mean(t=500)")["image_auroc"]
     bad = CliRunner().invoke(app, ["report", str(run_dir), "--out", str(out), "--significance", "knn"])
     assert bad.exit_code == 2 and "--significance 'knn': no such method; choose from" in bad.output
     fake_rows().to_parquet(run_dir / "metrics.parquet")  # rows without per-image scores

@@ -113,4 +113,21 @@ def significance_note(baseline: str, frame: pd.DataFrame) -> str:
     if frame["all_maps_file"].astype(bool).any():
         text += (f"; pixel metrics by a paired bootstrap over test images ({DRAWS} draws, the anomalous and the "
                  f"normal images resampled apart; the difference's {CONFIDENCE:.0%} percentile interval excludes 0)")
+    untested = untested_rows(frame, baseline_method(baseline, frame))
+    if untested:
+        text += (f". Not tested: {len(untested)} row(s) with no row of that method on the same category and seed, "
+                 "or scored on other test images")
     return text + "."
+
+
+def untested_rows(frame: pd.DataFrame, baseline: str) -> list[Any]:
+    """The rows of other methods that ``significant`` cannot test against ``baseline``: none of its rows on the
+    same dataset, category and seed, or one scored on other test images (other labels)."""
+    untested = []
+    for _, group in frame.assign(_method=bare_methods(frame)).groupby(["dataset", "category", "seed"], sort=False):
+        reference = group[group["_method"] == baseline]
+        for i, row in group[group["_method"] != baseline].iterrows():
+            labels = np.asarray(row["image_labels"])
+            if reference.empty or not np.array_equal(labels, np.asarray(reference.iloc[0]["image_labels"])):
+                untested.append(i)
+    return untested
