@@ -159,7 +159,7 @@ def checked_values(frame: pd.DataFrame, where: Path | str) -> None:
             continue
         values = pd.to_numeric(frame[c.key], errors="coerce")
         bad = frame[c.key][values.isna() & frame[c.key].notna()]
-        out = values[(values < 0) | (values > (1.0 if c.group == "metric" else np.inf)) | np.isinf(values)]
+        out = values[(values < 0) | (values > upper_bound(c)) | np.isinf(values)]
         if len(bad) or len(out):
             value = bad.iloc[0] if len(bad) else out.iloc[0]
             value = value.item() if isinstance(value, np.generic) else value
@@ -172,6 +172,11 @@ def bounded_columns() -> list[ResultColumn]:
     return [c for c in catalogue() if c.group in ("metric", "speed") and c.type is float]
 
 
+def upper_bound(column: ResultColumn) -> float:
+    """The highest value a bounded column (``bounded_columns``) may hold: 1 for a metric, none for a speed."""
+    return 1.0 if column.group == "metric" else math.inf
+
+
 def allowed(column: ResultColumn) -> str:
     return "a number in [0, 1] or NaN" if column.group == "metric" else "a number >= 0 or NaN"
 
@@ -182,8 +187,7 @@ def impossible_value(record: dict) -> str:
         value = record.get(c.key)
         if value is None or (isinstance(value, float) and math.isnan(value)):
             continue
-        high = 1.0 if c.group == "metric" else math.inf
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= high \
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= upper_bound(c) \
                 or math.isinf(value):
             return f"holds {c.key} {value!r}; it must be {allowed(c)}"
     return ""

@@ -29,10 +29,9 @@ class Figure:
     outputs: tuple[Path, ...]
     inputs: tuple[Path, ...]
 
-    def key(self) -> str:
-        from adbench.reporting import plots
-
-        code = file_sha256(plots.__file__)  # a change in how figures are drawn draws them again
+    def key(self, code: str) -> str:
+        """Its key, with ``code`` the hash of the drawing code (a change in how figures are drawn draws them
+        again)."""
         return stable_hash([self.draw.__qualname__, [str(a) for a in self.args], code,
                             [file_sha256(p) for p in self.inputs]])
 
@@ -52,8 +51,11 @@ class Drawer:
 
     def finish(self) -> list[Path]:
         """Draw what is due; the files of every queued figure."""
+        from adbench.reporting import plots
+
         manifests = {f.outputs[0].parent: read_manifest(f.outputs[0].parent) for f in self.queued}
-        keys = [f.key() for f in self.queued]
+        code = file_sha256(plots.__file__)  # once for all the figures
+        keys = [f.key(code) for f in self.queued]
         due = [(f, k) for f, k in zip(self.queued, keys, strict=True)
                if any(manifests[f.outputs[0].parent].get(p.name) != k or not p.is_file() for p in f.outputs)]
         if len(due) > 1 and self.workers > 1:

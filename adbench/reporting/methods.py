@@ -153,6 +153,12 @@ def with_method_column(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.assign(method=named.agg(" / ".join, axis=1))
 
 
+def bare_methods(frame: pd.DataFrame) -> pd.Series:
+    """Each row's method label (``with_method_column``) without its marks: what figures and significance tests
+    name a method by."""
+    return with_method_column(frame)["method"].str.replace(TRANSDUCTIVE_MARK, "").str.replace(REFERENCE_MARK, "")
+
+
 def is_reference(method: str) -> bool:
     """A method label (``with_method_column``) of a reference row (knn): never ranked."""
     return REFERENCE_MARK in str(method)

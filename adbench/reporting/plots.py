@@ -18,7 +18,7 @@ from adbench.errors import AdbenchError
 from adbench.metrics import reported
 from adbench.reporting.figures import Drawer, Figure
 from adbench.reporting.latex import PAGES, Page
-from adbench.reporting.methods import REFERENCE_MARK, TRANSDUCTIVE_MARK, dataset_names, row_file, with_method_column
+from adbench.reporting.methods import bare_methods, dataset_names, row_file
 from adbench.reporting.tables import scorer_arg
 
 FONT_PT = 7  # the smallest text of a figure, at the width it is printed (figures are drawn at that width)
@@ -253,7 +253,7 @@ def comparison_columns(group: pd.DataFrame) -> dict[str, Path]:
     """Method -> kept-maps file for the rows of one dataset and category: a method is the scorer and whatever
     else differs between the rows' methods (backbone, noise net, a config key), so 2 backbones x 4 scorers are
     8 columns; of several seeds of one method the first is shown."""
-    methods = with_method_column(group)["method"].str.replace(TRANSDUCTIVE_MARK, "").str.replace(REFERENCE_MARK, "")
+    methods = bare_methods(group)
     columns: dict[str, Path] = {}
     for method, (_, row) in zip(methods, group.iterrows(), strict=True):
         columns.setdefault(method, maps_path(row))
@@ -295,7 +295,7 @@ def plot_kept_maps(frame: pd.DataFrame, out_dir: Path, drawer: Drawer | None = N
     differs between the rows (scorer with its arguments, backbone, ...), the seed in the title. A row's
     ``maps_file`` is relative to its ``run_folder`` (older rows: absolute)."""
     written, missing = [], []
-    methods = with_method_column(frame)["method"].str.replace(TRANSDUCTIVE_MARK, "").str.replace(REFERENCE_MARK, "")
+    methods = bare_methods(frame)
     for method, (_, row) in zip(methods, frame.iterrows(), strict=True):
         if not row["maps_file"]:
             continue

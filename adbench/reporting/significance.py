@@ -4,6 +4,7 @@ kept every map (``scoring.keep_maps``), a paired bootstrap over test images (pix
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -11,6 +12,7 @@ import pandas as pd
 
 from adbench.errors import AdbenchError
 from adbench.progress import progress_bar
+from adbench.reporting.methods import bare_methods
 
 SIGNIFICANT = "§"
 ALPHA = 0.05
@@ -26,21 +28,18 @@ def significant(frame: pd.DataFrame, baseline: str) -> dict[str, set[Any]]:
     if not frame["image_scores"].map(len).any():
         raise AdbenchError("--significance needs each test image's score (the image_scores column), which these "
                            "rows were written without (an older adbench): run them again to test differences")
-    bare = bare_methods(frame)
-    baseline = baseline_method(baseline, frame)
     found: dict[str, set[Any]] = {"image_auroc": set()}
-    groups = list(frame.assign(_method=bare).groupby(["dataset", "category", "seed"], sort=False))
+    groups = list(baseline_pairs(frame, baseline_method(baseline, frame)))
     with progress_bar() as bar:
         task = bar.add_task("significance", total=len(groups))
-        for _, group in groups:
-            reference = group[group["_method"] == baseline]
+        for ref, others in groups:
             bar.update(task, advance=1)
-            if reference.empty:
+            if ref is None:
                 continue
-            ref, ref_ranking = reference.iloc[0], None
-            for i, row in group[group["_method"] != baseline].iterrows():
+            ref_ranking = None
+            for i, row in others.iterrows():
                 labels = np.asarray(row["image_labels"])
-                if len(labels) and np.array_equal(labels, np.asarray(ref["image_labels"])):
+                if len(labels) and same_images(row, ref):
                     test = delong(np.asarray(row["image_scores"]), np.asarray(ref["image_scores"]), labels)
                     found["image_auroc"] |= {i} if test.p < ALPHA else set()
                 if kept_maps(row) and kept_maps(ref):
@@ -51,11 +50,17 @@ def significant(frame: pd.DataFrame, baseline: str) -> dict[str, set[Any]]:
     return found
 
 
-def bare_methods(frame: pd.DataFrame) -> pd.Series:
-    """Each row's method label (``with_method_column``) without its marks."""
-    from adbench.reporting.methods import REFERENCE_MARK, TRANSDUCTIVE_MARK, with_method_column
+def baseline_pairs(frame: pd.DataFrame, baseline: str) -> Iterator[tuple[pd.Series | None, pd.DataFrame]]:
+    """Per dataset, category and seed: the ``baseline`` method's row there (None where it has none) and the other
+    methods' rows, which are tested against it."""
+    for _, group in frame.assign(_method=bare_methods(frame)).groupby(["dataset", "category", "seed"], sort=False):
+        reference = group[group["_method"] == baseline]
+        yield (None if reference.empty else reference.iloc[0]), group[group["_method"] != baseline]
 
-    return with_method_column(frame)["method"].str.replace(TRANSDUCTIVE_MARK, "").str.replace(REFERENCE_MARK, "")
+
+def same_images(row: pd.Series, ref: pd.Series) -> bool:
+    """Whether two rows were scored on the same test images (the same labels, in order)."""
+    return np.array_equal(np.asarray(row["image_labels"]), np.asarray(ref["image_labels"]))
 
 
 def baseline_method(given: str, frame: pd.DataFrame) -> str:
@@ -123,11 +128,5 @@ def significance_note(baseline: str, frame: pd.DataFrame) -> str:
 def untested_rows(frame: pd.DataFrame, baseline: str) -> list[Any]:
     """The rows of other methods that ``significant`` cannot test against ``baseline``: none of its rows on the
     same dataset, category and seed, or one scored on other test images (other labels)."""
-    untested = []
-    for _, group in frame.assign(_method=bare_methods(frame)).groupby(["dataset", "category", "seed"], sort=False):
-        reference = group[group["_method"] == baseline]
-        for i, row in group[group["_method"] != baseline].iterrows():
-            labels = np.asarray(row["image_labels"])
-            if reference.empty or not np.array_equal(labels, np.asarray(reference.iloc[0]["image_labels"])):
-                untested.append(i)
-    return untested
+    return [i for ref, others in baseline_pairs(frame, baseline) for i, row in others.iterrows()
+            if ref is None or not same_images(row, ref)]

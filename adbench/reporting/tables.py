@@ -169,8 +169,7 @@ def averaged_table(frame: pd.DataFrame, paper: PaperTable | None = None, reporte
     missing_values = frame[keys].isna().to_numpy()
     datasets, category_of = frame["dataset"].to_numpy(), frame["category"].to_numpy()
     groups = frame.groupby(method, sort=False, dropna=False).indices  # first appearance, as the aggregates
-    for i, (labels, positions) in enumerate(groups.items()):
-        labels = labels if isinstance(labels, tuple) else (labels,)
+    for i, (labels, positions) in enumerate(groups.items()):  # labels: a tuple, one value per method column
         stats = {k: (means[i, j], stds[i, j]) for j, k in enumerate(keys)}
         gaps = missing_values[positions]
         table.suffixes |= {(len(table.rows), k): PARTIAL for j, k in enumerate(keys)
